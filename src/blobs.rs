@@ -1,0 +1,80 @@
+//! Attachment bytes on disk, under `{data_dir}/attachments/`, addressed by their SHA-256 (so
+//! the same file uploaded twice is stored once). Writes go to a temporary file first and are
+//! renamed into place, so a crash never leaves half a file under a real name.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+#[derive(Clone)]
+pub struct Blobs {
+    root: PathBuf,
+}
+
+/// A stored file: where it is and what it is.
+pub struct StoredBlob {
+    pub storage_key: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl Blobs {
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            root: data_dir.join("attachments"),
+        }
+    }
+
+    /// Store `bytes`; returns its key (relative path) and hash.
+    pub async fn put(&self, bytes: &[u8]) -> std::io::Result<StoredBlob> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let storage_key = format!("{}/{}/{}", &sha256[..2], &sha256[2..4], sha256);
+        let path = self.root.join(&storage_key);
+        if tokio::fs::try_exists(&path).await? {
+            return Ok(StoredBlob {
+                storage_key,
+                sha256,
+                size: bytes.len() as u64,
+            });
+        }
+        let dir = path
+            .parent()
+            .expect("a storage key always has a parent folder");
+        tokio::fs::create_dir_all(dir).await?;
+        let tmp = dir.join(format!(".{}.{}", sha256, uuid::Uuid::new_v4()));
+        tokio::fs::write(&tmp, bytes).await?;
+        tokio::fs::rename(&tmp, &path).await?;
+        Ok(StoredBlob {
+            storage_key,
+            sha256,
+            size: bytes.len() as u64,
+        })
+    }
+
+    pub async fn get(&self, storage_key: &str) -> std::io::Result<Vec<u8>> {
+        if storage_key.contains("..") || storage_key.starts_with('/') {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "bad storage key",
+            ));
+        }
+        tokio::fs::read(self.root.join(storage_key)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stores_by_content_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::new(dir.path());
+        let a = blobs.put(b"hello").await.unwrap();
+        let b = blobs.put(b"hello").await.unwrap();
+        assert_eq!(a.storage_key, b.storage_key);
+        assert_eq!(a.size, 5);
+        assert_eq!(blobs.get(&a.storage_key).await.unwrap(), b"hello");
+        assert!(blobs.get("../../etc/passwd").await.is_err());
+    }
+}

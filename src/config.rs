@@ -1,0 +1,403 @@
+//! Configuration, in layers: built-in defaults, then an optional TOML file, then environment
+//! variables (highest). [`RawConfig`] is what the layers hold; [`Settings::resolve`] validates it
+//! once into typed [`Settings`] that the rest of the program trusts. Parsing never *does*
+//! anything (no files opened, no sockets bound).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::store::DatabaseUrl;
+
+/// Every setting, as it may appear in the TOML file (same names, lower case) or in the
+/// environment (the `env` column of [`VARIABLES`]).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub bind: Option<String>,
+    pub database_url: Option<String>,
+    pub data_dir: Option<String>,
+    pub db_pool_size: Option<usize>,
+    pub workers: Option<usize>,
+    pub log: Option<String>,
+    pub log_format: Option<String>,
+    pub session_ttl_hours: Option<u64>,
+    pub secure_cookies: Option<bool>,
+    pub max_body_bytes: Option<usize>,
+    pub max_upload_bytes: Option<usize>,
+    pub public_url: Option<String>,
+    pub redis_url: Option<String>,
+}
+
+/// (file key, environment variable, default, meaning) — also the README's configuration table.
+pub const VARIABLES: &[(&str, &str, &str, &str)] = &[
+    (
+        "bind",
+        "SWITCHBOARD_BIND",
+        "127.0.0.1:8080",
+        "address and port the HTTP server listens on",
+    ),
+    (
+        "database_url",
+        "DATABASE_URL",
+        "sqlite://{data_dir}/switchboard.db",
+        "`sqlite://PATH` or `postgres://…`",
+    ),
+    (
+        "data_dir",
+        "SWITCHBOARD_DATA_DIR",
+        "data",
+        "attachments and the default SQLite file",
+    ),
+    (
+        "db_pool_size",
+        "SWITCHBOARD_DB_POOL_SIZE",
+        "16 (PostgreSQL), 8 (SQLite)",
+        "database connections per process",
+    ),
+    (
+        "workers",
+        "SWITCHBOARD_WORKERS",
+        "number of CPUs",
+        "HTTP worker threads",
+    ),
+    (
+        "log",
+        "SWITCHBOARD_LOG",
+        "info",
+        "log filter, `tracing` env-filter syntax (e.g. `info,switchboard=debug`)",
+    ),
+    (
+        "log_format",
+        "SWITCHBOARD_LOG_FORMAT",
+        "human",
+        "`human` or `json`",
+    ),
+    (
+        "session_ttl_hours",
+        "SWITCHBOARD_SESSION_TTL_HOURS",
+        "336",
+        "how long a dashboard login lasts",
+    ),
+    (
+        "secure_cookies",
+        "SWITCHBOARD_SECURE_COOKIES",
+        "false",
+        "mark the session cookie `Secure` (set when served over HTTPS)",
+    ),
+    (
+        "max_body_bytes",
+        "SWITCHBOARD_MAX_BODY_BYTES",
+        "1048576",
+        "largest JSON request body",
+    ),
+    (
+        "max_upload_bytes",
+        "SWITCHBOARD_MAX_UPLOAD_BYTES",
+        "26214400",
+        "largest attachment upload",
+    ),
+    (
+        "public_url",
+        "SWITCHBOARD_PUBLIC_URL",
+        "http://{bind}",
+        "the URL people and providers reach this server at",
+    ),
+    (
+        "redis_url",
+        "REDIS_URL",
+        "(none)",
+        "Redis for multi-node fan-out and presence",
+    ),
+];
+
+/// Environment variable naming a TOML configuration file.
+pub const CONFIG_FILE_VAR: &str = "SWITCHBOARD_CONFIG";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub database: DatabaseUrl,
+    pub data_dir: PathBuf,
+    pub db_pool_size: usize,
+    pub workers: usize,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub session_ttl_hours: u64,
+    pub secure_cookies: bool,
+    pub max_body_bytes: usize,
+    pub max_upload_bytes: usize,
+    pub public_url: String,
+    pub redis_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+impl RawConfig {
+    /// Read a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Overlay the values present in the environment (through `get`, so tests need no real env).
+    pub fn overlay_env(
+        mut self,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &'static str, v: String) -> Result<T, ConfigError> {
+            v.trim().parse().map_err(|_| ConfigError::Invalid {
+                name,
+                message: format!("cannot parse {v:?}"),
+            })
+        }
+        let get = |name: &str| get(name).filter(|v| !v.is_empty());
+        if let Some(v) = get("SWITCHBOARD_BIND") {
+            self.bind = Some(v);
+        }
+        if let Some(v) = get("DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("SWITCHBOARD_DATA_DIR") {
+            self.data_dir = Some(v);
+        }
+        if let Some(v) = get("SWITCHBOARD_DB_POOL_SIZE") {
+            self.db_pool_size = Some(parse("SWITCHBOARD_DB_POOL_SIZE", v)?);
+        }
+        if let Some(v) = get("SWITCHBOARD_WORKERS") {
+            self.workers = Some(parse("SWITCHBOARD_WORKERS", v)?);
+        }
+        if let Some(v) = get("SWITCHBOARD_LOG") {
+            self.log = Some(v);
+        }
+        if let Some(v) = get("SWITCHBOARD_LOG_FORMAT") {
+            self.log_format = Some(v);
+        }
+        if let Some(v) = get("SWITCHBOARD_SESSION_TTL_HOURS") {
+            self.session_ttl_hours = Some(parse("SWITCHBOARD_SESSION_TTL_HOURS", v)?);
+        }
+        if let Some(v) = get("SWITCHBOARD_SECURE_COOKIES") {
+            self.secure_cookies = Some(parse("SWITCHBOARD_SECURE_COOKIES", v)?);
+        }
+        if let Some(v) = get("SWITCHBOARD_MAX_BODY_BYTES") {
+            self.max_body_bytes = Some(parse("SWITCHBOARD_MAX_BODY_BYTES", v)?);
+        }
+        if let Some(v) = get("SWITCHBOARD_MAX_UPLOAD_BYTES") {
+            self.max_upload_bytes = Some(parse("SWITCHBOARD_MAX_UPLOAD_BYTES", v)?);
+        }
+        if let Some(v) = get("SWITCHBOARD_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = get("REDIS_URL") {
+            self.redis_url = Some(v);
+        }
+        Ok(self)
+    }
+
+    /// The file named by `explicit` or `SWITCHBOARD_CONFIG` (if any), then the environment.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        let from_env = std::env::var_os(CONFIG_FILE_VAR).map(PathBuf::from);
+        let base = match explicit.map(Path::to_path_buf).or(from_env) {
+            Some(path) => Self::from_file(&path)?,
+            None => Self::default(),
+        };
+        base.overlay_env(|name| std::env::var(name).ok())
+    }
+}
+
+impl Settings {
+    pub fn resolve(raw: RawConfig) -> Result<Self, ConfigError> {
+        let invalid = |name, message: String| ConfigError::Invalid { name, message };
+        let bind: SocketAddr = raw
+            .bind
+            .as_deref()
+            .unwrap_or("127.0.0.1:8080")
+            .parse()
+            .map_err(|e| {
+                invalid(
+                    "bind",
+                    format!("{e} (expected HOST:PORT, e.g. 127.0.0.1:8080)"),
+                )
+            })?;
+        let data_dir = PathBuf::from(raw.data_dir.as_deref().unwrap_or("data"));
+        let database_url = raw
+            .database_url
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("switchboard.db").display()));
+        let database = DatabaseUrl::parse(&database_url).map_err(|m| invalid("database_url", m))?;
+        let default_pool = match database {
+            DatabaseUrl::Postgres(_) => 16,
+            DatabaseUrl::Sqlite(_) => 8,
+        };
+        let db_pool_size = raw.db_pool_size.unwrap_or(default_pool);
+        if !(1..=1000).contains(&db_pool_size) {
+            return Err(invalid("db_pool_size", "must be between 1 and 1000".into()));
+        }
+        let workers = raw.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        });
+        if !(1..=256).contains(&workers) {
+            return Err(invalid("workers", "must be between 1 and 256".into()));
+        }
+        let log_format = match raw.log_format.as_deref().unwrap_or("human") {
+            "human" => LogFormat::Human,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "log_format",
+                    format!("must be human or json, not {other:?}"),
+                ));
+            }
+        };
+        let session_ttl_hours = raw.session_ttl_hours.unwrap_or(24 * 14);
+        if session_ttl_hours == 0 || session_ttl_hours > 24 * 365 {
+            return Err(invalid(
+                "session_ttl_hours",
+                "must be between 1 and 8760".into(),
+            ));
+        }
+        let max_body_bytes = raw.max_body_bytes.unwrap_or(1024 * 1024);
+        let max_upload_bytes = raw.max_upload_bytes.unwrap_or(25 * 1024 * 1024);
+        if max_body_bytes < 1024 || max_upload_bytes < 1024 {
+            return Err(invalid(
+                "max_body_bytes",
+                "body limits must be at least 1024 bytes".into(),
+            ));
+        }
+        let public_url = raw.public_url.unwrap_or_else(|| format!("http://{bind}"));
+        url::Url::parse(&public_url).map_err(|e| invalid("public_url", e.to_string()))?;
+        Ok(Self {
+            bind,
+            database,
+            data_dir,
+            db_pool_size,
+            workers,
+            log: raw.log.unwrap_or_else(|| "info".into()),
+            log_format,
+            session_ttl_hours,
+            secure_cookies: raw.secure_cookies.unwrap_or(false),
+            max_body_bytes,
+            max_upload_bytes,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            redis_url: raw.redis_url,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    #[test]
+    fn no_configuration_at_all_gives_the_documented_defaults() {
+        let s = Settings::resolve(RawConfig::default()).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            s.database,
+            DatabaseUrl::Sqlite("data/switchboard.db".into())
+        );
+        assert_eq!(s.data_dir, PathBuf::from("data"));
+        assert_eq!(s.db_pool_size, 8);
+        assert_eq!(s.log_format, LogFormat::Human);
+        assert_eq!(s.public_url, "http://127.0.0.1:8080");
+        assert!(s.redis_url.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let file: RawConfig = toml::from_str(
+            "bind = \"127.0.0.1:9000\"\ndata_dir = \"/srv/sb\"\nlog_format = \"json\"",
+        )
+        .unwrap();
+        let raw = file
+            .overlay_env(env(&[
+                ("SWITCHBOARD_BIND", "127.0.0.1:9100"),
+                ("DATABASE_URL", "postgres://u@h/db"),
+            ]))
+            .unwrap();
+        let s = Settings::resolve(raw).unwrap();
+        assert_eq!(s.bind.port(), 9100);
+        assert_eq!(
+            s.database,
+            DatabaseUrl::Postgres("postgres://u@h/db".into())
+        );
+        assert_eq!(s.db_pool_size, 16);
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.data_dir, PathBuf::from("/srv/sb"));
+    }
+
+    #[test]
+    fn sqlite_file_follows_the_data_dir() {
+        let raw = RawConfig::default()
+            .overlay_env(env(&[("SWITCHBOARD_DATA_DIR", "/tmp/x")]))
+            .unwrap();
+        assert_eq!(
+            Settings::resolve(raw).unwrap().database,
+            DatabaseUrl::Sqlite("/tmp/x/switchboard.db".into())
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("SWITCHBOARD_BIND", "localhost", "bind"),
+            ("DATABASE_URL", "mysql://x", "database_url"),
+            ("SWITCHBOARD_LOG_FORMAT", "xml", "log_format"),
+            ("SWITCHBOARD_DB_POOL_SIZE", "0", "db_pool_size"),
+        ];
+        for (var, value, name) in cases {
+            let raw = RawConfig::default()
+                .overlay_env(env(&[(var, value)]))
+                .unwrap();
+            let err = Settings::resolve(raw).unwrap_err().to_string();
+            assert!(err.starts_with(name), "{var}={value}: {err}");
+        }
+        let err = RawConfig::default()
+            .overlay_env(env(&[("SWITCHBOARD_WORKERS", "many")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("SWITCHBOARD_WORKERS"));
+        assert!(
+            toml::from_str::<RawConfig>("colour = 1").is_err(),
+            "unknown keys are rejected"
+        );
+    }
+}

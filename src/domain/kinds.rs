@@ -1,0 +1,154 @@
+//! Small closed sets stored as text: channel kinds, modes, message directions and sources, priorities.
+
+use std::fmt;
+
+/// Defines a string-backed enum with `as_str`, `FromStr`, `Display` and `ALL`.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::domain::kinds::UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err($crate::domain::kinds::UnknownValue {
+                        what: stringify!($name),
+                        allowed: &[$($text),+],
+                    }),
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use text_enum;
+
+/// A value outside a closed set; its message lists what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub allowed: &'static [&'static str],
+}
+
+impl fmt::Display for UnknownValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "must be one of: {}", self.allowed.join(", "))
+    }
+}
+
+text_enum!(
+    /// What a channel instance connects to (CORE-1).
+    ChannelKind {
+        Email => "email",
+        Mattermost => "mattermost",
+        Zalo => "zalo",
+        Custom => "custom",
+    }
+);
+
+impl ChannelKind {
+    /// The mode a channel of this kind must have, or `None` when the admin chooses (CORE-2).
+    pub fn fixed_mode(self) -> Option<Mode> {
+        match self {
+            ChannelKind::Email => Some(Mode::Async),
+            ChannelKind::Mattermost | ChannelKind::Zalo => Some(Mode::Sync),
+            ChannelKind::Custom => None,
+        }
+    }
+}
+
+text_enum!(
+    /// Chat-like (`sync`) or email-like (`async`) (CORE-2).
+    Mode {
+        Sync => "sync",
+        Async => "async",
+    }
+);
+
+text_enum!(
+    /// Which way a message went; notes never leave the help desk (CORE-10).
+    Direction {
+        In => "in",
+        Out => "out",
+        Note => "note",
+    }
+);
+
+text_enum!(
+    /// Who produced a message: the channel (customer side), an agent in the dashboard, the API,
+    /// an automation rule, or the system itself.
+    Source {
+        Channel => "channel",
+        Agent => "agent",
+        Api => "api",
+        Rule => "rule",
+        System => "system",
+    }
+);
+
+text_enum!(
+    Priority {
+        Low => "low",
+        Normal => "normal",
+        High => "high",
+        Urgent => "urgent",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_value_round_trips_through_text() {
+        for k in ChannelKind::ALL {
+            assert_eq!(k.as_str().parse::<ChannelKind>(), Ok(*k));
+        }
+        for m in Mode::ALL {
+            assert_eq!(m.as_str().parse::<Mode>(), Ok(*m));
+        }
+        for d in Direction::ALL {
+            assert_eq!(d.as_str().parse::<Direction>(), Ok(*d));
+        }
+        for s in Source::ALL {
+            assert_eq!(s.as_str().parse::<Source>(), Ok(*s));
+        }
+        for p in Priority::ALL {
+            assert_eq!(p.as_str().parse::<Priority>(), Ok(*p));
+        }
+    }
+
+    #[test]
+    fn unknown_values_list_what_is_allowed() {
+        let err = "chatty".parse::<Mode>().unwrap_err();
+        assert_eq!(err.to_string(), "must be one of: sync, async");
+        assert!(
+            "Email".parse::<ChannelKind>().is_err(),
+            "matching is case-sensitive"
+        );
+    }
+
+    #[test]
+    fn core_2_fixed_modes() {
+        assert_eq!(ChannelKind::Email.fixed_mode(), Some(Mode::Async));
+        assert_eq!(ChannelKind::Mattermost.fixed_mode(), Some(Mode::Sync));
+        assert_eq!(ChannelKind::Zalo.fixed_mode(), Some(Mode::Sync));
+        assert_eq!(ChannelKind::Custom.fixed_mode(), None);
+    }
+}

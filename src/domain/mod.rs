@@ -1,0 +1,14 @@
+//! Pure types and rules of the help desk: no I/O, no actix, no diesel, no serde.
+//!
+//! Everything here can be tested exhaustively with plain unit tests. The store keeps these
+//! values as text (`as_str` / `FromStr`); the HTTP layer has its own edge types.
+
+pub mod access;
+pub mod kinds;
+pub mod linking;
+pub mod status;
+pub mod text;
+
+pub use access::{ChannelScope, Role};
+pub use kinds::{ChannelKind, Direction, Mode, Priority, Source};
+pub use status::{StatusBase, missing_required_fields};

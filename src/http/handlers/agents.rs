@@ -1,0 +1,178 @@
+//! Agents (admin): create, list, change role/name/password/active, channel access (HD-3).
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::{actor, hash_password, name_field};
+use crate::auth::Principal;
+use crate::domain::Role;
+use crate::domain::text::normalize_email;
+use crate::http::State;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::session::Admin;
+use crate::http::views::AgentView;
+use crate::store;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAgentRequest {
+    pub email: String,
+    pub name: String,
+    /// At least 8 characters. Leave out to create an agent who cannot sign in yet.
+    pub password: Option<String>,
+    /// `super_admin`, `admin` or `agent` (default).
+    pub role: Option<String>,
+    /// Channel instances the agent may work in.
+    #[serde(default)]
+    pub channel_ids: Vec<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAgentRequest {
+    pub name: Option<String>,
+    pub role: Option<String>,
+    pub active: Option<bool>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelAccessRequest {
+    pub channel_ids: Vec<i64>,
+}
+
+fn parse_role(raw: &str) -> ApiResult<Role> {
+    raw.parse().map_err(|e| ApiError::field("role", e))
+}
+
+async fn view(state: &State, agent: store::models::Agent) -> ApiResult<AgentView> {
+    let channels = store::agents::channel_ids(&state.store, agent.id).await?;
+    let teams = store::agents::team_ids(&state.store, agent.id).await?;
+    Ok(AgentView::new(agent, channels, teams))
+}
+
+/// Every agent (any signed-in agent may list them, e.g. to assign a conversation).
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", responses((status = 200, body = [AgentView])))]
+pub async fn list(state: State, _p: Principal) -> ApiResult<web::Json<Vec<AgentView>>> {
+    let mut out = Vec::new();
+    for agent in store::agents::list(&state.store).await? {
+        out.push(view(&state, agent).await?);
+    }
+    Ok(web::Json(out))
+}
+
+#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = i64, Path)),
+    responses((status = 200, body = AgentView), (status = 404, body = crate::http::error::ErrorBody)))]
+pub async fn get(
+    state: State,
+    _p: Principal,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<AgentView>> {
+    let agent = store::agents::get(&state.store, *id).await?;
+    Ok(web::Json(view(&state, agent).await?))
+}
+
+/// Create an agent (admin). Only a super admin creates super admins.
+#[utoipa::path(post, path = "/api/v1/agents", tag = "agents", request_body = CreateAgentRequest,
+    responses((status = 201, body = AgentView), (status = 409, body = crate::http::error::ErrorBody)))]
+pub async fn create(
+    state: State,
+    Admin(p): Admin,
+    body: web::Json<CreateAgentRequest>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let email = normalize_email(&body.email)
+        .ok_or_else(|| ApiError::field("email", "is not a valid email address"))?;
+    let name = name_field("name", &body.name, 100)?;
+    let role = parse_role(body.role.as_deref().unwrap_or("agent"))?;
+    if !p.role.may_grant(role) {
+        return Err(ApiError::forbidden(format!(
+            "only a super admin may create a {role}"
+        )));
+    }
+    let password_hash = match body.password {
+        Some(pw) => Some(hash_password(pw).await?),
+        None => None,
+    };
+    let agent = store::agents::create(
+        &state.store,
+        store::agents::CreateAgent {
+            email,
+            name,
+            password_hash,
+            role: role.as_str().into(),
+        },
+        actor(&p),
+    )
+    .await?;
+    if !body.channel_ids.is_empty() {
+        store::agents::set_channels(&state.store, agent.id, &body.channel_ids, actor(&p)).await?;
+    }
+    Ok(HttpResponse::Created().json(view(&state, agent).await?))
+}
+
+/// Change an agent. Admins change anyone (not into or out of super admin unless they are one);
+/// an agent may change their own name and password.
+#[utoipa::path(patch, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = i64, Path)), request_body = UpdateAgentRequest,
+    responses((status = 200, body = AgentView), (status = 403, body = crate::http::error::ErrorBody)))]
+pub async fn update(
+    state: State,
+    p: Principal,
+    id: web::Path<i64>,
+    body: web::Json<UpdateAgentRequest>,
+) -> ApiResult<web::Json<AgentView>> {
+    let id = id.into_inner();
+    let body = body.into_inner();
+    let own = id == p.agent_id;
+    if !p.is_admin() && (!own || body.role.is_some() || body.active.is_some()) {
+        return Err(ApiError::forbidden(
+            "agents may change only their own name and password",
+        ));
+    }
+    let target = store::agents::get(&state.store, id).await?;
+    let target_role: Role = target.role.parse().unwrap_or(Role::Agent);
+    let role = match body.role.as_deref() {
+        Some(r) => Some(parse_role(r)?),
+        None => None,
+    };
+    if p.is_admin()
+        && !own
+        && (!p.role.may_grant(target_role) || role.is_some_and(|r| !p.role.may_grant(r)))
+    {
+        return Err(ApiError::forbidden(
+            "only a super admin may change a super admin or make one",
+        ));
+    }
+    let name = match body.name.as_deref() {
+        Some(n) => Some(name_field("name", n, 100)?),
+        None => None,
+    };
+    let password_hash = match body.password {
+        Some(pw) => Some(hash_password(pw).await?),
+        None => None,
+    };
+    let patch = store::agents::AgentPatch {
+        name,
+        role: role.map(|r| r.as_str().to_owned()),
+        active: body.active,
+        password_hash,
+    };
+    let agent = store::agents::update(&state.store, id, patch, actor(&p)).await?;
+    Ok(web::Json(view(&state, agent).await?))
+}
+
+/// Replace the channel instances an agent may work in (admin).
+#[utoipa::path(put, path = "/api/v1/agents/{id}/channels", tag = "agents", params(("id" = i64, Path)), request_body = ChannelAccessRequest,
+    responses((status = 200, body = AgentView), (status = 422, body = crate::http::error::ErrorBody)))]
+pub async fn set_channels(
+    state: State,
+    Admin(p): Admin,
+    id: web::Path<i64>,
+    body: web::Json<ChannelAccessRequest>,
+) -> ApiResult<web::Json<AgentView>> {
+    store::agents::set_channels(&state.store, *id, &body.channel_ids, actor(&p)).await?;
+    let agent = store::agents::get(&state.store, *id).await?;
+    Ok(web::Json(view(&state, agent).await?))
+}

@@ -1,0 +1,123 @@
+//! Attachments: upload the bytes first (`POST /api/v1/attachments`), then name the id in a reply.
+//! Downloading checks the same channel access as the message it belongs to.
+
+use actix_web::http::header::{
+    CONTENT_TYPE, ContentDisposition, DispositionParam, DispositionType,
+};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::Principal;
+use crate::http::State;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::views::AttachmentView;
+use crate::store;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct UploadQuery {
+    /// The file's name as the customer will see it.
+    pub file_name: String,
+}
+
+fn clean_file_name(raw: &str) -> ApiResult<String> {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or("").trim();
+    if base.is_empty()
+        || base == "."
+        || base == ".."
+        || base.chars().count() > 255
+        || base.chars().any(char::is_control)
+    {
+        return Err(ApiError::field(
+            "file_name",
+            "must be a plain file name of 1–255 characters",
+        ));
+    }
+    Ok(base.to_owned())
+}
+
+/// Upload a file: the raw bytes as the body, its type in `Content-Type`, its name in `?file_name=`.
+#[utoipa::path(post, path = "/api/v1/attachments", tag = "attachments", params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, body = AttachmentView), (status = 413, body = crate::http::error::ErrorBody)))]
+pub async fn upload(
+    state: State,
+    p: Principal,
+    req: HttpRequest,
+    q: web::Query<UploadQuery>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let file_name = clean_file_name(&q.file_name)?;
+    if body.is_empty() {
+        return Err(ApiError::validation("the file is empty"));
+    }
+    let mime = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime_guess::mime::Mime>().ok())
+        .filter(|m| m.essence_str() != "application/x-www-form-urlencoded")
+        .map(|m| m.essence_str().to_owned())
+        .unwrap_or_else(|| {
+            mime_guess::from_path(&file_name)
+                .first_or_octet_stream()
+                .essence_str()
+                .to_owned()
+        });
+    let stored = state.blobs.put(&body).await.map_err(ApiError::internal)?;
+    let a = store::attachments::insert(
+        &state.store,
+        store::attachments::NewAttachment {
+            uploaded_by: Some(p.agent_id),
+            file_name,
+            mime_type: mime,
+            size_bytes: stored.size as i64,
+            sha256: stored.sha256,
+            storage_key: stored.storage_key,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(AttachmentView::from(a)))
+}
+
+/// Download a file. Images, audio, video and PDFs open inline; everything else downloads.
+#[utoipa::path(get, path = "/api/v1/attachments/{id}", tag = "attachments", params(("id" = i64, Path)),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = crate::http::error::ErrorBody)))]
+pub async fn download(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<HttpResponse> {
+    let (a, channel) = store::attachments::get(&state.store, *id)
+        .await
+        .map_err(|e| match e {
+            store::StoreError::NotFound => ApiError::not_found("attachment"),
+            other => other.into(),
+        })?;
+    let visible = match channel {
+        Some(ch) => p.scope.allows(ch),
+        None => a.uploaded_by == Some(p.agent_id),
+    };
+    if !visible {
+        return Err(ApiError::not_found("attachment"));
+    }
+    let bytes = state
+        .blobs
+        .get(&a.storage_key)
+        .await
+        .map_err(ApiError::internal)?;
+    let inline = ["image/", "audio/", "video/", "application/pdf"]
+        .iter()
+        .any(|p| a.mime_type.starts_with(p))
+        && a.mime_type != "image/svg+xml";
+    let disposition = ContentDisposition {
+        disposition: if inline {
+            DispositionType::Inline
+        } else {
+            DispositionType::Attachment
+        },
+        parameters: vec![DispositionParam::Filename(a.file_name.clone())],
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(a.mime_type.as_str())
+        .insert_header(disposition)
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Content-Security-Policy", "default-src 'none'; sandbox"))
+        .body(bytes))
+}

@@ -1,0 +1,220 @@
+//! Channel instances of every kind (CORE-1, CORE-2, CC-14). Kind-specific settings are checked
+//! by each channel's own endpoints as they arrive; here they are a JSON object.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{actor, name_field, nullable};
+use crate::auth::{Principal, random_secret};
+use crate::domain::{ChannelKind, ChannelScope, Mode};
+use crate::http::State;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::session::Admin;
+use crate::http::views::{ChannelView, DeliveryView};
+use crate::store;
+
+/// Longest inactivity timeout a chat channel may have: one week.
+const MAX_TIMEOUT_S: i64 = 7 * 24 * 3600;
+const MAX_SETTINGS_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateChannelRequest {
+    /// `email`, `mattermost`, `zalo` or `custom`.
+    pub kind: String,
+    pub name: String,
+    /// Required for `custom`; email is always `async`, Mattermost and Zalo always `sync`.
+    pub mode: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<Map<String, Value>>,
+    pub enabled: Option<bool>,
+    /// Seconds without a message after which a chat ends (default 600).
+    pub inactivity_timeout_s: Option<i64>,
+    pub default_team_id: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateChannelRequest {
+    pub name: Option<String>,
+    pub mode: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<Map<String, Value>>,
+    pub enabled: Option<bool>,
+    pub inactivity_timeout_s: Option<i64>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>, nullable)]
+    pub default_team_id: Option<Option<i64>>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ChannelQuery {
+    /// Only channels of this kind.
+    pub kind: Option<String>,
+}
+
+fn check_timeout(t: Option<i64>) -> ApiResult<Option<i64>> {
+    match t {
+        Some(t) if !(1..=MAX_TIMEOUT_S).contains(&t) => Err(ApiError::field(
+            "inactivity_timeout_s",
+            format!("must be between 1 and {MAX_TIMEOUT_S}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+fn settings_text(s: &Map<String, Value>) -> ApiResult<String> {
+    let text = serde_json::to_string(s).map_err(ApiError::internal)?;
+    if text.len() > MAX_SETTINGS_BYTES {
+        return Err(ApiError::field(
+            "settings",
+            format!("must be at most {MAX_SETTINGS_BYTES} bytes of JSON"),
+        ));
+    }
+    Ok(text)
+}
+
+fn resolve_mode(kind: ChannelKind, requested: Option<&str>) -> ApiResult<Mode> {
+    let requested = match requested {
+        Some(m) => Some(m.parse::<Mode>().map_err(|e| ApiError::field("mode", e))?),
+        None => None,
+    };
+    match (kind.fixed_mode(), requested) {
+        (Some(fixed), Some(m)) if fixed != m => Err(ApiError::field(
+            "mode",
+            format!("{kind} channels are always {fixed}"),
+        )),
+        (Some(fixed), _) => Ok(fixed),
+        (None, Some(m)) => Ok(m),
+        (None, None) => Err(ApiError::field(
+            "mode",
+            "is required for custom channels: sync or async",
+        )),
+    }
+}
+
+/// Channel instances the caller may work in (all of them for admins).
+#[utoipa::path(get, path = "/api/v1/channels", tag = "channels", params(ChannelQuery), responses((status = 200, body = [ChannelView])))]
+pub async fn list(
+    state: State,
+    p: Principal,
+    q: web::Query<ChannelQuery>,
+) -> ApiResult<web::Json<Vec<ChannelView>>> {
+    if let Some(kind) = &q.kind {
+        kind.parse::<ChannelKind>()
+            .map_err(|e| ApiError::field("kind", e))?;
+    }
+    let rows = store::channels::list(&state.store, &p.scope, q.kind.as_deref()).await?;
+    Ok(web::Json(
+        rows.into_iter()
+            .map(|c| ChannelView::new(c, p.is_admin()))
+            .collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/channels/{id}", tag = "channels", params(("id" = i64, Path)),
+    responses((status = 200, body = ChannelView), (status = 404, body = crate::http::error::ErrorBody)))]
+pub async fn get(
+    state: State,
+    p: Principal,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<ChannelView>> {
+    let c = store::channels::get(&state.store, *id, &p.scope).await?;
+    Ok(web::Json(ChannelView::new(c, p.is_admin())))
+}
+
+/// Add a channel instance (admin). It is at once available to agent access, filters and rules (CC-2).
+#[utoipa::path(post, path = "/api/v1/channels", tag = "channels", request_body = CreateChannelRequest,
+    responses((status = 201, body = ChannelView), (status = 400, body = crate::http::error::ErrorBody)))]
+pub async fn create(
+    state: State,
+    Admin(p): Admin,
+    body: web::Json<CreateChannelRequest>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let kind: ChannelKind = body.kind.parse().map_err(|e| ApiError::field("kind", e))?;
+    let name = name_field("name", &body.name, 100)?;
+    let mode = resolve_mode(kind, body.mode.as_deref())?;
+    let settings = settings_text(&body.settings.unwrap_or_default())?;
+    let timeout = check_timeout(body.inactivity_timeout_s)?.unwrap_or(600);
+    let channel = store::channels::create(
+        &state.store,
+        store::channels::CreateChannel {
+            kind: kind.as_str().into(),
+            name,
+            mode: mode.as_str().into(),
+            settings,
+            secret: (kind == ChannelKind::Custom).then(random_secret),
+            enabled: body.enabled.unwrap_or(true),
+            inactivity_timeout_s: timeout,
+            default_team_id: body.default_team_id,
+        },
+        actor(&p),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(ChannelView::new(channel, true)))
+}
+
+/// Change a channel instance (admin); `enabled: true` also clears a server-set disabled reason.
+#[utoipa::path(patch, path = "/api/v1/channels/{id}", tag = "channels", params(("id" = i64, Path)), request_body = UpdateChannelRequest,
+    responses((status = 200, body = ChannelView)))]
+pub async fn update(
+    state: State,
+    Admin(p): Admin,
+    id: web::Path<i64>,
+    body: web::Json<UpdateChannelRequest>,
+) -> ApiResult<web::Json<ChannelView>> {
+    let body = body.into_inner();
+    let current = store::channels::get(&state.store, *id, &ChannelScope::All).await?;
+    let kind: ChannelKind = current
+        .kind
+        .parse()
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("bad kind in store")))?;
+    let mode = match body.mode.as_deref() {
+        Some(m) => Some(resolve_mode(kind, Some(m))?.as_str().to_owned()),
+        None => None,
+    };
+    let name = match body.name.as_deref() {
+        Some(n) => Some(name_field("name", n, 100)?),
+        None => None,
+    };
+    let settings = match &body.settings {
+        Some(s) => Some(settings_text(s)?),
+        None => None,
+    };
+    let patch = store::channels::ChannelPatch {
+        name,
+        mode,
+        settings,
+        enabled: body.enabled,
+        inactivity_timeout_s: check_timeout(body.inactivity_timeout_s)?,
+        default_team_id: body.default_team_id,
+        secret: None,
+    };
+    let c = store::channels::update(&state.store, *id, patch, actor(&p)).await?;
+    Ok(web::Json(ChannelView::new(c, true)))
+}
+
+/// Delete a channel instance and its conversations (admin).
+#[utoipa::path(delete, path = "/api/v1/channels/{id}", tag = "channels", params(("id" = i64, Path)), responses((status = 204)))]
+pub async fn delete(state: State, Admin(p): Admin, id: web::Path<i64>) -> ApiResult<HttpResponse> {
+    store::channels::delete(&state.store, *id, actor(&p)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The channel's newest outbound deliveries (admin): state, attempts, last error.
+#[utoipa::path(get, path = "/api/v1/channels/{id}/deliveries", tag = "channels", params(("id" = i64, Path)),
+    responses((status = 200, body = [DeliveryView])))]
+pub async fn deliveries(
+    state: State,
+    Admin(_p): Admin,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<Vec<DeliveryView>>> {
+    store::channels::get(&state.store, *id, &ChannelScope::All).await?;
+    let rows = store::outbox::list_for_channel(&state.store, *id, 200).await?;
+    Ok(web::Json(
+        rows.into_iter().map(DeliveryView::from).collect(),
+    ))
+}

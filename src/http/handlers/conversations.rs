@@ -1,0 +1,720 @@
+//! Conversations and their messages: list with filters and paging, get, create (a customer's
+//! first message through an integration, or an agent's outbound message), change properties,
+//! merge, read messages by seq range, reply, and add internal notes.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{actor, nullable, paging, sanitize_html};
+use crate::auth::{Credential, Principal};
+use crate::domain::text::{normalize_email, normalize_phone, normalize_tag};
+use crate::domain::{Direction, Mode, Priority, Source};
+use crate::http::State;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::views::{
+    AuthorView, ConversationCreated, ConversationPage, ConversationView, MessageCreated,
+    MessageView,
+};
+use crate::store::conversations::{
+    AssigneeFilter, ConversationFilter, ConversationPatch, Counterpart, NewConversation, SortOrder,
+};
+use crate::store::messages::NewReply;
+use crate::store::{self, models};
+
+/// Longest message text accepted (characters).
+const MAX_CONTENT: usize = 100_000;
+const MAX_SUBJECT: usize = 300;
+const MAX_TAGS: usize = 50;
+const MAX_ATTACHMENTS: usize = 20;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ConversationQuery {
+    /// Status keys, comma-separated (e.g. `open,pending`).
+    pub status: Option<String>,
+    /// `sync` (chats) or `async` (tickets).
+    pub mode: Option<String>,
+    /// Channel instance id.
+    pub channel: Option<i64>,
+    /// An agent id, `me`, or `none` for unassigned.
+    pub assignee: Option<String>,
+    pub team: Option<i64>,
+    pub tag: Option<String>,
+    /// Customer id.
+    pub customer: Option<i64>,
+    /// The customer's id as returned to integrations (same as `customer`; CC-10).
+    pub user_id: Option<i64>,
+    pub priority: Option<String>,
+    /// Text search in subject, messages, customer name; `#123` or `123` also matches the number.
+    pub q: Option<String>,
+    /// Include chats still in progress (CC-10). Default false: tickets and ended chats only.
+    pub show_active_chats: Option<bool>,
+    /// Only chats still in progress (the live chat panel).
+    pub active: Option<bool>,
+    /// Include conversations merged into others.
+    pub include_merged: Option<bool>,
+    /// `updated_desc` (default), `updated_asc`, `created_desc`, `created_asc`.
+    pub sort: Option<String>,
+    /// 1-based page number.
+    pub page: Option<i64>,
+    /// 1–100, default 25.
+    pub per_page: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateConversationRequest {
+    /// Channel instance id to create it on.
+    pub channel: i64,
+    /// The integrator's id for the customer (CC-4). Makes the first message the customer's.
+    pub user_custom_id: Option<String>,
+    /// An existing customer an agent writes to (CORE-11). Makes the first message an agent's.
+    pub customer_id: Option<i64>,
+    pub content: String,
+    pub content_html: Option<String>,
+    pub subject: Option<String>,
+    /// Customer's name (with `user_custom_id`).
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    /// Idempotency key: the same value on the same channel never creates a second message.
+    pub external_message_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchConversationRequest {
+    /// A status key (built-in or custom).
+    pub status: Option<String>,
+    /// An agent id, or null to unassign.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>, nullable)]
+    pub assignee_id: Option<Option<i64>>,
+    /// A team id, or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>, nullable)]
+    pub team_id: Option<Option<i64>>,
+    /// `low`, `normal`, `high` or `urgent`.
+    pub priority: Option<String>,
+    pub subject: Option<String>,
+    /// Replace all tags.
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub add_tags: Vec<String>,
+    #[serde(default)]
+    pub remove_tags: Vec<String>,
+    /// Merged into the existing custom fields; a null value removes that field.
+    #[schema(value_type = Option<Object>)]
+    pub custom_fields: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    /// The conversation that survives.
+    pub into: i64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct MessageQuery {
+    /// Only messages with a seq greater than this.
+    pub after_seq: Option<i64>,
+    /// Only messages with a seq less than this (newest page before it).
+    pub before_seq: Option<i64>,
+    /// 1–200, default 50.
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateMessageRequest {
+    pub content: String,
+    /// Limited HTML; sanitised before it is stored.
+    pub content_html: Option<String>,
+    /// A message of this conversation being answered (MM-8).
+    pub quoted_message_id: Option<i64>,
+    /// Ids from `POST /api/v1/attachments`.
+    #[serde(default)]
+    pub attachment_ids: Vec<i64>,
+    /// An internal note instead of a reply (CORE-10).
+    #[serde(default)]
+    pub note: bool,
+    /// Set this status in the same action (HD-10).
+    pub status: Option<String>,
+    /// Customer messages (with `user_id`) arrive through custom channels; not accepted here yet.
+    pub user_id: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNoteRequest {
+    pub content: String,
+    pub content_html: Option<String>,
+    #[serde(default)]
+    pub attachment_ids: Vec<i64>,
+}
+
+fn content(field: &str, text: &str) -> ApiResult<String> {
+    if text.trim().is_empty() {
+        return Err(ApiError::field(field, "must not be empty"));
+    }
+    if text.chars().count() > MAX_CONTENT {
+        return Err(ApiError::field(
+            field,
+            format!("must be at most {MAX_CONTENT} characters"),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+fn html(text: Option<&str>) -> ApiResult<Option<String>> {
+    match text {
+        Some(h) if h.len() > MAX_CONTENT * 4 => Err(ApiError::field("content_html", "is too long")),
+        Some(h) if !h.trim().is_empty() => Ok(Some(sanitize_html(h))),
+        _ => Ok(None),
+    }
+}
+
+fn tags(field: &str, raw: &[String]) -> ApiResult<Vec<String>> {
+    if raw.len() > MAX_TAGS {
+        return Err(ApiError::field(field, format!("at most {MAX_TAGS} tags")));
+    }
+    raw.iter()
+        .map(|t| {
+            normalize_tag(t).ok_or_else(|| {
+                ApiError::field(
+                    field,
+                    format!("{t:?} is not a valid tag (1–50 characters, no commas)"),
+                )
+            })
+        })
+        .collect()
+}
+
+fn optional_id(field: &str, id: Option<i64>) -> ApiResult<Option<i64>> {
+    match id {
+        Some(v) if v <= 0 => Err(ApiError::field(field, "must be a positive id")),
+        other => Ok(other),
+    }
+}
+
+fn source_of(p: &Principal) -> Source {
+    match p.credential {
+        Credential::ApiToken { .. } => Source::Api,
+        Credential::Session { .. } => Source::Agent,
+    }
+}
+
+/// Author of each message, for views.
+async fn authors(
+    state: &State,
+    customer_name: &str,
+    messages: &[&models::Message],
+) -> ApiResult<Vec<AuthorView>> {
+    let mut ids: Vec<i64> = messages.iter().filter_map(|m| m.author_agent_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let names = store::messages::agent_names(&state.store, &ids).await?;
+    Ok(messages
+        .iter()
+        .map(|m| match (m.author_agent_id, m.author_customer_id) {
+            (Some(a), _) => AuthorView {
+                kind: "agent".into(),
+                id: Some(a),
+                name: names
+                    .iter()
+                    .find(|(id, _)| *id == a)
+                    .map(|(_, n)| n.clone())
+                    .unwrap_or_default(),
+            },
+            (None, Some(c)) => AuthorView {
+                kind: "customer".into(),
+                id: Some(c),
+                name: customer_name.to_owned(),
+            },
+            (None, None) => AuthorView {
+                kind: "system".into(),
+                id: None,
+                name: "Switchboard".into(),
+            },
+        })
+        .collect())
+}
+
+/// Conversations the caller may see, filtered and paged. Without `show_active_chats=true` chats
+/// still in progress are left out (they are in the chat panel: `active=true`).
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ConversationQuery),
+    responses((status = 200, body = ConversationPage), (status = 400, body = crate::http::error::ErrorBody)))]
+pub async fn list(
+    state: State,
+    p: Principal,
+    q: web::Query<ConversationQuery>,
+) -> ApiResult<web::Json<ConversationPage>> {
+    let q = q.into_inner();
+    let (page, per_page, offset) = paging(q.page, q.per_page, 25)?;
+    let statuses: Vec<String> = q
+        .status
+        .as_deref()
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mode = match q.mode.as_deref() {
+        Some(m) => Some(m.parse::<Mode>().map_err(|e| ApiError::field("mode", e))?),
+        None => None,
+    };
+    let assignee = match q.assignee.as_deref() {
+        None => None,
+        Some("none") => Some(AssigneeFilter::Nobody),
+        Some("me") => Some(AssigneeFilter::Agent(p.agent_id)),
+        Some(id) => Some(AssigneeFilter::Agent(id.parse().map_err(|_| {
+            ApiError::field("assignee", "must be an agent id, `me` or `none`")
+        })?)),
+    };
+    let priority = match q.priority.as_deref() {
+        Some(pr) => Some(
+            pr.parse::<Priority>()
+                .map_err(|e| ApiError::field("priority", e))?
+                .as_str()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let sort = match q.sort.as_deref().unwrap_or("updated_desc") {
+        "updated_desc" => SortOrder::UpdatedDesc,
+        "updated_asc" => SortOrder::UpdatedAsc,
+        "created_desc" => SortOrder::CreatedDesc,
+        "created_asc" => SortOrder::CreatedAsc,
+        _ => {
+            return Err(ApiError::field(
+                "sort",
+                "must be updated_desc, updated_asc, created_desc or created_asc",
+            ));
+        }
+    };
+    if let (Some(a), Some(b)) = (q.customer, q.user_id)
+        && a != b
+    {
+        return Err(ApiError::validation(
+            "customer and user_id name different customers",
+        ));
+    }
+    let text =
+        q.q.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+    if text.as_ref().is_some_and(|t| t.chars().count() > 200) {
+        return Err(ApiError::field("q", "must be at most 200 characters"));
+    }
+    let filter = ConversationFilter {
+        statuses,
+        mode,
+        channel_id: q.channel,
+        assignee,
+        team_id: q.team,
+        tag: q.tag.as_deref().and_then(normalize_tag),
+        customer_id: q.customer.or(q.user_id),
+        priority,
+        q: text,
+        show_active_chats: q.show_active_chats.unwrap_or(false),
+        active_chats_only: q.active.unwrap_or(false),
+        include_merged: q.include_merged.unwrap_or(false),
+        sort,
+        limit: per_page,
+        offset,
+    };
+    let (rows, total) = store::conversations::list(&state.store, &filter, &p.scope).await?;
+    Ok(web::Json(ConversationPage {
+        items: rows.into_iter().map(ConversationView::from).collect(),
+        total,
+        page,
+        per_page,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = i64, Path)),
+    responses((status = 200, body = ConversationView), (status = 404, body = crate::http::error::ErrorBody)))]
+pub async fn get(
+    state: State,
+    p: Principal,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<ConversationView>> {
+    let row = store::conversations::get(&state.store, *id, &p.scope)
+        .await
+        .map_err(|e| not_found_as(e, "conversation"))?;
+    Ok(web::Json(row.into()))
+}
+
+fn not_found_as(e: store::StoreError, what: &str) -> ApiError {
+    match e {
+        store::StoreError::NotFound => ApiError::not_found(what),
+        other => other.into(),
+    }
+}
+
+/// Start a conversation: with `user_custom_id` the first message is the customer's (an
+/// integration creating it, CC-4…CC-6); with `customer_id` it is an agent's outbound message
+/// (CORE-11), queued for delivery.
+#[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations", request_body = CreateConversationRequest,
+    responses((status = 201, body = ConversationCreated), (status = 200, description = "`external_message_id` already known: nothing stored", body = ConversationCreated),
+        (status = 422, body = crate::http::error::ErrorBody)))]
+pub async fn create(
+    state: State,
+    p: Principal,
+    body: web::Json<CreateConversationRequest>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    if body.channel <= 0 {
+        return Err(ApiError::field("channel", "must be a channel id"));
+    }
+    let text = content("content", &body.content)?;
+    let subject = body
+        .subject
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    if subject.chars().count() > MAX_SUBJECT {
+        return Err(ApiError::field(
+            "subject",
+            format!("must be at most {MAX_SUBJECT} characters"),
+        ));
+    }
+    let external_message_id = match body.external_message_id.as_deref().map(str::trim) {
+        Some("") => return Err(ApiError::field("external_message_id", "must not be empty")),
+        Some(e) if e.len() > 500 => {
+            return Err(ApiError::field(
+                "external_message_id",
+                "must be at most 500 characters",
+            ));
+        }
+        other => other.map(str::to_owned),
+    };
+    let (counterpart, direction, source, author) = match (
+        body.user_custom_id.as_deref(),
+        body.customer_id,
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::validation(
+                "give either user_custom_id or customer_id, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::validation(
+                "user_custom_id (a customer writing in) or customer_id (writing to a customer) is required",
+            ));
+        }
+        (Some(ext), None) => {
+            let ext = ext.trim();
+            if ext.is_empty() || ext.len() > 255 {
+                return Err(ApiError::field(
+                    "user_custom_id",
+                    "must be 1–255 characters",
+                ));
+            }
+            let email = match body.email.as_deref().filter(|e| !e.trim().is_empty()) {
+                Some(e) => Some(
+                    normalize_email(e)
+                        .ok_or_else(|| ApiError::field("email", "is not a valid email address"))?,
+                ),
+                None => None,
+            };
+            let phone = match body.phone.as_deref().filter(|e| !e.trim().is_empty()) {
+                Some(ph) => Some(
+                    normalize_phone(ph)
+                        .ok_or_else(|| ApiError::field("phone", "is not a valid phone number"))?,
+                ),
+                None => None,
+            };
+            let name = match body.name.as_deref().filter(|n| !n.trim().is_empty()) {
+                Some(n) => Some(super::name_field("name", n, 200)?),
+                None => None,
+            };
+            let company = match body.company.as_deref().filter(|n| !n.trim().is_empty()) {
+                Some(n) => Some(super::name_field("company", n, 200)?),
+                None => None,
+            };
+            let counterpart = Counterpart::Contact {
+                external_id: ext.to_owned(),
+                name,
+                email,
+                phone,
+                company,
+            };
+            (counterpart, Direction::In, Source::Channel, None)
+        }
+        (None, Some(customer)) => {
+            optional_id("customer_id", Some(customer))?;
+            (
+                Counterpart::Customer(customer),
+                Direction::Out,
+                source_of(&p),
+                Some(p.agent_id),
+            )
+        }
+    };
+    let created = store::conversations::create(
+        &state.store,
+        NewConversation {
+            channel_id: body.channel,
+            counterpart,
+            subject,
+            content: text,
+            content_html: html(body.content_html.as_deref())?,
+            external_message_id,
+            direction,
+            source,
+            author_agent_id: author,
+        },
+        &p.scope,
+        actor(&p),
+    )
+    .await?;
+    let view: ConversationView = created.conversation.into();
+    let answer = ConversationCreated {
+        conversation_id: view.id,
+        number: view.number,
+        user_id: view.customer_id,
+        status: view.status.clone(),
+        mode: view.mode.clone(),
+        message_id: created.message.id,
+        created: created.created,
+        conversation: view,
+    };
+    Ok(if created.created {
+        HttpResponse::Created().json(answer)
+    } else {
+        HttpResponse::Ok().json(answer)
+    })
+}
+
+fn patch_from(body: PatchConversationRequest) -> ApiResult<ConversationPatch> {
+    let priority = match body.priority.as_deref() {
+        Some(pr) => Some(
+            pr.parse::<Priority>()
+                .map_err(|e| ApiError::field("priority", e))?
+                .as_str()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let subject = match body.subject.as_deref() {
+        Some(s) if s.chars().count() > MAX_SUBJECT => {
+            return Err(ApiError::field(
+                "subject",
+                format!("must be at most {MAX_SUBJECT} characters"),
+            ));
+        }
+        Some(s) => Some(s.trim().to_owned()),
+        None => None,
+    };
+    if let Some(Some(a)) = body.assignee_id {
+        optional_id("assignee_id", Some(a))?;
+    }
+    if let Some(Some(t)) = body.team_id {
+        optional_id("team_id", Some(t))?;
+    }
+    if let Some(fields) = &body.custom_fields {
+        if fields.len() > 100 {
+            return Err(ApiError::field("custom_fields", "at most 100 fields"));
+        }
+        if let Some(bad) = fields
+            .keys()
+            .find(|k| !crate::domain::text::is_valid_key(k))
+        {
+            return Err(ApiError::field(
+                "custom_fields",
+                format!("{bad:?} is not a valid field name (a-z, 0-9, _)"),
+            ));
+        }
+        if serde_json::to_string(fields).map(|s| s.len()).unwrap_or(0) > 64 * 1024 {
+            return Err(ApiError::field("custom_fields", "too large"));
+        }
+    }
+    let patch = ConversationPatch {
+        status: body.status.map(|s| s.trim().to_owned()),
+        assignee_id: body.assignee_id,
+        team_id: body.team_id,
+        priority,
+        subject,
+        tags: match &body.tags {
+            Some(t) => Some(tags("tags", t)?),
+            None => None,
+        },
+        add_tags: tags("add_tags", &body.add_tags)?,
+        remove_tags: tags("remove_tags", &body.remove_tags)?,
+        custom_fields: body.custom_fields,
+    };
+    Ok(patch)
+}
+
+/// Change status, assignee, team, priority, subject, tags or custom fields. A conditional status
+/// is refused (422) until what it requires is filled in (CORE-6).
+#[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = i64, Path)),
+    request_body = PatchConversationRequest,
+    responses((status = 200, body = ConversationView), (status = 404, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody)))]
+pub async fn update(
+    state: State,
+    p: Principal,
+    id: web::Path<i64>,
+    body: web::Json<PatchConversationRequest>,
+) -> ApiResult<web::Json<ConversationView>> {
+    let patch = patch_from(body.into_inner())?;
+    if patch.is_empty() {
+        return Err(ApiError::validation("nothing to change"));
+    }
+    let row = store::conversations::update(&state.store, *id, &patch, &p.scope, actor(&p))
+        .await
+        .map_err(|e| not_found_as(e, "conversation"))?;
+    Ok(web::Json(row.into()))
+}
+
+/// Merge this conversation into another (CORE-8); answers with the survivor.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/merge", tag = "conversations", params(("id" = i64, Path)),
+    request_body = MergeRequest, responses((status = 200, body = ConversationView), (status = 422, body = crate::http::error::ErrorBody)))]
+pub async fn merge(
+    state: State,
+    p: Principal,
+    id: web::Path<i64>,
+    body: web::Json<MergeRequest>,
+) -> ApiResult<web::Json<ConversationView>> {
+    let row = store::conversations::merge(&state.store, *id, body.into, &p.scope, actor(&p))
+        .await
+        .map_err(|e| not_found_as(e, "conversation"))?;
+    Ok(web::Json(row.into()))
+}
+
+/// Messages in seq order. `after_seq` pages forward (what a reconnecting client missed),
+/// `before_seq` pages back through history.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = i64, Path), MessageQuery),
+    responses((status = 200, body = [MessageView]), (status = 404, body = crate::http::error::ErrorBody)))]
+pub async fn messages(
+    state: State,
+    p: Principal,
+    id: web::Path<i64>,
+    q: web::Query<MessageQuery>,
+) -> ApiResult<web::Json<Vec<MessageView>>> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::field("limit", "must be between 1 and 200"));
+    }
+    let conversation = store::conversations::get(&state.store, *id, &p.scope)
+        .await
+        .map_err(|e| not_found_as(e, "conversation"))?;
+    let rows = store::messages::list(
+        &state.store,
+        *id,
+        q.after_seq,
+        q.before_seq,
+        limit,
+        &p.scope,
+    )
+    .await?;
+    let refs: Vec<&models::Message> = rows.iter().map(|(m, _)| m).collect();
+    let authors = authors(&state, &conversation.customer_name, &refs).await?;
+    Ok(web::Json(
+        rows.into_iter()
+            .zip(authors)
+            .map(|((m, files), author)| MessageView::new(m, files, author))
+            .collect(),
+    ))
+}
+
+async fn append(state: State, p: Principal, id: i64, reply: NewReply) -> ApiResult<HttpResponse> {
+    let appended = store::messages::append_reply(&state.store, reply, &p.scope, actor(&p))
+        .await
+        .map_err(|e| not_found_as(e, "conversation"))?;
+    let author = authors(
+        &state,
+        &appended.conversation.customer_name,
+        &[&appended.message],
+    )
+    .await?
+    .remove(0);
+    let message = MessageView::new(appended.message, appended.attachments, author);
+    Ok(HttpResponse::Created().json(MessageCreated {
+        message_id: message.id,
+        conversation_id: id,
+        seq: message.seq,
+        message,
+        conversation: appended.conversation.into(),
+    }))
+}
+
+fn attachment_ids(ids: Vec<i64>) -> ApiResult<Vec<i64>> {
+    if ids.len() > MAX_ATTACHMENTS {
+        return Err(ApiError::field(
+            "attachment_ids",
+            format!("at most {MAX_ATTACHMENTS}"),
+        ));
+    }
+    let mut ids = ids;
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// An agent reply (queued for delivery on the conversation's channel) or, with `note: true`, an
+/// internal note. `status` sets a status in the same action.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = i64, Path)),
+    request_body = CreateMessageRequest,
+    responses((status = 201, body = MessageCreated), (status = 404, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody)))]
+pub async fn reply(
+    state: State,
+    p: Principal,
+    id: web::Path<i64>,
+    body: web::Json<CreateMessageRequest>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    if body.user_id.is_some() {
+        return Err(ApiError::Unprocessable {
+            code: "not_supported",
+            message: "customer messages (with user_id) are accepted only for custom-channel conversations".into(),
+        });
+    }
+    let then = body.status.map(|s| ConversationPatch {
+        status: Some(s.trim().to_owned()),
+        ..Default::default()
+    });
+    let reply = NewReply {
+        conversation_id: *id,
+        agent_id: p.agent_id,
+        note: body.note,
+        source: source_of(&p),
+        content: content("content", &body.content)?,
+        content_html: html(body.content_html.as_deref())?,
+        quoted_message_id: optional_id("quoted_message_id", body.quoted_message_id)?,
+        attachment_ids: attachment_ids(body.attachment_ids)?,
+        then,
+    };
+    append(state, p, *id, reply).await
+}
+
+/// An internal note: visible to agents only, never delivered (CORE-10).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/notes", tag = "conversations", params(("id" = i64, Path)),
+    request_body = CreateNoteRequest, responses((status = 201, body = MessageCreated), (status = 404, body = crate::http::error::ErrorBody)))]
+pub async fn note(
+    state: State,
+    p: Principal,
+    id: web::Path<i64>,
+    body: web::Json<CreateNoteRequest>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let reply = NewReply {
+        conversation_id: *id,
+        agent_id: p.agent_id,
+        note: true,
+        source: source_of(&p),
+        content: content("content", &body.content)?,
+        content_html: html(body.content_html.as_deref())?,
+        quoted_message_id: None,
+        attachment_ids: attachment_ids(body.attachment_ids)?,
+        then: None,
+    };
+    append(state, p, *id, reply).await
+}

@@ -1,0 +1,276 @@
+//! Customers: search, profile, identities (link / unlink), merge, and companies (HD-1, CC-5, CC-6).
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{actor, name_field, nullable, paging};
+use crate::auth::Principal;
+use crate::domain::text::{normalize_email, normalize_phone};
+use crate::http::State;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::views::{CompanyView, CustomerPage, CustomerSummary, CustomerView, IdentityView};
+use crate::store;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CustomerQuery {
+    /// Matches name, email, phone or external id (case-insensitive, substring).
+    pub q: Option<String>,
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCustomerRequest {
+    pub name: Option<String>,
+    /// Company name (created if new), or null to remove.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub company: Option<Option<String>>,
+    /// The agent who owns this customer (routing to the owner, CC-12), or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>, nullable)]
+    pub owner_agent_id: Option<Option<i64>>,
+    pub notes: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub custom_fields: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddIdentityRequest {
+    /// `email`, `phone` or `external`.
+    pub kind: String,
+    pub value: String,
+    /// Required for `external`: the channel instance the id belongs to.
+    pub channel_id: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeCustomerRequest {
+    /// The customer that survives.
+    pub into: i64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CompanyQuery {
+    pub q: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/customers", tag = "customers", params(CustomerQuery), responses((status = 200, body = CustomerPage)))]
+pub async fn search(
+    state: State,
+    _p: Principal,
+    q: web::Query<CustomerQuery>,
+) -> ApiResult<web::Json<CustomerPage>> {
+    let (page, per_page, offset) = paging(q.page, q.per_page, 25)?;
+    let text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    if text.is_some_and(|t| t.chars().count() > 200) {
+        return Err(ApiError::field("q", "must be at most 200 characters"));
+    }
+    let (rows, total) = store::customers::search(&state.store, text, per_page, offset).await?;
+    Ok(web::Json(CustomerPage {
+        items: rows.into_iter().map(CustomerSummary::from).collect(),
+        total,
+        page,
+        per_page,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = i64, Path)),
+    responses((status = 200, body = CustomerView), (status = 404, body = crate::http::error::ErrorBody)))]
+pub async fn get(
+    state: State,
+    _p: Principal,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<CustomerView>> {
+    Ok(web::Json(
+        store::customers::get(&state.store, *id).await?.into(),
+    ))
+}
+
+#[utoipa::path(patch, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = i64, Path)), request_body = UpdateCustomerRequest,
+    responses((status = 200, body = CustomerView)))]
+pub async fn update(
+    state: State,
+    p: Principal,
+    id: web::Path<i64>,
+    body: web::Json<UpdateCustomerRequest>,
+) -> ApiResult<web::Json<CustomerView>> {
+    let body = body.into_inner();
+    let name = match body.name.as_deref() {
+        Some(n) => Some(name_field("name", n, 200)?),
+        None => None,
+    };
+    let company = match body.company {
+        Some(Some(c)) => Some(Some(name_field("company", &c, 200)?)),
+        other => other,
+    };
+    if let Some(n) = &body.notes
+        && n.chars().count() > 10_000
+    {
+        return Err(ApiError::field("notes", "must be at most 10000 characters"));
+    }
+    if let Some(Some(owner)) = body.owner_agent_id {
+        store::agents::get(&state.store, owner)
+            .await
+            .map_err(|e| match e {
+                store::StoreError::NotFound => ApiError::Unprocessable {
+                    code: "unknown_reference",
+                    message: format!("agent {owner} does not exist"),
+                },
+                other => other.into(),
+            })?;
+    }
+    let custom_fields = match body.custom_fields {
+        Some(f) => Some(serde_json::to_string(&f).map_err(ApiError::internal)?),
+        None => None,
+    };
+    let patch = store::customers::CustomerPatch {
+        name,
+        company,
+        owner_agent_id: body.owner_agent_id,
+        notes: body.notes,
+        custom_fields,
+    };
+    store::customers::update(&state.store, *id, patch, actor(&p)).await?;
+    Ok(web::Json(
+        store::customers::get(&state.store, *id).await?.into(),
+    ))
+}
+
+/// Link an email, phone or external id to this customer. One that belongs to someone else is a 409: merge instead.
+#[utoipa::path(post, path = "/api/v1/customers/{id}/identities", tag = "customers", params(("id" = i64, Path)), request_body = AddIdentityRequest,
+    responses((status = 201, body = IdentityView), (status = 409, body = crate::http::error::ErrorBody)))]
+pub async fn add_identity(
+    state: State,
+    p: Principal,
+    id: web::Path<i64>,
+    body: web::Json<AddIdentityRequest>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let (kind, value, channel) = match body.kind.as_str() {
+        "email" => (
+            "email",
+            normalize_email(&body.value)
+                .ok_or_else(|| ApiError::field("value", "is not a valid email address"))?,
+            None,
+        ),
+        "phone" => (
+            "phone",
+            normalize_phone(&body.value)
+                .ok_or_else(|| ApiError::field("value", "is not a valid phone number"))?,
+            None,
+        ),
+        "external" => {
+            let channel = body
+                .channel_id
+                .ok_or_else(|| ApiError::field("channel_id", "is required for an external id"))?;
+            if !p.scope.allows(channel) {
+                return Err(ApiError::Unprocessable {
+                    code: "unknown_reference",
+                    message: format!("channel {channel} does not exist"),
+                });
+            }
+            let v = body.value.trim();
+            if v.is_empty() || v.len() > 255 {
+                return Err(ApiError::field("value", "must be 1–255 characters"));
+            }
+            ("external", v.to_owned(), Some(channel))
+        }
+        _ => {
+            return Err(ApiError::field(
+                "kind",
+                "must be one of: email, phone, external",
+            ));
+        }
+    };
+    if kind != "external" && body.channel_id.is_some() {
+        return Err(ApiError::field(
+            "channel_id",
+            "only external ids belong to a channel",
+        ));
+    }
+    let identity =
+        store::customers::add_identity(&state.store, *id, kind, channel, &value, actor(&p)).await?;
+    Ok(HttpResponse::Created().json(IdentityView::from(identity)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/customers/{id}/identities/{identity_id}", tag = "customers",
+    params(("id" = i64, Path), ("identity_id" = i64, Path)), responses((status = 204)))]
+pub async fn remove_identity(
+    state: State,
+    p: Principal,
+    path: web::Path<(i64, i64)>,
+) -> ApiResult<HttpResponse> {
+    let (id, identity_id) = path.into_inner();
+    let detail = store::customers::get(&state.store, id).await?;
+    if let Some(identity) = detail.identities.iter().find(|i| i.id == identity_id)
+        && let Some(ch) = identity.channel_instance_id
+        && !p.scope.allows(ch)
+    {
+        return Err(ApiError::not_found("identity"));
+    }
+    store::customers::remove_identity(&state.store, id, identity_id, actor(&p)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Merge this customer into another: identities and conversations move to the survivor.
+#[utoipa::path(post, path = "/api/v1/customers/{id}/merge", tag = "customers", params(("id" = i64, Path)), request_body = MergeCustomerRequest,
+    responses((status = 200, body = CustomerView), (status = 422, body = crate::http::error::ErrorBody)))]
+pub async fn merge(
+    state: State,
+    p: Principal,
+    id: web::Path<i64>,
+    body: web::Json<MergeCustomerRequest>,
+) -> ApiResult<web::Json<CustomerView>> {
+    let survivor = store::customers::merge(&state.store, *id, body.into, actor(&p)).await?;
+    Ok(web::Json(
+        store::customers::get(&state.store, survivor.id)
+            .await?
+            .into(),
+    ))
+}
+
+/// The customer's conversations across all channels the caller may see (HD-1).
+#[utoipa::path(get, path = "/api/v1/customers/{id}/conversations", tag = "customers", params(("id" = i64, Path)),
+    responses((status = 200, body = crate::http::views::ConversationPage)))]
+pub async fn conversations(
+    state: State,
+    p: Principal,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<crate::http::views::ConversationPage>> {
+    store::customers::get(&state.store, *id).await?;
+    let filter = store::conversations::ConversationFilter {
+        customer_id: Some(*id),
+        show_active_chats: true,
+        include_merged: false,
+        limit: 100,
+        ..Default::default()
+    };
+    let (rows, total) = store::conversations::list(&state.store, &filter, &p.scope).await?;
+    Ok(web::Json(crate::http::views::ConversationPage {
+        items: rows.into_iter().map(Into::into).collect(),
+        total,
+        page: 1,
+        per_page: 100,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/companies", tag = "customers", params(CompanyQuery), responses((status = 200, body = [CompanyView])))]
+pub async fn companies(
+    state: State,
+    _p: Principal,
+    q: web::Query<CompanyQuery>,
+) -> ApiResult<web::Json<Vec<CompanyView>>> {
+    let rows = store::customers::list_companies(
+        &state.store,
+        q.q.as_deref().filter(|s| !s.trim().is_empty()),
+        100,
+    )
+    .await?;
+    Ok(web::Json(rows.into_iter().map(CompanyView::from).collect()))
+}

@@ -1,0 +1,122 @@
+//! Request handlers, one file per resource group. Shared helpers for paging, nullable fields
+//! and validation live here.
+
+pub mod agents;
+pub mod attachments;
+pub mod audit;
+pub mod auth;
+pub mod channels;
+pub mod conversations;
+pub mod customers;
+pub mod ops;
+pub mod statuses;
+pub mod teams;
+pub mod tokens;
+
+use serde::{Deserialize, Deserializer};
+
+use super::error::ApiError;
+use crate::auth::Principal;
+use crate::store::audit::Actor;
+
+/// Distinguish "absent" (`None`) from "explicitly null" (`Some(None)`) in PATCH bodies.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+pub fn actor(p: &Principal) -> Actor {
+    Actor::Agent(p.agent_id)
+}
+
+/// 1-based page and page size, checked.
+pub fn paging(
+    page: Option<i64>,
+    per_page: Option<i64>,
+    default: i64,
+) -> Result<(i64, i64, i64), ApiError> {
+    let page = page.unwrap_or(1);
+    let per_page = per_page.unwrap_or(default);
+    if page < 1 || page > 1_000_000 {
+        return Err(ApiError::field("page", "must be 1 or more"));
+    }
+    if !(1..=100).contains(&per_page) {
+        return Err(ApiError::field("per_page", "must be between 1 and 100"));
+    }
+    Ok((page, per_page, (page - 1) * per_page))
+}
+
+/// A required, trimmed, non-empty name of at most `max` characters.
+pub fn name_field(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    crate::domain::text::clean_name(value, max).ok_or_else(|| {
+        ApiError::field(
+            field,
+            format!("must be 1–{max} characters, without control characters"),
+        )
+    })
+}
+
+/// Hash a password off the async executor, after checking its length.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    if password.chars().count() < crate::auth::MIN_PASSWORD_LEN {
+        return Err(ApiError::field(
+            "password",
+            format!(
+                "must be at least {} characters",
+                crate::auth::MIN_PASSWORD_LEN
+            ),
+        ));
+    }
+    if password.len() > 1024 {
+        return Err(ApiError::field("password", "must be at most 1024 bytes"));
+    }
+    actix_web::web::block(move || crate::auth::hash_password(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))
+}
+
+/// Sanitise user-supplied HTML to the limited tag set messages may carry (CORE-9).
+pub fn sanitize_html(html: &str) -> String {
+    ammonia::Builder::default()
+        .link_rel(Some("noopener noreferrer nofollow"))
+        .url_schemes(
+            ["http", "https", "mailto", "tel", "cid"]
+                .into_iter()
+                .collect(),
+        )
+        .clean(html)
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_is_sanitised() {
+        let clean = sanitize_html(
+            r#"<p onclick="x()">Hi <b>there</b><script>alert(1)</script><a href="javascript:alert(1)">x</a><img src="cid:logo"></p>"#,
+        );
+        assert!(
+            !clean.contains("script")
+                && !clean.contains("onclick")
+                && !clean.contains("javascript"),
+            "{clean}"
+        );
+        assert!(clean.contains("<b>there</b>"));
+        assert!(clean.contains("cid:logo"));
+    }
+
+    #[test]
+    fn paging_is_checked() {
+        assert_eq!(paging(None, None, 25).unwrap(), (1, 25, 0));
+        assert_eq!(paging(Some(3), Some(10), 25).unwrap(), (3, 10, 20));
+        assert!(paging(Some(0), None, 25).is_err());
+        assert!(paging(None, Some(101), 25).is_err());
+        assert!(paging(None, Some(0), 25).is_err());
+    }
+}

@@ -1,0 +1,45 @@
+//! Operations endpoints: liveness, readiness, Prometheus metrics. Unauthenticated by design;
+//! they reveal nothing but health.
+
+use actix_web::HttpResponse;
+use serde_json::json;
+
+use crate::http::State;
+
+/// The process is up and answering.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(), responses((status = 200, description = "up")))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// The database answers and every migration is applied.
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(),
+    responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
+pub async fn readyz(state: State) -> HttpResponse {
+    match state.store.is_ready().await {
+        Ok(true) => HttpResponse::Ok()
+            .json(json!({"status": "ready", "database": state.store.backend_name()})),
+        Ok(false) => {
+            HttpResponse::ServiceUnavailable().json(json!({"status": "migrations pending"}))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            HttpResponse::ServiceUnavailable().json(json!({"status": "database unreachable"}))
+        }
+    }
+}
+
+/// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(), responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics(state: State) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}
+
+/// Unknown API paths answer in the API's error shape.
+pub async fn api_not_found() -> Result<HttpResponse, crate::http::error::ApiError> {
+    Err(crate::http::error::ApiError::NotFound(
+        "no such endpoint".into(),
+    ))
+}

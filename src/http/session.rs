@@ -1,0 +1,133 @@
+//! Finding the [`Principal`] of a request: the session cookie (dashboard) or a Bearer API token
+//! (integrations). Requests with the cookie that change state must echo the session's CSRF token
+//! in `X-CSRF-Token`; together with `SameSite=Strict` this stops cross-site request forgery.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::Method;
+use actix_web::{FromRequest, HttpRequest, web};
+use chrono::Duration;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::auth::{CSRF_HEADER, Credential, Principal, SESSION_COOKIE, secret_hash, secrets_equal};
+use crate::domain::{ChannelScope, Role};
+use crate::store::{self, models::Agent};
+
+/// A principal that must be an admin or super admin.
+pub struct Admin(pub Principal);
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await })
+    }
+}
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let p = authenticate(&req).await?;
+            if !p.is_admin() {
+                return Err(ApiError::forbidden("this needs an admin"));
+            }
+            Ok(Admin(p))
+        })
+    }
+}
+
+fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))
+}
+
+async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
+    let state = state(req)?;
+    let store = &state.store;
+    if let Some(header) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
+        let value = header
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer <token>`"))?;
+        let (api_token, agent) = store::auth::token(store, &secret_hash(token))
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("invalid API token"))?;
+        let stale = api_token
+            .last_used_at
+            .is_none_or(|t| store::now() - t > Duration::seconds(60));
+        if stale {
+            store::auth::touch_token(store, api_token.id).await?;
+        }
+        return principal(store, agent, Credential::ApiToken { id: api_token.id }).await;
+    }
+    let cookie = req.cookie(SESSION_COOKIE).ok_or_else(|| {
+        ApiError::unauthorized("sign in, or send an API token as `Authorization: Bearer <token>`")
+    })?;
+    let token_hash = secret_hash(cookie.value());
+    let (session, agent) = store::auth::session(store, &token_hash)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("session expired; sign in again"))?;
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let sent = req
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !secrets_equal(sent, &session.csrf_token) {
+            return Err(ApiError::Forbidden {
+                code: "csrf_failed",
+                message: format!("missing or wrong {CSRF_HEADER} header"),
+            });
+        }
+    }
+    principal(
+        store,
+        agent,
+        Credential::Session {
+            token_hash,
+            csrf_token: session.csrf_token,
+        },
+    )
+    .await
+}
+
+async fn principal(
+    store: &store::Store,
+    agent: Agent,
+    credential: Credential,
+) -> Result<Principal, ApiError> {
+    let role: Role = agent.role.parse().map_err(|_| {
+        ApiError::internal(anyhow::anyhow!(
+            "agent {} has unknown role {:?}",
+            agent.id,
+            agent.role
+        ))
+    })?;
+    let scope = if role.is_admin() {
+        ChannelScope::All
+    } else {
+        ChannelScope::for_role(role, store::agents::channel_ids(store, agent.id).await?)
+    };
+    Ok(Principal {
+        agent_id: agent.id,
+        name: agent.name,
+        email: agent.email,
+        role,
+        scope,
+        credential,
+    })
+}

@@ -1,0 +1,130 @@
+//! Building and starting the server from [`Settings`]: connect and migrate the store, print the
+//! first-run hint, bind, and run actix-web until stopped. Used by `switchboard serve` and by the
+//! integration tests, which start servers in-process on port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::{Compress, from_fn};
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+
+use crate::blobs::Blobs;
+use crate::config::Settings;
+use crate::http::{AppState, routes};
+use crate::store::{self, Store};
+use crate::telemetry::{Metrics, track_requests};
+
+/// How long in-flight requests get to finish on SIGTERM.
+const SHUTDOWN_GRACE_SECS: u64 = 10;
+
+/// A server that is accepting connections.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub store: Store,
+    handle: ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Wait until the server stops (SIGTERM/SIGINT when signals are handled, or [`Self::stop`]).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await??;
+        Ok(())
+    }
+
+    /// Stop accepting, let in-flight requests finish, and wait.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.handle.stop(true).await;
+        self.wait().await
+    }
+}
+
+/// Options that differ between the real process and in-process test servers.
+#[derive(Debug, Clone, Copy)]
+pub struct StartOptions {
+    /// Install SIGTERM/SIGINT handlers (graceful shutdown). Off for test servers.
+    pub handle_signals: bool,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        Self {
+            handle_signals: true,
+        }
+    }
+}
+
+/// Connect to the database and apply pending migrations.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&settings.database, settings.db_pool_size).await?;
+    let ran = store.migrate().await?;
+    if ran > 0 {
+        tracing::info!(
+            migrations = ran,
+            backend = store.backend_name(),
+            "database migrated"
+        );
+    }
+    Ok(store)
+}
+
+pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<RunningServer> {
+    let settings = Arc::new(settings);
+    let store = open_store(&settings).await?;
+    let state = web::Data::new(AppState {
+        store: store.clone(),
+        settings: settings.clone(),
+        blobs: Blobs::new(&settings.data_dir),
+        metrics: Metrics::global(),
+    });
+    let listener = std::net::TcpListener::bind(settings.bind)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
+    let addr = listener.local_addr()?;
+    let (max_body, max_upload) = (settings.max_body_bytes, settings.max_upload_bytes);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(from_fn(track_requests))
+            .wrap(Compress::default())
+            .wrap(TracingLogger::default())
+            .configure(|cfg| routes::configure(cfg, max_body, max_upload))
+    })
+    .workers(settings.workers)
+    .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+    .listen(listener)?;
+    if !options.handle_signals {
+        server = server.disable_signals();
+    }
+    let server = server.run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+
+    let public =
+        if settings.public_url.ends_with(&addr.port().to_string()) || settings.bind.port() != 0 {
+            settings.public_url.clone()
+        } else {
+            format!("http://{addr}")
+        };
+    tracing::info!(%addr, backend = store.backend_name(), "Switchboard is listening");
+    if !store::agents::any_admin(&store).await? {
+        // Printed (not only logged) so a first-time user sees it whatever the log settings.
+        eprintln!(
+            "\nSwitchboard is running at {public}\n\
+             No admin exists yet. Create the first one (same DATABASE_URL / SWITCHBOARD_DATA_DIR as the server):\n\n    \
+             {cmd}\n\n\
+             (from a source checkout: cargo run --release -- admin create --email … --password …)\n\
+             then sign in at {public}/ with that email and password.\n",
+            cmd = crate::FIRST_ADMIN_COMMAND,
+        );
+    } else {
+        eprintln!("Switchboard is running at {public}");
+    }
+    Ok(RunningServer {
+        addr,
+        store,
+        handle,
+        task,
+    })
+}

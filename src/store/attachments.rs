@@ -1,0 +1,68 @@
+//! Attachment metadata. The bytes live on disk under the data directory (`crate::blobs`); the
+//! database keeps name, type, size, hash and where the bytes are.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::models::Attachment;
+use super::schema::{attachments, conversations, messages};
+use super::{Store, StoreResult, now};
+use crate::db_run;
+
+pub struct NewAttachment {
+    pub uploaded_by: Option<i64>,
+    pub file_name: String,
+    pub mime_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub storage_key: String,
+}
+
+pub async fn insert(store: &Store, a: NewAttachment) -> StoreResult<Attachment> {
+    let mut conn = store.write().await?;
+    Ok(db_run!(conn => diesel::insert_into(attachments::table)
+        .values((
+            attachments::uploaded_by.eq(a.uploaded_by),
+            attachments::file_name.eq(&a.file_name),
+            attachments::mime_type.eq(&a.mime_type),
+            attachments::size_bytes.eq(a.size_bytes),
+            attachments::sha256.eq(&a.sha256),
+            attachments::storage_key.eq(&a.storage_key),
+            attachments::created_at.eq(now()),
+        ))
+        .returning(Attachment::as_returning())
+        .get_result(conn)
+        .await)?)
+}
+
+/// The attachment and, when it is linked to a message, that message's conversation's channel
+/// (the caller checks access against it).
+pub async fn get(store: &Store, id: i64) -> StoreResult<(Attachment, Option<i64>)> {
+    let mut conn = store.read().await?;
+    Ok(db_run!(conn => {
+        let a: Attachment = attachments::table.find(id).select(Attachment::as_select()).first(conn).await?;
+        let channel = match a.message_id {
+            Some(m) => Some(
+                messages::table
+                    .inner_join(conversations::table)
+                    .filter(messages::id.eq(m))
+                    .select(conversations::channel_instance_id)
+                    .first::<i64>(conn)
+                    .await?,
+            ),
+            None => None,
+        };
+        Ok::<_, diesel::result::Error>((a, channel))
+    })?)
+}
+
+/// Attachments of these messages, in upload order.
+pub async fn for_messages(store: &Store, message_ids: &[i64]) -> StoreResult<Vec<Attachment>> {
+    let mut conn = store.read().await?;
+    Ok(db_run!(conn => attachments::table
+        .filter(attachments::message_id.eq_any(message_ids))
+        .order(attachments::id)
+        .select(Attachment::as_select())
+        .load(conn)
+        .await)?)
+}

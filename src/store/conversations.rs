@@ -1,0 +1,861 @@
+//! Conversations: creation (with their first message), listing with filters, property changes,
+//! merging. Each change is one transaction that also writes its audit entry.
+//!
+//! Every function takes the caller's [`ChannelScope`]; a conversation outside it is reported as
+//! [`StoreError::NotFound`] so its existence does not leak (DESIGN invariant 4).
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde_json::json;
+
+use super::audit::{self, Actor};
+use super::customers::like_pattern;
+use super::models::{ChannelInstance, Conversation, Customer, Message};
+use super::schema::{
+    audit_log, channel_instances, conversation_tags, conversations, counters, customer_identities,
+    customers, messages, outbox, statuses,
+};
+use super::{Store, StoreError, StoreResult, now};
+use crate::domain::linking::{self, Found, Owner};
+use crate::domain::{ChannelScope, Direction, Mode, Source, StatusBase};
+use crate::{db_run, db_tx};
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// A conversation with the things every view of it shows.
+#[derive(Debug, Clone)]
+pub struct ConversationRow {
+    pub conversation: Conversation,
+    pub tags: Vec<String>,
+    pub customer_name: String,
+    pub channel_kind: String,
+}
+
+/// Who the first message of a new conversation is from.
+pub enum Counterpart {
+    /// A contact named by the integrator's id on the channel (CC-4…CC-6).
+    Contact {
+        external_id: String,
+        name: Option<String>,
+        email: Option<String>,
+        phone: Option<String>,
+        company: Option<String>,
+    },
+    /// An existing customer an agent writes to (CORE-11).
+    Customer(i64),
+}
+
+pub struct NewConversation {
+    pub channel_id: i64,
+    pub counterpart: Counterpart,
+    pub subject: String,
+    pub content: String,
+    pub content_html: Option<String>,
+    /// Idempotency key: a second call with the same key on the same channel changes nothing.
+    pub external_message_id: Option<String>,
+    pub direction: Direction,
+    pub source: Source,
+    pub author_agent_id: Option<i64>,
+}
+
+pub struct CreatedConversation {
+    pub conversation: ConversationRow,
+    pub message: Message,
+    /// False when `external_message_id` had been seen: nothing was written.
+    pub created: bool,
+}
+
+/// Property changes; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct ConversationPatch {
+    pub status: Option<String>,
+    pub assignee_id: Option<Option<i64>>,
+    pub team_id: Option<Option<i64>>,
+    pub priority: Option<String>,
+    pub subject: Option<String>,
+    /// Replace the whole tag set.
+    pub tags: Option<Vec<String>>,
+    pub add_tags: Vec<String>,
+    pub remove_tags: Vec<String>,
+    /// Merged into the existing fields; a `null` value removes that field.
+    pub custom_fields: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl ConversationPatch {
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none()
+            && self.assignee_id.is_none()
+            && self.team_id.is_none()
+            && self.priority.is_none()
+            && self.subject.is_none()
+            && self.tags.is_none()
+            && self.add_tags.is_empty()
+            && self.remove_tags.is_empty()
+            && self.custom_fields.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    Nobody,
+    Agent(i64),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    pub statuses: Vec<String>,
+    pub mode: Option<Mode>,
+    pub channel_id: Option<i64>,
+    pub assignee: Option<AssigneeFilter>,
+    pub team_id: Option<i64>,
+    pub tag: Option<String>,
+    pub customer_id: Option<i64>,
+    pub priority: Option<String>,
+    pub q: Option<String>,
+    /// Include chats still in progress (CC-10); without it only tickets and ended chats are listed.
+    pub show_active_chats: bool,
+    /// Only chats still in progress (the live chat panel, CORE-4).
+    pub active_chats_only: bool,
+    pub include_merged: bool,
+    pub sort: SortOrder,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortOrder {
+    #[default]
+    UpdatedDesc,
+    UpdatedAsc,
+    CreatedDesc,
+    CreatedAsc,
+}
+
+/// Load tags, customer names and channel kinds for a page of conversations.
+macro_rules! decorate {
+    ($conn:ident, $rows:expr) => {{
+        let rows: Vec<Conversation> = $rows;
+        let ids: Vec<i64> = rows.iter().map(|c| c.id).collect();
+        let customer_ids: Vec<i64> = rows.iter().map(|c| c.customer_id).collect();
+        let channel_ids: Vec<i64> = rows.iter().map(|c| c.channel_instance_id).collect();
+        let tags: Vec<(i64, String)> = conversation_tags::table
+            .filter(conversation_tags::conversation_id.eq_any(&ids))
+            .select((conversation_tags::conversation_id, conversation_tags::tag))
+            .order((conversation_tags::conversation_id, conversation_tags::tag))
+            .load($conn)
+            .await?;
+        let names: Vec<(i64, String)> = customers::table
+            .filter(customers::id.eq_any(&customer_ids))
+            .select((customers::id, customers::name))
+            .load($conn)
+            .await?;
+        let kinds: Vec<(i64, String)> = channel_instances::table
+            .filter(channel_instances::id.eq_any(&channel_ids))
+            .select((channel_instances::id, channel_instances::kind))
+            .load($conn)
+            .await?;
+        rows.into_iter()
+            .map(|c| ConversationRow {
+                tags: tags
+                    .iter()
+                    .filter(|(id, _)| *id == c.id)
+                    .map(|(_, t)| t.clone())
+                    .collect(),
+                customer_name: names
+                    .iter()
+                    .find(|(id, _)| *id == c.customer_id)
+                    .map(|(_, n)| n.clone())
+                    .unwrap_or_default(),
+                channel_kind: kinds
+                    .iter()
+                    .find(|(id, _)| *id == c.channel_instance_id)
+                    .map(|(_, k)| k.clone())
+                    .unwrap_or_default(),
+                conversation: c,
+            })
+            .collect::<Vec<_>>()
+    }};
+}
+
+/// Load one conversation inside a transaction, or `NotFound` when absent or out of scope.
+macro_rules! load_in_scope {
+    ($conn:ident, $id:expr, $scope:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::store::{StoreError, models::Conversation, schema::conversations};
+        let c: Conversation = conversations::table
+            .find($id)
+            .select(Conversation::as_select())
+            .first($conn)
+            .await
+            .optional()?
+            .ok_or(StoreError::NotFound)?;
+        if !$scope.allows(c.channel_instance_id) {
+            return Err(StoreError::NotFound);
+        }
+        c
+    }};
+}
+pub(crate) use load_in_scope;
+
+/// Apply a [`ConversationPatch`] to `$before` inside a transaction: validates references,
+/// statuses and their conditions, writes the row, the tags and one audit entry. Evaluates to the
+/// updated `Conversation`. Shared by `PATCH` and "reply and set status".
+macro_rules! apply_patch {
+    ($conn:ident, $before:expr, $patch:expr, $actor:expr) => {{
+        use chrono::NaiveDateTime;
+        #[allow(unused_imports)]
+        use serde_json::json;
+        #[allow(unused_imports)]
+        use $crate::domain::status::FilledIn;
+        #[allow(unused_imports)]
+        use $crate::domain::{Mode, StatusBase, missing_required_fields};
+        #[allow(unused_imports)]
+        use $crate::store::audit;
+        #[allow(unused_imports)]
+        use $crate::store::conversations::ConversationPatch;
+        #[allow(unused_imports)]
+        use $crate::store::models::{Conversation, Status};
+        #[allow(unused_imports)]
+        use $crate::store::schema::{
+            agents, audit_log, channel_access, conversation_tags, conversations, statuses, teams,
+        };
+        #[allow(unused_imports)]
+        use $crate::store::{StoreError, now};
+        let before: Conversation = $before;
+        let patch: &ConversationPatch = $patch;
+        let t = now();
+        let mut changed = serde_json::Map::new();
+
+        // Tags: the resulting set.
+        let old_tags: Vec<String> = conversation_tags::table
+            .filter(conversation_tags::conversation_id.eq(before.id))
+            .select(conversation_tags::tag)
+            .order(conversation_tags::tag)
+            .load($conn)
+            .await?;
+        let mut new_tags: Vec<String> = patch.tags.clone().unwrap_or_else(|| old_tags.clone());
+        new_tags.extend(patch.add_tags.iter().cloned());
+        new_tags.retain(|t| !patch.remove_tags.contains(t));
+        new_tags.sort();
+        new_tags.dedup();
+
+        // Custom fields: merge, null removes.
+        let mut fields: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&before.custom_fields).unwrap_or_default();
+        if let Some(update) = &patch.custom_fields {
+            for (k, v) in update {
+                if v.is_null() {
+                    fields.remove(k);
+                } else {
+                    fields.insert(k.clone(), v.clone());
+                }
+            }
+            changed.insert(
+                "custom_fields".into(),
+                serde_json::Value::Object(update.clone()),
+            );
+        }
+
+        let assignee_id = patch.assignee_id.unwrap_or(before.assignee_id);
+        if let Some(Some(agent_id)) = patch.assignee_id {
+            let (role, active): (String, bool) = agents::table
+                .find(agent_id)
+                .select((agents::role, agents::active))
+                .first($conn)
+                .await
+                .optional()?
+                .ok_or_else(|| {
+                    StoreError::BadReference(format!("agent {agent_id} does not exist"))
+                })?;
+            if !active {
+                return Err(StoreError::Rule(format!("agent {agent_id} is deactivated")));
+            }
+            let is_admin = role == "super_admin" || role == "admin";
+            if !is_admin {
+                let has: i64 = channel_access::table
+                    .filter(channel_access::agent_id.eq(agent_id))
+                    .filter(channel_access::channel_instance_id.eq(before.channel_instance_id))
+                    .count()
+                    .get_result($conn)
+                    .await?;
+                if has == 0 {
+                    return Err(StoreError::Rule(format!(
+                        "agent {agent_id} has no access to this conversation's channel"
+                    )));
+                }
+            }
+        }
+        let team_id = patch.team_id.unwrap_or(before.team_id);
+        if let Some(Some(team)) = patch.team_id {
+            teams::table
+                .find(team)
+                .select(teams::id)
+                .first::<i64>($conn)
+                .await
+                .optional()?
+                .ok_or_else(|| StoreError::BadReference(format!("team {team} does not exist")))?;
+        }
+        let subject = patch
+            .subject
+            .clone()
+            .unwrap_or_else(|| before.subject.clone());
+        let priority = patch
+            .priority
+            .clone()
+            .unwrap_or_else(|| before.priority.clone());
+
+        let status_key = patch
+            .status
+            .clone()
+            .unwrap_or_else(|| before.status.clone());
+        let status: Status = statuses::table
+            .filter(statuses::key.eq(&status_key))
+            .select(Status::as_select())
+            .first($conn)
+            .await
+            .optional()?
+            .ok_or_else(|| {
+                StoreError::BadReference(format!("status {status_key:?} does not exist"))
+            })?;
+        if patch.status.is_some() && status_key != before.status {
+            let filled_fields: Vec<String> = fields
+                .iter()
+                .filter(|(_, v)| !(v.is_null() || v.as_str() == Some("")))
+                .map(|(k, _)| k.clone())
+                .collect();
+            let missing = missing_required_fields(
+                &status.required_fields(),
+                &FilledIn {
+                    assignee: assignee_id.is_some(),
+                    team: team_id.is_some(),
+                    subject: !subject.trim().is_empty(),
+                    tags: !new_tags.is_empty(),
+                    custom_fields: &filled_fields,
+                },
+            );
+            if !missing.is_empty() {
+                return Err(StoreError::Rule(format!(
+                    "status {status_key:?} requires these to be filled in first: {}",
+                    missing.join(", ")
+                )));
+            }
+        }
+        let closing = status.base == StatusBase::Closed.as_str();
+        let closed_at: Option<NaiveDateTime> = if closing {
+            before.closed_at.or(Some(t))
+        } else {
+            None
+        };
+        // Closing a chat that is still in progress ends it (CORE-5).
+        let active_chat = before.mode == Mode::Sync.as_str() && before.ended_at.is_none();
+        let (ended_at, deadline) = if closing && active_chat {
+            (Some(t), None)
+        } else {
+            (before.ended_at, before.inactivity_deadline)
+        };
+
+        if status_key != before.status {
+            changed.insert("status".into(), json!(status_key));
+        }
+        if assignee_id != before.assignee_id {
+            changed.insert("assignee_id".into(), json!(assignee_id));
+        }
+        if team_id != before.team_id {
+            changed.insert("team_id".into(), json!(team_id));
+        }
+        if priority != before.priority {
+            changed.insert("priority".into(), json!(priority));
+        }
+        if subject != before.subject {
+            changed.insert("subject".into(), json!(subject));
+        }
+        if new_tags != old_tags {
+            changed.insert("tags".into(), json!(new_tags));
+        }
+
+        let updated: Conversation = diesel::update(conversations::table.find(before.id))
+            .set((
+                conversations::status.eq(&status_key),
+                conversations::assignee_id.eq(assignee_id),
+                conversations::team_id.eq(team_id),
+                conversations::priority.eq(&priority),
+                conversations::subject.eq(&subject),
+                conversations::custom_fields.eq(serde_json::Value::Object(fields).to_string()),
+                conversations::closed_at.eq(closed_at),
+                conversations::ended_at.eq(ended_at),
+                conversations::inactivity_deadline.eq(deadline),
+                conversations::updated_at.eq(t),
+            ))
+            .returning(Conversation::as_returning())
+            .get_result($conn)
+            .await?;
+        if new_tags != old_tags {
+            diesel::delete(
+                conversation_tags::table.filter(conversation_tags::conversation_id.eq(before.id)),
+            )
+            .execute($conn)
+            .await?;
+            for tag in &new_tags {
+                diesel::insert_into(conversation_tags::table)
+                    .values((
+                        conversation_tags::conversation_id.eq(before.id),
+                        conversation_tags::tag.eq(tag),
+                    ))
+                    .execute($conn)
+                    .await?;
+            }
+        }
+        if !changed.is_empty() {
+            diesel::insert_into(audit_log::table)
+                .values(&audit::entry(
+                    $actor,
+                    "conversation.update",
+                    "conversation",
+                    Some(before.id),
+                    serde_json::Value::Object(changed),
+                ))
+                .execute($conn)
+                .await?;
+        }
+        updated
+    }};
+}
+pub(crate) use apply_patch;
+
+/// Find a company by name or create it; evaluates to its id.
+macro_rules! find_or_create_company {
+    ($conn:ident, $name:expr, $t:expr) => {{
+        let name: &str = $name;
+        let existing: Option<i64> = super::schema::companies::table
+            .filter(super::schema::companies::name.eq(name))
+            .select(super::schema::companies::id)
+            .first($conn)
+            .await
+            .optional()?;
+        match existing {
+            Some(id) => id,
+            None => {
+                diesel::insert_into(super::schema::companies::table)
+                    .values((
+                        super::schema::companies::name.eq(name),
+                        super::schema::companies::created_at.eq($t),
+                    ))
+                    .returning(super::schema::companies::id)
+                    .get_result::<i64>($conn)
+                    .await?
+            }
+        }
+    }};
+}
+
+pub async fn get(store: &Store, id: i64, scope: &ChannelScope) -> StoreResult<ConversationRow> {
+    let mut conn = store.read().await?;
+    db_run!(conn => {
+        let c: Conversation = load_in_scope!(conn, id, scope);
+        let mut rows = decorate!(conn, vec![c]);
+        Ok(rows.remove(0))
+    })
+}
+
+pub async fn list(
+    store: &Store,
+    filter: &ConversationFilter,
+    scope: &ChannelScope,
+) -> StoreResult<(Vec<ConversationRow>, i64)> {
+    let scope_ids = scope.ids();
+    let pattern = filter.q.as_deref().map(like_pattern);
+    let number_q: Option<i64> = filter
+        .q
+        .as_deref()
+        .and_then(|q| q.trim().trim_start_matches('#').parse().ok());
+    let mut conn = store.read().await?;
+    db_run!(conn => {
+        macro_rules! filtered {
+            () => {{
+                let mut q = conversations::table.into_boxed();
+                if let Some(ids) = &scope_ids {
+                    q = q.filter(conversations::channel_instance_id.eq_any(ids.clone()));
+                }
+                if !filter.include_merged {
+                    q = q.filter(conversations::merged_into_id.is_null());
+                }
+                if !filter.statuses.is_empty() {
+                    q = q.filter(conversations::status.eq_any(filter.statuses.clone()));
+                }
+                if let Some(mode) = filter.mode {
+                    q = q.filter(conversations::mode.eq(mode.as_str()));
+                }
+                if filter.active_chats_only {
+                    q = q.filter(conversations::mode.eq("sync")).filter(conversations::ended_at.is_null());
+                } else if !filter.show_active_chats {
+                    q = q.filter(conversations::mode.eq("async").or(conversations::ended_at.is_not_null()));
+                }
+                if let Some(ch) = filter.channel_id {
+                    q = q.filter(conversations::channel_instance_id.eq(ch));
+                }
+                match filter.assignee {
+                    Some(AssigneeFilter::Nobody) => q = q.filter(conversations::assignee_id.is_null()),
+                    Some(AssigneeFilter::Agent(a)) => q = q.filter(conversations::assignee_id.eq(a)),
+                    None => {}
+                }
+                if let Some(team) = filter.team_id {
+                    q = q.filter(conversations::team_id.eq(team));
+                }
+                if let Some(customer) = filter.customer_id {
+                    q = q.filter(conversations::customer_id.eq(customer));
+                }
+                if let Some(p) = &filter.priority {
+                    q = q.filter(conversations::priority.eq(p.clone()));
+                }
+                if let Some(tag) = &filter.tag {
+                    q = q.filter(conversations::id.eq_any(
+                        conversation_tags::table
+                            .filter(conversation_tags::tag.eq(tag.clone()))
+                            .select(conversation_tags::conversation_id),
+                    ));
+                }
+                if let Some(p) = &pattern {
+                    let text = lower(conversations::subject).like(p.clone()).escape('\\')
+                        .or(conversations::id.eq_any(
+                            messages::table
+                                .filter(lower(messages::body_text).like(p.clone()).escape('\\'))
+                                .select(messages::conversation_id),
+                        ))
+                        .or(conversations::customer_id.eq_any(
+                            customers::table
+                                .filter(lower(customers::name).like(p.clone()).escape('\\'))
+                                .select(customers::id),
+                        ));
+                    q = match number_q {
+                        Some(n) => q.filter(text.or(conversations::number.eq(n))),
+                        None => q.filter(text),
+                    };
+                }
+                q
+            }};
+        }
+        let total: i64 = filtered!().count().get_result(conn).await?;
+        let q = filtered!().select(Conversation::as_select());
+        let q = match filter.sort {
+            SortOrder::UpdatedDesc => q.order((conversations::updated_at.desc(), conversations::id.desc())),
+            SortOrder::UpdatedAsc => q.order((conversations::updated_at.asc(), conversations::id.asc())),
+            SortOrder::CreatedDesc => q.order((conversations::created_at.desc(), conversations::id.desc())),
+            SortOrder::CreatedAsc => q.order((conversations::created_at.asc(), conversations::id.asc())),
+        };
+        let rows: Vec<Conversation> = q.limit(filter.limit).offset(filter.offset).load(conn).await?;
+        let rows = decorate!(conn, rows);
+        Ok((rows, total))
+    })
+}
+
+/// Create a conversation with its first message in one transaction: resolve (or create) the
+/// customer, number the conversation, apply the channel's defaults, store the message with seq 1
+/// and, for an outbound first message, queue its delivery.
+pub async fn create(
+    store: &Store,
+    input: NewConversation,
+    scope: &ChannelScope,
+    actor: Actor,
+) -> StoreResult<CreatedConversation> {
+    if !scope.allows(input.channel_id) {
+        return Err(StoreError::BadReference(format!(
+            "channel {} does not exist",
+            input.channel_id
+        )));
+    }
+    let mut conn = store.write().await?;
+    db_tx!(conn => {
+        let t = now();
+        let channel: ChannelInstance = channel_instances::table
+            .find(input.channel_id)
+            .select(ChannelInstance::as_select())
+            .first(conn)
+            .await
+            .optional()?
+            .ok_or_else(|| StoreError::BadReference(format!("channel {} does not exist", input.channel_id)))?;
+        if !channel.enabled {
+            return Err(StoreError::Rule(format!("channel {} is disabled", channel.id)));
+        }
+
+        // Idempotency: the same provider message id on this channel changes nothing.
+        if let Some(ext) = &input.external_message_id {
+            let seen: Option<Message> = messages::table
+                .filter(messages::channel_instance_id.eq(channel.id))
+                .filter(messages::provider_message_id.eq(ext))
+                .select(Message::as_select())
+                .first(conn)
+                .await
+                .optional()?;
+            if let Some(message) = seen {
+                let c: Conversation = conversations::table.find(message.conversation_id).select(Conversation::as_select()).first(conn).await?;
+                let mut rows = decorate!(conn, vec![c]);
+                return Ok(CreatedConversation { conversation: rows.remove(0), message, created: false });
+            }
+        }
+
+        let customer_id: i64 = match &input.counterpart {
+            Counterpart::Customer(id) => {
+                let c: Customer = customers::table.find(*id).select(Customer::as_select()).first(conn).await
+                    .optional()?
+                    .ok_or_else(|| StoreError::BadReference(format!("customer {id} does not exist")))?;
+                c.merged_into_id.unwrap_or(c.id)
+            }
+            Counterpart::Contact { external_id, name, email, phone, company } => {
+                let by_external_id: Option<i64> = customer_identities::table
+                    .filter(customer_identities::kind.eq("external"))
+                    .filter(customer_identities::channel_instance_id.eq(channel.id))
+                    .filter(customer_identities::value.eq(external_id))
+                    .select(customer_identities::customer_id)
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let mut owners: [Option<Owner>; 2] = [None, None];
+                for (slot, (kind, value)) in [("email", email), ("phone", phone)].into_iter().enumerate() {
+                    let Some(value) = value else { continue };
+                    let owner: Option<i64> = customer_identities::table
+                        .filter(customer_identities::kind.eq(kind))
+                        .filter(customer_identities::value.eq(value))
+                        .select(customer_identities::customer_id)
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    if let Some(owner) = owner {
+                        let others: i64 = customer_identities::table
+                            .filter(customer_identities::customer_id.eq(owner))
+                            .filter(customer_identities::kind.eq("external"))
+                            .filter(customer_identities::channel_instance_id.eq(channel.id))
+                            .filter(customer_identities::value.ne(external_id))
+                            .count()
+                            .get_result(conn)
+                            .await?;
+                        owners[slot] = Some(Owner { customer_id: owner, has_other_id_on_channel: others > 0 });
+                    }
+                }
+                let link = linking::decide(Found { by_external_id, email_owner: owners[0], phone_owner: owners[1] });
+                let customer_id = match link.customer_id {
+                    Some(id) => id,
+                    None => {
+                        let company_id = match company {
+                            Some(name) => Some(find_or_create_company!(conn, name, t)),
+                            None => None,
+                        };
+                        diesel::insert_into(customers::table)
+                            .values((
+                                customers::name.eq(name.clone().unwrap_or_else(|| external_id.clone())),
+                                customers::company_id.eq(company_id),
+                                customers::created_at.eq(t),
+                                customers::updated_at.eq(t),
+                            ))
+                            .returning(customers::id)
+                            .get_result::<i64>(conn)
+                            .await?
+                    }
+                };
+                let mut identities = Vec::new();
+                if link.add_external_id { identities.push(("external", Some(channel.id), external_id.clone())); }
+                if let (true, Some(e)) = (link.add_email, email) { identities.push(("email", None, e.clone())); }
+                if let (true, Some(p)) = (link.add_phone, phone) { identities.push(("phone", None, p.clone())); }
+                for (kind, ch, value) in identities {
+                    diesel::insert_into(customer_identities::table)
+                        .values((
+                            customer_identities::customer_id.eq(customer_id),
+                            customer_identities::kind.eq(kind),
+                            customer_identities::channel_instance_id.eq(ch),
+                            customer_identities::value.eq(value),
+                            customer_identities::created_at.eq(t),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                // Fill in what the integrator tells us and we did not know (CC-5).
+                if link.customer_id.is_some() {
+                    if let Some(company) = company {
+                        let current: Option<i64> = customers::table.find(customer_id).select(customers::company_id).first(conn).await?;
+                        if current.is_none() {
+                            let cid = find_or_create_company!(conn, company, t);
+                            diesel::update(customers::table.find(customer_id)).set(customers::company_id.eq(cid)).execute(conn).await?;
+                        }
+                    }
+                    if let Some(name) = name {
+                        diesel::update(customers::table.find(customer_id).filter(customers::name.eq("")))
+                            .set(customers::name.eq(name))
+                            .execute(conn)
+                            .await?;
+                    }
+                }
+                customer_id
+            }
+        };
+
+        let number: i64 = diesel::update(counters::table.find("conversation_number"))
+            .set(counters::value.eq(counters::value + 1))
+            .returning(counters::value)
+            .get_result(conn)
+            .await?;
+        let is_in = input.direction == Direction::In;
+        let sync = channel.mode == Mode::Sync.as_str();
+        let deadline = sync.then(|| t + chrono::Duration::seconds(channel.inactivity_timeout_s));
+        let conversation: Conversation = diesel::insert_into(conversations::table)
+            .values((
+                conversations::number.eq(number),
+                conversations::channel_instance_id.eq(channel.id),
+                conversations::customer_id.eq(customer_id),
+                conversations::mode.eq(&channel.mode),
+                conversations::status.eq(StatusBase::Open.as_str()),
+                conversations::team_id.eq(channel.default_team_id),
+                conversations::priority.eq("normal"),
+                conversations::subject.eq(&input.subject),
+                conversations::custom_fields.eq("{}"),
+                conversations::last_seq.eq(1),
+                conversations::inactivity_deadline.eq(deadline),
+                conversations::created_at.eq(t),
+                conversations::updated_at.eq(t),
+                conversations::last_customer_activity_at.eq(is_in.then_some(t)),
+                conversations::last_agent_activity_at.eq((!is_in).then_some(t)),
+            ))
+            .returning(Conversation::as_returning())
+            .get_result(conn)
+            .await?;
+        let message: Message = diesel::insert_into(messages::table)
+            .values((
+                messages::conversation_id.eq(conversation.id),
+                messages::seq.eq(1),
+                messages::direction.eq(input.direction.as_str()),
+                messages::source.eq(input.source.as_str()),
+                messages::author_agent_id.eq(input.author_agent_id),
+                messages::author_customer_id.eq(is_in.then_some(customer_id)),
+                messages::body_text.eq(&input.content),
+                messages::body_html.eq(&input.content_html),
+                messages::channel_instance_id.eq(channel.id),
+                messages::provider_message_id.eq(&input.external_message_id),
+                messages::created_at.eq(t),
+            ))
+            .returning(Message::as_returning())
+            .get_result(conn)
+            .await?;
+        if input.direction == Direction::Out {
+            diesel::insert_into(outbox::table)
+                .values(&super::outbox::new_delivery(channel.id, conversation.id, message.id, t))
+                .execute(conn)
+                .await?;
+        }
+        diesel::insert_into(audit_log::table)
+            .values(&audit::entry(actor, "conversation.create", "conversation", Some(conversation.id), json!({
+                "number": number, "channel_id": channel.id, "customer_id": customer_id, "direction": input.direction.as_str()
+            })))
+            .execute(conn)
+            .await?;
+        let mut rows = decorate!(conn, vec![conversation]);
+        Ok(CreatedConversation { conversation: rows.remove(0), message, created: true })
+    })
+}
+
+pub async fn update(
+    store: &Store,
+    id: i64,
+    patch: &ConversationPatch,
+    scope: &ChannelScope,
+    actor: Actor,
+) -> StoreResult<ConversationRow> {
+    let mut conn = store.write().await?;
+    db_tx!(conn => {
+        let before: Conversation = load_in_scope!(conn, id, scope);
+        if let Some(into) = before.merged_into_id {
+            return Err(StoreError::Rule(format!("conversation {id} was merged into {into}; change that one")));
+        }
+        let updated = apply_patch!(conn, before, patch, actor);
+        let mut rows = decorate!(conn, vec![updated]);
+        Ok(rows.remove(0))
+    })
+}
+
+/// Merge conversation `id` into `into` (CORE-8). The merged conversation is closed and points at
+/// the survivor; new messages addressed to it land in the survivor. Both must be in scope.
+pub async fn merge(
+    store: &Store,
+    id: i64,
+    into: i64,
+    scope: &ChannelScope,
+    actor: Actor,
+) -> StoreResult<ConversationRow> {
+    if id == into {
+        return Err(StoreError::Rule(
+            "a conversation cannot be merged into itself".into(),
+        ));
+    }
+    let mut conn = store.write().await?;
+    db_tx!(conn => {
+        let source: Conversation = load_in_scope!(conn, id, scope);
+        let target: Conversation = conversations::table
+            .find(into)
+            .select(Conversation::as_select())
+            .first(conn)
+            .await
+            .optional()?
+            .filter(|c| scope.allows(c.channel_instance_id))
+            .ok_or_else(|| StoreError::BadReference(format!("conversation {into} does not exist")))?;
+        if source.merged_into_id.is_some() {
+            return Err(StoreError::Rule(format!("conversation {id} is already merged")));
+        }
+        if target.merged_into_id.is_some() {
+            return Err(StoreError::Rule(format!("conversation {into} is itself merged; merge into its survivor")));
+        }
+        let t = now();
+        let closed = statuses::table
+            .filter(statuses::base.eq("closed"))
+            .filter(statuses::builtin.eq(true))
+            .select(statuses::key)
+            .first::<String>(conn)
+            .await?;
+        diesel::update(conversations::table.find(id))
+            .set((
+                conversations::merged_into_id.eq(into),
+                conversations::status.eq(closed),
+                conversations::closed_at.eq(source.closed_at.or(Some(t))),
+                conversations::ended_at.eq(source.ended_at.or(Some(t))),
+                conversations::inactivity_deadline.eq(None::<NaiveDateTime>),
+                conversations::updated_at.eq(t),
+            ))
+            .execute(conn)
+            .await?;
+        let survivor: Conversation = diesel::update(conversations::table.find(into))
+            .set(conversations::updated_at.eq(t))
+            .returning(Conversation::as_returning())
+            .get_result(conn)
+            .await?;
+        diesel::insert_into(audit_log::table)
+            .values(&audit::entry(actor, "conversation.merge", "conversation", Some(into), json!({"merged": id})))
+            .execute(conn)
+            .await?;
+        diesel::insert_into(audit_log::table)
+            .values(&audit::entry(actor, "conversation.merged_into", "conversation", Some(id), json!({"into": into})))
+            .execute(conn)
+            .await?;
+        let mut rows = decorate!(conn, vec![survivor]);
+        Ok(rows.remove(0))
+    })
+}
+
+/// Counts per status for the channels in scope (for the dashboard's sidebar).
+pub async fn count_by_status(
+    store: &Store,
+    scope: &ChannelScope,
+) -> StoreResult<BTreeMap<String, i64>> {
+    let ids = scope.ids();
+    let mut conn = store.read().await?;
+    let rows: Vec<(String, i64)> = db_run!(conn => {
+        let mut q = conversations::table
+            .filter(conversations::merged_into_id.is_null())
+            .group_by(conversations::status)
+            .select((conversations::status, diesel::dsl::count_star()))
+            .into_boxed();
+        if let Some(ids) = ids {
+            q = q.filter(conversations::channel_instance_id.eq_any(ids));
+        }
+        q.load(conn).await
+    })?;
+    Ok(rows.into_iter().collect())
+}

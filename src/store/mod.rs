@@ -1,0 +1,343 @@
+//! The store: the one place that talks to the database.
+//!
+//! Owns the connection pools, the embedded migrations of both backends, the diesel schema and
+//! the repositories (one file per aggregate). The backend is chosen at run time from
+//! `DATABASE_URL`; every query is written once and compiled for both backends through
+//! [`db_run!`] / [`db_tx!`], which match on [`DbConn`] and run the same body against
+//! `AsyncPgConnection` or `SyncConnectionWrapper<SqliteConnection>`.
+//!
+//! SQLite allows one writer at a time. Rather than let concurrent write transactions fight over
+//! the file lock (`SQLITE_BUSY`), [`Store::write`] hands out connections behind a process-wide
+//! async mutex; readers use [`Store::read`] and never wait for it (WAL mode).
+//!
+//! Architecture invariant: nothing outside `store/` builds SQL or sees a diesel type; callers get
+//! plain row structs from [`models`] and a [`StoreError`].
+
+pub mod agents;
+pub mod attachments;
+pub mod audit;
+pub mod auth;
+pub mod channels;
+pub mod conversations;
+pub mod customers;
+pub mod messages;
+pub mod models;
+pub mod outbox;
+pub mod schema;
+pub mod statuses;
+pub mod teams;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::SqliteConnection;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use futures_util::FutureExt;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// How long a request waits for a pooled connection before it is answered 503.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+/// SQLite waits this long for a lock held by another process (the CLI, a backup) before failing.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// Which database a `DATABASE_URL` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A file path (created on first use).
+    Sqlite(String),
+    /// A libpq-style URL, passed through unchanged.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if let Some(path) = raw.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("sqlite:// URL has no file path".into());
+            }
+            Ok(Self::Sqlite(path.to_owned()))
+        } else if let Some(path) = raw.strip_prefix("sqlite:") {
+            Ok(Self::Sqlite(path.to_owned()))
+        } else if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            Ok(Self::Postgres(raw.to_owned()))
+        } else {
+            Err(format!(
+                "DATABASE_URL must start with sqlite:// or postgres:// (got {:?})",
+                raw.split(':').next().unwrap_or_default()
+            ))
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Errors of the storage layer. Callers turn them into HTTP answers in one place (`http::error`).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A unique key already holds this value (e.g. an agent's email).
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// A referenced row (team, agent, channel, …) does not exist.
+    #[error("unknown reference: {0}")]
+    BadReference(String),
+    /// The request is well-formed but breaks a rule that needs the database to check.
+    #[error("{0}")]
+    Rule(String),
+    #[error("database is busy: no connection within {0:?}")]
+    PoolTimeout(Duration),
+    #[error("database error: {0}")]
+    Db(DieselError),
+    #[error("connection pool error: {0}")]
+    Pool(String),
+}
+
+impl From<DieselError> for StoreError {
+    fn from(err: DieselError) -> Self {
+        match err {
+            DieselError::NotFound => Self::NotFound,
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                Self::Conflict(info.message().to_owned())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info) => {
+                Self::BadReference(info.message().to_owned())
+            }
+            other => Self::Db(other),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+enum Pools {
+    Postgres(Pool<AsyncPgConnection>),
+    Sqlite(Pool<SqliteConn>),
+}
+
+/// A pooled connection of either backend. Match on it with [`db_run!`].
+pub enum DbConn {
+    Postgres(Object<AsyncPgConnection>),
+    /// The guard, when present, is the SQLite writer lock held for this connection's lifetime.
+    Sqlite(Object<SqliteConn>, Option<OwnedMutexGuard<()>>),
+}
+
+/// Run `$body` with `$conn` bound to the concrete connection of either backend. The body is
+/// compiled once per backend, so it must only use query builders both support.
+#[macro_export]
+macro_rules! db_run {
+    ($conn:ident => $body:expr) => {
+        match &mut $conn {
+            $crate::store::DbConn::Postgres(pooled) => {
+                let $conn: &mut ::diesel_async::AsyncPgConnection = &mut *pooled;
+                $body
+            }
+            $crate::store::DbConn::Sqlite(pooled, _) => {
+                let $conn: &mut $crate::store::SqliteConn = &mut *pooled;
+                $body
+            }
+        }
+    };
+}
+
+/// Like [`db_run!`], inside one transaction: commits when the body returns `Ok`, rolls back on `Err`.
+#[macro_export]
+macro_rules! db_tx {
+    ($conn:ident => $body:expr) => {
+        $crate::db_run!($conn => {
+            use ::diesel_async::AsyncConnection as _;
+            $conn
+                .transaction::<_, $crate::store::StoreError, _>(async move |$conn| { $body })
+                .await
+        })
+    };
+}
+
+/// The database handle shared by the whole process (cheap to clone).
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<StoreInner>,
+}
+
+struct StoreInner {
+    url: DatabaseUrl,
+    pools: Pools,
+    sqlite_writer: Option<Arc<Mutex<()>>>,
+}
+
+impl Store {
+    /// Open pools for `url` (creating the SQLite file and its folder when needed). Does not migrate.
+    pub async fn connect(url: &DatabaseUrl, pool_size: usize) -> StoreResult<Self> {
+        let (pools, sqlite_writer) = match url {
+            DatabaseUrl::Postgres(raw) => {
+                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(raw.as_str());
+                let pool = Pool::builder(manager)
+                    .max_size(pool_size.max(1))
+                    .wait_timeout(Some(POOL_WAIT))
+                    .create_timeout(Some(POOL_WAIT))
+                    .runtime(deadpool::Runtime::Tokio1)
+                    .build()
+                    .map_err(|e| StoreError::Pool(e.to_string()))?;
+                (Pools::Postgres(pool), None)
+            }
+            DatabaseUrl::Sqlite(path) => {
+                if let Some(dir) = std::path::Path::new(path).parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Pool(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+                let mut config = ManagerConfig::<SqliteConn>::default();
+                config.custom_setup = Box::new(|path| open_sqlite(path.to_owned()).boxed());
+                let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(
+                    path.as_str(),
+                    config,
+                );
+                let pool = Pool::builder(manager)
+                    .max_size(pool_size.max(2))
+                    .wait_timeout(Some(POOL_WAIT))
+                    .create_timeout(Some(POOL_WAIT))
+                    .runtime(deadpool::Runtime::Tokio1)
+                    .build()
+                    .map_err(|e| StoreError::Pool(e.to_string()))?;
+                (Pools::Sqlite(pool), Some(Arc::new(Mutex::new(()))))
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(StoreInner {
+                url: url.clone(),
+                pools,
+                sqlite_writer,
+            }),
+        })
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        self.inner.url.backend_name()
+    }
+
+    /// A connection for reads (and for writes on PostgreSQL, where the database orders them).
+    pub async fn read(&self) -> StoreResult<DbConn> {
+        match &self.inner.pools {
+            Pools::Postgres(pool) => Ok(DbConn::Postgres(pool.get().await.map_err(pool_error)?)),
+            Pools::Sqlite(pool) => Ok(DbConn::Sqlite(pool.get().await.map_err(pool_error)?, None)),
+        }
+    }
+
+    /// A connection for a write transaction. On SQLite it holds the writer lock until dropped.
+    pub async fn write(&self) -> StoreResult<DbConn> {
+        match (&self.inner.pools, &self.inner.sqlite_writer) {
+            (Pools::Sqlite(pool), Some(lock)) => {
+                let guard = tokio::time::timeout(POOL_WAIT, lock.clone().lock_owned())
+                    .await
+                    .map_err(|_| StoreError::PoolTimeout(POOL_WAIT))?;
+                let conn = pool.get().await.map_err(pool_error)?;
+                Ok(DbConn::Sqlite(conn, Some(guard)))
+            }
+            _ => self.read().await,
+        }
+    }
+
+    /// Apply every pending embedded migration for this backend. Returns how many ran.
+    pub async fn migrate(&self) -> StoreResult<usize> {
+        let conn = self.write().await?;
+        let ran = tokio::task::spawn_blocking(move || -> Result<usize, String> {
+            match conn {
+                DbConn::Postgres(c) => {
+                    let mut harness = diesel_async::AsyncMigrationHarness::new(c);
+                    harness
+                        .run_pending_migrations(POSTGRES_MIGRATIONS)
+                        .map(|v| v.len())
+                        .map_err(|e| e.to_string())
+                }
+                DbConn::Sqlite(c, _guard) => {
+                    let mut harness = diesel_async::AsyncMigrationHarness::new(c);
+                    harness
+                        .run_pending_migrations(SQLITE_MIGRATIONS)
+                        .map(|v| v.len())
+                        .map_err(|e| e.to_string())
+                }
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Pool(format!("migration task failed: {e}")))?
+        .map_err(|e| StoreError::Pool(format!("migration failed: {e}")))?;
+        Ok(ran)
+    }
+
+    /// True when the database answers and every embedded migration has been applied.
+    pub async fn is_ready(&self) -> StoreResult<bool> {
+        use diesel::sql_types::Text;
+        #[derive(diesel::QueryableByName)]
+        struct Version {
+            #[diesel(sql_type = Text)]
+            version: String,
+        }
+        let expected = match self.inner.url {
+            DatabaseUrl::Sqlite(_) => latest_version(&SQLITE_MIGRATIONS),
+            DatabaseUrl::Postgres(_) => latest_version(&POSTGRES_MIGRATIONS),
+        };
+        let mut conn = self.read().await?;
+        let applied: Vec<Version> = db_run!(conn => {
+            diesel_async::RunQueryDsl::load(
+                diesel::sql_query("SELECT version FROM __diesel_schema_migrations"),
+                conn,
+            )
+            .await
+        })
+        .map_err(StoreError::from)?;
+        Ok(applied.iter().any(|v| v.version == expected))
+    }
+}
+
+fn latest_version(migrations: &EmbeddedMigrations) -> String {
+    use diesel::migration::MigrationSource;
+    let list =
+        MigrationSource::<diesel::sqlite::Sqlite>::migrations(migrations).unwrap_or_default();
+    list.iter()
+        .map(|m| m.name().version().to_string())
+        .max()
+        .unwrap_or_default()
+}
+
+fn pool_error<E: std::fmt::Display>(err: deadpool::managed::PoolError<E>) -> StoreError {
+    match err {
+        deadpool::managed::PoolError::Timeout(_) => StoreError::PoolTimeout(POOL_WAIT),
+        other => StoreError::Pool(other.to_string()),
+    }
+}
+
+/// Open one SQLite connection with the settings every connection needs: WAL so readers never
+/// wait for the writer, a busy timeout for other processes, and enforced foreign keys.
+async fn open_sqlite(path: String) -> diesel::ConnectionResult<SqliteConn> {
+    let mut conn = SqliteConn::establish(&path).await?;
+    conn.batch_execute(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
+         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+    ))
+    .await
+    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
+}
+
+/// The current time as stored: UTC, millisecond precision (both backends keep at least that).
+pub fn now() -> chrono::NaiveDateTime {
+    use chrono::{SubsecRound, Utc};
+    Utc::now().naive_utc().trunc_subsecs(3)
+}

@@ -1,0 +1,225 @@
+//! Row structs: what a query returns and what an insert takes. Plain data, no behaviour.
+//!
+//! Enumerated columns (role, mode, status, …) stay `String` here; the repositories parse them into
+//! `domain` types where a decision depends on them, and the HTTP layer validates them on the way in.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::*;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = agents)]
+pub struct Agent {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub password_hash: Option<String>,
+    pub role: String,
+    pub active: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = agents)]
+pub struct NewAgent<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub password_hash: Option<&'a str>,
+    pub role: &'a str,
+    pub active: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+pub struct Session {
+    pub id: i64,
+    pub token_hash: String,
+    pub csrf_token: String,
+    pub agent_id: i64,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = api_tokens)]
+pub struct ApiToken {
+    pub id: i64,
+    pub agent_id: i64,
+    pub name: String,
+    pub token_hash: String,
+    pub prefix: String,
+    pub created_at: NaiveDateTime,
+    pub last_used_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = teams)]
+pub struct Team {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = channel_instances)]
+pub struct ChannelInstance {
+    pub id: i64,
+    pub kind: String,
+    pub name: String,
+    pub mode: String,
+    pub settings: String,
+    pub secret: Option<String>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub inactivity_timeout_s: i64,
+    pub default_team_id: Option<i64>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = statuses)]
+pub struct Status {
+    pub id: i64,
+    pub key: String,
+    pub name: String,
+    pub base: String,
+    pub required_fields: String,
+    pub builtin: bool,
+    pub position: i64,
+    pub created_at: NaiveDateTime,
+}
+
+impl Status {
+    pub fn required_fields(&self) -> Vec<String> {
+        serde_json::from_str(&self.required_fields).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = companies)]
+pub struct Company {
+    pub id: i64,
+    pub name: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = customers)]
+pub struct Customer {
+    pub id: i64,
+    pub name: String,
+    pub company_id: Option<i64>,
+    pub owner_agent_id: Option<i64>,
+    pub notes: String,
+    pub custom_fields: String,
+    pub merged_into_id: Option<i64>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = customer_identities)]
+pub struct Identity {
+    pub id: i64,
+    pub customer_id: i64,
+    pub kind: String,
+    pub channel_instance_id: Option<i64>,
+    pub value: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = conversations)]
+pub struct Conversation {
+    pub id: i64,
+    pub number: i64,
+    pub channel_instance_id: i64,
+    pub customer_id: i64,
+    pub mode: String,
+    pub status: String,
+    pub assignee_id: Option<i64>,
+    pub team_id: Option<i64>,
+    pub priority: String,
+    pub subject: String,
+    pub custom_fields: String,
+    pub last_seq: i64,
+    pub merged_into_id: Option<i64>,
+    pub inactivity_deadline: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub first_response_at: Option<NaiveDateTime>,
+    pub last_customer_activity_at: Option<NaiveDateTime>,
+    pub last_agent_activity_at: Option<NaiveDateTime>,
+    pub ended_at: Option<NaiveDateTime>,
+    pub closed_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = messages)]
+pub struct Message {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub seq: i64,
+    pub direction: String,
+    pub source: String,
+    pub author_agent_id: Option<i64>,
+    pub author_customer_id: Option<i64>,
+    pub body_text: String,
+    pub body_html: Option<String>,
+    pub quoted_message_id: Option<i64>,
+    pub channel_instance_id: i64,
+    pub provider_message_id: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = attachments)]
+pub struct Attachment {
+    pub id: i64,
+    pub message_id: Option<i64>,
+    pub uploaded_by: Option<i64>,
+    pub file_name: String,
+    pub mime_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub storage_key: String,
+    pub content_id: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = outbox)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub delivery_id: String,
+    pub channel_instance_id: i64,
+    pub conversation_id: Option<i64>,
+    pub message_id: Option<i64>,
+    pub kind: String,
+    pub payload: String,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: NaiveDateTime,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub delivered_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_log)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub actor_kind: String,
+    pub actor_id: Option<i64>,
+    pub action: String,
+    pub entity_type: String,
+    pub entity_id: Option<i64>,
+    pub details: String,
+    pub created_at: NaiveDateTime,
+}

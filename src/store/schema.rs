@@ -1,0 +1,263 @@
+//! The diesel table definitions, one set for both backends.
+//!
+//! Written by hand to the lowest common denominator of SQLite and PostgreSQL: ids and counters are
+//! `BigInt`, times are `Timestamp` (UTC, no zone), JSON documents are `Text`. Keep it in step with
+//! both migration folders; `tests/schema.rs` checks that every column here exists in each database.
+
+diesel::table! {
+    counters (name) {
+        name -> Text,
+        value -> BigInt,
+    }
+}
+
+diesel::table! {
+    agents (id) {
+        id -> BigInt,
+        email -> Text,
+        name -> Text,
+        password_hash -> Nullable<Text>,
+        role -> Text,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        csrf_token -> Text,
+        agent_id -> BigInt,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> BigInt,
+        agent_id -> BigInt,
+        name -> Text,
+        token_hash -> Text,
+        prefix -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    teams (id) {
+        id -> BigInt,
+        name -> Text,
+        description -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    team_members (team_id, agent_id) {
+        team_id -> BigInt,
+        agent_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    channel_instances (id) {
+        id -> BigInt,
+        kind -> Text,
+        name -> Text,
+        mode -> Text,
+        settings -> Text,
+        secret -> Nullable<Text>,
+        enabled -> Bool,
+        disabled_reason -> Nullable<Text>,
+        inactivity_timeout_s -> BigInt,
+        default_team_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    channel_access (agent_id, channel_instance_id) {
+        agent_id -> BigInt,
+        channel_instance_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    statuses (id) {
+        id -> BigInt,
+        key -> Text,
+        name -> Text,
+        base -> Text,
+        required_fields -> Text,
+        builtin -> Bool,
+        position -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    companies (id) {
+        id -> BigInt,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    customers (id) {
+        id -> BigInt,
+        name -> Text,
+        company_id -> Nullable<BigInt>,
+        owner_agent_id -> Nullable<BigInt>,
+        notes -> Text,
+        custom_fields -> Text,
+        merged_into_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    customer_identities (id) {
+        id -> BigInt,
+        customer_id -> BigInt,
+        kind -> Text,
+        channel_instance_id -> Nullable<BigInt>,
+        value -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    conversations (id) {
+        id -> BigInt,
+        number -> BigInt,
+        channel_instance_id -> BigInt,
+        customer_id -> BigInt,
+        mode -> Text,
+        status -> Text,
+        assignee_id -> Nullable<BigInt>,
+        team_id -> Nullable<BigInt>,
+        priority -> Text,
+        subject -> Text,
+        custom_fields -> Text,
+        last_seq -> BigInt,
+        merged_into_id -> Nullable<BigInt>,
+        inactivity_deadline -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        first_response_at -> Nullable<Timestamp>,
+        last_customer_activity_at -> Nullable<Timestamp>,
+        last_agent_activity_at -> Nullable<Timestamp>,
+        ended_at -> Nullable<Timestamp>,
+        closed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    conversation_tags (conversation_id, tag) {
+        conversation_id -> BigInt,
+        tag -> Text,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> BigInt,
+        conversation_id -> BigInt,
+        seq -> BigInt,
+        direction -> Text,
+        source -> Text,
+        author_agent_id -> Nullable<BigInt>,
+        author_customer_id -> Nullable<BigInt>,
+        body_text -> Text,
+        body_html -> Nullable<Text>,
+        quoted_message_id -> Nullable<BigInt>,
+        channel_instance_id -> BigInt,
+        provider_message_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    attachments (id) {
+        id -> BigInt,
+        message_id -> Nullable<BigInt>,
+        uploaded_by -> Nullable<BigInt>,
+        file_name -> Text,
+        mime_type -> Text,
+        size_bytes -> BigInt,
+        sha256 -> Text,
+        storage_key -> Text,
+        content_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        delivery_id -> Text,
+        channel_instance_id -> BigInt,
+        conversation_id -> Nullable<BigInt>,
+        message_id -> Nullable<BigInt>,
+        kind -> Text,
+        payload -> Text,
+        state -> Text,
+        attempts -> BigInt,
+        next_attempt_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        actor_kind -> Text,
+        actor_id -> Nullable<BigInt>,
+        action -> Text,
+        entity_type -> Text,
+        entity_id -> Nullable<BigInt>,
+        details -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(sessions -> agents (agent_id));
+diesel::joinable!(api_tokens -> agents (agent_id));
+diesel::joinable!(team_members -> teams (team_id));
+diesel::joinable!(team_members -> agents (agent_id));
+diesel::joinable!(channel_access -> channel_instances (channel_instance_id));
+diesel::joinable!(customer_identities -> customers (customer_id));
+diesel::joinable!(conversations -> channel_instances (channel_instance_id));
+diesel::joinable!(conversations -> customers (customer_id));
+diesel::joinable!(conversation_tags -> conversations (conversation_id));
+diesel::joinable!(messages -> conversations (conversation_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    counters,
+    agents,
+    sessions,
+    api_tokens,
+    teams,
+    team_members,
+    channel_instances,
+    channel_access,
+    statuses,
+    companies,
+    customers,
+    customer_identities,
+    conversations,
+    conversation_tags,
+    messages,
+    attachments,
+    outbox,
+    audit_log,
+);
