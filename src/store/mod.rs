@@ -131,6 +131,8 @@ enum Pools {
 }
 
 /// A pooled connection of either backend. Match on it with [`db_run!`].
+// It lives on the stack of one request and is moved rarely; boxing would allocate per checkout.
+#[allow(clippy::large_enum_variant)]
 pub enum DbConn {
     Postgres(Object<AsyncPgConnection>),
     /// The guard, when present, is the SQLite writer lock held for this connection's lifetime.

@@ -20,10 +20,45 @@ pub const PASSWORD: &str = "correct horse battery";
 
 pub struct TestServer {
     pub base: String,
-    pub dir: tempfile::TempDir,
-    pub database_url: String,
+    // Dropped before `db`, so the server lets go of the database before it is removed.
     running: Option<RunningServer>,
+    pub db: FreshDb,
+}
+
+/// A new, empty database for one test (SQLite file or PostgreSQL database), removed on drop,
+/// with a temporary folder that can serve as the data directory.
+pub struct FreshDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
     pg: Option<(String, String)>,
+}
+
+impl FreshDb {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match postgres_admin_url() {
+            Some(admin) => {
+                let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = AsyncPgConnection::establish(&admin)
+                    .await
+                    .expect("connect to PostgreSQL");
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                Self {
+                    url: replace_db(&admin, &name),
+                    dir,
+                    pg: Some((admin, name)),
+                }
+            }
+            None => Self {
+                url: format!("sqlite://{}", dir.path().join("test.db").display()),
+                dir,
+                pg: None,
+            },
+        }
+    }
 }
 
 /// The admin URL of the PostgreSQL server to test against, if the run asks for one.
@@ -40,29 +75,11 @@ impl TestServer {
 
     /// Start with adjusted configuration (e.g. a small body limit).
     pub async fn start_with(adjust: impl FnOnce(&mut RawConfig)) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (database_url, pg) = match postgres_admin_url() {
-            Some(admin) => {
-                let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = AsyncPgConnection::establish(&admin)
-                    .await
-                    .expect("connect to PostgreSQL");
-                diesel::sql_query(format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create test database");
-                let url = replace_db(&admin, &name);
-                (url, Some((admin, name)))
-            }
-            None => (
-                format!("sqlite://{}", dir.path().join("test.db").display()),
-                None,
-            ),
-        };
+        let db = FreshDb::new().await;
         let mut raw = RawConfig {
             bind: Some("127.0.0.1:0".into()),
-            database_url: Some(database_url.clone()),
-            data_dir: Some(dir.path().join("data").display().to_string()),
+            database_url: Some(db.url.clone()),
+            data_dir: Some(db.dir.path().join("data").display().to_string()),
             db_pool_size: Some(4),
             workers: Some(1),
             log: Some("warn".into()),
@@ -81,10 +98,8 @@ impl TestServer {
         let base = format!("http://{}", running.addr);
         Self {
             base,
-            dir,
-            database_url,
             running: Some(running),
-            pg,
+            db,
         }
     }
 
@@ -93,7 +108,7 @@ impl TestServer {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.db.dir.path().join("data")
     }
 
     /// Create an agent directly in the store (role `super_admin`, `admin` or `agent`) and return
@@ -166,7 +181,7 @@ impl TestServer {
     }
 }
 
-impl Drop for TestServer {
+impl Drop for FreshDb {
     fn drop(&mut self) {
         if let Some((admin, name)) = self.pg.take() {
             // Drop the database from a separate thread with its own runtime: Drop cannot await.

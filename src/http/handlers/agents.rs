@@ -54,7 +54,7 @@ async fn view(state: &State, agent: store::models::Agent) -> ApiResult<AgentView
 }
 
 /// Every agent (any signed-in agent may list them, e.g. to assign a conversation).
-#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", responses((status = 200, body = [AgentView])))]
+#[utoipa::path(get, operation_id = "agents_list", path = "/api/v1/agents", tag = "agents", responses((status = 200, body = [AgentView])))]
 pub async fn list(state: State, _p: Principal) -> ApiResult<web::Json<Vec<AgentView>>> {
     let mut out = Vec::new();
     for agent in store::agents::list(&state.store).await? {
@@ -63,7 +63,7 @@ pub async fn list(state: State, _p: Principal) -> ApiResult<web::Json<Vec<AgentV
     Ok(web::Json(out))
 }
 
-#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = i64, Path)),
+#[utoipa::path(get, operation_id = "agents_get", path = "/api/v1/agents/{id}", tag = "agents", params(("id" = i64, Path)),
     responses((status = 200, body = AgentView), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn get(
     state: State,
@@ -75,7 +75,7 @@ pub async fn get(
 }
 
 /// Create an agent (admin). Only a super admin creates super admins.
-#[utoipa::path(post, path = "/api/v1/agents", tag = "agents", request_body = CreateAgentRequest,
+#[utoipa::path(post, operation_id = "agents_create", path = "/api/v1/agents", tag = "agents", request_body = CreateAgentRequest,
     responses((status = 201, body = AgentView), (status = 409, body = crate::http::error::ErrorBody)))]
 pub async fn create(
     state: State,
@@ -115,7 +115,7 @@ pub async fn create(
 
 /// Change an agent. Admins change anyone (not into or out of super admin unless they are one);
 /// an agent may change their own name and password.
-#[utoipa::path(patch, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = i64, Path)), request_body = UpdateAgentRequest,
+#[utoipa::path(patch, operation_id = "agents_update", path = "/api/v1/agents/{id}", tag = "agents", params(("id" = i64, Path)), request_body = UpdateAgentRequest,
     responses((status = 200, body = AgentView), (status = 403, body = crate::http::error::ErrorBody)))]
 pub async fn update(
     state: State,
@@ -164,7 +164,7 @@ pub async fn update(
 }
 
 /// Replace the channel instances an agent may work in (admin).
-#[utoipa::path(put, path = "/api/v1/agents/{id}/channels", tag = "agents", params(("id" = i64, Path)), request_body = ChannelAccessRequest,
+#[utoipa::path(put, operation_id = "agents_set_channels", path = "/api/v1/agents/{id}/channels", tag = "agents", params(("id" = i64, Path)), request_body = ChannelAccessRequest,
     responses((status = 200, body = AgentView), (status = 422, body = crate::http::error::ErrorBody)))]
 pub async fn set_channels(
     state: State,

@@ -37,7 +37,7 @@ fn clean_file_name(raw: &str) -> ApiResult<String> {
 }
 
 /// Upload a file: the raw bytes as the body, its type in `Content-Type`, its name in `?file_name=`.
-#[utoipa::path(post, path = "/api/v1/attachments", tag = "attachments", params(UploadQuery),
+#[utoipa::path(post, operation_id = "attachments_upload", path = "/api/v1/attachments", tag = "attachments", params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 201, body = AttachmentView), (status = 413, body = crate::http::error::ErrorBody)))]
 pub async fn upload(
@@ -81,7 +81,7 @@ pub async fn upload(
 }
 
 /// Download a file. Images, audio, video and PDFs open inline; everything else downloads.
-#[utoipa::path(get, path = "/api/v1/attachments/{id}", tag = "attachments", params(("id" = i64, Path)),
+#[utoipa::path(get, operation_id = "attachments_download", path = "/api/v1/attachments/{id}", tag = "attachments", params(("id" = i64, Path)),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn download(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     let (a, channel) = store::attachments::get(&state.store, *id)

@@ -48,7 +48,7 @@ async fn me_view(state: &State, p: &Principal) -> ApiResult<MeView> {
 }
 
 /// Sign in with email and password; sets the HttpOnly session cookie.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, security(),
+#[utoipa::path(post, operation_id = "auth_login", path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, security(),
     responses((status = 200, body = MeView), (status = 401, body = crate::http::error::ErrorBody)))]
 pub async fn login(state: State, body: web::Json<LoginRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
@@ -113,7 +113,7 @@ pub async fn login(state: State, body: web::Json<LoginRequest>) -> ApiResult<Htt
 }
 
 /// Sign out: ends this session and clears the cookie.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204)))]
+#[utoipa::path(post, operation_id = "auth_logout", path = "/api/v1/auth/logout", tag = "auth", responses((status = 204)))]
 pub async fn logout(state: State, p: Principal) -> ApiResult<HttpResponse> {
     if let Credential::Session { token_hash, .. } = &p.credential {
         store::auth::delete_session(&state.store, token_hash).await?;
@@ -128,13 +128,13 @@ pub async fn logout(state: State, p: Principal) -> ApiResult<HttpResponse> {
 }
 
 /// The signed-in agent, their access, and the CSRF token for this session.
-#[utoipa::path(get, path = "/api/v1/me", tag = "auth", responses((status = 200, body = MeView), (status = 401, body = crate::http::error::ErrorBody)))]
+#[utoipa::path(get, operation_id = "auth_me", path = "/api/v1/me", tag = "auth", responses((status = 200, body = MeView), (status = 401, body = crate::http::error::ErrorBody)))]
 pub async fn me(state: State, p: Principal) -> ApiResult<web::Json<MeView>> {
     Ok(web::Json(me_view(&state, &p).await?))
 }
 
 /// Whether the first admin still has to be created.
-#[utoipa::path(get, path = "/api/v1/setup", tag = "auth", security(), responses((status = 200, body = SetupView)))]
+#[utoipa::path(get, operation_id = "auth_setup_status", path = "/api/v1/setup", tag = "auth", security(), responses((status = 200, body = SetupView)))]
 pub async fn setup_status(state: State) -> ApiResult<web::Json<SetupView>> {
     Ok(web::Json(SetupView {
         needs_admin: !store::agents::any_admin(&state.store).await?,
@@ -151,7 +151,7 @@ pub struct SetupRequest {
 }
 
 /// Create the first super admin from the dashboard's first-run page. Refused once any admin exists.
-#[utoipa::path(post, path = "/api/v1/setup", tag = "auth", security(), request_body = SetupRequest,
+#[utoipa::path(post, operation_id = "auth_setup", path = "/api/v1/setup", tag = "auth", security(), request_body = SetupRequest,
     responses((status = 201, body = AgentView), (status = 409, body = crate::http::error::ErrorBody)))]
 pub async fn setup(state: State, body: web::Json<SetupRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();

@@ -96,7 +96,7 @@ fn resolve_mode(kind: ChannelKind, requested: Option<&str>) -> ApiResult<Mode> {
 }
 
 /// Channel instances the caller may work in (all of them for admins).
-#[utoipa::path(get, path = "/api/v1/channels", tag = "channels", params(ChannelQuery), responses((status = 200, body = [ChannelView])))]
+#[utoipa::path(get, operation_id = "channels_list", path = "/api/v1/channels", tag = "channels", params(ChannelQuery), responses((status = 200, body = [ChannelView])))]
 pub async fn list(
     state: State,
     p: Principal,
@@ -114,7 +114,7 @@ pub async fn list(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/channels/{id}", tag = "channels", params(("id" = i64, Path)),
+#[utoipa::path(get, operation_id = "channels_get", path = "/api/v1/channels/{id}", tag = "channels", params(("id" = i64, Path)),
     responses((status = 200, body = ChannelView), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn get(
     state: State,
@@ -126,7 +126,7 @@ pub async fn get(
 }
 
 /// Add a channel instance (admin). It is at once available to agent access, filters and rules (CC-2).
-#[utoipa::path(post, path = "/api/v1/channels", tag = "channels", request_body = CreateChannelRequest,
+#[utoipa::path(post, operation_id = "channels_create", path = "/api/v1/channels", tag = "channels", request_body = CreateChannelRequest,
     responses((status = 201, body = ChannelView), (status = 400, body = crate::http::error::ErrorBody)))]
 pub async fn create(
     state: State,
@@ -158,7 +158,7 @@ pub async fn create(
 }
 
 /// Change a channel instance (admin); `enabled: true` also clears a server-set disabled reason.
-#[utoipa::path(patch, path = "/api/v1/channels/{id}", tag = "channels", params(("id" = i64, Path)), request_body = UpdateChannelRequest,
+#[utoipa::path(patch, operation_id = "channels_update", path = "/api/v1/channels/{id}", tag = "channels", params(("id" = i64, Path)), request_body = UpdateChannelRequest,
     responses((status = 200, body = ChannelView)))]
 pub async fn update(
     state: State,
@@ -198,14 +198,14 @@ pub async fn update(
 }
 
 /// Delete a channel instance and its conversations (admin).
-#[utoipa::path(delete, path = "/api/v1/channels/{id}", tag = "channels", params(("id" = i64, Path)), responses((status = 204)))]
+#[utoipa::path(delete, operation_id = "channels_delete", path = "/api/v1/channels/{id}", tag = "channels", params(("id" = i64, Path)), responses((status = 204)))]
 pub async fn delete(state: State, Admin(p): Admin, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     store::channels::delete(&state.store, *id, actor(&p)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// The channel's newest outbound deliveries (admin): state, attempts, last error.
-#[utoipa::path(get, path = "/api/v1/channels/{id}/deliveries", tag = "channels", params(("id" = i64, Path)),
+#[utoipa::path(get, operation_id = "channels_deliveries", path = "/api/v1/channels/{id}/deliveries", tag = "channels", params(("id" = i64, Path)),
     responses((status = 200, body = [DeliveryView])))]
 pub async fn deliveries(
     state: State,

@@ -243,7 +243,7 @@ async fn authors(
 
 /// Conversations the caller may see, filtered and paged. Without `show_active_chats=true` chats
 /// still in progress are left out (they are in the chat panel: `active=true`).
-#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ConversationQuery),
+#[utoipa::path(get, operation_id = "conversations_list", path = "/api/v1/conversations", tag = "conversations", params(ConversationQuery),
     responses((status = 200, body = ConversationPage), (status = 400, body = crate::http::error::ErrorBody)))]
 pub async fn list(
     state: State,
@@ -337,7 +337,7 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = i64, Path)),
+#[utoipa::path(get, operation_id = "conversations_get", path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = i64, Path)),
     responses((status = 200, body = ConversationView), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn get(
     state: State,
@@ -360,7 +360,7 @@ fn not_found_as(e: store::StoreError, what: &str) -> ApiError {
 /// Start a conversation: with `user_custom_id` the first message is the customer's (an
 /// integration creating it, CC-4…CC-6); with `customer_id` it is an agent's outbound message
 /// (CORE-11), queued for delivery.
-#[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations", request_body = CreateConversationRequest,
+#[utoipa::path(post, operation_id = "conversations_create", path = "/api/v1/conversations", tag = "conversations", request_body = CreateConversationRequest,
     responses((status = 201, body = ConversationCreated), (status = 200, description = "`external_message_id` already known: nothing stored", body = ConversationCreated),
         (status = 422, body = crate::http::error::ErrorBody)))]
 pub async fn create(
@@ -555,7 +555,7 @@ fn patch_from(body: PatchConversationRequest) -> ApiResult<ConversationPatch> {
 
 /// Change status, assignee, team, priority, subject, tags or custom fields. A conditional status
 /// is refused (422) until what it requires is filled in (CORE-6).
-#[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = i64, Path)),
+#[utoipa::path(patch, operation_id = "conversations_update", path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = i64, Path)),
     request_body = PatchConversationRequest,
     responses((status = 200, body = ConversationView), (status = 404, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody)))]
 pub async fn update(
@@ -575,7 +575,7 @@ pub async fn update(
 }
 
 /// Merge this conversation into another (CORE-8); answers with the survivor.
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/merge", tag = "conversations", params(("id" = i64, Path)),
+#[utoipa::path(post, operation_id = "conversations_merge", path = "/api/v1/conversations/{id}/merge", tag = "conversations", params(("id" = i64, Path)),
     request_body = MergeRequest, responses((status = 200, body = ConversationView), (status = 422, body = crate::http::error::ErrorBody)))]
 pub async fn merge(
     state: State,
@@ -591,7 +591,7 @@ pub async fn merge(
 
 /// Messages in seq order. `after_seq` pages forward (what a reconnecting client missed),
 /// `before_seq` pages back through history.
-#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = i64, Path), MessageQuery),
+#[utoipa::path(get, operation_id = "conversations_messages", path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = i64, Path), MessageQuery),
     responses((status = 200, body = [MessageView]), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn messages(
     state: State,
@@ -661,7 +661,7 @@ fn attachment_ids(ids: Vec<i64>) -> ApiResult<Vec<i64>> {
 
 /// An agent reply (queued for delivery on the conversation's channel) or, with `note: true`, an
 /// internal note. `status` sets a status in the same action.
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = i64, Path)),
+#[utoipa::path(post, operation_id = "conversations_reply", path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = i64, Path)),
     request_body = CreateMessageRequest,
     responses((status = 201, body = MessageCreated), (status = 404, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody)))]
 pub async fn reply(
@@ -696,7 +696,7 @@ pub async fn reply(
 }
 
 /// An internal note: visible to agents only, never delivered (CORE-10).
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/notes", tag = "conversations", params(("id" = i64, Path)),
+#[utoipa::path(post, operation_id = "conversations_note", path = "/api/v1/conversations/{id}/notes", tag = "conversations", params(("id" = i64, Path)),
     request_body = CreateNoteRequest, responses((status = 201, body = MessageCreated), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn note(
     state: State,

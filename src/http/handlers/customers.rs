@@ -60,7 +60,7 @@ pub struct CompanyQuery {
     pub q: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/customers", tag = "customers", params(CustomerQuery), responses((status = 200, body = CustomerPage)))]
+#[utoipa::path(get, operation_id = "customers_search", path = "/api/v1/customers", tag = "customers", params(CustomerQuery), responses((status = 200, body = CustomerPage)))]
 pub async fn search(
     state: State,
     _p: Principal,
@@ -80,7 +80,7 @@ pub async fn search(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = i64, Path)),
+#[utoipa::path(get, operation_id = "customers_get", path = "/api/v1/customers/{id}", tag = "customers", params(("id" = i64, Path)),
     responses((status = 200, body = CustomerView), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn get(
     state: State,
@@ -92,7 +92,7 @@ pub async fn get(
     ))
 }
 
-#[utoipa::path(patch, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = i64, Path)), request_body = UpdateCustomerRequest,
+#[utoipa::path(patch, operation_id = "customers_update", path = "/api/v1/customers/{id}", tag = "customers", params(("id" = i64, Path)), request_body = UpdateCustomerRequest,
     responses((status = 200, body = CustomerView)))]
 pub async fn update(
     state: State,
@@ -143,7 +143,7 @@ pub async fn update(
 }
 
 /// Link an email, phone or external id to this customer. One that belongs to someone else is a 409: merge instead.
-#[utoipa::path(post, path = "/api/v1/customers/{id}/identities", tag = "customers", params(("id" = i64, Path)), request_body = AddIdentityRequest,
+#[utoipa::path(post, operation_id = "customers_add_identity", path = "/api/v1/customers/{id}/identities", tag = "customers", params(("id" = i64, Path)), request_body = AddIdentityRequest,
     responses((status = 201, body = IdentityView), (status = 409, body = crate::http::error::ErrorBody)))]
 pub async fn add_identity(
     state: State,
@@ -199,7 +199,7 @@ pub async fn add_identity(
     Ok(HttpResponse::Created().json(IdentityView::from(identity)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/customers/{id}/identities/{identity_id}", tag = "customers",
+#[utoipa::path(delete, operation_id = "customers_remove_identity", path = "/api/v1/customers/{id}/identities/{identity_id}", tag = "customers",
     params(("id" = i64, Path), ("identity_id" = i64, Path)), responses((status = 204)))]
 pub async fn remove_identity(
     state: State,
@@ -219,7 +219,7 @@ pub async fn remove_identity(
 }
 
 /// Merge this customer into another: identities and conversations move to the survivor.
-#[utoipa::path(post, path = "/api/v1/customers/{id}/merge", tag = "customers", params(("id" = i64, Path)), request_body = MergeCustomerRequest,
+#[utoipa::path(post, operation_id = "customers_merge", path = "/api/v1/customers/{id}/merge", tag = "customers", params(("id" = i64, Path)), request_body = MergeCustomerRequest,
     responses((status = 200, body = CustomerView), (status = 422, body = crate::http::error::ErrorBody)))]
 pub async fn merge(
     state: State,
@@ -236,7 +236,7 @@ pub async fn merge(
 }
 
 /// The customer's conversations across all channels the caller may see (HD-1).
-#[utoipa::path(get, path = "/api/v1/customers/{id}/conversations", tag = "customers", params(("id" = i64, Path)),
+#[utoipa::path(get, operation_id = "customers_conversations", path = "/api/v1/customers/{id}/conversations", tag = "customers", params(("id" = i64, Path)),
     responses((status = 200, body = crate::http::views::ConversationPage)))]
 pub async fn conversations(
     state: State,
@@ -260,7 +260,7 @@ pub async fn conversations(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/companies", tag = "customers", params(CompanyQuery), responses((status = 200, body = [CompanyView])))]
+#[utoipa::path(get, operation_id = "customers_companies", path = "/api/v1/companies", tag = "customers", params(CompanyQuery), responses((status = 200, body = [CompanyView])))]
 pub async fn companies(
     state: State,
     _p: Principal,

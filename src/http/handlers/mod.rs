@@ -40,7 +40,7 @@ pub fn paging(
 ) -> Result<(i64, i64, i64), ApiError> {
     let page = page.unwrap_or(1);
     let per_page = per_page.unwrap_or(default);
-    if page < 1 || page > 1_000_000 {
+    if !(1..=1_000_000).contains(&page) {
         return Err(ApiError::field("page", "must be 1 or more"));
     }
     if !(1..=100).contains(&per_page) {

@@ -7,13 +7,13 @@ use serde_json::json;
 use crate::http::State;
 
 /// The process is up and answering.
-#[utoipa::path(get, path = "/healthz", tag = "operations", security(), responses((status = 200, description = "up")))]
+#[utoipa::path(get, operation_id = "ops_healthz", path = "/healthz", tag = "operations", security(), responses((status = 200, description = "up")))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// The database answers and every migration is applied.
-#[utoipa::path(get, path = "/readyz", tag = "operations", security(),
+#[utoipa::path(get, operation_id = "ops_readyz", path = "/readyz", tag = "operations", security(),
     responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
 pub async fn readyz(state: State) -> HttpResponse {
     match state.store.is_ready().await {
@@ -30,7 +30,7 @@ pub async fn readyz(state: State) -> HttpResponse {
 }
 
 /// Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", security(), responses((status = 200, content_type = "text/plain", body = String)))]
+#[utoipa::path(get, operation_id = "ops_metrics", path = "/metrics", tag = "operations", security(), responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(state: State) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

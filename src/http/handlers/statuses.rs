@@ -49,13 +49,13 @@ fn check_required(fields: &[String]) -> ApiResult<()> {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/statuses", tag = "statuses", responses((status = 200, body = [StatusView])))]
+#[utoipa::path(get, operation_id = "statuses_list", path = "/api/v1/statuses", tag = "statuses", responses((status = 200, body = [StatusView])))]
 pub async fn list(state: State, _p: Principal) -> ApiResult<web::Json<Vec<StatusView>>> {
     let rows = store::statuses::list(&state.store).await?;
     Ok(web::Json(rows.into_iter().map(StatusView::from).collect()))
 }
 
-#[utoipa::path(post, path = "/api/v1/statuses", tag = "statuses", request_body = CreateStatusRequest,
+#[utoipa::path(post, operation_id = "statuses_create", path = "/api/v1/statuses", tag = "statuses", request_body = CreateStatusRequest,
     responses((status = 201, body = StatusView), (status = 409, body = crate::http::error::ErrorBody)))]
 pub async fn create(
     state: State,
@@ -83,7 +83,7 @@ pub async fn create(
     Ok(HttpResponse::Created().json(StatusView::from(s)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/statuses/{key}", tag = "statuses", params(("key" = String, Path)), request_body = UpdateStatusRequest,
+#[utoipa::path(patch, operation_id = "statuses_update", path = "/api/v1/statuses/{key}", tag = "statuses", params(("key" = String, Path)), request_body = UpdateStatusRequest,
     responses((status = 200, body = StatusView)))]
 pub async fn update(
     state: State,
@@ -111,7 +111,7 @@ pub async fn update(
 }
 
 /// Delete a custom status no conversation uses.
-#[utoipa::path(delete, path = "/api/v1/statuses/{key}", tag = "statuses", params(("key" = String, Path)), responses((status = 204)))]
+#[utoipa::path(delete, operation_id = "statuses_delete", path = "/api/v1/statuses/{key}", tag = "statuses", params(("key" = String, Path)), responses((status = 204)))]
 pub async fn delete(
     state: State,
     Admin(p): Admin,

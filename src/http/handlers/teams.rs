@@ -45,7 +45,7 @@ fn description(d: &str) -> ApiResult<String> {
     Ok(d.trim().to_owned())
 }
 
-#[utoipa::path(get, path = "/api/v1/teams", tag = "teams", responses((status = 200, body = [TeamView])))]
+#[utoipa::path(get, operation_id = "teams_list", path = "/api/v1/teams", tag = "teams", responses((status = 200, body = [TeamView])))]
 pub async fn list(state: State, _p: Principal) -> ApiResult<web::Json<Vec<TeamView>>> {
     let teams = store::teams::list(&state.store).await?;
     Ok(web::Json(
@@ -56,7 +56,7 @@ pub async fn list(state: State, _p: Principal) -> ApiResult<web::Json<Vec<TeamVi
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = i64, Path)),
+#[utoipa::path(get, operation_id = "teams_get", path = "/api/v1/teams/{id}", tag = "teams", params(("id" = i64, Path)),
     responses((status = 200, body = TeamView), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn get(
     state: State,
@@ -67,7 +67,7 @@ pub async fn get(
     Ok(web::Json(TeamView::new(t, m)))
 }
 
-#[utoipa::path(post, path = "/api/v1/teams", tag = "teams", request_body = CreateTeamRequest,
+#[utoipa::path(post, operation_id = "teams_create", path = "/api/v1/teams", tag = "teams", request_body = CreateTeamRequest,
     responses((status = 201, body = TeamView), (status = 409, body = crate::http::error::ErrorBody)))]
 pub async fn create(
     state: State,
@@ -85,7 +85,7 @@ pub async fn create(
     Ok(HttpResponse::Created().json(TeamView::new(team, members)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = i64, Path)), request_body = UpdateTeamRequest,
+#[utoipa::path(patch, operation_id = "teams_update", path = "/api/v1/teams/{id}", tag = "teams", params(("id" = i64, Path)), request_body = UpdateTeamRequest,
     responses((status = 200, body = TeamView)))]
 pub async fn update(
     state: State,
@@ -113,13 +113,13 @@ pub async fn update(
     Ok(web::Json(TeamView::new(t, m)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = i64, Path)), responses((status = 204)))]
+#[utoipa::path(delete, operation_id = "teams_delete", path = "/api/v1/teams/{id}", tag = "teams", params(("id" = i64, Path)), responses((status = 204)))]
 pub async fn delete(state: State, Admin(p): Admin, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     store::teams::delete(&state.store, *id, actor(&p)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(put, path = "/api/v1/teams/{id}/members", tag = "teams", params(("id" = i64, Path)), request_body = TeamMembersRequest,
+#[utoipa::path(put, operation_id = "teams_set_members", path = "/api/v1/teams/{id}/members", tag = "teams", params(("id" = i64, Path)), request_body = TeamMembersRequest,
     responses((status = 200, body = TeamView)))]
 pub async fn set_members(
     state: State,

@@ -26,7 +26,7 @@ pub struct TokenQuery {
     pub agent_id: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(TokenQuery), responses((status = 200, body = [TokenView])))]
+#[utoipa::path(get, operation_id = "tokens_list", path = "/api/v1/tokens", tag = "tokens", params(TokenQuery), responses((status = 200, body = [TokenView])))]
 pub async fn list(
     state: State,
     p: Principal,
@@ -42,7 +42,7 @@ pub async fn list(
 }
 
 /// Create an API token. The secret is in the answer once and never again.
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateTokenRequest,
+#[utoipa::path(post, operation_id = "tokens_create", path = "/api/v1/tokens", tag = "tokens", request_body = CreateTokenRequest,
     responses((status = 201, body = TokenCreated)))]
 pub async fn create(
     state: State,
@@ -80,7 +80,7 @@ pub async fn create(
 }
 
 /// Revoke a token (your own; admins any).
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = i64, Path)), responses((status = 204)))]
+#[utoipa::path(delete, operation_id = "tokens_delete", path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = i64, Path)), responses((status = 204)))]
 pub async fn delete(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     let token = store::auth::get_token(&state.store, *id).await?;
     if token.agent_id != p.agent_id && !p.is_admin() {
