@@ -26,138 +26,176 @@ pub struct AgentPatch {
 }
 
 pub async fn create(store: &Store, input: CreateAgent, actor: Actor) -> StoreResult<Agent> {
-    let mut conn = store.write().await?;
-    db_tx!(conn => {
-        let t = now();
-        let agent: Agent = diesel::insert_into(agents::table)
-            .values(&NewAgent {
-                email: &input.email,
-                name: &input.name,
-                password_hash: input.password_hash.as_deref(),
-                role: &input.role,
-                active: true,
-                created_at: t,
-                updated_at: t,
-            })
-            .returning(Agent::as_returning())
-            .get_result(conn)
-            .await
-            .map_err(|e| match StoreError::from(e) {
-                StoreError::Conflict(_) => StoreError::Conflict(format!("an agent with email {} already exists", input.email)),
-                other => other,
-            })?;
-        diesel::insert_into(audit_log::table)
-            .values(&audit::entry(actor, "agent.create", "agent", Some(agent.id), json!({"email": agent.email, "role": agent.role})))
-            .execute(conn)
-            .await?;
-        Ok(agent)
+    store.run(move |store| async move {
+        let store = &store;
+        let mut conn = store.write().await?;
+        db_tx!(conn => {
+            let t = now();
+            let agent: Agent = diesel::insert_into(agents::table)
+                .values(&NewAgent {
+                    email: &input.email,
+                    name: &input.name,
+                    password_hash: input.password_hash.as_deref(),
+                    role: &input.role,
+                    active: true,
+                    created_at: t,
+                    updated_at: t,
+                })
+                .returning(Agent::as_returning())
+                .get_result(conn)
+                .await
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::Conflict(_) => StoreError::Conflict(format!("an agent with email {} already exists", input.email)),
+                    other => other,
+                })?;
+            diesel::insert_into(audit_log::table)
+                .values(&audit::entry(actor, "agent.create", "agent", Some(agent.id), json!({"email": agent.email, "role": agent.role})))
+                .execute(conn)
+                .await?;
+            Ok(agent)
+        })
     })
+    .await
 }
 
 pub async fn get(store: &Store, id: i64) -> StoreResult<Agent> {
-    let mut conn = store.read().await?;
-    Ok(db_run!(conn => agents::table.find(id).select(Agent::as_select()).first(conn).await)?)
+    store.run(move |store| async move {
+        let store = &store;
+        let mut conn = store.read().await?;
+        Ok(db_run!(conn => agents::table.find(id).select(Agent::as_select()).first(conn).await)?)
+    })
+    .await
 }
 
 pub async fn by_email(store: &Store, email: &str) -> StoreResult<Option<Agent>> {
-    let mut conn = store.read().await?;
-    Ok(db_run!(conn => agents::table
-        .filter(agents::email.eq(email))
-        .select(Agent::as_select())
-        .first(conn)
+    let email = email.to_owned();
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let email: &str = &email;
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => agents::table
+            .filter(agents::email.eq(email))
+            .select(Agent::as_select())
+            .first(conn)
+            .await
+            .optional())?)
+        })
         .await
-        .optional())?)
 }
 
 pub async fn list(store: &Store) -> StoreResult<Vec<Agent>> {
-    let mut conn = store.read().await?;
-    Ok(
-        db_run!(conn => agents::table.order(agents::id).select(Agent::as_select()).load(conn).await)?,
-    )
+    store.run(move |store| async move {
+        let store = &store;
+        let mut conn = store.read().await?;
+        Ok(
+            db_run!(conn => agents::table.order(agents::id).select(Agent::as_select()).load(conn).await)?,
+        )
+    })
+    .await
 }
 
 /// Whether an active super admin or admin exists (the server prints how to make one otherwise).
 pub async fn any_admin(store: &Store) -> StoreResult<bool> {
-    let mut conn = store.read().await?;
-    let n: i64 = db_run!(conn => agents::table
-        .filter(agents::role.eq_any(["super_admin", "admin"]))
-        .filter(agents::active.eq(true))
-        .count()
-        .get_result(conn)
-        .await)?;
-    Ok(n > 0)
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let mut conn = store.read().await?;
+            let n: i64 = db_run!(conn => agents::table
+            .filter(agents::role.eq_any(["super_admin", "admin"]))
+            .filter(agents::active.eq(true))
+            .count()
+            .get_result(conn)
+            .await)?;
+            Ok(n > 0)
+        })
+        .await
 }
 
 pub async fn update(store: &Store, id: i64, patch: AgentPatch, actor: Actor) -> StoreResult<Agent> {
-    let mut conn = store.write().await?;
-    db_tx!(conn => {
-        let before: Agent = agents::table.find(id).select(Agent::as_select()).first(conn).await?;
-        let name = patch.name.clone().unwrap_or(before.name.clone());
-        let role = patch.role.clone().unwrap_or(before.role.clone());
-        let active = patch.active.unwrap_or(before.active);
-        let password_hash = patch.password_hash.clone().or(before.password_hash.clone());
-        // Never leave the desk without an active admin.
-        let was_admin = before.active && (before.role == "super_admin" || before.role == "admin");
-        let is_admin = active && (role == "super_admin" || role == "admin");
-        if was_admin && !is_admin {
-            let others: i64 = agents::table
-                .filter(agents::id.ne(id))
-                .filter(agents::role.eq_any(["super_admin", "admin"]))
-                .filter(agents::active.eq(true))
-                .count()
+    store.run(move |store| async move {
+        let store = &store;
+        let mut conn = store.write().await?;
+        db_tx!(conn => {
+            let before: Agent = agents::table.find(id).select(Agent::as_select()).first(conn).await?;
+            let name = patch.name.clone().unwrap_or(before.name.clone());
+            let role = patch.role.clone().unwrap_or(before.role.clone());
+            let active = patch.active.unwrap_or(before.active);
+            let password_hash = patch.password_hash.clone().or(before.password_hash.clone());
+            // Never leave the desk without an active admin.
+            let was_admin = before.active && (before.role == "super_admin" || before.role == "admin");
+            let is_admin = active && (role == "super_admin" || role == "admin");
+            if was_admin && !is_admin {
+                let others: i64 = agents::table
+                    .filter(agents::id.ne(id))
+                    .filter(agents::role.eq_any(["super_admin", "admin"]))
+                    .filter(agents::active.eq(true))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if others == 0 {
+                    return Err(StoreError::Rule("the last active admin cannot be demoted or deactivated".into()));
+                }
+            }
+            let agent: Agent = diesel::update(agents::table.find(id))
+                .set((
+                    agents::name.eq(&name),
+                    agents::role.eq(&role),
+                    agents::active.eq(active),
+                    agents::password_hash.eq(&password_hash),
+                    agents::updated_at.eq(now()),
+                ))
+                .returning(Agent::as_returning())
                 .get_result(conn)
                 .await?;
-            if others == 0 {
-                return Err(StoreError::Rule("the last active admin cannot be demoted or deactivated".into()));
+            let mut changed = serde_json::Map::new();
+            if before.name != agent.name { changed.insert("name".into(), json!(agent.name)); }
+            if before.role != agent.role { changed.insert("role".into(), json!(agent.role)); }
+            if before.active != agent.active { changed.insert("active".into(), json!(agent.active)); }
+            if patch.password_hash.is_some() { changed.insert("password".into(), json!("changed")); }
+            if !active {
+                // A deactivated agent is signed out everywhere.
+                diesel::delete(super::schema::sessions::table.filter(super::schema::sessions::agent_id.eq(id))).execute(conn).await?;
             }
-        }
-        let agent: Agent = diesel::update(agents::table.find(id))
-            .set((
-                agents::name.eq(&name),
-                agents::role.eq(&role),
-                agents::active.eq(active),
-                agents::password_hash.eq(&password_hash),
-                agents::updated_at.eq(now()),
-            ))
-            .returning(Agent::as_returning())
-            .get_result(conn)
-            .await?;
-        let mut changed = serde_json::Map::new();
-        if before.name != agent.name { changed.insert("name".into(), json!(agent.name)); }
-        if before.role != agent.role { changed.insert("role".into(), json!(agent.role)); }
-        if before.active != agent.active { changed.insert("active".into(), json!(agent.active)); }
-        if patch.password_hash.is_some() { changed.insert("password".into(), json!("changed")); }
-        if !active {
-            // A deactivated agent is signed out everywhere.
-            diesel::delete(super::schema::sessions::table.filter(super::schema::sessions::agent_id.eq(id))).execute(conn).await?;
-        }
-        diesel::insert_into(audit_log::table)
-            .values(&audit::entry(actor, "agent.update", "agent", Some(id), serde_json::Value::Object(changed)))
-            .execute(conn)
-            .await?;
-        Ok(agent)
+            diesel::insert_into(audit_log::table)
+                .values(&audit::entry(actor, "agent.update", "agent", Some(id), serde_json::Value::Object(changed)))
+                .execute(conn)
+                .await?;
+            Ok(agent)
+        })
     })
+    .await
 }
 
 /// The channel instances this agent was given (admins see all regardless).
 pub async fn channel_ids(store: &Store, agent_id: i64) -> StoreResult<Vec<i64>> {
-    let mut conn = store.read().await?;
-    Ok(db_run!(conn => channel_access::table
-        .filter(channel_access::agent_id.eq(agent_id))
-        .select(channel_access::channel_instance_id)
-        .order(channel_access::channel_instance_id)
-        .load(conn)
-        .await)?)
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => channel_access::table
+            .filter(channel_access::agent_id.eq(agent_id))
+            .select(channel_access::channel_instance_id)
+            .order(channel_access::channel_instance_id)
+            .load(conn)
+            .await)?)
+        })
+        .await
 }
 
 pub async fn team_ids(store: &Store, agent_id: i64) -> StoreResult<Vec<i64>> {
-    let mut conn = store.read().await?;
-    Ok(db_run!(conn => team_members::table
-        .filter(team_members::agent_id.eq(agent_id))
-        .select(team_members::team_id)
-        .order(team_members::team_id)
-        .load(conn)
-        .await)?)
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => team_members::table
+            .filter(team_members::agent_id.eq(agent_id))
+            .select(team_members::team_id)
+            .order(team_members::team_id)
+            .load(conn)
+            .await)?)
+        })
+        .await
 }
 
 /// Replace the agent's channel access with exactly `channel_ids`.
@@ -167,31 +205,37 @@ pub async fn set_channels(
     channel_ids: &[i64],
     actor: Actor,
 ) -> StoreResult<Vec<i64>> {
-    let mut ids = channel_ids.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    let mut conn = store.write().await?;
-    db_tx!(conn => {
-        agents::table.find(agent_id).select(agents::id).first::<i64>(conn).await?;
-        let known: Vec<i64> = channel_instances::table
-            .filter(channel_instances::id.eq_any(&ids))
-            .select(channel_instances::id)
-            .load(conn)
-            .await?;
-        if let Some(missing) = ids.iter().find(|id| !known.contains(id)) {
-            return Err(StoreError::BadReference(format!("channel {missing} does not exist")));
-        }
-        diesel::delete(channel_access::table.filter(channel_access::agent_id.eq(agent_id))).execute(conn).await?;
-        for c in &ids {
-            diesel::insert_into(channel_access::table)
-                .values((channel_access::agent_id.eq(agent_id), channel_access::channel_instance_id.eq(*c)))
+    let channel_ids = channel_ids.to_vec();
+    store.run(move |store| async move {
+        let store = &store;
+        let channel_ids: &[i64] = &channel_ids;
+        let mut ids = channel_ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut conn = store.write().await?;
+        db_tx!(conn => {
+            agents::table.find(agent_id).select(agents::id).first::<i64>(conn).await?;
+            let known: Vec<i64> = channel_instances::table
+                .filter(channel_instances::id.eq_any(&ids))
+                .select(channel_instances::id)
+                .load(conn)
+                .await?;
+            if let Some(missing) = ids.iter().find(|id| !known.contains(id)) {
+                return Err(StoreError::BadReference(format!("channel {missing} does not exist")));
+            }
+            diesel::delete(channel_access::table.filter(channel_access::agent_id.eq(agent_id))).execute(conn).await?;
+            for c in &ids {
+                diesel::insert_into(channel_access::table)
+                    .values((channel_access::agent_id.eq(agent_id), channel_access::channel_instance_id.eq(*c)))
+                    .execute(conn)
+                    .await?;
+            }
+            diesel::insert_into(audit_log::table)
+                .values(&audit::entry(actor, "agent.channels", "agent", Some(agent_id), json!({"channel_ids": ids})))
                 .execute(conn)
                 .await?;
-        }
-        diesel::insert_into(audit_log::table)
-            .values(&audit::entry(actor, "agent.channels", "agent", Some(agent_id), json!({"channel_ids": ids})))
-            .execute(conn)
-            .await?;
-        Ok(ids)
+            Ok(ids)
+        })
     })
+    .await
 }

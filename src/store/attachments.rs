@@ -19,50 +19,66 @@ pub struct NewAttachment {
 }
 
 pub async fn insert(store: &Store, a: NewAttachment) -> StoreResult<Attachment> {
-    let mut conn = store.write().await?;
-    Ok(db_run!(conn => diesel::insert_into(attachments::table)
-        .values((
-            attachments::uploaded_by.eq(a.uploaded_by),
-            attachments::file_name.eq(&a.file_name),
-            attachments::mime_type.eq(&a.mime_type),
-            attachments::size_bytes.eq(a.size_bytes),
-            attachments::sha256.eq(&a.sha256),
-            attachments::storage_key.eq(&a.storage_key),
-            attachments::created_at.eq(now()),
-        ))
-        .returning(Attachment::as_returning())
-        .get_result(conn)
-        .await)?)
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let mut conn = store.write().await?;
+            Ok(db_run!(conn => diesel::insert_into(attachments::table)
+            .values((
+                attachments::uploaded_by.eq(a.uploaded_by),
+                attachments::file_name.eq(&a.file_name),
+                attachments::mime_type.eq(&a.mime_type),
+                attachments::size_bytes.eq(a.size_bytes),
+                attachments::sha256.eq(&a.sha256),
+                attachments::storage_key.eq(&a.storage_key),
+                attachments::created_at.eq(now()),
+            ))
+            .returning(Attachment::as_returning())
+            .get_result(conn)
+            .await)?)
+        })
+        .await
 }
 
 /// The attachment and, when it is linked to a message, that message's conversation's channel
 /// (the caller checks access against it).
 pub async fn get(store: &Store, id: i64) -> StoreResult<(Attachment, Option<i64>)> {
-    let mut conn = store.read().await?;
-    Ok(db_run!(conn => {
-        let a: Attachment = attachments::table.find(id).select(Attachment::as_select()).first(conn).await?;
-        let channel = match a.message_id {
-            Some(m) => Some(
-                messages::table
-                    .inner_join(conversations::table)
-                    .filter(messages::id.eq(m))
-                    .select(conversations::channel_instance_id)
-                    .first::<i64>(conn)
-                    .await?,
-            ),
-            None => None,
-        };
-        Ok::<_, diesel::result::Error>((a, channel))
-    })?)
+    store.run(move |store| async move {
+        let store = &store;
+        let mut conn = store.read().await?;
+        Ok(db_run!(conn => {
+            let a: Attachment = attachments::table.find(id).select(Attachment::as_select()).first(conn).await?;
+            let channel = match a.message_id {
+                Some(m) => Some(
+                    messages::table
+                        .inner_join(conversations::table)
+                        .filter(messages::id.eq(m))
+                        .select(conversations::channel_instance_id)
+                        .first::<i64>(conn)
+                        .await?,
+                ),
+                None => None,
+            };
+            Ok::<_, diesel::result::Error>((a, channel))
+        })?)
+    })
+    .await
 }
 
 /// Attachments of these messages, in upload order.
 pub async fn for_messages(store: &Store, message_ids: &[i64]) -> StoreResult<Vec<Attachment>> {
-    let mut conn = store.read().await?;
-    Ok(db_run!(conn => attachments::table
-        .filter(attachments::message_id.eq_any(message_ids))
-        .order(attachments::id)
-        .select(Attachment::as_select())
-        .load(conn)
-        .await)?)
+    let message_ids = message_ids.to_vec();
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let message_ids: &[i64] = &message_ids;
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => attachments::table
+            .filter(attachments::message_id.eq_any(message_ids))
+            .order(attachments::id)
+            .select(Attachment::as_select())
+            .load(conn)
+            .await)?)
+        })
+        .await
 }

@@ -75,19 +75,27 @@ pub async fn list(
     limit: i64,
     before_id: Option<i64>,
 ) -> StoreResult<Vec<AuditEntry>> {
-    let mut conn = store.read().await?;
-    let rows = db_run!(conn => {
-        let mut q = audit_log::table.select(AuditEntry::as_select()).into_boxed();
-        if let Some((ty, id)) = entity {
-            q = q.filter(audit_log::entity_type.eq(ty.to_owned()));
-            if let Some(id) = id {
-                q = q.filter(audit_log::entity_id.eq(id));
-            }
-        }
-        if let Some(before) = before_id {
-            q = q.filter(audit_log::id.lt(before));
-        }
-        q.order(audit_log::id.desc()).limit(limit).load(conn).await
-    })?;
-    Ok(rows)
+    let entity = entity.map(|(a, b)| (a.to_owned(), b));
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let entity: Option<(&str, Option<i64>)> =
+                entity.as_ref().map(|(a, b)| (a.as_str(), *b));
+            let mut conn = store.read().await?;
+            let rows = db_run!(conn => {
+                let mut q = audit_log::table.select(AuditEntry::as_select()).into_boxed();
+                if let Some((ty, id)) = entity {
+                    q = q.filter(audit_log::entity_type.eq(ty.to_owned()));
+                    if let Some(id) = id {
+                        q = q.filter(audit_log::entity_id.eq(id));
+                    }
+                }
+                if let Some(before) = before_id {
+                    q = q.filter(audit_log::id.lt(before));
+                }
+                q.order(audit_log::id.desc()).limit(limit).load(conn).await
+            })?;
+            Ok(rows)
+        })
+        .await
 }

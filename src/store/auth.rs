@@ -19,42 +19,63 @@ pub async fn create_session(
     csrf_token: &str,
     expires_at: NaiveDateTime,
 ) -> StoreResult<()> {
-    let mut conn = store.write().await?;
-    db_tx!(conn => {
-        let t = now();
-        diesel::delete(sessions::table.filter(sessions::expires_at.lt(t))).execute(conn).await?;
-        diesel::insert_into(sessions::table)
-            .values((
-                sessions::token_hash.eq(token_hash),
-                sessions::csrf_token.eq(csrf_token),
-                sessions::agent_id.eq(agent_id),
-                sessions::created_at.eq(t),
-                sessions::expires_at.eq(expires_at),
-            ))
-            .execute(conn)
-            .await?;
-        Ok(())
+    let token_hash = token_hash.to_owned();
+    let csrf_token = csrf_token.to_owned();
+    store.run(move |store| async move {
+        let store = &store;
+        let token_hash: &str = &token_hash;
+        let csrf_token: &str = &csrf_token;
+        let mut conn = store.write().await?;
+        db_tx!(conn => {
+            let t = now();
+            diesel::delete(sessions::table.filter(sessions::expires_at.lt(t))).execute(conn).await?;
+            diesel::insert_into(sessions::table)
+                .values((
+                    sessions::token_hash.eq(token_hash),
+                    sessions::csrf_token.eq(csrf_token),
+                    sessions::agent_id.eq(agent_id),
+                    sessions::created_at.eq(t),
+                    sessions::expires_at.eq(expires_at),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
     })
+    .await
 }
 
 /// The unexpired session with this token hash, and its (active) agent.
 pub async fn session(store: &Store, token_hash: &str) -> StoreResult<Option<(Session, Agent)>> {
-    let mut conn = store.read().await?;
-    Ok(db_run!(conn => sessions::table
-        .inner_join(agents::table)
-        .filter(sessions::token_hash.eq(token_hash))
-        .filter(sessions::expires_at.gt(now()))
-        .filter(agents::active.eq(true))
-        .select((Session::as_select(), Agent::as_select()))
-        .first(conn)
+    let token_hash = token_hash.to_owned();
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let token_hash: &str = &token_hash;
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => sessions::table
+            .inner_join(agents::table)
+            .filter(sessions::token_hash.eq(token_hash))
+            .filter(sessions::expires_at.gt(now()))
+            .filter(agents::active.eq(true))
+            .select((Session::as_select(), Agent::as_select()))
+            .first(conn)
+            .await
+            .optional())?)
+        })
         .await
-        .optional())?)
 }
 
 pub async fn delete_session(store: &Store, token_hash: &str) -> StoreResult<()> {
-    let mut conn = store.write().await?;
-    db_run!(conn => diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash))).execute(conn).await)?;
-    Ok(())
+    let token_hash = token_hash.to_owned();
+    store.run(move |store| async move {
+        let store = &store;
+        let token_hash: &str = &token_hash;
+        let mut conn = store.write().await?;
+        db_run!(conn => diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash))).execute(conn).await)?;
+        Ok(())
+    })
+    .await
 }
 
 pub async fn create_token(
@@ -65,76 +86,111 @@ pub async fn create_token(
     prefix: &str,
     actor: Actor,
 ) -> StoreResult<ApiToken> {
-    let mut conn = store.write().await?;
-    db_tx!(conn => {
-        agents::table.find(agent_id).select(agents::id).first::<i64>(conn).await?;
-        let token: ApiToken = diesel::insert_into(api_tokens::table)
-            .values((
-                api_tokens::agent_id.eq(agent_id),
-                api_tokens::name.eq(name),
-                api_tokens::token_hash.eq(token_hash),
-                api_tokens::prefix.eq(prefix),
-                api_tokens::created_at.eq(now()),
-            ))
-            .returning(ApiToken::as_returning())
-            .get_result(conn)
-            .await?;
-        diesel::insert_into(audit_log::table)
-            .values(&audit::entry(actor, "token.create", "api_token", Some(token.id), json!({"agent_id": agent_id, "name": name})))
-            .execute(conn)
-            .await?;
-        Ok(token)
+    let name = name.to_owned();
+    let token_hash = token_hash.to_owned();
+    let prefix = prefix.to_owned();
+    store.run(move |store| async move {
+        let store = &store;
+        let name: &str = &name;
+        let token_hash: &str = &token_hash;
+        let prefix: &str = &prefix;
+        let mut conn = store.write().await?;
+        db_tx!(conn => {
+            agents::table.find(agent_id).select(agents::id).first::<i64>(conn).await?;
+            let token: ApiToken = diesel::insert_into(api_tokens::table)
+                .values((
+                    api_tokens::agent_id.eq(agent_id),
+                    api_tokens::name.eq(name),
+                    api_tokens::token_hash.eq(token_hash),
+                    api_tokens::prefix.eq(prefix),
+                    api_tokens::created_at.eq(now()),
+                ))
+                .returning(ApiToken::as_returning())
+                .get_result(conn)
+                .await?;
+            diesel::insert_into(audit_log::table)
+                .values(&audit::entry(actor, "token.create", "api_token", Some(token.id), json!({"agent_id": agent_id, "name": name})))
+                .execute(conn)
+                .await?;
+            Ok(token)
+        })
     })
+    .await
 }
 
 /// The token with this hash and its (active) agent.
 pub async fn token(store: &Store, token_hash: &str) -> StoreResult<Option<(ApiToken, Agent)>> {
-    let mut conn = store.read().await?;
-    Ok(db_run!(conn => api_tokens::table
-        .inner_join(agents::table)
-        .filter(api_tokens::token_hash.eq(token_hash))
-        .filter(agents::active.eq(true))
-        .select((ApiToken::as_select(), Agent::as_select()))
-        .first(conn)
+    let token_hash = token_hash.to_owned();
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let token_hash: &str = &token_hash;
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => api_tokens::table
+            .inner_join(agents::table)
+            .filter(api_tokens::token_hash.eq(token_hash))
+            .filter(agents::active.eq(true))
+            .select((ApiToken::as_select(), Agent::as_select()))
+            .first(conn)
+            .await
+            .optional())?)
+        })
         .await
-        .optional())?)
 }
 
 /// Note that a token was used. Called at most once a minute per token, so a busy integration
 /// does not turn every read into a write.
 pub async fn touch_token(store: &Store, id: i64) -> StoreResult<()> {
-    let mut conn = store.write().await?;
-    db_run!(conn => diesel::update(api_tokens::table.find(id)).set(api_tokens::last_used_at.eq(now())).execute(conn).await)?;
-    Ok(())
+    store.run(move |store| async move {
+        let store = &store;
+        let mut conn = store.write().await?;
+        db_run!(conn => diesel::update(api_tokens::table.find(id)).set(api_tokens::last_used_at.eq(now())).execute(conn).await)?;
+        Ok(())
+    })
+    .await
 }
 
 pub async fn list_tokens(store: &Store, agent_id: Option<i64>) -> StoreResult<Vec<ApiToken>> {
-    let mut conn = store.read().await?;
-    Ok(db_run!(conn => {
-        let mut q = api_tokens::table.select(ApiToken::as_select()).into_boxed();
-        if let Some(a) = agent_id {
-            q = q.filter(api_tokens::agent_id.eq(a));
-        }
-        q.order(api_tokens::id).load(conn).await
-    })?)
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => {
+                let mut q = api_tokens::table.select(ApiToken::as_select()).into_boxed();
+                if let Some(a) = agent_id {
+                    q = q.filter(api_tokens::agent_id.eq(a));
+                }
+                q.order(api_tokens::id).load(conn).await
+            })?)
+        })
+        .await
 }
 
 pub async fn get_token(store: &Store, id: i64) -> StoreResult<ApiToken> {
-    let mut conn = store.read().await?;
-    Ok(db_run!(conn => api_tokens::table.find(id).select(ApiToken::as_select()).first(conn).await)?)
+    store.run(move |store| async move {
+        let store = &store;
+        let mut conn = store.read().await?;
+        Ok(db_run!(conn => api_tokens::table.find(id).select(ApiToken::as_select()).first(conn).await)?)
+    })
+    .await
 }
 
 pub async fn delete_token(store: &Store, id: i64, actor: Actor) -> StoreResult<()> {
-    let mut conn = store.write().await?;
-    db_tx!(conn => {
-        let n = diesel::delete(api_tokens::table.find(id)).execute(conn).await?;
-        if n == 0 {
-            return Err(super::StoreError::NotFound);
-        }
-        diesel::insert_into(audit_log::table)
-            .values(&audit::entry(actor, "token.delete", "api_token", Some(id), json!({})))
-            .execute(conn)
-            .await?;
-        Ok(())
-    })
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let mut conn = store.write().await?;
+            db_tx!(conn => {
+                let n = diesel::delete(api_tokens::table.find(id)).execute(conn).await?;
+                if n == 0 {
+                    return Err(super::StoreError::NotFound);
+                }
+                diesel::insert_into(audit_log::table)
+                    .values(&audit::entry(actor, "token.delete", "api_token", Some(id), json!({})))
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
 }

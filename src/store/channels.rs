@@ -38,29 +38,43 @@ pub async fn list(
     scope: &ChannelScope,
     kind: Option<&str>,
 ) -> StoreResult<Vec<ChannelInstance>> {
-    let ids = scope.ids();
-    let mut conn = store.read().await?;
-    Ok(db_run!(conn => {
-        let mut q = channel_instances::table.select(ChannelInstance::as_select()).into_boxed();
-        if let Some(ids) = &ids {
-            q = q.filter(channel_instances::id.eq_any(ids.clone()));
-        }
-        if let Some(kind) = kind {
-            q = q.filter(channel_instances::kind.eq(kind.to_owned()));
-        }
-        q.order(channel_instances::id).load(conn).await
-    })?)
+    let scope = scope.clone();
+    let kind = kind.map(str::to_owned);
+    store.run(move |store| async move {
+        let store = &store;
+        let scope: &ChannelScope = &scope;
+        let kind: Option<&str> = kind.as_deref();
+        let ids = scope.ids();
+        let mut conn = store.read().await?;
+        Ok(db_run!(conn => {
+            let mut q = channel_instances::table.select(ChannelInstance::as_select()).into_boxed();
+            if let Some(ids) = &ids {
+                q = q.filter(channel_instances::id.eq_any(ids.clone()));
+            }
+            if let Some(kind) = kind {
+                q = q.filter(channel_instances::kind.eq(kind.to_owned()));
+            }
+            q.order(channel_instances::id).load(conn).await
+        })?)
+    })
+    .await
 }
 
 /// The channel, if it exists and `scope` allows it.
 pub async fn get(store: &Store, id: i64, scope: &ChannelScope) -> StoreResult<ChannelInstance> {
-    if !scope.allows(id) {
-        return Err(StoreError::NotFound);
-    }
-    let mut conn = store.read().await?;
-    Ok(
-        db_run!(conn => channel_instances::table.find(id).select(ChannelInstance::as_select()).first(conn).await)?,
-    )
+    let scope = scope.clone();
+    store.run(move |store| async move {
+        let store = &store;
+        let scope: &ChannelScope = &scope;
+        if !scope.allows(id) {
+            return Err(StoreError::NotFound);
+        }
+        let mut conn = store.read().await?;
+        Ok(
+            db_run!(conn => channel_instances::table.find(id).select(ChannelInstance::as_select()).first(conn).await)?,
+        )
+    })
+    .await
 }
 
 pub async fn create(
@@ -68,31 +82,35 @@ pub async fn create(
     input: CreateChannel,
     actor: Actor,
 ) -> StoreResult<ChannelInstance> {
-    let mut conn = store.write().await?;
-    db_tx!(conn => {
-        let t = now();
-        let ch: ChannelInstance = diesel::insert_into(channel_instances::table)
-            .values((
-                channel_instances::kind.eq(&input.kind),
-                channel_instances::name.eq(&input.name),
-                channel_instances::mode.eq(&input.mode),
-                channel_instances::settings.eq(&input.settings),
-                channel_instances::secret.eq(&input.secret),
-                channel_instances::enabled.eq(input.enabled),
-                channel_instances::inactivity_timeout_s.eq(input.inactivity_timeout_s),
-                channel_instances::default_team_id.eq(input.default_team_id),
-                channel_instances::created_at.eq(t),
-                channel_instances::updated_at.eq(t),
-            ))
-            .returning(ChannelInstance::as_returning())
-            .get_result(conn)
-            .await?;
-        diesel::insert_into(audit_log::table)
-            .values(&audit::entry(actor, "channel.create", "channel", Some(ch.id), json!({"kind": ch.kind, "name": ch.name, "mode": ch.mode})))
-            .execute(conn)
-            .await?;
-        Ok(ch)
+    store.run(move |store| async move {
+        let store = &store;
+        let mut conn = store.write().await?;
+        db_tx!(conn => {
+            let t = now();
+            let ch: ChannelInstance = diesel::insert_into(channel_instances::table)
+                .values((
+                    channel_instances::kind.eq(&input.kind),
+                    channel_instances::name.eq(&input.name),
+                    channel_instances::mode.eq(&input.mode),
+                    channel_instances::settings.eq(&input.settings),
+                    channel_instances::secret.eq(&input.secret),
+                    channel_instances::enabled.eq(input.enabled),
+                    channel_instances::inactivity_timeout_s.eq(input.inactivity_timeout_s),
+                    channel_instances::default_team_id.eq(input.default_team_id),
+                    channel_instances::created_at.eq(t),
+                    channel_instances::updated_at.eq(t),
+                ))
+                .returning(ChannelInstance::as_returning())
+                .get_result(conn)
+                .await?;
+            diesel::insert_into(audit_log::table)
+                .values(&audit::entry(actor, "channel.create", "channel", Some(ch.id), json!({"kind": ch.kind, "name": ch.name, "mode": ch.mode})))
+                .execute(conn)
+                .await?;
+            Ok(ch)
+        })
     })
+    .await
 }
 
 pub async fn update(
@@ -101,54 +119,63 @@ pub async fn update(
     patch: ChannelPatch,
     actor: Actor,
 ) -> StoreResult<ChannelInstance> {
-    let mut conn = store.write().await?;
-    db_tx!(conn => {
-        let before: ChannelInstance = channel_instances::table.find(id).select(ChannelInstance::as_select()).first(conn).await?;
-        let enabled = patch.enabled.unwrap_or(before.enabled);
-        let ch: ChannelInstance = diesel::update(channel_instances::table.find(id))
-            .set((
-                channel_instances::name.eq(patch.name.as_ref().unwrap_or(&before.name)),
-                channel_instances::mode.eq(patch.mode.as_ref().unwrap_or(&before.mode)),
-                channel_instances::settings.eq(patch.settings.as_ref().unwrap_or(&before.settings)),
-                channel_instances::enabled.eq(enabled),
-                // Re-enabling clears the reason it was disabled (EM-5).
-                channel_instances::disabled_reason.eq(if enabled { None } else { before.disabled_reason.clone() }),
-                channel_instances::inactivity_timeout_s.eq(patch.inactivity_timeout_s.unwrap_or(before.inactivity_timeout_s)),
-                channel_instances::default_team_id.eq(patch.default_team_id.unwrap_or(before.default_team_id)),
-                channel_instances::secret.eq(patch.secret.clone().or(before.secret.clone())),
-                channel_instances::updated_at.eq(now()),
-            ))
-            .returning(ChannelInstance::as_returning())
-            .get_result(conn)
-            .await?;
-        let mut changed = serde_json::Map::new();
-        if ch.name != before.name { changed.insert("name".into(), json!(ch.name)); }
-        if ch.mode != before.mode { changed.insert("mode".into(), json!(ch.mode)); }
-        if ch.enabled != before.enabled { changed.insert("enabled".into(), json!(ch.enabled)); }
-        if ch.settings != before.settings { changed.insert("settings".into(), json!("changed")); }
-        if ch.inactivity_timeout_s != before.inactivity_timeout_s { changed.insert("inactivity_timeout_s".into(), json!(ch.inactivity_timeout_s)); }
-        if ch.default_team_id != before.default_team_id { changed.insert("default_team_id".into(), json!(ch.default_team_id)); }
-        if patch.secret.is_some() { changed.insert("secret".into(), json!("rotated")); }
-        diesel::insert_into(audit_log::table)
-            .values(&audit::entry(actor, "channel.update", "channel", Some(id), serde_json::Value::Object(changed)))
-            .execute(conn)
-            .await?;
-        Ok(ch)
+    store.run(move |store| async move {
+        let store = &store;
+        let mut conn = store.write().await?;
+        db_tx!(conn => {
+            let before: ChannelInstance = channel_instances::table.find(id).select(ChannelInstance::as_select()).first(conn).await?;
+            let enabled = patch.enabled.unwrap_or(before.enabled);
+            let ch: ChannelInstance = diesel::update(channel_instances::table.find(id))
+                .set((
+                    channel_instances::name.eq(patch.name.as_ref().unwrap_or(&before.name)),
+                    channel_instances::mode.eq(patch.mode.as_ref().unwrap_or(&before.mode)),
+                    channel_instances::settings.eq(patch.settings.as_ref().unwrap_or(&before.settings)),
+                    channel_instances::enabled.eq(enabled),
+                    // Re-enabling clears the reason it was disabled (EM-5).
+                    channel_instances::disabled_reason.eq(if enabled { None } else { before.disabled_reason.clone() }),
+                    channel_instances::inactivity_timeout_s.eq(patch.inactivity_timeout_s.unwrap_or(before.inactivity_timeout_s)),
+                    channel_instances::default_team_id.eq(patch.default_team_id.unwrap_or(before.default_team_id)),
+                    channel_instances::secret.eq(patch.secret.clone().or(before.secret.clone())),
+                    channel_instances::updated_at.eq(now()),
+                ))
+                .returning(ChannelInstance::as_returning())
+                .get_result(conn)
+                .await?;
+            let mut changed = serde_json::Map::new();
+            if ch.name != before.name { changed.insert("name".into(), json!(ch.name)); }
+            if ch.mode != before.mode { changed.insert("mode".into(), json!(ch.mode)); }
+            if ch.enabled != before.enabled { changed.insert("enabled".into(), json!(ch.enabled)); }
+            if ch.settings != before.settings { changed.insert("settings".into(), json!("changed")); }
+            if ch.inactivity_timeout_s != before.inactivity_timeout_s { changed.insert("inactivity_timeout_s".into(), json!(ch.inactivity_timeout_s)); }
+            if ch.default_team_id != before.default_team_id { changed.insert("default_team_id".into(), json!(ch.default_team_id)); }
+            if patch.secret.is_some() { changed.insert("secret".into(), json!("rotated")); }
+            diesel::insert_into(audit_log::table)
+                .values(&audit::entry(actor, "channel.update", "channel", Some(id), serde_json::Value::Object(changed)))
+                .execute(conn)
+                .await?;
+            Ok(ch)
+        })
     })
+    .await
 }
 
 /// Delete a channel instance and everything that hangs off it (its conversations included).
 pub async fn delete(store: &Store, id: i64, actor: Actor) -> StoreResult<()> {
-    let mut conn = store.write().await?;
-    db_tx!(conn => {
-        let n = diesel::delete(channel_instances::table.find(id)).execute(conn).await?;
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        diesel::insert_into(audit_log::table)
-            .values(&audit::entry(actor, "channel.delete", "channel", Some(id), json!({})))
-            .execute(conn)
-            .await?;
-        Ok(())
-    })
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let mut conn = store.write().await?;
+            db_tx!(conn => {
+                let n = diesel::delete(channel_instances::table.find(id)).execute(conn).await?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                diesel::insert_into(audit_log::table)
+                    .values(&audit::entry(actor, "channel.delete", "channel", Some(id), json!({})))
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
 }

@@ -452,12 +452,19 @@ macro_rules! find_or_create_company {
 }
 
 pub async fn get(store: &Store, id: i64, scope: &ChannelScope) -> StoreResult<ConversationRow> {
-    let mut conn = store.read().await?;
-    db_run!(conn => {
-        let c: Conversation = load_in_scope!(conn, id, scope);
-        let mut rows = decorate!(conn, vec![c]);
-        Ok(rows.remove(0))
-    })
+    let scope = scope.clone();
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let scope: &ChannelScope = &scope;
+            let mut conn = store.read().await?;
+            db_run!(conn => {
+                let c: Conversation = load_in_scope!(conn, id, scope);
+                let mut rows = decorate!(conn, vec![c]);
+                Ok(rows.remove(0))
+            })
+        })
+        .await
 }
 
 pub async fn list(
@@ -465,90 +472,98 @@ pub async fn list(
     filter: &ConversationFilter,
     scope: &ChannelScope,
 ) -> StoreResult<(Vec<ConversationRow>, i64)> {
-    let scope_ids = scope.ids();
-    let pattern = filter.q.as_deref().map(like_pattern);
-    let number_q: Option<i64> = filter
-        .q
-        .as_deref()
-        .and_then(|q| q.trim().trim_start_matches('#').parse().ok());
-    let mut conn = store.read().await?;
-    db_run!(conn => {
-        macro_rules! filtered {
-            () => {{
-                let mut q = conversations::table.into_boxed();
-                if let Some(ids) = &scope_ids {
-                    q = q.filter(conversations::channel_instance_id.eq_any(ids.clone()));
-                }
-                if !filter.include_merged {
-                    q = q.filter(conversations::merged_into_id.is_null());
-                }
-                if !filter.statuses.is_empty() {
-                    q = q.filter(conversations::status.eq_any(filter.statuses.clone()));
-                }
-                if let Some(mode) = filter.mode {
-                    q = q.filter(conversations::mode.eq(mode.as_str()));
-                }
-                if filter.active_chats_only {
-                    q = q.filter(conversations::mode.eq("sync")).filter(conversations::ended_at.is_null());
-                } else if !filter.show_active_chats {
-                    q = q.filter(conversations::mode.eq("async").or(conversations::ended_at.is_not_null()));
-                }
-                if let Some(ch) = filter.channel_id {
-                    q = q.filter(conversations::channel_instance_id.eq(ch));
-                }
-                match filter.assignee {
-                    Some(AssigneeFilter::Nobody) => q = q.filter(conversations::assignee_id.is_null()),
-                    Some(AssigneeFilter::Agent(a)) => q = q.filter(conversations::assignee_id.eq(a)),
-                    None => {}
-                }
-                if let Some(team) = filter.team_id {
-                    q = q.filter(conversations::team_id.eq(team));
-                }
-                if let Some(customer) = filter.customer_id {
-                    q = q.filter(conversations::customer_id.eq(customer));
-                }
-                if let Some(p) = &filter.priority {
-                    q = q.filter(conversations::priority.eq(p.clone()));
-                }
-                if let Some(tag) = &filter.tag {
-                    q = q.filter(conversations::id.eq_any(
-                        conversation_tags::table
-                            .filter(conversation_tags::tag.eq(tag.clone()))
-                            .select(conversation_tags::conversation_id),
-                    ));
-                }
-                if let Some(p) = &pattern {
-                    let text = lower(conversations::subject).like(p.clone()).escape('\\')
-                        .or(conversations::id.eq_any(
-                            messages::table
-                                .filter(lower(messages::body_text).like(p.clone()).escape('\\'))
-                                .select(messages::conversation_id),
-                        ))
-                        .or(conversations::customer_id.eq_any(
-                            customers::table
-                                .filter(lower(customers::name).like(p.clone()).escape('\\'))
-                                .select(customers::id),
+    let filter = filter.clone();
+    let scope = scope.clone();
+    store.run(move |store| async move {
+        let store = &store;
+        let filter: &ConversationFilter = &filter;
+        let scope: &ChannelScope = &scope;
+        let scope_ids = scope.ids();
+        let pattern = filter.q.as_deref().map(like_pattern);
+        let number_q: Option<i64> = filter
+            .q
+            .as_deref()
+            .and_then(|q| q.trim().trim_start_matches('#').parse().ok());
+        let mut conn = store.read().await?;
+        db_run!(conn => {
+            macro_rules! filtered {
+                () => {{
+                    let mut q = conversations::table.into_boxed();
+                    if let Some(ids) = &scope_ids {
+                        q = q.filter(conversations::channel_instance_id.eq_any(ids.clone()));
+                    }
+                    if !filter.include_merged {
+                        q = q.filter(conversations::merged_into_id.is_null());
+                    }
+                    if !filter.statuses.is_empty() {
+                        q = q.filter(conversations::status.eq_any(filter.statuses.clone()));
+                    }
+                    if let Some(mode) = filter.mode {
+                        q = q.filter(conversations::mode.eq(mode.as_str()));
+                    }
+                    if filter.active_chats_only {
+                        q = q.filter(conversations::mode.eq("sync")).filter(conversations::ended_at.is_null());
+                    } else if !filter.show_active_chats {
+                        q = q.filter(conversations::mode.eq("async").or(conversations::ended_at.is_not_null()));
+                    }
+                    if let Some(ch) = filter.channel_id {
+                        q = q.filter(conversations::channel_instance_id.eq(ch));
+                    }
+                    match filter.assignee {
+                        Some(AssigneeFilter::Nobody) => q = q.filter(conversations::assignee_id.is_null()),
+                        Some(AssigneeFilter::Agent(a)) => q = q.filter(conversations::assignee_id.eq(a)),
+                        None => {}
+                    }
+                    if let Some(team) = filter.team_id {
+                        q = q.filter(conversations::team_id.eq(team));
+                    }
+                    if let Some(customer) = filter.customer_id {
+                        q = q.filter(conversations::customer_id.eq(customer));
+                    }
+                    if let Some(p) = &filter.priority {
+                        q = q.filter(conversations::priority.eq(p.clone()));
+                    }
+                    if let Some(tag) = &filter.tag {
+                        q = q.filter(conversations::id.eq_any(
+                            conversation_tags::table
+                                .filter(conversation_tags::tag.eq(tag.clone()))
+                                .select(conversation_tags::conversation_id),
                         ));
-                    q = match number_q {
-                        Some(n) => q.filter(text.or(conversations::number.eq(n))),
-                        None => q.filter(text),
-                    };
-                }
-                q
-            }};
-        }
-        let total: i64 = filtered!().count().get_result(conn).await?;
-        let q = filtered!().select(Conversation::as_select());
-        let q = match filter.sort {
-            SortOrder::UpdatedDesc => q.order((conversations::updated_at.desc(), conversations::id.desc())),
-            SortOrder::UpdatedAsc => q.order((conversations::updated_at.asc(), conversations::id.asc())),
-            SortOrder::CreatedDesc => q.order((conversations::created_at.desc(), conversations::id.desc())),
-            SortOrder::CreatedAsc => q.order((conversations::created_at.asc(), conversations::id.asc())),
-        };
-        let rows: Vec<Conversation> = q.limit(filter.limit).offset(filter.offset).load(conn).await?;
-        let rows = decorate!(conn, rows);
-        Ok((rows, total))
+                    }
+                    if let Some(p) = &pattern {
+                        let text = lower(conversations::subject).like(p.clone()).escape('\\')
+                            .or(conversations::id.eq_any(
+                                messages::table
+                                    .filter(lower(messages::body_text).like(p.clone()).escape('\\'))
+                                    .select(messages::conversation_id),
+                            ))
+                            .or(conversations::customer_id.eq_any(
+                                customers::table
+                                    .filter(lower(customers::name).like(p.clone()).escape('\\'))
+                                    .select(customers::id),
+                            ));
+                        q = match number_q {
+                            Some(n) => q.filter(text.or(conversations::number.eq(n))),
+                            None => q.filter(text),
+                        };
+                    }
+                    q
+                }};
+            }
+            let total: i64 = filtered!().count().get_result(conn).await?;
+            let q = filtered!().select(Conversation::as_select());
+            let q = match filter.sort {
+                SortOrder::UpdatedDesc => q.order((conversations::updated_at.desc(), conversations::id.desc())),
+                SortOrder::UpdatedAsc => q.order((conversations::updated_at.asc(), conversations::id.asc())),
+                SortOrder::CreatedDesc => q.order((conversations::created_at.desc(), conversations::id.desc())),
+                SortOrder::CreatedAsc => q.order((conversations::created_at.asc(), conversations::id.asc())),
+            };
+            let rows: Vec<Conversation> = q.limit(filter.limit).offset(filter.offset).load(conn).await?;
+            let rows = decorate!(conn, rows);
+            Ok((rows, total))
+        })
     })
+    .await
 }
 
 /// Create a conversation with its first message in one transaction: resolve (or create) the
@@ -560,197 +575,203 @@ pub async fn create(
     scope: &ChannelScope,
     actor: Actor,
 ) -> StoreResult<CreatedConversation> {
-    if !scope.allows(input.channel_id) {
-        return Err(StoreError::BadReference(format!(
-            "channel {} does not exist",
-            input.channel_id
-        )));
-    }
-    let mut conn = store.write().await?;
-    db_tx!(conn => {
-        let t = now();
-        let channel: ChannelInstance = channel_instances::table
-            .find(input.channel_id)
-            .select(ChannelInstance::as_select())
-            .first(conn)
-            .await
-            .optional()?
-            .ok_or_else(|| StoreError::BadReference(format!("channel {} does not exist", input.channel_id)))?;
-        if !channel.enabled {
-            return Err(StoreError::Rule(format!("channel {} is disabled", channel.id)));
+    let scope = scope.clone();
+    store.run(move |store| async move {
+        let store = &store;
+        let scope: &ChannelScope = &scope;
+        if !scope.allows(input.channel_id) {
+            return Err(StoreError::BadReference(format!(
+                "channel {} does not exist",
+                input.channel_id
+            )));
         }
-
-        // Idempotency: the same provider message id on this channel changes nothing.
-        if let Some(ext) = &input.external_message_id {
-            let seen: Option<Message> = messages::table
-                .filter(messages::channel_instance_id.eq(channel.id))
-                .filter(messages::provider_message_id.eq(ext))
-                .select(Message::as_select())
+        let mut conn = store.write().await?;
+        db_tx!(conn => {
+            let t = now();
+            let channel: ChannelInstance = channel_instances::table
+                .find(input.channel_id)
+                .select(ChannelInstance::as_select())
                 .first(conn)
                 .await
-                .optional()?;
-            if let Some(message) = seen {
-                let c: Conversation = conversations::table.find(message.conversation_id).select(Conversation::as_select()).first(conn).await?;
-                let mut rows = decorate!(conn, vec![c]);
-                return Ok(CreatedConversation { conversation: rows.remove(0), message, created: false });
+                .optional()?
+                .ok_or_else(|| StoreError::BadReference(format!("channel {} does not exist", input.channel_id)))?;
+            if !channel.enabled {
+                return Err(StoreError::Rule(format!("channel {} is disabled", channel.id)));
             }
-        }
 
-        let customer_id: i64 = match &input.counterpart {
-            Counterpart::Customer(id) => {
-                let c: Customer = customers::table.find(*id).select(Customer::as_select()).first(conn).await
-                    .optional()?
-                    .ok_or_else(|| StoreError::BadReference(format!("customer {id} does not exist")))?;
-                c.merged_into_id.unwrap_or(c.id)
-            }
-            Counterpart::Contact { external_id, name, email, phone, company } => {
-                let by_external_id: Option<i64> = customer_identities::table
-                    .filter(customer_identities::kind.eq("external"))
-                    .filter(customer_identities::channel_instance_id.eq(channel.id))
-                    .filter(customer_identities::value.eq(external_id))
-                    .select(customer_identities::customer_id)
+            // Idempotency: the same provider message id on this channel changes nothing.
+            if let Some(ext) = &input.external_message_id {
+                let seen: Option<Message> = messages::table
+                    .filter(messages::channel_instance_id.eq(channel.id))
+                    .filter(messages::provider_message_id.eq(ext))
+                    .select(Message::as_select())
                     .first(conn)
                     .await
                     .optional()?;
-                let mut owners: [Option<Owner>; 2] = [None, None];
-                for (slot, (kind, value)) in [("email", email), ("phone", phone)].into_iter().enumerate() {
-                    let Some(value) = value else { continue };
-                    let owner: Option<i64> = customer_identities::table
-                        .filter(customer_identities::kind.eq(kind))
-                        .filter(customer_identities::value.eq(value))
+                if let Some(message) = seen {
+                    let c: Conversation = conversations::table.find(message.conversation_id).select(Conversation::as_select()).first(conn).await?;
+                    let mut rows = decorate!(conn, vec![c]);
+                    return Ok(CreatedConversation { conversation: rows.remove(0), message, created: false });
+                }
+            }
+
+            let customer_id: i64 = match &input.counterpart {
+                Counterpart::Customer(id) => {
+                    let c: Customer = customers::table.find(*id).select(Customer::as_select()).first(conn).await
+                        .optional()?
+                        .ok_or_else(|| StoreError::BadReference(format!("customer {id} does not exist")))?;
+                    c.merged_into_id.unwrap_or(c.id)
+                }
+                Counterpart::Contact { external_id, name, email, phone, company } => {
+                    let by_external_id: Option<i64> = customer_identities::table
+                        .filter(customer_identities::kind.eq("external"))
+                        .filter(customer_identities::channel_instance_id.eq(channel.id))
+                        .filter(customer_identities::value.eq(external_id))
                         .select(customer_identities::customer_id)
                         .first(conn)
                         .await
                         .optional()?;
-                    if let Some(owner) = owner {
-                        let others: i64 = customer_identities::table
-                            .filter(customer_identities::customer_id.eq(owner))
-                            .filter(customer_identities::kind.eq("external"))
-                            .filter(customer_identities::channel_instance_id.eq(channel.id))
-                            .filter(customer_identities::value.ne(external_id))
-                            .count()
-                            .get_result(conn)
-                            .await?;
-                        owners[slot] = Some(Owner { customer_id: owner, has_other_id_on_channel: others > 0 });
-                    }
-                }
-                let link = linking::decide(Found { by_external_id, email_owner: owners[0], phone_owner: owners[1] });
-                let customer_id = match link.customer_id {
-                    Some(id) => id,
-                    None => {
-                        let company_id = match company {
-                            Some(name) => Some(find_or_create_company!(conn, name, t)),
-                            None => None,
-                        };
-                        diesel::insert_into(customers::table)
-                            .values((
-                                customers::name.eq(name.clone().unwrap_or_else(|| external_id.clone())),
-                                customers::company_id.eq(company_id),
-                                customers::created_at.eq(t),
-                                customers::updated_at.eq(t),
-                            ))
-                            .returning(customers::id)
-                            .get_result::<i64>(conn)
-                            .await?
-                    }
-                };
-                let mut identities = Vec::new();
-                if link.add_external_id { identities.push(("external", Some(channel.id), external_id.clone())); }
-                if let (true, Some(e)) = (link.add_email, email) { identities.push(("email", None, e.clone())); }
-                if let (true, Some(p)) = (link.add_phone, phone) { identities.push(("phone", None, p.clone())); }
-                for (kind, ch, value) in identities {
-                    diesel::insert_into(customer_identities::table)
-                        .values((
-                            customer_identities::customer_id.eq(customer_id),
-                            customer_identities::kind.eq(kind),
-                            customer_identities::channel_instance_id.eq(ch),
-                            customer_identities::value.eq(value),
-                            customer_identities::created_at.eq(t),
-                        ))
-                        .execute(conn)
-                        .await?;
-                }
-                // Fill in what the integrator tells us and we did not know (CC-5).
-                if link.customer_id.is_some() {
-                    if let Some(company) = company {
-                        let current: Option<i64> = customers::table.find(customer_id).select(customers::company_id).first(conn).await?;
-                        if current.is_none() {
-                            let cid = find_or_create_company!(conn, company, t);
-                            diesel::update(customers::table.find(customer_id)).set(customers::company_id.eq(cid)).execute(conn).await?;
+                    let mut owners: [Option<Owner>; 2] = [None, None];
+                    for (slot, (kind, value)) in [("email", email), ("phone", phone)].into_iter().enumerate() {
+                        let Some(value) = value else { continue };
+                        let owner: Option<i64> = customer_identities::table
+                            .filter(customer_identities::kind.eq(kind))
+                            .filter(customer_identities::value.eq(value))
+                            .select(customer_identities::customer_id)
+                            .first(conn)
+                            .await
+                            .optional()?;
+                        if let Some(owner) = owner {
+                            let others: i64 = customer_identities::table
+                                .filter(customer_identities::customer_id.eq(owner))
+                                .filter(customer_identities::kind.eq("external"))
+                                .filter(customer_identities::channel_instance_id.eq(channel.id))
+                                .filter(customer_identities::value.ne(external_id))
+                                .count()
+                                .get_result(conn)
+                                .await?;
+                            owners[slot] = Some(Owner { customer_id: owner, has_other_id_on_channel: others > 0 });
                         }
                     }
-                    if let Some(name) = name {
-                        diesel::update(customers::table.find(customer_id).filter(customers::name.eq("")))
-                            .set(customers::name.eq(name))
+                    let link = linking::decide(Found { by_external_id, email_owner: owners[0], phone_owner: owners[1] });
+                    let customer_id = match link.customer_id {
+                        Some(id) => id,
+                        None => {
+                            let company_id = match company {
+                                Some(name) => Some(find_or_create_company!(conn, name, t)),
+                                None => None,
+                            };
+                            diesel::insert_into(customers::table)
+                                .values((
+                                    customers::name.eq(name.clone().unwrap_or_else(|| external_id.clone())),
+                                    customers::company_id.eq(company_id),
+                                    customers::created_at.eq(t),
+                                    customers::updated_at.eq(t),
+                                ))
+                                .returning(customers::id)
+                                .get_result::<i64>(conn)
+                                .await?
+                        }
+                    };
+                    let mut identities = Vec::new();
+                    if link.add_external_id { identities.push(("external", Some(channel.id), external_id.clone())); }
+                    if let (true, Some(e)) = (link.add_email, email) { identities.push(("email", None, e.clone())); }
+                    if let (true, Some(p)) = (link.add_phone, phone) { identities.push(("phone", None, p.clone())); }
+                    for (kind, ch, value) in identities {
+                        diesel::insert_into(customer_identities::table)
+                            .values((
+                                customer_identities::customer_id.eq(customer_id),
+                                customer_identities::kind.eq(kind),
+                                customer_identities::channel_instance_id.eq(ch),
+                                customer_identities::value.eq(value),
+                                customer_identities::created_at.eq(t),
+                            ))
                             .execute(conn)
                             .await?;
                     }
+                    // Fill in what the integrator tells us and we did not know (CC-5).
+                    if link.customer_id.is_some() {
+                        if let Some(company) = company {
+                            let current: Option<i64> = customers::table.find(customer_id).select(customers::company_id).first(conn).await?;
+                            if current.is_none() {
+                                let cid = find_or_create_company!(conn, company, t);
+                                diesel::update(customers::table.find(customer_id)).set(customers::company_id.eq(cid)).execute(conn).await?;
+                            }
+                        }
+                        if let Some(name) = name {
+                            diesel::update(customers::table.find(customer_id).filter(customers::name.eq("")))
+                                .set(customers::name.eq(name))
+                                .execute(conn)
+                                .await?;
+                        }
+                    }
+                    customer_id
                 }
-                customer_id
-            }
-        };
+            };
 
-        let number: i64 = diesel::update(counters::table.find("conversation_number"))
-            .set(counters::value.eq(counters::value + 1))
-            .returning(counters::value)
-            .get_result(conn)
-            .await?;
-        let is_in = input.direction == Direction::In;
-        let sync = channel.mode == Mode::Sync.as_str();
-        let deadline = sync.then(|| t + chrono::Duration::seconds(channel.inactivity_timeout_s));
-        let conversation: Conversation = diesel::insert_into(conversations::table)
-            .values((
-                conversations::number.eq(number),
-                conversations::channel_instance_id.eq(channel.id),
-                conversations::customer_id.eq(customer_id),
-                conversations::mode.eq(&channel.mode),
-                conversations::status.eq(StatusBase::Open.as_str()),
-                conversations::team_id.eq(channel.default_team_id),
-                conversations::priority.eq("normal"),
-                conversations::subject.eq(&input.subject),
-                conversations::custom_fields.eq("{}"),
-                conversations::last_seq.eq(1),
-                conversations::inactivity_deadline.eq(deadline),
-                conversations::created_at.eq(t),
-                conversations::updated_at.eq(t),
-                conversations::last_customer_activity_at.eq(is_in.then_some(t)),
-                conversations::last_agent_activity_at.eq((!is_in).then_some(t)),
-            ))
-            .returning(Conversation::as_returning())
-            .get_result(conn)
-            .await?;
-        let message: Message = diesel::insert_into(messages::table)
-            .values((
-                messages::conversation_id.eq(conversation.id),
-                messages::seq.eq(1),
-                messages::direction.eq(input.direction.as_str()),
-                messages::source.eq(input.source.as_str()),
-                messages::author_agent_id.eq(input.author_agent_id),
-                messages::author_customer_id.eq(is_in.then_some(customer_id)),
-                messages::body_text.eq(&input.content),
-                messages::body_html.eq(&input.content_html),
-                messages::channel_instance_id.eq(channel.id),
-                messages::provider_message_id.eq(&input.external_message_id),
-                messages::created_at.eq(t),
-            ))
-            .returning(Message::as_returning())
-            .get_result(conn)
-            .await?;
-        if input.direction == Direction::Out {
-            diesel::insert_into(outbox::table)
-                .values(&super::outbox::new_delivery(channel.id, conversation.id, message.id, t))
+            let number: i64 = diesel::update(counters::table.find("conversation_number"))
+                .set(counters::value.eq(counters::value + 1))
+                .returning(counters::value)
+                .get_result(conn)
+                .await?;
+            let is_in = input.direction == Direction::In;
+            let sync = channel.mode == Mode::Sync.as_str();
+            let deadline = sync.then(|| t + chrono::Duration::seconds(channel.inactivity_timeout_s));
+            let conversation: Conversation = diesel::insert_into(conversations::table)
+                .values((
+                    conversations::number.eq(number),
+                    conversations::channel_instance_id.eq(channel.id),
+                    conversations::customer_id.eq(customer_id),
+                    conversations::mode.eq(&channel.mode),
+                    conversations::status.eq(StatusBase::Open.as_str()),
+                    conversations::team_id.eq(channel.default_team_id),
+                    conversations::priority.eq("normal"),
+                    conversations::subject.eq(&input.subject),
+                    conversations::custom_fields.eq("{}"),
+                    conversations::last_seq.eq(1),
+                    conversations::inactivity_deadline.eq(deadline),
+                    conversations::created_at.eq(t),
+                    conversations::updated_at.eq(t),
+                    conversations::last_customer_activity_at.eq(is_in.then_some(t)),
+                    conversations::last_agent_activity_at.eq((!is_in).then_some(t)),
+                ))
+                .returning(Conversation::as_returning())
+                .get_result(conn)
+                .await?;
+            let message: Message = diesel::insert_into(messages::table)
+                .values((
+                    messages::conversation_id.eq(conversation.id),
+                    messages::seq.eq(1),
+                    messages::direction.eq(input.direction.as_str()),
+                    messages::source.eq(input.source.as_str()),
+                    messages::author_agent_id.eq(input.author_agent_id),
+                    messages::author_customer_id.eq(is_in.then_some(customer_id)),
+                    messages::body_text.eq(&input.content),
+                    messages::body_html.eq(&input.content_html),
+                    messages::channel_instance_id.eq(channel.id),
+                    messages::provider_message_id.eq(&input.external_message_id),
+                    messages::created_at.eq(t),
+                ))
+                .returning(Message::as_returning())
+                .get_result(conn)
+                .await?;
+            if input.direction == Direction::Out {
+                diesel::insert_into(outbox::table)
+                    .values(&super::outbox::new_delivery(channel.id, conversation.id, message.id, t))
+                    .execute(conn)
+                    .await?;
+            }
+            diesel::insert_into(audit_log::table)
+                .values(&audit::entry(actor, "conversation.create", "conversation", Some(conversation.id), json!({
+                    "number": number, "channel_id": channel.id, "customer_id": customer_id, "direction": input.direction.as_str()
+                })))
                 .execute(conn)
                 .await?;
-        }
-        diesel::insert_into(audit_log::table)
-            .values(&audit::entry(actor, "conversation.create", "conversation", Some(conversation.id), json!({
-                "number": number, "channel_id": channel.id, "customer_id": customer_id, "direction": input.direction.as_str()
-            })))
-            .execute(conn)
-            .await?;
-        let mut rows = decorate!(conn, vec![conversation]);
-        Ok(CreatedConversation { conversation: rows.remove(0), message, created: true })
+            let mut rows = decorate!(conn, vec![conversation]);
+            Ok(CreatedConversation { conversation: rows.remove(0), message, created: true })
+        })
     })
+    .await
 }
 
 pub async fn update(
@@ -760,16 +781,24 @@ pub async fn update(
     scope: &ChannelScope,
     actor: Actor,
 ) -> StoreResult<ConversationRow> {
-    let mut conn = store.write().await?;
-    db_tx!(conn => {
-        let before: Conversation = load_in_scope!(conn, id, scope);
-        if let Some(into) = before.merged_into_id {
-            return Err(StoreError::Rule(format!("conversation {id} was merged into {into}; change that one")));
-        }
-        let updated = apply_patch!(conn, before, patch, actor);
-        let mut rows = decorate!(conn, vec![updated]);
-        Ok(rows.remove(0))
+    let patch = patch.clone();
+    let scope = scope.clone();
+    store.run(move |store| async move {
+        let store = &store;
+        let patch: &ConversationPatch = &patch;
+        let scope: &ChannelScope = &scope;
+        let mut conn = store.write().await?;
+        db_tx!(conn => {
+            let before: Conversation = load_in_scope!(conn, id, scope);
+            if let Some(into) = before.merged_into_id {
+                return Err(StoreError::Rule(format!("conversation {id} was merged into {into}; change that one")));
+            }
+            let updated = apply_patch!(conn, before, patch, actor);
+            let mut rows = decorate!(conn, vec![updated]);
+            Ok(rows.remove(0))
+        })
     })
+    .await
 }
 
 /// Merge conversation `id` into `into` (CORE-8). The merged conversation is closed and points at
@@ -781,62 +810,68 @@ pub async fn merge(
     scope: &ChannelScope,
     actor: Actor,
 ) -> StoreResult<ConversationRow> {
-    if id == into {
-        return Err(StoreError::Rule(
-            "a conversation cannot be merged into itself".into(),
-        ));
-    }
-    let mut conn = store.write().await?;
-    db_tx!(conn => {
-        let source: Conversation = load_in_scope!(conn, id, scope);
-        let target: Conversation = conversations::table
-            .find(into)
-            .select(Conversation::as_select())
-            .first(conn)
-            .await
-            .optional()?
-            .filter(|c| scope.allows(c.channel_instance_id))
-            .ok_or_else(|| StoreError::BadReference(format!("conversation {into} does not exist")))?;
-        if source.merged_into_id.is_some() {
-            return Err(StoreError::Rule(format!("conversation {id} is already merged")));
+    let scope = scope.clone();
+    store.run(move |store| async move {
+        let store = &store;
+        let scope: &ChannelScope = &scope;
+        if id == into {
+            return Err(StoreError::Rule(
+                "a conversation cannot be merged into itself".into(),
+            ));
         }
-        if target.merged_into_id.is_some() {
-            return Err(StoreError::Rule(format!("conversation {into} is itself merged; merge into its survivor")));
-        }
-        let t = now();
-        let closed = statuses::table
-            .filter(statuses::base.eq("closed"))
-            .filter(statuses::builtin.eq(true))
-            .select(statuses::key)
-            .first::<String>(conn)
-            .await?;
-        diesel::update(conversations::table.find(id))
-            .set((
-                conversations::merged_into_id.eq(into),
-                conversations::status.eq(closed),
-                conversations::closed_at.eq(source.closed_at.or(Some(t))),
-                conversations::ended_at.eq(source.ended_at.or(Some(t))),
-                conversations::inactivity_deadline.eq(None::<NaiveDateTime>),
-                conversations::updated_at.eq(t),
-            ))
-            .execute(conn)
-            .await?;
-        let survivor: Conversation = diesel::update(conversations::table.find(into))
-            .set(conversations::updated_at.eq(t))
-            .returning(Conversation::as_returning())
-            .get_result(conn)
-            .await?;
-        diesel::insert_into(audit_log::table)
-            .values(&audit::entry(actor, "conversation.merge", "conversation", Some(into), json!({"merged": id})))
-            .execute(conn)
-            .await?;
-        diesel::insert_into(audit_log::table)
-            .values(&audit::entry(actor, "conversation.merged_into", "conversation", Some(id), json!({"into": into})))
-            .execute(conn)
-            .await?;
-        let mut rows = decorate!(conn, vec![survivor]);
-        Ok(rows.remove(0))
+        let mut conn = store.write().await?;
+        db_tx!(conn => {
+            let source: Conversation = load_in_scope!(conn, id, scope);
+            let target: Conversation = conversations::table
+                .find(into)
+                .select(Conversation::as_select())
+                .first(conn)
+                .await
+                .optional()?
+                .filter(|c| scope.allows(c.channel_instance_id))
+                .ok_or_else(|| StoreError::BadReference(format!("conversation {into} does not exist")))?;
+            if source.merged_into_id.is_some() {
+                return Err(StoreError::Rule(format!("conversation {id} is already merged")));
+            }
+            if target.merged_into_id.is_some() {
+                return Err(StoreError::Rule(format!("conversation {into} is itself merged; merge into its survivor")));
+            }
+            let t = now();
+            let closed = statuses::table
+                .filter(statuses::base.eq("closed"))
+                .filter(statuses::builtin.eq(true))
+                .select(statuses::key)
+                .first::<String>(conn)
+                .await?;
+            diesel::update(conversations::table.find(id))
+                .set((
+                    conversations::merged_into_id.eq(into),
+                    conversations::status.eq(closed),
+                    conversations::closed_at.eq(source.closed_at.or(Some(t))),
+                    conversations::ended_at.eq(source.ended_at.or(Some(t))),
+                    conversations::inactivity_deadline.eq(None::<NaiveDateTime>),
+                    conversations::updated_at.eq(t),
+                ))
+                .execute(conn)
+                .await?;
+            let survivor: Conversation = diesel::update(conversations::table.find(into))
+                .set(conversations::updated_at.eq(t))
+                .returning(Conversation::as_returning())
+                .get_result(conn)
+                .await?;
+            diesel::insert_into(audit_log::table)
+                .values(&audit::entry(actor, "conversation.merge", "conversation", Some(into), json!({"merged": id})))
+                .execute(conn)
+                .await?;
+            diesel::insert_into(audit_log::table)
+                .values(&audit::entry(actor, "conversation.merged_into", "conversation", Some(id), json!({"into": into})))
+                .execute(conn)
+                .await?;
+            let mut rows = decorate!(conn, vec![survivor]);
+            Ok(rows.remove(0))
+        })
     })
+    .await
 }
 
 /// Counts per status for the channels in scope (for the dashboard's sidebar).
@@ -844,18 +879,25 @@ pub async fn count_by_status(
     store: &Store,
     scope: &ChannelScope,
 ) -> StoreResult<BTreeMap<String, i64>> {
-    let ids = scope.ids();
-    let mut conn = store.read().await?;
-    let rows: Vec<(String, i64)> = db_run!(conn => {
-        let mut q = conversations::table
-            .filter(conversations::merged_into_id.is_null())
-            .group_by(conversations::status)
-            .select((conversations::status, diesel::dsl::count_star()))
-            .into_boxed();
-        if let Some(ids) = ids {
-            q = q.filter(conversations::channel_instance_id.eq_any(ids));
-        }
-        q.load(conn).await
-    })?;
-    Ok(rows.into_iter().collect())
+    let scope = scope.clone();
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let scope: &ChannelScope = &scope;
+            let ids = scope.ids();
+            let mut conn = store.read().await?;
+            let rows: Vec<(String, i64)> = db_run!(conn => {
+                let mut q = conversations::table
+                    .filter(conversations::merged_into_id.is_null())
+                    .group_by(conversations::status)
+                    .select((conversations::status, diesel::dsl::count_star()))
+                    .into_boxed();
+                if let Some(ids) = ids {
+                    q = q.filter(conversations::channel_instance_id.eq_any(ids));
+                }
+                q.load(conn).await
+            })?;
+            Ok(rows.into_iter().collect())
+        })
+        .await
 }

@@ -47,42 +47,49 @@ pub async fn list(
     limit: i64,
     scope: &ChannelScope,
 ) -> StoreResult<Vec<(Message, Vec<Attachment>)>> {
-    let mut conn = store.read().await?;
-    let rows: Vec<Message> = db_run!(conn => {
-        let c: Conversation = load_in_scope!(conn, conversation_id, scope);
-        let mut q = messages::table
-            .filter(messages::conversation_id.eq(c.id))
-            .select(Message::as_select())
-            .into_boxed();
-        if let Some(after) = after_seq {
-            q = q.filter(messages::seq.gt(after));
-        }
-        if let Some(before) = before_seq {
-            q = q.filter(messages::seq.lt(before));
-        }
-        // Paging backwards from `before` wants the newest of the range.
-        let mut rows: Vec<Message> = if before_seq.is_some() && after_seq.is_none() {
-            q.order(messages::seq.desc()).limit(limit).load(conn).await?
-        } else {
-            q.order(messages::seq.asc()).limit(limit).load(conn).await?
-        };
-        rows.sort_by_key(|m| m.seq);
-        rows
-    });
-    drop(conn);
-    let ids: Vec<i64> = rows.iter().map(|m| m.id).collect();
-    let files = super::attachments::for_messages(store, &ids).await?;
-    Ok(rows
-        .into_iter()
-        .map(|m| {
-            let mine = files
-                .iter()
-                .filter(|a| a.message_id == Some(m.id))
-                .cloned()
-                .collect();
-            (m, mine)
+    let scope = scope.clone();
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let scope: &ChannelScope = &scope;
+            let mut conn = store.read().await?;
+            let rows: Vec<Message> = db_run!(conn => {
+                let c: Conversation = load_in_scope!(conn, conversation_id, scope);
+                let mut q = messages::table
+                    .filter(messages::conversation_id.eq(c.id))
+                    .select(Message::as_select())
+                    .into_boxed();
+                if let Some(after) = after_seq {
+                    q = q.filter(messages::seq.gt(after));
+                }
+                if let Some(before) = before_seq {
+                    q = q.filter(messages::seq.lt(before));
+                }
+                // Paging backwards from `before` wants the newest of the range.
+                let mut rows: Vec<Message> = if before_seq.is_some() && after_seq.is_none() {
+                    q.order(messages::seq.desc()).limit(limit).load(conn).await?
+                } else {
+                    q.order(messages::seq.asc()).limit(limit).load(conn).await?
+                };
+                rows.sort_by_key(|m| m.seq);
+                rows
+            });
+            drop(conn);
+            let ids: Vec<i64> = rows.iter().map(|m| m.id).collect();
+            let files = super::attachments::for_messages(store, &ids).await?;
+            Ok(rows
+                .into_iter()
+                .map(|m| {
+                    let mine = files
+                        .iter()
+                        .filter(|a| a.message_id == Some(m.id))
+                        .cloned()
+                        .collect();
+                    (m, mine)
+                })
+                .collect())
         })
-        .collect())
+        .await
 }
 
 /// Append an agent reply or internal note, optionally changing the conversation's properties in
@@ -93,144 +100,163 @@ pub async fn append_reply(
     scope: &ChannelScope,
     actor: Actor,
 ) -> StoreResult<AppendedMessage> {
-    let mut conn = store.write().await?;
-    db_tx!(conn => {
-        let t = now();
-        let before: Conversation = load_in_scope!(conn, reply.conversation_id, scope);
-        if let Some(into) = before.merged_into_id {
-            return Err(StoreError::Rule(format!(
-                "conversation {} was merged into {into}; reply there", before.id
-            )));
-        }
-        if let Some(quoted) = reply.quoted_message_id {
-            let found: i64 = messages::table
-                .filter(messages::id.eq(quoted))
-                .filter(messages::conversation_id.eq(before.id))
-                .count()
+    let scope = scope.clone();
+    store.run(move |store| async move {
+        let store = &store;
+        let scope: &ChannelScope = &scope;
+        let mut conn = store.write().await?;
+        db_tx!(conn => {
+            let t = now();
+            let before: Conversation = load_in_scope!(conn, reply.conversation_id, scope);
+            if let Some(into) = before.merged_into_id {
+                return Err(StoreError::Rule(format!(
+                    "conversation {} was merged into {into}; reply there", before.id
+                )));
+            }
+            if let Some(quoted) = reply.quoted_message_id {
+                let found: i64 = messages::table
+                    .filter(messages::id.eq(quoted))
+                    .filter(messages::conversation_id.eq(before.id))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if found == 0 {
+                    return Err(StoreError::BadReference(format!("message {quoted} is not in this conversation")));
+                }
+            }
+            let files: Vec<Attachment> = attachments::table
+                .filter(attachments::id.eq_any(&reply.attachment_ids))
+                .select(Attachment::as_select())
+                .load(conn)
+                .await?;
+            for id in &reply.attachment_ids {
+                match files.iter().find(|a| a.id == *id) {
+                    None => return Err(StoreError::BadReference(format!("attachment {id} does not exist"))),
+                    Some(a) if a.message_id.is_some() => {
+                        return Err(StoreError::Rule(format!("attachment {id} is already part of a message")))
+                    }
+                    Some(a) if a.uploaded_by != Some(reply.agent_id) => {
+                        return Err(StoreError::BadReference(format!("attachment {id} does not exist")))
+                    }
+                    Some(_) => {}
+                }
+            }
+            let timeout_s: i64 = channel_instances::table
+                .find(before.channel_instance_id)
+                .select(channel_instances::inactivity_timeout_s)
+                .first(conn)
+                .await?;
+
+            let direction = if reply.note { Direction::Note } else { Direction::Out };
+            let active_chat = before.mode == Mode::Sync.as_str() && before.ended_at.is_none();
+            // Only what the customer can see keeps a chat alive; notes are internal.
+            let deadline = if active_chat && !reply.note {
+                Some(t + Duration::seconds(timeout_s))
+            } else {
+                before.inactivity_deadline
+            };
+            let (first_response, last_agent) = if reply.note {
+                (before.first_response_at, before.last_agent_activity_at)
+            } else {
+                (before.first_response_at.or(Some(t)), Some(t))
+            };
+            let seq: i64 = diesel::update(conversations::table.find(before.id))
+                .set((
+                    conversations::last_seq.eq(conversations::last_seq + 1),
+                    conversations::updated_at.eq(t),
+                    conversations::first_response_at.eq(first_response),
+                    conversations::last_agent_activity_at.eq(last_agent),
+                    conversations::inactivity_deadline.eq(deadline),
+                ))
+                .returning(conversations::last_seq)
                 .get_result(conn)
                 .await?;
-            if found == 0 {
-                return Err(StoreError::BadReference(format!("message {quoted} is not in this conversation")));
-            }
-        }
-        let files: Vec<Attachment> = attachments::table
-            .filter(attachments::id.eq_any(&reply.attachment_ids))
-            .select(Attachment::as_select())
-            .load(conn)
-            .await?;
-        for id in &reply.attachment_ids {
-            match files.iter().find(|a| a.id == *id) {
-                None => return Err(StoreError::BadReference(format!("attachment {id} does not exist"))),
-                Some(a) if a.message_id.is_some() => {
-                    return Err(StoreError::Rule(format!("attachment {id} is already part of a message")))
-                }
-                Some(a) if a.uploaded_by != Some(reply.agent_id) => {
-                    return Err(StoreError::BadReference(format!("attachment {id} does not exist")))
-                }
-                Some(_) => {}
-            }
-        }
-        let timeout_s: i64 = channel_instances::table
-            .find(before.channel_instance_id)
-            .select(channel_instances::inactivity_timeout_s)
-            .first(conn)
-            .await?;
-
-        let direction = if reply.note { Direction::Note } else { Direction::Out };
-        let active_chat = before.mode == Mode::Sync.as_str() && before.ended_at.is_none();
-        // Only what the customer can see keeps a chat alive; notes are internal.
-        let deadline = if active_chat && !reply.note {
-            Some(t + Duration::seconds(timeout_s))
-        } else {
-            before.inactivity_deadline
-        };
-        let (first_response, last_agent) = if reply.note {
-            (before.first_response_at, before.last_agent_activity_at)
-        } else {
-            (before.first_response_at.or(Some(t)), Some(t))
-        };
-        let seq: i64 = diesel::update(conversations::table.find(before.id))
-            .set((
-                conversations::last_seq.eq(conversations::last_seq + 1),
-                conversations::updated_at.eq(t),
-                conversations::first_response_at.eq(first_response),
-                conversations::last_agent_activity_at.eq(last_agent),
-                conversations::inactivity_deadline.eq(deadline),
-            ))
-            .returning(conversations::last_seq)
-            .get_result(conn)
-            .await?;
-        let message: Message = diesel::insert_into(messages::table)
-            .values((
-                messages::conversation_id.eq(before.id),
-                messages::seq.eq(seq),
-                messages::direction.eq(direction.as_str()),
-                messages::source.eq(reply.source.as_str()),
-                messages::author_agent_id.eq(reply.agent_id),
-                messages::body_text.eq(&reply.content),
-                messages::body_html.eq(&reply.content_html),
-                messages::quoted_message_id.eq(reply.quoted_message_id),
-                messages::channel_instance_id.eq(before.channel_instance_id),
-                messages::created_at.eq(t),
-            ))
-            .returning(Message::as_returning())
-            .get_result(conn)
-            .await?;
-        let linked: Vec<Attachment> = if reply.attachment_ids.is_empty() {
-            Vec::new()
-        } else {
-            diesel::update(attachments::table.filter(attachments::id.eq_any(&reply.attachment_ids)))
-                .set(attachments::message_id.eq(message.id))
-                .returning(Attachment::as_returning())
-                .get_results(conn)
-                .await?
-        };
-        if direction == Direction::Out {
-            diesel::insert_into(outbox::table)
-                .values(&super::outbox::new_delivery(before.channel_instance_id, before.id, message.id, t))
-                .execute(conn)
+            let message: Message = diesel::insert_into(messages::table)
+                .values((
+                    messages::conversation_id.eq(before.id),
+                    messages::seq.eq(seq),
+                    messages::direction.eq(direction.as_str()),
+                    messages::source.eq(reply.source.as_str()),
+                    messages::author_agent_id.eq(reply.agent_id),
+                    messages::body_text.eq(&reply.content),
+                    messages::body_html.eq(&reply.content_html),
+                    messages::quoted_message_id.eq(reply.quoted_message_id),
+                    messages::channel_instance_id.eq(before.channel_instance_id),
+                    messages::created_at.eq(t),
+                ))
+                .returning(Message::as_returning())
+                .get_result(conn)
                 .await?;
-        }
-        let current: Conversation = conversations::table.find(before.id).select(Conversation::as_select()).first(conn).await?;
-        let updated = match &reply.then {
-            Some(patch) if !patch.is_empty() => apply_patch!(conn, current, patch, actor),
-            _ => current,
-        };
-        let tags: Vec<String> = conversation_tags::table
-            .filter(conversation_tags::conversation_id.eq(updated.id))
-            .select(conversation_tags::tag)
-            .order(conversation_tags::tag)
-            .load(conn)
-            .await?;
-        let customer_name: String = customers::table.find(updated.customer_id).select(customers::name).first(conn).await?;
-        let channel_kind: String = channel_instances::table.find(updated.channel_instance_id).select(channel_instances::kind).first(conn).await?;
-        let mut files = linked;
-        files.sort_by_key(|a| a.id);
-        Ok(AppendedMessage {
-            message,
-            attachments: files,
-            conversation: ConversationRow { conversation: updated, tags, customer_name, channel_kind },
+            let linked: Vec<Attachment> = if reply.attachment_ids.is_empty() {
+                Vec::new()
+            } else {
+                diesel::update(attachments::table.filter(attachments::id.eq_any(&reply.attachment_ids)))
+                    .set(attachments::message_id.eq(message.id))
+                    .returning(Attachment::as_returning())
+                    .get_results(conn)
+                    .await?
+            };
+            if direction == Direction::Out {
+                diesel::insert_into(outbox::table)
+                    .values(&super::outbox::new_delivery(before.channel_instance_id, before.id, message.id, t))
+                    .execute(conn)
+                    .await?;
+            }
+            let current: Conversation = conversations::table.find(before.id).select(Conversation::as_select()).first(conn).await?;
+            let updated = match &reply.then {
+                Some(patch) if !patch.is_empty() => apply_patch!(conn, current, patch, actor),
+                _ => current,
+            };
+            let tags: Vec<String> = conversation_tags::table
+                .filter(conversation_tags::conversation_id.eq(updated.id))
+                .select(conversation_tags::tag)
+                .order(conversation_tags::tag)
+                .load(conn)
+                .await?;
+            let customer_name: String = customers::table.find(updated.customer_id).select(customers::name).first(conn).await?;
+            let channel_kind: String = channel_instances::table.find(updated.channel_instance_id).select(channel_instances::kind).first(conn).await?;
+            let mut files = linked;
+            files.sort_by_key(|a| a.id);
+            Ok(AppendedMessage {
+                message,
+                attachments: files,
+                conversation: ConversationRow { conversation: updated, tags, customer_name, channel_kind },
+            })
         })
     })
+    .await
 }
 
 /// One message, if its conversation is in scope.
 pub async fn get(store: &Store, id: i64, scope: &ChannelScope) -> StoreResult<Message> {
-    let mut conn = store.read().await?;
-    let m: Message =
-        db_run!(conn => messages::table.find(id).select(Message::as_select()).first(conn).await)?;
-    if !scope.allows(m.channel_instance_id) {
-        return Err(StoreError::NotFound);
-    }
-    Ok(m)
+    let scope = scope.clone();
+    store.run(move |store| async move {
+        let store = &store;
+        let scope: &ChannelScope = &scope;
+        let mut conn = store.read().await?;
+        let m: Message =
+            db_run!(conn => messages::table.find(id).select(Message::as_select()).first(conn).await)?;
+        if !scope.allows(m.channel_instance_id) {
+            return Err(StoreError::NotFound);
+        }
+        Ok(m)
+    })
+    .await
 }
 
 /// Author names for message views: agents by id.
 pub async fn agent_names(store: &Store, ids: &[i64]) -> StoreResult<Vec<(i64, String)>> {
-    let mut conn = store.read().await?;
-    Ok(db_run!(conn => agents::table
-        .filter(agents::id.eq_any(ids))
-        .select((agents::id, agents::name))
-        .load(conn)
-        .await)?)
+    let ids = ids.to_vec();
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let ids: &[i64] = &ids;
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => agents::table
+            .filter(agents::id.eq_any(ids))
+            .select((agents::id, agents::name))
+            .load(conn)
+            .await)?)
+        })
+        .await
 }

@@ -234,6 +234,24 @@ impl Store {
         self.inner.url.backend_name()
     }
 
+    /// Run a database operation to completion on the store's own multi-threaded runtime.
+    ///
+    /// Why: a request future can be dropped half-way (the client disconnects, a sibling
+    /// extractor fails). Dropping an in-flight diesel-async SQLite query on actix-web's
+    /// single-threaded workers panics, and dropping an open transaction future leaves it to the
+    /// pool to clean up. A spawned task is never dropped half-way: the caller may stop waiting,
+    /// the operation still finishes (and commits or rolls back) on its own.
+    pub async fn run<T, F, Fut>(&self, op: F) -> StoreResult<T>
+    where
+        F: FnOnce(Store) -> Fut,
+        Fut: std::future::Future<Output = StoreResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let task = store_runtime().spawn(op(self.clone()));
+        task.await
+            .map_err(|e| StoreError::Pool(format!("database task failed: {e}")))?
+    }
+
     /// A connection for reads (and for writes on PostgreSQL, where the database orders them).
     pub async fn read(&self) -> StoreResult<DbConn> {
         match &self.inner.pools {
@@ -258,6 +276,11 @@ impl Store {
 
     /// Apply every pending embedded migration for this backend. Returns how many ran.
     pub async fn migrate(&self) -> StoreResult<usize> {
+        self.run(|store| async move { store.migrate_now().await })
+            .await
+    }
+
+    async fn migrate_now(&self) -> StoreResult<usize> {
         let conn = self.write().await?;
         let ran = tokio::task::spawn_blocking(move || -> Result<usize, String> {
             match conn {
@@ -285,6 +308,11 @@ impl Store {
 
     /// True when the database answers and every embedded migration has been applied.
     pub async fn is_ready(&self) -> StoreResult<bool> {
+        self.run(|store| async move { store.is_ready_now().await })
+            .await
+    }
+
+    async fn is_ready_now(&self) -> StoreResult<bool> {
         use diesel::sql_types::Text;
         #[derive(diesel::QueryableByName)]
         struct Version {
@@ -306,6 +334,24 @@ impl Store {
         .map_err(StoreError::from)?;
         Ok(applied.iter().any(|v| v.version == expected))
     }
+}
+
+/// The runtime every database operation runs on (see [`Store::run`]). Process-wide and never
+/// dropped, so pooled connections, which remember the runtime they were opened on, stay valid
+/// for every caller (the server, the CLI, tests on their own runtimes).
+fn store_runtime() -> &'static tokio::runtime::Handle {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("switchboard-store")
+                .enable_all()
+                .build()
+                // Without a runtime the process cannot do anything; failing here is failing at start.
+                .expect("cannot start the database runtime")
+        })
+        .handle()
 }
 
 fn latest_version(migrations: &EmbeddedMigrations) -> String {

@@ -53,23 +53,33 @@ pub async fn list_for_channel(
     channel_instance_id: i64,
     limit: i64,
 ) -> StoreResult<Vec<OutboxItem>> {
-    let mut conn = store.read().await?;
-    Ok(db_run!(conn => outbox::table
-        .filter(outbox::channel_instance_id.eq(channel_instance_id))
-        .order(outbox::id.desc())
-        .limit(limit)
-        .select(OutboxItem::as_select())
-        .load(conn)
-        .await)?)
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => outbox::table
+            .filter(outbox::channel_instance_id.eq(channel_instance_id))
+            .order(outbox::id.desc())
+            .limit(limit)
+            .select(OutboxItem::as_select())
+            .load(conn)
+            .await)?)
+        })
+        .await
 }
 
 /// Deliveries queued for one message (tests and the message view use it).
 pub async fn for_message(store: &Store, message_id: i64) -> StoreResult<Vec<OutboxItem>> {
-    let mut conn = store.read().await?;
-    Ok(db_run!(conn => outbox::table
-        .filter(outbox::message_id.eq(message_id))
-        .order(outbox::id)
-        .select(OutboxItem::as_select())
-        .load(conn)
-        .await)?)
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => outbox::table
+            .filter(outbox::message_id.eq(message_id))
+            .order(outbox::id)
+            .select(OutboxItem::as_select())
+            .load(conn)
+            .await)?)
+        })
+        .await
 }
