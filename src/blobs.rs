@@ -37,9 +37,7 @@ impl Blobs {
                 size: bytes.len() as u64,
             });
         }
-        let dir = path
-            .parent()
-            .expect("a storage key always has a parent folder");
+        let dir = path.parent().expect("a storage key always has a parent folder");
         tokio::fs::create_dir_all(dir).await?;
         let tmp = dir.join(format!(".{}.{}", sha256, uuid::Uuid::new_v4()));
         tokio::fs::write(&tmp, bytes).await?;
@@ -53,10 +51,7 @@ impl Blobs {
 
     pub async fn get(&self, storage_key: &str) -> std::io::Result<Vec<u8>> {
         if storage_key.contains("..") || storage_key.starts_with('/') {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "bad storage key",
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad storage key"));
         }
         tokio::fs::read(self.root.join(storage_key)).await
     }

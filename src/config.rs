@@ -68,12 +68,7 @@ pub const VARIABLES: &[(&str, &str, &str, &str)] = &[
         "info",
         "log filter, `tracing` env-filter syntax (e.g. `info,switchboard=debug`)",
     ),
-    (
-        "log_format",
-        "SWITCHBOARD_LOG_FORMAT",
-        "human",
-        "`human` or `json`",
-    ),
+    ("log_format", "SWITCHBOARD_LOG_FORMAT", "human", "`human` or `json`"),
     (
         "session_ttl_hours",
         "SWITCHBOARD_SESSION_TTL_HOURS",
@@ -142,10 +137,7 @@ pub struct Settings {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("configuration file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{name}: {message}")]
@@ -166,10 +158,7 @@ impl RawConfig {
     }
 
     /// Overlay the values present in the environment (through `get`, so tests need no real env).
-    pub fn overlay_env(
-        mut self,
-        get: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
+    pub fn overlay_env(mut self, get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         fn parse<T: std::str::FromStr>(name: &'static str, v: String) -> Result<T, ConfigError> {
             v.trim().parse().map_err(|_| ConfigError::Invalid {
                 name,
@@ -238,12 +227,7 @@ impl Settings {
             .as_deref()
             .unwrap_or("127.0.0.1:8080")
             .parse()
-            .map_err(|e| {
-                invalid(
-                    "bind",
-                    format!("{e} (expected HOST:PORT, e.g. 127.0.0.1:8080)"),
-                )
-            })?;
+            .map_err(|e| invalid("bind", format!("{e} (expected HOST:PORT, e.g. 127.0.0.1:8080)")))?;
         let data_dir = PathBuf::from(raw.data_dir.as_deref().unwrap_or("data"));
         let database_url = raw
             .database_url
@@ -257,11 +241,9 @@ impl Settings {
         if !(1..=1000).contains(&db_pool_size) {
             return Err(invalid("db_pool_size", "must be between 1 and 1000".into()));
         }
-        let workers = raw.workers.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        });
+        let workers = raw
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
         if !(1..=256).contains(&workers) {
             return Err(invalid("workers", "must be between 1 and 256".into()));
         }
@@ -269,18 +251,12 @@ impl Settings {
             "human" => LogFormat::Human,
             "json" => LogFormat::Json,
             other => {
-                return Err(invalid(
-                    "log_format",
-                    format!("must be human or json, not {other:?}"),
-                ));
+                return Err(invalid("log_format", format!("must be human or json, not {other:?}")));
             }
         };
         let session_ttl_hours = raw.session_ttl_hours.unwrap_or(24 * 14);
         if session_ttl_hours == 0 || session_ttl_hours > 24 * 365 {
-            return Err(invalid(
-                "session_ttl_hours",
-                "must be between 1 and 8760".into(),
-            ));
+            return Err(invalid("session_ttl_hours", "must be between 1 and 8760".into()));
         }
         let max_body_bytes = raw.max_body_bytes.unwrap_or(1024 * 1024);
         let max_upload_bytes = raw.max_upload_bytes.unwrap_or(25 * 1024 * 1024);
@@ -315,26 +291,15 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        }
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 
     #[test]
     fn no_configuration_at_all_gives_the_documented_defaults() {
         let s = Settings::resolve(RawConfig::default()).unwrap();
         assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
-        assert_eq!(
-            s.database,
-            DatabaseUrl::Sqlite("data/switchboard.db".into())
-        );
+        assert_eq!(s.database, DatabaseUrl::Sqlite("data/switchboard.db".into()));
         assert_eq!(s.data_dir, PathBuf::from("data"));
         assert_eq!(s.db_pool_size, 8);
         assert_eq!(s.log_format, LogFormat::Human);
@@ -344,10 +309,8 @@ mod tests {
 
     #[test]
     fn environment_overrides_the_file() {
-        let file: RawConfig = toml::from_str(
-            "bind = \"127.0.0.1:9000\"\ndata_dir = \"/srv/sb\"\nlog_format = \"json\"",
-        )
-        .unwrap();
+        let file: RawConfig =
+            toml::from_str("bind = \"127.0.0.1:9000\"\ndata_dir = \"/srv/sb\"\nlog_format = \"json\"").unwrap();
         let raw = file
             .overlay_env(env(&[
                 ("SWITCHBOARD_BIND", "127.0.0.1:9100"),
@@ -356,10 +319,7 @@ mod tests {
             .unwrap();
         let s = Settings::resolve(raw).unwrap();
         assert_eq!(s.bind.port(), 9100);
-        assert_eq!(
-            s.database,
-            DatabaseUrl::Postgres("postgres://u@h/db".into())
-        );
+        assert_eq!(s.database, DatabaseUrl::Postgres("postgres://u@h/db".into()));
         assert_eq!(s.db_pool_size, 16);
         assert_eq!(s.log_format, LogFormat::Json);
         assert_eq!(s.data_dir, PathBuf::from("/srv/sb"));
@@ -385,9 +345,7 @@ mod tests {
             ("SWITCHBOARD_DB_POOL_SIZE", "0", "db_pool_size"),
         ];
         for (var, value, name) in cases {
-            let raw = RawConfig::default()
-                .overlay_env(env(&[(var, value)]))
-                .unwrap();
+            let raw = RawConfig::default().overlay_env(env(&[(var, value)])).unwrap();
             let err = Settings::resolve(raw).unwrap_err().to_string();
             assert!(err.starts_with(name), "{var}={value}: {err}");
         }

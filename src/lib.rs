@@ -3,14 +3,18 @@
 //! The binary (`src/main.rs`) is a thin CLI over this library; integration tests start the same
 //! server in-process through [`server::start`]. See `ARCHITECTURE.md` for the map.
 
+pub mod actors;
 pub mod auth;
 pub mod blobs;
+pub mod bus;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod realtime;
 pub mod server;
 pub mod store;
 pub mod telemetry;
 
 /// The command that creates the first admin; printed on a first start and shown by the dashboard.
-pub const FIRST_ADMIN_COMMAND: &str = "switchboard admin create --email you@example.com --password 'choose-a-password' --name 'Your Name'";
+pub const FIRST_ADMIN_COMMAND: &str =
+    "switchboard admin create --email you@example.com --password 'choose-a-password' --name 'Your Name'";

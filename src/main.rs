@@ -83,10 +83,7 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init_logging(&settings.log, settings.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -120,24 +117,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin {
-            command:
-                AdminCommand::Create {
-                    email,
-                    password,
-                    name,
-                },
+            command: AdminCommand::Create { email, password, name },
         } => {
-            let email = normalize_email(&email)
-                .ok_or_else(|| anyhow::anyhow!("--email is not a valid email address"))?;
+            let email =
+                normalize_email(&email).ok_or_else(|| anyhow::anyhow!("--email is not a valid email address"))?;
             if password.chars().count() < auth::MIN_PASSWORD_LEN {
-                anyhow::bail!(
-                    "--password must be at least {} characters",
-                    auth::MIN_PASSWORD_LEN
-                );
+                anyhow::bail!("--password must be at least {} characters", auth::MIN_PASSWORD_LEN);
             }
             let name = match name {
-                Some(n) => clean_name(&n, 100)
-                    .ok_or_else(|| anyhow::anyhow!("--name must be 1–100 characters"))?,
+                Some(n) => clean_name(&n, 100).ok_or_else(|| anyhow::anyhow!("--name must be 1–100 characters"))?,
                 None => email.split('@').next().unwrap_or("Admin").to_owned(),
             };
             let store = server::open_store(&settings).await?;
@@ -164,10 +152,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Token {
             command: TokenCommand::Create { email, name },
         } => {
-            let email = normalize_email(&email)
-                .ok_or_else(|| anyhow::anyhow!("--email is not a valid email address"))?;
-            let name = clean_name(&name, 100)
-                .ok_or_else(|| anyhow::anyhow!("--name must be 1–100 characters"))?;
+            let email =
+                normalize_email(&email).ok_or_else(|| anyhow::anyhow!("--email is not a valid email address"))?;
+            let name = clean_name(&name, 100).ok_or_else(|| anyhow::anyhow!("--name must be 1–100 characters"))?;
             let store = server::open_store(&settings).await?;
             let agent = store::agents::by_email(&store, &email)
                 .await?

@@ -13,6 +13,7 @@ use tracing_actix_web::TracingLogger;
 use crate::blobs::Blobs;
 use crate::config::Settings;
 use crate::http::{AppState, routes};
+use crate::realtime::Realtime;
 use crate::store::{self, Store};
 use crate::telemetry::{Metrics, track_requests};
 
@@ -23,6 +24,7 @@ const SHUTDOWN_GRACE_SECS: u64 = 10;
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub store: Store,
+    pub realtime: Realtime,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -50,9 +52,7 @@ pub struct StartOptions {
 
 impl Default for StartOptions {
     fn default() -> Self {
-        Self {
-            handle_signals: true,
-        }
+        Self { handle_signals: true }
     }
 }
 
@@ -61,11 +61,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     let store = Store::connect(&settings.database, settings.db_pool_size).await?;
     let ran = store.migrate().await?;
     if ran > 0 {
-        tracing::info!(
-            migrations = ran,
-            backend = store.backend_name(),
-            "database migrated"
-        );
+        tracing::info!(migrations = ran, backend = store.backend_name(), "database migrated");
     }
     Ok(store)
 }
@@ -73,11 +69,13 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<RunningServer> {
     let settings = Arc::new(settings);
     let store = open_store(&settings).await?;
+    let realtime = Realtime::start(store.clone(), settings.redis_url.as_deref()).await?;
     let state = web::Data::new(AppState {
         store: store.clone(),
         settings: settings.clone(),
         blobs: Blobs::new(&settings.data_dir),
         metrics: Metrics::global(),
+        realtime: realtime.clone(),
     });
     let listener = std::net::TcpListener::bind(settings.bind)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
@@ -101,12 +99,11 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
     let handle = server.handle();
     let task = tokio::spawn(server);
 
-    let public =
-        if settings.public_url.ends_with(&addr.port().to_string()) || settings.bind.port() != 0 {
-            settings.public_url.clone()
-        } else {
-            format!("http://{addr}")
-        };
+    let public = if settings.public_url.ends_with(&addr.port().to_string()) || settings.bind.port() != 0 {
+        settings.public_url.clone()
+    } else {
+        format!("http://{addr}")
+    };
     tracing::info!(%addr, backend = store.backend_name(), "Switchboard is listening");
     if !store::agents::any_admin(&store).await? {
         // Printed (not only logged) so a first-time user sees it whatever the log settings.
@@ -124,6 +121,7 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
     Ok(RunningServer {
         addr,
         store,
+        realtime,
         handle,
         task,
     })

@@ -48,9 +48,7 @@ impl Metrics {
             let _ = metrics::set_global_recorder(recorder);
             handle
         });
-        Self {
-            handle: handle.clone(),
-        }
+        Self { handle: handle.clone() }
     }
 
     pub fn render(&self) -> String {
@@ -67,14 +65,10 @@ pub async fn track_requests(
     let start = Instant::now();
     let method = req.method().to_string();
     let res = next.call(req).await?;
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".into());
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
     let status = res.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("switchboard_http_requests_total", &labels).increment(1);
-    metrics::histogram!("switchboard_http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
+    metrics::histogram!("switchboard_http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
     Ok(res)
 }

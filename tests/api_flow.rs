@@ -29,18 +29,12 @@ async fn login_then_team_token_and_conversations_by_http() {
     let teams = ann.ok_get("/api/v1/teams").await;
     assert_eq!(teams.as_array().unwrap().len(), 1);
 
-    let created = ann
-        .ok_post("/api/v1/tokens", json!({"name": "shop"}), 201)
-        .await;
+    let created = ann.ok_post("/api/v1/tokens", json!({"name": "shop"}), 201).await;
     let token = created["token"].as_str().unwrap().to_owned();
     assert!(token.starts_with("sbt_"));
     let listed = ann.ok_get("/api/v1/tokens").await;
     assert!(
-        listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|t| t.get("token").is_none()),
+        listed.as_array().unwrap().iter().all(|t| t.get("token").is_none()),
         "secrets are never listed again"
     );
 
@@ -103,8 +97,7 @@ async fn session_writes_need_the_csrf_token() {
     // Reads need no token; nothing was created.
     assert_eq!(ann.ok_get("/api/v1/teams").await, json!([]));
     ann.csrf = csrf;
-    ann.ok_post("/api/v1/teams", json!({"name": "X"}), 201)
-        .await;
+    ann.ok_post("/api/v1/teams", json!({"name": "X"}), 201).await;
 }
 
 #[tokio::test]
@@ -114,7 +107,13 @@ async fn replies_notes_properties_and_the_outbox() {
     let ch = admin.channel("custom", "Portal", Some("async")).await;
     let id = admin.inbound(ch, "u-9", "Where is my parcel?").await;
 
-    let reply = admin.ok_post(&format!("/api/v1/conversations/{id}/messages"), json!({"content": "On its way", "content_html": "<p>On its <b>way</b><script>x()</script></p>"}), 201).await;
+    let reply = admin
+        .ok_post(
+            &format!("/api/v1/conversations/{id}/messages"),
+            json!({"content": "On its way", "content_html": "<p>On its <b>way</b><script>x()</script></p>"}),
+            201,
+        )
+        .await;
     assert_eq!(reply["seq"], 2);
     assert_eq!(reply["message"]["direction"], "out");
     assert_eq!(reply["message"]["source"], "api");
@@ -145,16 +144,12 @@ async fn replies_notes_properties_and_the_outbox() {
             .unwrap()
             .is_empty()
     );
-    let deliveries = admin
-        .ok_get(&format!("/api/v1/channels/{ch}/deliveries"))
-        .await;
+    let deliveries = admin.ok_get(&format!("/api/v1/channels/{ch}/deliveries")).await;
     assert_eq!(deliveries.as_array().unwrap().len(), 1);
     assert_eq!(deliveries[0]["state"], "pending");
 
     // Messages in one order, paged by seq.
-    let all = admin
-        .ok_get(&format!("/api/v1/conversations/{id}/messages"))
-        .await;
+    let all = admin.ok_get(&format!("/api/v1/conversations/{id}/messages")).await;
     let seqs: Vec<i64> = all
         .as_array()
         .unwrap()
@@ -165,30 +160,27 @@ async fn replies_notes_properties_and_the_outbox() {
     assert_eq!(all[0]["author"]["kind"], "customer");
     assert_eq!(all[1]["author"]["name"], "ann");
     let after = admin
-        .ok_get(&format!(
-            "/api/v1/conversations/{id}/messages?after_seq=1&limit=1"
-        ))
+        .ok_get(&format!("/api/v1/conversations/{id}/messages?after_seq=1&limit=1"))
         .await;
     assert_eq!(after.as_array().unwrap().len(), 1);
     assert_eq!(after[0]["seq"], 2);
     let before = admin
-        .ok_get(&format!(
-            "/api/v1/conversations/{id}/messages?before_seq=3&limit=1"
-        ))
+        .ok_get(&format!("/api/v1/conversations/{id}/messages?before_seq=3&limit=1"))
         .await;
     assert_eq!(before[0]["seq"], 2);
 
     // Properties, tags, custom fields.
-    let team = admin
-        .ok_post("/api/v1/teams", json!({"name": "Logistics"}), 201)
-        .await["id"]
+    let team = admin.ok_post("/api/v1/teams", json!({"name": "Logistics"}), 201).await["id"]
         .as_i64()
         .unwrap();
     let (s, c) = admin
-        .patch(&format!("/api/v1/conversations/{id}"), json!({
-            "status": "pending", "assignee_id": admin.agent_id, "team_id": team, "priority": "high",
-            "tags": ["Shipping", "vip"], "custom_fields": {"order_no": "A-17"}
-        }))
+        .patch(
+            &format!("/api/v1/conversations/{id}"),
+            json!({
+                "status": "pending", "assignee_id": admin.agent_id, "team_id": team, "priority": "high",
+                "tags": ["Shipping", "vip"], "custom_fields": {"order_no": "A-17"}
+            }),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{c}");
     assert_eq!(c["status"], "pending");
@@ -198,7 +190,13 @@ async fn replies_notes_properties_and_the_outbox() {
     assert_eq!(c["custom_fields"]["order_no"], "A-17");
     assert!(c["first_response_at"].is_string());
 
-    let c = admin.patch(&format!("/api/v1/conversations/{id}"), json!({"assignee_id": null, "remove_tags": ["vip"], "custom_fields": {"order_no": null}})).await.1;
+    let c = admin
+        .patch(
+            &format!("/api/v1/conversations/{id}"),
+            json!({"assignee_id": null, "remove_tags": ["vip"], "custom_fields": {"order_no": null}}),
+        )
+        .await
+        .1;
     assert!(c["assignee_id"].is_null());
     assert_eq!(c["tags"], json!(["shipping"]));
     assert_eq!(c["custom_fields"], json!({}));
@@ -206,24 +204,15 @@ async fn replies_notes_properties_and_the_outbox() {
     // Filters.
     let by_tag = admin.ok_get("/api/v1/conversations?tag=shipping").await;
     assert_eq!(by_tag["total"], 1);
-    assert_eq!(
-        admin.ok_get("/api/v1/conversations?tag=nothing").await["total"],
-        0
-    );
+    assert_eq!(admin.ok_get("/api/v1/conversations?tag=nothing").await["total"], 0);
     assert_eq!(
         admin
             .ok_get(&format!("/api/v1/conversations?team={team}&status=pending"))
             .await["total"],
         1
     );
-    assert_eq!(
-        admin.ok_get("/api/v1/conversations?status=open").await["total"],
-        0
-    );
-    assert_eq!(
-        admin.ok_get("/api/v1/conversations?assignee=none").await["total"],
-        1
-    );
+    assert_eq!(admin.ok_get("/api/v1/conversations?status=open").await["total"], 0);
+    assert_eq!(admin.ok_get("/api/v1/conversations?assignee=none").await["total"], 1);
     assert_eq!(
         admin.ok_get("/api/v1/conversations?q=PARCEL").await["total"],
         1,
@@ -253,9 +242,7 @@ async fn replies_notes_properties_and_the_outbox() {
 
     // Every change is in the audit log.
     let audit = admin
-        .ok_get(&format!(
-            "/api/v1/audit?entity_type=conversation&entity_id={id}"
-        ))
+        .ok_get(&format!("/api/v1/audit?entity_type=conversation&entity_id={id}"))
         .await;
     let actions: Vec<&str> = audit
         .as_array()
@@ -284,43 +271,30 @@ async fn core_6_conditional_custom_status() {
         )
         .await;
     assert_error(&refused, 422, "rule_violation");
-    assert!(
-        refused.1["message"]
-            .as_str()
-            .unwrap()
-            .contains("team, custom:vendor")
-    );
+    assert!(refused.1["message"].as_str().unwrap().contains("team, custom:vendor"));
     assert_eq!(
         admin.ok_get(&format!("/api/v1/conversations/{id}")).await["status"],
         "open",
         "nothing changed"
     );
 
-    let team = admin
-        .ok_post("/api/v1/teams", json!({"name": "Hardware"}), 201)
-        .await["id"]
+    let team = admin.ok_post("/api/v1/teams", json!({"name": "Hardware"}), 201).await["id"]
         .as_i64()
         .unwrap();
-    let ok = admin.patch(&format!("/api/v1/conversations/{id}"), json!({"status": "waiting_vendor", "team_id": team, "custom_fields": {"vendor": "Acme"}})).await;
+    let ok = admin
+        .patch(
+            &format!("/api/v1/conversations/{id}"),
+            json!({"status": "waiting_vendor", "team_id": team, "custom_fields": {"vendor": "Acme"}}),
+        )
+        .await;
     assert_eq!(ok.0, StatusCode::OK, "{}", ok.1);
     assert_eq!(ok.1["status"], "waiting_vendor");
 
-    assert_error(
-        &admin.delete("/api/v1/statuses/waiting_vendor").await,
-        409,
-        "conflict",
-    );
-    assert_error(
-        &admin.delete("/api/v1/statuses/open").await,
-        422,
-        "rule_violation",
-    );
+    assert_error(&admin.delete("/api/v1/statuses/waiting_vendor").await, 409, "conflict");
+    assert_error(&admin.delete("/api/v1/statuses/open").await, 422, "rule_violation");
     assert_error(
         &admin
-            .patch(
-                &format!("/api/v1/conversations/{id}"),
-                json!({"status": "nonexistent"}),
-            )
+            .patch(&format!("/api/v1/conversations/{id}"), json!({"status": "nonexistent"}))
             .await,
         422,
         "unknown_reference",
@@ -335,11 +309,7 @@ async fn core_8_merge_conversations_and_customers() {
     let a = admin.inbound(ch, "u-1", "First").await;
     let b = admin.inbound(ch, "u-1", "Second").await;
     let survivor = admin
-        .ok_post(
-            &format!("/api/v1/conversations/{b}/merge"),
-            json!({"into": a}),
-            200,
-        )
+        .ok_post(&format!("/api/v1/conversations/{b}/merge"), json!({"into": a}), 200)
         .await;
     assert_eq!(survivor["id"], a);
     let merged = admin.ok_get(&format!("/api/v1/conversations/{b}")).await;
@@ -347,38 +317,27 @@ async fn core_8_merge_conversations_and_customers() {
     assert_eq!(merged["status"], "closed");
     assert_error(
         &admin
-            .post(
-                &format!("/api/v1/conversations/{b}/messages"),
-                json!({"content": "x"}),
-            )
+            .post(&format!("/api/v1/conversations/{b}/messages"), json!({"content": "x"}))
             .await,
         422,
         "rule_violation",
     );
     assert_error(
         &admin
-            .post(
-                &format!("/api/v1/conversations/{a}/merge"),
-                json!({"into": a}),
-            )
+            .post(&format!("/api/v1/conversations/{a}/merge"), json!({"into": a}))
             .await,
         422,
         "rule_violation",
     );
     let list = admin.ok_get("/api/v1/conversations").await;
-    assert_eq!(
-        list["total"], 1,
-        "merged conversations are hidden by default"
-    );
+    assert_eq!(list["total"], 1, "merged conversations are hidden by default");
 
     // Customers: link identities, merge two people into one (CC-6, HD-1).
     let c1 = admin.ok_get(&format!("/api/v1/conversations/{a}")).await["customer_id"]
         .as_i64()
         .unwrap();
     let other = admin.inbound(ch, "u-2", "Third").await;
-    let c2 = admin
-        .ok_get(&format!("/api/v1/conversations/{other}"))
-        .await["customer_id"]
+    let c2 = admin.ok_get(&format!("/api/v1/conversations/{other}")).await["customer_id"]
         .as_i64()
         .unwrap();
     admin
@@ -401,20 +360,14 @@ async fn core_8_merge_conversations_and_customers() {
     let found = admin.ok_get("/api/v1/customers?q=pat@").await;
     assert_eq!(found["total"], 1);
     let merged = admin
-        .ok_post(
-            &format!("/api/v1/customers/{c2}/merge"),
-            json!({"into": c1}),
-            200,
-        )
+        .ok_post(&format!("/api/v1/customers/{c2}/merge"), json!({"into": c1}), 200)
         .await;
     assert_eq!(
         merged["identities"].as_array().unwrap().len(),
         3,
         "two external ids and an email"
     );
-    let history = admin
-        .ok_get(&format!("/api/v1/customers/{c1}/conversations"))
-        .await;
+    let history = admin.ok_get(&format!("/api/v1/customers/{c1}/conversations")).await;
     assert_eq!(
         history["total"], 2,
         "both people's open conversations now belong to one customer"
@@ -427,10 +380,7 @@ async fn core_8_merge_conversations_and_customers() {
         .await
         .1;
     assert_eq!(patched["company"]["name"], "Acme");
-    assert_eq!(
-        admin.ok_get("/api/v1/companies?q=ac").await[0]["name"],
-        "Acme"
-    );
+    assert_eq!(admin.ok_get("/api/v1/companies?q=ac").await[0]["name"], "Acme");
 }
 
 #[tokio::test]
@@ -441,10 +391,22 @@ async fn cc_6_identity_linking_when_creating_conversations() {
     let forum = admin.channel("custom", "Forum", Some("async")).await;
     let first = admin.ok_post("/api/v1/conversations", json!({"channel": shop, "user_custom_id": "s-1", "content": "hi", "email": "kim@example.com", "name": "Kim"}), 201).await;
     // Same email from another channel: linked to the same customer.
-    let second = admin.ok_post("/api/v1/conversations", json!({"channel": forum, "user_custom_id": "f-77", "content": "hello", "email": "KIM@example.com"}), 201).await;
+    let second = admin
+        .ok_post(
+            "/api/v1/conversations",
+            json!({"channel": forum, "user_custom_id": "f-77", "content": "hello", "email": "KIM@example.com"}),
+            201,
+        )
+        .await;
     assert_eq!(first["user_id"], second["user_id"]);
     // Same email, another id on the same channel: a different person.
-    let third = admin.ok_post("/api/v1/conversations", json!({"channel": shop, "user_custom_id": "s-2", "content": "hey", "email": "kim@example.com"}), 201).await;
+    let third = admin
+        .ok_post(
+            "/api/v1/conversations",
+            json!({"channel": shop, "user_custom_id": "s-2", "content": "hey", "email": "kim@example.com"}),
+            201,
+        )
+        .await;
     assert_ne!(third["user_id"], first["user_id"]);
     // The known id wins again.
     let again = admin
@@ -463,9 +425,7 @@ async fn external_message_id_is_idempotent() {
     let admin = srv.agent("ann@example.com", "admin").await;
     let ch = admin.channel("custom", "Shop", Some("async")).await;
     let body = json!({"channel": ch, "user_custom_id": "x", "content": "once", "external_message_id": "m-1"});
-    let first = admin
-        .ok_post("/api/v1/conversations", body.clone(), 201)
-        .await;
+    let first = admin.ok_post("/api/v1/conversations", body.clone(), 201).await;
     let (status, second) = admin.post("/api/v1/conversations", body).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(second["created"], false);
@@ -488,9 +448,7 @@ async fn chats_stay_out_of_the_ticket_list_until_they_end() {
         "CORE-5: the active chat is not a ticket yet"
     );
     assert_eq!(
-        admin
-            .ok_get("/api/v1/conversations?show_active_chats=true")
-            .await["total"],
+        admin.ok_get("/api/v1/conversations?show_active_chats=true").await["total"],
         2,
         "CC-10"
     );
@@ -510,10 +468,7 @@ async fn chats_stay_out_of_the_ticket_list_until_they_end() {
         2,
         "ended chat is in the ticket list"
     );
-    assert_eq!(
-        admin.ok_get("/api/v1/conversations?active=true").await["total"],
-        0
-    );
+    assert_eq!(admin.ok_get("/api/v1/conversations?active=true").await["total"], 0);
 }
 
 #[tokio::test]
@@ -523,10 +478,7 @@ async fn attachments_upload_link_and_download() {
     let ch = admin.channel("custom", "Shop", Some("async")).await;
     let id = admin.inbound(ch, "u", "see file").await;
     let resp = admin
-        .request(
-            reqwest::Method::POST,
-            "/api/v1/attachments?file_name=invoice.pdf",
-        )
+        .request(reqwest::Method::POST, "/api/v1/attachments?file_name=invoice.pdf")
         .header("Content-Type", "application/pdf")
         .body(b"%PDF-1.4 test".to_vec())
         .send()
@@ -556,10 +508,7 @@ async fn attachments_upload_link_and_download() {
         "rule_violation",
     );
     let bytes = admin
-        .request(
-            reqwest::Method::GET,
-            &format!("/api/v1/attachments/{att_id}"),
-        )
+        .request(reqwest::Method::GET, &format!("/api/v1/attachments/{att_id}"))
         .send()
         .await
         .unwrap();

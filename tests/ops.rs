@@ -19,11 +19,7 @@ async fn health_readiness_and_metrics() {
     };
     assert_eq!(ready["database"], backend);
 
-    assert_error(
-        &anon.get("/api/v1/conversations").await,
-        401,
-        "unauthorized",
-    );
+    assert_error(&anon.get("/api/v1/conversations").await, 401, "unauthorized");
     let text = anon
         .client
         .get(format!("{}/metrics", srv.base))
@@ -44,12 +40,7 @@ async fn health_readiness_and_metrics() {
 async fn dashboard_and_unknown_paths() {
     let srv = TestServer::start().await;
     let anon = srv.anonymous();
-    let page = anon
-        .client
-        .get(format!("{}/", srv.base))
-        .send()
-        .await
-        .unwrap();
+    let page = anon.client.get(format!("{}/", srv.base)).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     assert!(
         page.headers()["content-type"]
@@ -131,8 +122,7 @@ async fn openapi_document_is_valid_3_1() {
     assert_eq!(docs.status(), StatusCode::OK, "browsable docs page");
 
     // The real validator (PyPI openapi-spec-validator), installed by the README's test command.
-    let validator = std::env::var("SWITCHBOARD_OPENAPI_VALIDATOR")
-        .unwrap_or_else(|_| "openapi-spec-validator".into());
+    let validator = std::env::var("SWITCHBOARD_OPENAPI_VALIDATOR").unwrap_or_else(|_| "openapi-spec-validator".into());
     let file = srv.db.dir.path().join("openapi.json");
     std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
     match std::process::Command::new(&validator).arg(&file).output() {

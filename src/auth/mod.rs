@@ -3,9 +3,7 @@
 //! HTTP layer (`http::session`) finds the principal, the store keeps the hashed secrets.
 
 use argon2::Argon2;
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -33,11 +31,7 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 /// Check a password against a stored PHC hash. A malformed hash never verifies.
 pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
+        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
         .unwrap_or(false)
 }
 
@@ -62,21 +56,14 @@ pub fn new_api_token() -> (String, String) {
 
 /// Constant-time comparison of two secrets.
 pub fn secrets_equal(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// How a request proved who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
     /// The dashboard's session cookie; unsafe methods must also carry the CSRF token.
-    Session {
-        token_hash: String,
-        csrf_token: String,
-    },
+    Session { token_hash: String, csrf_token: String },
     /// `Authorization: Bearer …` (integrations); no CSRF, since browsers never add it by themselves.
     ApiToken { id: i64 },
 }

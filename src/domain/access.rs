@@ -73,10 +73,7 @@ mod tests {
     #[test]
     fn admins_see_everything_agents_only_their_channels() {
         assert_eq!(ChannelScope::for_role(Role::Admin, [1]), ChannelScope::All);
-        assert_eq!(
-            ChannelScope::for_role(Role::SuperAdmin, []),
-            ChannelScope::All
-        );
+        assert_eq!(ChannelScope::for_role(Role::SuperAdmin, []), ChannelScope::All);
         let scope = ChannelScope::for_role(Role::Agent, [3, 5]);
         assert!(scope.allows(3) && scope.allows(5));
         assert!(!scope.allows(4));

@@ -138,10 +138,7 @@ mod tests {
     fn unknown_values_list_what_is_allowed() {
         let err = "chatty".parse::<Mode>().unwrap_err();
         assert_eq!(err.to_string(), "must be one of: sync, async");
-        assert!(
-            "Email".parse::<ChannelKind>().is_err(),
-            "matching is case-sensitive"
-        );
+        assert!("Email".parse::<ChannelKind>().is_err(), "matching is case-sensitive");
     }
 
     #[test]

@@ -85,10 +85,7 @@ mod tests {
         });
         assert_eq!(link.customer_id, Some(7));
         assert!(!link.add_external_id);
-        assert!(
-            !link.add_email,
-            "the email belongs to customer 9 and stays there"
-        );
+        assert!(!link.add_email, "the email belongs to customer 9 and stays there");
         assert!(link.add_phone);
     }
 

@@ -62,11 +62,7 @@ mod tests {
 
     #[test]
     fn core_6_conditional_status_lists_what_is_missing() {
-        let required = vec![
-            "team".to_string(),
-            "custom:order".to_string(),
-            "assignee".to_string(),
-        ];
+        let required = vec!["team".to_string(), "custom:order".to_string(), "assignee".to_string()];
         let fields = vec!["order".to_string()];
         let filled = FilledIn {
             team: false,
@@ -74,10 +70,7 @@ mod tests {
             custom_fields: &fields,
             ..Default::default()
         };
-        assert_eq!(
-            missing_required_fields(&required, &filled),
-            vec!["team".to_string()]
-        );
+        assert_eq!(missing_required_fields(&required, &filled), vec!["team".to_string()]);
         let all = FilledIn {
             team: true,
             assignee: true,

@@ -33,17 +33,13 @@ pub fn normalize_phone(raw: &str) -> Option<String> {
             _ => return None,
         }
     }
-    (5..=20)
-        .contains(&digits.len())
-        .then(|| format!("{plus}{digits}"))
+    (5..=20).contains(&digits.len()).then(|| format!("{plus}{digits}"))
 }
 
 /// A tag as stored: trimmed, lower-cased, 1–50 characters, no commas or control characters.
 pub fn normalize_tag(raw: &str) -> Option<String> {
     let tag = raw.trim().to_lowercase();
-    let ok = !tag.is_empty()
-        && tag.chars().count() <= 50
-        && !tag.chars().any(|c| c == ',' || c.is_control());
+    let ok = !tag.is_empty() && tag.chars().count() <= 50 && !tag.chars().any(|c| c == ',' || c.is_control());
     ok.then_some(tag)
 }
 
@@ -68,10 +64,7 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(
-            normalize_email("  Ann@Example.COM "),
-            Some("ann@example.com".into())
-        );
+        assert_eq!(normalize_email("  Ann@Example.COM "), Some("ann@example.com".into()));
         for bad in [
             "",
             "ann",
@@ -89,10 +82,7 @@ mod tests {
 
     #[test]
     fn phones() {
-        assert_eq!(
-            normalize_phone("+48 (22) 123-45-67"),
-            Some("+48221234567".into())
-        );
+        assert_eq!(normalize_phone("+48 (22) 123-45-67"), Some("+48221234567".into()));
         assert_eq!(normalize_phone("0901.234.567"), Some("0901234567".into()));
         for bad in ["", "12", "+", "call me", "123456789012345678901", "12a45"] {
             assert_eq!(normalize_phone(bad), None, "{bad:?}");

@@ -185,10 +185,7 @@ mod tests {
             )
         );
         assert_eq!(body(StoreError::NotFound.into()).0, 404);
-        assert_eq!(
-            body(StoreError::Conflict("x".into()).into()).1["error"],
-            "conflict"
-        );
+        assert_eq!(body(StoreError::Conflict("x".into()).into()).1["error"], "conflict");
         assert_eq!(
             body(StoreError::BadReference("team 9 does not exist".into()).into()).1["error"],
             "unknown_reference"

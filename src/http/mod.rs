@@ -12,6 +12,7 @@ pub mod routes;
 pub mod session;
 pub mod views;
 pub mod web_assets;
+pub mod ws;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use actix_web::web;
 
 use crate::blobs::Blobs;
 use crate::config::Settings;
+use crate::realtime::Realtime;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
@@ -28,6 +30,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub blobs: Blobs,
     pub metrics: Metrics,
+    pub realtime: Realtime,
 }
 
 pub type State = web::Data<AppState>;

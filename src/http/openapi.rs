@@ -6,8 +6,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::handlers::{
-    agents, attachments, audit, auth, channels, conversations, customers, ops, statuses, teams,
-    tokens,
+    agents, attachments, audit, auth, channels, conversations, customers, ops, statuses, teams, tokens,
 };
 
 #[derive(OpenApi)]
@@ -22,7 +21,7 @@ use super::handlers::{
     paths(
         auth::login, auth::logout, auth::me, auth::setup_status, auth::setup,
         conversations::list, conversations::create, conversations::get, conversations::update, conversations::merge,
-        conversations::messages, conversations::reply, conversations::note,
+        conversations::messages, conversations::reply, conversations::note, conversations::end,
         customers::search, customers::get, customers::update, customers::conversations, customers::add_identity,
         customers::remove_identity, customers::merge, customers::companies,
         agents::list, agents::create, agents::get, agents::update, agents::set_channels,
@@ -58,24 +57,17 @@ struct SecuritySchemes;
 impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
         components.add_security_scheme(
             "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
-                crate::auth::SESSION_COOKIE,
-            ))),
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::auth::SESSION_COOKIE))),
         );
     }
 }
 
 /// The document as JSON (also printed by `switchboard openapi`).
 pub fn document_json() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .unwrap_or_else(|_| "{}".into())
+    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".into())
 }
 
 /// Swagger UI at `/api/docs/` and the document at `/api/openapi.json`.

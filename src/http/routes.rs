@@ -4,32 +4,27 @@ use actix_web::{HttpRequest, web};
 
 use super::error::ApiError;
 use super::handlers::{
-    agents, attachments, audit, auth, channels, conversations, customers, ops, statuses, teams,
-    tokens,
+    agents, attachments, audit, auth, channels, conversations, customers, ops, statuses, teams, tokens,
 };
 use super::{openapi, web_assets};
 
 /// Register all routes. `max_body` caps JSON bodies; `max_upload` caps attachment uploads.
 pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usize) {
     cfg.app_data(json_config(max_body))
-        .app_data(
-            web::QueryConfig::default().error_handler(|err, _req: &HttpRequest| {
-                ApiError::BadRequest {
-                    code: "invalid_query",
-                    message: err.to_string(),
-                }
-                .into()
-            }),
-        )
-        .app_data(
-            web::PathConfig::default().error_handler(|err, _req: &HttpRequest| {
-                ApiError::BadRequest {
-                    code: "invalid_path",
-                    message: err.to_string(),
-                }
-                .into()
-            }),
-        )
+        .app_data(web::QueryConfig::default().error_handler(|err, _req: &HttpRequest| {
+            ApiError::BadRequest {
+                code: "invalid_query",
+                message: err.to_string(),
+            }
+            .into()
+        }))
+        .app_data(web::PathConfig::default().error_handler(|err, _req: &HttpRequest| {
+            ApiError::BadRequest {
+                code: "invalid_path",
+                message: err.to_string(),
+            }
+            .into()
+        }))
         .app_data(web::PayloadConfig::new(max_body))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
@@ -45,37 +40,18 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
                 .route("/conversations", web::get().to(conversations::list))
                 .route("/conversations", web::post().to(conversations::create))
                 .route("/conversations/{id}", web::get().to(conversations::get))
-                .route(
-                    "/conversations/{id}",
-                    web::patch().to(conversations::update),
-                )
-                .route(
-                    "/conversations/{id}/merge",
-                    web::post().to(conversations::merge),
-                )
-                .route(
-                    "/conversations/{id}/messages",
-                    web::get().to(conversations::messages),
-                )
-                .route(
-                    "/conversations/{id}/messages",
-                    web::post().to(conversations::reply),
-                )
-                .route(
-                    "/conversations/{id}/notes",
-                    web::post().to(conversations::note),
-                )
+                .route("/conversations/{id}", web::patch().to(conversations::update))
+                .route("/conversations/{id}/merge", web::post().to(conversations::merge))
+                .route("/conversations/{id}/messages", web::get().to(conversations::messages))
+                .route("/conversations/{id}/messages", web::post().to(conversations::reply))
+                .route("/conversations/{id}/notes", web::post().to(conversations::note))
+                .route("/conversations/{id}/end", web::post().to(conversations::end))
+                .route("/ws", web::get().to(super::ws::connect))
                 .route("/customers", web::get().to(customers::search))
                 .route("/customers/{id}", web::get().to(customers::get))
                 .route("/customers/{id}", web::patch().to(customers::update))
-                .route(
-                    "/customers/{id}/conversations",
-                    web::get().to(customers::conversations),
-                )
-                .route(
-                    "/customers/{id}/identities",
-                    web::post().to(customers::add_identity),
-                )
+                .route("/customers/{id}/conversations", web::get().to(customers::conversations))
+                .route("/customers/{id}/identities", web::post().to(customers::add_identity))
                 .route(
                     "/customers/{id}/identities/{identity_id}",
                     web::delete().to(customers::remove_identity),
@@ -98,10 +74,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
                 .route("/channels/{id}", web::get().to(channels::get))
                 .route("/channels/{id}", web::patch().to(channels::update))
                 .route("/channels/{id}", web::delete().to(channels::delete))
-                .route(
-                    "/channels/{id}/deliveries",
-                    web::get().to(channels::deliveries),
-                )
+                .route("/channels/{id}/deliveries", web::get().to(channels::deliveries))
                 .route("/statuses", web::get().to(statuses::list))
                 .route("/statuses", web::post().to(statuses::create))
                 .route("/statuses/{key}", web::patch().to(statuses::update))
@@ -122,30 +95,26 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
 }
 
 fn json_config(limit: usize) -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(limit)
-        .error_handler(move |err, _req| {
-            use actix_web::error::JsonPayloadError as E;
-            let api = match &err {
-                E::Overflow { .. } | E::OverflowKnownLength { .. } => ApiError::PayloadTooLarge(
-                    format!("the request body is larger than {limit} bytes"),
-                ),
-                E::ContentType => ApiError::UnsupportedMediaType(
-                    "send JSON with Content-Type: application/json".into(),
-                ),
-                E::Deserialize(e) if e.is_data() => ApiError::BadRequest {
-                    code: "validation_failed",
-                    message: e.to_string(),
-                },
-                E::Deserialize(e) => ApiError::BadRequest {
-                    code: "invalid_json",
-                    message: e.to_string(),
-                },
-                other => ApiError::BadRequest {
-                    code: "invalid_json",
-                    message: other.to_string(),
-                },
-            };
-            api.into()
-        })
+    web::JsonConfig::default().limit(limit).error_handler(move |err, _req| {
+        use actix_web::error::JsonPayloadError as E;
+        let api = match &err {
+            E::Overflow { .. } | E::OverflowKnownLength { .. } => {
+                ApiError::PayloadTooLarge(format!("the request body is larger than {limit} bytes"))
+            }
+            E::ContentType => ApiError::UnsupportedMediaType("send JSON with Content-Type: application/json".into()),
+            E::Deserialize(e) if e.is_data() => ApiError::BadRequest {
+                code: "validation_failed",
+                message: e.to_string(),
+            },
+            E::Deserialize(e) => ApiError::BadRequest {
+                code: "invalid_json",
+                message: e.to_string(),
+            },
+            other => ApiError::BadRequest {
+                code: "invalid_json",
+                message: other.to_string(),
+            },
+        };
+        api.into()
+    })
 }

@@ -73,9 +73,9 @@ async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
         }
         return principal(store, agent, Credential::ApiToken { id: api_token.id }).await;
     }
-    let cookie = req.cookie(SESSION_COOKIE).ok_or_else(|| {
-        ApiError::unauthorized("sign in, or send an API token as `Authorization: Bearer <token>`")
-    })?;
+    let cookie = req
+        .cookie(SESSION_COOKIE)
+        .ok_or_else(|| ApiError::unauthorized("sign in, or send an API token as `Authorization: Bearer <token>`"))?;
     let token_hash = secret_hash(cookie.value());
     let (session, agent) = store::auth::session(store, &token_hash)
         .await?
@@ -105,18 +105,11 @@ async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     .await
 }
 
-async fn principal(
-    store: &store::Store,
-    agent: Agent,
-    credential: Credential,
-) -> Result<Principal, ApiError> {
-    let role: Role = agent.role.parse().map_err(|_| {
-        ApiError::internal(anyhow::anyhow!(
-            "agent {} has unknown role {:?}",
-            agent.id,
-            agent.role
-        ))
-    })?;
+async fn principal(store: &store::Store, agent: Agent, credential: Credential) -> Result<Principal, ApiError> {
+    let role: Role = agent
+        .role
+        .parse()
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("agent {} has unknown role {:?}", agent.id, agent.role)))?;
     let scope = if role.is_admin() {
         ChannelScope::All
     } else {

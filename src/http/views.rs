@@ -170,7 +170,7 @@ impl From<models::Status> for StatusView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ConversationView {
     pub id: i64,
     /// Human-readable number (shown as `#1234`, used in email subjects as `{#1234}`).
@@ -245,7 +245,7 @@ pub struct ConversationPage {
     pub per_page: i64,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AttachmentView {
     pub id: i64,
     pub file_name: String,
@@ -267,7 +267,7 @@ impl From<models::Attachment> for AttachmentView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuthorView {
     /// `customer`, `agent` or `system`.
     pub kind: String,
@@ -275,7 +275,7 @@ pub struct AuthorView {
     pub name: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MessageView {
     pub id: i64,
     pub conversation_id: i64,
@@ -296,11 +296,7 @@ pub struct MessageView {
 }
 
 impl MessageView {
-    pub fn new(
-        m: models::Message,
-        attachments: Vec<models::Attachment>,
-        author: AuthorView,
-    ) -> Self {
+    pub fn new(m: models::Message, attachments: Vec<models::Attachment>, author: AuthorView) -> Self {
         Self {
             id: m.id,
             conversation_id: m.conversation_id,
@@ -369,10 +365,7 @@ pub struct CompanyView {
 
 impl From<models::Company> for CompanyView {
     fn from(c: models::Company) -> Self {
-        Self {
-            id: c.id,
-            name: c.name,
-        }
+        Self { id: c.id, name: c.name }
     }
 }
 
@@ -549,15 +542,9 @@ mod tests {
             r#"{"host":"imap.example.com","password":"hunter2","smtp":{"password":"x","port":25},"token":null}"#,
         ));
         let text = serde_json::to_string(&masked).unwrap();
-        assert!(
-            !text.contains("hunter2") && !text.contains("\"x\""),
-            "{text}"
-        );
+        assert!(!text.contains("hunter2") && !text.contains("\"x\""), "{text}");
         assert_eq!(masked["host"], "imap.example.com");
         assert_eq!(masked["smtp"]["port"], 25);
-        assert!(
-            masked["token"].is_null(),
-            "an unset secret stays visibly unset"
-        );
+        assert!(masked["token"].is_null(), "an unset secret stays visibly unset");
     }
 }

@@ -10,8 +10,7 @@ use rust_embed::RustEmbed;
 struct Assets;
 
 pub async fn serve(req: HttpRequest) -> HttpResponse {
-    if req.method() != actix_web::http::Method::GET && req.method() != actix_web::http::Method::HEAD
-    {
+    if req.method() != actix_web::http::Method::GET && req.method() != actix_web::http::Method::HEAD {
         return HttpResponse::MethodNotAllowed().finish();
     }
     let path = req.path().trim_start_matches('/');

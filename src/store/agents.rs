@@ -59,12 +59,13 @@ pub async fn create(store: &Store, input: CreateAgent, actor: Actor) -> StoreRes
 }
 
 pub async fn get(store: &Store, id: i64) -> StoreResult<Agent> {
-    store.run(move |store| async move {
-        let store = &store;
-        let mut conn = store.read().await?;
-        Ok(db_run!(conn => agents::table.find(id).select(Agent::as_select()).first(conn).await)?)
-    })
-    .await
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => agents::table.find(id).select(Agent::as_select()).first(conn).await)?)
+        })
+        .await
 }
 
 pub async fn by_email(store: &Store, email: &str) -> StoreResult<Option<Agent>> {
@@ -85,14 +86,13 @@ pub async fn by_email(store: &Store, email: &str) -> StoreResult<Option<Agent>> 
 }
 
 pub async fn list(store: &Store) -> StoreResult<Vec<Agent>> {
-    store.run(move |store| async move {
-        let store = &store;
-        let mut conn = store.read().await?;
-        Ok(
-            db_run!(conn => agents::table.order(agents::id).select(Agent::as_select()).load(conn).await)?,
-        )
-    })
-    .await
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => agents::table.order(agents::id).select(Agent::as_select()).load(conn).await)?)
+        })
+        .await
 }
 
 /// Whether an active super admin or admin exists (the server prints how to make one otherwise).
@@ -199,12 +199,7 @@ pub async fn team_ids(store: &Store, agent_id: i64) -> StoreResult<Vec<i64>> {
 }
 
 /// Replace the agent's channel access with exactly `channel_ids`.
-pub async fn set_channels(
-    store: &Store,
-    agent_id: i64,
-    channel_ids: &[i64],
-    actor: Actor,
-) -> StoreResult<Vec<i64>> {
+pub async fn set_channels(store: &Store, agent_id: i64, channel_ids: &[i64], actor: Actor) -> StoreResult<Vec<i64>> {
     let channel_ids = channel_ids.to_vec();
     store.run(move |store| async move {
         let store = &store;

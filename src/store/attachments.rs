@@ -43,26 +43,27 @@ pub async fn insert(store: &Store, a: NewAttachment) -> StoreResult<Attachment> 
 /// The attachment and, when it is linked to a message, that message's conversation's channel
 /// (the caller checks access against it).
 pub async fn get(store: &Store, id: i64) -> StoreResult<(Attachment, Option<i64>)> {
-    store.run(move |store| async move {
-        let store = &store;
-        let mut conn = store.read().await?;
-        Ok(db_run!(conn => {
-            let a: Attachment = attachments::table.find(id).select(Attachment::as_select()).first(conn).await?;
-            let channel = match a.message_id {
-                Some(m) => Some(
-                    messages::table
-                        .inner_join(conversations::table)
-                        .filter(messages::id.eq(m))
-                        .select(conversations::channel_instance_id)
-                        .first::<i64>(conn)
-                        .await?,
-                ),
-                None => None,
-            };
-            Ok::<_, diesel::result::Error>((a, channel))
-        })?)
-    })
-    .await
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => {
+                let a: Attachment = attachments::table.find(id).select(Attachment::as_select()).first(conn).await?;
+                let channel = match a.message_id {
+                    Some(m) => Some(
+                        messages::table
+                            .inner_join(conversations::table)
+                            .filter(messages::id.eq(m))
+                            .select(conversations::channel_instance_id)
+                            .first::<i64>(conn)
+                            .await?,
+                    ),
+                    None => None,
+                };
+                Ok::<_, diesel::result::Error>((a, channel))
+            })?)
+        })
+        .await
 }
 
 /// Attachments of these messages, in upload order.

@@ -79,8 +79,7 @@ pub async fn list(
     store
         .run(move |store| async move {
             let store = &store;
-            let entity: Option<(&str, Option<i64>)> =
-                entity.as_ref().map(|(a, b)| (a.as_str(), *b));
+            let entity: Option<(&str, Option<i64>)> = entity.as_ref().map(|(a, b)| (a.as_str(), *b));
             let mut conn = store.read().await?;
             let rows = db_run!(conn => {
                 let mut q = audit_log::table.select(AuditEntry::as_select()).into_boxed();

@@ -21,28 +21,29 @@ pub async fn create_session(
 ) -> StoreResult<()> {
     let token_hash = token_hash.to_owned();
     let csrf_token = csrf_token.to_owned();
-    store.run(move |store| async move {
-        let store = &store;
-        let token_hash: &str = &token_hash;
-        let csrf_token: &str = &csrf_token;
-        let mut conn = store.write().await?;
-        db_tx!(conn => {
-            let t = now();
-            diesel::delete(sessions::table.filter(sessions::expires_at.lt(t))).execute(conn).await?;
-            diesel::insert_into(sessions::table)
-                .values((
-                    sessions::token_hash.eq(token_hash),
-                    sessions::csrf_token.eq(csrf_token),
-                    sessions::agent_id.eq(agent_id),
-                    sessions::created_at.eq(t),
-                    sessions::expires_at.eq(expires_at),
-                ))
-                .execute(conn)
-                .await?;
-            Ok(())
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let token_hash: &str = &token_hash;
+            let csrf_token: &str = &csrf_token;
+            let mut conn = store.write().await?;
+            db_tx!(conn => {
+                let t = now();
+                diesel::delete(sessions::table.filter(sessions::expires_at.lt(t))).execute(conn).await?;
+                diesel::insert_into(sessions::table)
+                    .values((
+                        sessions::token_hash.eq(token_hash),
+                        sessions::csrf_token.eq(csrf_token),
+                        sessions::agent_id.eq(agent_id),
+                        sessions::created_at.eq(t),
+                        sessions::expires_at.eq(expires_at),
+                    ))
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
         })
-    })
-    .await
+        .await
 }
 
 /// The unexpired session with this token hash, and its (active) agent.
@@ -167,12 +168,13 @@ pub async fn list_tokens(store: &Store, agent_id: Option<i64>) -> StoreResult<Ve
 }
 
 pub async fn get_token(store: &Store, id: i64) -> StoreResult<ApiToken> {
-    store.run(move |store| async move {
-        let store = &store;
-        let mut conn = store.read().await?;
-        Ok(db_run!(conn => api_tokens::table.find(id).select(ApiToken::as_select()).first(conn).await)?)
-    })
-    .await
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => api_tokens::table.find(id).select(ApiToken::as_select()).first(conn).await)?)
+        })
+        .await
 }
 
 pub async fn delete_token(store: &Store, id: i64, actor: Actor) -> StoreResult<()> {

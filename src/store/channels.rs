@@ -33,31 +33,28 @@ pub struct ChannelPatch {
     pub secret: Option<String>,
 }
 
-pub async fn list(
-    store: &Store,
-    scope: &ChannelScope,
-    kind: Option<&str>,
-) -> StoreResult<Vec<ChannelInstance>> {
+pub async fn list(store: &Store, scope: &ChannelScope, kind: Option<&str>) -> StoreResult<Vec<ChannelInstance>> {
     let scope = scope.clone();
     let kind = kind.map(str::to_owned);
-    store.run(move |store| async move {
-        let store = &store;
-        let scope: &ChannelScope = &scope;
-        let kind: Option<&str> = kind.as_deref();
-        let ids = scope.ids();
-        let mut conn = store.read().await?;
-        Ok(db_run!(conn => {
-            let mut q = channel_instances::table.select(ChannelInstance::as_select()).into_boxed();
-            if let Some(ids) = &ids {
-                q = q.filter(channel_instances::id.eq_any(ids.clone()));
-            }
-            if let Some(kind) = kind {
-                q = q.filter(channel_instances::kind.eq(kind.to_owned()));
-            }
-            q.order(channel_instances::id).load(conn).await
-        })?)
-    })
-    .await
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let scope: &ChannelScope = &scope;
+            let kind: Option<&str> = kind.as_deref();
+            let ids = scope.ids();
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => {
+                let mut q = channel_instances::table.select(ChannelInstance::as_select()).into_boxed();
+                if let Some(ids) = &ids {
+                    q = q.filter(channel_instances::id.eq_any(ids.clone()));
+                }
+                if let Some(kind) = kind {
+                    q = q.filter(channel_instances::kind.eq(kind.to_owned()));
+                }
+                q.order(channel_instances::id).load(conn).await
+            })?)
+        })
+        .await
 }
 
 /// The channel, if it exists and `scope` allows it.
@@ -77,11 +74,7 @@ pub async fn get(store: &Store, id: i64, scope: &ChannelScope) -> StoreResult<Ch
     .await
 }
 
-pub async fn create(
-    store: &Store,
-    input: CreateChannel,
-    actor: Actor,
-) -> StoreResult<ChannelInstance> {
+pub async fn create(store: &Store, input: CreateChannel, actor: Actor) -> StoreResult<ChannelInstance> {
     store.run(move |store| async move {
         let store = &store;
         let mut conn = store.write().await?;
@@ -113,12 +106,7 @@ pub async fn create(
     .await
 }
 
-pub async fn update(
-    store: &Store,
-    id: i64,
-    patch: ChannelPatch,
-    actor: Actor,
-) -> StoreResult<ChannelInstance> {
+pub async fn update(store: &Store, id: i64, patch: ChannelPatch, actor: Actor) -> StoreResult<ChannelInstance> {
     store.run(move |store| async move {
         let store = &store;
         let mut conn = store.write().await?;

@@ -13,10 +13,11 @@ use serde_json::json;
 
 use super::audit::{self, Actor};
 use super::customers::like_pattern;
+use super::events::{self, EventRow, record_event};
 use super::models::{ChannelInstance, Conversation, Customer, Message};
 use super::schema::{
-    audit_log, channel_instances, conversation_tags, conversations, counters, customer_identities,
-    customers, messages, outbox, statuses,
+    audit_log, channel_instances, conversation_tags, conversations, counters, customer_identities, customers, messages,
+    outbox, statuses,
 };
 use super::{Store, StoreError, StoreResult, now};
 use crate::domain::linking::{self, Found, Owner};
@@ -66,6 +67,14 @@ pub struct CreatedConversation {
     pub message: Message,
     /// False when `external_message_id` had been seen: nothing was written.
     pub created: bool,
+    /// The events this change recorded (none when nothing was written).
+    pub events: Vec<EventRow>,
+}
+
+/// A conversation after a change, with the events the change recorded.
+pub struct Changed {
+    pub conversation: ConversationRow,
+    pub events: Vec<EventRow>,
 }
 
 /// Property changes; `None` leaves a field as it is.
@@ -253,10 +262,7 @@ macro_rules! apply_patch {
                     fields.insert(k.clone(), v.clone());
                 }
             }
-            changed.insert(
-                "custom_fields".into(),
-                serde_json::Value::Object(update.clone()),
-            );
+            changed.insert("custom_fields".into(), serde_json::Value::Object(update.clone()));
         }
 
         let assignee_id = patch.assignee_id.unwrap_or(before.assignee_id);
@@ -267,9 +273,7 @@ macro_rules! apply_patch {
                 .first($conn)
                 .await
                 .optional()?
-                .ok_or_else(|| {
-                    StoreError::BadReference(format!("agent {agent_id} does not exist"))
-                })?;
+                .ok_or_else(|| StoreError::BadReference(format!("agent {agent_id} does not exist")))?;
             if !active {
                 return Err(StoreError::Rule(format!("agent {agent_id} is deactivated")));
             }
@@ -298,28 +302,17 @@ macro_rules! apply_patch {
                 .optional()?
                 .ok_or_else(|| StoreError::BadReference(format!("team {team} does not exist")))?;
         }
-        let subject = patch
-            .subject
-            .clone()
-            .unwrap_or_else(|| before.subject.clone());
-        let priority = patch
-            .priority
-            .clone()
-            .unwrap_or_else(|| before.priority.clone());
+        let subject = patch.subject.clone().unwrap_or_else(|| before.subject.clone());
+        let priority = patch.priority.clone().unwrap_or_else(|| before.priority.clone());
 
-        let status_key = patch
-            .status
-            .clone()
-            .unwrap_or_else(|| before.status.clone());
+        let status_key = patch.status.clone().unwrap_or_else(|| before.status.clone());
         let status: Status = statuses::table
             .filter(statuses::key.eq(&status_key))
             .select(Status::as_select())
             .first($conn)
             .await
             .optional()?
-            .ok_or_else(|| {
-                StoreError::BadReference(format!("status {status_key:?} does not exist"))
-            })?;
+            .ok_or_else(|| StoreError::BadReference(format!("status {status_key:?} does not exist")))?;
         if patch.status.is_some() && status_key != before.status {
             let filled_fields: Vec<String> = fields
                 .iter()
@@ -344,11 +337,7 @@ macro_rules! apply_patch {
             }
         }
         let closing = status.base == StatusBase::Closed.as_str();
-        let closed_at: Option<NaiveDateTime> = if closing {
-            before.closed_at.or(Some(t))
-        } else {
-            None
-        };
+        let closed_at: Option<NaiveDateTime> = if closing { before.closed_at.or(Some(t)) } else { None };
         // Closing a chat that is still in progress ends it (CORE-5).
         let active_chat = before.mode == Mode::Sync.as_str() && before.ended_at.is_none();
         let (ended_at, deadline) = if closing && active_chat {
@@ -393,11 +382,9 @@ macro_rules! apply_patch {
             .get_result($conn)
             .await?;
         if new_tags != old_tags {
-            diesel::delete(
-                conversation_tags::table.filter(conversation_tags::conversation_id.eq(before.id)),
-            )
-            .execute($conn)
-            .await?;
+            diesel::delete(conversation_tags::table.filter(conversation_tags::conversation_id.eq(before.id)))
+                .execute($conn)
+                .await?;
             for tag in &new_tags {
                 diesel::insert_into(conversation_tags::table)
                     .values((
@@ -474,96 +461,97 @@ pub async fn list(
 ) -> StoreResult<(Vec<ConversationRow>, i64)> {
     let filter = filter.clone();
     let scope = scope.clone();
-    store.run(move |store| async move {
-        let store = &store;
-        let filter: &ConversationFilter = &filter;
-        let scope: &ChannelScope = &scope;
-        let scope_ids = scope.ids();
-        let pattern = filter.q.as_deref().map(like_pattern);
-        let number_q: Option<i64> = filter
-            .q
-            .as_deref()
-            .and_then(|q| q.trim().trim_start_matches('#').parse().ok());
-        let mut conn = store.read().await?;
-        db_run!(conn => {
-            macro_rules! filtered {
-                () => {{
-                    let mut q = conversations::table.into_boxed();
-                    if let Some(ids) = &scope_ids {
-                        q = q.filter(conversations::channel_instance_id.eq_any(ids.clone()));
-                    }
-                    if !filter.include_merged {
-                        q = q.filter(conversations::merged_into_id.is_null());
-                    }
-                    if !filter.statuses.is_empty() {
-                        q = q.filter(conversations::status.eq_any(filter.statuses.clone()));
-                    }
-                    if let Some(mode) = filter.mode {
-                        q = q.filter(conversations::mode.eq(mode.as_str()));
-                    }
-                    if filter.active_chats_only {
-                        q = q.filter(conversations::mode.eq("sync")).filter(conversations::ended_at.is_null());
-                    } else if !filter.show_active_chats {
-                        q = q.filter(conversations::mode.eq("async").or(conversations::ended_at.is_not_null()));
-                    }
-                    if let Some(ch) = filter.channel_id {
-                        q = q.filter(conversations::channel_instance_id.eq(ch));
-                    }
-                    match filter.assignee {
-                        Some(AssigneeFilter::Nobody) => q = q.filter(conversations::assignee_id.is_null()),
-                        Some(AssigneeFilter::Agent(a)) => q = q.filter(conversations::assignee_id.eq(a)),
-                        None => {}
-                    }
-                    if let Some(team) = filter.team_id {
-                        q = q.filter(conversations::team_id.eq(team));
-                    }
-                    if let Some(customer) = filter.customer_id {
-                        q = q.filter(conversations::customer_id.eq(customer));
-                    }
-                    if let Some(p) = &filter.priority {
-                        q = q.filter(conversations::priority.eq(p.clone()));
-                    }
-                    if let Some(tag) = &filter.tag {
-                        q = q.filter(conversations::id.eq_any(
-                            conversation_tags::table
-                                .filter(conversation_tags::tag.eq(tag.clone()))
-                                .select(conversation_tags::conversation_id),
-                        ));
-                    }
-                    if let Some(p) = &pattern {
-                        let text = lower(conversations::subject).like(p.clone()).escape('\\')
-                            .or(conversations::id.eq_any(
-                                messages::table
-                                    .filter(lower(messages::body_text).like(p.clone()).escape('\\'))
-                                    .select(messages::conversation_id),
-                            ))
-                            .or(conversations::customer_id.eq_any(
-                                customers::table
-                                    .filter(lower(customers::name).like(p.clone()).escape('\\'))
-                                    .select(customers::id),
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let filter: &ConversationFilter = &filter;
+            let scope: &ChannelScope = &scope;
+            let scope_ids = scope.ids();
+            let pattern = filter.q.as_deref().map(like_pattern);
+            let number_q: Option<i64> = filter
+                .q
+                .as_deref()
+                .and_then(|q| q.trim().trim_start_matches('#').parse().ok());
+            let mut conn = store.read().await?;
+            db_run!(conn => {
+                macro_rules! filtered {
+                    () => {{
+                        let mut q = conversations::table.into_boxed();
+                        if let Some(ids) = &scope_ids {
+                            q = q.filter(conversations::channel_instance_id.eq_any(ids.clone()));
+                        }
+                        if !filter.include_merged {
+                            q = q.filter(conversations::merged_into_id.is_null());
+                        }
+                        if !filter.statuses.is_empty() {
+                            q = q.filter(conversations::status.eq_any(filter.statuses.clone()));
+                        }
+                        if let Some(mode) = filter.mode {
+                            q = q.filter(conversations::mode.eq(mode.as_str()));
+                        }
+                        if filter.active_chats_only {
+                            q = q.filter(conversations::mode.eq("sync")).filter(conversations::ended_at.is_null());
+                        } else if !filter.show_active_chats {
+                            q = q.filter(conversations::mode.eq("async").or(conversations::ended_at.is_not_null()));
+                        }
+                        if let Some(ch) = filter.channel_id {
+                            q = q.filter(conversations::channel_instance_id.eq(ch));
+                        }
+                        match filter.assignee {
+                            Some(AssigneeFilter::Nobody) => q = q.filter(conversations::assignee_id.is_null()),
+                            Some(AssigneeFilter::Agent(a)) => q = q.filter(conversations::assignee_id.eq(a)),
+                            None => {}
+                        }
+                        if let Some(team) = filter.team_id {
+                            q = q.filter(conversations::team_id.eq(team));
+                        }
+                        if let Some(customer) = filter.customer_id {
+                            q = q.filter(conversations::customer_id.eq(customer));
+                        }
+                        if let Some(p) = &filter.priority {
+                            q = q.filter(conversations::priority.eq(p.clone()));
+                        }
+                        if let Some(tag) = &filter.tag {
+                            q = q.filter(conversations::id.eq_any(
+                                conversation_tags::table
+                                    .filter(conversation_tags::tag.eq(tag.clone()))
+                                    .select(conversation_tags::conversation_id),
                             ));
-                        q = match number_q {
-                            Some(n) => q.filter(text.or(conversations::number.eq(n))),
-                            None => q.filter(text),
-                        };
-                    }
-                    q
-                }};
-            }
-            let total: i64 = filtered!().count().get_result(conn).await?;
-            let q = filtered!().select(Conversation::as_select());
-            let q = match filter.sort {
-                SortOrder::UpdatedDesc => q.order((conversations::updated_at.desc(), conversations::id.desc())),
-                SortOrder::UpdatedAsc => q.order((conversations::updated_at.asc(), conversations::id.asc())),
-                SortOrder::CreatedDesc => q.order((conversations::created_at.desc(), conversations::id.desc())),
-                SortOrder::CreatedAsc => q.order((conversations::created_at.asc(), conversations::id.asc())),
-            };
-            let rows: Vec<Conversation> = q.limit(filter.limit).offset(filter.offset).load(conn).await?;
-            let rows = decorate!(conn, rows);
-            Ok((rows, total))
+                        }
+                        if let Some(p) = &pattern {
+                            let text = lower(conversations::subject).like(p.clone()).escape('\\')
+                                .or(conversations::id.eq_any(
+                                    messages::table
+                                        .filter(lower(messages::body_text).like(p.clone()).escape('\\'))
+                                        .select(messages::conversation_id),
+                                ))
+                                .or(conversations::customer_id.eq_any(
+                                    customers::table
+                                        .filter(lower(customers::name).like(p.clone()).escape('\\'))
+                                        .select(customers::id),
+                                ));
+                            q = match number_q {
+                                Some(n) => q.filter(text.or(conversations::number.eq(n))),
+                                None => q.filter(text),
+                            };
+                        }
+                        q
+                    }};
+                }
+                let total: i64 = filtered!().count().get_result(conn).await?;
+                let q = filtered!().select(Conversation::as_select());
+                let q = match filter.sort {
+                    SortOrder::UpdatedDesc => q.order((conversations::updated_at.desc(), conversations::id.desc())),
+                    SortOrder::UpdatedAsc => q.order((conversations::updated_at.asc(), conversations::id.asc())),
+                    SortOrder::CreatedDesc => q.order((conversations::created_at.desc(), conversations::id.desc())),
+                    SortOrder::CreatedAsc => q.order((conversations::created_at.asc(), conversations::id.asc())),
+                };
+                let rows: Vec<Conversation> = q.limit(filter.limit).offset(filter.offset).load(conn).await?;
+                let rows = decorate!(conn, rows);
+                Ok((rows, total))
+            })
         })
-    })
-    .await
+        .await
 }
 
 /// Create a conversation with its first message in one transaction: resolve (or create) the
@@ -611,7 +599,7 @@ pub async fn create(
                 if let Some(message) = seen {
                     let c: Conversation = conversations::table.find(message.conversation_id).select(Conversation::as_select()).first(conn).await?;
                     let mut rows = decorate!(conn, vec![c]);
-                    return Ok(CreatedConversation { conversation: rows.remove(0), message, created: false });
+                    return Ok(CreatedConversation { conversation: rows.remove(0), message, created: false, events: vec![] });
                 }
             }
 
@@ -761,6 +749,7 @@ pub async fn create(
                     .execute(conn)
                     .await?;
             }
+            let event = record_event!(conn, conversation.id, channel.id, events::CONVERSATION_CREATED, Some(1), Some(message.id), t);
             diesel::insert_into(audit_log::table)
                 .values(&audit::entry(actor, "conversation.create", "conversation", Some(conversation.id), json!({
                     "number": number, "channel_id": channel.id, "customer_id": customer_id, "direction": input.direction.as_str()
@@ -768,7 +757,7 @@ pub async fn create(
                 .execute(conn)
                 .await?;
             let mut rows = decorate!(conn, vec![conversation]);
-            Ok(CreatedConversation { conversation: rows.remove(0), message, created: true })
+            Ok(CreatedConversation { conversation: rows.remove(0), message, created: true, events: vec![event] })
         })
     })
     .await
@@ -780,7 +769,7 @@ pub async fn update(
     patch: &ConversationPatch,
     scope: &ChannelScope,
     actor: Actor,
-) -> StoreResult<ConversationRow> {
+) -> StoreResult<Changed> {
     let patch = patch.clone();
     let scope = scope.clone();
     store.run(move |store| async move {
@@ -794,8 +783,9 @@ pub async fn update(
                 return Err(StoreError::Rule(format!("conversation {id} was merged into {into}; change that one")));
             }
             let updated = apply_patch!(conn, before, patch, actor);
+            let event = record_event!(conn, updated.id, updated.channel_instance_id, events::CONVERSATION_UPDATED, None, None, updated.updated_at);
             let mut rows = decorate!(conn, vec![updated]);
-            Ok(rows.remove(0))
+            Ok(Changed { conversation: rows.remove(0), events: vec![event] })
         })
     })
     .await
@@ -803,13 +793,7 @@ pub async fn update(
 
 /// Merge conversation `id` into `into` (CORE-8). The merged conversation is closed and points at
 /// the survivor; new messages addressed to it land in the survivor. Both must be in scope.
-pub async fn merge(
-    store: &Store,
-    id: i64,
-    into: i64,
-    scope: &ChannelScope,
-    actor: Actor,
-) -> StoreResult<ConversationRow> {
+pub async fn merge(store: &Store, id: i64, into: i64, scope: &ChannelScope, actor: Actor) -> StoreResult<Changed> {
     let scope = scope.clone();
     store.run(move |store| async move {
         let store = &store;
@@ -867,18 +851,17 @@ pub async fn merge(
                 .values(&audit::entry(actor, "conversation.merged_into", "conversation", Some(id), json!({"into": into})))
                 .execute(conn)
                 .await?;
+            let merged_event = record_event!(conn, source.id, source.channel_instance_id, events::CONVERSATION_UPDATED, None, None, t);
+            let survivor_event = record_event!(conn, survivor.id, survivor.channel_instance_id, events::CONVERSATION_UPDATED, None, None, t);
             let mut rows = decorate!(conn, vec![survivor]);
-            Ok(rows.remove(0))
+            Ok(Changed { conversation: rows.remove(0), events: vec![merged_event, survivor_event] })
         })
     })
     .await
 }
 
 /// Counts per status for the channels in scope (for the dashboard's sidebar).
-pub async fn count_by_status(
-    store: &Store,
-    scope: &ChannelScope,
-) -> StoreResult<BTreeMap<String, i64>> {
+pub async fn count_by_status(store: &Store, scope: &ChannelScope) -> StoreResult<BTreeMap<String, i64>> {
     let scope = scope.clone();
     store
         .run(move |store| async move {
@@ -898,6 +881,139 @@ pub async fn count_by_status(
                 q.load(conn).await
             })?;
             Ok(rows.into_iter().collect())
+        })
+        .await
+}
+
+/// Why a chat ended (CORE-5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// An agent pressed "end chat".
+    Agent,
+    /// Neither side wrote for the channel's inactivity timeout.
+    Inactivity,
+    /// An automation rule ran "end chat and set status".
+    Rule,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Agent => "agent",
+            EndReason::Inactivity => "inactivity",
+            EndReason::Rule => "rule",
+        }
+    }
+}
+
+/// End a chat in progress, optionally setting a status — exactly once (DESIGN invariant 3).
+///
+/// The end is one conditional `UPDATE … WHERE ended_at IS NULL` (and, for `Inactivity`, `AND
+/// inactivity_deadline <= now`), so however many timers and sweepers on however many nodes race
+/// for it, one wins, and a message that moved the deadline just before makes it a no-op.
+/// Returns `None` when there was nothing to end.
+pub async fn end_chat(
+    store: &Store,
+    id: i64,
+    scope: &ChannelScope,
+    status: Option<String>,
+    reason: EndReason,
+    actor: Actor,
+) -> StoreResult<Option<Changed>> {
+    let scope = scope.clone();
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            db_tx!(conn => {
+                let t = now();
+                let before: Conversation = load_in_scope!(conn, id, scope);
+                if before.mode != Mode::Sync.as_str() {
+                    return Err(StoreError::Rule(format!("conversation {id} is a ticket, not a chat")));
+                }
+                let base = conversations::table
+                    .filter(conversations::id.eq(id))
+                    .filter(conversations::ended_at.is_null());
+                let set = (
+                    conversations::ended_at.eq(Some(t)),
+                    conversations::inactivity_deadline.eq(None::<NaiveDateTime>),
+                    conversations::updated_at.eq(t),
+                );
+                let ended = if reason == EndReason::Inactivity {
+                    diesel::update(base.filter(conversations::inactivity_deadline.le(t))).set(set).execute(conn).await?
+                } else {
+                    diesel::update(base).set(set).execute(conn).await?
+                };
+                if ended == 0 {
+                    return Ok(None);
+                }
+                let current: Conversation = conversations::table.find(id).select(Conversation::as_select()).first(conn).await?;
+                let updated = match status {
+                    Some(key) => {
+                        let patch = ConversationPatch { status: Some(key), ..Default::default() };
+                        apply_patch!(conn, current, &patch, actor)
+                    }
+                    None => current,
+                };
+                diesel::insert_into(audit_log::table)
+                    .values(&audit::entry(actor, "conversation.end", "conversation", Some(id), json!({"reason": reason.as_str(), "status": updated.status})))
+                    .execute(conn)
+                    .await?;
+                let event = record_event!(conn, id, updated.channel_instance_id, events::CONVERSATION_ENDED, None, None, t);
+                let mut rows = decorate!(conn, vec![updated]);
+                Ok(Some(Changed { conversation: rows.remove(0), events: vec![event] }))
+            })
+        })
+        .await
+}
+
+/// Chats whose inactivity deadline has passed (for the sweeper), oldest deadline first.
+pub async fn overdue_chats(store: &Store, limit: i64) -> StoreResult<Vec<(i64, i64)>> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => conversations::table
+                .filter(conversations::ended_at.is_null())
+                .filter(conversations::inactivity_deadline.le(now()))
+                .order(conversations::inactivity_deadline.asc())
+                .select((conversations::id, conversations::channel_instance_id))
+                .limit(limit)
+                .load(conn)
+                .await)?)
+        })
+        .await
+}
+
+/// The stored inactivity deadline of a chat still in progress, if any.
+pub async fn deadline(store: &Store, id: i64) -> StoreResult<Option<NaiveDateTime>> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            let d: Option<Option<NaiveDateTime>> = db_run!(conn => conversations::table
+                .find(id)
+                .filter(conversations::ended_at.is_null())
+                .select(conversations::inactivity_deadline)
+                .first(conn)
+                .await
+                .optional())?;
+            Ok(d.flatten())
+        })
+        .await
+}
+
+/// Several conversations by id, whatever their scope (callers filter), in id order.
+pub async fn get_many(store: &Store, ids: Vec<i64>) -> StoreResult<Vec<ConversationRow>> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            db_run!(conn => {
+                let rows: Vec<Conversation> = conversations::table
+                    .filter(conversations::id.eq_any(&ids))
+                    .order(conversations::id)
+                    .select(Conversation::as_select())
+                    .load(conn)
+                    .await?;
+                Ok(decorate!(conn, rows))
+            })
         })
         .await
 }

@@ -7,9 +7,7 @@ use serde_json::json;
 
 use super::audit::{self, Actor};
 use super::models::{Company, Customer, Identity};
-use super::schema::{
-    audit_log, channel_instances, companies, conversations, customer_identities, customers,
-};
+use super::schema::{audit_log, channel_instances, companies, conversations, customer_identities, customers};
 use super::{Store, StoreError, StoreResult, now};
 use crate::{db_run, db_tx};
 
@@ -46,76 +44,68 @@ pub(crate) fn like_pattern(q: &str) -> String {
 }
 
 /// Customers whose name or any identity contains `q` (case-insensitive); merged ones are left out.
-pub async fn search(
-    store: &Store,
-    q: Option<&str>,
-    limit: i64,
-    offset: i64,
-) -> StoreResult<(Vec<Customer>, i64)> {
+pub async fn search(store: &Store, q: Option<&str>, limit: i64, offset: i64) -> StoreResult<(Vec<Customer>, i64)> {
     let q = q.map(str::to_owned);
-    store.run(move |store| async move {
-        let store = &store;
-        let q: Option<&str> = q.as_deref();
-        let pattern = q.map(like_pattern);
-        let mut conn = store.read().await?;
-        Ok(db_run!(conn => {
-            macro_rules! filtered {
-                () => {{
-                    let mut query = customers::table.filter(customers::merged_into_id.is_null()).into_boxed();
-                    if let Some(p) = &pattern {
-                        query = query.filter(
-                            lower(customers::name).like(p.clone()).escape('\\').or(customers::id.eq_any(
-                                customer_identities::table
-                                    .filter(lower(customer_identities::value).like(p.clone()).escape('\\'))
-                                    .select(customer_identities::customer_id),
-                            )),
-                        );
-                    }
-                    query
-                }};
-            }
-            let total: i64 = filtered!().count().get_result(conn).await?;
-            let rows = filtered!()
-                .select(Customer::as_select())
-                .order(customers::id.desc())
-                .limit(limit)
-                .offset(offset)
-                .load(conn)
-                .await?;
-            Ok::<_, diesel::result::Error>((rows, total))
-        })?)
-    })
-    .await
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let q: Option<&str> = q.as_deref();
+            let pattern = q.map(like_pattern);
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => {
+                macro_rules! filtered {
+                    () => {{
+                        let mut query = customers::table.filter(customers::merged_into_id.is_null()).into_boxed();
+                        if let Some(p) = &pattern {
+                            query = query.filter(
+                                lower(customers::name).like(p.clone()).escape('\\').or(customers::id.eq_any(
+                                    customer_identities::table
+                                        .filter(lower(customer_identities::value).like(p.clone()).escape('\\'))
+                                        .select(customer_identities::customer_id),
+                                )),
+                            );
+                        }
+                        query
+                    }};
+                }
+                let total: i64 = filtered!().count().get_result(conn).await?;
+                let rows = filtered!()
+                    .select(Customer::as_select())
+                    .order(customers::id.desc())
+                    .limit(limit)
+                    .offset(offset)
+                    .load(conn)
+                    .await?;
+                Ok::<_, diesel::result::Error>((rows, total))
+            })?)
+        })
+        .await
 }
 
 pub async fn get(store: &Store, id: i64) -> StoreResult<CustomerDetail> {
-    store.run(move |store| async move {
-        let store = &store;
-        let mut conn = store.read().await?;
-        Ok(db_run!(conn => {
-            let customer: Customer = customers::table.find(id).select(Customer::as_select()).first(conn).await?;
-            let identities = customer_identities::table
-                .filter(customer_identities::customer_id.eq(id))
-                .order(customer_identities::id)
-                .select(Identity::as_select())
-                .load(conn)
-                .await?;
-            let company = match customer.company_id {
-                Some(cid) => companies::table.find(cid).select(Company::as_select()).first(conn).await.optional()?,
-                None => None,
-            };
-            Ok::<_, diesel::result::Error>(CustomerDetail { customer, identities, company })
-        })?)
-    })
-    .await
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => {
+                let customer: Customer = customers::table.find(id).select(Customer::as_select()).first(conn).await?;
+                let identities = customer_identities::table
+                    .filter(customer_identities::customer_id.eq(id))
+                    .order(customer_identities::id)
+                    .select(Identity::as_select())
+                    .load(conn)
+                    .await?;
+                let company = match customer.company_id {
+                    Some(cid) => companies::table.find(cid).select(Company::as_select()).first(conn).await.optional()?,
+                    None => None,
+                };
+                Ok::<_, diesel::result::Error>(CustomerDetail { customer, identities, company })
+            })?)
+        })
+        .await
 }
 
-pub async fn update(
-    store: &Store,
-    id: i64,
-    patch: CustomerPatch,
-    actor: Actor,
-) -> StoreResult<Customer> {
+pub async fn update(store: &Store, id: i64, patch: CustomerPatch, actor: Actor) -> StoreResult<Customer> {
     store.run(move |store| async move {
         let store = &store;
         let mut conn = store.write().await?;
@@ -230,12 +220,7 @@ pub async fn add_identity(
     .await
 }
 
-pub async fn remove_identity(
-    store: &Store,
-    id: i64,
-    identity_id: i64,
-    actor: Actor,
-) -> StoreResult<()> {
+pub async fn remove_identity(store: &Store, id: i64, identity_id: i64, actor: Actor) -> StoreResult<()> {
     store.run(move |store| async move {
         let store = &store;
         let mut conn = store.write().await?;
@@ -307,11 +292,7 @@ pub async fn merge(store: &Store, id: i64, into: i64, actor: Actor) -> StoreResu
     .await
 }
 
-pub async fn list_companies(
-    store: &Store,
-    q: Option<&str>,
-    limit: i64,
-) -> StoreResult<Vec<Company>> {
+pub async fn list_companies(store: &Store, q: Option<&str>, limit: i64) -> StoreResult<Vec<Company>> {
     let q = q.map(str::to_owned);
     store
         .run(move |store| async move {

@@ -9,15 +9,16 @@ use diesel_async::RunQueryDsl;
 
 use super::audit::Actor;
 use super::conversations::{ConversationPatch, ConversationRow, apply_patch, load_in_scope};
+use super::events::{self, EventRow, record_event};
 use super::models::{Attachment, Conversation, Message};
 use super::schema::{
-    agents, attachments, channel_instances, conversation_tags, conversations, customers, messages,
-    outbox,
+    agents, attachments, channel_instances, conversation_tags, conversations, customers, messages, outbox,
 };
 use super::{Store, StoreError, StoreResult, now};
 use crate::domain::{ChannelScope, Direction, Mode, Source};
 use crate::{db_run, db_tx};
 
+#[derive(Clone)]
 pub struct NewReply {
     pub conversation_id: i64,
     pub agent_id: i64,
@@ -36,6 +37,7 @@ pub struct AppendedMessage {
     pub message: Message,
     pub attachments: Vec<Attachment>,
     pub conversation: ConversationRow,
+    pub events: Vec<EventRow>,
 }
 
 /// Messages with `after < seq < before`, oldest first, at most `limit`.
@@ -80,11 +82,7 @@ pub async fn list(
             Ok(rows
                 .into_iter()
                 .map(|m| {
-                    let mine = files
-                        .iter()
-                        .filter(|a| a.message_id == Some(m.id))
-                        .cloned()
-                        .collect();
+                    let mine = files.iter().filter(|a| a.message_id == Some(m.id)).cloned().collect();
                     (m, mine)
                 })
                 .collect())
@@ -207,7 +205,8 @@ pub async fn append_reply(
                 Some(patch) if !patch.is_empty() => apply_patch!(conn, current, patch, actor),
                 _ => current,
             };
-            let tags: Vec<String> = conversation_tags::table
+            let event = record_event!(conn, updated.id, updated.channel_instance_id, events::MESSAGE_CREATED, Some(seq), Some(message.id), t);
+        let tags: Vec<String> = conversation_tags::table
                 .filter(conversation_tags::conversation_id.eq(updated.id))
                 .select(conversation_tags::tag)
                 .order(conversation_tags::tag)
@@ -221,6 +220,7 @@ pub async fn append_reply(
                 message,
                 attachments: files,
                 conversation: ConversationRow { conversation: updated, tags, customer_name, channel_kind },
+                events: vec![event],
             })
         })
     })
@@ -230,18 +230,18 @@ pub async fn append_reply(
 /// One message, if its conversation is in scope.
 pub async fn get(store: &Store, id: i64, scope: &ChannelScope) -> StoreResult<Message> {
     let scope = scope.clone();
-    store.run(move |store| async move {
-        let store = &store;
-        let scope: &ChannelScope = &scope;
-        let mut conn = store.read().await?;
-        let m: Message =
-            db_run!(conn => messages::table.find(id).select(Message::as_select()).first(conn).await)?;
-        if !scope.allows(m.channel_instance_id) {
-            return Err(StoreError::NotFound);
-        }
-        Ok(m)
-    })
-    .await
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let scope: &ChannelScope = &scope;
+            let mut conn = store.read().await?;
+            let m: Message = db_run!(conn => messages::table.find(id).select(Message::as_select()).first(conn).await)?;
+            if !scope.allows(m.channel_instance_id) {
+                return Err(StoreError::NotFound);
+            }
+            Ok(m)
+        })
+        .await
 }
 
 /// Author names for message views: agents by id.
@@ -259,4 +259,30 @@ pub async fn agent_names(store: &Store, ids: &[i64]) -> StoreResult<Vec<(i64, St
             .await)?)
         })
         .await
+}
+
+/// Several messages by id with their attachments, in id order (callers check scope).
+pub async fn get_many(store: &Store, ids: Vec<i64>) -> StoreResult<Vec<(Message, Vec<Attachment>)>> {
+    let rows: Vec<Message> = store
+        .run({
+            let ids = ids.clone();
+            move |store| async move {
+                let mut conn = store.read().await?;
+                Ok(db_run!(conn => messages::table
+                    .filter(messages::id.eq_any(&ids))
+                    .order(messages::id)
+                    .select(Message::as_select())
+                    .load(conn)
+                    .await)?)
+            }
+        })
+        .await?;
+    let files = super::attachments::for_messages(store, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|m| {
+            let mine = files.iter().filter(|a| a.message_id == Some(m.id)).cloned().collect();
+            (m, mine)
+        })
+        .collect())
 }

@@ -20,6 +20,7 @@ pub mod auth;
 pub mod channels;
 pub mod conversations;
 pub mod customers;
+pub mod events;
 pub mod messages;
 pub mod models;
 pub mod outbox;
@@ -201,16 +202,12 @@ impl Store {
                 if let Some(dir) = std::path::Path::new(path).parent()
                     && !dir.as_os_str().is_empty()
                 {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        StoreError::Pool(format!("cannot create {}: {e}", dir.display()))
-                    })?;
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| StoreError::Pool(format!("cannot create {}: {e}", dir.display())))?;
                 }
                 let mut config = ManagerConfig::<SqliteConn>::default();
                 config.custom_setup = Box::new(|path| open_sqlite(path.to_owned()).boxed());
-                let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(
-                    path.as_str(),
-                    config,
-                );
+                let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path.as_str(), config);
                 let pool = Pool::builder(manager)
                     .max_size(pool_size.max(2))
                     .wait_timeout(Some(POOL_WAIT))
@@ -276,8 +273,7 @@ impl Store {
 
     /// Apply every pending embedded migration for this backend. Returns how many ran.
     pub async fn migrate(&self) -> StoreResult<usize> {
-        self.run(|store| async move { store.migrate_now().await })
-            .await
+        self.run(|store| async move { store.migrate_now().await }).await
     }
 
     async fn migrate_now(&self) -> StoreResult<usize> {
@@ -308,8 +304,7 @@ impl Store {
 
     /// True when the database answers and every embedded migration has been applied.
     pub async fn is_ready(&self) -> StoreResult<bool> {
-        self.run(|store| async move { store.is_ready_now().await })
-            .await
+        self.run(|store| async move { store.is_ready_now().await }).await
     }
 
     async fn is_ready_now(&self) -> StoreResult<bool> {
@@ -356,8 +351,7 @@ fn store_runtime() -> &'static tokio::runtime::Handle {
 
 fn latest_version(migrations: &EmbeddedMigrations) -> String {
     use diesel::migration::MigrationSource;
-    let list =
-        MigrationSource::<diesel::sqlite::Sqlite>::migrations(migrations).unwrap_or_default();
+    let list = MigrationSource::<diesel::sqlite::Sqlite>::migrations(migrations).unwrap_or_default();
     list.iter()
         .map(|m| m.name().version().to_string())
         .max()

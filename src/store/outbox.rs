@@ -27,12 +27,7 @@ pub struct NewDelivery {
 }
 
 /// A pending delivery of message `message_id`, due now.
-pub fn new_delivery(
-    channel_instance_id: i64,
-    conversation_id: i64,
-    message_id: i64,
-    at: NaiveDateTime,
-) -> NewDelivery {
+pub fn new_delivery(channel_instance_id: i64, conversation_id: i64, message_id: i64, at: NaiveDateTime) -> NewDelivery {
     NewDelivery {
         delivery_id: uuid::Uuid::new_v4().to_string(),
         channel_instance_id,
@@ -48,11 +43,7 @@ pub fn new_delivery(
 }
 
 /// The newest deliveries of a channel (its delivery log).
-pub async fn list_for_channel(
-    store: &Store,
-    channel_instance_id: i64,
-    limit: i64,
-) -> StoreResult<Vec<OutboxItem>> {
+pub async fn list_for_channel(store: &Store, channel_instance_id: i64, limit: i64) -> StoreResult<Vec<OutboxItem>> {
     store
         .run(move |store| async move {
             let store = &store;

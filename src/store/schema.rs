@@ -260,4 +260,17 @@ diesel::allow_tables_to_appear_in_same_query!(
     attachments,
     outbox,
     audit_log,
+    events,
 );
+
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        conversation_id -> BigInt,
+        channel_instance_id -> BigInt,
+        kind -> Text,
+        seq -> Nullable<BigInt>,
+        message_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}

@@ -12,9 +12,7 @@ use crate::{db_run, db_tx};
 
 fn conflict(name: &str) -> impl Fn(diesel::result::Error) -> StoreError + '_ {
     move |e| match StoreError::from(e) {
-        StoreError::Conflict(_) => {
-            StoreError::Conflict(format!("a team named {name:?} already exists"))
-        }
+        StoreError::Conflict(_) => StoreError::Conflict(format!("a team named {name:?} already exists")),
         other => other,
     }
 }
@@ -67,34 +65,30 @@ pub async fn get(store: &Store, id: i64) -> StoreResult<(Team, Vec<i64>)> {
         .await
 }
 
-pub async fn create(
-    store: &Store,
-    name: &str,
-    description: &str,
-    actor: Actor,
-) -> StoreResult<Team> {
+pub async fn create(store: &Store, name: &str, description: &str, actor: Actor) -> StoreResult<Team> {
     let name = name.to_owned();
     let description = description.to_owned();
-    store.run(move |store| async move {
-        let store = &store;
-        let name: &str = &name;
-        let description: &str = &description;
-        let mut conn = store.write().await?;
-        db_tx!(conn => {
-            let team: Team = diesel::insert_into(teams::table)
-                .values((teams::name.eq(name), teams::description.eq(description), teams::created_at.eq(now())))
-                .returning(Team::as_returning())
-                .get_result(conn)
-                .await
-                .map_err(conflict(name))?;
-            diesel::insert_into(audit_log::table)
-                .values(&audit::entry(actor, "team.create", "team", Some(team.id), json!({"name": name})))
-                .execute(conn)
-                .await?;
-            Ok(team)
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let name: &str = &name;
+            let description: &str = &description;
+            let mut conn = store.write().await?;
+            db_tx!(conn => {
+                let team: Team = diesel::insert_into(teams::table)
+                    .values((teams::name.eq(name), teams::description.eq(description), teams::created_at.eq(now())))
+                    .returning(Team::as_returning())
+                    .get_result(conn)
+                    .await
+                    .map_err(conflict(name))?;
+                diesel::insert_into(audit_log::table)
+                    .values(&audit::entry(actor, "team.create", "team", Some(team.id), json!({"name": name})))
+                    .execute(conn)
+                    .await?;
+                Ok(team)
+            })
         })
-    })
-    .await
+        .await
 }
 
 pub async fn update(
@@ -151,12 +145,7 @@ pub async fn delete(store: &Store, id: i64, actor: Actor) -> StoreResult<()> {
 }
 
 /// Replace the members of a team with exactly `agent_ids`.
-pub async fn set_members(
-    store: &Store,
-    id: i64,
-    agent_ids: &[i64],
-    actor: Actor,
-) -> StoreResult<Vec<i64>> {
+pub async fn set_members(store: &Store, id: i64, agent_ids: &[i64], actor: Actor) -> StoreResult<Vec<i64>> {
     let agent_ids = agent_ids.to_vec();
     store.run(move |store| async move {
         let store = &store;

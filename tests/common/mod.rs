@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::path::PathBuf;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -87,20 +89,36 @@ impl TestServer {
         };
         adjust(&mut raw);
         let settings = Settings::resolve(raw).expect("valid test settings");
-        let running = switchboard::server::start(
-            settings,
-            StartOptions {
-                handle_signals: false,
-            },
-        )
-        .await
-        .expect("server starts");
+        let running = switchboard::server::start(settings, StartOptions { handle_signals: false })
+            .await
+            .expect("server starts");
         let base = format!("http://{}", running.addr);
         Self {
             base,
             running: Some(running),
             db,
         }
+    }
+
+    /// Stop this server and start a new one on the same database and data directory (a restart).
+    pub async fn restart(mut self) -> Self {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("clean stop");
+        }
+        let raw = RawConfig {
+            bind: Some("127.0.0.1:0".into()),
+            database_url: Some(self.db.url.clone()),
+            data_dir: Some(self.db.dir.path().join("data").display().to_string()),
+            db_pool_size: Some(4),
+            workers: Some(1),
+            log: Some("warn".into()),
+            ..Default::default()
+        };
+        let settings = Settings::resolve(raw).expect("valid test settings");
+        let running = switchboard::server::start(settings, StartOptions { handle_signals: false }).await.expect("server restarts");
+        self.base = format!("http://{}", running.addr);
+        self.running = Some(running);
+        self
     }
 
     pub fn store(&self) -> &store::Store {
@@ -192,11 +210,9 @@ impl Drop for FreshDb {
                     .unwrap();
                 rt.block_on(async {
                     if let Ok(mut conn) = AsyncPgConnection::establish(&admin).await {
-                        let _ = diesel::sql_query(format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                        ))
-                        .execute(&mut conn)
-                        .await;
+                        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
                     }
                 });
             })
@@ -223,10 +239,7 @@ fn replace_db(url: &str, db: &str) -> String {
 }
 
 fn client(cookies: bool) -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(cookies)
-        .build()
-        .unwrap()
+    reqwest::Client::builder().cookie_store(cookies).build().unwrap()
 }
 
 /// A small JSON client. `call` returns the status and the body parsed as JSON (or `Null`).
@@ -251,9 +264,7 @@ impl Api {
     }
 
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        let mut req = self
-            .client
-            .request(method, format!("{}{}", self.base, path));
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -263,12 +274,7 @@ impl Api {
         req
     }
 
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut req = self.request(method, path);
         if let Some(b) = body {
             req = req.json(&b);
@@ -302,6 +308,12 @@ impl Api {
         b
     }
 
+    pub async fn ok_put(&self, path: &str, body: Value) -> Value {
+        let (s, b) = self.put(path, body).await;
+        assert_eq!(s, StatusCode::OK, "PUT {path}: {b}");
+        b
+    }
+
     pub async fn ok_get(&self, path: &str) -> Value {
         let (s, b) = self.get(path).await;
         assert_eq!(s, StatusCode::OK, "GET {path}: {b}");
@@ -322,7 +334,11 @@ impl Api {
     /// A conversation started by a customer on `channel`; returns its id.
     pub async fn inbound(&self, channel: i64, user: &str, text: &str) -> i64 {
         let b = self
-            .ok_post("/api/v1/conversations", json!({"channel": channel, "user_custom_id": user, "content": text, "subject": text}), 201)
+            .ok_post(
+                "/api/v1/conversations",
+                json!({"channel": channel, "user_custom_id": user, "content": text, "subject": text}),
+                201,
+            )
             .await;
         b["conversation_id"].as_i64().unwrap()
     }

@@ -65,11 +65,7 @@ pub async fn list(state: State, _p: Principal) -> ApiResult<web::Json<Vec<AgentV
 
 #[utoipa::path(get, operation_id = "agents_get", path = "/api/v1/agents/{id}", tag = "agents", params(("id" = i64, Path)),
     responses((status = 200, body = AgentView), (status = 404, body = crate::http::error::ErrorBody)))]
-pub async fn get(
-    state: State,
-    _p: Principal,
-    id: web::Path<i64>,
-) -> ApiResult<web::Json<AgentView>> {
+pub async fn get(state: State, _p: Principal, id: web::Path<i64>) -> ApiResult<web::Json<AgentView>> {
     let agent = store::agents::get(&state.store, *id).await?;
     Ok(web::Json(view(&state, agent).await?))
 }
@@ -77,20 +73,13 @@ pub async fn get(
 /// Create an agent (admin). Only a super admin creates super admins.
 #[utoipa::path(post, operation_id = "agents_create", path = "/api/v1/agents", tag = "agents", request_body = CreateAgentRequest,
     responses((status = 201, body = AgentView), (status = 409, body = crate::http::error::ErrorBody)))]
-pub async fn create(
-    state: State,
-    Admin(p): Admin,
-    body: web::Json<CreateAgentRequest>,
-) -> ApiResult<HttpResponse> {
+pub async fn create(state: State, Admin(p): Admin, body: web::Json<CreateAgentRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    let email = normalize_email(&body.email)
-        .ok_or_else(|| ApiError::field("email", "is not a valid email address"))?;
+    let email = normalize_email(&body.email).ok_or_else(|| ApiError::field("email", "is not a valid email address"))?;
     let name = name_field("name", &body.name, 100)?;
     let role = parse_role(body.role.as_deref().unwrap_or("agent"))?;
     if !p.role.may_grant(role) {
-        return Err(ApiError::forbidden(format!(
-            "only a super admin may create a {role}"
-        )));
+        return Err(ApiError::forbidden(format!("only a super admin may create a {role}")));
     }
     let password_hash = match body.password {
         Some(pw) => Some(hash_password(pw).await?),
@@ -137,10 +126,7 @@ pub async fn update(
         Some(r) => Some(parse_role(r)?),
         None => None,
     };
-    if p.is_admin()
-        && !own
-        && (!p.role.may_grant(target_role) || role.is_some_and(|r| !p.role.may_grant(r)))
-    {
+    if p.is_admin() && !own && (!p.role.may_grant(target_role) || role.is_some_and(|r| !p.role.may_grant(r))) {
         return Err(ApiError::forbidden(
             "only a super admin may change a super admin or make one",
         ));
@@ -173,6 +159,7 @@ pub async fn set_channels(
     body: web::Json<ChannelAccessRequest>,
 ) -> ApiResult<web::Json<AgentView>> {
     store::agents::set_channels(&state.store, *id, &body.channel_ids, actor(&p)).await?;
+    state.realtime.access_changed(*id);
     let agent = store::agents::get(&state.store, *id).await?;
     Ok(web::Json(view(&state, agent).await?))
 }

@@ -1,9 +1,7 @@
 //! Attachments: upload the bytes first (`POST /api/v1/attachments`), then name the id in a reply.
 //! Downloading checks the same channel access as the message it belongs to.
 
-use actix_web::http::header::{
-    CONTENT_TYPE, ContentDisposition, DispositionParam, DispositionType,
-};
+use actix_web::http::header::{CONTENT_TYPE, ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -84,12 +82,10 @@ pub async fn upload(
 #[utoipa::path(get, operation_id = "attachments_download", path = "/api/v1/attachments/{id}", tag = "attachments", params(("id" = i64, Path)),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn download(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<HttpResponse> {
-    let (a, channel) = store::attachments::get(&state.store, *id)
-        .await
-        .map_err(|e| match e {
-            store::StoreError::NotFound => ApiError::not_found("attachment"),
-            other => other.into(),
-        })?;
+    let (a, channel) = store::attachments::get(&state.store, *id).await.map_err(|e| match e {
+        store::StoreError::NotFound => ApiError::not_found("attachment"),
+        other => other.into(),
+    })?;
     let visible = match channel {
         Some(ch) => p.scope.allows(ch),
         None => a.uploaded_by == Some(p.agent_id),
@@ -97,11 +93,7 @@ pub async fn download(state: State, p: Principal, id: web::Path<i64>) -> ApiResu
     if !visible {
         return Err(ApiError::not_found("attachment"));
     }
-    let bytes = state
-        .blobs
-        .get(&a.storage_key)
-        .await
-        .map_err(ApiError::internal)?;
+    let bytes = state.blobs.get(&a.storage_key).await.map_err(ApiError::internal)?;
     let inline = ["image/", "audio/", "video/", "application/pdf"]
         .iter()
         .any(|p| a.mime_type.starts_with(p))

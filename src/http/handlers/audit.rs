@@ -22,11 +22,7 @@ pub struct AuditQuery {
 }
 
 #[utoipa::path(get, operation_id = "audit_list", path = "/api/v1/audit", tag = "audit", params(AuditQuery), responses((status = 200, body = [AuditView])))]
-pub async fn list(
-    state: State,
-    Admin(_p): Admin,
-    q: web::Query<AuditQuery>,
-) -> ApiResult<web::Json<Vec<AuditView>>> {
+pub async fn list(state: State, Admin(_p): Admin, q: web::Query<AuditQuery>) -> ApiResult<web::Json<Vec<AuditView>>> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::field("limit", "must be between 1 and 200"));

@@ -7,9 +7,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{hash_password, name_field};
-use crate::auth::{
-    Credential, Principal, SESSION_COOKIE, random_secret, secret_hash, verify_password,
-};
+use crate::auth::{Credential, Principal, SESSION_COOKIE, random_secret, secret_hash, verify_password};
 use crate::domain::Role;
 use crate::domain::text::normalize_email;
 use crate::http::State;
@@ -79,14 +77,7 @@ pub async fn login(state: State, body: web::Json<LoginRequest>) -> ApiResult<Htt
     let token = random_secret();
     let csrf = random_secret();
     let ttl = Duration::hours(state.settings.session_ttl_hours as i64);
-    store::auth::create_session(
-        &state.store,
-        agent.id,
-        &secret_hash(&token),
-        &csrf,
-        store::now() + ttl,
-    )
-    .await?;
+    store::auth::create_session(&state.store, agent.id, &secret_hash(&token), &csrf, store::now() + ttl).await?;
     let p = Principal {
         agent_id: agent.id,
         name: agent.name.clone(),
@@ -105,9 +96,7 @@ pub async fn login(state: State, body: web::Json<LoginRequest>) -> ApiResult<Htt
         .http_only(true)
         .same_site(SameSite::Strict)
         .secure(state.settings.secure_cookies)
-        .max_age(CookieDuration::hours(
-            state.settings.session_ttl_hours as i64,
-        ))
+        .max_age(CookieDuration::hours(state.settings.session_ttl_hours as i64))
         .finish();
     Ok(HttpResponse::Ok().cookie(cookie).json(view))
 }
@@ -156,12 +145,9 @@ pub struct SetupRequest {
 pub async fn setup(state: State, body: web::Json<SetupRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     if store::agents::any_admin(&state.store).await? {
-        return Err(ApiError::Conflict(
-            "setup is done: an admin already exists".into(),
-        ));
+        return Err(ApiError::Conflict("setup is done: an admin already exists".into()));
     }
-    let email = normalize_email(&body.email)
-        .ok_or_else(|| ApiError::field("email", "is not a valid email address"))?;
+    let email = normalize_email(&body.email).ok_or_else(|| ApiError::field("email", "is not a valid email address"))?;
     let name = match body.name.as_deref() {
         Some(n) => name_field("name", n, 100)?,
         None => email.split('@').next().unwrap_or("Admin").to_owned(),

@@ -82,10 +82,9 @@ fn resolve_mode(kind: ChannelKind, requested: Option<&str>) -> ApiResult<Mode> {
         None => None,
     };
     match (kind.fixed_mode(), requested) {
-        (Some(fixed), Some(m)) if fixed != m => Err(ApiError::field(
-            "mode",
-            format!("{kind} channels are always {fixed}"),
-        )),
+        (Some(fixed), Some(m)) if fixed != m => {
+            Err(ApiError::field("mode", format!("{kind} channels are always {fixed}")))
+        }
         (Some(fixed), _) => Ok(fixed),
         (None, Some(m)) => Ok(m),
         (None, None) => Err(ApiError::field(
@@ -97,30 +96,19 @@ fn resolve_mode(kind: ChannelKind, requested: Option<&str>) -> ApiResult<Mode> {
 
 /// Channel instances the caller may work in (all of them for admins).
 #[utoipa::path(get, operation_id = "channels_list", path = "/api/v1/channels", tag = "channels", params(ChannelQuery), responses((status = 200, body = [ChannelView])))]
-pub async fn list(
-    state: State,
-    p: Principal,
-    q: web::Query<ChannelQuery>,
-) -> ApiResult<web::Json<Vec<ChannelView>>> {
+pub async fn list(state: State, p: Principal, q: web::Query<ChannelQuery>) -> ApiResult<web::Json<Vec<ChannelView>>> {
     if let Some(kind) = &q.kind {
-        kind.parse::<ChannelKind>()
-            .map_err(|e| ApiError::field("kind", e))?;
+        kind.parse::<ChannelKind>().map_err(|e| ApiError::field("kind", e))?;
     }
     let rows = store::channels::list(&state.store, &p.scope, q.kind.as_deref()).await?;
     Ok(web::Json(
-        rows.into_iter()
-            .map(|c| ChannelView::new(c, p.is_admin()))
-            .collect(),
+        rows.into_iter().map(|c| ChannelView::new(c, p.is_admin())).collect(),
     ))
 }
 
 #[utoipa::path(get, operation_id = "channels_get", path = "/api/v1/channels/{id}", tag = "channels", params(("id" = i64, Path)),
     responses((status = 200, body = ChannelView), (status = 404, body = crate::http::error::ErrorBody)))]
-pub async fn get(
-    state: State,
-    p: Principal,
-    id: web::Path<i64>,
-) -> ApiResult<web::Json<ChannelView>> {
+pub async fn get(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<web::Json<ChannelView>> {
     let c = store::channels::get(&state.store, *id, &p.scope).await?;
     Ok(web::Json(ChannelView::new(c, p.is_admin())))
 }
@@ -128,11 +116,7 @@ pub async fn get(
 /// Add a channel instance (admin). It is at once available to agent access, filters and rules (CC-2).
 #[utoipa::path(post, operation_id = "channels_create", path = "/api/v1/channels", tag = "channels", request_body = CreateChannelRequest,
     responses((status = 201, body = ChannelView), (status = 400, body = crate::http::error::ErrorBody)))]
-pub async fn create(
-    state: State,
-    Admin(p): Admin,
-    body: web::Json<CreateChannelRequest>,
-) -> ApiResult<HttpResponse> {
+pub async fn create(state: State, Admin(p): Admin, body: web::Json<CreateChannelRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let kind: ChannelKind = body.kind.parse().map_err(|e| ApiError::field("kind", e))?;
     let name = name_field("name", &body.name, 100)?;
@@ -207,14 +191,8 @@ pub async fn delete(state: State, Admin(p): Admin, id: web::Path<i64>) -> ApiRes
 /// The channel's newest outbound deliveries (admin): state, attempts, last error.
 #[utoipa::path(get, operation_id = "channels_deliveries", path = "/api/v1/channels/{id}/deliveries", tag = "channels", params(("id" = i64, Path)),
     responses((status = 200, body = [DeliveryView])))]
-pub async fn deliveries(
-    state: State,
-    Admin(_p): Admin,
-    id: web::Path<i64>,
-) -> ApiResult<web::Json<Vec<DeliveryView>>> {
+pub async fn deliveries(state: State, Admin(_p): Admin, id: web::Path<i64>) -> ApiResult<web::Json<Vec<DeliveryView>>> {
     store::channels::get(&state.store, *id, &ChannelScope::All).await?;
     let rows = store::outbox::list_for_channel(&state.store, *id, 200).await?;
-    Ok(web::Json(
-        rows.into_iter().map(DeliveryView::from).collect(),
-    ))
+    Ok(web::Json(rows.into_iter().map(DeliveryView::from).collect()))
 }

@@ -13,15 +13,12 @@ use crate::domain::text::{normalize_email, normalize_phone, normalize_tag};
 use crate::domain::{Direction, Mode, Priority, Source};
 use crate::http::State;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::views::{
-    AuthorView, ConversationCreated, ConversationPage, ConversationView, MessageCreated,
-    MessageView,
-};
+use crate::http::views::{ConversationCreated, ConversationPage, ConversationView, MessageCreated, MessageView};
+use crate::store;
 use crate::store::conversations::{
-    AssigneeFilter, ConversationFilter, ConversationPatch, Counterpart, NewConversation, SortOrder,
+    AssigneeFilter, ConversationFilter, ConversationPatch, Counterpart, EndReason, NewConversation, SortOrder,
 };
 use crate::store::messages::NewReply;
-use crate::store::{self, models};
 
 /// Longest message text accepted (characters).
 const MAX_CONTENT: usize = 100_000;
@@ -181,12 +178,8 @@ fn tags(field: &str, raw: &[String]) -> ApiResult<Vec<String>> {
     }
     raw.iter()
         .map(|t| {
-            normalize_tag(t).ok_or_else(|| {
-                ApiError::field(
-                    field,
-                    format!("{t:?} is not a valid tag (1–50 characters, no commas)"),
-                )
-            })
+            normalize_tag(t)
+                .ok_or_else(|| ApiError::field(field, format!("{t:?} is not a valid tag (1–50 characters, no commas)")))
         })
         .collect()
 }
@@ -203,42 +196,6 @@ fn source_of(p: &Principal) -> Source {
         Credential::ApiToken { .. } => Source::Api,
         Credential::Session { .. } => Source::Agent,
     }
-}
-
-/// Author of each message, for views.
-async fn authors(
-    state: &State,
-    customer_name: &str,
-    messages: &[&models::Message],
-) -> ApiResult<Vec<AuthorView>> {
-    let mut ids: Vec<i64> = messages.iter().filter_map(|m| m.author_agent_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let names = store::messages::agent_names(&state.store, &ids).await?;
-    Ok(messages
-        .iter()
-        .map(|m| match (m.author_agent_id, m.author_customer_id) {
-            (Some(a), _) => AuthorView {
-                kind: "agent".into(),
-                id: Some(a),
-                name: names
-                    .iter()
-                    .find(|(id, _)| *id == a)
-                    .map(|(_, n)| n.clone())
-                    .unwrap_or_default(),
-            },
-            (None, Some(c)) => AuthorView {
-                kind: "customer".into(),
-                id: Some(c),
-                name: customer_name.to_owned(),
-            },
-            (None, None) => AuthorView {
-                kind: "system".into(),
-                id: None,
-                name: "Switchboard".into(),
-            },
-        })
-        .collect())
 }
 
 /// Conversations the caller may see, filtered and paged. Without `show_active_chats=true` chats
@@ -271,9 +228,11 @@ pub async fn list(
         None => None,
         Some("none") => Some(AssigneeFilter::Nobody),
         Some("me") => Some(AssigneeFilter::Agent(p.agent_id)),
-        Some(id) => Some(AssigneeFilter::Agent(id.parse().map_err(|_| {
-            ApiError::field("assignee", "must be an agent id, `me` or `none`")
-        })?)),
+        Some(id) => {
+            Some(AssigneeFilter::Agent(id.parse().map_err(|_| {
+                ApiError::field("assignee", "must be an agent id, `me` or `none`")
+            })?))
+        }
     };
     let priority = match q.priority.as_deref() {
         Some(pr) => Some(
@@ -299,9 +258,7 @@ pub async fn list(
     if let (Some(a), Some(b)) = (q.customer, q.user_id)
         && a != b
     {
-        return Err(ApiError::validation(
-            "customer and user_id name different customers",
-        ));
+        return Err(ApiError::validation("customer and user_id name different customers"));
     }
     let text =
         q.q.as_deref()
@@ -339,11 +296,7 @@ pub async fn list(
 
 #[utoipa::path(get, operation_id = "conversations_get", path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = i64, Path)),
     responses((status = 200, body = ConversationView), (status = 404, body = crate::http::error::ErrorBody)))]
-pub async fn get(
-    state: State,
-    p: Principal,
-    id: web::Path<i64>,
-) -> ApiResult<web::Json<ConversationView>> {
+pub async fn get(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<web::Json<ConversationView>> {
     let row = store::conversations::get(&state.store, *id, &p.scope)
         .await
         .map_err(|e| not_found_as(e, "conversation"))?;
@@ -363,22 +316,13 @@ fn not_found_as(e: store::StoreError, what: &str) -> ApiError {
 #[utoipa::path(post, operation_id = "conversations_create", path = "/api/v1/conversations", tag = "conversations", request_body = CreateConversationRequest,
     responses((status = 201, body = ConversationCreated), (status = 200, description = "`external_message_id` already known: nothing stored", body = ConversationCreated),
         (status = 422, body = crate::http::error::ErrorBody)))]
-pub async fn create(
-    state: State,
-    p: Principal,
-    body: web::Json<CreateConversationRequest>,
-) -> ApiResult<HttpResponse> {
+pub async fn create(state: State, p: Principal, body: web::Json<CreateConversationRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     if body.channel <= 0 {
         return Err(ApiError::field("channel", "must be a channel id"));
     }
     let text = content("content", &body.content)?;
-    let subject = body
-        .subject
-        .as_deref()
-        .map(str::trim)
-        .unwrap_or_default()
-        .to_owned();
+    let subject = body.subject.as_deref().map(str::trim).unwrap_or_default().to_owned();
     if subject.chars().count() > MAX_SUBJECT {
         return Err(ApiError::field(
             "subject",
@@ -388,17 +332,11 @@ pub async fn create(
     let external_message_id = match body.external_message_id.as_deref().map(str::trim) {
         Some("") => return Err(ApiError::field("external_message_id", "must not be empty")),
         Some(e) if e.len() > 500 => {
-            return Err(ApiError::field(
-                "external_message_id",
-                "must be at most 500 characters",
-            ));
+            return Err(ApiError::field("external_message_id", "must be at most 500 characters"));
         }
         other => other.map(str::to_owned),
     };
-    let (counterpart, direction, source, author) = match (
-        body.user_custom_id.as_deref(),
-        body.customer_id,
-    ) {
+    let (counterpart, direction, source, author) = match (body.user_custom_id.as_deref(), body.customer_id) {
         (Some(_), Some(_)) => {
             return Err(ApiError::validation(
                 "give either user_custom_id or customer_id, not both",
@@ -412,23 +350,18 @@ pub async fn create(
         (Some(ext), None) => {
             let ext = ext.trim();
             if ext.is_empty() || ext.len() > 255 {
-                return Err(ApiError::field(
-                    "user_custom_id",
-                    "must be 1–255 characters",
-                ));
+                return Err(ApiError::field("user_custom_id", "must be 1–255 characters"));
             }
             let email = match body.email.as_deref().filter(|e| !e.trim().is_empty()) {
-                Some(e) => Some(
-                    normalize_email(e)
-                        .ok_or_else(|| ApiError::field("email", "is not a valid email address"))?,
-                ),
+                Some(e) => {
+                    Some(normalize_email(e).ok_or_else(|| ApiError::field("email", "is not a valid email address"))?)
+                }
                 None => None,
             };
             let phone = match body.phone.as_deref().filter(|e| !e.trim().is_empty()) {
-                Some(ph) => Some(
-                    normalize_phone(ph)
-                        .ok_or_else(|| ApiError::field("phone", "is not a valid phone number"))?,
-                ),
+                Some(ph) => {
+                    Some(normalize_phone(ph).ok_or_else(|| ApiError::field("phone", "is not a valid phone number"))?)
+                }
                 None => None,
             };
             let name = match body.name.as_deref().filter(|n| !n.trim().is_empty()) {
@@ -475,7 +408,11 @@ pub async fn create(
         actor(&p),
     )
     .await?;
-    let view: ConversationView = created.conversation.into();
+    let view: ConversationView = if created.created {
+        state.realtime.created(&created).await?.conversation
+    } else {
+        created.conversation.into()
+    };
     let answer = ConversationCreated {
         conversation_id: view.id,
         number: view.number,
@@ -523,10 +460,7 @@ fn patch_from(body: PatchConversationRequest) -> ApiResult<ConversationPatch> {
         if fields.len() > 100 {
             return Err(ApiError::field("custom_fields", "at most 100 fields"));
         }
-        if let Some(bad) = fields
-            .keys()
-            .find(|k| !crate::domain::text::is_valid_key(k))
-        {
+        if let Some(bad) = fields.keys().find(|k| !crate::domain::text::is_valid_key(k)) {
             return Err(ApiError::field(
                 "custom_fields",
                 format!("{bad:?} is not a valid field name (a-z, 0-9, _)"),
@@ -568,10 +502,12 @@ pub async fn update(
     if patch.is_empty() {
         return Err(ApiError::validation("nothing to change"));
     }
-    let row = store::conversations::update(&state.store, *id, &patch, &p.scope, actor(&p))
+    let updated = state
+        .realtime
+        .update(*id, patch, &p.scope, actor(&p))
         .await
         .map_err(|e| not_found_as(e, "conversation"))?;
-    Ok(web::Json(row.into()))
+    Ok(web::Json(updated.conversation))
 }
 
 /// Merge this conversation into another (CORE-8); answers with the survivor.
@@ -583,10 +519,12 @@ pub async fn merge(
     id: web::Path<i64>,
     body: web::Json<MergeRequest>,
 ) -> ApiResult<web::Json<ConversationView>> {
-    let row = store::conversations::merge(&state.store, *id, body.into, &p.scope, actor(&p))
+    let updated = state
+        .realtime
+        .merge(*id, body.into, &p.scope, actor(&p))
         .await
         .map_err(|e| not_found_as(e, "conversation"))?;
-    Ok(web::Json(row.into()))
+    Ok(web::Json(updated.conversation))
 }
 
 /// Messages in seq order. `after_seq` pages forward (what a reconnecting client missed),
@@ -606,52 +544,60 @@ pub async fn messages(
     let conversation = store::conversations::get(&state.store, *id, &p.scope)
         .await
         .map_err(|e| not_found_as(e, "conversation"))?;
-    let rows = store::messages::list(
-        &state.store,
-        *id,
-        q.after_seq,
-        q.before_seq,
-        limit,
-        &p.scope,
-    )
-    .await?;
-    let refs: Vec<&models::Message> = rows.iter().map(|(m, _)| m).collect();
-    let authors = authors(&state, &conversation.customer_name, &refs).await?;
+    let rows = store::messages::list(&state.store, *id, q.after_seq, q.before_seq, limit, &p.scope).await?;
     Ok(web::Json(
-        rows.into_iter()
-            .zip(authors)
-            .map(|((m, files), author)| MessageView::new(m, files, author))
-            .collect(),
+        crate::realtime::render::message_views(&state.store, &conversation.customer_name, rows).await?,
     ))
 }
 
 async fn append(state: State, p: Principal, id: i64, reply: NewReply) -> ApiResult<HttpResponse> {
-    let appended = store::messages::append_reply(&state.store, reply, &p.scope, actor(&p))
+    let replied = state
+        .realtime
+        .reply(reply, &p.scope, actor(&p))
         .await
         .map_err(|e| not_found_as(e, "conversation"))?;
-    let author = authors(
-        &state,
-        &appended.conversation.customer_name,
-        &[&appended.message],
-    )
-    .await?
-    .remove(0);
-    let message = MessageView::new(appended.message, appended.attachments, author);
     Ok(HttpResponse::Created().json(MessageCreated {
-        message_id: message.id,
+        message_id: replied.message.id,
         conversation_id: id,
-        seq: message.seq,
-        message,
-        conversation: appended.conversation.into(),
+        seq: replied.message.seq,
+        message: replied.message,
+        conversation: replied.conversation,
     }))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndChatRequest {
+    /// A status to set as the chat ends (it then enters the ticket list with it). Default: unchanged.
+    pub status: Option<String>,
+}
+
+/// End a chat in progress (CORE-5 a): it leaves the chat panel and enters the ticket list.
+#[utoipa::path(post, operation_id = "conversations_end", path = "/api/v1/conversations/{id}/end", tag = "conversations", params(("id" = i64, Path)),
+    request_body = EndChatRequest,
+    responses((status = 200, body = ConversationView), (status = 409, description = "the chat had already ended", body = crate::http::error::ErrorBody),
+        (status = 422, description = "not a chat", body = crate::http::error::ErrorBody)))]
+pub async fn end(
+    state: State,
+    p: Principal,
+    id: web::Path<i64>,
+    body: Option<web::Json<EndChatRequest>>,
+) -> ApiResult<web::Json<ConversationView>> {
+    let status = body.and_then(|b| b.into_inner().status).map(|s| s.trim().to_owned());
+    match state
+        .realtime
+        .end(*id, status, EndReason::Agent, &p.scope, actor(&p))
+        .await
+        .map_err(|e| not_found_as(e, "conversation"))?
+    {
+        Some(updated) => Ok(web::Json(updated.conversation)),
+        None => Err(ApiError::Conflict("this chat has already ended".into())),
+    }
 }
 
 fn attachment_ids(ids: Vec<i64>) -> ApiResult<Vec<i64>> {
     if ids.len() > MAX_ATTACHMENTS {
-        return Err(ApiError::field(
-            "attachment_ids",
-            format!("at most {MAX_ATTACHMENTS}"),
-        ));
+        return Err(ApiError::field("attachment_ids", format!("at most {MAX_ATTACHMENTS}")));
     }
     let mut ids = ids;
     ids.sort_unstable();

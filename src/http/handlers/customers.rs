@@ -61,11 +61,7 @@ pub struct CompanyQuery {
 }
 
 #[utoipa::path(get, operation_id = "customers_search", path = "/api/v1/customers", tag = "customers", params(CustomerQuery), responses((status = 200, body = CustomerPage)))]
-pub async fn search(
-    state: State,
-    _p: Principal,
-    q: web::Query<CustomerQuery>,
-) -> ApiResult<web::Json<CustomerPage>> {
+pub async fn search(state: State, _p: Principal, q: web::Query<CustomerQuery>) -> ApiResult<web::Json<CustomerPage>> {
     let (page, per_page, offset) = paging(q.page, q.per_page, 25)?;
     let text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
     if text.is_some_and(|t| t.chars().count() > 200) {
@@ -82,14 +78,8 @@ pub async fn search(
 
 #[utoipa::path(get, operation_id = "customers_get", path = "/api/v1/customers/{id}", tag = "customers", params(("id" = i64, Path)),
     responses((status = 200, body = CustomerView), (status = 404, body = crate::http::error::ErrorBody)))]
-pub async fn get(
-    state: State,
-    _p: Principal,
-    id: web::Path<i64>,
-) -> ApiResult<web::Json<CustomerView>> {
-    Ok(web::Json(
-        store::customers::get(&state.store, *id).await?.into(),
-    ))
+pub async fn get(state: State, _p: Principal, id: web::Path<i64>) -> ApiResult<web::Json<CustomerView>> {
+    Ok(web::Json(store::customers::get(&state.store, *id).await?.into()))
 }
 
 #[utoipa::path(patch, operation_id = "customers_update", path = "/api/v1/customers/{id}", tag = "customers", params(("id" = i64, Path)), request_body = UpdateCustomerRequest,
@@ -115,15 +105,13 @@ pub async fn update(
         return Err(ApiError::field("notes", "must be at most 10000 characters"));
     }
     if let Some(Some(owner)) = body.owner_agent_id {
-        store::agents::get(&state.store, owner)
-            .await
-            .map_err(|e| match e {
-                store::StoreError::NotFound => ApiError::Unprocessable {
-                    code: "unknown_reference",
-                    message: format!("agent {owner} does not exist"),
-                },
-                other => other.into(),
-            })?;
+        store::agents::get(&state.store, owner).await.map_err(|e| match e {
+            store::StoreError::NotFound => ApiError::Unprocessable {
+                code: "unknown_reference",
+                message: format!("agent {owner} does not exist"),
+            },
+            other => other.into(),
+        })?;
     }
     let custom_fields = match body.custom_fields {
         Some(f) => Some(serde_json::to_string(&f).map_err(ApiError::internal)?),
@@ -137,9 +125,7 @@ pub async fn update(
         custom_fields,
     };
     store::customers::update(&state.store, *id, patch, actor(&p)).await?;
-    Ok(web::Json(
-        store::customers::get(&state.store, *id).await?.into(),
-    ))
+    Ok(web::Json(store::customers::get(&state.store, *id).await?.into()))
 }
 
 /// Link an email, phone or external id to this customer. One that belongs to someone else is a 409: merge instead.
@@ -155,14 +141,12 @@ pub async fn add_identity(
     let (kind, value, channel) = match body.kind.as_str() {
         "email" => (
             "email",
-            normalize_email(&body.value)
-                .ok_or_else(|| ApiError::field("value", "is not a valid email address"))?,
+            normalize_email(&body.value).ok_or_else(|| ApiError::field("value", "is not a valid email address"))?,
             None,
         ),
         "phone" => (
             "phone",
-            normalize_phone(&body.value)
-                .ok_or_else(|| ApiError::field("value", "is not a valid phone number"))?,
+            normalize_phone(&body.value).ok_or_else(|| ApiError::field("value", "is not a valid phone number"))?,
             None,
         ),
         "external" => {
@@ -182,30 +166,19 @@ pub async fn add_identity(
             ("external", v.to_owned(), Some(channel))
         }
         _ => {
-            return Err(ApiError::field(
-                "kind",
-                "must be one of: email, phone, external",
-            ));
+            return Err(ApiError::field("kind", "must be one of: email, phone, external"));
         }
     };
     if kind != "external" && body.channel_id.is_some() {
-        return Err(ApiError::field(
-            "channel_id",
-            "only external ids belong to a channel",
-        ));
+        return Err(ApiError::field("channel_id", "only external ids belong to a channel"));
     }
-    let identity =
-        store::customers::add_identity(&state.store, *id, kind, channel, &value, actor(&p)).await?;
+    let identity = store::customers::add_identity(&state.store, *id, kind, channel, &value, actor(&p)).await?;
     Ok(HttpResponse::Created().json(IdentityView::from(identity)))
 }
 
 #[utoipa::path(delete, operation_id = "customers_remove_identity", path = "/api/v1/customers/{id}/identities/{identity_id}", tag = "customers",
     params(("id" = i64, Path), ("identity_id" = i64, Path)), responses((status = 204)))]
-pub async fn remove_identity(
-    state: State,
-    p: Principal,
-    path: web::Path<(i64, i64)>,
-) -> ApiResult<HttpResponse> {
+pub async fn remove_identity(state: State, p: Principal, path: web::Path<(i64, i64)>) -> ApiResult<HttpResponse> {
     let (id, identity_id) = path.into_inner();
     let detail = store::customers::get(&state.store, id).await?;
     if let Some(identity) = detail.identities.iter().find(|i| i.id == identity_id)
@@ -229,9 +202,7 @@ pub async fn merge(
 ) -> ApiResult<web::Json<CustomerView>> {
     let survivor = store::customers::merge(&state.store, *id, body.into, actor(&p)).await?;
     Ok(web::Json(
-        store::customers::get(&state.store, survivor.id)
-            .await?
-            .into(),
+        store::customers::get(&state.store, survivor.id).await?.into(),
     ))
 }
 
@@ -266,11 +237,7 @@ pub async fn companies(
     _p: Principal,
     q: web::Query<CompanyQuery>,
 ) -> ApiResult<web::Json<Vec<CompanyView>>> {
-    let rows = store::customers::list_companies(
-        &state.store,
-        q.q.as_deref().filter(|s| !s.trim().is_empty()),
-        100,
-    )
-    .await?;
+    let rows =
+        store::customers::list_companies(&state.store, q.q.as_deref().filter(|s| !s.trim().is_empty()), 100).await?;
     Ok(web::Json(rows.into_iter().map(CompanyView::from).collect()))
 }

@@ -33,11 +33,7 @@ pub fn actor(p: &Principal) -> Actor {
 }
 
 /// 1-based page and page size, checked.
-pub fn paging(
-    page: Option<i64>,
-    per_page: Option<i64>,
-    default: i64,
-) -> Result<(i64, i64, i64), ApiError> {
+pub fn paging(page: Option<i64>, per_page: Option<i64>, default: i64) -> Result<(i64, i64, i64), ApiError> {
     let page = page.unwrap_or(1);
     let per_page = per_page.unwrap_or(default);
     if !(1..=1_000_000).contains(&page) {
@@ -51,12 +47,8 @@ pub fn paging(
 
 /// A required, trimmed, non-empty name of at most `max` characters.
 pub fn name_field(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    crate::domain::text::clean_name(value, max).ok_or_else(|| {
-        ApiError::field(
-            field,
-            format!("must be 1–{max} characters, without control characters"),
-        )
-    })
+    crate::domain::text::clean_name(value, max)
+        .ok_or_else(|| ApiError::field(field, format!("must be 1–{max} characters, without control characters")))
 }
 
 /// Hash a password off the async executor, after checking its length.
@@ -64,10 +56,7 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
     if password.chars().count() < crate::auth::MIN_PASSWORD_LEN {
         return Err(ApiError::field(
             "password",
-            format!(
-                "must be at least {} characters",
-                crate::auth::MIN_PASSWORD_LEN
-            ),
+            format!("must be at least {} characters", crate::auth::MIN_PASSWORD_LEN),
         ));
     }
     if password.len() > 1024 {
@@ -83,11 +72,7 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 pub fn sanitize_html(html: &str) -> String {
     ammonia::Builder::default()
         .link_rel(Some("noopener noreferrer nofollow"))
-        .url_schemes(
-            ["http", "https", "mailto", "tel", "cid"]
-                .into_iter()
-                .collect(),
-        )
+        .url_schemes(["http", "https", "mailto", "tel", "cid"].into_iter().collect())
         .clean(html)
         .to_string()
 }
@@ -102,9 +87,7 @@ mod tests {
             r#"<p onclick="x()">Hi <b>there</b><script>alert(1)</script><a href="javascript:alert(1)">x</a><img src="cid:logo"></p>"#,
         );
         assert!(
-            !clean.contains("script")
-                && !clean.contains("onclick")
-                && !clean.contains("javascript"),
+            !clean.contains("script") && !clean.contains("onclick") && !clean.contains("javascript"),
             "{clean}"
         );
         assert!(clean.contains("<b>there</b>"));

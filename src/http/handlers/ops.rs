@@ -17,11 +17,8 @@ pub async fn healthz() -> HttpResponse {
     responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
 pub async fn readyz(state: State) -> HttpResponse {
     match state.store.is_ready().await {
-        Ok(true) => HttpResponse::Ok()
-            .json(json!({"status": "ready", "database": state.store.backend_name()})),
-        Ok(false) => {
-            HttpResponse::ServiceUnavailable().json(json!({"status": "migrations pending"}))
-        }
+        Ok(true) => HttpResponse::Ok().json(json!({"status": "ready", "database": state.store.backend_name()})),
+        Ok(false) => HttpResponse::ServiceUnavailable().json(json!({"status": "migrations pending"})),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             HttpResponse::ServiceUnavailable().json(json!({"status": "database unreachable"}))
@@ -39,7 +36,5 @@ pub async fn metrics(state: State) -> HttpResponse {
 
 /// Unknown API paths answer in the API's error shape.
 pub async fn api_not_found() -> Result<HttpResponse, crate::http::error::ApiError> {
-    Err(crate::http::error::ApiError::NotFound(
-        "no such endpoint".into(),
-    ))
+    Err(crate::http::error::ApiError::NotFound("no such endpoint".into()))
 }

@@ -57,11 +57,7 @@ pub async fn list(state: State, _p: Principal) -> ApiResult<web::Json<Vec<Status
 
 #[utoipa::path(post, operation_id = "statuses_create", path = "/api/v1/statuses", tag = "statuses", request_body = CreateStatusRequest,
     responses((status = 201, body = StatusView), (status = 409, body = crate::http::error::ErrorBody)))]
-pub async fn create(
-    state: State,
-    Admin(p): Admin,
-    body: web::Json<CreateStatusRequest>,
-) -> ApiResult<HttpResponse> {
+pub async fn create(state: State, Admin(p): Admin, body: web::Json<CreateStatusRequest>) -> ApiResult<HttpResponse> {
     if !is_valid_key(&body.key) {
         return Err(ApiError::field(
             "key",
@@ -112,11 +108,7 @@ pub async fn update(
 
 /// Delete a custom status no conversation uses.
 #[utoipa::path(delete, operation_id = "statuses_delete", path = "/api/v1/statuses/{key}", tag = "statuses", params(("key" = String, Path)), responses((status = 204)))]
-pub async fn delete(
-    state: State,
-    Admin(p): Admin,
-    key: web::Path<String>,
-) -> ApiResult<HttpResponse> {
+pub async fn delete(state: State, Admin(p): Admin, key: web::Path<String>) -> ApiResult<HttpResponse> {
     store::statuses::delete(&state.store, &key, actor(&p)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -37,10 +37,7 @@ pub struct TeamMembersRequest {
 
 fn description(d: &str) -> ApiResult<String> {
     if d.chars().count() > 2000 {
-        return Err(ApiError::field(
-            "description",
-            "must be at most 2000 characters",
-        ));
+        return Err(ApiError::field("description", "must be at most 2000 characters"));
     }
     Ok(d.trim().to_owned())
 }
@@ -48,32 +45,19 @@ fn description(d: &str) -> ApiResult<String> {
 #[utoipa::path(get, operation_id = "teams_list", path = "/api/v1/teams", tag = "teams", responses((status = 200, body = [TeamView])))]
 pub async fn list(state: State, _p: Principal) -> ApiResult<web::Json<Vec<TeamView>>> {
     let teams = store::teams::list(&state.store).await?;
-    Ok(web::Json(
-        teams
-            .into_iter()
-            .map(|(t, m)| TeamView::new(t, m))
-            .collect(),
-    ))
+    Ok(web::Json(teams.into_iter().map(|(t, m)| TeamView::new(t, m)).collect()))
 }
 
 #[utoipa::path(get, operation_id = "teams_get", path = "/api/v1/teams/{id}", tag = "teams", params(("id" = i64, Path)),
     responses((status = 200, body = TeamView), (status = 404, body = crate::http::error::ErrorBody)))]
-pub async fn get(
-    state: State,
-    _p: Principal,
-    id: web::Path<i64>,
-) -> ApiResult<web::Json<TeamView>> {
+pub async fn get(state: State, _p: Principal, id: web::Path<i64>) -> ApiResult<web::Json<TeamView>> {
     let (t, m) = store::teams::get(&state.store, *id).await?;
     Ok(web::Json(TeamView::new(t, m)))
 }
 
 #[utoipa::path(post, operation_id = "teams_create", path = "/api/v1/teams", tag = "teams", request_body = CreateTeamRequest,
     responses((status = 201, body = TeamView), (status = 409, body = crate::http::error::ErrorBody)))]
-pub async fn create(
-    state: State,
-    Admin(p): Admin,
-    body: web::Json<CreateTeamRequest>,
-) -> ApiResult<HttpResponse> {
+pub async fn create(state: State, Admin(p): Admin, body: web::Json<CreateTeamRequest>) -> ApiResult<HttpResponse> {
     let name = name_field("name", &body.name, 100)?;
     let description = description(&body.description)?;
     let team = store::teams::create(&state.store, &name, &description, actor(&p)).await?;
@@ -101,14 +85,7 @@ pub async fn update(
         Some(d) => Some(description(d)?),
         None => None,
     };
-    store::teams::update(
-        &state.store,
-        *id,
-        name.as_deref(),
-        description.as_deref(),
-        actor(&p),
-    )
-    .await?;
+    store::teams::update(&state.store, *id, name.as_deref(), description.as_deref(), actor(&p)).await?;
     let (t, m) = store::teams::get(&state.store, *id).await?;
     Ok(web::Json(TeamView::new(t, m)))
 }

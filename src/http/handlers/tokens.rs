@@ -27,16 +27,8 @@ pub struct TokenQuery {
 }
 
 #[utoipa::path(get, operation_id = "tokens_list", path = "/api/v1/tokens", tag = "tokens", params(TokenQuery), responses((status = 200, body = [TokenView])))]
-pub async fn list(
-    state: State,
-    p: Principal,
-    q: web::Query<TokenQuery>,
-) -> ApiResult<web::Json<Vec<TokenView>>> {
-    let whose = if p.is_admin() {
-        q.agent_id
-    } else {
-        Some(p.agent_id)
-    };
+pub async fn list(state: State, p: Principal, q: web::Query<TokenQuery>) -> ApiResult<web::Json<Vec<TokenView>>> {
+    let whose = if p.is_admin() { q.agent_id } else { Some(p.agent_id) };
     let rows = store::auth::list_tokens(&state.store, whose).await?;
     Ok(web::Json(rows.into_iter().map(TokenView::from).collect()))
 }
@@ -44,35 +36,22 @@ pub async fn list(
 /// Create an API token. The secret is in the answer once and never again.
 #[utoipa::path(post, operation_id = "tokens_create", path = "/api/v1/tokens", tag = "tokens", request_body = CreateTokenRequest,
     responses((status = 201, body = TokenCreated)))]
-pub async fn create(
-    state: State,
-    p: Principal,
-    body: web::Json<CreateTokenRequest>,
-) -> ApiResult<HttpResponse> {
+pub async fn create(state: State, p: Principal, body: web::Json<CreateTokenRequest>) -> ApiResult<HttpResponse> {
     let name = name_field("name", &body.name, 100)?;
     let agent_id = body.agent_id.unwrap_or(p.agent_id);
     if agent_id != p.agent_id && !p.is_admin() {
-        return Err(ApiError::forbidden(
-            "only admins create tokens for other agents",
-        ));
+        return Err(ApiError::forbidden("only admins create tokens for other agents"));
     }
     let (secret, prefix) = new_api_token();
-    let token = store::auth::create_token(
-        &state.store,
-        agent_id,
-        &name,
-        &secret_hash(&secret),
-        &prefix,
-        actor(&p),
-    )
-    .await
-    .map_err(|e| match e {
-        store::StoreError::NotFound => ApiError::Unprocessable {
-            code: "unknown_reference",
-            message: format!("agent {agent_id} does not exist"),
-        },
-        other => other.into(),
-    })?;
+    let token = store::auth::create_token(&state.store, agent_id, &name, &secret_hash(&secret), &prefix, actor(&p))
+        .await
+        .map_err(|e| match e {
+            store::StoreError::NotFound => ApiError::Unprocessable {
+                code: "unknown_reference",
+                message: format!("agent {agent_id} does not exist"),
+            },
+            other => other.into(),
+        })?;
     Ok(HttpResponse::Created().json(TokenCreated {
         info: TokenView::from(token),
         token: secret,

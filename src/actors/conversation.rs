@@ -1,0 +1,206 @@
+//! The actor of one conversation. See the module docs of `actors`.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::NaiveDateTime;
+
+use crate::domain::ChannelScope;
+use crate::realtime::{Realtime, ops};
+use crate::store::audit::Actor as Who;
+use crate::store::conversations::{ConversationPatch, EndReason};
+use crate::store::messages::NewReply;
+use crate::store::{StoreError, StoreResult};
+
+/// An actor with nothing to do for this long (and no timer pending) stops.
+pub const IDLE: Duration = Duration::from_secs(300);
+
+pub struct ConversationActor {
+    id: i64,
+    rt: Realtime,
+    timer: Option<SpawnHandle>,
+    deadline: Option<NaiveDateTime>,
+    last_used: std::time::Instant,
+}
+
+impl ConversationActor {
+    pub fn new(id: i64, rt: Realtime) -> Self {
+        Self {
+            id,
+            rt,
+            timer: None,
+            deadline: None,
+            last_used: std::time::Instant::now(),
+        }
+    }
+
+    /// (Re)arm the inactivity timer for the stored deadline of a chat still in progress.
+    fn arm(&mut self, ctx: &mut Context<Self>, deadline: Option<NaiveDateTime>) {
+        if self.deadline == deadline && (self.timer.is_some() || deadline.is_none()) {
+            return;
+        }
+        if let Some(t) = self.timer.take() {
+            ctx.cancel_future(t);
+        }
+        self.deadline = deadline;
+        let Some(at) = deadline else { return };
+        let wait = (at - crate::store::now()).to_std().unwrap_or_default();
+        // A few milliseconds late rather than early: the store only ends a chat whose deadline passed.
+        self.timer = Some(ctx.run_later(wait + Duration::from_millis(5), |act, ctx| {
+            act.timer = None;
+            let rt = act.rt.clone();
+            let id = act.id;
+            ctx.wait(
+                async move { ops::end(&rt, id, &ChannelScope::All, None, EndReason::Inactivity, Who::System).await }
+                    .into_actor(act)
+                    .map(|res, act, ctx| {
+                        match res {
+                            Ok(Some(_)) => act.deadline = None,
+                            // Someone wrote in time: the stored deadline moved; follow it.
+                            Ok(None) => act.refresh(ctx),
+                            Err(e) => tracing::warn!(conversation_id = act.id, error = %e, "inactivity end failed"),
+                        }
+                    }),
+            );
+        }));
+    }
+
+    /// Reload the stored deadline and arm for it.
+    fn refresh(&mut self, ctx: &mut Context<Self>) {
+        let rt = self.rt.clone();
+        let id = self.id;
+        ctx.wait(
+            async move { crate::store::conversations::deadline(&rt.store, id).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    if let Ok(deadline) = res {
+                        act.deadline = None;
+                        act.arm(ctx, deadline);
+                    }
+                }),
+        );
+    }
+}
+
+impl Actor for ConversationActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(64);
+        ctx.run_interval(Duration::from_secs(30), |act, ctx| {
+            if act.timer.is_none() && act.last_used.elapsed() >= IDLE {
+                ctx.stop();
+            }
+        });
+    }
+
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        self.rt.registry().forget(self.id, &ctx.address());
+    }
+}
+
+/// Follow the stored deadline of the conversation (after a change made elsewhere, e.g. its creation).
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Arm(pub Option<NaiveDateTime>);
+
+impl Handler<Arm> for ConversationActor {
+    type Result = ();
+    fn handle(&mut self, msg: Arm, ctx: &mut Context<Self>) {
+        self.last_used = std::time::Instant::now();
+        self.arm(ctx, msg.0);
+    }
+}
+
+/// Append an agent reply or note.
+#[derive(Message, Clone)]
+#[rtype(result = "StoreResult<ops::Replied>")]
+pub struct Reply(pub NewReply, pub ChannelScope, pub Who);
+
+/// Change properties.
+#[derive(Message, Clone)]
+#[rtype(result = "StoreResult<ops::Updated>")]
+pub struct Patch(pub ConversationPatch, pub ChannelScope, pub Who);
+
+/// Merge this conversation into another.
+#[derive(Message, Clone)]
+#[rtype(result = "StoreResult<ops::Updated>")]
+pub struct Merge(pub i64, pub ChannelScope, pub Who);
+
+/// End the chat (agent, rule or inactivity), optionally setting a status.
+#[derive(Message, Clone)]
+#[rtype(result = "StoreResult<Option<ops::Updated>>")]
+pub struct End(pub Option<String>, pub EndReason, pub ChannelScope, pub Who);
+
+/// Run `work` as this actor's only job until it finishes, then follow the conversation's deadline.
+macro_rules! serialized {
+    ($self:ident, $work:expr, $deadline:expr) => {{
+        $self.last_used = std::time::Instant::now();
+        AtomicResponse::new(Box::pin($work.into_actor($self).map(|res, act, ctx| {
+            if let Ok(r) = &res {
+                let deadline: Option<Option<NaiveDateTime>> = $deadline(r);
+                if let Some(d) = deadline {
+                    act.arm(ctx, d);
+                }
+            }
+            res
+        })))
+    }};
+}
+
+impl Handler<Reply> for ConversationActor {
+    type Result = AtomicResponse<Self, StoreResult<ops::Replied>>;
+    fn handle(&mut self, Reply(reply, scope, who): Reply, _: &mut Context<Self>) -> Self::Result {
+        let rt = self.rt.clone();
+        serialized!(
+            self,
+            async move { ops::reply(&rt, reply, &scope, who).await },
+            |r: &ops::Replied| Some(r.deadline)
+        )
+    }
+}
+
+impl Handler<Patch> for ConversationActor {
+    type Result = AtomicResponse<Self, StoreResult<ops::Updated>>;
+    fn handle(&mut self, Patch(patch, scope, who): Patch, _: &mut Context<Self>) -> Self::Result {
+        let rt = self.rt.clone();
+        let id = self.id;
+        serialized!(
+            self,
+            async move { ops::update(&rt, id, &patch, &scope, who).await },
+            |r: &ops::Updated| Some(r.deadline)
+        )
+    }
+}
+
+impl Handler<Merge> for ConversationActor {
+    type Result = AtomicResponse<Self, StoreResult<ops::Updated>>;
+    fn handle(&mut self, Merge(into, scope, who): Merge, _: &mut Context<Self>) -> Self::Result {
+        let rt = self.rt.clone();
+        let id = self.id;
+        // The merged conversation is closed: no timer any more.
+        serialized!(
+            self,
+            async move { ops::merge(&rt, id, into, &scope, who).await },
+            |_: &ops::Updated| Some(None)
+        )
+    }
+}
+
+impl Handler<End> for ConversationActor {
+    type Result = AtomicResponse<Self, StoreResult<Option<ops::Updated>>>;
+    fn handle(&mut self, End(status, reason, scope, who): End, _: &mut Context<Self>) -> Self::Result {
+        let rt = self.rt.clone();
+        let id = self.id;
+        serialized!(
+            self,
+            async move { ops::end(&rt, id, &scope, status, reason, who).await },
+            |r: &Option<ops::Updated>| { r.as_ref().map(|_| None) }
+        )
+    }
+}
+
+/// A mailbox error means the node is shutting down.
+pub fn mailbox(e: MailboxError) -> StoreError {
+    StoreError::Pool(format!("conversation actor unavailable: {e}"))
+}

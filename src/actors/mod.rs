@@ -1,0 +1,99 @@
+//! Conversation actors (SC-1): one actix actor per live conversation, the single writer of that
+//! conversation on this node. Each change — agent reply, note, property change, merge, end of
+//! chat — is handled by the conversation's actor one at a time: it commits through the store,
+//! publishes the resulting events (after the commit, never before), and re-arms the chat's
+//! inactivity timer from the stored deadline.
+//!
+//! The [`Registry`] starts actors on demand on a small pool of actix arbiters and forgets them
+//! when they stop (idle for [`conversation::IDLE`] with no timer pending); their state reloads
+//! from the store. The [`sweeper`] ends chats whose stored deadline passed while no actor was
+//! watching (a restart, a dead node) — the store's conditional update makes every end happen
+//! exactly once however many timers and sweepers race for it.
+
+pub mod conversation;
+pub mod sweeper;
+
+use std::sync::Arc;
+
+use actix::{Actor, Addr, MailboxError};
+use actix_rt::ArbiterHandle;
+use dashmap::DashMap;
+
+use self::conversation::ConversationActor;
+use crate::realtime::Realtime;
+
+pub struct Registry {
+    actors: DashMap<i64, Addr<ConversationActor>>,
+    arbiters: Vec<ArbiterHandle>,
+}
+
+impl Registry {
+    /// Start `threads` arbiter threads to host the actors.
+    pub fn new(threads: usize) -> anyhow::Result<Self> {
+        let mut arbiters = Vec::new();
+        for i in 0..threads.max(1) {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name(format!("switchboard-actors-{i}"))
+                .spawn(move || {
+                    let system = actix_rt::System::new();
+                    system.block_on(async move {
+                        let _ = tx.send(actix_rt::Arbiter::current());
+                        std::future::pending::<()>().await;
+                    });
+                })?;
+            arbiters.push(rx.recv()?);
+        }
+        Ok(Self {
+            actors: DashMap::new(),
+            arbiters,
+        })
+    }
+
+    /// The actor of `conversation_id`, started if needed.
+    pub fn get(&self, rt: &Realtime, conversation_id: i64) -> Addr<ConversationActor> {
+        if let Some(addr) = self.actors.get(&conversation_id)
+            && addr.connected()
+        {
+            return addr.clone();
+        }
+        let arbiter = &self.arbiters[(conversation_id as usize) % self.arbiters.len()];
+        let rt = rt.clone();
+        let addr = ConversationActor::start_in_arbiter(arbiter, move |_| ConversationActor::new(conversation_id, rt));
+        self.actors.insert(conversation_id, addr.clone());
+        addr
+    }
+
+    /// Forget a stopped actor (only if the registered one is that actor).
+    pub fn forget(&self, conversation_id: i64, addr: &Addr<ConversationActor>) {
+        self.actors.remove_if(&conversation_id, |_, a| a == addr);
+    }
+
+    /// How many conversations have a live actor on this node.
+    pub fn len(&self) -> usize {
+        self.actors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.actors.is_empty()
+    }
+}
+
+/// Send `msg` to a conversation's actor; if the actor stopped in between, start a fresh one and
+/// send again (the message was not processed: a stopped actor's mailbox is dropped unread).
+pub async fn ask<M>(
+    rt: &Realtime,
+    registry: &Arc<Registry>,
+    conversation_id: i64,
+    msg: M,
+) -> Result<M::Result, MailboxError>
+where
+    M: actix::Message + Send + Clone + 'static,
+    M::Result: Send,
+    ConversationActor: actix::Handler<M>,
+{
+    match registry.get(rt, conversation_id).send(msg.clone()).await {
+        Err(MailboxError::Closed) => registry.get(rt, conversation_id).send(msg).await,
+        other => other,
+    }
+}

@@ -1,0 +1,211 @@
+//! A node's hub: the one subscriber of the bus on this node, and the fan-out to its agent
+//! sockets.
+//!
+//! - Stored events are deduplicated against a node-wide [`Cursor`], so an event that arrives
+//!   both over the bus and through repair is delivered once.
+//! - Repair: every second the hub reads the event log past its cursor's window and delivers
+//!   what the bus dropped (events older than [`REPAIR_AFTER`], so normal bus traffic wins the race).
+//! - Markers: presence and collision state, expired every second; changes become frames.
+//!
+//! Sockets receive frames over a bounded broadcast channel: a socket that falls behind by more
+//! than its capacity is told it lagged and is dropped with its resume cursor, never slowing the
+//! others down.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, mpsc};
+
+use super::cursor::Cursor;
+use super::markers::{Change, Markers, Who};
+use super::render;
+use crate::bus::{BusEvent, StoredEvent, TypingEvent};
+use crate::store::{self, Store};
+
+/// Frames buffered per socket before it counts as too slow.
+pub const SOCKET_BUFFER: usize = 4096;
+/// How old an event must be before repair delivers it instead of waiting for the bus.
+pub const REPAIR_AFTER: Duration = Duration::from_secs(1);
+const TICK: Duration = Duration::from_secs(1);
+
+/// What the hub hands to every socket of this node.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    Stored(Arc<StoredEvent>),
+    Presence {
+        who: Who,
+        status: &'static str,
+    },
+    Collision {
+        conversation_id: i64,
+        channel_id: i64,
+        viewing: Vec<Who>,
+        replying: Vec<Who>,
+    },
+    Typing(TypingEvent),
+    Access {
+        agent_id: i64,
+    },
+}
+
+struct State {
+    cursor: Cursor,
+    markers: Markers,
+}
+
+/// Handle on the hub (cheap to clone).
+#[derive(Clone)]
+pub struct Hub {
+    frames: broadcast::Sender<Arc<Frame>>,
+    state: Arc<Mutex<State>>,
+}
+
+/// What a new socket needs to start: the cursor it starts from, who is online, current collisions.
+pub struct Snapshot {
+    pub cursor: Cursor,
+    pub presence: Vec<(Who, &'static str)>,
+    pub collisions: Vec<Frame>,
+}
+
+impl Hub {
+    /// Start the hub's loop, reading the bus from `incoming`. The cursor starts at the newest
+    /// stored event, so nothing from before the node started is replayed to it.
+    pub async fn start(store: Store, incoming: mpsc::Receiver<BusEvent>) -> anyhow::Result<Self> {
+        let start = store::events::max_id(&store).await?;
+        let (frames, _) = broadcast::channel(SOCKET_BUFFER);
+        let hub = Hub {
+            frames,
+            state: Arc::new(Mutex::new(State {
+                cursor: Cursor::at(start),
+                markers: Markers::default(),
+            })),
+        };
+        tokio::spawn(hub.clone().run(store, incoming));
+        Ok(hub)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Frame>> {
+        self.frames.subscribe()
+    }
+
+    /// Take after [`Self::subscribe`]: anything delivered in between is then in both, and the
+    /// socket's cursor drops the duplicate.
+    pub fn snapshot(&self) -> Snapshot {
+        let state = self.lock();
+        let collisions = state
+            .markers
+            .marked_conversations()
+            .into_iter()
+            .map(|id| collision_frame(&state.markers, id, 0))
+            .collect();
+        Snapshot {
+            cursor: state.cursor.clone(),
+            presence: state.markers.everyone(),
+            collisions,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock would be a bug in pure code; keep serving regardless.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn send(&self, frame: Frame) {
+        // No receivers is fine (no sockets on this node).
+        let _ = self.frames.send(Arc::new(frame));
+    }
+
+    fn announce(&self, changes: Vec<Change>) {
+        for change in changes {
+            let frame = match change {
+                Change::Presence { who, status } => Frame::Presence { who, status },
+                Change::Collision { conversation_id, channel_id } => {
+                    collision_frame(&self.lock().markers, conversation_id, channel_id)
+                }
+            };
+            self.send(frame);
+        }
+    }
+
+    /// Deliver a stored event unless it was delivered already.
+    fn deliver(&self, event: StoredEvent) {
+        let fresh = self.lock().cursor.observe(event.id);
+        if fresh {
+            metrics::counter!("switchboard_events_delivered_total").increment(1);
+            self.send(Frame::Stored(Arc::new(event)));
+        }
+    }
+
+    async fn run(self, store: Store, mut incoming: mpsc::Receiver<BusEvent>) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = incoming.recv() => {
+                    let Some(event) = event else { return };
+                    self.handle(event);
+                }
+                _ = tick.tick() => {
+                    let changes = self.lock().markers.expire(Instant::now());
+                    self.announce(changes);
+                    if let Err(e) = self.repair(&store).await {
+                        tracing::warn!(error = %e, "event repair failed");
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle(&self, event: BusEvent) {
+        match event {
+            BusEvent::Stored(e) => self.deliver(e),
+            BusEvent::Marker(update) => {
+                let changes = self.lock().markers.apply(&update, Instant::now());
+                self.announce(changes);
+            }
+            BusEvent::Typing(t) => self.send(Frame::Typing(t)),
+            BusEvent::Access { agent_id } => self.send(Frame::Access { agent_id }),
+        }
+    }
+
+    /// Deliver logged events the bus lost.
+    async fn repair(&self, store: &Store) -> anyhow::Result<()> {
+        let cursor = self.lock().cursor.clone();
+        let rows = store::events::since(store, cursor.replay_from(), &crate::domain::ChannelScope::All, 1000).await?;
+        let settled = store::now() - chrono::Duration::from_std(REPAIR_AFTER)?;
+        let missing: Vec<_> = rows
+            .into_iter()
+            .filter(|r| cursor.is_missing(r.id) && r.created_at <= settled)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        metrics::counter!("switchboard_events_repaired_total").increment(missing.len() as u64);
+        tracing::debug!(count = missing.len(), "repairing events the bus dropped");
+        for event in render::from_log(store, missing).await? {
+            self.deliver(event);
+        }
+        Ok(())
+    }
+
+    /// Apply a marker change made on this node right away (it also goes over the bus for the
+    /// other nodes; applying it twice is harmless).
+    pub fn apply_local(&self, update: &crate::bus::MarkerUpdate) {
+        let changes = self.lock().markers.apply(update, Instant::now());
+        self.announce(changes);
+    }
+
+    /// Forget a socket's markers at once (clean close).
+    pub fn drop_socket(&self, socket: &str) {
+        let changes = self.lock().markers.drop_socket(socket);
+        self.announce(changes);
+    }
+}
+
+/// The current lists of a conversation. `channel_id` is used when no marker is left to tell it
+/// (the lists just became empty), so the "nobody" frame still reaches those who may see it.
+fn collision_frame(markers: &Markers, conversation_id: i64, channel_id: i64) -> Frame {
+    let (viewing, replying, known) = markers.collision(conversation_id);
+    let channel_id = if viewing.is_empty() && replying.is_empty() { channel_id } else { known };
+    Frame::Collision { conversation_id, channel_id, viewing, replying }
+}

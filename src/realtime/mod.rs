@@ -1,0 +1,143 @@
+//! The real-time core (RT-1…RT-7, SC-1…SC-4): what turns a committed change into frames on
+//! every agent socket that may see it, on every node.
+//!
+//! ```text
+//! HTTP handler ─► ConversationActor (actors/) ─► ops: store (commit) ─► bus ─► hub (each node) ─► sessions ─► browsers
+//! ```
+//!
+//! - [`ops`]: a change through the store, then its events on the bus (never before the commit).
+//! - [`hub`]: per node; deduplicates, repairs from the event log, fans out, keeps markers.
+//! - [`session`]: one agent socket; access filtering, resume cursor, markers.
+//! - [`cursor`], [`markers`]: pure state, unit-tested.
+//! - [`render`]: the JSON of events.
+
+pub mod cursor;
+pub mod hub;
+pub mod markers;
+pub mod ops;
+pub mod render;
+pub mod session;
+
+use std::sync::Arc;
+
+use actix::MailboxError;
+use tokio::sync::mpsc;
+
+use crate::actors::conversation::{Arm, ConversationActor, End, Merge, Patch, Reply, mailbox};
+use crate::actors::{self, Registry};
+use crate::bus::local::LocalBus;
+use crate::bus::redis::RedisBus;
+use crate::bus::{Bus, BusEvent};
+use crate::domain::ChannelScope;
+use crate::store::audit::Actor as Who;
+use crate::store::conversations::{ConversationPatch, CreatedConversation, EndReason};
+use crate::store::messages::NewReply;
+use crate::store::{Store, StoreResult};
+
+use self::hub::Hub;
+
+/// Events waiting for the hub before the bus starts dropping them (repair catches up).
+const HUB_QUEUE: usize = 65_536;
+
+/// Handle on the node's real-time machinery (cheap to clone).
+#[derive(Clone)]
+pub struct Realtime {
+    pub store: Store,
+    pub bus: Arc<dyn Bus>,
+    pub hub: Hub,
+    /// Distinguishes this node's sockets from other nodes' in marker ids.
+    pub node_id: Arc<str>,
+    registry: Arc<Registry>,
+}
+
+impl Realtime {
+    /// Start the hub, the bus (Redis when `redis_url` is given, else in-process), the actor
+    /// arbiters and the inactivity sweeper.
+    pub async fn start(store: Store, redis_url: Option<&str>) -> anyhow::Result<Self> {
+        let (tx, rx) = mpsc::channel::<BusEvent>(HUB_QUEUE);
+        let bus: Arc<dyn Bus> = match redis_url {
+            Some(url) => Arc::new(
+                RedisBus::connect(url, tx)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("Redis at {url}: {e}"))?,
+            ),
+            None => Arc::new(LocalBus::new(tx)),
+        };
+        let hub = Hub::start(store.clone(), rx).await?;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .min(4);
+        let rt = Realtime {
+            store,
+            bus,
+            hub,
+            node_id: uuid::Uuid::new_v4().simple().to_string()[..8].into(),
+            registry: Arc::new(Registry::new(threads)?),
+        };
+        actors::sweeper::start(rt.clone());
+        tracing::info!(bus = rt.bus.kind(), node = %rt.node_id, "real-time core started");
+        Ok(rt)
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Send a message to a conversation's actor (starting it if needed).
+    pub async fn ask<M>(&self, conversation_id: i64, msg: M) -> Result<M::Result, MailboxError>
+    where
+        M: actix::Message + Send + Clone + 'static,
+        M::Result: Send,
+        ConversationActor: actix::Handler<M>,
+    {
+        actors::ask(self, &self.registry, conversation_id, msg).await
+    }
+
+    pub async fn reply(&self, reply: NewReply, scope: &ChannelScope, who: Who) -> StoreResult<ops::Replied> {
+        let id = reply.conversation_id;
+        self.ask(id, Reply(reply, scope.clone(), who)).await.map_err(mailbox)?
+    }
+
+    pub async fn update(
+        &self,
+        id: i64,
+        patch: ConversationPatch,
+        scope: &ChannelScope,
+        who: Who,
+    ) -> StoreResult<ops::Updated> {
+        self.ask(id, Patch(patch, scope.clone(), who)).await.map_err(mailbox)?
+    }
+
+    pub async fn merge(&self, id: i64, into: i64, scope: &ChannelScope, who: Who) -> StoreResult<ops::Updated> {
+        self.ask(id, Merge(into, scope.clone(), who)).await.map_err(mailbox)?
+    }
+
+    pub async fn end(
+        &self,
+        id: i64,
+        status: Option<String>,
+        reason: EndReason,
+        scope: &ChannelScope,
+        who: Who,
+    ) -> StoreResult<Option<ops::Updated>> {
+        self.ask(id, End(status, reason, scope.clone(), who))
+            .await
+            .map_err(mailbox)?
+    }
+
+    /// Publish a conversation created elsewhere (its first message came with it) and start
+    /// watching its inactivity deadline.
+    pub async fn created(&self, created: &CreatedConversation) -> StoreResult<ops::Created> {
+        let out = ops::created(self, created).await?;
+        if out.deadline.is_some() {
+            let _ = self.ask(created.conversation.conversation.id, Arm(out.deadline)).await;
+        }
+        Ok(out)
+    }
+
+    /// An agent's channel access changed: their sockets reload it.
+    pub fn access_changed(&self, agent_id: i64) {
+        self.bus.publish(BusEvent::Access { agent_id });
+    }
+}

@@ -1,0 +1,138 @@
+//! Each change as the actors perform it: commit through the store, then publish the events the
+//! commit recorded, rendered once. Nothing is published for a change that did not commit.
+
+use chrono::NaiveDateTime;
+
+use super::{Realtime, render};
+use crate::bus::BusEvent;
+use crate::domain::ChannelScope;
+use crate::http::views::{ConversationView, MessageView};
+use crate::store::audit::Actor as Who;
+use crate::store::conversations::{ConversationPatch, ConversationRow, CreatedConversation, EndReason};
+use crate::store::events::EventRow;
+use crate::store::messages::NewReply;
+use crate::store::{self, StoreResult};
+
+pub struct Replied {
+    pub message: MessageView,
+    pub conversation: ConversationView,
+    /// The chat's inactivity deadline after this change (`None`: not an active chat).
+    pub deadline: Option<NaiveDateTime>,
+}
+
+pub struct Updated {
+    pub conversation: ConversationView,
+    pub deadline: Option<NaiveDateTime>,
+}
+
+pub struct Created {
+    pub conversation: ConversationView,
+    pub message: MessageView,
+    pub deadline: Option<NaiveDateTime>,
+}
+
+fn deadline(row: &ConversationRow) -> Option<NaiveDateTime> {
+    let c = &row.conversation;
+    if c.ended_at.is_none() {
+        c.inactivity_deadline
+    } else {
+        None
+    }
+}
+
+fn publish(rt: &Realtime, events: &[EventRow], body: &str) {
+    for e in events {
+        rt.bus.publish(BusEvent::Stored(render::stored(e, body.to_owned())));
+    }
+}
+
+pub async fn created(rt: &Realtime, c: &CreatedConversation) -> StoreResult<Created> {
+    let row = &c.conversation;
+    let conversation = ConversationView::from(row.clone());
+    let files = store::attachments::for_messages(&rt.store, &[c.message.id]).await?;
+    let message = render::message_views(&rt.store, &row.customer_name, vec![(c.message.clone(), files)])
+        .await?
+        .remove(0);
+    publish(rt, &c.events, &render::body(&conversation, Some(&message)));
+    Ok(Created {
+        conversation,
+        message,
+        deadline: deadline(row),
+    })
+}
+
+pub async fn reply(rt: &Realtime, reply: NewReply, scope: &ChannelScope, who: Who) -> StoreResult<Replied> {
+    let appended = store::messages::append_reply(&rt.store, reply, scope, who).await?;
+    let row = appended.conversation;
+    let message = render::message_views(
+        &rt.store,
+        &row.customer_name,
+        vec![(appended.message, appended.attachments)],
+    )
+    .await?
+    .remove(0);
+    let d = deadline(&row);
+    let conversation = ConversationView::from(row);
+    publish(rt, &appended.events, &render::body(&conversation, Some(&message)));
+    Ok(Replied {
+        message,
+        conversation,
+        deadline: d,
+    })
+}
+
+pub async fn update(
+    rt: &Realtime,
+    id: i64,
+    patch: &ConversationPatch,
+    scope: &ChannelScope,
+    who: Who,
+) -> StoreResult<Updated> {
+    let changed = store::conversations::update(&rt.store, id, patch, scope, who).await?;
+    let d = deadline(&changed.conversation);
+    let conversation = ConversationView::from(changed.conversation);
+    publish(rt, &changed.events, &render::body(&conversation, None));
+    Ok(Updated {
+        conversation,
+        deadline: d,
+    })
+}
+
+pub async fn merge(rt: &Realtime, id: i64, into: i64, scope: &ChannelScope, who: Who) -> StoreResult<Updated> {
+    let changed = store::conversations::merge(&rt.store, id, into, scope, who).await?;
+    // Each conversation's event carries that conversation.
+    let rows = store::conversations::get_many(&rt.store, vec![id, into]).await?;
+    for event in &changed.events {
+        if let Some(row) = rows.iter().find(|r| r.conversation.id == event.conversation_id) {
+            publish(
+                rt,
+                std::slice::from_ref(event),
+                &render::body(&ConversationView::from(row.clone()), None),
+            );
+        }
+    }
+    let d = deadline(&changed.conversation);
+    Ok(Updated {
+        conversation: ConversationView::from(changed.conversation),
+        deadline: d,
+    })
+}
+
+pub async fn end(
+    rt: &Realtime,
+    id: i64,
+    scope: &ChannelScope,
+    status: Option<String>,
+    reason: EndReason,
+    who: Who,
+) -> StoreResult<Option<Updated>> {
+    let Some(changed) = store::conversations::end_chat(&rt.store, id, scope, status, reason, who).await? else {
+        return Ok(None);
+    };
+    let conversation = ConversationView::from(changed.conversation);
+    publish(rt, &changed.events, &render::body(&conversation, None));
+    Ok(Some(Updated {
+        conversation,
+        deadline: None,
+    }))
+}
