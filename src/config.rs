@@ -28,82 +28,34 @@ pub struct RawConfig {
     pub max_upload_bytes: Option<usize>,
     pub public_url: Option<String>,
     pub redis_url: Option<String>,
+    pub outbox_backoff_scale: Option<f64>,
 }
 
 /// (file key, environment variable, default, meaning) — also the README's configuration table.
 pub const VARIABLES: &[(&str, &str, &str, &str)] = &[
-    (
-        "bind",
-        "SWITCHBOARD_BIND",
-        "127.0.0.1:8080",
-        "address and port the HTTP server listens on",
-    ),
-    (
-        "database_url",
-        "DATABASE_URL",
-        "sqlite://{data_dir}/switchboard.db",
-        "`sqlite://PATH` or `postgres://…`",
-    ),
-    (
-        "data_dir",
-        "SWITCHBOARD_DATA_DIR",
-        "data",
-        "attachments and the default SQLite file",
-    ),
-    (
-        "db_pool_size",
-        "SWITCHBOARD_DB_POOL_SIZE",
-        "16 (PostgreSQL), 8 (SQLite)",
-        "database connections per process",
-    ),
-    (
-        "workers",
-        "SWITCHBOARD_WORKERS",
-        "number of CPUs",
-        "HTTP worker threads",
-    ),
-    (
-        "log",
-        "SWITCHBOARD_LOG",
-        "info",
-        "log filter, `tracing` env-filter syntax (e.g. `info,switchboard=debug`)",
-    ),
+    ("bind", "SWITCHBOARD_BIND", "127.0.0.1:8080", "address and port the HTTP server listens on"),
+    ("database_url", "DATABASE_URL", "sqlite://{data_dir}/switchboard.db", "`sqlite://PATH` or `postgres://…`"),
+    ("data_dir", "SWITCHBOARD_DATA_DIR", "data", "attachments and the default SQLite file"),
+    ("db_pool_size", "SWITCHBOARD_DB_POOL_SIZE", "16 (PostgreSQL), 8 (SQLite)", "database connections per process"),
+    ("workers", "SWITCHBOARD_WORKERS", "number of CPUs", "HTTP worker threads"),
+    ("log", "SWITCHBOARD_LOG", "info", "log filter, `tracing` env-filter syntax (e.g. `info,switchboard=debug`)"),
     ("log_format", "SWITCHBOARD_LOG_FORMAT", "human", "`human` or `json`"),
-    (
-        "session_ttl_hours",
-        "SWITCHBOARD_SESSION_TTL_HOURS",
-        "336",
-        "how long a dashboard login lasts",
-    ),
+    ("session_ttl_hours", "SWITCHBOARD_SESSION_TTL_HOURS", "336", "how long a dashboard login lasts"),
     (
         "secure_cookies",
         "SWITCHBOARD_SECURE_COOKIES",
         "false",
         "mark the session cookie `Secure` (set when served over HTTPS)",
     ),
+    ("max_body_bytes", "SWITCHBOARD_MAX_BODY_BYTES", "1048576", "largest JSON request body"),
+    ("max_upload_bytes", "SWITCHBOARD_MAX_UPLOAD_BYTES", "26214400", "largest attachment upload"),
+    ("public_url", "SWITCHBOARD_PUBLIC_URL", "http://{bind}", "the URL people and providers reach this server at"),
+    ("redis_url", "REDIS_URL", "(none)", "Redis for multi-node fan-out and presence"),
     (
-        "max_body_bytes",
-        "SWITCHBOARD_MAX_BODY_BYTES",
-        "1048576",
-        "largest JSON request body",
-    ),
-    (
-        "max_upload_bytes",
-        "SWITCHBOARD_MAX_UPLOAD_BYTES",
-        "26214400",
-        "largest attachment upload",
-    ),
-    (
-        "public_url",
-        "SWITCHBOARD_PUBLIC_URL",
-        "http://{bind}",
-        "the URL people and providers reach this server at",
-    ),
-    (
-        "redis_url",
-        "REDIS_URL",
-        "(none)",
-        "Redis for multi-node fan-out and presence",
+        "outbox_backoff_scale",
+        "SWITCHBOARD_OUTBOX_BACKOFF_SCALE",
+        "1",
+        "multiply outbound retry delays (10 s, 1 min, 5 min, 30 min, 2 h, then every 6 h for 3 days) by this",
     ),
 ];
 
@@ -132,6 +84,7 @@ pub struct Settings {
     pub max_upload_bytes: usize,
     pub public_url: String,
     pub redis_url: Option<String>,
+    pub outbox_backoff_scale: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,23 +100,14 @@ pub enum ConfigError {
 impl RawConfig {
     /// Read a TOML file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            message: e.to_string(),
-        })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
     }
 
     /// Overlay the values present in the environment (through `get`, so tests need no real env).
     pub fn overlay_env(mut self, get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         fn parse<T: std::str::FromStr>(name: &'static str, v: String) -> Result<T, ConfigError> {
-            v.trim().parse().map_err(|_| ConfigError::Invalid {
-                name,
-                message: format!("cannot parse {v:?}"),
-            })
+            v.trim().parse().map_err(|_| ConfigError::Invalid { name, message: format!("cannot parse {v:?}") })
         }
         let get = |name: &str| get(name).filter(|v| !v.is_empty());
         if let Some(v) = get("SWITCHBOARD_BIND") {
@@ -205,6 +149,9 @@ impl RawConfig {
         if let Some(v) = get("REDIS_URL") {
             self.redis_url = Some(v);
         }
+        if let Some(v) = get("SWITCHBOARD_OUTBOX_BACKOFF_SCALE") {
+            self.outbox_backoff_scale = Some(parse("SWITCHBOARD_OUTBOX_BACKOFF_SCALE", v)?);
+        }
         Ok(self)
     }
 
@@ -229,9 +176,8 @@ impl Settings {
             .parse()
             .map_err(|e| invalid("bind", format!("{e} (expected HOST:PORT, e.g. 127.0.0.1:8080)")))?;
         let data_dir = PathBuf::from(raw.data_dir.as_deref().unwrap_or("data"));
-        let database_url = raw
-            .database_url
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("switchboard.db").display()));
+        let database_url =
+            raw.database_url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("switchboard.db").display()));
         let database = DatabaseUrl::parse(&database_url).map_err(|m| invalid("database_url", m))?;
         let default_pool = match database {
             DatabaseUrl::Postgres(_) => 16,
@@ -241,9 +187,7 @@ impl Settings {
         if !(1..=1000).contains(&db_pool_size) {
             return Err(invalid("db_pool_size", "must be between 1 and 1000".into()));
         }
-        let workers = raw
-            .workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+        let workers = raw.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
         if !(1..=256).contains(&workers) {
             return Err(invalid("workers", "must be between 1 and 256".into()));
         }
@@ -261,10 +205,7 @@ impl Settings {
         let max_body_bytes = raw.max_body_bytes.unwrap_or(1024 * 1024);
         let max_upload_bytes = raw.max_upload_bytes.unwrap_or(25 * 1024 * 1024);
         if max_body_bytes < 1024 || max_upload_bytes < 1024 {
-            return Err(invalid(
-                "max_body_bytes",
-                "body limits must be at least 1024 bytes".into(),
-            ));
+            return Err(invalid("max_body_bytes", "body limits must be at least 1024 bytes".into()));
         }
         let public_url = raw.public_url.unwrap_or_else(|| format!("http://{bind}"));
         url::Url::parse(&public_url).map_err(|e| invalid("public_url", e.to_string()))?;
@@ -282,6 +223,13 @@ impl Settings {
             max_upload_bytes,
             public_url: public_url.trim_end_matches('/').to_owned(),
             redis_url: raw.redis_url,
+            outbox_backoff_scale: {
+                let scale = raw.outbox_backoff_scale.unwrap_or(1.0);
+                if !(0.0001..=100.0).contains(&scale) {
+                    return Err(invalid("outbox_backoff_scale", "must be between 0.0001 and 100".into()));
+                }
+                scale
+            },
         })
     }
 }
@@ -312,10 +260,7 @@ mod tests {
         let file: RawConfig =
             toml::from_str("bind = \"127.0.0.1:9000\"\ndata_dir = \"/srv/sb\"\nlog_format = \"json\"").unwrap();
         let raw = file
-            .overlay_env(env(&[
-                ("SWITCHBOARD_BIND", "127.0.0.1:9100"),
-                ("DATABASE_URL", "postgres://u@h/db"),
-            ]))
+            .overlay_env(env(&[("SWITCHBOARD_BIND", "127.0.0.1:9100"), ("DATABASE_URL", "postgres://u@h/db")]))
             .unwrap();
         let s = Settings::resolve(raw).unwrap();
         assert_eq!(s.bind.port(), 9100);
@@ -327,13 +272,8 @@ mod tests {
 
     #[test]
     fn sqlite_file_follows_the_data_dir() {
-        let raw = RawConfig::default()
-            .overlay_env(env(&[("SWITCHBOARD_DATA_DIR", "/tmp/x")]))
-            .unwrap();
-        assert_eq!(
-            Settings::resolve(raw).unwrap().database,
-            DatabaseUrl::Sqlite("/tmp/x/switchboard.db".into())
-        );
+        let raw = RawConfig::default().overlay_env(env(&[("SWITCHBOARD_DATA_DIR", "/tmp/x")])).unwrap();
+        assert_eq!(Settings::resolve(raw).unwrap().database, DatabaseUrl::Sqlite("/tmp/x/switchboard.db".into()));
     }
 
     #[test]
@@ -349,13 +289,8 @@ mod tests {
             let err = Settings::resolve(raw).unwrap_err().to_string();
             assert!(err.starts_with(name), "{var}={value}: {err}");
         }
-        let err = RawConfig::default()
-            .overlay_env(env(&[("SWITCHBOARD_WORKERS", "many")]))
-            .unwrap_err();
+        let err = RawConfig::default().overlay_env(env(&[("SWITCHBOARD_WORKERS", "many")])).unwrap_err();
         assert!(err.to_string().contains("SWITCHBOARD_WORKERS"));
-        assert!(
-            toml::from_str::<RawConfig>("colour = 1").is_err(),
-            "unknown keys are rejected"
-        );
+        assert!(toml::from_str::<RawConfig>("colour = 1").is_err(), "unknown keys are rejected");
     }
 }

@@ -7,6 +7,7 @@ pub mod actors;
 pub mod auth;
 pub mod blobs;
 pub mod bus;
+pub mod channels;
 pub mod config;
 pub mod domain;
 pub mod http;

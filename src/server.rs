@@ -70,6 +70,7 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
     let settings = Arc::new(settings);
     let store = open_store(&settings).await?;
     let realtime = Realtime::start(store.clone(), settings.redis_url.as_deref()).await?;
+    crate::channels::dispatcher::start(realtime.clone(), settings.public_url.clone(), settings.outbox_backoff_scale);
     let state = web::Data::new(AppState {
         store: store.clone(),
         settings: settings.clone(),
@@ -118,11 +119,5 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
     } else {
         eprintln!("Switchboard is running at {public}");
     }
-    Ok(RunningServer {
-        addr,
-        store,
-        realtime,
-        handle,
-        task,
-    })
+    Ok(RunningServer { addr, store, realtime, handle, task })
 }

@@ -34,12 +34,7 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
 #[tokio::test]
 async fn first_start_admin_token_and_graceful_stop() {
     let db = FreshDb::new().await;
-    let mut child = cli(&db)
-        .arg("serve")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = cli(&db).arg("serve").stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     // Read the start banner: the URL, then (no admin yet) the exact command to create one.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -52,18 +47,14 @@ async fn first_start_admin_token_and_graceful_stop() {
     });
     let mut banner = Vec::new();
     let base = loop {
-        let line = rx
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("server prints its banner");
+        let line = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("server prints its banner");
         banner.push(line.clone());
         if let Some(rest) = line.strip_prefix("Switchboard is running at ") {
             break rest.trim().to_owned();
         }
     };
     loop {
-        let line = rx
-            .recv_timeout(std::time::Duration::from_secs(10))
-            .expect("first-run hint");
+        let line = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("first-run hint");
         if line.contains("then sign in at") {
             break;
         }
@@ -97,14 +88,8 @@ async fn first_start_admin_token_and_graceful_stop() {
     assert_eq!(me["agent"]["role"], "super_admin");
 
     // Duplicate admin and unknown email are clear errors.
-    let (ok, _, err) = run(cli(&db).args([
-        "admin",
-        "create",
-        "--email",
-        "root@example.com",
-        "--password",
-        "s3cret-pass",
-    ]));
+    let (ok, _, err) =
+        run(cli(&db).args(["admin", "create", "--email", "root@example.com", "--password", "s3cret-pass"]));
     assert!(!ok && err.contains("already exists"), "{err}");
     let (ok, _, err) = run(cli(&db).args(["token", "create", "--email", "nobody@example.com", "--name", "x"]));
     assert!(!ok && err.contains("no agent"), "{err}");
@@ -137,19 +122,12 @@ async fn bad_configuration_is_named_and_exits_2() {
     let (ok, _, err) = run(cli(&db).env("DATABASE_URL", "mysql://nope").arg("migrate"));
     assert!(!ok);
     assert!(err.contains("database_url") && err.contains("sqlite://"), "{err}");
-    let status = cli(&db)
-        .env("SWITCHBOARD_LOG_FORMAT", "xml")
-        .arg("migrate")
-        .status()
-        .unwrap();
+    let status = cli(&db).env("SWITCHBOARD_LOG_FORMAT", "xml").arg("migrate").status().unwrap();
     assert_eq!(status.code(), Some(2));
     let cfg = db.dir.path().join("switchboard.toml");
     std::fs::write(&cfg, "colour = \"blue\"\n").unwrap();
     let (ok, _, err) = run(cli(&db).args(["--config", cfg.to_str().unwrap(), "migrate"]));
-    assert!(
-        !ok && err.contains("colour"),
-        "unknown keys in the file are rejected: {err}"
-    );
+    assert!(!ok && err.contains("colour"), "unknown keys in the file are rejected: {err}");
 }
 
 #[tokio::test]
@@ -157,10 +135,7 @@ async fn configuration_file_is_read() {
     let db = FreshDb::new().await;
     let cfg = db.dir.path().join("switchboard.toml");
     std::fs::write(&cfg, format!("database_url = \"{}\"\nlog_format = \"json\"\n", db.url)).unwrap();
-    let (ok, out, err) = run(cli(&db)
-        .env_remove("DATABASE_URL")
-        .env("SWITCHBOARD_CONFIG", &cfg)
-        .arg("migrate"));
+    let (ok, out, err) = run(cli(&db).env_remove("DATABASE_URL").env("SWITCHBOARD_CONFIG", &cfg).arg("migrate"));
     assert!(ok, "{err}");
     assert!(out.contains("migration(s) applied"), "{out}");
 }

@@ -60,7 +60,9 @@ async fn rt_1_new_conversations_and_messages_arrive_live_for_those_with_access()
     assert_eq!(created["message"]["content"], "Hello, anyone?");
     assert!(created["cursor"].as_str().unwrap().starts_with("c1."));
 
-    d.ann.ok_post(&format!("/api/v1/conversations/{id}/messages"), json!({"content": "Hi! How can I help?"}), 201).await;
+    d.ann
+        .ok_post(&format!("/api/v1/conversations/{id}/messages"), json!({"content": "Hi! How can I help?"}), 201)
+        .await;
     let reply = ann.wait_for("message.created", WAIT, |f| f["type"] == "message.created").await;
     assert_eq!((reply["conversation_id"].as_i64(), reply["seq"].as_i64()), (Some(id), Some(2)));
     assert_eq!(reply["message"]["author"]["name"], "ann");
@@ -90,28 +92,44 @@ async fn rt_3_viewing_replying_typing_and_presence() {
     assert_eq!(online["status"], "online");
 
     ann.send(json!({"type": "view", "conversation_id": id})).await;
-    let c = bob.wait_for("ann viewing", WAIT, |f| f["type"] == "collision" && f["viewing"].as_array().is_some_and(|v| !v.is_empty())).await;
+    let c = bob
+        .wait_for("ann viewing", WAIT, |f| {
+            f["type"] == "collision" && f["viewing"].as_array().is_some_and(|v| !v.is_empty())
+        })
+        .await;
     assert_eq!(c["conversation_id"], id);
     assert_eq!(c["viewing"][0]["agent_id"], d.ann.agent_id);
     assert_eq!(c["viewing"][0]["name"], "ann");
 
     ann.send(json!({"type": "typing", "conversation_id": id, "state": "start"})).await;
-    let c = bob.wait_for("ann replying", WAIT, |f| f["type"] == "collision" && f["replying"].as_array().is_some_and(|v| !v.is_empty())).await;
+    let c = bob
+        .wait_for("ann replying", WAIT, |f| {
+            f["type"] == "collision" && f["replying"].as_array().is_some_and(|v| !v.is_empty())
+        })
+        .await;
     assert_eq!(c["replying"][0]["agent_id"], d.ann.agent_id);
     let t = bob.wait_for("typing", WAIT, |f| f["type"] == "typing").await;
     assert_eq!(t["who"]["agent_id"], d.ann.agent_id);
     assert_eq!(t["state"], "start");
 
     ann.send(json!({"type": "presence", "status": "away"})).await;
-    bob.wait_for("ann away", WAIT, |f| f["type"] == "presence" && f["agent_id"] == d.ann.agent_id && f["status"] == "away").await;
+    bob.wait_for("ann away", WAIT, |f| {
+        f["type"] == "presence" && f["agent_id"] == d.ann.agent_id && f["status"] == "away"
+    })
+    .await;
 
     // The tab dies without a goodbye: its markers vanish by themselves.
     ann.kill();
     bob.wait_for("markers cleared", Duration::from_secs(15), |f| {
-        f["type"] == "collision" && f["viewing"].as_array().is_some_and(|v| v.is_empty()) && f["replying"].as_array().is_some_and(|v| v.is_empty())
+        f["type"] == "collision"
+            && f["viewing"].as_array().is_some_and(|v| v.is_empty())
+            && f["replying"].as_array().is_some_and(|v| v.is_empty())
     })
     .await;
-    bob.wait_for("ann offline", Duration::from_secs(15), |f| f["type"] == "presence" && f["agent_id"] == d.ann.agent_id && f["status"] == "offline").await;
+    bob.wait_for("ann offline", Duration::from_secs(15), |f| {
+        f["type"] == "presence" && f["agent_id"] == d.ann.agent_id && f["status"] == "offline"
+    })
+    .await;
 
     // Bad frames get an error and the socket stays usable.
     bob.send(json!({"type": "dance"})).await;
@@ -147,7 +165,9 @@ async fn rt_7_resume_after_a_drop_misses_nothing_and_repeats_nothing() {
     let id = d.admin.inbound(d.ch, "cust", "start").await;
     let mut ann = WsClient::connect(&d.srv.base, token(&d.ann), None).await;
     for i in 0..3 {
-        d.admin.ok_post(&format!("/api/v1/conversations/{id}/messages"), json!({"content": format!("live {i}")}), 201).await;
+        d.admin
+            .ok_post(&format!("/api/v1/conversations/{id}/messages"), json!({"content": format!("live {i}")}), 201)
+            .await;
     }
     for seq in 2..=4 {
         ann.wait_for("live message", WAIT, |f| f["type"] == "message.created" && f["seq"] == seq).await;
@@ -156,7 +176,9 @@ async fn rt_7_resume_after_a_drop_misses_nothing_and_repeats_nothing() {
     ann.kill();
     // While disconnected: more messages, a property change, a new conversation.
     for i in 0..4 {
-        d.admin.ok_post(&format!("/api/v1/conversations/{id}/messages"), json!({"content": format!("missed {i}")}), 201).await;
+        d.admin
+            .ok_post(&format!("/api/v1/conversations/{id}/messages"), json!({"content": format!("missed {i}")}), 201)
+            .await;
     }
     d.admin.patch(&format!("/api/v1/conversations/{id}"), json!({"priority": "high"})).await;
     let second = d.admin.inbound(d.ch, "cust-2", "meanwhile").await;
@@ -202,7 +224,10 @@ async fn core_5_chat_ends_by_inactivity_exactly_once() {
     let audit = d.admin.ok_get(&format!("/api/v1/audit?entity_type=conversation&entity_id={id}")).await;
     let ends = audit.as_array().unwrap().iter().filter(|e| e["action"] == "conversation.end").count();
     assert_eq!(ends, 1);
-    assert_eq!(ann.drain(Duration::from_millis(1500)).await.iter().filter(|f| f["type"] == "conversation.ended").count(), 0);
+    assert_eq!(
+        ann.drain(Duration::from_millis(1500)).await.iter().filter(|f| f["type"] == "conversation.ended").count(),
+        0
+    );
     assert_error(&d.ann.post(&format!("/api/v1/conversations/{id}/end"), json!({})).await, 409, "conflict");
 }
 
@@ -211,7 +236,10 @@ async fn core_5_a_message_just_before_the_deadline_keeps_the_chat_open() {
     let d = desk(Some(3)).await;
     let mut ann = WsClient::connect(&d.srv.base, token(&d.ann), None).await;
     let id = d.admin.inbound(d.ch, "cust", "hello").await;
-    let first = d.admin.ok_get(&format!("/api/v1/conversations/{id}")).await["inactivity_deadline"].as_str().unwrap().to_owned();
+    let first = d.admin.ok_get(&format!("/api/v1/conversations/{id}")).await["inactivity_deadline"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // Wait until shortly before the deadline (the scenario, not synchronisation), then write.
     tokio::time::sleep(Duration::from_millis(2200)).await;
     d.ann.ok_post(&format!("/api/v1/conversations/{id}/messages"), json!({"content": "still here"}), 201).await;
@@ -232,7 +260,9 @@ async fn core_5_restart_inside_the_window_still_ends_on_time() {
     let srv = d.srv.restart().await;
     let ann = Api::with_token(&srv.base, token(&d.ann), d.ann.agent_id);
     let mut socket = WsClient::connect(&srv.base, token(&ann), None).await;
-    let ended = socket.wait_for("conversation.ended after restart", Duration::from_secs(8), |f| f["type"] == "conversation.ended").await;
+    let ended = socket
+        .wait_for("conversation.ended after restart", Duration::from_secs(8), |f| f["type"] == "conversation.ended")
+        .await;
     assert_eq!(ended["conversation_id"], id);
 }
 

@@ -25,13 +25,7 @@ pub struct ConversationActor {
 
 impl ConversationActor {
     pub fn new(id: i64, rt: Realtime) -> Self {
-        Self {
-            id,
-            rt,
-            timer: None,
-            deadline: None,
-            last_used: std::time::Instant::now(),
-        }
+        Self { id, rt, timer: None, deadline: None, last_used: std::time::Instant::now() }
     }
 
     /// (Re)arm the inactivity timer for the stored deadline of a chat still in progress.
@@ -69,16 +63,14 @@ impl ConversationActor {
     fn refresh(&mut self, ctx: &mut Context<Self>) {
         let rt = self.rt.clone();
         let id = self.id;
-        ctx.wait(
-            async move { crate::store::conversations::deadline(&rt.store, id).await }
-                .into_actor(self)
-                .map(|res, act, ctx| {
-                    if let Ok(deadline) = res {
-                        act.deadline = None;
-                        act.arm(ctx, deadline);
-                    }
-                }),
-        );
+        ctx.wait(async move { crate::store::conversations::deadline(&rt.store, id).await }.into_actor(self).map(
+            |res, act, ctx| {
+                if let Ok(deadline) = res {
+                    act.deadline = None;
+                    act.arm(ctx, deadline);
+                }
+            },
+        ));
     }
 }
 
@@ -152,11 +144,7 @@ impl Handler<Reply> for ConversationActor {
     type Result = AtomicResponse<Self, StoreResult<ops::Replied>>;
     fn handle(&mut self, Reply(reply, scope, who): Reply, _: &mut Context<Self>) -> Self::Result {
         let rt = self.rt.clone();
-        serialized!(
-            self,
-            async move { ops::reply(&rt, reply, &scope, who).await },
-            |r: &ops::Replied| Some(r.deadline)
-        )
+        serialized!(self, async move { ops::reply(&rt, reply, &scope, who).await }, |r: &ops::Replied| Some(r.deadline))
     }
 }
 
@@ -165,11 +153,9 @@ impl Handler<Patch> for ConversationActor {
     fn handle(&mut self, Patch(patch, scope, who): Patch, _: &mut Context<Self>) -> Self::Result {
         let rt = self.rt.clone();
         let id = self.id;
-        serialized!(
-            self,
-            async move { ops::update(&rt, id, &patch, &scope, who).await },
-            |r: &ops::Updated| Some(r.deadline)
-        )
+        serialized!(self, async move { ops::update(&rt, id, &patch, &scope, who).await }, |r: &ops::Updated| Some(
+            r.deadline
+        ))
     }
 }
 
@@ -179,11 +165,7 @@ impl Handler<Merge> for ConversationActor {
         let rt = self.rt.clone();
         let id = self.id;
         // The merged conversation is closed: no timer any more.
-        serialized!(
-            self,
-            async move { ops::merge(&rt, id, into, &scope, who).await },
-            |_: &ops::Updated| Some(None)
-        )
+        serialized!(self, async move { ops::merge(&rt, id, into, &scope, who).await }, |_: &ops::Updated| Some(None))
     }
 }
 
@@ -192,11 +174,37 @@ impl Handler<End> for ConversationActor {
     fn handle(&mut self, End(status, reason, scope, who): End, _: &mut Context<Self>) -> Self::Result {
         let rt = self.rt.clone();
         let id = self.id;
-        serialized!(
-            self,
-            async move { ops::end(&rt, id, &scope, status, reason, who).await },
-            |r: &Option<ops::Updated>| { r.as_ref().map(|_| None) }
-        )
+        serialized!(self, async move { ops::end(&rt, id, &scope, status, reason, who).await }, |r: &Option<
+            ops::Updated,
+        >| {
+            r.as_ref().map(|_| None)
+        })
+    }
+}
+
+/// A customer's message for this conversation (or, by the last-chat rule, a new one).
+#[derive(Message, Clone)]
+#[rtype(result = "StoreResult<ops::Inbound>")]
+pub struct Inbound(pub crate::store::messages::CustomerMessage);
+
+impl Handler<Inbound> for ConversationActor {
+    type Result = AtomicResponse<Self, StoreResult<ops::Inbound>>;
+    fn handle(&mut self, Inbound(msg): Inbound, _: &mut Context<Self>) -> Self::Result {
+        let rt = self.rt.clone();
+        self.last_used = std::time::Instant::now();
+        AtomicResponse::new(Box::pin(async move { ops::customer_message(&rt, msg).await }.into_actor(self).map(
+            |res, act, ctx| {
+                if let Ok(r) = &res {
+                    if r.conversation.id == act.id {
+                        act.arm(ctx, r.deadline);
+                    } else if r.deadline.is_some() {
+                        // A new conversation was started: its own actor watches it.
+                        act.rt.registry().get(&act.rt, r.conversation.id).do_send(Arm(r.deadline));
+                    }
+                }
+                res
+            },
+        )))
     }
 }
 

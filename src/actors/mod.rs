@@ -33,21 +33,16 @@ impl Registry {
         let mut arbiters = Vec::new();
         for i in 0..threads.max(1) {
             let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::Builder::new()
-                .name(format!("switchboard-actors-{i}"))
-                .spawn(move || {
-                    let system = actix_rt::System::new();
-                    system.block_on(async move {
-                        let _ = tx.send(actix_rt::Arbiter::current());
-                        std::future::pending::<()>().await;
-                    });
-                })?;
+            std::thread::Builder::new().name(format!("switchboard-actors-{i}")).spawn(move || {
+                let system = actix_rt::System::new();
+                system.block_on(async move {
+                    let _ = tx.send(actix_rt::Arbiter::current());
+                    std::future::pending::<()>().await;
+                });
+            })?;
             arbiters.push(rx.recv()?);
         }
-        Ok(Self {
-            actors: DashMap::new(),
-            arbiters,
-        })
+        Ok(Self { actors: DashMap::new(), arbiters })
     }
 
     /// The actor of `conversation_id`, started if needed.

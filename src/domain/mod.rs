@@ -6,6 +6,7 @@
 pub mod access;
 pub mod kinds;
 pub mod linking;
+pub mod routing;
 pub mod status;
 pub mod text;
 

@@ -54,10 +54,7 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn validation(message: impl Into<String>) -> Self {
-        Self::BadRequest {
-            code: "validation_failed",
-            message: message.into(),
-        }
+        Self::BadRequest { code: "validation_failed", message: message.into() }
     }
 
     /// `field: problem`.
@@ -66,17 +63,11 @@ impl ApiError {
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::Forbidden {
-            code: "forbidden",
-            message: message.into(),
-        }
+        Self::Forbidden { code: "forbidden", message: message.into() }
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::Unauthorized {
-            code: "unauthorized",
-            message: message.into(),
-        }
+        Self::Unauthorized { code: "unauthorized", message: message.into() }
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -108,14 +99,8 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound => Self::NotFound("not found".into()),
             StoreError::Conflict(m) => Self::Conflict(m),
-            StoreError::BadReference(m) => Self::Unprocessable {
-                code: "unknown_reference",
-                message: m,
-            },
-            StoreError::Rule(m) => Self::Unprocessable {
-                code: "rule_violation",
-                message: m,
-            },
+            StoreError::BadReference(m) => Self::Unprocessable { code: "unknown_reference", message: m },
+            StoreError::Rule(m) => Self::Unprocessable { code: "rule_violation", message: m },
             StoreError::PoolTimeout(_) => Self::Unavailable(err.to_string()),
             other => Self::Internal(other.into()),
         }
@@ -154,10 +139,7 @@ impl ResponseError for ApiError {
         if matches!(self, Self::Unauthorized { .. }) {
             resp.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        resp.json(ErrorBody {
-            error: self.code().to_owned(),
-            message,
-        })
+        resp.json(ErrorBody { error: self.code().to_owned(), message })
     }
 }
 
@@ -179,10 +161,7 @@ mod tests {
     fn errors_have_a_stable_shape() {
         assert_eq!(
             body(ApiError::field("name", "must not be empty")),
-            (
-                400,
-                serde_json::json!({"error": "validation_failed", "message": "name: must not be empty"})
-            )
+            (400, serde_json::json!({"error": "validation_failed", "message": "name: must not be empty"}))
         );
         assert_eq!(body(StoreError::NotFound.into()).0, 404);
         assert_eq!(body(StoreError::Conflict("x".into()).into()).1["error"], "conflict");
@@ -195,9 +174,7 @@ mod tests {
 
     #[test]
     fn internal_errors_do_not_leak_details() {
-        let (status, json) = body(ApiError::internal(anyhow::anyhow!(
-            "password=hunter2 in connection string"
-        )));
+        let (status, json) = body(ApiError::internal(anyhow::anyhow!("password=hunter2 in connection string")));
         assert_eq!(status, 500);
         assert_eq!(json["error"], "internal");
         assert!(!json["message"].as_str().unwrap().contains("hunter2"));

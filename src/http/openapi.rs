@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::handlers::{
-    agents, attachments, audit, auth, channels, conversations, customers, ops, statuses, teams, tokens,
+    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, ops, statuses, teams, tokens,
 };
 
 #[derive(OpenApi)]
@@ -31,6 +31,8 @@ use super::handlers::{
         tokens::list, tokens::create, tokens::delete,
         attachments::upload, attachments::download,
         audit::list,
+        custom_channels::create, custom_channels::list, custom_channels::get, custom_channels::update, custom_channels::delete,
+        custom_channels::rotate_secret, custom_channels::inbound, custom_channels::deliveries, custom_channels::resend,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(crate::http::error::ErrorBody)),
@@ -43,6 +45,7 @@ use super::handlers::{
         (name = "agents", description = "Agents and their channel access"),
         (name = "teams", description = "Teams (categories)"),
         (name = "channels", description = "Channel instances"),
+        (name = "custom channels", description = "Integrator channels: inbound API and signed reply webhook (see custom.md)"),
         (name = "statuses", description = "Built-in and custom statuses"),
         (name = "tokens", description = "API tokens"),
         (name = "attachments", description = "File uploads and downloads"),

@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, web};
 
 use super::error::ApiError;
 use super::handlers::{
-    agents, attachments, audit, auth, channels, conversations, customers, ops, statuses, teams, tokens,
+    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, ops, statuses, teams, tokens,
 };
 use super::{openapi, web_assets};
 
@@ -12,18 +12,10 @@ use super::{openapi, web_assets};
 pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usize) {
     cfg.app_data(json_config(max_body))
         .app_data(web::QueryConfig::default().error_handler(|err, _req: &HttpRequest| {
-            ApiError::BadRequest {
-                code: "invalid_query",
-                message: err.to_string(),
-            }
-            .into()
+            ApiError::BadRequest { code: "invalid_query", message: err.to_string() }.into()
         }))
         .app_data(web::PathConfig::default().error_handler(|err, _req: &HttpRequest| {
-            ApiError::BadRequest {
-                code: "invalid_path",
-                message: err.to_string(),
-            }
-            .into()
+            ApiError::BadRequest { code: "invalid_path", message: err.to_string() }.into()
         }))
         .app_data(web::PayloadConfig::new(max_body))
         .route("/healthz", web::get().to(ops::healthz))
@@ -47,15 +39,21 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
                 .route("/conversations/{id}/notes", web::post().to(conversations::note))
                 .route("/conversations/{id}/end", web::post().to(conversations::end))
                 .route("/ws", web::get().to(super::ws::connect))
+                .route("/custom-channels", web::get().to(custom_channels::list))
+                .route("/custom-channels", web::post().to(custom_channels::create))
+                .route("/custom-channels/{id}", web::get().to(custom_channels::get))
+                .route("/custom-channels/{id}", web::patch().to(custom_channels::update))
+                .route("/custom-channels/{id}", web::delete().to(custom_channels::delete))
+                .route("/custom-channels/{id}/secret", web::post().to(custom_channels::rotate_secret))
+                .route("/custom-channels/{id}/inbound", web::post().to(custom_channels::inbound))
+                .route("/custom-channels/{id}/deliveries", web::get().to(custom_channels::deliveries))
+                .route("/custom-channels/{id}/deliveries/{delivery}/resend", web::post().to(custom_channels::resend))
                 .route("/customers", web::get().to(customers::search))
                 .route("/customers/{id}", web::get().to(customers::get))
                 .route("/customers/{id}", web::patch().to(customers::update))
                 .route("/customers/{id}/conversations", web::get().to(customers::conversations))
                 .route("/customers/{id}/identities", web::post().to(customers::add_identity))
-                .route(
-                    "/customers/{id}/identities/{identity_id}",
-                    web::delete().to(customers::remove_identity),
-                )
+                .route("/customers/{id}/identities/{identity_id}", web::delete().to(customers::remove_identity))
                 .route("/customers/{id}/merge", web::post().to(customers::merge))
                 .route("/companies", web::get().to(customers::companies))
                 .route("/agents", web::get().to(agents::list))
@@ -102,18 +100,11 @@ fn json_config(limit: usize) -> web::JsonConfig {
                 ApiError::PayloadTooLarge(format!("the request body is larger than {limit} bytes"))
             }
             E::ContentType => ApiError::UnsupportedMediaType("send JSON with Content-Type: application/json".into()),
-            E::Deserialize(e) if e.is_data() => ApiError::BadRequest {
-                code: "validation_failed",
-                message: e.to_string(),
-            },
-            E::Deserialize(e) => ApiError::BadRequest {
-                code: "invalid_json",
-                message: e.to_string(),
-            },
-            other => ApiError::BadRequest {
-                code: "invalid_json",
-                message: other.to_string(),
-            },
+            E::Deserialize(e) if e.is_data() => {
+                ApiError::BadRequest { code: "validation_failed", message: e.to_string() }
+            }
+            E::Deserialize(e) => ApiError::BadRequest { code: "invalid_json", message: e.to_string() },
+            other => ApiError::BadRequest { code: "invalid_json", message: other.to_string() },
         };
         api.into()
     })

@@ -54,9 +54,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     let state = state(req)?;
     let store = &state.store;
     if let Some(header) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
-        let value = header
-            .to_str()
-            .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+        let value = header.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
         let token = value
             .strip_prefix("Bearer ")
             .map(str::trim)
@@ -65,9 +63,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
         let (api_token, agent) = store::auth::token(store, &secret_hash(token))
             .await?
             .ok_or_else(|| ApiError::unauthorized("invalid API token"))?;
-        let stale = api_token
-            .last_used_at
-            .is_none_or(|t| store::now() - t > Duration::seconds(60));
+        let stale = api_token.last_used_at.is_none_or(|t| store::now() - t > Duration::seconds(60));
         if stale {
             store::auth::touch_token(store, api_token.id).await?;
         }
@@ -82,11 +78,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
         .ok_or_else(|| ApiError::unauthorized("session expired; sign in again"))?;
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe {
-        let sent = req
-            .headers()
-            .get(CSRF_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !secrets_equal(sent, &session.csrf_token) {
             return Err(ApiError::Forbidden {
                 code: "csrf_failed",
@@ -94,15 +86,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
             });
         }
     }
-    principal(
-        store,
-        agent,
-        Credential::Session {
-            token_hash,
-            csrf_token: session.csrf_token,
-        },
-    )
-    .await
+    principal(store, agent, Credential::Session { token_hash, csrf_token: session.csrf_token }).await
 }
 
 async fn principal(store: &store::Store, agent: Agent, credential: Credential) -> Result<Principal, ApiError> {
@@ -115,12 +99,5 @@ async fn principal(store: &store::Store, agent: Agent, credential: Credential) -
     } else {
         ChannelScope::for_role(role, store::agents::channel_ids(store, agent.id).await?)
     };
-    Ok(Principal {
-        agent_id: agent.id,
-        name: agent.name,
-        email: agent.email,
-        role,
-        scope,
-        credential,
-    })
+    Ok(Principal { agent_id: agent.id, name: agent.name, email: agent.email, role, scope, credential })
 }

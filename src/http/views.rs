@@ -74,13 +74,7 @@ pub struct TeamView {
 
 impl TeamView {
     pub fn new(t: models::Team, member_ids: Vec<i64>) -> Self {
-        Self {
-            id: t.id,
-            name: t.name,
-            description: t.description,
-            member_ids,
-            created_at: ts(t.created_at),
-        }
+        Self { id: t.id, name: t.name, description: t.description, member_ids, created_at: ts(t.created_at) }
     }
 }
 
@@ -105,15 +99,8 @@ pub struct ChannelView {
 }
 
 /// Keys whose values are never sent back.
-const SECRET_KEYS: &[&str] = &[
-    "password",
-    "token",
-    "secret",
-    "access_token",
-    "refresh_token",
-    "app_secret",
-    "bot_token",
-];
+const SECRET_KEYS: &[&str] =
+    &["password", "token", "secret", "access_token", "refresh_token", "app_secret", "bot_token"];
 
 impl ChannelView {
     pub fn new(c: models::ChannelInstance, show_settings: bool) -> Self {
@@ -348,12 +335,7 @@ pub struct IdentityView {
 
 impl From<models::Identity> for IdentityView {
     fn from(i: models::Identity) -> Self {
-        Self {
-            id: i.id,
-            kind: i.kind,
-            channel_id: i.channel_instance_id,
-            value: i.value,
-        }
+        Self { id: i.id, kind: i.kind, channel_id: i.channel_instance_id, value: i.value }
     }
 }
 
@@ -412,12 +394,7 @@ pub struct CustomerSummary {
 
 impl From<models::Customer> for CustomerSummary {
     fn from(c: models::Customer) -> Self {
-        Self {
-            id: c.id,
-            name: c.name,
-            company_id: c.company_id,
-            created_at: ts(c.created_at),
-        }
+        Self { id: c.id, name: c.name, company_id: c.company_id, created_at: ts(c.created_at) }
     }
 }
 

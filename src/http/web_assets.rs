@@ -23,11 +23,7 @@ pub async fn serve(req: HttpRequest) -> HttpResponse {
     };
     let mime = mime_guess::from_path(name).first_or_octet_stream();
     // Hashed asset names never change content; index.html must always be fresh.
-    let cache = if name.starts_with("assets/") {
-        "public, max-age=31536000, immutable"
-    } else {
-        "no-cache"
-    };
+    let cache = if name.starts_with("assets/") { "public, max-age=31536000, immutable" } else { "no-cache" };
     HttpResponse::Ok()
         .content_type(mime.as_ref())
         .insert_header((header::CACHE_CONTROL, cache))

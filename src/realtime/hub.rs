@@ -32,20 +32,10 @@ const TICK: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub enum Frame {
     Stored(Arc<StoredEvent>),
-    Presence {
-        who: Who,
-        status: &'static str,
-    },
-    Collision {
-        conversation_id: i64,
-        channel_id: i64,
-        viewing: Vec<Who>,
-        replying: Vec<Who>,
-    },
+    Presence { who: Who, status: &'static str },
+    Collision { conversation_id: i64, channel_id: i64, viewing: Vec<Who>, replying: Vec<Who> },
     Typing(TypingEvent),
-    Access {
-        agent_id: i64,
-    },
+    Access { agent_id: i64 },
 }
 
 struct State {
@@ -75,13 +65,15 @@ impl Hub {
         let (frames, _) = broadcast::channel(SOCKET_BUFFER);
         let hub = Hub {
             frames,
-            state: Arc::new(Mutex::new(State {
-                cursor: Cursor::at(start),
-                markers: Markers::default(),
-            })),
+            state: Arc::new(Mutex::new(State { cursor: Cursor::at(start), markers: Markers::default() })),
         };
         tokio::spawn(hub.clone().run(store, incoming));
         Ok(hub)
+    }
+
+    /// An agent's overall status on this node's picture: `online`, `away` or `offline`.
+    pub fn presence(&self, agent_id: i64) -> &'static str {
+        self.lock().markers.status(agent_id)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Frame>> {
@@ -92,17 +84,9 @@ impl Hub {
     /// socket's cursor drops the duplicate.
     pub fn snapshot(&self) -> Snapshot {
         let state = self.lock();
-        let collisions = state
-            .markers
-            .marked_conversations()
-            .into_iter()
-            .map(|id| collision_frame(&state.markers, id, 0))
-            .collect();
-        Snapshot {
-            cursor: state.cursor.clone(),
-            presence: state.markers.everyone(),
-            collisions,
-        }
+        let collisions =
+            state.markers.marked_conversations().into_iter().map(|id| collision_frame(&state.markers, id, 0)).collect();
+        Snapshot { cursor: state.cursor.clone(), presence: state.markers.everyone(), collisions }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -173,10 +157,7 @@ impl Hub {
         let cursor = self.lock().cursor.clone();
         let rows = store::events::since(store, cursor.replay_from(), &crate::domain::ChannelScope::All, 1000).await?;
         let settled = store::now() - chrono::Duration::from_std(REPAIR_AFTER)?;
-        let missing: Vec<_> = rows
-            .into_iter()
-            .filter(|r| cursor.is_missing(r.id) && r.created_at <= settled)
-            .collect();
+        let missing: Vec<_> = rows.into_iter().filter(|r| cursor.is_missing(r.id) && r.created_at <= settled).collect();
         if missing.is_empty() {
             return Ok(());
         }

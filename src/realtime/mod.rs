@@ -23,7 +23,7 @@ use std::sync::Arc;
 use actix::MailboxError;
 use tokio::sync::mpsc;
 
-use crate::actors::conversation::{Arm, ConversationActor, End, Merge, Patch, Reply, mailbox};
+use crate::actors::conversation::{Arm, ConversationActor, End, Inbound, Merge, Patch, Reply, mailbox};
 use crate::actors::{self, Registry};
 use crate::bus::local::LocalBus;
 use crate::bus::redis::RedisBus;
@@ -56,18 +56,16 @@ impl Realtime {
     pub async fn start(store: Store, redis_url: Option<&str>) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::channel::<BusEvent>(HUB_QUEUE);
         let bus: Arc<dyn Bus> = match redis_url {
-            Some(url) => Arc::new(
-                RedisBus::connect(url, tx)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("Redis at {url}: {e}"))?,
-            ),
+            Some(url) => {
+                let deployment = crate::store::events::deployment_id(&store).await?;
+                Arc::new(
+                    RedisBus::connect(url, deployment, tx).await.map_err(|e| anyhow::anyhow!("Redis at {url}: {e}"))?,
+                )
+            }
             None => Arc::new(LocalBus::new(tx)),
         };
         let hub = Hub::start(store.clone(), rx).await?;
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .min(4);
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(4);
         let rt = Realtime {
             store,
             bus,
@@ -121,17 +119,45 @@ impl Realtime {
         scope: &ChannelScope,
         who: Who,
     ) -> StoreResult<Option<ops::Updated>> {
-        self.ask(id, End(status, reason, scope.clone(), who))
-            .await
-            .map_err(mailbox)?
+        self.ask(id, End(status, reason, scope.clone(), who)).await.map_err(mailbox)?
+    }
+
+    /// A customer's message from a channel (CC-8, CC-9). It goes through the actor of the
+    /// conversation it is for (the named one, or the customer's latest on the channel).
+    pub async fn customer_message(&self, msg: crate::store::messages::CustomerMessage) -> StoreResult<ops::Inbound> {
+        use crate::store::messages::Target;
+        let via = match msg.target {
+            Target::Conversation(id) => Some(id),
+            Target::Latest => {
+                crate::store::conversations::latest_for(&self.store, msg.channel_id, msg.customer_id).await?
+            }
+        };
+        match via {
+            Some(id) => self.ask(id, Inbound(msg)).await.map_err(mailbox)?,
+            None => {
+                let out = ops::customer_message(self, msg).await?;
+                if out.deadline.is_some() {
+                    let _ = self.ask(out.conversation.id, Arm(out.deadline)).await;
+                }
+                Ok(out)
+            }
+        }
     }
 
     /// Publish a conversation created elsewhere (its first message came with it) and start
     /// watching its inactivity deadline.
     pub async fn created(&self, created: &CreatedConversation) -> StoreResult<ops::Created> {
-        let out = ops::created(self, created).await?;
+        let mut out = ops::created(self, created).await?;
+        let c = &created.conversation.conversation;
         if out.deadline.is_some() {
-            let _ = self.ask(created.conversation.conversation.id, Arm(out.deadline)).await;
+            let _ = self.ask(c.id, Arm(out.deadline)).await;
+        }
+        if c.assignee_id.is_none() && created.message.direction == "in" {
+            match crate::channels::routing::assign(self, c.id, c.channel_instance_id, c.customer_id).await {
+                Ok(Some(agent)) => out.conversation.assignee_id = Some(agent),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(conversation_id = c.id, error = %e, "auto-assignment failed"),
+            }
         }
         Ok(out)
     }

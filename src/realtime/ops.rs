@@ -33,11 +33,7 @@ pub struct Created {
 
 fn deadline(row: &ConversationRow) -> Option<NaiveDateTime> {
     let c = &row.conversation;
-    if c.ended_at.is_none() {
-        c.inactivity_deadline
-    } else {
-        None
-    }
+    if c.ended_at.is_none() { c.inactivity_deadline } else { None }
 }
 
 fn publish(rt: &Realtime, events: &[EventRow], body: &str) {
@@ -50,35 +46,22 @@ pub async fn created(rt: &Realtime, c: &CreatedConversation) -> StoreResult<Crea
     let row = &c.conversation;
     let conversation = ConversationView::from(row.clone());
     let files = store::attachments::for_messages(&rt.store, &[c.message.id]).await?;
-    let message = render::message_views(&rt.store, &row.customer_name, vec![(c.message.clone(), files)])
-        .await?
-        .remove(0);
+    let message =
+        render::message_views(&rt.store, &row.customer_name, vec![(c.message.clone(), files)]).await?.remove(0);
     publish(rt, &c.events, &render::body(&conversation, Some(&message)));
-    Ok(Created {
-        conversation,
-        message,
-        deadline: deadline(row),
-    })
+    Ok(Created { conversation, message, deadline: deadline(row) })
 }
 
 pub async fn reply(rt: &Realtime, reply: NewReply, scope: &ChannelScope, who: Who) -> StoreResult<Replied> {
     let appended = store::messages::append_reply(&rt.store, reply, scope, who).await?;
     let row = appended.conversation;
-    let message = render::message_views(
-        &rt.store,
-        &row.customer_name,
-        vec![(appended.message, appended.attachments)],
-    )
-    .await?
-    .remove(0);
+    let message = render::message_views(&rt.store, &row.customer_name, vec![(appended.message, appended.attachments)])
+        .await?
+        .remove(0);
     let d = deadline(&row);
     let conversation = ConversationView::from(row);
     publish(rt, &appended.events, &render::body(&conversation, Some(&message)));
-    Ok(Replied {
-        message,
-        conversation,
-        deadline: d,
-    })
+    Ok(Replied { message, conversation, deadline: d })
 }
 
 pub async fn update(
@@ -92,10 +75,7 @@ pub async fn update(
     let d = deadline(&changed.conversation);
     let conversation = ConversationView::from(changed.conversation);
     publish(rt, &changed.events, &render::body(&conversation, None));
-    Ok(Updated {
-        conversation,
-        deadline: d,
-    })
+    Ok(Updated { conversation, deadline: d })
 }
 
 pub async fn merge(rt: &Realtime, id: i64, into: i64, scope: &ChannelScope, who: Who) -> StoreResult<Updated> {
@@ -104,18 +84,11 @@ pub async fn merge(rt: &Realtime, id: i64, into: i64, scope: &ChannelScope, who:
     let rows = store::conversations::get_many(&rt.store, vec![id, into]).await?;
     for event in &changed.events {
         if let Some(row) = rows.iter().find(|r| r.conversation.id == event.conversation_id) {
-            publish(
-                rt,
-                std::slice::from_ref(event),
-                &render::body(&ConversationView::from(row.clone()), None),
-            );
+            publish(rt, std::slice::from_ref(event), &render::body(&ConversationView::from(row.clone()), None));
         }
     }
     let d = deadline(&changed.conversation);
-    Ok(Updated {
-        conversation: ConversationView::from(changed.conversation),
-        deadline: d,
-    })
+    Ok(Updated { conversation: ConversationView::from(changed.conversation), deadline: d })
 }
 
 pub async fn end(
@@ -131,8 +104,37 @@ pub async fn end(
     };
     let conversation = ConversationView::from(changed.conversation);
     publish(rt, &changed.events, &render::body(&conversation, None));
-    Ok(Some(Updated {
-        conversation,
-        deadline: None,
-    }))
+    Ok(Some(Updated { conversation, deadline: None }))
+}
+
+pub struct Inbound {
+    pub conversation: ConversationView,
+    pub message: MessageView,
+    /// A new conversation was started for it (CC-9 a).
+    pub created: bool,
+    /// The same `external_message_id` had been received before: nothing new.
+    pub duplicate: bool,
+    pub deadline: Option<NaiveDateTime>,
+}
+
+/// A customer's message from a channel, by the last-chat rule; new conversations are routed (CC-12).
+pub async fn customer_message(rt: &Realtime, msg: store::messages::CustomerMessage) -> StoreResult<Inbound> {
+    let appended = store::messages::append_customer(&rt.store, msg, Who::System).await?;
+    let row = appended.conversation;
+    let files = store::attachments::for_messages(&rt.store, &[appended.message.id]).await?;
+    let message =
+        render::message_views(&rt.store, &row.customer_name, vec![(appended.message, files)]).await?.remove(0);
+    let d = deadline(&row);
+    let (id, channel_id, customer_id) =
+        (row.conversation.id, row.conversation.channel_instance_id, row.conversation.customer_id);
+    let mut conversation = ConversationView::from(row);
+    publish(rt, &appended.events, &render::body(&conversation, Some(&message)));
+    if appended.created {
+        match crate::channels::routing::assign(rt, id, channel_id, customer_id).await {
+            Ok(Some(agent)) => conversation.assignee_id = Some(agent),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(conversation_id = id, error = %e, "auto-assignment failed"),
+        }
+    }
+    Ok(Inbound { conversation, message, created: appended.created, duplicate: appended.duplicate, deadline: d })
 }

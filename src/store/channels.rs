@@ -167,3 +167,38 @@ pub async fn delete(store: &Store, id: i64, actor: Actor) -> StoreResult<()> {
         })
         .await
 }
+
+/// The properties a channel gives its new conversations (CC-12), read from its settings'
+/// `routing` object: `team_id`, `priority`, `status`, `tags`. Unknown or malformed values are
+/// ignored here; the channel endpoints validate them on the way in.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Defaults {
+    pub team_id: Option<i64>,
+    pub priority: Option<String>,
+    pub status: Option<String>,
+    pub tags: Vec<String>,
+}
+
+impl Defaults {
+    pub fn of(channel: &ChannelInstance) -> Self {
+        let settings: serde_json::Value = serde_json::from_str(&channel.settings).unwrap_or_default();
+        let routing = &settings["routing"];
+        Self {
+            team_id: routing["team_id"].as_i64(),
+            priority: routing["priority"]
+                .as_str()
+                .filter(|p| p.parse::<crate::domain::Priority>().is_ok())
+                .map(str::to_owned),
+            status: routing["status"].as_str().map(str::to_owned),
+            tags: {
+                let mut tags: Vec<String> = routing["tags"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|t| t.as_str().and_then(crate::domain::text::normalize_tag)).collect())
+                    .unwrap_or_default();
+                tags.sort();
+                tags.dedup();
+                tags
+            },
+        }
+    }
+}

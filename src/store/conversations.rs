@@ -16,12 +16,11 @@ use super::customers::like_pattern;
 use super::events::{self, EventRow, record_event};
 use super::models::{ChannelInstance, Conversation, Customer, Message};
 use super::schema::{
-    audit_log, channel_instances, conversation_tags, conversations, counters, customer_identities, customers, messages,
-    outbox, statuses,
+    audit_log, channel_instances, conversation_tags, conversations, customer_identities, customers, messages, statuses,
 };
 use super::{Store, StoreError, StoreResult, now};
 use crate::domain::linking::{self, Found, Owner};
-use crate::domain::{ChannelScope, Direction, Mode, Source, StatusBase};
+use crate::domain::{ChannelScope, Direction, Mode, Source};
 use crate::{db_run, db_tx};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
@@ -168,11 +167,7 @@ macro_rules! decorate {
             .await?;
         rows.into_iter()
             .map(|c| ConversationRow {
-                tags: tags
-                    .iter()
-                    .filter(|(id, _)| *id == c.id)
-                    .map(|(_, t)| t.clone())
-                    .collect(),
+                tags: tags.iter().filter(|(id, _)| *id == c.id).map(|(_, t)| t.clone()).collect(),
                 customer_name: names
                     .iter()
                     .find(|(id, _)| *id == c.customer_id)
@@ -340,11 +335,8 @@ macro_rules! apply_patch {
         let closed_at: Option<NaiveDateTime> = if closing { before.closed_at.or(Some(t)) } else { None };
         // Closing a chat that is still in progress ends it (CORE-5).
         let active_chat = before.mode == Mode::Sync.as_str() && before.ended_at.is_none();
-        let (ended_at, deadline) = if closing && active_chat {
-            (Some(t), None)
-        } else {
-            (before.ended_at, before.inactivity_deadline)
-        };
+        let (ended_at, deadline) =
+            if closing && active_chat { (Some(t), None) } else { (before.ended_at, before.inactivity_deadline) };
 
         if status_key != before.status {
             changed.insert("status".into(), json!(status_key));
@@ -387,10 +379,7 @@ macro_rules! apply_patch {
                 .await?;
             for tag in &new_tags {
                 diesel::insert_into(conversation_tags::table)
-                    .values((
-                        conversation_tags::conversation_id.eq(before.id),
-                        conversation_tags::tag.eq(tag),
-                    ))
+                    .values((conversation_tags::conversation_id.eq(before.id), conversation_tags::tag.eq(tag)))
                     .execute($conn)
                     .await?;
             }
@@ -426,10 +415,7 @@ macro_rules! find_or_create_company {
             Some(id) => id,
             None => {
                 diesel::insert_into(super::schema::companies::table)
-                    .values((
-                        super::schema::companies::name.eq(name),
-                        super::schema::companies::created_at.eq($t),
-                    ))
+                    .values((super::schema::companies::name.eq(name), super::schema::companies::created_at.eq($t)))
                     .returning(super::schema::companies::id)
                     .get_result::<i64>($conn)
                     .await?
@@ -437,6 +423,120 @@ macro_rules! find_or_create_company {
         }
     }};
 }
+
+/// Insert a new conversation with its first message (seq 1), the channel's default properties
+/// (CC-12), its event, its outbox row (outbound first message on an enabled channel) and audit
+/// entry. Evaluates to `(Conversation, Message, EventRow)`.
+macro_rules! insert_conversation {
+    ($conn:ident, $channel:expr, $customer_id:expr, $subject:expr, $direction:expr, $source:expr, $author_agent_id:expr,
+     $content:expr, $content_html:expr, $external_id:expr, $t:expr, $actor:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::domain::{Direction, Mode, StatusBase};
+        #[allow(unused_imports)]
+        use $crate::store::events::{self, record_event};
+        #[allow(unused_imports)]
+        use $crate::store::models::{ChannelInstance, Conversation, Message};
+        #[allow(unused_imports)]
+        use $crate::store::schema::{audit_log, conversation_tags, conversations, counters, messages, outbox, statuses};
+        #[allow(unused_imports)]
+        use $crate::store::{audit, channels, outbox as outbox_repo};
+        #[allow(unused_imports)]
+        use chrono::NaiveDateTime;
+        #[allow(unused_imports)]
+        use serde_json::json;
+        let channel: &ChannelInstance = $channel;
+        let customer_id: i64 = $customer_id;
+        let direction: Direction = $direction;
+        let t: NaiveDateTime = $t;
+        let defaults = channels::Defaults::of(channel);
+        let number: i64 = diesel::update(counters::table.find("conversation_number"))
+            .set(counters::value.eq(counters::value + 1))
+            .returning(counters::value)
+            .get_result($conn)
+            .await?;
+        let status: String = match &defaults.status {
+            Some(key) => statuses::table
+                .filter(statuses::key.eq(key))
+                .select(statuses::key)
+                .first::<String>($conn)
+                .await
+                .optional()?
+                .unwrap_or_else(|| StatusBase::Open.as_str().to_owned()),
+            None => StatusBase::Open.as_str().to_owned(),
+        };
+        let team_id: Option<i64> = match defaults.team_id.or(channel.default_team_id) {
+            Some(team) => $crate::store::schema::teams::table
+                .find(team)
+                .select($crate::store::schema::teams::id)
+                .first::<i64>($conn)
+                .await
+                .optional()?,
+            None => None,
+        };
+        let is_in = direction == Direction::In;
+        let sync = channel.mode == Mode::Sync.as_str();
+        let deadline = sync.then(|| t + chrono::Duration::seconds(channel.inactivity_timeout_s));
+        let conversation: Conversation = diesel::insert_into(conversations::table)
+            .values((
+                conversations::number.eq(number),
+                conversations::channel_instance_id.eq(channel.id),
+                conversations::customer_id.eq(customer_id),
+                conversations::mode.eq(&channel.mode),
+                conversations::status.eq(&status),
+                conversations::team_id.eq(team_id),
+                conversations::priority.eq(defaults.priority.as_deref().unwrap_or("normal")),
+                conversations::subject.eq($subject),
+                conversations::custom_fields.eq("{}"),
+                conversations::last_seq.eq(1),
+                conversations::inactivity_deadline.eq(deadline),
+                conversations::created_at.eq(t),
+                conversations::updated_at.eq(t),
+                conversations::last_customer_activity_at.eq(is_in.then_some(t)),
+                conversations::last_agent_activity_at.eq((!is_in).then_some(t)),
+            ))
+            .returning(Conversation::as_returning())
+            .get_result($conn)
+            .await?;
+        for tag in &defaults.tags {
+            diesel::insert_into(conversation_tags::table)
+                .values((conversation_tags::conversation_id.eq(conversation.id), conversation_tags::tag.eq(tag)))
+                .execute($conn)
+                .await?;
+        }
+        let message: Message = diesel::insert_into(messages::table)
+            .values((
+                messages::conversation_id.eq(conversation.id),
+                messages::seq.eq(1),
+                messages::direction.eq(direction.as_str()),
+                messages::source.eq($source.as_str()),
+                messages::author_agent_id.eq($author_agent_id),
+                messages::author_customer_id.eq(is_in.then_some(customer_id)),
+                messages::body_text.eq($content),
+                messages::body_html.eq($content_html),
+                messages::channel_instance_id.eq(channel.id),
+                messages::provider_message_id.eq($external_id),
+                messages::created_at.eq(t),
+            ))
+            .returning(Message::as_returning())
+            .get_result($conn)
+            .await?;
+        if direction == Direction::Out && channel.enabled {
+            diesel::insert_into(outbox::table)
+                .values(&outbox_repo::new_delivery(channel.id, conversation.id, message.id, t))
+                .execute($conn)
+                .await?;
+        }
+        let event = record_event!($conn, conversation.id, channel.id, events::CONVERSATION_CREATED, Some(1), Some(message.id), t);
+        diesel::insert_into(audit_log::table)
+            .values(&audit::entry($actor, "conversation.create", "conversation", Some(conversation.id), json!({
+                "number": number, "channel_id": channel.id, "customer_id": customer_id, "direction": direction.as_str()
+            })))
+            .execute($conn)
+            .await?;
+        (conversation, message, event)
+    }};
+}
+pub(crate) use insert_conversation;
 
 pub async fn get(store: &Store, id: i64, scope: &ChannelScope) -> StoreResult<ConversationRow> {
     let scope = scope.clone();
@@ -468,10 +568,7 @@ pub async fn list(
             let scope: &ChannelScope = &scope;
             let scope_ids = scope.ids();
             let pattern = filter.q.as_deref().map(like_pattern);
-            let number_q: Option<i64> = filter
-                .q
-                .as_deref()
-                .and_then(|q| q.trim().trim_start_matches('#').parse().ok());
+            let number_q: Option<i64> = filter.q.as_deref().and_then(|q| q.trim().trim_start_matches('#').parse().ok());
             let mut conn = store.read().await?;
             db_run!(conn => {
                 macro_rules! filtered {
@@ -697,65 +794,20 @@ pub async fn create(
                 }
             };
 
-            let number: i64 = diesel::update(counters::table.find("conversation_number"))
-                .set(counters::value.eq(counters::value + 1))
-                .returning(counters::value)
-                .get_result(conn)
-                .await?;
-            let is_in = input.direction == Direction::In;
-            let sync = channel.mode == Mode::Sync.as_str();
-            let deadline = sync.then(|| t + chrono::Duration::seconds(channel.inactivity_timeout_s));
-            let conversation: Conversation = diesel::insert_into(conversations::table)
-                .values((
-                    conversations::number.eq(number),
-                    conversations::channel_instance_id.eq(channel.id),
-                    conversations::customer_id.eq(customer_id),
-                    conversations::mode.eq(&channel.mode),
-                    conversations::status.eq(StatusBase::Open.as_str()),
-                    conversations::team_id.eq(channel.default_team_id),
-                    conversations::priority.eq("normal"),
-                    conversations::subject.eq(&input.subject),
-                    conversations::custom_fields.eq("{}"),
-                    conversations::last_seq.eq(1),
-                    conversations::inactivity_deadline.eq(deadline),
-                    conversations::created_at.eq(t),
-                    conversations::updated_at.eq(t),
-                    conversations::last_customer_activity_at.eq(is_in.then_some(t)),
-                    conversations::last_agent_activity_at.eq((!is_in).then_some(t)),
-                ))
-                .returning(Conversation::as_returning())
-                .get_result(conn)
-                .await?;
-            let message: Message = diesel::insert_into(messages::table)
-                .values((
-                    messages::conversation_id.eq(conversation.id),
-                    messages::seq.eq(1),
-                    messages::direction.eq(input.direction.as_str()),
-                    messages::source.eq(input.source.as_str()),
-                    messages::author_agent_id.eq(input.author_agent_id),
-                    messages::author_customer_id.eq(is_in.then_some(customer_id)),
-                    messages::body_text.eq(&input.content),
-                    messages::body_html.eq(&input.content_html),
-                    messages::channel_instance_id.eq(channel.id),
-                    messages::provider_message_id.eq(&input.external_message_id),
-                    messages::created_at.eq(t),
-                ))
-                .returning(Message::as_returning())
-                .get_result(conn)
-                .await?;
-            if input.direction == Direction::Out {
-                diesel::insert_into(outbox::table)
-                    .values(&super::outbox::new_delivery(channel.id, conversation.id, message.id, t))
-                    .execute(conn)
-                    .await?;
-            }
-            let event = record_event!(conn, conversation.id, channel.id, events::CONVERSATION_CREATED, Some(1), Some(message.id), t);
-            diesel::insert_into(audit_log::table)
-                .values(&audit::entry(actor, "conversation.create", "conversation", Some(conversation.id), json!({
-                    "number": number, "channel_id": channel.id, "customer_id": customer_id, "direction": input.direction.as_str()
-                })))
-                .execute(conn)
-                .await?;
+            let (conversation, message, event) = insert_conversation!(
+                conn,
+                &channel,
+                customer_id,
+                &input.subject,
+                input.direction,
+                input.source,
+                input.author_agent_id,
+                &input.content,
+                &input.content_html,
+                &input.external_message_id,
+                t,
+                actor
+            );
             let mut rows = decorate!(conn, vec![conversation]);
             Ok(CreatedConversation { conversation: rows.remove(0), message, created: true, events: vec![event] })
         })
@@ -1014,6 +1066,41 @@ pub async fn get_many(store: &Store, ids: Vec<i64>) -> StoreResult<Vec<Conversat
                     .await?;
                 Ok(decorate!(conn, rows))
             })
+        })
+        .await
+}
+
+/// The customer's newest conversation on a channel, if any (merged ones included: the caller follows them).
+pub async fn latest_for(store: &Store, channel_id: i64, customer_id: i64) -> StoreResult<Option<i64>> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => conversations::table
+                .filter(conversations::channel_instance_id.eq(channel_id))
+                .filter(conversations::customer_id.eq(customer_id))
+                .order(conversations::id.desc())
+                .select(conversations::id)
+                .first::<i64>(conn)
+                .await
+                .optional())?)
+        })
+        .await
+}
+
+/// The customer known on a channel by the integrator's id (`user_custom_id`).
+pub async fn customer_by_external_id(store: &Store, channel_id: i64, external_id: &str) -> StoreResult<Option<i64>> {
+    let external_id = external_id.to_owned();
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => customer_identities::table
+                .filter(customer_identities::kind.eq("external"))
+                .filter(customer_identities::channel_instance_id.eq(channel_id))
+                .filter(customer_identities::value.eq(&external_id))
+                .select(customer_identities::customer_id)
+                .first::<i64>(conn)
+                .await
+                .optional())?)
         })
         .await
 }

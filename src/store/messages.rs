@@ -139,9 +139,9 @@ pub async fn append_reply(
                     Some(_) => {}
                 }
             }
-            let timeout_s: i64 = channel_instances::table
+            let (timeout_s, channel_enabled): (i64, bool) = channel_instances::table
                 .find(before.channel_instance_id)
-                .select(channel_instances::inactivity_timeout_s)
+                .select((channel_instances::inactivity_timeout_s, channel_instances::enabled))
                 .first(conn)
                 .await?;
 
@@ -194,7 +194,8 @@ pub async fn append_reply(
                     .get_results(conn)
                     .await?
             };
-            if direction == Direction::Out {
+            // A disabled channel queues nothing new.
+            if direction == Direction::Out && channel_enabled {
                 diesel::insert_into(outbox::table)
                     .values(&super::outbox::new_delivery(before.channel_instance_id, before.id, message.id, t))
                     .execute(conn)
@@ -286,3 +287,178 @@ pub async fn get_many(store: &Store, ids: Vec<i64>) -> StoreResult<Vec<(Message,
         })
         .collect())
 }
+
+/// Which conversation a customer message is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The one the integrator names (CC-8); a merged one means its survivor (CC-9 c).
+    Conversation(i64),
+    /// The customer's latest conversation on the channel (CC-9).
+    Latest,
+}
+
+#[derive(Debug, Clone)]
+pub struct CustomerMessage {
+    pub channel_id: i64,
+    pub customer_id: i64,
+    pub target: Target,
+    pub content: String,
+    pub content_html: Option<String>,
+    /// Idempotency key on the channel.
+    pub external_message_id: Option<String>,
+    pub subject: String,
+}
+
+pub struct AppendedCustomer {
+    pub message: Message,
+    pub conversation: ConversationRow,
+    pub events: Vec<EventRow>,
+    /// A new conversation was started (none open, or the last one closed: CC-9 a).
+    pub created: bool,
+    /// `external_message_id` was known: nothing was written.
+    pub duplicate: bool,
+}
+
+/// Add a customer's message by the last-chat rule (CC-9): the target conversation (following
+/// merges) if it is open or pending; a new conversation if it is closed or there is none. A
+/// pending conversation is reopened; a chat that had ended becomes live again.
+pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) -> StoreResult<AppendedCustomer> {
+    use super::conversations::{insert_conversation, load_in_scope};
+    use super::models::{ChannelInstance, Customer, Status};
+    use super::schema::statuses;
+    use crate::domain::StatusBase;
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            db_tx!(conn => {
+                let t = now();
+                let channel: ChannelInstance = channel_instances::table
+                    .find(msg.channel_id)
+                    .select(ChannelInstance::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?
+                    .ok_or_else(|| StoreError::BadReference(format!("channel {} does not exist", msg.channel_id)))?;
+                if !channel.enabled {
+                    return Err(StoreError::Rule(format!("channel {} is disabled", channel.id)));
+                }
+                let customer: Customer = customers::table
+                    .find(msg.customer_id)
+                    .select(Customer::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?
+                    .ok_or_else(|| StoreError::BadReference(format!("user {} does not exist", msg.customer_id)))?;
+                let customer_id = customer.merged_into_id.unwrap_or(customer.id);
+                if let Some(ext) = &msg.external_message_id {
+                    let seen: Option<Message> = messages::table
+                        .filter(messages::channel_instance_id.eq(channel.id))
+                        .filter(messages::provider_message_id.eq(ext))
+                        .select(Message::as_select())
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    if let Some(message) = seen {
+                        let row = decorate_one!(conn, message.conversation_id);
+                        return Ok(AppendedCustomer { message, conversation: row, events: vec![], created: false, duplicate: true });
+                    }
+                }
+                let start: Option<Conversation> = match msg.target {
+                    Target::Conversation(id) => {
+                        let c: Conversation = load_in_scope!(conn, id, ChannelScope::All);
+                        let owner = customers::table.find(c.customer_id).select(customers::merged_into_id).first::<Option<i64>>(conn).await?;
+                        if c.channel_instance_id != channel.id || owner.unwrap_or(c.customer_id) != customer_id {
+                            return Err(StoreError::BadReference(format!("conversation {id} is not user {}'s on this channel", msg.customer_id)));
+                        }
+                        Some(c)
+                    }
+                    Target::Latest => conversations::table
+                        .filter(conversations::channel_instance_id.eq(channel.id))
+                        .filter(conversations::customer_id.eq(customer_id))
+                        .order(conversations::id.desc())
+                        .select(Conversation::as_select())
+                        .first(conn)
+                        .await
+                        .optional()?,
+                };
+                // Follow merges to the survivor (CC-9 c).
+                let mut current = start;
+                let mut hops = 0;
+                while let Some(into) = current.as_ref().and_then(|c| c.merged_into_id) {
+                    hops += 1;
+                    if hops > 32 {
+                        return Err(StoreError::Rule("merge chain too long".into()));
+                    }
+                    current = Some(conversations::table.find(into).select(Conversation::as_select()).first(conn).await?);
+                }
+                let open = match &current {
+                    Some(c) => {
+                        let status: Status = statuses::table.filter(statuses::key.eq(&c.status)).select(Status::as_select()).first(conn).await?;
+                        status.base != StatusBase::Closed.as_str()
+                    }
+                    None => false,
+                };
+                let Some(conv) = current.filter(|_| open) else {
+                    let (conversation, message, event) = insert_conversation!(
+                        conn, &channel, customer_id, &msg.subject, Direction::In, Source::Channel, None::<i64>,
+                        &msg.content, &msg.content_html, &msg.external_message_id, t, actor
+                    );
+                    let row = decorate_one!(conn, conversation.id);
+                    return Ok(AppendedCustomer { message, conversation: row, events: vec![event], created: true, duplicate: false });
+                };
+                let sync = conv.mode == Mode::Sync.as_str();
+                let deadline = sync.then(|| t + Duration::seconds(channel.inactivity_timeout_s));
+                let reopen_status: String = if conv.status == "pending" { "open".into() } else { conv.status.clone() };
+                let seq: i64 = diesel::update(conversations::table.find(conv.id))
+                    .set((
+                        conversations::last_seq.eq(conversations::last_seq + 1),
+                        conversations::updated_at.eq(t),
+                        conversations::last_customer_activity_at.eq(Some(t)),
+                        conversations::inactivity_deadline.eq(deadline),
+                        conversations::ended_at.eq(if sync { None } else { conv.ended_at }),
+                        conversations::status.eq(&reopen_status),
+                    ))
+                    .returning(conversations::last_seq)
+                    .get_result(conn)
+                    .await?;
+                let message: Message = diesel::insert_into(messages::table)
+                    .values((
+                        messages::conversation_id.eq(conv.id),
+                        messages::seq.eq(seq),
+                        messages::direction.eq(Direction::In.as_str()),
+                        messages::source.eq(Source::Channel.as_str()),
+                        messages::author_customer_id.eq(Some(customer_id)),
+                        messages::body_text.eq(&msg.content),
+                        messages::body_html.eq(&msg.content_html),
+                        messages::channel_instance_id.eq(channel.id),
+                        messages::provider_message_id.eq(&msg.external_message_id),
+                        messages::created_at.eq(t),
+                    ))
+                    .returning(Message::as_returning())
+                    .get_result(conn)
+                    .await?;
+                let event = record_event!(conn, conv.id, channel.id, events::MESSAGE_CREATED, Some(seq), Some(message.id), t);
+                let row = decorate_one!(conn, conv.id);
+                Ok(AppendedCustomer { message, conversation: row, events: vec![event], created: false, duplicate: false })
+            })
+        })
+        .await
+}
+
+/// Load one conversation with its tags, customer name and channel kind inside a transaction.
+macro_rules! decorate_one {
+    ($conn:ident, $id:expr) => {{
+        let c: Conversation = conversations::table.find($id).select(Conversation::as_select()).first($conn).await?;
+        let tags: Vec<String> = conversation_tags::table
+            .filter(conversation_tags::conversation_id.eq(c.id))
+            .select(conversation_tags::tag)
+            .order(conversation_tags::tag)
+            .load($conn)
+            .await?;
+        let customer_name: String = customers::table.find(c.customer_id).select(customers::name).first($conn).await?;
+        let channel_kind: String =
+            channel_instances::table.find(c.channel_instance_id).select(channel_instances::kind).first($conn).await?;
+        ConversationRow { conversation: c, tags, customer_name, channel_kind }
+    }};
+}
+use decorate_one;

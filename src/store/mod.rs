@@ -19,6 +19,7 @@ pub mod audit;
 pub mod auth;
 pub mod channels;
 pub mod conversations;
+pub mod counters;
 pub mod customers;
 pub mod events;
 pub mod messages;
@@ -218,13 +219,7 @@ impl Store {
                 (Pools::Sqlite(pool), Some(Arc::new(Mutex::new(()))))
             }
         };
-        Ok(Self {
-            inner: Arc::new(StoreInner {
-                url: url.clone(),
-                pools,
-                sqlite_writer,
-            }),
-        })
+        Ok(Self { inner: Arc::new(StoreInner { url: url.clone(), pools, sqlite_writer }) })
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -245,8 +240,7 @@ impl Store {
         T: Send + 'static,
     {
         let task = store_runtime().spawn(op(self.clone()));
-        task.await
-            .map_err(|e| StoreError::Pool(format!("database task failed: {e}")))?
+        task.await.map_err(|e| StoreError::Pool(format!("database task failed: {e}")))?
     }
 
     /// A connection for reads (and for writes on PostgreSQL, where the database orders them).
@@ -282,17 +276,11 @@ impl Store {
             match conn {
                 DbConn::Postgres(c) => {
                     let mut harness = diesel_async::AsyncMigrationHarness::new(c);
-                    harness
-                        .run_pending_migrations(POSTGRES_MIGRATIONS)
-                        .map(|v| v.len())
-                        .map_err(|e| e.to_string())
+                    harness.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()).map_err(|e| e.to_string())
                 }
                 DbConn::Sqlite(c, _guard) => {
                     let mut harness = diesel_async::AsyncMigrationHarness::new(c);
-                    harness
-                        .run_pending_migrations(SQLITE_MIGRATIONS)
-                        .map(|v| v.len())
-                        .map_err(|e| e.to_string())
+                    harness.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()).map_err(|e| e.to_string())
                 }
             }
         })
@@ -352,10 +340,7 @@ fn store_runtime() -> &'static tokio::runtime::Handle {
 fn latest_version(migrations: &EmbeddedMigrations) -> String {
     use diesel::migration::MigrationSource;
     let list = MigrationSource::<diesel::sqlite::Sqlite>::migrations(migrations).unwrap_or_default();
-    list.iter()
-        .map(|m| m.name().version().to_string())
-        .max()
-        .unwrap_or_default()
+    list.iter().map(|m| m.name().version().to_string()).max().unwrap_or_default()
 }
 
 fn pool_error<E: std::fmt::Display>(err: deadpool::managed::PoolError<E>) -> StoreError {

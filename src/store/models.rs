@@ -209,6 +209,7 @@ pub struct OutboxItem {
     pub last_error: Option<String>,
     pub created_at: NaiveDateTime,
     pub delivered_at: Option<NaiveDateTime>,
+    pub locked_until: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

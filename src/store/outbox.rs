@@ -74,3 +74,215 @@ pub async fn for_message(store: &Store, message_id: i64) -> StoreResult<Vec<Outb
         })
         .await
 }
+
+/// Deliveries due now on enabled channels of these kinds, at most one per conversation — the
+/// oldest pending one, so a conversation's replies go out in order (a later one waits while an
+/// earlier one is being retried).
+pub async fn due(
+    store: &Store,
+    channel_kinds: &[&'static str],
+    delivery_kinds: &[&'static str],
+    limit: i64,
+) -> StoreResult<Vec<OutboxItem>> {
+    use super::schema::channel_instances;
+    let kinds: Vec<&'static str> = channel_kinds.to_vec();
+    let delivery_kinds: Vec<&'static str> = delivery_kinds.to_vec();
+    store
+        .run(move |store| async move {
+            let t = super::now();
+            let mut conn = store.read().await?;
+            db_run!(conn => {
+                let candidates: Vec<OutboxItem> = outbox::table
+                    .inner_join(channel_instances::table)
+                    .filter(outbox::state.eq("pending"))
+                    .filter(outbox::next_attempt_at.le(t))
+                    .filter(outbox::locked_until.is_null().or(outbox::locked_until.lt(t)))
+                    .filter(channel_instances::enabled.eq(true))
+                    .filter(channel_instances::kind.eq_any(kinds))
+                    .filter(outbox::kind.eq_any(delivery_kinds))
+                    .order(outbox::id)
+                    .limit(limit)
+                    .select(OutboxItem::as_select())
+                    .load(conn)
+                    .await?;
+                let conversations: Vec<i64> = candidates.iter().filter_map(|c| c.conversation_id).collect();
+                let firsts: Vec<(Option<i64>, Option<i64>)> = outbox::table
+                    .filter(outbox::state.eq("pending"))
+                    .filter(outbox::conversation_id.eq_any(&conversations))
+                    .group_by(outbox::conversation_id)
+                    .select((outbox::conversation_id, diesel::dsl::min(outbox::id)))
+                    .load(conn)
+                    .await?;
+                Ok(candidates
+                    .into_iter()
+                    .filter(|c| match c.conversation_id {
+                        None => true,
+                        Some(conv) => firsts.iter().any(|(fc, first)| *fc == Some(conv) && *first == Some(c.id)),
+                    })
+                    .collect())
+            })
+        })
+        .await
+}
+
+/// Claim a delivery until `until`; false when another dispatcher holds it or it is no longer pending.
+pub async fn claim(store: &Store, id: i64, until: NaiveDateTime) -> StoreResult<bool> {
+    store
+        .run(move |store| async move {
+            let t = super::now();
+            let mut conn = store.write().await?;
+            let n = db_run!(conn => diesel::update(
+                outbox::table
+                    .filter(outbox::id.eq(id))
+                    .filter(outbox::state.eq("pending"))
+                    .filter(outbox::locked_until.is_null().or(outbox::locked_until.lt(t))),
+            )
+            .set(outbox::locked_until.eq(Some(until)))
+            .execute(conn)
+            .await)?;
+            Ok(n == 1)
+        })
+        .await
+}
+
+/// Record the outcome of one attempt. `next` = `None` after success; `Some(Some(t))` retry at `t`;
+/// `Some(None)` give up (failed).
+pub async fn finish(
+    store: &Store,
+    id: i64,
+    error: Option<String>,
+    next: Option<Option<NaiveDateTime>>,
+) -> StoreResult<()> {
+    store
+        .run(move |store| async move {
+            let t = super::now();
+            let mut conn = store.write().await?;
+            db_run!(conn => {
+                let q = diesel::update(outbox::table.find(id));
+                match next {
+                    None => q
+                        .set((outbox::state.eq("delivered"), outbox::delivered_at.eq(Some(t)), outbox::attempts.eq(outbox::attempts + 1),
+                              outbox::last_error.eq(None::<String>), outbox::locked_until.eq(None::<NaiveDateTime>)))
+                        .execute(conn)
+                        .await,
+                    Some(Some(at)) => q
+                        .set((outbox::attempts.eq(outbox::attempts + 1), outbox::next_attempt_at.eq(at), outbox::last_error.eq(error),
+                              outbox::locked_until.eq(None::<NaiveDateTime>)))
+                        .execute(conn)
+                        .await,
+                    Some(None) => q
+                        .set((outbox::state.eq("failed"), outbox::attempts.eq(outbox::attempts + 1), outbox::last_error.eq(error),
+                              outbox::locked_until.eq(None::<NaiveDateTime>)))
+                        .execute(conn)
+                        .await,
+                }
+            })?;
+            Ok(())
+        })
+        .await
+}
+
+pub async fn get(store: &Store, id: i64) -> StoreResult<OutboxItem> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => outbox::table.find(id).select(OutboxItem::as_select()).first(conn).await)?)
+        })
+        .await
+}
+
+/// Queue a delivery again (manual re-send from the delivery log): pending, due now, same delivery id.
+pub async fn resend(store: &Store, id: i64) -> StoreResult<OutboxItem> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            Ok(db_run!(conn => diesel::update(outbox::table.find(id))
+                .set((outbox::state.eq("pending"), outbox::next_attempt_at.eq(super::now()), outbox::locked_until.eq(None::<NaiveDateTime>)))
+                .returning(OutboxItem::as_returning())
+                .get_result(conn)
+                .await)?)
+        })
+        .await
+}
+
+/// Everything a connector needs to send one delivery of a message.
+pub struct DeliveryContext {
+    pub channel: super::models::ChannelInstance,
+    pub conversation: super::models::Conversation,
+    pub message: super::models::Message,
+    pub attachments: Vec<super::models::Attachment>,
+    /// The customer's id on this channel (`user_custom_id`), if they have one.
+    pub external_id: Option<String>,
+    pub author_name: String,
+}
+
+/// Load the context of a message delivery; `None` when the message or its conversation is gone.
+pub async fn context(store: &Store, message_id: i64) -> StoreResult<Option<DeliveryContext>> {
+    use super::models::{Attachment, ChannelInstance, Conversation, Message};
+    use super::schema::{agents, attachments, channel_instances, conversations, customer_identities, messages};
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            db_run!(conn => {
+                let Some(message) = messages::table.find(message_id).select(Message::as_select()).first(conn).await.optional()? else {
+                    return Ok(None);
+                };
+                let conversation: Conversation = conversations::table.find(message.conversation_id).select(Conversation::as_select()).first(conn).await?;
+                let channel: ChannelInstance = channel_instances::table.find(message.channel_instance_id).select(ChannelInstance::as_select()).first(conn).await?;
+                let files: Vec<Attachment> = attachments::table
+                    .filter(attachments::message_id.eq(message.id))
+                    .order(attachments::id)
+                    .select(Attachment::as_select())
+                    .load(conn)
+                    .await?;
+                let external_id: Option<String> = customer_identities::table
+                    .filter(customer_identities::customer_id.eq(conversation.customer_id))
+                    .filter(customer_identities::kind.eq("external"))
+                    .filter(customer_identities::channel_instance_id.eq(channel.id))
+                    .order(customer_identities::id)
+                    .select(customer_identities::value)
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let author_name: String = match message.author_agent_id {
+                    Some(a) => agents::table.find(a).select(agents::name).first(conn).await.optional()?.unwrap_or_default(),
+                    None => String::new(),
+                };
+                Ok(Some(DeliveryContext { channel, conversation, message, attachments: files, external_id, author_name }))
+            })
+        })
+        .await
+}
+
+/// Queue a notification (e.g. an email to an agent) that a connector will deliver.
+pub async fn enqueue_notification(
+    store: &Store,
+    channel_instance_id: i64,
+    conversation_id: i64,
+    kind: &'static str,
+    payload: serde_json::Value,
+) -> StoreResult<OutboxItem> {
+    store
+        .run(move |store| async move {
+            let t = super::now();
+            let mut conn = store.write().await?;
+            let row = NewDelivery {
+                delivery_id: uuid::Uuid::new_v4().to_string(),
+                channel_instance_id,
+                conversation_id: Some(conversation_id),
+                message_id: None,
+                kind,
+                payload: payload.to_string(),
+                state: "pending",
+                attempts: 0,
+                next_attempt_at: t,
+                created_at: t,
+            };
+            Ok(db_run!(conn => diesel::insert_into(outbox::table)
+                .values(&row)
+                .returning(OutboxItem::as_returning())
+                .get_result(conn)
+                .await)?)
+        })
+        .await
+}

@@ -214,6 +214,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamp,
         delivered_at -> Nullable<Timestamp>,
+        locked_until -> Nullable<Timestamp>,
     }
 }
 
@@ -240,6 +241,7 @@ diesel::joinable!(conversations -> channel_instances (channel_instance_id));
 diesel::joinable!(conversations -> customers (customer_id));
 diesel::joinable!(conversation_tags -> conversations (conversation_id));
 diesel::joinable!(messages -> conversations (conversation_id));
+diesel::joinable!(outbox -> channel_instances (channel_instance_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     counters,

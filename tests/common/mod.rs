@@ -41,33 +41,21 @@ impl FreshDb {
         match postgres_admin_url() {
             Some(admin) => {
                 let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = AsyncPgConnection::establish(&admin)
-                    .await
-                    .expect("connect to PostgreSQL");
+                let mut conn = AsyncPgConnection::establish(&admin).await.expect("connect to PostgreSQL");
                 diesel::sql_query(format!("CREATE DATABASE {name}"))
                     .execute(&mut conn)
                     .await
                     .expect("create test database");
-                Self {
-                    url: replace_db(&admin, &name),
-                    dir,
-                    pg: Some((admin, name)),
-                }
+                Self { url: replace_db(&admin, &name), dir, pg: Some((admin, name)) }
             }
-            None => Self {
-                url: format!("sqlite://{}", dir.path().join("test.db").display()),
-                dir,
-                pg: None,
-            },
+            None => Self { url: format!("sqlite://{}", dir.path().join("test.db").display()), dir, pg: None },
         }
     }
 }
 
 /// The admin URL of the PostgreSQL server to test against, if the run asks for one.
 pub fn postgres_admin_url() -> Option<String> {
-    std::env::var("SWITCHBOARD_TEST_DATABASE")
-        .ok()
-        .filter(|v| v.starts_with("postgres"))
+    std::env::var("SWITCHBOARD_TEST_DATABASE").ok().filter(|v| v.starts_with("postgres"))
 }
 
 impl TestServer {
@@ -89,15 +77,10 @@ impl TestServer {
         };
         adjust(&mut raw);
         let settings = Settings::resolve(raw).expect("valid test settings");
-        let running = switchboard::server::start(settings, StartOptions { handle_signals: false })
-            .await
-            .expect("server starts");
+        let running =
+            switchboard::server::start(settings, StartOptions { handle_signals: false }).await.expect("server starts");
         let base = format!("http://{}", running.addr);
-        Self {
-            base,
-            running: Some(running),
-            db,
-        }
+        Self { base, running: Some(running), db }
     }
 
     /// Stop this server and start a new one on the same database and data directory (a restart).
@@ -115,7 +98,9 @@ impl TestServer {
             ..Default::default()
         };
         let settings = Settings::resolve(raw).expect("valid test settings");
-        let running = switchboard::server::start(settings, StartOptions { handle_signals: false }).await.expect("server restarts");
+        let running = switchboard::server::start(settings, StartOptions { handle_signals: false })
+            .await
+            .expect("server restarts");
         self.base = format!("http://{}", running.addr);
         self.running = Some(running);
         self
@@ -161,31 +146,14 @@ impl TestServer {
 
     /// An API client with no credentials.
     pub fn anonymous(&self) -> Api {
-        Api {
-            base: self.base.clone(),
-            token: None,
-            csrf: None,
-            agent_id: 0,
-            client: client(false),
-        }
+        Api { base: self.base.clone(), token: None, csrf: None, agent_id: 0, client: client(false) }
     }
 
     /// Sign in with the password through the API; the client then uses the session cookie.
     pub async fn login(&self, email: &str) -> Api {
-        let mut api = Api {
-            base: self.base.clone(),
-            token: None,
-            csrf: None,
-            agent_id: 0,
-            client: client(true),
-        };
-        let (status, body) = api
-            .call(
-                Method::POST,
-                "/api/v1/auth/login",
-                Some(json!({"email": email, "password": PASSWORD})),
-            )
-            .await;
+        let mut api = Api { base: self.base.clone(), token: None, csrf: None, agent_id: 0, client: client(true) };
+        let (status, body) =
+            api.call(Method::POST, "/api/v1/auth/login", Some(json!({"email": email, "password": PASSWORD}))).await;
         assert_eq!(status, StatusCode::OK, "login: {body}");
         api.csrf = body["csrf_token"].as_str().map(str::to_owned);
         api.agent_id = body["agent"]["id"].as_i64().unwrap();
@@ -204,10 +172,7 @@ impl Drop for FreshDb {
         if let Some((admin, name)) = self.pg.take() {
             // Drop the database from a separate thread with its own runtime: Drop cannot await.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 rt.block_on(async {
                     if let Ok(mut conn) = AsyncPgConnection::establish(&admin).await {
                         let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -226,10 +191,7 @@ fn replace_db(url: &str, db: &str) -> String {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),
     };
-    let cut = base
-        .rfind('/')
-        .filter(|i| *i > "postgres://".len())
-        .unwrap_or(base.len());
+    let cut = base.rfind('/').filter(|i| *i > "postgres://".len()).unwrap_or(base.len());
     let mut out = format!("{}/{db}", &base[..cut]);
     if let Some(q) = query {
         out.push('?');
@@ -254,13 +216,7 @@ pub struct Api {
 
 impl Api {
     pub fn with_token(base: &str, token: &str, agent_id: i64) -> Self {
-        Self {
-            base: base.into(),
-            token: Some(token.into()),
-            csrf: None,
-            agent_id,
-            client: client(false),
-        }
+        Self { base: base.into(), token: Some(token.into()), csrf: None, agent_id, client: client(false) }
     }
 
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
@@ -326,9 +282,7 @@ impl Api {
         if let Some(m) = mode {
             body["mode"] = json!(m);
         }
-        self.ok_post("/api/v1/channels", body, 201).await["id"]
-            .as_i64()
-            .unwrap()
+        self.ok_post("/api/v1/channels", body, 201).await["id"].as_i64().unwrap()
     }
 
     /// A conversation started by a customer on `channel`; returns its id.
@@ -346,17 +300,7 @@ impl Api {
 
 /// Assert an error answer: status and `error` code, with a human message.
 pub fn assert_error(got: &(StatusCode, Value), status: u16, code: &str) {
-    assert_eq!(
-        got.0.as_u16(),
-        status,
-        "expected {status} {code}, got {} {}",
-        got.0,
-        got.1
-    );
+    assert_eq!(got.0.as_u16(), status, "expected {status} {code}, got {} {}", got.0, got.1);
     assert_eq!(got.1["error"], code, "body: {}", got.1);
-    assert!(
-        got.1["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "a message for people: {}",
-        got.1
-    );
+    assert!(got.1["message"].as_str().is_some_and(|m| !m.is_empty()), "a message for people: {}", got.1);
 }

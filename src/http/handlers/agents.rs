@@ -87,12 +87,7 @@ pub async fn create(state: State, Admin(p): Admin, body: web::Json<CreateAgentRe
     };
     let agent = store::agents::create(
         &state.store,
-        store::agents::CreateAgent {
-            email,
-            name,
-            password_hash,
-            role: role.as_str().into(),
-        },
+        store::agents::CreateAgent { email, name, password_hash, role: role.as_str().into() },
         actor(&p),
     )
     .await?;
@@ -116,9 +111,7 @@ pub async fn update(
     let body = body.into_inner();
     let own = id == p.agent_id;
     if !p.is_admin() && (!own || body.role.is_some() || body.active.is_some()) {
-        return Err(ApiError::forbidden(
-            "agents may change only their own name and password",
-        ));
+        return Err(ApiError::forbidden("agents may change only their own name and password"));
     }
     let target = store::agents::get(&state.store, id).await?;
     let target_role: Role = target.role.parse().unwrap_or(Role::Agent);
@@ -127,9 +120,7 @@ pub async fn update(
         None => None,
     };
     if p.is_admin() && !own && (!p.role.may_grant(target_role) || role.is_some_and(|r| !p.role.may_grant(r))) {
-        return Err(ApiError::forbidden(
-            "only a super admin may change a super admin or make one",
-        ));
+        return Err(ApiError::forbidden("only a super admin may change a super admin or make one"));
     }
     let name = match body.name.as_deref() {
         Some(n) => Some(name_field("name", n, 100)?),

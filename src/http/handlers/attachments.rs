@@ -26,10 +26,7 @@ fn clean_file_name(raw: &str) -> ApiResult<String> {
         || base.chars().count() > 255
         || base.chars().any(char::is_control)
     {
-        return Err(ApiError::field(
-            "file_name",
-            "must be a plain file name of 1–255 characters",
-        ));
+        return Err(ApiError::field("file_name", "must be a plain file name of 1–255 characters"));
     }
     Ok(base.to_owned())
 }
@@ -56,12 +53,7 @@ pub async fn upload(
         .and_then(|v| v.parse::<mime_guess::mime::Mime>().ok())
         .filter(|m| m.essence_str() != "application/x-www-form-urlencoded")
         .map(|m| m.essence_str().to_owned())
-        .unwrap_or_else(|| {
-            mime_guess::from_path(&file_name)
-                .first_or_octet_stream()
-                .essence_str()
-                .to_owned()
-        });
+        .unwrap_or_else(|| mime_guess::from_path(&file_name).first_or_octet_stream().essence_str().to_owned());
     let stored = state.blobs.put(&body).await.map_err(ApiError::internal)?;
     let a = store::attachments::insert(
         &state.store,
@@ -94,16 +86,10 @@ pub async fn download(state: State, p: Principal, id: web::Path<i64>) -> ApiResu
         return Err(ApiError::not_found("attachment"));
     }
     let bytes = state.blobs.get(&a.storage_key).await.map_err(ApiError::internal)?;
-    let inline = ["image/", "audio/", "video/", "application/pdf"]
-        .iter()
-        .any(|p| a.mime_type.starts_with(p))
+    let inline = ["image/", "audio/", "video/", "application/pdf"].iter().any(|p| a.mime_type.starts_with(p))
         && a.mime_type != "image/svg+xml";
     let disposition = ContentDisposition {
-        disposition: if inline {
-            DispositionType::Inline
-        } else {
-            DispositionType::Attachment
-        },
+        disposition: if inline { DispositionType::Inline } else { DispositionType::Attachment },
         parameters: vec![DispositionParam::Filename(a.file_name.clone())],
     };
     Ok(HttpResponse::Ok()

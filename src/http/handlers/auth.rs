@@ -25,9 +25,7 @@ pub struct LoginRequest {
 /// A stand-in hash so a login for an unknown email costs as much as a wrong password.
 fn dummy_hash() -> String {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY
-        .get_or_init(|| crate::auth::hash_password(&random_secret()).unwrap_or_default())
-        .clone()
+    DUMMY.get_or_init(|| crate::auth::hash_password(&random_secret()).unwrap_or_default()).clone()
 }
 
 async fn me_view(state: &State, p: &Principal) -> ApiResult<MeView> {
@@ -38,11 +36,7 @@ async fn me_view(state: &State, p: &Principal) -> ApiResult<MeView> {
         Credential::Session { csrf_token, .. } => Some(csrf_token.clone()),
         Credential::ApiToken { .. } => None,
     };
-    Ok(MeView {
-        agent: AgentView::new(agent, channels, teams),
-        csrf_token,
-        all_channels: p.is_admin(),
-    })
+    Ok(MeView { agent: AgentView::new(agent, channels, teams), csrf_token, all_channels: p.is_admin() })
 }
 
 /// Sign in with email and password; sets the HttpOnly session cookie.
@@ -51,20 +45,10 @@ async fn me_view(state: &State, p: &Principal) -> ApiResult<MeView> {
 pub async fn login(state: State, body: web::Json<LoginRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let email = normalize_email(&body.email).unwrap_or_default();
-    let agent = if email.is_empty() {
-        None
-    } else {
-        store::agents::by_email(&state.store, &email).await?
-    };
-    let hash = agent
-        .as_ref()
-        .filter(|a| a.active)
-        .and_then(|a| a.password_hash.clone())
-        .unwrap_or_else(dummy_hash);
+    let agent = if email.is_empty() { None } else { store::agents::by_email(&state.store, &email).await? };
+    let hash = agent.as_ref().filter(|a| a.active).and_then(|a| a.password_hash.clone()).unwrap_or_else(dummy_hash);
     let password = body.password;
-    let ok = web::block(move || verify_password(&password, &hash))
-        .await
-        .map_err(ApiError::internal)?;
+    let ok = web::block(move || verify_password(&password, &hash)).await.map_err(ApiError::internal)?;
     let agent = match agent {
         Some(a) if ok && a.active => a,
         _ => {
@@ -84,10 +68,7 @@ pub async fn login(state: State, body: web::Json<LoginRequest>) -> ApiResult<Htt
         email: agent.email.clone(),
         role: agent.role.parse().unwrap_or(Role::Agent),
         scope: crate::domain::ChannelScope::All,
-        credential: Credential::Session {
-            token_hash: secret_hash(&token),
-            csrf_token: csrf,
-        },
+        credential: Credential::Session { token_hash: secret_hash(&token), csrf_token: csrf },
     };
     let view = me_view(&state, &p).await?;
     tracing::info!(agent_id = agent.id, "signed in");
@@ -107,11 +88,7 @@ pub async fn logout(state: State, p: Principal) -> ApiResult<HttpResponse> {
     if let Credential::Session { token_hash, .. } = &p.credential {
         store::auth::delete_session(&state.store, token_hash).await?;
     }
-    let mut gone = Cookie::build(SESSION_COOKIE, "")
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .finish();
+    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").http_only(true).same_site(SameSite::Strict).finish();
     gone.make_removal();
     Ok(HttpResponse::NoContent().cookie(gone).finish())
 }
@@ -155,12 +132,7 @@ pub async fn setup(state: State, body: web::Json<SetupRequest>) -> ApiResult<Htt
     let hash = hash_password(body.password).await?;
     let agent = store::agents::create(
         &state.store,
-        store::agents::CreateAgent {
-            email,
-            name,
-            password_hash: Some(hash),
-            role: Role::SuperAdmin.as_str().into(),
-        },
+        store::agents::CreateAgent { email, name, password_hash: Some(hash), role: Role::SuperAdmin.as_str().into() },
         Actor::System,
     )
     .await?;

@@ -57,10 +57,9 @@ pub struct ChannelQuery {
 
 fn check_timeout(t: Option<i64>) -> ApiResult<Option<i64>> {
     match t {
-        Some(t) if !(1..=MAX_TIMEOUT_S).contains(&t) => Err(ApiError::field(
-            "inactivity_timeout_s",
-            format!("must be between 1 and {MAX_TIMEOUT_S}"),
-        )),
+        Some(t) if !(1..=MAX_TIMEOUT_S).contains(&t) => {
+            Err(ApiError::field("inactivity_timeout_s", format!("must be between 1 and {MAX_TIMEOUT_S}")))
+        }
         other => Ok(other),
     }
 }
@@ -68,10 +67,7 @@ fn check_timeout(t: Option<i64>) -> ApiResult<Option<i64>> {
 fn settings_text(s: &Map<String, Value>) -> ApiResult<String> {
     let text = serde_json::to_string(s).map_err(ApiError::internal)?;
     if text.len() > MAX_SETTINGS_BYTES {
-        return Err(ApiError::field(
-            "settings",
-            format!("must be at most {MAX_SETTINGS_BYTES} bytes of JSON"),
-        ));
+        return Err(ApiError::field("settings", format!("must be at most {MAX_SETTINGS_BYTES} bytes of JSON")));
     }
     Ok(text)
 }
@@ -87,10 +83,7 @@ fn resolve_mode(kind: ChannelKind, requested: Option<&str>) -> ApiResult<Mode> {
         }
         (Some(fixed), _) => Ok(fixed),
         (None, Some(m)) => Ok(m),
-        (None, None) => Err(ApiError::field(
-            "mode",
-            "is required for custom channels: sync or async",
-        )),
+        (None, None) => Err(ApiError::field("mode", "is required for custom channels: sync or async")),
     }
 }
 
@@ -101,9 +94,7 @@ pub async fn list(state: State, p: Principal, q: web::Query<ChannelQuery>) -> Ap
         kind.parse::<ChannelKind>().map_err(|e| ApiError::field("kind", e))?;
     }
     let rows = store::channels::list(&state.store, &p.scope, q.kind.as_deref()).await?;
-    Ok(web::Json(
-        rows.into_iter().map(|c| ChannelView::new(c, p.is_admin())).collect(),
-    ))
+    Ok(web::Json(rows.into_iter().map(|c| ChannelView::new(c, p.is_admin())).collect()))
 }
 
 #[utoipa::path(get, operation_id = "channels_get", path = "/api/v1/channels/{id}", tag = "channels", params(("id" = i64, Path)),
@@ -152,10 +143,8 @@ pub async fn update(
 ) -> ApiResult<web::Json<ChannelView>> {
     let body = body.into_inner();
     let current = store::channels::get(&state.store, *id, &ChannelScope::All).await?;
-    let kind: ChannelKind = current
-        .kind
-        .parse()
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("bad kind in store")))?;
+    let kind: ChannelKind =
+        current.kind.parse().map_err(|_| ApiError::internal(anyhow::anyhow!("bad kind in store")))?;
     let mode = match body.mode.as_deref() {
         Some(m) => Some(resolve_mode(kind, Some(m))?.as_str().to_owned()),
         None => None,

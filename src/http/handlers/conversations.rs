@@ -138,8 +138,11 @@ pub struct CreateMessageRequest {
     pub note: bool,
     /// Set this status in the same action (HD-10).
     pub status: Option<String>,
-    /// Customer messages (with `user_id`) arrive through custom channels; not accepted here yet.
+    /// A customer's message instead of an agent reply (custom channels, CC-8): the customer's id.
+    /// A merged conversation's message lands in the survivor; a closed one's starts a new conversation.
     pub user_id: Option<i64>,
+    /// With `user_id`: the integrator's idempotency key.
+    pub external_message_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -156,10 +159,7 @@ fn content(field: &str, text: &str) -> ApiResult<String> {
         return Err(ApiError::field(field, "must not be empty"));
     }
     if text.chars().count() > MAX_CONTENT {
-        return Err(ApiError::field(
-            field,
-            format!("must be at most {MAX_CONTENT} characters"),
-        ));
+        return Err(ApiError::field(field, format!("must be at most {MAX_CONTENT} characters")));
     }
     Ok(text.to_owned())
 }
@@ -212,13 +212,7 @@ pub async fn list(
     let statuses: Vec<String> = q
         .status
         .as_deref()
-        .map(|s| {
-            s.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
+        .map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
         .unwrap_or_default();
     let mode = match q.mode.as_deref() {
         Some(m) => Some(m.parse::<Mode>().map_err(|e| ApiError::field("mode", e))?),
@@ -228,19 +222,12 @@ pub async fn list(
         None => None,
         Some("none") => Some(AssigneeFilter::Nobody),
         Some("me") => Some(AssigneeFilter::Agent(p.agent_id)),
-        Some(id) => {
-            Some(AssigneeFilter::Agent(id.parse().map_err(|_| {
-                ApiError::field("assignee", "must be an agent id, `me` or `none`")
-            })?))
-        }
+        Some(id) => Some(AssigneeFilter::Agent(
+            id.parse().map_err(|_| ApiError::field("assignee", "must be an agent id, `me` or `none`"))?,
+        )),
     };
     let priority = match q.priority.as_deref() {
-        Some(pr) => Some(
-            pr.parse::<Priority>()
-                .map_err(|e| ApiError::field("priority", e))?
-                .as_str()
-                .to_owned(),
-        ),
+        Some(pr) => Some(pr.parse::<Priority>().map_err(|e| ApiError::field("priority", e))?.as_str().to_owned()),
         None => None,
     };
     let sort = match q.sort.as_deref().unwrap_or("updated_desc") {
@@ -249,10 +236,7 @@ pub async fn list(
         "created_desc" => SortOrder::CreatedDesc,
         "created_asc" => SortOrder::CreatedAsc,
         _ => {
-            return Err(ApiError::field(
-                "sort",
-                "must be updated_desc, updated_asc, created_desc or created_asc",
-            ));
+            return Err(ApiError::field("sort", "must be updated_desc, updated_asc, created_desc or created_asc"));
         }
     };
     if let (Some(a), Some(b)) = (q.customer, q.user_id)
@@ -260,11 +244,7 @@ pub async fn list(
     {
         return Err(ApiError::validation("customer and user_id name different customers"));
     }
-    let text =
-        q.q.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned);
+    let text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
     if text.as_ref().is_some_and(|t| t.chars().count() > 200) {
         return Err(ApiError::field("q", "must be at most 200 characters"));
     }
@@ -297,9 +277,8 @@ pub async fn list(
 #[utoipa::path(get, operation_id = "conversations_get", path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = i64, Path)),
     responses((status = 200, body = ConversationView), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn get(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<web::Json<ConversationView>> {
-    let row = store::conversations::get(&state.store, *id, &p.scope)
-        .await
-        .map_err(|e| not_found_as(e, "conversation"))?;
+    let row =
+        store::conversations::get(&state.store, *id, &p.scope).await.map_err(|e| not_found_as(e, "conversation"))?;
     Ok(web::Json(row.into()))
 }
 
@@ -324,10 +303,7 @@ pub async fn create(state: State, p: Principal, body: web::Json<CreateConversati
     let text = content("content", &body.content)?;
     let subject = body.subject.as_deref().map(str::trim).unwrap_or_default().to_owned();
     if subject.chars().count() > MAX_SUBJECT {
-        return Err(ApiError::field(
-            "subject",
-            format!("must be at most {MAX_SUBJECT} characters"),
-        ));
+        return Err(ApiError::field("subject", format!("must be at most {MAX_SUBJECT} characters")));
     }
     let external_message_id = match body.external_message_id.as_deref().map(str::trim) {
         Some("") => return Err(ApiError::field("external_message_id", "must not be empty")),
@@ -338,9 +314,7 @@ pub async fn create(state: State, p: Principal, body: web::Json<CreateConversati
     };
     let (counterpart, direction, source, author) = match (body.user_custom_id.as_deref(), body.customer_id) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::validation(
-                "give either user_custom_id or customer_id, not both",
-            ));
+            return Err(ApiError::validation("give either user_custom_id or customer_id, not both"));
         }
         (None, None) => {
             return Err(ApiError::validation(
@@ -372,23 +346,12 @@ pub async fn create(state: State, p: Principal, body: web::Json<CreateConversati
                 Some(n) => Some(super::name_field("company", n, 200)?),
                 None => None,
             };
-            let counterpart = Counterpart::Contact {
-                external_id: ext.to_owned(),
-                name,
-                email,
-                phone,
-                company,
-            };
+            let counterpart = Counterpart::Contact { external_id: ext.to_owned(), name, email, phone, company };
             (counterpart, Direction::In, Source::Channel, None)
         }
         (None, Some(customer)) => {
             optional_id("customer_id", Some(customer))?;
-            (
-                Counterpart::Customer(customer),
-                Direction::Out,
-                source_of(&p),
-                Some(p.agent_id),
-            )
+            (Counterpart::Customer(customer), Direction::Out, source_of(&p), Some(p.agent_id))
         }
     };
     let created = store::conversations::create(
@@ -423,29 +386,17 @@ pub async fn create(state: State, p: Principal, body: web::Json<CreateConversati
         created: created.created,
         conversation: view,
     };
-    Ok(if created.created {
-        HttpResponse::Created().json(answer)
-    } else {
-        HttpResponse::Ok().json(answer)
-    })
+    Ok(if created.created { HttpResponse::Created().json(answer) } else { HttpResponse::Ok().json(answer) })
 }
 
 fn patch_from(body: PatchConversationRequest) -> ApiResult<ConversationPatch> {
     let priority = match body.priority.as_deref() {
-        Some(pr) => Some(
-            pr.parse::<Priority>()
-                .map_err(|e| ApiError::field("priority", e))?
-                .as_str()
-                .to_owned(),
-        ),
+        Some(pr) => Some(pr.parse::<Priority>().map_err(|e| ApiError::field("priority", e))?.as_str().to_owned()),
         None => None,
     };
     let subject = match body.subject.as_deref() {
         Some(s) if s.chars().count() > MAX_SUBJECT => {
-            return Err(ApiError::field(
-                "subject",
-                format!("must be at most {MAX_SUBJECT} characters"),
-            ));
+            return Err(ApiError::field("subject", format!("must be at most {MAX_SUBJECT} characters")));
         }
         Some(s) => Some(s.trim().to_owned()),
         None => None,
@@ -461,10 +412,7 @@ fn patch_from(body: PatchConversationRequest) -> ApiResult<ConversationPatch> {
             return Err(ApiError::field("custom_fields", "at most 100 fields"));
         }
         if let Some(bad) = fields.keys().find(|k| !crate::domain::text::is_valid_key(k)) {
-            return Err(ApiError::field(
-                "custom_fields",
-                format!("{bad:?} is not a valid field name (a-z, 0-9, _)"),
-            ));
+            return Err(ApiError::field("custom_fields", format!("{bad:?} is not a valid field name (a-z, 0-9, _)")));
         }
         if serde_json::to_string(fields).map(|s| s.len()).unwrap_or(0) > 64 * 1024 {
             return Err(ApiError::field("custom_fields", "too large"));
@@ -502,11 +450,8 @@ pub async fn update(
     if patch.is_empty() {
         return Err(ApiError::validation("nothing to change"));
     }
-    let updated = state
-        .realtime
-        .update(*id, patch, &p.scope, actor(&p))
-        .await
-        .map_err(|e| not_found_as(e, "conversation"))?;
+    let updated =
+        state.realtime.update(*id, patch, &p.scope, actor(&p)).await.map_err(|e| not_found_as(e, "conversation"))?;
     Ok(web::Json(updated.conversation))
 }
 
@@ -519,11 +464,8 @@ pub async fn merge(
     id: web::Path<i64>,
     body: web::Json<MergeRequest>,
 ) -> ApiResult<web::Json<ConversationView>> {
-    let updated = state
-        .realtime
-        .merge(*id, body.into, &p.scope, actor(&p))
-        .await
-        .map_err(|e| not_found_as(e, "conversation"))?;
+    let updated =
+        state.realtime.merge(*id, body.into, &p.scope, actor(&p)).await.map_err(|e| not_found_as(e, "conversation"))?;
     Ok(web::Json(updated.conversation))
 }
 
@@ -541,21 +483,15 @@ pub async fn messages(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::field("limit", "must be between 1 and 200"));
     }
-    let conversation = store::conversations::get(&state.store, *id, &p.scope)
-        .await
-        .map_err(|e| not_found_as(e, "conversation"))?;
+    let conversation =
+        store::conversations::get(&state.store, *id, &p.scope).await.map_err(|e| not_found_as(e, "conversation"))?;
     let rows = store::messages::list(&state.store, *id, q.after_seq, q.before_seq, limit, &p.scope).await?;
-    Ok(web::Json(
-        crate::realtime::render::message_views(&state.store, &conversation.customer_name, rows).await?,
-    ))
+    Ok(web::Json(crate::realtime::render::message_views(&state.store, &conversation.customer_name, rows).await?))
 }
 
 async fn append(state: State, p: Principal, id: i64, reply: NewReply) -> ApiResult<HttpResponse> {
-    let replied = state
-        .realtime
-        .reply(reply, &p.scope, actor(&p))
-        .await
-        .map_err(|e| not_found_as(e, "conversation"))?;
+    let replied =
+        state.realtime.reply(reply, &p.scope, actor(&p)).await.map_err(|e| not_found_as(e, "conversation"))?;
     Ok(HttpResponse::Created().json(MessageCreated {
         message_id: replied.message.id,
         conversation_id: id,
@@ -617,16 +553,24 @@ pub async fn reply(
     body: web::Json<CreateMessageRequest>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    if body.user_id.is_some() {
-        return Err(ApiError::Unprocessable {
-            code: "not_supported",
-            message: "customer messages (with user_id) are accepted only for custom-channel conversations".into(),
-        });
+    if let Some(user_id) = body.user_id {
+        if body.note || body.status.is_some() || body.quoted_message_id.is_some() || !body.attachment_ids.is_empty() {
+            return Err(ApiError::validation(
+                "a customer message (with user_id) takes content, content_html and external_message_id only",
+            ));
+        }
+        return super::custom_channels::customer_message(
+            &state,
+            &p,
+            *id,
+            user_id,
+            &body.content,
+            body.content_html.as_deref(),
+            body.external_message_id.as_deref(),
+        )
+        .await;
     }
-    let then = body.status.map(|s| ConversationPatch {
-        status: Some(s.trim().to_owned()),
-        ..Default::default()
-    });
+    let then = body.status.map(|s| ConversationPatch { status: Some(s.trim().to_owned()), ..Default::default() });
     let reply = NewReply {
         conversation_id: *id,
         agent_id: p.agent_id,

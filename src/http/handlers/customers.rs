@@ -68,12 +68,7 @@ pub async fn search(state: State, _p: Principal, q: web::Query<CustomerQuery>) -
         return Err(ApiError::field("q", "must be at most 200 characters"));
     }
     let (rows, total) = store::customers::search(&state.store, text, per_page, offset).await?;
-    Ok(web::Json(CustomerPage {
-        items: rows.into_iter().map(CustomerSummary::from).collect(),
-        total,
-        page,
-        per_page,
-    }))
+    Ok(web::Json(CustomerPage { items: rows.into_iter().map(CustomerSummary::from).collect(), total, page, per_page }))
 }
 
 #[utoipa::path(get, operation_id = "customers_get", path = "/api/v1/customers/{id}", tag = "customers", params(("id" = i64, Path)),
@@ -106,10 +101,9 @@ pub async fn update(
     }
     if let Some(Some(owner)) = body.owner_agent_id {
         store::agents::get(&state.store, owner).await.map_err(|e| match e {
-            store::StoreError::NotFound => ApiError::Unprocessable {
-                code: "unknown_reference",
-                message: format!("agent {owner} does not exist"),
-            },
+            store::StoreError::NotFound => {
+                ApiError::Unprocessable { code: "unknown_reference", message: format!("agent {owner} does not exist") }
+            }
             other => other.into(),
         })?;
     }
@@ -150,9 +144,8 @@ pub async fn add_identity(
             None,
         ),
         "external" => {
-            let channel = body
-                .channel_id
-                .ok_or_else(|| ApiError::field("channel_id", "is required for an external id"))?;
+            let channel =
+                body.channel_id.ok_or_else(|| ApiError::field("channel_id", "is required for an external id"))?;
             if !p.scope.allows(channel) {
                 return Err(ApiError::Unprocessable {
                     code: "unknown_reference",
@@ -201,9 +194,7 @@ pub async fn merge(
     body: web::Json<MergeCustomerRequest>,
 ) -> ApiResult<web::Json<CustomerView>> {
     let survivor = store::customers::merge(&state.store, *id, body.into, actor(&p)).await?;
-    Ok(web::Json(
-        store::customers::get(&state.store, survivor.id).await?.into(),
-    ))
+    Ok(web::Json(store::customers::get(&state.store, survivor.id).await?.into()))
 }
 
 /// The customer's conversations across all channels the caller may see (HD-1).

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod channels;
 pub mod conversations;
+pub mod custom_channels;
 pub mod customers;
 pub mod ops;
 pub mod statuses;
@@ -86,10 +87,7 @@ mod tests {
         let clean = sanitize_html(
             r#"<p onclick="x()">Hi <b>there</b><script>alert(1)</script><a href="javascript:alert(1)">x</a><img src="cid:logo"></p>"#,
         );
-        assert!(
-            !clean.contains("script") && !clean.contains("onclick") && !clean.contains("javascript"),
-            "{clean}"
-        );
+        assert!(!clean.contains("script") && !clean.contains("onclick") && !clean.contains("javascript"), "{clean}");
         assert!(clean.contains("<b>there</b>"));
         assert!(clean.contains("cid:logo"));
     }

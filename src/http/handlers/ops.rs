@@ -29,9 +29,7 @@ pub async fn readyz(state: State) -> HttpResponse {
 /// Prometheus text format.
 #[utoipa::path(get, operation_id = "ops_metrics", path = "/metrics", tag = "operations", security(), responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(state: State) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }
 
 /// Unknown API paths answer in the API's error shape.

@@ -59,23 +59,13 @@ pub async fn list(state: State, _p: Principal) -> ApiResult<web::Json<Vec<Status
     responses((status = 201, body = StatusView), (status = 409, body = crate::http::error::ErrorBody)))]
 pub async fn create(state: State, Admin(p): Admin, body: web::Json<CreateStatusRequest>) -> ApiResult<HttpResponse> {
     if !is_valid_key(&body.key) {
-        return Err(ApiError::field(
-            "key",
-            "use lower-case letters, digits and _, starting with a letter (max 40)",
-        ));
+        return Err(ApiError::field("key", "use lower-case letters, digits and _, starting with a letter (max 40)"));
     }
     let name = name_field("name", &body.name, 60)?;
     let base: StatusBase = body.base.parse().map_err(|e| ApiError::field("base", e))?;
     check_required(&body.required_fields)?;
-    let s = store::statuses::create(
-        &state.store,
-        &body.key,
-        &name,
-        base.as_str(),
-        &body.required_fields,
-        actor(&p),
-    )
-    .await?;
+    let s = store::statuses::create(&state.store, &body.key, &name, base.as_str(), &body.required_fields, actor(&p))
+        .await?;
     Ok(HttpResponse::Created().json(StatusView::from(s)))
 }
 

@@ -52,10 +52,7 @@ pub async fn create(state: State, p: Principal, body: web::Json<CreateTokenReque
             },
             other => other.into(),
         })?;
-    Ok(HttpResponse::Created().json(TokenCreated {
-        info: TokenView::from(token),
-        token: secret,
-    }))
+    Ok(HttpResponse::Created().json(TokenCreated { info: TokenView::from(token), token: secret }))
 }
 
 /// Revoke a token (your own; admins any).

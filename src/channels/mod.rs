@@ -1,0 +1,11 @@
+//! Channel connectors: each speaks one provider's protocol and produces normalised inbound
+//! messages or sends outbound ones; none decides what a message does to a conversation (the
+//! actors do) and none touches the store except through its repositories.
+//!
+//! - [`custom`]: integrator channels over HTTP, reply webhook.
+//! - [`routing`]: per-channel default properties and auto-assignment.
+//! - [`dispatcher`]: drains the durable outbox with retries and backoff.
+
+pub mod custom;
+pub mod dispatcher;
+pub mod routing;

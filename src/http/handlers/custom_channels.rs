@@ -1,0 +1,503 @@
+//! Custom channels, the contract of `../shared/channels/custom.md` (CC-1…CC-14): admin CRUD,
+//! the one-call `inbound` endpoint for integrators, the delivery log and manual re-send.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::{actor, name_field, sanitize_html};
+use crate::auth::{Principal, random_secret};
+use crate::channels::custom::Settings as CustomSettings;
+use crate::channels::routing::{Assign, RoutingSettings};
+use crate::domain::text::{normalize_email, normalize_phone, normalize_tag};
+use crate::domain::{ChannelKind, ChannelScope, Direction, Mode, Priority, Source};
+use crate::http::State;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::session::Admin;
+use crate::http::views::DeliveryView;
+use crate::store::conversations::{Counterpart, NewConversation};
+use crate::store::messages::{CustomerMessage, Target};
+use crate::store::models::ChannelInstance;
+use crate::store::{self, StoreError};
+
+const MAX_CONTENT: usize = 100_000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCustomChannel {
+    pub name: String,
+    /// Where every agent reply is POSTed (CC-1, CC-7).
+    pub webhook_url: String,
+    /// `sync` (chats) or `async` (tickets).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Default properties and auto-assignment of new conversations (CC-12).
+    #[schema(value_type = Option<Object>)]
+    pub routing: Option<RoutingSettings>,
+    /// Seconds without a message after which a chat ends (sync channels; default 600).
+    pub inactivity_timeout_s: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCustomChannel {
+    pub name: Option<String>,
+    pub webhook_url: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub enabled: Option<bool>,
+    #[schema(value_type = Option<Object>)]
+    pub routing: Option<RoutingSettings>,
+    pub inactivity_timeout_s: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomChannelView {
+    pub id: i64,
+    pub name: String,
+    pub webhook_url: String,
+    /// `sync` or `async`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub enabled: bool,
+    /// The signing secret: only in the answers to create and rotate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[schema(value_type = Object)]
+    pub routing: RoutingSettings,
+    pub inactivity_timeout_s: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl CustomChannelView {
+    fn new(c: ChannelInstance, with_secret: bool) -> Self {
+        let settings = CustomSettings::of(&c.settings);
+        Self {
+            id: c.id,
+            name: c.name,
+            webhook_url: settings.webhook_url,
+            kind: c.mode,
+            enabled: c.enabled,
+            secret: if with_secret { c.secret } else { None },
+            routing: settings.routing,
+            inactivity_timeout_s: c.inactivity_timeout_s,
+            created_at: c.created_at.and_utc(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct InboundRequest {
+    /// The integrator's id of the customer (CC-4).
+    pub user_custom_id: String,
+    pub content: String,
+    pub content_html: Option<String>,
+    pub subject: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    /// Idempotency key: the same value on this channel never creates a second message.
+    pub external_message_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboundAnswer {
+    pub conversation_id: i64,
+    /// The customer's id, to store against `user_custom_id`.
+    pub user_id: i64,
+    pub message_id: i64,
+    /// True when a new conversation was started (first message, or the last one was closed).
+    pub created: bool,
+}
+
+fn webhook_url(raw: &str) -> ApiResult<String> {
+    let url = url::Url::parse(raw.trim()).map_err(|e| ApiError::field("webhook_url", format!("is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ApiError::field("webhook_url", "must be an http:// or https:// URL"));
+    }
+    if raw.len() > 2000 {
+        return Err(ApiError::field("webhook_url", "must be at most 2000 characters"));
+    }
+    Ok(url.to_string())
+}
+
+fn mode(raw: &str) -> ApiResult<Mode> {
+    raw.parse::<Mode>().map_err(|e| ApiError::field("type", e))
+}
+
+fn timeout(t: Option<i64>) -> ApiResult<Option<i64>> {
+    match t {
+        Some(t) if !(1..=7 * 24 * 3600).contains(&t) => {
+            Err(ApiError::field("inactivity_timeout_s", "must be between 1 and 604800"))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Check every reference in routing settings, and normalise its tags.
+async fn routing(state: &State, r: RoutingSettings) -> ApiResult<RoutingSettings> {
+    let mut r = r;
+    if let Some(p) = &r.priority {
+        p.parse::<Priority>().map_err(|e| ApiError::field("routing.priority", e))?;
+    }
+    if r.tags.len() > 20 {
+        return Err(ApiError::field("routing.tags", "at most 20"));
+    }
+    let mut tags = Vec::new();
+    for t in &r.tags {
+        tags.push(
+            normalize_tag(t).ok_or_else(|| ApiError::field("routing.tags", format!("{t:?} is not a valid tag")))?,
+        );
+    }
+    tags.sort();
+    tags.dedup();
+    r.tags = tags;
+    let unknown = |what: String| ApiError::Unprocessable { code: "unknown_reference", message: what };
+    if let Some(key) = &r.status {
+        store::statuses::get(&state.store, key).await.map_err(|_| unknown(format!("status {key:?} does not exist")))?;
+    }
+    let mut teams: Vec<i64> = r.team_id.into_iter().collect();
+    let mut agents = Vec::new();
+    if let Assign::RoundRobin { agent_ids, team_ids } = &r.assign {
+        if agent_ids.is_empty() && team_ids.is_empty() {
+            return Err(ApiError::field("routing.assign", "round_robin needs agent_ids or team_ids"));
+        }
+        teams.extend(team_ids);
+        agents.extend(agent_ids);
+    }
+    for team in teams {
+        store::teams::get(&state.store, team).await.map_err(|_| unknown(format!("team {team} does not exist")))?;
+    }
+    for agent in agents {
+        store::agents::get(&state.store, agent).await.map_err(|_| unknown(format!("agent {agent} does not exist")))?;
+    }
+    Ok(r)
+}
+
+async fn custom_channel(state: &State, id: i64, scope: &ChannelScope) -> ApiResult<ChannelInstance> {
+    let c = store::channels::get(&state.store, id, scope).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::not_found("custom channel"),
+        other => other.into(),
+    })?;
+    if c.kind != ChannelKind::Custom.as_str() {
+        return Err(ApiError::not_found("custom channel"));
+    }
+    Ok(c)
+}
+
+/// Add a custom channel (admin). The answer carries the signing secret of its reply webhook.
+#[utoipa::path(post, operation_id = "custom_channels_create", path = "/api/v1/custom-channels", tag = "custom channels",
+    request_body = CreateCustomChannel, responses((status = 201, body = CustomChannelView), (status = 400, body = crate::http::error::ErrorBody)))]
+pub async fn create(state: State, Admin(p): Admin, body: web::Json<CreateCustomChannel>) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let name = name_field("name", &body.name, 100)?;
+    let settings = CustomSettings {
+        webhook_url: webhook_url(&body.webhook_url)?,
+        routing: routing(&state, body.routing.unwrap_or_default()).await?,
+    };
+    let mode = mode(&body.kind)?;
+    let channel = store::channels::create(
+        &state.store,
+        store::channels::CreateChannel {
+            kind: ChannelKind::Custom.as_str().into(),
+            name,
+            mode: mode.as_str().into(),
+            settings: serde_json::to_string(&settings).map_err(ApiError::internal)?,
+            secret: Some(random_secret()),
+            enabled: true,
+            inactivity_timeout_s: timeout(body.inactivity_timeout_s)?.unwrap_or(600),
+            default_team_id: settings.routing.team_id,
+        },
+        actor(&p),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(CustomChannelView::new(channel, true)))
+}
+
+/// Custom channels the caller may work in, with their parameters (CC-3). No secrets.
+#[utoipa::path(get, operation_id = "custom_channels_list", path = "/api/v1/custom-channels", tag = "custom channels",
+    responses((status = 200, body = [CustomChannelView])))]
+pub async fn list(state: State, p: Principal) -> ApiResult<web::Json<Vec<CustomChannelView>>> {
+    let rows = store::channels::list(&state.store, &p.scope, Some(ChannelKind::Custom.as_str())).await?;
+    Ok(web::Json(rows.into_iter().map(|c| CustomChannelView::new(c, false)).collect()))
+}
+
+#[utoipa::path(get, operation_id = "custom_channels_get", path = "/api/v1/custom-channels/{id}", tag = "custom channels",
+    params(("id" = i64, Path)), responses((status = 200, body = CustomChannelView), (status = 404, body = crate::http::error::ErrorBody)))]
+pub async fn get(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<web::Json<CustomChannelView>> {
+    Ok(web::Json(CustomChannelView::new(custom_channel(&state, *id, &p.scope).await?, false)))
+}
+
+/// Edit, enable or disable a custom channel (admin, CC-14). A disabled channel accepts nothing and queues nothing.
+#[utoipa::path(patch, operation_id = "custom_channels_update", path = "/api/v1/custom-channels/{id}", tag = "custom channels",
+    params(("id" = i64, Path)), request_body = UpdateCustomChannel, responses((status = 200, body = CustomChannelView)))]
+pub async fn update(
+    state: State,
+    Admin(p): Admin,
+    id: web::Path<i64>,
+    body: web::Json<UpdateCustomChannel>,
+) -> ApiResult<web::Json<CustomChannelView>> {
+    let body = body.into_inner();
+    let current = custom_channel(&state, *id, &ChannelScope::All).await?;
+    let mut settings = CustomSettings::of(&current.settings);
+    if let Some(url) = &body.webhook_url {
+        settings.webhook_url = webhook_url(url)?;
+    }
+    if let Some(r) = body.routing {
+        settings.routing = routing(&state, r).await?;
+    }
+    let name = match body.name.as_deref() {
+        Some(n) => Some(name_field("name", n, 100)?),
+        None => None,
+    };
+    let patch = store::channels::ChannelPatch {
+        name,
+        mode: match body.kind.as_deref() {
+            Some(k) => Some(mode(k)?.as_str().to_owned()),
+            None => None,
+        },
+        settings: Some(serde_json::to_string(&settings).map_err(ApiError::internal)?),
+        enabled: body.enabled,
+        inactivity_timeout_s: timeout(body.inactivity_timeout_s)?,
+        default_team_id: Some(settings.routing.team_id),
+        secret: None,
+    };
+    let c = store::channels::update(&state.store, *id, patch, actor(&p)).await?;
+    Ok(web::Json(CustomChannelView::new(c, false)))
+}
+
+/// Delete a custom channel, its conversations and its queued deliveries (admin, CC-14).
+#[utoipa::path(delete, operation_id = "custom_channels_delete", path = "/api/v1/custom-channels/{id}", tag = "custom channels",
+    params(("id" = i64, Path)), responses((status = 204)))]
+pub async fn delete(state: State, Admin(p): Admin, id: web::Path<i64>) -> ApiResult<HttpResponse> {
+    custom_channel(&state, *id, &ChannelScope::All).await?;
+    store::channels::delete(&state.store, *id, actor(&p)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Replace the signing secret (admin). The old one stops working at once.
+#[utoipa::path(post, operation_id = "custom_channels_rotate_secret", path = "/api/v1/custom-channels/{id}/secret", tag = "custom channels",
+    params(("id" = i64, Path)), responses((status = 200, body = CustomChannelView)))]
+pub async fn rotate_secret(
+    state: State,
+    Admin(p): Admin,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<CustomChannelView>> {
+    custom_channel(&state, *id, &ChannelScope::All).await?;
+    let patch = store::channels::ChannelPatch { secret: Some(random_secret()), ..Default::default() };
+    let c = store::channels::update(&state.store, *id, patch, actor(&p)).await?;
+    Ok(web::Json(CustomChannelView::new(c, true)))
+}
+
+/// The channel's newest reply deliveries (admin): state, attempts, last error.
+#[utoipa::path(get, operation_id = "custom_channels_deliveries", path = "/api/v1/custom-channels/{id}/deliveries", tag = "custom channels",
+    params(("id" = i64, Path)), responses((status = 200, body = [DeliveryView])))]
+pub async fn deliveries(state: State, Admin(_p): Admin, id: web::Path<i64>) -> ApiResult<web::Json<Vec<DeliveryView>>> {
+    custom_channel(&state, *id, &ChannelScope::All).await?;
+    let rows = store::outbox::list_for_channel(&state.store, *id, 200).await?;
+    Ok(web::Json(rows.into_iter().map(DeliveryView::from).collect()))
+}
+
+/// Send a delivery again (admin): queued now, same delivery id, so the receiver can deduplicate.
+#[utoipa::path(post, operation_id = "custom_channels_resend", path = "/api/v1/custom-channels/{id}/deliveries/{delivery}/resend", tag = "custom channels",
+    params(("id" = i64, Path), ("delivery" = i64, Path)), responses((status = 200, body = DeliveryView)))]
+pub async fn resend(state: State, Admin(p): Admin, path: web::Path<(i64, i64)>) -> ApiResult<web::Json<DeliveryView>> {
+    let (id, delivery) = path.into_inner();
+    custom_channel(&state, id, &ChannelScope::All).await?;
+    let item = store::outbox::get(&state.store, delivery).await.map_err(|_| ApiError::not_found("delivery"))?;
+    if item.channel_instance_id != id {
+        return Err(ApiError::not_found("delivery"));
+    }
+    let item = store::outbox::resend(&state.store, delivery).await?;
+    tracing::info!(agent_id = p.agent_id, delivery, "delivery queued again by hand");
+    Ok(web::Json(DeliveryView::from(item)))
+}
+
+fn content(text: &str) -> ApiResult<String> {
+    if text.trim().is_empty() {
+        return Err(ApiError::field("content", "must not be empty"));
+    }
+    if text.chars().count() > MAX_CONTENT {
+        return Err(ApiError::field("content", format!("must be at most {MAX_CONTENT} characters")));
+    }
+    Ok(text.to_owned())
+}
+
+fn external_message_id(raw: Option<&str>) -> ApiResult<Option<String>> {
+    match raw.map(str::trim) {
+        Some("") => Err(ApiError::field("external_message_id", "must not be empty")),
+        Some(e) if e.len() > 500 => Err(ApiError::field("external_message_id", "must be at most 500 characters")),
+        other => Ok(other.map(str::to_owned)),
+    }
+}
+
+fn optional<T>(field: &str, raw: Option<&str>, f: impl Fn(&str) -> Option<T>, problem: &str) -> ApiResult<Option<T>> {
+    match raw.filter(|v| !v.trim().is_empty()) {
+        Some(v) => f(v).map(Some).ok_or_else(|| ApiError::field(field, problem)),
+        None => Ok(None),
+    }
+}
+
+/// A customer's message in one call (CC-8, CC-9): a new conversation for a new customer or when
+/// their last one on this channel is closed; otherwise it joins the open or pending one (or the
+/// survivor it was merged into).
+#[utoipa::path(post, operation_id = "custom_channels_inbound", path = "/api/v1/custom-channels/{id}/inbound", tag = "custom channels",
+    params(("id" = i64, Path)), request_body = InboundRequest,
+    responses((status = 201, body = InboundAnswer), (status = 200, description = "`external_message_id` already known: nothing stored", body = InboundAnswer),
+        (status = 404, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody)))]
+pub async fn inbound(
+    state: State,
+    p: Principal,
+    id: web::Path<i64>,
+    body: web::Json<InboundRequest>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let channel = custom_channel(&state, *id, &p.scope).await?;
+    if !channel.enabled {
+        return Err(ApiError::Unprocessable {
+            code: "channel_disabled",
+            message: format!("custom channel {} is disabled", channel.id),
+        });
+    }
+    let ucid = body.user_custom_id.trim().to_owned();
+    if ucid.is_empty() || ucid.len() > 255 {
+        return Err(ApiError::field("user_custom_id", "must be 1–255 characters"));
+    }
+    let text = content(&body.content)?;
+    let html = body.content_html.as_deref().filter(|h| !h.trim().is_empty()).map(sanitize_html);
+    let ext = external_message_id(body.external_message_id.as_deref())?;
+    let subject = body.subject.as_deref().map(str::trim).unwrap_or_default().to_owned();
+    if subject.chars().count() > 300 {
+        return Err(ApiError::field("subject", "must be at most 300 characters"));
+    }
+    let email = optional("email", body.email.as_deref(), normalize_email, "is not a valid email address")?;
+    let phone = optional("phone", body.phone.as_deref(), normalize_phone, "is not a valid phone number")?;
+    let name = optional(
+        "name",
+        body.name.as_deref(),
+        |n| crate::domain::text::clean_name(n, 200),
+        "must be 1–200 characters",
+    )?;
+    let company = optional(
+        "company",
+        body.company.as_deref(),
+        |n| crate::domain::text::clean_name(n, 200),
+        "must be 1–200 characters",
+    )?;
+
+    // Twice at most: a first message of a new customer may race with another one for the same id.
+    for _ in 0..2 {
+        let known = store::conversations::customer_by_external_id(&state.store, channel.id, &ucid).await?;
+        let answer = match known {
+            Some(customer_id) => {
+                let msg = CustomerMessage {
+                    channel_id: channel.id,
+                    customer_id,
+                    target: Target::Latest,
+                    content: text.clone(),
+                    content_html: html.clone(),
+                    external_message_id: ext.clone(),
+                    subject: subject.clone(),
+                };
+                let out = state.realtime.customer_message(msg).await?;
+                let status = if out.duplicate { 200 } else { 201 };
+                (
+                    status,
+                    InboundAnswer {
+                        conversation_id: out.conversation.id,
+                        user_id: out.conversation.customer_id,
+                        message_id: out.message.id,
+                        created: out.created,
+                    },
+                )
+            }
+            None => {
+                let input = NewConversation {
+                    channel_id: channel.id,
+                    counterpart: Counterpart::Contact {
+                        external_id: ucid.clone(),
+                        name: name.clone(),
+                        email: email.clone(),
+                        phone: phone.clone(),
+                        company: company.clone(),
+                    },
+                    subject: subject.clone(),
+                    content: text.clone(),
+                    content_html: html.clone(),
+                    external_message_id: ext.clone(),
+                    direction: Direction::In,
+                    source: Source::Channel,
+                    author_agent_id: None,
+                };
+                let created = match store::conversations::create(&state.store, input, &p.scope, actor(&p)).await {
+                    Ok(c) => c,
+                    Err(StoreError::Conflict(_)) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                let (conversation_id, user_id, message_id, fresh) = (
+                    created.conversation.conversation.id,
+                    created.conversation.conversation.customer_id,
+                    created.message.id,
+                    created.created,
+                );
+                if fresh {
+                    state.realtime.created(&created).await?;
+                }
+                (if fresh { 201 } else { 200 }, InboundAnswer { conversation_id, user_id, message_id, created: fresh })
+            }
+        };
+        let (status, body) = answer;
+        let mut resp = if status == 201 { HttpResponse::Created() } else { HttpResponse::Ok() };
+        return Ok(resp.json(body));
+    }
+    Err(ApiError::Conflict("this customer was being created by a concurrent request; retry".into()))
+}
+
+/// `POST /conversations/{id}/messages` with `user_id`: a customer's message to a named
+/// conversation (CC-8). One merged away lands in its survivor, one closed starts a new one (CC-9).
+pub async fn customer_message(
+    state: &State,
+    p: &Principal,
+    conversation_id: i64,
+    user_id: i64,
+    text: &str,
+    html: Option<&str>,
+    ext: Option<&str>,
+) -> ApiResult<HttpResponse> {
+    let conv = store::conversations::get(&state.store, conversation_id, &p.scope).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::not_found("conversation"),
+        other => other.into(),
+    })?;
+    let channel = custom_channel(state, conv.conversation.channel_instance_id, &p.scope).await.map_err(|_| {
+        ApiError::Unprocessable {
+            code: "not_supported",
+            message: "customer messages through the API are for custom-channel conversations".into(),
+        }
+    })?;
+    if !channel.enabled {
+        return Err(ApiError::Unprocessable {
+            code: "channel_disabled",
+            message: format!("custom channel {} is disabled", channel.id),
+        });
+    }
+    let msg = CustomerMessage {
+        channel_id: channel.id,
+        customer_id: user_id,
+        target: Target::Conversation(conversation_id),
+        content: content(text)?,
+        content_html: html.filter(|h| !h.trim().is_empty()).map(sanitize_html),
+        external_message_id: external_message_id(ext)?,
+        subject: String::new(),
+    };
+    let out = state.realtime.customer_message(msg).await?;
+    let body = json!({
+        "message_id": out.message.id,
+        "conversation_id": out.conversation.id,
+        "seq": out.message.seq,
+        "created": out.created,
+    });
+    Ok(if out.duplicate { HttpResponse::Ok().json(body) } else { HttpResponse::Created().json(body) })
+}
