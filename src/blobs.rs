@@ -20,9 +20,7 @@ pub struct StoredBlob {
 
 impl Blobs {
     pub fn new(data_dir: &Path) -> Self {
-        Self {
-            root: data_dir.join("attachments"),
-        }
+        Self { root: data_dir.join("attachments") }
     }
 
     /// Store `bytes`; returns its key (relative path) and hash.
@@ -31,22 +29,14 @@ impl Blobs {
         let storage_key = format!("{}/{}/{}", &sha256[..2], &sha256[2..4], sha256);
         let path = self.root.join(&storage_key);
         if tokio::fs::try_exists(&path).await? {
-            return Ok(StoredBlob {
-                storage_key,
-                sha256,
-                size: bytes.len() as u64,
-            });
+            return Ok(StoredBlob { storage_key, sha256, size: bytes.len() as u64 });
         }
         let dir = path.parent().expect("a storage key always has a parent folder");
         tokio::fs::create_dir_all(dir).await?;
         let tmp = dir.join(format!(".{}.{}", sha256, uuid::Uuid::new_v4()));
         tokio::fs::write(&tmp, bytes).await?;
         tokio::fs::rename(&tmp, &path).await?;
-        Ok(StoredBlob {
-            storage_key,
-            sha256,
-            size: bytes.len() as u64,
-        })
+        Ok(StoredBlob { storage_key, sha256, size: bytes.len() as u64 })
     }
 
     pub async fn get(&self, storage_key: &str) -> std::io::Result<Vec<u8>> {

@@ -110,15 +110,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Migrate => {
             let store = store::Store::connect(&settings.database, 2).await?;
             let ran = store.migrate().await?;
-            println!(
-                "{ran} migration(s) applied ({} database is up to date)",
-                store.backend_name()
-            );
+            println!("{ran} migration(s) applied ({} database is up to date)", store.backend_name());
             Ok(())
         }
-        Command::Admin {
-            command: AdminCommand::Create { email, password, name },
-        } => {
+        Command::Admin { command: AdminCommand::Create { email, password, name } } => {
             let email =
                 normalize_email(&email).ok_or_else(|| anyhow::anyhow!("--email is not a valid email address"))?;
             if password.chars().count() < auth::MIN_PASSWORD_LEN {
@@ -149,9 +144,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Token {
-            command: TokenCommand::Create { email, name },
-        } => {
+        Command::Token { command: TokenCommand::Create { email, name } } => {
             let email =
                 normalize_email(&email).ok_or_else(|| anyhow::anyhow!("--email is not a valid email address"))?;
             let name = clean_name(&name, 100).ok_or_else(|| anyhow::anyhow!("--name must be 1–100 characters"))?;
@@ -160,15 +153,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no agent with email {email}"))?;
             let (token, prefix) = auth::new_api_token();
-            store::auth::create_token(
-                &store,
-                agent.id,
-                &name,
-                &auth::secret_hash(&token),
-                &prefix,
-                Actor::System,
-            )
-            .await?;
+            store::auth::create_token(&store, agent.id, &name, &auth::secret_hash(&token), &prefix, Actor::System)
+                .await?;
             println!("Created API token {name:?} for {email}. It is shown only once:\n{token}");
             Ok(())
         }

@@ -22,10 +22,7 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 /// executor (`spawn_blocking`).
 pub fn hash_password(password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
 
 /// Check a password against a stored PHC hash. A malformed hash never verifies.

@@ -91,23 +91,14 @@ mod tests {
             socket: "n1-7".into(),
             agent_id: 3,
             name: "Ann".into(),
-            kind: MarkerKind::Viewing {
-                conversation_id: 9,
-                channel_id: 2,
-            },
+            kind: MarkerKind::Viewing { conversation_id: 9, channel_id: 2 },
             on: true,
             ttl_ms: 15_000,
         });
         let text = serde_json::to_string(&e).unwrap();
         assert!(text.starts_with(r#"{"t":"marker","socket":"n1-7""#), "{text}");
-        assert!(
-            text.contains(r#""kind":{"k":"viewing","conversation_id":9,"channel_id":2}"#),
-            "{text}"
-        );
+        assert!(text.contains(r#""kind":{"k":"viewing","conversation_id":9,"channel_id":2}"#), "{text}");
         assert_eq!(serde_json::from_str::<BusEvent>(&text).unwrap(), e);
-        assert_eq!(
-            serde_json::to_string(&BusEvent::Access { agent_id: 4 }).unwrap(),
-            r#"{"t":"access","agent_id":4}"#
-        );
+        assert_eq!(serde_json::to_string(&BusEvent::Access { agent_id: 4 }).unwrap(), r#"{"t":"access","agent_id":4}"#);
     }
 }

@@ -43,11 +43,7 @@ pub enum ChannelScope {
 
 impl ChannelScope {
     pub fn for_role(role: Role, granted: impl IntoIterator<Item = i64>) -> Self {
-        if role.is_admin() {
-            ChannelScope::All
-        } else {
-            ChannelScope::Only(granted.into_iter().collect())
-        }
+        if role.is_admin() { ChannelScope::All } else { ChannelScope::Only(granted.into_iter().collect()) }
     }
 
     pub fn allows(&self, channel_instance_id: i64) -> bool {

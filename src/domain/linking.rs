@@ -56,33 +56,18 @@ mod tests {
     use super::*;
 
     fn owner(id: i64, other: bool) -> Option<Owner> {
-        Some(Owner {
-            customer_id: id,
-            has_other_id_on_channel: other,
-        })
+        Some(Owner { customer_id: id, has_other_id_on_channel: other })
     }
 
     #[test]
     fn cc_6_new_contact_without_addresses_is_a_new_customer() {
         let link = decide(Found::default());
-        assert_eq!(
-            link,
-            Link {
-                customer_id: None,
-                add_external_id: true,
-                add_email: true,
-                add_phone: true
-            }
-        );
+        assert_eq!(link, Link { customer_id: None, add_external_id: true, add_email: true, add_phone: true });
     }
 
     #[test]
     fn cc_6_known_external_id_wins_over_addresses() {
-        let link = decide(Found {
-            by_external_id: Some(7),
-            email_owner: owner(9, false),
-            phone_owner: None,
-        });
+        let link = decide(Found { by_external_id: Some(7), email_owner: owner(9, false), phone_owner: None });
         assert_eq!(link.customer_id, Some(7));
         assert!(!link.add_external_id);
         assert!(!link.add_email, "the email belongs to customer 9 and stays there");
@@ -91,40 +76,20 @@ mod tests {
 
     #[test]
     fn cc_6_email_of_existing_customer_links() {
-        let link = decide(Found {
-            by_external_id: None,
-            email_owner: owner(4, false),
-            phone_owner: None,
-        });
-        assert_eq!(
-            link,
-            Link {
-                customer_id: Some(4),
-                add_external_id: true,
-                add_email: false,
-                add_phone: true
-            }
-        );
+        let link = decide(Found { by_external_id: None, email_owner: owner(4, false), phone_owner: None });
+        assert_eq!(link, Link { customer_id: Some(4), add_external_id: true, add_email: false, add_phone: true });
     }
 
     #[test]
     fn cc_6_phone_links_when_email_is_unknown() {
-        let link = decide(Found {
-            by_external_id: None,
-            email_owner: None,
-            phone_owner: owner(5, false),
-        });
+        let link = decide(Found { by_external_id: None, email_owner: None, phone_owner: owner(5, false) });
         assert_eq!(link.customer_id, Some(5));
         assert!(link.add_email && !link.add_phone);
     }
 
     #[test]
     fn cc_6_email_already_linked_to_another_id_of_the_same_channel_does_not_link() {
-        let link = decide(Found {
-            by_external_id: None,
-            email_owner: owner(4, true),
-            phone_owner: None,
-        });
+        let link = decide(Found { by_external_id: None, email_owner: owner(4, true), phone_owner: None });
         assert_eq!(link.customer_id, None, "a new customer");
         assert!(!link.add_email, "and the address stays with its owner");
         assert!(link.add_external_id);
@@ -132,11 +97,7 @@ mod tests {
 
     #[test]
     fn cc_6_falls_back_to_the_phone_owner_when_the_email_owner_is_taken() {
-        let link = decide(Found {
-            by_external_id: None,
-            email_owner: owner(4, true),
-            phone_owner: owner(6, false),
-        });
+        let link = decide(Found { by_external_id: None, email_owner: owner(4, true), phone_owner: owner(6, false) });
         assert_eq!(link.customer_id, Some(6));
     }
 }

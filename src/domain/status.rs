@@ -30,10 +30,7 @@ pub struct FilledIn<'a> {
 /// Whether `field` is something a status may require: one of [`REQUIRABLE_FIELDS`] or
 /// `custom:{name}`.
 pub fn is_requirable(field: &str) -> bool {
-    REQUIRABLE_FIELDS.contains(&field)
-        || field
-            .strip_prefix("custom:")
-            .is_some_and(|name| !name.trim().is_empty())
+    REQUIRABLE_FIELDS.contains(&field) || field.strip_prefix("custom:").is_some_and(|name| !name.trim().is_empty())
 }
 
 /// The required fields that are still empty, in the order the status lists them.
@@ -46,9 +43,9 @@ pub fn missing_required_fields(required: &[String], filled: &FilledIn<'_>) -> Ve
                 "team" => filled.team,
                 "subject" => filled.subject,
                 "tags" => filled.tags,
-                other => other
-                    .strip_prefix("custom:")
-                    .is_some_and(|name| filled.custom_fields.iter().any(|f| f == name)),
+                other => {
+                    other.strip_prefix("custom:").is_some_and(|name| filled.custom_fields.iter().any(|f| f == name))
+                }
             };
             !present
         })
@@ -64,19 +61,9 @@ mod tests {
     fn core_6_conditional_status_lists_what_is_missing() {
         let required = vec!["team".to_string(), "custom:order".to_string(), "assignee".to_string()];
         let fields = vec!["order".to_string()];
-        let filled = FilledIn {
-            team: false,
-            assignee: true,
-            custom_fields: &fields,
-            ..Default::default()
-        };
+        let filled = FilledIn { team: false, assignee: true, custom_fields: &fields, ..Default::default() };
         assert_eq!(missing_required_fields(&required, &filled), vec!["team".to_string()]);
-        let all = FilledIn {
-            team: true,
-            assignee: true,
-            custom_fields: &fields,
-            ..Default::default()
-        };
+        let all = FilledIn { team: true, assignee: true, custom_fields: &fields, ..Default::default() };
         assert!(missing_required_fields(&required, &all).is_empty());
         assert_eq!(
             missing_required_fields(&required, &FilledIn::default()),

@@ -37,10 +37,7 @@ pub struct BadCursor;
 impl Cursor {
     /// A cursor that has seen everything up to and including `max`.
     pub fn at(max: i64) -> Self {
-        Self {
-            max,
-            seen: [u64::MAX; WORDS],
-        }
+        Self { max, seen: [u64::MAX; WORDS] }
     }
 
     pub fn max(&self) -> i64 {
@@ -134,11 +131,7 @@ impl Cursor {
         if parts.next() != Some("c1") {
             return Err(BadCursor);
         }
-        let max: i64 = parts
-            .next()
-            .and_then(|m| m.parse().ok())
-            .filter(|m| *m >= 0)
-            .ok_or(BadCursor)?;
+        let max: i64 = parts.next().and_then(|m| m.parse().ok()).filter(|m| *m >= 0).ok_or(BadCursor)?;
         let mut cursor = Self::at(max);
         if let Some(bits) = parts.next() {
             if bits.len() != WORDS * 16 {
@@ -177,9 +170,7 @@ mod tests {
         assert!(!c.is_missing(10) && !c.is_missing(12));
         let resumed = Cursor::decode(&c.encode()).unwrap();
         assert_eq!(resumed, c);
-        let owed: Vec<i64> = (resumed.replay_from() + 1..=20)
-            .filter(|id| resumed.is_missing(*id))
-            .collect();
+        let owed: Vec<i64> = (resumed.replay_from() + 1..=20).filter(|id| resumed.is_missing(*id)).collect();
         assert_eq!(owed, vec![11, 13, 14, 15, 16, 17, 18, 19, 20]);
         let mut c = resumed;
         assert!(c.observe(11));

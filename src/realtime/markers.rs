@@ -68,10 +68,7 @@ impl Markers {
         for (entry, _) in self.presence.values() {
             agents.insert(entry.agent_id, entry.name.clone());
         }
-        agents
-            .into_iter()
-            .map(|(agent_id, name)| (Who { agent_id, name }, self.status(agent_id)))
-            .collect()
+        agents.into_iter().map(|(agent_id, name)| (Who { agent_id, name }, self.status(agent_id))).collect()
     }
 
     /// Who is viewing and who is replying in a conversation (each agent once, by id), and its channel.
@@ -80,13 +77,7 @@ impl Markers {
             return (vec![], vec![], 0);
         };
         let list = |m: &HashMap<String, Entry>| {
-            let mut v: Vec<Who> = m
-                .values()
-                .map(|e| Who {
-                    agent_id: e.agent_id,
-                    name: e.name.clone(),
-                })
-                .collect();
+            let mut v: Vec<Who> = m.values().map(|e| Who { agent_id: e.agent_id, name: e.name.clone() }).collect();
             v.sort();
             v.dedup_by_key(|w| w.agent_id);
             v
@@ -117,23 +108,13 @@ impl Markers {
                 }
                 self.presence_change(update.agent_id, &update.name, before)
             }
-            MarkerKind::Viewing {
-                conversation_id,
-                channel_id,
-            }
-            | MarkerKind::Replying {
-                conversation_id,
-                channel_id,
-            } => {
+            MarkerKind::Viewing { conversation_id, channel_id }
+            | MarkerKind::Replying { conversation_id, channel_id } => {
                 let replying = matches!(update.kind, MarkerKind::Replying { .. });
                 let before = self.collision(*conversation_id);
                 let marks = self.conversations.entry(*conversation_id).or_default();
                 marks.channel_id = *channel_id;
-                let map = if replying {
-                    &mut marks.replying
-                } else {
-                    &mut marks.viewing
-                };
+                let map = if replying { &mut marks.replying } else { &mut marks.viewing };
                 if update.on {
                     map.insert(update.socket.clone(), entry);
                 } else {
@@ -144,10 +125,7 @@ impl Markers {
                 }
                 let after = self.collision(*conversation_id);
                 if (before.0, before.1) != (after.0, after.1) {
-                    vec![Change::Collision {
-                        conversation_id: *conversation_id,
-                        channel_id: *channel_id,
-                    }]
+                    vec![Change::Collision { conversation_id: *conversation_id, channel_id: *channel_id }]
                 } else {
                     vec![]
                 }
@@ -175,10 +153,7 @@ impl Markers {
                 }
                 let after = self.collision(id);
                 if (before.0, before.1) != (after.0, after.1) {
-                    changes.push(Change::Collision {
-                        conversation_id: id,
-                        channel_id,
-                    });
+                    changes.push(Change::Collision { conversation_id: id, channel_id });
                 }
             }
         }
@@ -213,10 +188,7 @@ impl Markers {
             }
             let after = self.collision(id);
             if (before.0, before.1) != (after.0, after.1) {
-                changes.push(Change::Collision {
-                    conversation_id: id,
-                    channel_id,
-                });
+                changes.push(Change::Collision { conversation_id: id, channel_id });
             }
         }
         changes
@@ -227,13 +199,7 @@ impl Markers {
         if after == before {
             vec![]
         } else {
-            vec![Change::Presence {
-                who: Who {
-                    agent_id,
-                    name: name.to_owned(),
-                },
-                status: after,
-            }]
+            vec![Change::Presence { who: Who { agent_id, name: name.to_owned() }, status: after }]
         }
     }
 }
@@ -243,29 +209,16 @@ mod tests {
     use super::*;
 
     fn upd(socket: &str, agent: i64, kind: MarkerKind, on: bool) -> MarkerUpdate {
-        MarkerUpdate {
-            socket: socket.into(),
-            agent_id: agent,
-            name: format!("a{agent}"),
-            kind,
-            on,
-            ttl_ms: 10_000,
-        }
+        MarkerUpdate { socket: socket.into(), agent_id: agent, name: format!("a{agent}"), kind, on, ttl_ms: 10_000 }
     }
     fn presence(status: &str) -> MarkerKind {
         MarkerKind::Presence { status: status.into() }
     }
     fn viewing(c: i64) -> MarkerKind {
-        MarkerKind::Viewing {
-            conversation_id: c,
-            channel_id: 7,
-        }
+        MarkerKind::Viewing { conversation_id: c, channel_id: 7 }
     }
     fn replying(c: i64) -> MarkerKind {
-        MarkerKind::Replying {
-            conversation_id: c,
-            channel_id: 7,
-        }
+        MarkerKind::Replying { conversation_id: c, channel_id: 7 }
     }
 
     #[test]
@@ -273,42 +226,12 @@ mod tests {
         let t = Instant::now();
         let mut m = Markers::default();
         let c = m.apply(&upd("s1", 1, presence("online"), true), t);
-        assert_eq!(
-            c,
-            vec![Change::Presence {
-                who: Who {
-                    agent_id: 1,
-                    name: "a1".into()
-                },
-                status: "online"
-            }]
-        );
-        assert!(
-            m.apply(&upd("s2", 1, presence("away"), true), t).is_empty(),
-            "still online through s1"
-        );
+        assert_eq!(c, vec![Change::Presence { who: Who { agent_id: 1, name: "a1".into() }, status: "online" }]);
+        assert!(m.apply(&upd("s2", 1, presence("away"), true), t).is_empty(), "still online through s1");
         let c = m.apply(&upd("s1", 1, presence("online"), false), t);
-        assert_eq!(
-            c[0],
-            Change::Presence {
-                who: Who {
-                    agent_id: 1,
-                    name: "a1".into()
-                },
-                status: "away"
-            }
-        );
+        assert_eq!(c[0], Change::Presence { who: Who { agent_id: 1, name: "a1".into() }, status: "away" });
         let c = m.drop_socket("s2");
-        assert_eq!(
-            c[0],
-            Change::Presence {
-                who: Who {
-                    agent_id: 1,
-                    name: "a1".into()
-                },
-                status: "offline"
-            }
-        );
+        assert_eq!(c[0], Change::Presence { who: Who { agent_id: 1, name: "a1".into() }, status: "offline" });
         assert_eq!(m.status(1), "offline");
     }
 
@@ -317,10 +240,7 @@ mod tests {
         let t = Instant::now();
         let mut m = Markers::default();
         assert_eq!(m.apply(&upd("s1", 1, viewing(5), true), t).len(), 1);
-        assert!(
-            m.apply(&upd("s1", 1, viewing(5), true), t).is_empty(),
-            "a refresh changes nothing"
-        );
+        assert!(m.apply(&upd("s1", 1, viewing(5), true), t).is_empty(), "a refresh changes nothing");
         m.apply(&upd("s2", 2, viewing(5), true), t);
         m.apply(&upd("s2", 2, replying(5), true), t);
         let (v, r, channel) = m.collision(5);
@@ -330,13 +250,7 @@ mod tests {
         // Agent 2's socket dies: nothing refreshes it, and after the TTL it is gone.
         m.apply(&upd("s1", 1, viewing(5), true), t + Duration::from_secs(8));
         let changes = m.expire(t + Duration::from_secs(11));
-        assert_eq!(
-            changes,
-            vec![Change::Collision {
-                conversation_id: 5,
-                channel_id: 7
-            }]
-        );
+        assert_eq!(changes, vec![Change::Collision { conversation_id: 5, channel_id: 7 }]);
         let (v, r, _) = m.collision(5);
         assert_eq!(v.len(), 1);
         assert!(r.is_empty());
@@ -351,10 +265,7 @@ mod tests {
         let mut m = Markers::default();
         m.apply(&upd("s1", 1, viewing(5), true), t);
         assert!(m.apply(&upd("s2", 1, viewing(5), true), t).is_empty());
-        assert!(
-            m.apply(&upd("s1", 1, viewing(5), false), t).is_empty(),
-            "still viewing in the other tab"
-        );
+        assert!(m.apply(&upd("s1", 1, viewing(5), false), t).is_empty(), "still viewing in the other tab");
         assert_eq!(m.apply(&upd("s2", 1, viewing(5), false), t).len(), 1);
     }
 }

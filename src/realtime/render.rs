@@ -14,22 +14,10 @@ pub fn author(m: &Message, customer_name: &str, agent_names: &[(i64, String)]) -
         (Some(a), _) => AuthorView {
             kind: "agent".into(),
             id: Some(a),
-            name: agent_names
-                .iter()
-                .find(|(id, _)| *id == a)
-                .map(|(_, n)| n.clone())
-                .unwrap_or_default(),
+            name: agent_names.iter().find(|(id, _)| *id == a).map(|(_, n)| n.clone()).unwrap_or_default(),
         },
-        (None, Some(c)) => AuthorView {
-            kind: "customer".into(),
-            id: Some(c),
-            name: customer_name.to_owned(),
-        },
-        (None, None) => AuthorView {
-            kind: "system".into(),
-            id: None,
-            name: "Switchboard".into(),
-        },
+        (None, Some(c)) => AuthorView { kind: "customer".into(), id: Some(c), name: customer_name.to_owned() },
+        (None, None) => AuthorView { kind: "system".into(), id: None, name: "Switchboard".into() },
     }
 }
 
@@ -42,11 +30,7 @@ pub async fn message_views(
     let mut ids: Vec<i64> = rows.iter().filter_map(|(m, _)| m.author_agent_id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let names = if ids.is_empty() {
-        vec![]
-    } else {
-        store::messages::agent_names(store, &ids).await?
-    };
+    let names = if ids.is_empty() { vec![] } else { store::messages::agent_names(store, &ids).await? };
     Ok(rows
         .into_iter()
         .map(|(m, files)| {
@@ -60,10 +44,9 @@ pub async fn message_views(
 pub fn body(conversation: &ConversationView, message: Option<&MessageView>) -> String {
     let c = serde_json::to_string(conversation).unwrap_or_else(|_| "null".into());
     match message {
-        Some(m) => format!(
-            r#""conversation":{c},"message":{}"#,
-            serde_json::to_string(m).unwrap_or_else(|_| "null".into())
-        ),
+        Some(m) => {
+            format!(r#""conversation":{c},"message":{}"#, serde_json::to_string(m).unwrap_or_else(|_| "null".into()))
+        }
         None => format!(r#""conversation":{c}"#),
     }
 }
@@ -90,19 +73,11 @@ pub async fn from_log(store: &Store, rows: Vec<EventRow>) -> StoreResult<Vec<Sto
     conv_ids.dedup();
     let message_ids: Vec<i64> = rows.iter().filter_map(|r| r.message_id).collect();
     let conversations = store::conversations::get_many(store, conv_ids).await?;
-    let messages = if message_ids.is_empty() {
-        vec![]
-    } else {
-        store::messages::get_many(store, message_ids).await?
-    };
+    let messages = if message_ids.is_empty() { vec![] } else { store::messages::get_many(store, message_ids).await? };
     let mut agent_ids: Vec<i64> = messages.iter().filter_map(|(m, _)| m.author_agent_id).collect();
     agent_ids.sort_unstable();
     agent_ids.dedup();
-    let names = if agent_ids.is_empty() {
-        vec![]
-    } else {
-        store::messages::agent_names(store, &agent_ids).await?
-    };
+    let names = if agent_ids.is_empty() { vec![] } else { store::messages::agent_names(store, &agent_ids).await? };
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let Some(conv) = conversations.iter().find(|c| c.conversation.id == row.conversation_id) else {

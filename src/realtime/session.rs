@@ -152,10 +152,7 @@ impl Session {
         frames: &mut tokio::sync::broadcast::Receiver<Arc<Frame>>,
         stream: actix_ws::MessageStream,
     ) {
-        let mut stream = stream
-            .max_frame_size(64 * 1024)
-            .aggregate_continuations()
-            .max_continuation_size(64 * 1024);
+        let mut stream = stream.max_frame_size(64 * 1024).aggregate_continuations().max_continuation_size(64 * 1024);
         let mut refresh = tokio::time::interval(MARKER_REFRESH);
         refresh.reset();
         let mut ping = tokio::time::interval(PING_EVERY);
@@ -244,19 +241,12 @@ impl Session {
             Frame::Presence { who, status } => Some(
                 json!({"type": "presence", "agent_id": who.agent_id, "name": who.name, "status": status}).to_string(),
             ),
-            Frame::Collision {
-                conversation_id,
-                channel_id,
-                viewing,
-                replying,
-            } => {
+            Frame::Collision { conversation_id, channel_id, viewing, replying } => {
                 if !self.principal.scope.allows(*channel_id) {
                     return None;
                 }
                 let list = |v: &Vec<Who>| {
-                    v.iter()
-                        .map(|w| json!({"agent_id": w.agent_id, "name": w.name}))
-                        .collect::<Vec<_>>()
+                    v.iter().map(|w| json!({"agent_id": w.agent_id, "name": w.name})).collect::<Vec<_>>()
                 };
                 Some(json!({"type": "collision", "conversation_id": conversation_id, "viewing": list(viewing), "replying": list(replying)}).to_string())
             }
@@ -315,40 +305,20 @@ impl Session {
             ClientFrame::Ping => self.send(json!({"type": "pong"}).to_string()).await,
             ClientFrame::Presence { status } => {
                 self.status = status;
-                self.publish(
-                    MarkerKind::Presence {
-                        status: status.as_str().into(),
-                    },
-                    true,
-                    MARKER_TTL,
-                );
+                self.publish(MarkerKind::Presence { status: status.as_str().into() }, true, MARKER_TTL);
                 true
             }
             ClientFrame::View { conversation_id } => match self.channel_of(conversation_id).await {
                 Some(channel_id) => {
                     self.viewing.insert(conversation_id, channel_id);
-                    self.publish(
-                        MarkerKind::Viewing {
-                            conversation_id,
-                            channel_id,
-                        },
-                        true,
-                        MARKER_TTL,
-                    );
+                    self.publish(MarkerKind::Viewing { conversation_id, channel_id }, true, MARKER_TTL);
                     true
                 }
                 None => self.error("not_found", "conversation not found").await,
             },
             ClientFrame::Unview { conversation_id } => {
                 if let Some(channel_id) = self.viewing.remove(&conversation_id) {
-                    self.publish(
-                        MarkerKind::Viewing {
-                            conversation_id,
-                            channel_id,
-                        },
-                        false,
-                        MARKER_TTL,
-                    );
+                    self.publish(MarkerKind::Viewing { conversation_id, channel_id }, false, MARKER_TTL);
                 }
                 self.set_replying(conversation_id, false);
                 true
@@ -357,16 +327,8 @@ impl Session {
                 Some(channel_id) => {
                     let on = state == TypingState::Start;
                     if on {
-                        self.replying
-                            .insert(conversation_id, (channel_id, Instant::now() + REPLYING_TTL));
-                        self.publish(
-                            MarkerKind::Replying {
-                                conversation_id,
-                                channel_id,
-                            },
-                            true,
-                            REPLYING_TTL,
-                        );
+                        self.replying.insert(conversation_id, (channel_id, Instant::now() + REPLYING_TTL));
+                        self.publish(MarkerKind::Replying { conversation_id, channel_id }, true, REPLYING_TTL);
                     } else {
                         self.set_replying(conversation_id, false);
                     }
@@ -386,10 +348,7 @@ impl Session {
                     c.merge(&self.sent);
                     self.resume(c).await
                 }
-                Err(_) => {
-                    self.error("bad_cursor", "malformed cursor; reload and start again")
-                        .await
-                }
+                Err(_) => self.error("bad_cursor", "malformed cursor; reload and start again").await,
             },
         }
     }
@@ -405,9 +364,7 @@ impl Session {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::warn!(error = %e, "replay failed");
-                    return self
-                        .error("unavailable", "could not read missed events; reconnect")
-                        .await;
+                    return self.error("unavailable", "could not read missed events; reconnect").await;
                 }
             };
             let last = rows.last().map(|r| r.id);
@@ -424,9 +381,7 @@ impl Session {
                 Ok(e) => e,
                 Err(e) => {
                     tracing::warn!(error = %e, "replay render failed");
-                    return self
-                        .error("unavailable", "could not read missed events; reconnect")
-                        .await;
+                    return self.error("unavailable", "could not read missed events; reconnect").await;
                 }
             };
             let progressed = !events.is_empty();
@@ -450,37 +405,26 @@ impl Session {
                 }
             }
         }
-        self.send(json!({"type": "resumed", "replayed": replayed, "cursor": self.cursor.encode()}).to_string())
-            .await
+        self.send(json!({"type": "resumed", "replayed": replayed, "cursor": self.cursor.encode()}).to_string()).await
     }
 
     async fn channel_of(&mut self, conversation_id: i64) -> Option<i64> {
         if let Some(ch) = self.channels.get(&conversation_id) {
             return Some(*ch);
         }
-        let row = store::conversations::get(&self.rt.store, conversation_id, &self.principal.scope)
-            .await
-            .ok()?;
+        let row = store::conversations::get(&self.rt.store, conversation_id, &self.principal.scope).await.ok()?;
         let ch = row.conversation.channel_instance_id;
         self.channels.insert(conversation_id, ch);
         Some(ch)
     }
 
     async fn error(&mut self, code: &str, message: &str) -> bool {
-        self.send(json!({"type": "error", "error": code, "message": message}).to_string())
-            .await
+        self.send(json!({"type": "error", "error": code, "message": message}).to_string()).await
     }
 
     fn set_replying(&mut self, conversation_id: i64, on: bool) {
         if !on && let Some((channel_id, _)) = self.replying.remove(&conversation_id) {
-            self.publish(
-                MarkerKind::Replying {
-                    conversation_id,
-                    channel_id,
-                },
-                false,
-                REPLYING_TTL,
-            );
+            self.publish(MarkerKind::Replying { conversation_id, channel_id }, false, REPLYING_TTL);
         }
     }
 
@@ -496,62 +440,22 @@ impl Session {
     }
 
     fn publish_markers(&self) {
-        self.publish(
-            MarkerKind::Presence {
-                status: self.status.as_str().into(),
-            },
-            true,
-            MARKER_TTL,
-        );
+        self.publish(MarkerKind::Presence { status: self.status.as_str().into() }, true, MARKER_TTL);
         for (&conversation_id, &channel_id) in &self.viewing {
-            self.publish(
-                MarkerKind::Viewing {
-                    conversation_id,
-                    channel_id,
-                },
-                true,
-                MARKER_TTL,
-            );
+            self.publish(MarkerKind::Viewing { conversation_id, channel_id }, true, MARKER_TTL);
         }
         for (&conversation_id, &(channel_id, _)) in &self.replying {
-            self.publish(
-                MarkerKind::Replying {
-                    conversation_id,
-                    channel_id,
-                },
-                true,
-                REPLYING_TTL,
-            );
+            self.publish(MarkerKind::Replying { conversation_id, channel_id }, true, REPLYING_TTL);
         }
     }
 
     fn clear_markers(&self) {
         for (&conversation_id, &(channel_id, _)) in &self.replying {
-            self.publish(
-                MarkerKind::Replying {
-                    conversation_id,
-                    channel_id,
-                },
-                false,
-                REPLYING_TTL,
-            );
+            self.publish(MarkerKind::Replying { conversation_id, channel_id }, false, REPLYING_TTL);
         }
         for (&conversation_id, &channel_id) in &self.viewing {
-            self.publish(
-                MarkerKind::Viewing {
-                    conversation_id,
-                    channel_id,
-                },
-                false,
-                MARKER_TTL,
-            );
+            self.publish(MarkerKind::Viewing { conversation_id, channel_id }, false, MARKER_TTL);
         }
-        self.publish(
-            MarkerKind::Presence {
-                status: self.status.as_str().into(),
-            },
-            false,
-            MARKER_TTL,
-        );
+        self.publish(MarkerKind::Presence { status: self.status.as_str().into() }, false, MARKER_TTL);
     }
 }

@@ -88,3 +88,26 @@ pub async fn max_id(store: &Store) -> StoreResult<i64> {
         })
         .await
 }
+
+/// The id of the deployment this database belongs to: drawn at random by the first node that asks
+/// and kept in `counters` (as `deployment_id`), so every node sharing the database gets the same one.
+/// The Redis bus names its channel and keys after it, so two deployments sharing one Redis server
+/// never receive each other's events or markers (their event and conversation ids overlap).
+pub async fn deployment_id(store: &Store) -> StoreResult<i64> {
+    use super::schema::counters;
+    const NAME: &str = "deployment_id";
+    let candidate = (rand::random::<u64>() >> 1) as i64;
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            Ok(db_run!(conn => {
+                diesel::insert_into(counters::table)
+                    .values((counters::name.eq(NAME), counters::value.eq(candidate)))
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+                counters::table.find(NAME).select(counters::value).first::<i64>(conn).await
+            })?)
+        })
+        .await
+}

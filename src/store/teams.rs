@@ -34,11 +34,7 @@ pub async fn list(store: &Store) -> StoreResult<Vec<(Team, Vec<i64>)>> {
             Ok(teams
                 .into_iter()
                 .map(|t| {
-                    let ids = members
-                        .iter()
-                        .filter(|(tid, _)| *tid == t.id)
-                        .map(|(_, a)| *a)
-                        .collect();
+                    let ids = members.iter().filter(|(tid, _)| *tid == t.id).map(|(_, a)| *a).collect();
                     (t, ids)
                 })
                 .collect())
