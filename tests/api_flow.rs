@@ -18,13 +18,7 @@ async fn login_then_team_token_and_conversations_by_http() {
     assert_eq!(me["agent"]["role"], "super_admin");
     assert!(me["csrf_token"].as_str().is_some_and(|t| t.len() >= 32));
 
-    let team = ann
-        .ok_post(
-            "/api/v1/teams",
-            json!({"name": "Billing", "description": "Invoices"}),
-            201,
-        )
-        .await;
+    let team = ann.ok_post("/api/v1/teams", json!({"name": "Billing", "description": "Invoices"}), 201).await;
     assert_eq!(team["name"], "Billing");
     let teams = ann.ok_get("/api/v1/teams").await;
     assert_eq!(teams.as_array().unwrap().len(), 1);
@@ -33,10 +27,7 @@ async fn login_then_team_token_and_conversations_by_http() {
     let token = created["token"].as_str().unwrap().to_owned();
     assert!(token.starts_with("sbt_"));
     let listed = ann.ok_get("/api/v1/tokens").await;
-    assert!(
-        listed.as_array().unwrap().iter().all(|t| t.get("token").is_none()),
-        "secrets are never listed again"
-    );
+    assert!(listed.as_array().unwrap().iter().all(|t| t.get("token").is_none()), "secrets are never listed again");
 
     let integ = Api::with_token(&srv.base, &token, 0);
     let convs = integ.ok_get("/api/v1/conversations").await;
@@ -61,18 +52,8 @@ async fn wrong_password_and_unknown_email_are_the_same_answer() {
     let srv = TestServer::start().await;
     srv.agent("ann@example.com", "admin").await;
     let anon = srv.anonymous();
-    let wrong = anon
-        .post(
-            "/api/v1/auth/login",
-            json!({"email": "ann@example.com", "password": "nope-nope"}),
-        )
-        .await;
-    let unknown = anon
-        .post(
-            "/api/v1/auth/login",
-            json!({"email": "bob@example.com", "password": "nope-nope"}),
-        )
-        .await;
+    let wrong = anon.post("/api/v1/auth/login", json!({"email": "ann@example.com", "password": "nope-nope"})).await;
+    let unknown = anon.post("/api/v1/auth/login", json!({"email": "bob@example.com", "password": "nope-nope"})).await;
     assert_error(&wrong, 401, "invalid_credentials");
     assert_eq!(wrong, unknown);
 }
@@ -83,17 +64,9 @@ async fn session_writes_need_the_csrf_token() {
     srv.agent("ann@example.com", "admin").await;
     let mut ann = srv.login("ann@example.com").await;
     let csrf = ann.csrf.take();
-    assert_error(
-        &ann.post("/api/v1/teams", json!({"name": "X"})).await,
-        403,
-        "csrf_failed",
-    );
+    assert_error(&ann.post("/api/v1/teams", json!({"name": "X"})).await, 403, "csrf_failed");
     ann.csrf = Some("0".repeat(64));
-    assert_error(
-        &ann.post("/api/v1/teams", json!({"name": "X"})).await,
-        403,
-        "csrf_failed",
-    );
+    assert_error(&ann.post("/api/v1/teams", json!({"name": "X"})).await, 403, "csrf_failed");
     // Reads need no token; nothing was created.
     assert_eq!(ann.ok_get("/api/v1/teams").await, json!([]));
     ann.csrf = csrf;
@@ -118,61 +91,34 @@ async fn replies_notes_properties_and_the_outbox() {
     assert_eq!(reply["message"]["direction"], "out");
     assert_eq!(reply["message"]["source"], "api");
     assert_eq!(reply["message"]["content_html"], "<p>On its <b>way</b></p>");
-    let note = admin
-        .ok_post(
-            &format!("/api/v1/conversations/{id}/notes"),
-            json!({"content": "VIP, be quick"}),
-            201,
-        )
-        .await;
+    let note =
+        admin.ok_post(&format!("/api/v1/conversations/{id}/notes"), json!({"content": "VIP, be quick"}), 201).await;
     assert_eq!(note["seq"], 3);
     assert_eq!(note["message"]["direction"], "note");
 
     // The reply is queued for delivery; the note never is (CORE-10).
     let reply_id = reply["message_id"].as_i64().unwrap();
     let note_id = note["message_id"].as_i64().unwrap();
-    assert_eq!(
-        switchboard::store::outbox::for_message(srv.store(), reply_id)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert!(
-        switchboard::store::outbox::for_message(srv.store(), note_id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(switchboard::store::outbox::for_message(srv.store(), reply_id).await.unwrap().len(), 1);
+    assert!(switchboard::store::outbox::for_message(srv.store(), note_id).await.unwrap().is_empty());
     let deliveries = admin.ok_get(&format!("/api/v1/channels/{ch}/deliveries")).await;
     assert_eq!(deliveries.as_array().unwrap().len(), 1);
     assert_eq!(deliveries[0]["state"], "pending");
 
     // Messages in one order, paged by seq.
     let all = admin.ok_get(&format!("/api/v1/conversations/{id}/messages")).await;
-    let seqs: Vec<i64> = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["seq"].as_i64().unwrap())
-        .collect();
+    let seqs: Vec<i64> = all.as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, vec![1, 2, 3]);
     assert_eq!(all[0]["author"]["kind"], "customer");
     assert_eq!(all[1]["author"]["name"], "ann");
-    let after = admin
-        .ok_get(&format!("/api/v1/conversations/{id}/messages?after_seq=1&limit=1"))
-        .await;
+    let after = admin.ok_get(&format!("/api/v1/conversations/{id}/messages?after_seq=1&limit=1")).await;
     assert_eq!(after.as_array().unwrap().len(), 1);
     assert_eq!(after[0]["seq"], 2);
-    let before = admin
-        .ok_get(&format!("/api/v1/conversations/{id}/messages?before_seq=3&limit=1"))
-        .await;
+    let before = admin.ok_get(&format!("/api/v1/conversations/{id}/messages?before_seq=3&limit=1")).await;
     assert_eq!(before[0]["seq"], 2);
 
     // Properties, tags, custom fields.
-    let team = admin.ok_post("/api/v1/teams", json!({"name": "Logistics"}), 201).await["id"]
-        .as_i64()
-        .unwrap();
+    let team = admin.ok_post("/api/v1/teams", json!({"name": "Logistics"}), 201).await["id"].as_i64().unwrap();
     let (s, c) = admin
         .patch(
             &format!("/api/v1/conversations/{id}"),
@@ -205,29 +151,12 @@ async fn replies_notes_properties_and_the_outbox() {
     let by_tag = admin.ok_get("/api/v1/conversations?tag=shipping").await;
     assert_eq!(by_tag["total"], 1);
     assert_eq!(admin.ok_get("/api/v1/conversations?tag=nothing").await["total"], 0);
-    assert_eq!(
-        admin
-            .ok_get(&format!("/api/v1/conversations?team={team}&status=pending"))
-            .await["total"],
-        1
-    );
+    assert_eq!(admin.ok_get(&format!("/api/v1/conversations?team={team}&status=pending")).await["total"], 1);
     assert_eq!(admin.ok_get("/api/v1/conversations?status=open").await["total"], 0);
     assert_eq!(admin.ok_get("/api/v1/conversations?assignee=none").await["total"], 1);
-    assert_eq!(
-        admin.ok_get("/api/v1/conversations?q=PARCEL").await["total"],
-        1,
-        "search is case-insensitive"
-    );
-    assert_eq!(
-        admin.ok_get("/api/v1/conversations?q=way").await["total"],
-        1,
-        "search reads message text"
-    );
-    assert_eq!(
-        admin.ok_get("/api/v1/conversations?q=50%25").await["total"],
-        0,
-        "LIKE wildcards are literal"
-    );
+    assert_eq!(admin.ok_get("/api/v1/conversations?q=PARCEL").await["total"], 1, "search is case-insensitive");
+    assert_eq!(admin.ok_get("/api/v1/conversations?q=way").await["total"], 1, "search reads message text");
+    assert_eq!(admin.ok_get("/api/v1/conversations?q=50%25").await["total"], 0, "LIKE wildcards are literal");
 
     // Reply and close in one action (HD-10).
     let done = admin
@@ -241,19 +170,9 @@ async fn replies_notes_properties_and_the_outbox() {
     assert!(done["conversation"]["closed_at"].is_string());
 
     // Every change is in the audit log.
-    let audit = admin
-        .ok_get(&format!("/api/v1/audit?entity_type=conversation&entity_id={id}"))
-        .await;
-    let actions: Vec<&str> = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
-    assert!(
-        actions.contains(&"conversation.update") && actions.contains(&"conversation.create"),
-        "{actions:?}"
-    );
+    let audit = admin.ok_get(&format!("/api/v1/audit?entity_type=conversation&entity_id={id}")).await;
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"conversation.update") && actions.contains(&"conversation.create"), "{actions:?}");
 }
 
 #[tokio::test]
@@ -264,23 +183,12 @@ async fn core_6_conditional_custom_status() {
     assert_eq!(st["builtin"], false);
     let ch = admin.channel("email", "Support inbox", None).await;
     let id = admin.inbound(ch, "mail-1", "Broken screen").await;
-    let refused = admin
-        .patch(
-            &format!("/api/v1/conversations/{id}"),
-            json!({"status": "waiting_vendor"}),
-        )
-        .await;
+    let refused = admin.patch(&format!("/api/v1/conversations/{id}"), json!({"status": "waiting_vendor"})).await;
     assert_error(&refused, 422, "rule_violation");
     assert!(refused.1["message"].as_str().unwrap().contains("team, custom:vendor"));
-    assert_eq!(
-        admin.ok_get(&format!("/api/v1/conversations/{id}")).await["status"],
-        "open",
-        "nothing changed"
-    );
+    assert_eq!(admin.ok_get(&format!("/api/v1/conversations/{id}")).await["status"], "open", "nothing changed");
 
-    let team = admin.ok_post("/api/v1/teams", json!({"name": "Hardware"}), 201).await["id"]
-        .as_i64()
-        .unwrap();
+    let team = admin.ok_post("/api/v1/teams", json!({"name": "Hardware"}), 201).await["id"].as_i64().unwrap();
     let ok = admin
         .patch(
             &format!("/api/v1/conversations/{id}"),
@@ -293,9 +201,7 @@ async fn core_6_conditional_custom_status() {
     assert_error(&admin.delete("/api/v1/statuses/waiting_vendor").await, 409, "conflict");
     assert_error(&admin.delete("/api/v1/statuses/open").await, 422, "rule_violation");
     assert_error(
-        &admin
-            .patch(&format!("/api/v1/conversations/{id}"), json!({"status": "nonexistent"}))
-            .await,
+        &admin.patch(&format!("/api/v1/conversations/{id}"), json!({"status": "nonexistent"})).await,
         422,
         "unknown_reference",
     );
@@ -308,24 +214,18 @@ async fn core_8_merge_conversations_and_customers() {
     let ch = admin.channel("custom", "App", Some("async")).await;
     let a = admin.inbound(ch, "u-1", "First").await;
     let b = admin.inbound(ch, "u-1", "Second").await;
-    let survivor = admin
-        .ok_post(&format!("/api/v1/conversations/{b}/merge"), json!({"into": a}), 200)
-        .await;
+    let survivor = admin.ok_post(&format!("/api/v1/conversations/{b}/merge"), json!({"into": a}), 200).await;
     assert_eq!(survivor["id"], a);
     let merged = admin.ok_get(&format!("/api/v1/conversations/{b}")).await;
     assert_eq!(merged["merged_into_id"], a);
     assert_eq!(merged["status"], "closed");
     assert_error(
-        &admin
-            .post(&format!("/api/v1/conversations/{b}/messages"), json!({"content": "x"}))
-            .await,
+        &admin.post(&format!("/api/v1/conversations/{b}/messages"), json!({"content": "x"})).await,
         422,
         "rule_violation",
     );
     assert_error(
-        &admin
-            .post(&format!("/api/v1/conversations/{a}/merge"), json!({"into": a}))
-            .await,
+        &admin.post(&format!("/api/v1/conversations/{a}/merge"), json!({"into": a})).await,
         422,
         "rule_violation",
     );
@@ -333,13 +233,9 @@ async fn core_8_merge_conversations_and_customers() {
     assert_eq!(list["total"], 1, "merged conversations are hidden by default");
 
     // Customers: link identities, merge two people into one (CC-6, HD-1).
-    let c1 = admin.ok_get(&format!("/api/v1/conversations/{a}")).await["customer_id"]
-        .as_i64()
-        .unwrap();
+    let c1 = admin.ok_get(&format!("/api/v1/conversations/{a}")).await["customer_id"].as_i64().unwrap();
     let other = admin.inbound(ch, "u-2", "Third").await;
-    let c2 = admin.ok_get(&format!("/api/v1/conversations/{other}")).await["customer_id"]
-        .as_i64()
-        .unwrap();
+    let c2 = admin.ok_get(&format!("/api/v1/conversations/{other}")).await["customer_id"].as_i64().unwrap();
     admin
         .ok_post(
             &format!("/api/v1/customers/{c1}/identities"),
@@ -349,36 +245,19 @@ async fn core_8_merge_conversations_and_customers() {
         .await;
     assert_error(
         &admin
-            .post(
-                &format!("/api/v1/customers/{c2}/identities"),
-                json!({"kind": "email", "value": "pat@example.com"}),
-            )
+            .post(&format!("/api/v1/customers/{c2}/identities"), json!({"kind": "email", "value": "pat@example.com"}))
             .await,
         409,
         "conflict",
     );
     let found = admin.ok_get("/api/v1/customers?q=pat@").await;
     assert_eq!(found["total"], 1);
-    let merged = admin
-        .ok_post(&format!("/api/v1/customers/{c2}/merge"), json!({"into": c1}), 200)
-        .await;
-    assert_eq!(
-        merged["identities"].as_array().unwrap().len(),
-        3,
-        "two external ids and an email"
-    );
+    let merged = admin.ok_post(&format!("/api/v1/customers/{c2}/merge"), json!({"into": c1}), 200).await;
+    assert_eq!(merged["identities"].as_array().unwrap().len(), 3, "two external ids and an email");
     let history = admin.ok_get(&format!("/api/v1/customers/{c1}/conversations")).await;
-    assert_eq!(
-        history["total"], 2,
-        "both people's open conversations now belong to one customer"
-    );
-    let patched = admin
-        .patch(
-            &format!("/api/v1/customers/{c1}"),
-            json!({"name": "Pat Doe", "company": "Acme"}),
-        )
-        .await
-        .1;
+    assert_eq!(history["total"], 2, "both people's open conversations now belong to one customer");
+    let patched =
+        admin.patch(&format!("/api/v1/customers/{c1}"), json!({"name": "Pat Doe", "company": "Acme"})).await.1;
     assert_eq!(patched["company"]["name"], "Acme");
     assert_eq!(admin.ok_get("/api/v1/companies?q=ac").await[0]["name"], "Acme");
 }
@@ -410,11 +289,7 @@ async fn cc_6_identity_linking_when_creating_conversations() {
     assert_ne!(third["user_id"], first["user_id"]);
     // The known id wins again.
     let again = admin
-        .ok_post(
-            "/api/v1/conversations",
-            json!({"channel": shop, "user_custom_id": "s-1", "content": "again"}),
-            201,
-        )
+        .ok_post("/api/v1/conversations", json!({"channel": shop, "user_custom_id": "s-1", "content": "again"}), 201)
         .await;
     assert_eq!(again["user_id"], first["user_id"]);
 }
@@ -442,32 +317,16 @@ async fn chats_stay_out_of_the_ticket_list_until_they_end() {
     let tickets = admin.channel("email", "Inbox", None).await;
     let c = admin.inbound(chat, "mm-user", "hi there").await;
     admin.inbound(tickets, "mail", "a ticket").await;
-    assert_eq!(
-        admin.ok_get("/api/v1/conversations").await["total"],
-        1,
-        "CORE-5: the active chat is not a ticket yet"
-    );
-    assert_eq!(
-        admin.ok_get("/api/v1/conversations?show_active_chats=true").await["total"],
-        2,
-        "CC-10"
-    );
+    assert_eq!(admin.ok_get("/api/v1/conversations").await["total"], 1, "CORE-5: the active chat is not a ticket yet");
+    assert_eq!(admin.ok_get("/api/v1/conversations?show_active_chats=true").await["total"], 2, "CC-10");
     let live = admin.ok_get("/api/v1/conversations?active=true").await;
     assert_eq!(live["total"], 1);
     assert_eq!(live["items"][0]["active_chat"], true);
     assert!(live["items"][0]["inactivity_deadline"].is_string());
     admin
-        .ok_post(
-            &format!("/api/v1/conversations/{c}/messages"),
-            json!({"content": "bye", "status": "closed"}),
-            201,
-        )
+        .ok_post(&format!("/api/v1/conversations/{c}/messages"), json!({"content": "bye", "status": "closed"}), 201)
         .await;
-    assert_eq!(
-        admin.ok_get("/api/v1/conversations").await["total"],
-        2,
-        "ended chat is in the ticket list"
-    );
+    assert_eq!(admin.ok_get("/api/v1/conversations").await["total"], 2, "ended chat is in the ticket list");
     assert_eq!(admin.ok_get("/api/v1/conversations?active=true").await["total"], 0);
 }
 
@@ -507,15 +366,8 @@ async fn attachments_upload_link_and_download() {
         422,
         "rule_violation",
     );
-    let bytes = admin
-        .request(reqwest::Method::GET, &format!("/api/v1/attachments/{att_id}"))
-        .send()
-        .await
-        .unwrap();
+    let bytes = admin.request(reqwest::Method::GET, &format!("/api/v1/attachments/{att_id}")).send().await.unwrap();
     assert_eq!(bytes.headers()["content-type"], "application/pdf");
     assert_eq!(bytes.bytes().await.unwrap().as_ref(), b"%PDF-1.4 test");
-    assert!(
-        srv.data_dir().join("attachments").exists(),
-        "content is on disk under the data directory"
-    );
+    assert!(srv.data_dir().join("attachments").exists(), "content is on disk under the data directory");
 }
