@@ -1,0 +1,299 @@
+// Shared pieces of the end-to-end scripts: the release binary started on a loopback port with a
+// fresh SQLite data directory, its CLI, a small API client, headless Chromium (Debian's, driven
+// by playwright-core), polling without fixed sleeps, and a tiny test runner whose closing line
+// is `N passed, N failed` (what scripts/test.sh counts).
+
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, createWriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const ROOT = resolve(here, '../..');
+export const ARTIFACTS = resolve(ROOT, process.env.SWITCHBOARD_E2E_ARTIFACTS ?? 'test-artifacts');
+export const SCREENSHOTS = join(ARTIFACTS, 'screenshots');
+
+export function binaryPath() {
+  if (process.env.SWITCHBOARD_BIN) return process.env.SWITCHBOARD_BIN;
+  const target = process.env.CARGO_TARGET_DIR ?? '/var/tmp/switchboard-target';
+  for (const p of [join(target, 'release/switchboard'), join(ROOT, 'target/release/switchboard')]) {
+    if (existsSync(p)) return p;
+  }
+  throw new Error('no release binary: run `cargo build --release` first (or set SWITCHBOARD_BIN)');
+}
+
+export function chromiumPath() {
+  const p = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  if (!existsSync(p)) throw new Error(`${p} is missing: apt-get install -y chromium (scripts/test.sh does it)`);
+  return p;
+}
+
+export async function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Poll `fn` until it returns a truthy value (or stops throwing); its value. */
+export async function eventually(fn, { timeout = 10_000, interval = 100, what = 'condition' } = {}) {
+  const until = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = new Error(`${what}: got ${JSON.stringify(v)}`);
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}: ${last?.message ?? last}`);
+    await sleep(interval);
+  }
+}
+
+// -------------------------------------------------------------------------------------------
+// The server
+
+export class Server {
+  constructor({ dataDir, port, bin = binaryPath(), logName = 'server' } = {}) {
+    this.bin = bin;
+    this.dataDir = dataDir ?? mkdtempSync(join(tmpdir(), 'switchboard-e2e-'));
+    this.ownsDir = !dataDir;
+    this.port = port ?? (process.env.SWITCHBOARD_E2E_PORT ? Number(process.env.SWITCHBOARD_E2E_PORT) : undefined);
+    this.logName = logName;
+    this.proc = null;
+    this.starts = 0;
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Where the browser loads the dashboard: the server itself, or (while working on the
+   *  dashboard) a Vite dev server proxying to it (SWITCHBOARD_E2E_WEB_URL with SWITCHBOARD_E2E_PORT). */
+  get webUrl() {
+    return process.env.SWITCHBOARD_E2E_WEB_URL ?? this.url;
+  }
+
+  env() {
+    return {
+      ...process.env,
+      SWITCHBOARD_DATA_DIR: this.dataDir,
+      SWITCHBOARD_BIND: `127.0.0.1:${this.port}`,
+      SWITCHBOARD_LOG: process.env.SWITCHBOARD_E2E_LOG ?? 'warn',
+      DATABASE_URL: '',
+      REDIS_URL: '',
+    };
+  }
+
+  async start() {
+    if (!this.port) this.port = await freePort();
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const log = createWriteStream(join(ARTIFACTS, `${this.logName}.log`), { flags: this.starts ? 'a' : 'w' });
+    this.starts++;
+    const env = this.env();
+    delete env.DATABASE_URL;
+    delete env.REDIS_URL;
+    this.proc = spawn(this.bin, ['serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc.stdout.pipe(log);
+    this.proc.stderr.pipe(log);
+    const proc = this.proc;
+    const exited = new Promise((r) => proc.once('exit', (code) => r(code)));
+    this.exited = exited;
+    await eventually(
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`the server exited with ${proc.exitCode}; see ${this.logName}.log`);
+        const r = await fetch(this.url + '/readyz').catch(() => null);
+        return r?.ok;
+      },
+      { timeout: 30_000, what: 'the server to be ready' },
+    );
+  }
+
+  /** SIGTERM and wait for the process to end. */
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null) return;
+    const p = this.proc;
+    p.kill('SIGTERM');
+    const t = setTimeout(() => p.kill('SIGKILL'), 15_000);
+    await this.exited;
+    clearTimeout(t);
+  }
+
+  /** Kill without a goodbye (a crash). */
+  async kill() {
+    if (!this.proc || this.proc.exitCode !== null) return;
+    this.proc.kill('SIGKILL');
+    await this.exited;
+  }
+
+  async cli(...args) {
+    const env = this.env();
+    delete env.DATABASE_URL;
+    delete env.REDIS_URL;
+    const { stdout } = await promisify(execFile)(this.bin, args, { env });
+    return stdout;
+  }
+
+  /** `switchboard admin create` then `token create`: an API client for that admin. */
+  async createAdmin(email, password, name) {
+    await this.cli('admin', 'create', '--email', email, '--password', password, '--name', name);
+    return this.tokenFor(email);
+  }
+
+  async tokenFor(email) {
+    const out = await this.cli('token', 'create', '--email', email, '--name', 'e2e');
+    const token = out.trim().split(/\s+/).pop();
+    return new Api(this.url, token);
+  }
+
+  cleanup() {
+    if (this.ownsDir) rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+export class Api {
+  constructor(base, token) {
+    this.base = base;
+    this.token = token;
+  }
+
+  async call(method, path, body, expect) {
+    const res = await fetch(this.base + '/api/v1' + path, {
+      method,
+      headers: { Authorization: `Bearer ${this.token}`, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    const data = text ? JSON.parse(text) : null;
+    if (expect ? res.status !== expect : !res.ok) {
+      throw new Error(`${method} ${path} answered ${res.status}: ${text}`);
+    }
+    return data;
+  }
+  get(path) {
+    return this.call('GET', path);
+  }
+  post(path, body, expect) {
+    return this.call('POST', path, body ?? {}, expect);
+  }
+  patch(path, body) {
+    return this.call('PATCH', path, body);
+  }
+  put(path, body) {
+    return this.call('PUT', path, body);
+  }
+}
+
+// -------------------------------------------------------------------------------------------
+// The browser
+
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+export async function launch() {
+  return chromium.launch({ executablePath: chromiumPath(), args: CHROMIUM_ARGS, headless: true });
+}
+
+/** A browser context (its own cookies) signed in through the login form. */
+export async function signedIn(browser, base, email, password, { viewport = { width: 1366, height: 800 }, initScript } = {}) {
+  const context = await browser.newContext({ baseURL: base, viewport });
+  if (initScript) await context.addInitScript(initScript);
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error(`[${email}] page error: ${e.message}`));
+  await page.goto('/login');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('navigation', { name: 'Main' }).waitFor();
+  return { context, page };
+}
+
+export async function shot(page, name) {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  const path = join(SCREENSHOTS, name + '.png');
+  await page.screenshot({ path });
+  return path;
+}
+
+// -------------------------------------------------------------------------------------------
+// A tiny runner: steps run in order; after a failure the remaining steps are skipped (they
+// depend on the ones before). The last line is `N passed, N failed[, N skipped]`.
+
+export class Runner {
+  constructor(title) {
+    this.title = title;
+    this.steps = [];
+  }
+  step(name, fn) {
+    this.steps.push({ name, fn });
+  }
+  async run({ after } = {}) {
+    let passed = 0;
+    let failed = 0;
+    let skipped = 0;
+    let broken = false;
+    console.log(`# ${this.title}`);
+    for (const s of this.steps) {
+      if (broken) {
+        skipped++;
+        console.log(`skip - ${s.name}`);
+        continue;
+      }
+      const t0 = Date.now();
+      try {
+        await s.fn();
+        passed++;
+        console.log(`ok - ${s.name} (${Date.now() - t0} ms)`);
+      } catch (e) {
+        failed++;
+        broken = true;
+        console.log(`not ok - ${s.name} (${Date.now() - t0} ms)`);
+        console.log('  ' + String(e?.stack ?? e).split('\n').join('\n  '));
+      }
+    }
+    if (after) {
+      try {
+        await after(failed > 0);
+      } catch (e) {
+        console.log('cleanup failed: ' + e);
+      }
+    }
+    console.log(`e2e: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+    return failed === 0;
+  }
+}
+
+// -------------------------------------------------------------------------------------------
+// Accessibility: axe-core (from npm) run inside the page against WCAG 2.1 A and AA rules.
+
+const AXE = new URL('./node_modules/axe-core/axe.min.js', import.meta.url);
+
+/** The serious and critical WCAG violations on the page, as readable lines. */
+export async function accessibilityProblems(page) {
+  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ path: fileURLToPath(AXE) });
+  const result = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ') + ' — ' + n.failureSummary.split('\n').slice(1, 2).join(' ')) }));
+  });
+  return result.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.impact}: ${v.id} (${v.help})\n      ${v.nodes.join('\n      ')}`);
+}

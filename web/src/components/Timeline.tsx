@@ -1,0 +1,196 @@
+// The messages of one conversation, in seq order: customer messages, agent replies, internal
+// notes (visibly different), quotes of earlier messages (MM-8), attachments and images.
+
+import { Fragment } from 'preact';
+import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
+import { bytes, clock, full } from '../format';
+import { app, loadEarlier, type Thread } from '../state';
+import { useStore } from '../store';
+import type { Attachment, Message } from '../types';
+import { Avatar, Spinner } from './common';
+import { IconFile, IconQuote } from './icons';
+
+const URL_RE = /(https?:\/\/[^\s<>"')]+[^\s<>"').,;:!?])/g;
+
+function PlainText({ text }: { text: string }) {
+  const parts = text.split(URL_RE);
+  return (
+    <div class="msg-text">
+      {parts.map((p, i) =>
+        i % 2 === 1 ? (
+          <a key={i} href={p} target="_blank" rel="noopener noreferrer">
+            {p}
+          </a>
+        ) : (
+          p
+        ),
+      )}
+    </div>
+  );
+}
+
+function Attachments({ files }: { files: Attachment[] }) {
+  if (!files.length) return null;
+  const images = files.filter((f) => f.mime_type.startsWith('image/') && f.mime_type !== 'image/svg+xml');
+  const others = files.filter((f) => !images.includes(f));
+  return (
+    <div class="attachments">
+      {images.map((f) => (
+        <a key={f.id} class="image-attachment" href={f.url} target="_blank" rel="noopener">
+          <img src={f.url} alt={f.file_name} loading="lazy" />
+        </a>
+      ))}
+      {others.map((f) => (
+        <a key={f.id} class="file-attachment" href={f.url} target="_blank" rel="noopener" download={f.file_name}>
+          <IconFile size={16} />
+          <span class="file-name">{f.file_name}</span>
+          <span class="muted small">{bytes(f.size)}</span>
+        </a>
+      ))}
+    </div>
+  );
+}
+
+function QuotedBlock({ id, thread }: { id: number; thread: Message[] }) {
+  const q = thread.find((m) => m.id === id);
+  return (
+    <blockquote class="quoted" data-testid="quoted-message">
+      {q ? (
+        <>
+          <span class="quoted-author">{q.author.name}</span>
+          <span class="quoted-text">{q.content.length > 200 ? q.content.slice(0, 200) + '…' : q.content}</span>
+        </>
+      ) : (
+        <span class="muted">Quoting an earlier message</span>
+      )}
+    </blockquote>
+  );
+}
+
+function MessageItem({ m, thread, onQuote }: { m: Message; thread: Message[]; onQuote: (m: Message) => void }) {
+  const kind = m.author.kind === 'system' ? 'system' : m.direction;
+  if (kind === 'system') {
+    return (
+      <div class="msg-system" data-seq={m.seq}>
+        {m.content} · <time dateTime={m.created_at}>{clock(m.created_at)}</time>
+      </div>
+    );
+  }
+  const label = (kind === 'note' ? 'Internal note by ' : 'Message from ') + m.author.name;
+  return (
+    <article class={'msg ' + kind} data-seq={m.seq} data-testid="message" aria-label={label}>
+      <Avatar name={m.author.name} size={30} />
+      <div class="msg-main">
+        <header class="msg-head">
+          <span class="msg-author">{m.author.name}</span>
+          {kind === 'note' && <span class="note-tag">Internal note</span>}
+          {m.source === 'api' && <span class="muted small">via API</span>}
+          <time class="muted small" dateTime={m.created_at} title={full(m.created_at)}>
+            {clock(m.created_at)}
+          </time>
+          <button type="button" class="icon-btn small quote-btn" onClick={() => onQuote(m)} aria-label={`Quote this message from ${m.author.name}`} title="Quote in reply">
+            <IconQuote size={14} />
+          </button>
+        </header>
+        <div class="msg-bubble">
+          {m.quoted_message_id && <QuotedBlock id={m.quoted_message_id} thread={thread} />}
+          {m.content_html ? <div class="msg-html" dangerouslySetInnerHTML={{ __html: m.content_html }} /> : <PlainText text={m.content} />}
+          <Attachments files={m.attachments} />
+        </div>
+      </div>
+    </article>
+  );
+}
+
+function dayLabel(iso: string): string {
+  const d = new Date(iso);
+  const today = new Date();
+  const yesterday = new Date(Date.now() - 86400000);
+  if (d.toDateString() === today.toDateString()) return 'Today';
+  if (d.toDateString() === yesterday.toDateString()) return 'Yesterday';
+  return d.toLocaleDateString(undefined, { weekday: 'long', month: 'long', day: 'numeric', year: 'numeric' });
+}
+
+export function Timeline({ id, thread, onQuote }: { id: number; thread: Thread | undefined; onQuote: (m: Message) => void }) {
+  const ref = useRef<HTMLDivElement>(null);
+  const stick = useRef(true);
+  const count = thread?.items.length ?? 0;
+  const lastSeq = thread?.items[count - 1]?.seq ?? 0;
+  const firstSeq = thread?.items[0]?.seq ?? 0;
+  const prevFirst = useRef(firstSeq);
+  const prevHeight = useRef(0);
+  const typingUntil = useStore(app, (s) => s.customerTyping[id]);
+  const customerTyping = typingUntil !== undefined && typingUntil > Date.now();
+
+  useLayoutEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    if (firstSeq < prevFirst.current && prevHeight.current) {
+      // Earlier messages were prepended: keep what the agent was reading in place.
+      el.scrollTop += el.scrollHeight - prevHeight.current;
+    } else if (stick.current) {
+      el.scrollTop = el.scrollHeight;
+    }
+    prevFirst.current = firstSeq;
+    prevHeight.current = el.scrollHeight;
+  }, [count, lastSeq, firstSeq, customerTyping]);
+
+  useEffect(() => {
+    stick.current = true;
+  }, [id]);
+
+  const onScroll = () => {
+    const el = ref.current;
+    if (!el) return;
+    stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+    prevHeight.current = el.scrollHeight;
+  };
+
+  let lastDay = '';
+  return (
+    <div class="timeline" ref={ref} onScroll={onScroll} aria-label="Messages" role="log" aria-live="polite" tabIndex={0}>
+      {thread?.hasEarlier && (
+        <div class="load-earlier">
+          <button type="button" class="btn small" onClick={() => loadEarlier(id)} disabled={thread.loading}>
+            {thread.loading ? 'Loading…' : 'Load earlier messages'}
+          </button>
+        </div>
+      )}
+      {!thread || (thread.loading && !count) ? (
+        <div class="center-pad">
+          <Spinner label="Loading messages" />
+        </div>
+      ) : thread.error ? (
+        <p class="form-error" role="alert">
+          {thread.error}
+        </p>
+      ) : (
+        thread.items.map((m) => {
+          const day = dayLabel(m.created_at);
+          const sep = day !== lastDay;
+          lastDay = day;
+          return (
+            <Fragment key={m.seq}>
+              {sep && (
+                <div class="day-sep">
+                  <span>{day}</span>
+                </div>
+              )}
+              <MessageItem m={m} thread={thread.items} onQuote={onQuote} />
+            </Fragment>
+          );
+        })
+      )}
+      {customerTyping && (
+        <div class="typing-indicator" data-testid="customer-typing">
+          <span class="dots" aria-hidden="true">
+            <i />
+            <i />
+            <i />
+          </span>
+          Customer is typing…
+        </div>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,223 @@
+// The API's JSON shapes (src/http/views.rs) and the socket frames (src/realtime/session.rs).
+
+export type Role = 'super_admin' | 'admin' | 'agent';
+
+export interface Agent {
+  id: number;
+  email: string;
+  name: string;
+  role: Role;
+  active: boolean;
+  channel_ids: number[];
+  team_ids: number[];
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Me {
+  agent: Agent;
+  csrf_token: string | null;
+  all_channels: boolean;
+}
+
+export interface Team {
+  id: number;
+  name: string;
+  description: string;
+  member_ids: number[];
+  created_at: string;
+}
+
+export type ChannelKind = 'email' | 'mattermost' | 'zalo' | 'custom';
+
+export interface Channel {
+  id: number;
+  kind: ChannelKind;
+  name: string;
+  mode: 'sync' | 'async';
+  settings: Record<string, unknown> | null;
+  enabled: boolean;
+  disabled_reason: string | null;
+  inactivity_timeout_s: number;
+  default_team_id: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Status {
+  key: string;
+  name: string;
+  base: 'open' | 'pending' | 'closed';
+  required_fields: string[];
+  builtin: boolean;
+  position: number;
+}
+
+export type Priority = 'low' | 'normal' | 'high' | 'urgent';
+
+export interface Conversation {
+  id: number;
+  number: number;
+  channel_id: number;
+  channel_kind: ChannelKind;
+  customer_id: number;
+  customer_name: string;
+  mode: 'sync' | 'async';
+  status: string;
+  assignee_id: number | null;
+  team_id: number | null;
+  priority: Priority;
+  subject: string;
+  tags: string[];
+  custom_fields: Record<string, unknown>;
+  last_seq: number;
+  merged_into_id: number | null;
+  active_chat: boolean;
+  inactivity_deadline: string | null;
+  created_at: string;
+  updated_at: string;
+  first_response_at: string | null;
+  last_customer_activity_at: string | null;
+  last_agent_activity_at: string | null;
+  ended_at: string | null;
+  closed_at: string | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+  page: number;
+  per_page: number;
+}
+
+export interface Attachment {
+  id: number;
+  file_name: string;
+  mime_type: string;
+  size: number;
+  url: string;
+}
+
+export interface Author {
+  kind: 'customer' | 'agent' | 'system';
+  id: number | null;
+  name: string;
+}
+
+export interface Message {
+  id: number;
+  conversation_id: number;
+  seq: number;
+  direction: 'in' | 'out' | 'note';
+  source: string;
+  author: Author;
+  content: string;
+  content_html: string | null;
+  quoted_message_id: number | null;
+  external_message_id: string | null;
+  attachments: Attachment[];
+  created_at: string;
+}
+
+export interface MessageCreated {
+  message_id: number;
+  conversation_id: number;
+  seq: number;
+  message: Message;
+  conversation: Conversation;
+}
+
+export interface ConversationCreated {
+  conversation_id: number;
+  number: number;
+  user_id: number;
+  status: string;
+  mode: string;
+  message_id: number;
+  created: boolean;
+  conversation: Conversation;
+}
+
+export interface Identity {
+  id: number;
+  kind: 'external' | 'email' | 'phone';
+  channel_id: number | null;
+  value: string;
+}
+
+export interface Customer {
+  id: number;
+  name: string;
+  company: { id: number; name: string } | null;
+  owner_agent_id: number | null;
+  notes: string;
+  custom_fields: Record<string, unknown>;
+  merged_into_id: number | null;
+  identities: Identity[];
+  created_at: string;
+  updated_at: string;
+}
+
+export interface CustomerSummary {
+  id: number;
+  name: string;
+  company_id: number | null;
+  created_at: string;
+}
+
+export interface Token {
+  id: number;
+  agent_id: number;
+  name: string;
+  prefix: string;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+export interface Delivery {
+  id: number;
+  delivery_id: string;
+  conversation_id: number | null;
+  message_id: number | null;
+  kind: string;
+  state: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  next_attempt_at: string;
+  last_error: string | null;
+  created_at: string;
+  delivered_at: string | null;
+}
+
+export interface Setup {
+  needs_admin: boolean;
+  command: string;
+}
+
+export type Presence = 'online' | 'away' | 'offline';
+
+export interface Who {
+  agent_id: number;
+  name: string;
+}
+
+// Frames the server sends on the agent socket.
+export type ServerFrame =
+  | { type: 'hello'; agent_id: number; socket: string; cursor: string; presence: (Who & { status: Presence })[] }
+  | {
+      type: 'message.created' | 'conversation.created' | 'conversation.updated' | 'conversation.ended';
+      event_id: number;
+      conversation_id: number;
+      seq: number | null;
+      cursor: string;
+      conversation: Conversation;
+      message?: Message;
+    }
+  | { type: 'presence'; agent_id: number; name: string; status: Presence }
+  | { type: 'collision'; conversation_id: number; viewing: Who[]; replying: Who[] }
+  | { type: 'typing'; conversation_id: number; who: 'customer' | Who; state: 'start' | 'stop' }
+  | { type: 'pong' }
+  | { type: 'resumed'; replayed: number; cursor: string }
+  | { type: 'resync'; message: string; cursor: string }
+  | { type: 'error'; error: string; message: string; cursor?: string };
+
+export type EventFrame = Extract<ServerFrame, { event_id: number }>;
