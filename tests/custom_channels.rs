@@ -507,3 +507,25 @@ async fn cc_12_owner_assignment_emails_an_offline_owner() {
     assert_eq!(email["conversation_id"], second["conversation_id"]);
     assert_eq!(email["state"], "pending");
 }
+
+#[tokio::test]
+async fn invariant_4_custom_channel_endpoints_respect_channel_access() {
+    let srv = TestServer::start().await;
+    let admin = srv.agent("admin@example.com", "admin").await;
+    let outsider = srv.agent("out@example.com", "agent").await;
+    let (ch, _) = channel(&admin, "http://127.0.0.1:9/hook", "async").await;
+    let first = inbound(&admin, ch, json!({"user_custom_id": "u", "content": "hi"})).await.1;
+    let conv = first["conversation_id"].as_i64().unwrap();
+    let user = first["user_id"].as_i64().unwrap();
+    assert_error(&outsider.get(&format!("/api/v1/custom-channels/{ch}")).await, 404, "not_found");
+    assert_eq!(outsider.ok_get("/api/v1/custom-channels").await, json!([]));
+    assert_error(&inbound(&outsider, ch, json!({"user_custom_id": "u", "content": "x"})).await, 404, "not_found");
+    assert_error(
+        &outsider.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"user_id": user, "content": "x"})).await,
+        404,
+        "not_found",
+    );
+    assert_error(&outsider.post(&format!("/api/v1/custom-channels/{ch}/secret"), json!({})).await, 403, "forbidden");
+    assert_error(&outsider.get(&format!("/api/v1/custom-channels/{ch}/deliveries")).await, 403, "forbidden");
+    assert_eq!(admin.ok_get(&format!("/api/v1/conversations/{conv}")).await["last_seq"], 1, "nothing was added");
+}

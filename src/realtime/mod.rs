@@ -65,7 +65,7 @@ impl Realtime {
             None => Arc::new(LocalBus::new(tx)),
         };
         let hub = Hub::start(store.clone(), rx).await?;
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(4);
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(2);
         let rt = Realtime {
             store,
             bus,
