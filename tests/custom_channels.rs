@@ -521,7 +521,9 @@ async fn invariant_4_custom_channel_endpoints_respect_channel_access() {
     assert_eq!(outsider.ok_get("/api/v1/custom-channels").await, json!([]));
     assert_error(&inbound(&outsider, ch, json!({"user_custom_id": "u", "content": "x"})).await, 404, "not_found");
     assert_error(
-        &outsider.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"user_id": user, "content": "x"})).await,
+        &outsider
+            .post(&format!("/api/v1/conversations/{conv}/messages"), json!({"user_id": user, "content": "x"}))
+            .await,
         404,
         "not_found",
     );

@@ -1,0 +1,635 @@
+//! Two nodes (issue #3, SC-3): two `switchboard serve` processes on loopback ports sharing one
+//! PostgreSQL database and a real Redis. An agent on one node sees live what happens on the other —
+//! messages, collisions, typing, presence; a node killed with SIGKILL loses its markers within
+//! their TTL; a socket resumes on the other node without gap or duplicate; a chat ends by
+//! inactivity exactly once across the nodes, not while someone wrote just in time, and on time
+//! when a node dies or the whole cluster restarts inside the window. DESIGN invariants 1, 2, 3, 6.
+//!
+//! Needs `SWITCHBOARD_TEST_DATABASE=postgres://…` (an admin URL) and `SWITCHBOARD_TEST_REDIS=redis://…`;
+//! without them each test says it is skipped, unless `SWITCHBOARD_REQUIRE_TOOLS=1` (then it fails).
+//! A run that chose SQLite (`SWITCHBOARD_TEST_DATABASE=sqlite`) skips them: nodes share PostgreSQL.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use common::ws::{WsClient, messages};
+use common::{Api, FreshDb};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(10);
+/// Markers live 8 s unless refreshed (every 3 s), expiry is checked every second.
+const MARKERS_GONE_WITHIN: Duration = Duration::from_secs(12);
+/// How late after its deadline a chat may end: the sweeper looks every second, plus delivery.
+const END_SLACK: chrono::TimeDelta = chrono::TimeDelta::milliseconds(3_000);
+
+/// The Redis URL when this run has both PostgreSQL and Redis; `None` (test skipped) otherwise.
+fn tools(test: &str) -> Option<String> {
+    if std::env::var("SWITCHBOARD_TEST_DATABASE").is_ok_and(|v| v == "sqlite") {
+        eprintln!("{test}: skipped — this run is on SQLite; several nodes share PostgreSQL");
+        return None;
+    }
+    let redis = std::env::var("SWITCHBOARD_TEST_REDIS").ok().filter(|v| !v.is_empty());
+    let pg = common::postgres_admin_url();
+    if let (Some(_), Some(redis)) = (&pg, &redis) {
+        return Some(redis.clone());
+    }
+    let mut missing = Vec::new();
+    if pg.is_none() {
+        missing.push("SWITCHBOARD_TEST_DATABASE=postgres://…");
+    }
+    if redis.is_none() {
+        missing.push("SWITCHBOARD_TEST_REDIS=redis://…");
+    }
+    let missing = missing.join(" and ");
+    assert!(
+        std::env::var("SWITCHBOARD_REQUIRE_TOOLS").is_err(),
+        "{test} needs {missing} (SWITCHBOARD_REQUIRE_TOOLS is set, so it may not be skipped)"
+    );
+    eprintln!("{test}: skipped — set {missing} to run the two-node tests (scripts/test.sh does)");
+    None
+}
+
+/// One `switchboard serve` process; killed (SIGKILL) when dropped.
+struct Node {
+    child: Child,
+    base: String,
+    /// Everything the process wrote to stderr, for failure messages.
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Node {
+    fn command(db: &FreshDb, redis: &str, data: &str) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &db.url)
+            .env("REDIS_URL", redis)
+            .env("SWITCHBOARD_DATA_DIR", db.dir.path().join(data))
+            .env("SWITCHBOARD_BIND", "127.0.0.1:0")
+            .env("SWITCHBOARD_WORKERS", "2")
+            .env("SWITCHBOARD_DB_POOL_SIZE", "4")
+            .env("SWITCHBOARD_LOG", "warn");
+        cmd
+    }
+
+    /// Start a node and wait until it serves (it prints its URL once bound, subscribed to Redis).
+    async fn start(db: &FreshDb, redis: &str, name: &str) -> Node {
+        let mut child = Self::command(db, redis, name)
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the switchboard binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("Switchboard is running at ")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(rest.trim().to_owned());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let mut node = Node { child, base: String::new(), log };
+        match tokio::time::timeout(Duration::from_secs(60), rx).await {
+            Ok(Ok(base)) => node.base = base,
+            _ => panic!("node {name} did not start:\n{}", node.log.lock().unwrap().join("\n")),
+        }
+        node
+    }
+
+    /// SIGKILL: no graceful shutdown, no goodbye to Redis — a crashed machine.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run a CLI command against the cluster's database; its stdout.
+async fn cli(db: &FreshDb, redis: &str, args: &[&str]) -> String {
+    let cmd = Node::command(db, redis, "cli");
+    let out = tokio::process::Command::from(cmd)
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("the switchboard binary runs");
+    assert!(
+        out.status.success(),
+        "switchboard {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An agent: id and API token.
+#[derive(Clone)]
+struct Agent {
+    id: i64,
+    token: String,
+}
+
+impl Agent {
+    fn api(&self, node: &Node) -> Api {
+        Api::with_token(&node.base, &self.token, self.id)
+    }
+
+    async fn socket(&self, node: &Node) -> WsClient {
+        WsClient::connect(&node.base, &self.token, None).await
+    }
+}
+
+/// Two nodes on one fresh PostgreSQL database and the shared Redis, an admin, agents Ann and Bob
+/// with access to a live-chat channel `ch`.
+struct Cluster {
+    // Nodes are dropped (killed) before the database is removed.
+    nodes: Vec<Option<Node>>,
+    redis: String,
+    admin: Agent,
+    ann: Agent,
+    bob: Agent,
+    ch: i64,
+    db: FreshDb,
+}
+
+impl Cluster {
+    async fn start(redis: String, inactivity_timeout_s: Option<i64>) -> Self {
+        let db = FreshDb::new().await;
+        // One after the other: the first start migrates the new database.
+        let first = Node::start(&db, &redis, "node-0").await;
+        let second = Node::start(&db, &redis, "node-1").await;
+        cli(
+            &db,
+            &redis,
+            &["admin", "create", "--email", "root@example.com", "--password", "s3cret-pass", "--name", "Root"],
+        )
+        .await;
+        let token = |email: &'static str| {
+            let (db, redis) = (&db, &redis);
+            async move {
+                let out = cli(db, redis, &["token", "create", "--email", email, "--name", "multinode"]).await;
+                out.split_whitespace().last().unwrap().to_owned()
+            }
+        };
+        let root = token("root@example.com").await;
+        let me = Api::with_token(&first.base, &root, 0).ok_get("/api/v1/me").await;
+        let admin = Agent { id: me["agent"]["id"].as_i64().unwrap(), token: root };
+        let api = admin.api(&first);
+        let mut body = json!({"kind": "custom", "name": "Live chat", "mode": "sync"});
+        if let Some(t) = inactivity_timeout_s {
+            body["inactivity_timeout_s"] = json!(t);
+        }
+        let ch = api.ok_post("/api/v1/channels", body, 201).await["id"].as_i64().unwrap();
+        let mut agents = Vec::new();
+        for (email, name) in [("ann@example.com", "Ann"), ("bob@example.com", "Bob")] {
+            let a = api
+                .ok_post(
+                    "/api/v1/agents",
+                    json!({"email": email, "name": name, "role": "agent", "channel_ids": [ch]}),
+                    201,
+                )
+                .await;
+            agents.push(Agent { id: a["id"].as_i64().unwrap(), token: token(email).await });
+        }
+        let bob = agents.pop().unwrap();
+        let ann = agents.pop().unwrap();
+        Cluster { nodes: vec![Some(first), Some(second)], redis, admin, ann, bob, ch, db }
+    }
+
+    fn node(&self, i: usize) -> &Node {
+        self.nodes[i].as_ref().expect("node is running")
+    }
+
+    fn admin(&self, i: usize) -> Api {
+        self.admin.api(self.node(i))
+    }
+
+    /// Kill node `i` with SIGKILL.
+    fn kill(&mut self, i: usize) {
+        self.nodes[i].take().expect("node is running").kill();
+    }
+
+    /// Start node `i` again (or a new node `i`), on the same database and Redis.
+    async fn start_node(&mut self, i: usize) {
+        let node = Node::start(&self.db, &self.redis, &format!("node-{i}")).await;
+        if i == self.nodes.len() {
+            self.nodes.push(Some(node));
+        } else {
+            assert!(self.nodes[i].is_none(), "node {i} is still running");
+            self.nodes[i] = Some(node);
+        }
+    }
+
+    /// A new chat started by a customer through node `i`.
+    async fn chat(&self, i: usize, customer: &str) -> i64 {
+        self.admin(i).inbound(self.ch, customer, "Hello, anyone there?").await
+    }
+
+    async fn conversation(&self, i: usize, id: i64) -> Value {
+        self.admin(i).ok_get(&format!("/api/v1/conversations/{id}")).await
+    }
+
+    /// How many times the audit log says the conversation ended.
+    async fn ends_in_audit(&self, i: usize, id: i64) -> usize {
+        let audit = self.admin(i).ok_get(&format!("/api/v1/audit?entity_type=conversation&entity_id={id}")).await;
+        audit.as_array().unwrap().iter().filter(|e| e["action"] == "conversation.end").count()
+    }
+}
+
+fn time(v: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("a timestamp, got {v}")))
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn has_agent(list: &Value, agent_id: i64) -> bool {
+    list.as_array().is_some_and(|v| v.iter().any(|w| w["agent_id"] == agent_id))
+}
+
+fn is_collision(f: &Value, id: i64) -> bool {
+    f["type"] == "collision" && f["conversation_id"] == id
+}
+
+fn presence_of(f: &Value, agent_id: i64, status: &str) -> bool {
+    f["type"] == "presence" && f["agent_id"] == agent_id && f["status"] == status
+}
+
+fn ended(f: &Value, id: i64) -> bool {
+    f["type"] == "conversation.ended" && f["conversation_id"] == id
+}
+
+fn stored_event_ids(frames: &[Value]) -> Vec<i64> {
+    frames.iter().filter_map(|f| f["event_id"].as_i64()).collect()
+}
+
+/// Sleep until `at` (building a timing scenario, not waiting for something to happen).
+async fn sleep_until(at: DateTime<Utc>) {
+    if let Ok(d) = (at - Utc::now()).to_std() {
+        tokio::time::sleep(d).await;
+    }
+}
+
+#[tokio::test]
+async fn viewing_replying_typing_and_presence_cross_nodes_and_die_with_a_killed_node() {
+    let Some(redis) = tools("viewing_replying_typing_and_presence_cross_nodes_and_die_with_a_killed_node") else {
+        return;
+    };
+    let mut c = Cluster::start(redis, None).await;
+    let id = c.chat(0, "cust-markers").await;
+    let mut bob = c.bob.socket(c.node(1)).await;
+
+    // Ann on node 0 opens the conversation, then her tab dies: Bob on node 1 sees both.
+    let mut ann = c.ann.socket(c.node(0)).await;
+    bob.wait_for("Ann online", WAIT, |f| presence_of(f, c.ann.id, "online")).await;
+    ann.send(json!({"type": "view", "conversation_id": id})).await;
+    let f = bob
+        .wait_for("Ann viewing (node 0 → node 1)", WAIT, |f| {
+            is_collision(f, id) && has_agent(&f["viewing"], c.ann.id)
+        })
+        .await;
+    assert_eq!(f["viewing"][0]["name"], "Ann", "{f}");
+    ann.kill();
+    bob.wait_for("Ann's viewing gone with her socket", MARKERS_GONE_WITHIN, |f| {
+        is_collision(f, id) && !has_agent(&f["viewing"], c.ann.id)
+    })
+    .await;
+    bob.wait_for("Ann offline with her socket", MARKERS_GONE_WITHIN, |f| presence_of(f, c.ann.id, "offline")).await;
+
+    // Again, and this time she also types.
+    let mut ann = c.ann.socket(c.node(0)).await;
+    bob.wait_for("Ann online again", WAIT, |f| presence_of(f, c.ann.id, "online")).await;
+    ann.send(json!({"type": "view", "conversation_id": id})).await;
+    bob.wait_for("Ann viewing", WAIT, |f| is_collision(f, id) && has_agent(&f["viewing"], c.ann.id)).await;
+    ann.send(json!({"type": "typing", "conversation_id": id, "state": "start"})).await;
+    bob.wait_for("Ann replying (node 0 → node 1)", WAIT, |f| {
+        is_collision(f, id) && has_agent(&f["replying"], c.ann.id)
+    })
+    .await;
+    let t = bob
+        .wait_for("Ann typing (node 0 → node 1)", WAIT, |f| f["type"] == "typing" && f["conversation_id"] == id)
+        .await;
+    assert_eq!((t["who"]["agent_id"].as_i64(), t["state"].as_str()), (Some(c.ann.id), Some("start")));
+    // Bob's typing goes the other way.
+    bob.send(json!({"type": "typing", "conversation_id": id, "state": "start"})).await;
+    let t = ann
+        .wait_for("Bob typing (node 1 → node 0)", WAIT, |f| f["type"] == "typing" && f["conversation_id"] == id)
+        .await;
+    assert_eq!(t["who"]["agent_id"], c.bob.id, "{t}");
+    bob.send(json!({"type": "typing", "conversation_id": id, "state": "stop"})).await;
+
+    // A node that starts now loads the current markers from Redis: its first picture already
+    // shows Ann online, viewing and replying (nothing had to be re-announced).
+    c.start_node(2).await;
+    let mut late = c.bob.socket(c.node(2)).await;
+    let presence = late.hello["presence"].as_array().unwrap();
+    assert!(
+        presence.iter().any(|p| p["agent_id"] == c.ann.id && p["status"] == "online"),
+        "a new node knows who is online from Redis: {}",
+        late.hello
+    );
+    let f = late.wait_for("the first collision picture", Duration::from_secs(2), |f| is_collision(f, id)).await;
+    assert!(has_agent(&f["viewing"], c.ann.id) && has_agent(&f["replying"], c.ann.id), "{f}");
+
+    // Ann's node dies with SIGKILL: nobody clears her markers, they expire on both other nodes.
+    let killed = Instant::now();
+    c.kill(0);
+    drop(ann);
+    for (name, socket) in [("node 1", &mut bob), ("node 2", &mut late)] {
+        let (mut gone, mut offline) = (false, false);
+        while !(gone && offline) {
+            let left = MARKERS_GONE_WITHIN.saturating_sub(killed.elapsed());
+            let Some(f) = socket.next_within(left).await else {
+                panic!(
+                    "{name}: within {MARKERS_GONE_WITHIN:?}, markers gone: {gone}, Ann offline: {offline}; received {:#?}",
+                    socket.log
+                );
+            };
+            gone |= is_collision(&f, id) && !has_agent(&f["viewing"], c.ann.id) && !has_agent(&f["replying"], c.ann.id);
+            offline |= presence_of(&f, c.ann.id, "offline");
+        }
+    }
+    let took = killed.elapsed();
+    assert!(took <= MARKERS_GONE_WITHIN, "markers of a dead node lasted {took:?}");
+    eprintln!("markers of the killed node were gone after {took:?}");
+    // And they are gone from Redis too: a node starting now sees nobody.
+    c.start_node(0).await;
+    let fresh = c.bob.socket(c.node(0)).await;
+    assert!(fresh.hello["presence"].as_array().unwrap().iter().all(|p| p["agent_id"] != c.ann.id), "{}", fresh.hello);
+}
+
+#[tokio::test]
+async fn a_message_accepted_on_one_node_reaches_sockets_on_the_other_in_one_order() {
+    let Some(redis) = tools("a_message_accepted_on_one_node_reaches_sockets_on_the_other_in_one_order") else {
+        return;
+    };
+    let c = Cluster::start(redis, None).await;
+    let mut on0 = c.ann.socket(c.node(0)).await;
+    let mut on1 = c.bob.socket(c.node(1)).await;
+    let id = c.chat(0, "cust-order").await;
+    let created = on1
+        .wait_for("conversation.created from node 0", WAIT, |f| {
+            f["type"] == "conversation.created" && f["conversation_id"] == id
+        })
+        .await;
+    assert_eq!(created["message"]["content"], "Hello, anyone there?");
+
+    // A reply posted over HTTP to node 0 reaches the socket on node 1.
+    let sent = Instant::now();
+    c.ann
+        .api(c.node(0))
+        .ok_post(&format!("/api/v1/conversations/{id}/messages"), json!({"content": "Hi from node 0"}), 201)
+        .await;
+    let f = on1
+        .wait_for("the reply on node 1", WAIT, |f| f["type"] == "message.created" && f["conversation_id"] == id)
+        .await;
+    assert_eq!((f["seq"].as_i64(), f["message"]["content"].as_str()), (Some(2), Some("Hi from node 0")));
+    eprintln!("node 0 → node 1 in {:?}", sent.elapsed());
+
+    // Replies through both nodes, alternately: both sockets get all of them, in one order.
+    for i in 0..6 {
+        let (agent, node) = if i % 2 == 0 { (&c.bob, 1) } else { (&c.ann, 0) };
+        agent
+            .api(c.node(node))
+            .ok_post(&format!("/api/v1/conversations/{id}/messages"), json!({"content": format!("m{i}")}), 201)
+            .await;
+    }
+    for socket in [&mut on0, &mut on1] {
+        socket
+            .wait_for("the last reply", WAIT, |f| {
+                f["type"] == "message.created" && f["conversation_id"] == id && f["seq"] == 8
+            })
+            .await;
+        let seqs: Vec<i64> = messages(&socket.log).into_iter().filter(|(c, _)| *c == id).map(|(_, s)| s).collect();
+        assert_eq!(seqs, (2..=8).collect::<Vec<_>>(), "every message once, in order");
+        let contents: Vec<&str> = socket
+            .log
+            .iter()
+            .filter(|f| f["type"] == "message.created" && f["seq"].as_i64() > Some(2))
+            .filter_map(|f| f["message"]["content"].as_str())
+            .collect();
+        assert_eq!(contents, ["m0", "m1", "m2", "m3", "m4", "m5"]);
+    }
+}
+
+#[tokio::test]
+async fn a_socket_killed_mid_stream_resumes_on_the_other_node_without_gap_or_duplicate() {
+    let Some(redis) = tools("a_socket_killed_mid_stream_resumes_on_the_other_node_without_gap_or_duplicate") else {
+        return;
+    };
+    const TOTAL: i64 = 40;
+    let c = Cluster::start(redis, None).await;
+    let mut first = c.ann.socket(c.node(1)).await;
+    let id = c.chat(0, "cust-stream").await;
+    first
+        .wait_for("conversation.created", WAIT, |f| f["type"] == "conversation.created" && f["conversation_id"] == id)
+        .await;
+
+    // Node 0 accepts a stream of replies while Ann's socket on node 1 reads.
+    let api = c.bob.api(c.node(0));
+    let writer = tokio::spawn(async move {
+        for i in 0..TOTAL {
+            api.ok_post(&format!("/api/v1/conversations/{id}/messages"), json!({"content": format!("s{i}")}), 201)
+                .await;
+        }
+    });
+    first
+        .wait_for("a part of the stream", Duration::from_secs(30), |f| {
+            f["type"] == "message.created" && f["conversation_id"] == id && f["seq"].as_i64() >= Some(11)
+        })
+        .await;
+    let cursor = first.cursor.clone().expect("a cursor");
+    let before = first.log.clone();
+    first.kill();
+
+    // Resume on the other node while the stream goes on.
+    let mut second = WsClient::connect(&c.node(0).base, &c.ann.token, Some(&cursor)).await;
+    second
+        .wait_for("the end of the stream", Duration::from_secs(60), |f| {
+            f["type"] == "message.created" && f["conversation_id"] == id && f["seq"] == TOTAL + 1
+        })
+        .await;
+    writer.await.unwrap();
+    let resumed = second.log.iter().find(|f| f["type"] == "resumed").cloned();
+    assert!(resumed.is_some(), "a resumed frame: {:#?}", second.log);
+
+    let mut all = before.clone();
+    all.extend(second.log.iter().cloned());
+    let seqs: Vec<i64> = messages(&all).into_iter().filter(|(c, _)| *c == id).map(|(_, s)| s).collect();
+    assert_eq!(
+        seqs,
+        (2..=TOTAL + 1).collect::<Vec<_>>(),
+        "exactly the stream, once, in order (cut after {} messages)",
+        messages(&before).len()
+    );
+    let ids = stored_event_ids(&all);
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "no event twice: {ids:?}");
+    assert!(
+        second.drain(Duration::from_millis(1500)).await.iter().all(|f| f["type"] != "message.created"),
+        "nothing more arrives"
+    );
+}
+
+#[tokio::test]
+async fn a_chat_ends_by_inactivity_exactly_once_across_two_nodes() {
+    let Some(redis) = tools("a_chat_ends_by_inactivity_exactly_once_across_two_nodes") else {
+        return;
+    };
+    let c = Cluster::start(redis, Some(2)).await;
+    let mut on0 = c.ann.socket(c.node(0)).await;
+    let mut on1 = c.bob.socket(c.node(1)).await;
+    let id = c.chat(0, "cust-once").await;
+    // A reply through node 1: both nodes' conversation actors now hold a timer for the same deadline,
+    // and both sweepers watch it too.
+    c.bob
+        .api(c.node(1))
+        .ok_post(&format!("/api/v1/conversations/{id}/messages"), json!({"content": "hello"}), 201)
+        .await;
+    let deadline = time(&c.conversation(1, id).await["inactivity_deadline"]);
+
+    for (name, socket) in [("node 0", &mut on0), ("node 1", &mut on1)] {
+        let f = socket.wait_for(&format!("conversation.ended on {name}"), WAIT, |f| ended(f, id)).await;
+        assert_eq!(f["conversation"]["active_chat"], false);
+        let at = Utc::now();
+        assert!(at <= deadline + END_SLACK, "{name} saw the end {} late", at - deadline);
+    }
+    let stored = c.conversation(0, id).await;
+    let ended_at = time(&stored["ended_at"]);
+    assert!(ended_at >= deadline, "ended at {ended_at}, before the deadline {deadline}");
+    // Let every timer and sweeper have its go, then count.
+    for (name, socket) in [("node 0", &mut on0), ("node 1", &mut on1)] {
+        let more = socket.drain(Duration::from_millis(2500)).await;
+        let again = more.iter().filter(|f| ended(f, id)).count();
+        assert_eq!(again, 0, "{name} saw the chat end twice: {more:#?}");
+        let once = socket.log.iter().filter(|f| ended(f, id)).count();
+        assert_eq!(once, 1, "{name}");
+    }
+    assert_eq!(c.ends_in_audit(0, id).await, 1, "one conversation.end in the audit log");
+    assert_eq!(c.conversation(1, id).await["active_chat"], false);
+}
+
+#[tokio::test]
+async fn a_message_just_before_the_deadline_keeps_the_chat_open_across_nodes() {
+    let Some(redis) = tools("a_message_just_before_the_deadline_keeps_the_chat_open_across_nodes") else {
+        return;
+    };
+    let c = Cluster::start(redis, Some(3)).await;
+    let mut on0 = c.ann.socket(c.node(0)).await;
+    let mut on1 = c.bob.socket(c.node(1)).await;
+    let id = c.chat(0, "cust-late").await; // node 0 arms its timer
+    let first = time(&c.conversation(0, id).await["inactivity_deadline"]);
+
+    // Shortly before node 0's timer fires, someone writes through node 1.
+    sleep_until(first - chrono::TimeDelta::milliseconds(900)).await;
+    let reply = c
+        .bob
+        .api(c.node(1))
+        .ok_post(&format!("/api/v1/conversations/{id}/messages"), json!({"content": "still here"}), 201)
+        .await;
+    let written = time(&reply["message"]["created_at"]);
+    assert!(written < first, "the scenario needs the message before the deadline: {written} ≥ {first}");
+    let moved = time(&c.conversation(1, id).await["inactivity_deadline"]);
+    assert!(moved > first, "the deadline moved: {first} → {moved}");
+
+    // Past the first deadline (and a sweep or two): still open, on both nodes.
+    for socket in [&mut on0, &mut on1] {
+        let early = socket.drain(Duration::from_millis(1000)).await;
+        assert!(early.iter().all(|f| !ended(f, id)), "ended despite the message: {early:#?}");
+    }
+    sleep_until(first + chrono::TimeDelta::milliseconds(1500)).await;
+    assert_eq!(c.conversation(0, id).await["active_chat"], true);
+    assert!(on0.log.iter().chain(on1.log.iter()).all(|f| !ended(f, id)));
+    assert_eq!(c.ends_in_audit(1, id).await, 0);
+
+    // It ends at the new deadline, once.
+    for socket in [&mut on0, &mut on1] {
+        socket.wait_for("conversation.ended", WAIT, |f| ended(f, id)).await;
+        assert!(Utc::now() <= moved + END_SLACK, "ended {} late", Utc::now() - moved);
+    }
+    let ended_at = time(&c.conversation(0, id).await["ended_at"]);
+    assert!(ended_at >= moved, "ended at {ended_at}, before the deadline {moved}");
+    for socket in [&mut on0, &mut on1] {
+        socket.drain(Duration::from_millis(1500)).await;
+        assert_eq!(socket.log.iter().filter(|f| ended(f, id)).count(), 1);
+    }
+    assert_eq!(c.ends_in_audit(1, id).await, 1);
+}
+
+#[tokio::test]
+async fn when_the_node_holding_the_timer_dies_the_other_node_ends_the_chat_on_time() {
+    let Some(redis) = tools("when_the_node_holding_the_timer_dies_the_other_node_ends_the_chat_on_time") else {
+        return;
+    };
+    let mut c = Cluster::start(redis, Some(3)).await;
+    let mut on1 = c.bob.socket(c.node(1)).await;
+    let id = c.chat(0, "cust-orphan").await; // node 0's actor holds the timer
+    let deadline = time(&c.conversation(1, id).await["inactivity_deadline"]);
+    c.kill(0);
+    assert!(Utc::now() < deadline, "the node died inside the window");
+
+    let f = on1.wait_for("conversation.ended from node 1's sweeper", WAIT, |f| ended(f, id)).await;
+    let seen = Utc::now();
+    assert!(seen <= deadline + END_SLACK, "ended {} late", seen - deadline);
+    assert_eq!(f["conversation"]["active_chat"], false);
+    let ended_at = time(&c.conversation(1, id).await["ended_at"]);
+    assert!(ended_at >= deadline, "ended at {ended_at}, before the deadline {deadline}");
+    on1.drain(Duration::from_millis(1500)).await;
+    assert_eq!(on1.log.iter().filter(|f| ended(f, id)).count(), 1);
+    assert_eq!(c.ends_in_audit(1, id).await, 1);
+}
+
+#[tokio::test]
+async fn restarting_both_nodes_inside_the_window_still_ends_the_chat_on_time_once() {
+    let Some(redis) = tools("restarting_both_nodes_inside_the_window_still_ends_the_chat_on_time_once") else {
+        return;
+    };
+    let mut c = Cluster::start(redis, Some(5)).await;
+    let id = c.chat(0, "cust-restart").await;
+    let deadline = time(&c.conversation(1, id).await["inactivity_deadline"]);
+    // The whole cluster goes down hard and comes back.
+    c.kill(0);
+    c.kill(1);
+    c.start_node(0).await;
+    c.start_node(1).await;
+    let mut on0 = c.ann.socket(c.node(0)).await;
+    let mut on1 = c.bob.socket(c.node(1)).await;
+    assert!(
+        Utc::now() < deadline,
+        "the restart took longer than the window ({} past the deadline)",
+        Utc::now() - deadline
+    );
+
+    for (name, socket) in [("node 0", &mut on0), ("node 1", &mut on1)] {
+        socket.wait_for(&format!("conversation.ended on {name} after the restart"), WAIT, |f| ended(f, id)).await;
+        let seen = Utc::now();
+        assert!(seen <= deadline + END_SLACK, "{name}: ended {} late", seen - deadline);
+    }
+    let ended_at = time(&c.conversation(0, id).await["ended_at"]);
+    assert!(ended_at >= deadline, "ended at {ended_at}, before the deadline {deadline}");
+    for (name, socket) in [("node 0", &mut on0), ("node 1", &mut on1)] {
+        socket.drain(Duration::from_millis(1500)).await;
+        assert_eq!(socket.log.iter().filter(|f| ended(f, id)).count(), 1, "{name}");
+    }
+    assert_eq!(c.ends_in_audit(0, id).await, 1);
+}
