@@ -85,6 +85,7 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .wrap(from_fn(crate::http::reject_nul))
             .wrap(from_fn(track_requests))
             .wrap(Compress::default())
             .wrap(TracingLogger::default())

@@ -1,9 +1,11 @@
-//! DESIGN invariant 4 and HD-3: an agent never sees or touches, through any endpoint, a
-//! conversation of a channel they were not given; role checks guard every admin route; every
-//! API route needs credentials; a deactivated agent's credentials stop working.
+//! DESIGN invariant 4 and HD-3: an agent never sees or touches, through any endpoint or the
+//! agent socket, a conversation of a channel they were not given (and gets exactly the answer a
+//! missing one gets); role checks guard every admin route; every API route needs credentials; a
+//! deactivated agent's credentials stop working.
 //!
-//! The route tables are checked against `src/http/routes.rs`, so a new conversation route, admin
-//! route or API route that is not listed here fails these tests until it is covered.
+//! The route tables are checked against `src/http/routes.rs` (and the handlers' `Admin`
+//! extractor), so a new conversation route, channel route, admin route or API route that is not
+//! listed here fails these tests, naming it, until it is covered.
 
 mod common;
 
@@ -787,7 +789,6 @@ async fn an_agent_without_access_to_the_channel_cannot_be_assigned() {
 /// A reply in alice's own channel may not reveal that an attachment id of another channel
 /// exists: naming it must answer like naming an attachment that does not exist.
 #[tokio::test]
-#[ignore = "bug: store::messages::append_reply checks `message_id.is_some()` before `uploaded_by`, so another agent's linked attachment answers 422 rule_violation (\"already part of a message\") instead of 422 unknown_reference"]
 async fn naming_another_channels_attachment_answers_like_a_missing_one() {
     let d = Desk::new().await;
     let before = d.snapshot().await;
@@ -1020,7 +1021,6 @@ async fn admins_cannot_create_or_change_a_super_admin() {
 }
 
 #[tokio::test]
-#[ignore = "bug: handlers::agents::update skips the may_grant check when an admin edits themselves (`!own`), so PATCH /agents/{own id} {\"role\":\"super_admin\"} answers 200 and promotes the admin"]
 async fn an_admin_cannot_promote_themselves_to_super_admin() {
     let srv = TestServer::start().await;
     let root = srv.agent("root@example.com", "super_admin").await;
@@ -1032,7 +1032,6 @@ async fn an_admin_cannot_promote_themselves_to_super_admin() {
 }
 
 #[tokio::test]
-#[ignore = "bug: handlers::tokens::create lets any admin create an API token for a super admin (only `agent_id != p.agent_id && !p.is_admin()` is checked), i.e. act as them"]
 async fn an_admin_cannot_mint_a_token_for_a_super_admin() {
     let srv = TestServer::start().await;
     let root = srv.agent("root@example.com", "super_admin").await;

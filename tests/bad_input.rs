@@ -130,6 +130,7 @@ fn assert_unchanged(before: &Value, after: &Value, what: &str) {
 /// shares them, so this covers every test of the file that ran so far).
 async fn assert_no_server_errors(srv: &TestServer) {
     let text = reqwest::get(format!("{}/metrics", srv.base)).await.unwrap().text().await.unwrap();
+    assert!(text.contains("switchboard_http_requests_total{"), "the request counters are there to check");
     let bad: Vec<&str> =
         text.lines().filter(|l| l.starts_with("switchboard_http_requests_total") && l.contains("status=\"5")).collect();
     assert!(bad.is_empty(), "5xx answers were counted: {bad:#?}");
@@ -288,10 +289,8 @@ impl Desk {
             "/api/v1/companies".to_owned(),
             "/api/v1/audit?limit=200".to_owned(),
         ];
-        for p in paths {
-            let got = a.ok_get(&p).await;
-            out.insert(p, got);
-        }
+        let got = futures_util::future::join_all(paths.iter().map(|p| a.ok_get(p))).await;
+        out.extend(paths.into_iter().zip(got));
         let mut tokens = a.ok_get("/api/v1/tokens").await;
         for t in tokens.as_array_mut().unwrap() {
             // A token's own use updates this.
@@ -628,7 +627,7 @@ fn json_routes(d: &Desk) -> Vec<JsonRoute> {
             vec![
                 json!({"name": 5, "webhook_url": "https://example.com/hook", "type": "async"}),
                 json!({"name": "Hook", "webhook_url": ["https://example.com/hook"], "type": "async"}),
-                json!({"name": "Hook", "webhook_url": "https://example.com/hook", "type": "async", "routing": []}),
+                json!({"name": "Hook", "webhook_url": "https://example.com/hook", "type": "async", "routing": "x"}),
                 json!({"name": "Hook", "webhook_url": "https://example.com/hook", "type": "async",
                     "routing": {"team_id": "1"}}),
                 json!({"name": "Hook", "webhook_url": "https://example.com/hook", "type": "async",
@@ -700,8 +699,6 @@ async fn malformed_bodies_on_every_json_route_are_refused_and_change_nothing() {
         let (m, p) = (route.method.clone(), route.path.clone());
         let valid = serde_json::to_vec(&route.valid).unwrap();
         let trailing = [valid.as_slice(), b" trailing"].concat();
-        let first_key = route.valid.as_object().unwrap().keys().next().unwrap().clone();
-        let duplicated = format!("{{\"{first_key}\":{v},\"{first_key}\":{v}}}", v = route.valid[&first_key]);
         let mut cases: Vec<(Req, u16, &str)> = vec![
             (raw(m.clone(), &p, json_ct, b"{\"na"), 400, "invalid_json"),
             (raw(m.clone(), &p, json_ct, b"{"), 400, "invalid_json"),
@@ -714,7 +711,6 @@ async fn malformed_bodies_on_every_json_route_are_refused_and_change_nothing() {
             (raw(m.clone(), &p, json_ct, b"\"a string\""), 400, "validation_failed"),
             (raw(m.clone(), &p, json_ct, b"42"), 400, "validation_failed"),
             (raw(m.clone(), &p, json_ct, b"[]"), 400, "validation_failed"),
-            (raw(m.clone(), &p, json_ct, duplicated.as_bytes()), 400, "validation_failed"),
             (raw(m.clone(), &p, Some("text/plain"), &valid), 415, "unsupported_media_type"),
             (raw(m.clone(), &p, None, &valid), 415, "unsupported_media_type"),
             (raw(m.clone(), &p, Some("application/x-www-form-urlencoded"), b"name=x"), 415, "unsupported_media_type"),
@@ -1482,7 +1478,6 @@ async fn oversized_bodies_are_413_payload_too_large() {
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
-#[ignore = "bug: the 413 for an upload over max_upload_bytes is actix's text/plain \"payload reached size limit\", not {\"error\":\"payload_too_large\",…}: the PayloadConfig of /attachments in http::routes::configure has no error mapping"]
 async fn an_oversized_upload_answers_in_the_error_shape() {
     let srv = TestServer::start_with(|raw| raw.max_upload_bytes = Some(4096)).await;
     let d = Desk::with(srv).await;
@@ -1500,7 +1495,6 @@ async fn an_oversized_upload_answers_in_the_error_shape() {
 }
 
 #[tokio::test]
-#[ignore = "bug: handlers::agents::create inserts the agent, then calls set_channels in a second transaction; an unknown channel id answers 422 but the agent stays created"]
 async fn creating_an_agent_with_an_unknown_channel_writes_nothing() {
     let d = Desk::new().await;
     d.refused(
@@ -1512,7 +1506,6 @@ async fn creating_an_agent_with_an_unknown_channel_writes_nothing() {
 }
 
 #[tokio::test]
-#[ignore = "bug: handlers::teams::create inserts the team, then calls set_members in a second transaction; an unknown member id answers 422 but the team stays created"]
 async fn creating_a_team_with_an_unknown_member_writes_nothing() {
     let d = Desk::new().await;
     d.refused(
@@ -1524,7 +1517,6 @@ async fn creating_a_team_with_an_unknown_member_writes_nothing() {
 }
 
 #[tokio::test]
-#[ignore = "bug: a JSON array body is deserialised positionally into the request struct (serde's sequence form), so e.g. POST /teams [\"T\"] creates a team instead of answering 400"]
 async fn a_json_array_is_not_taken_for_an_object() {
     let d = Desk::new().await;
     let cases: Vec<(Req, u16, &str)> = vec![
@@ -1532,6 +1524,14 @@ async fn a_json_array_is_not_taken_for_an_object() {
         (post("/api/v1/tokens", json!(["array token"])), 400, "validation_failed"),
         (post(format!("/api/v1/conversations/{}/merge", d.conv), json!([d.conv2])), 400, "validation_failed"),
         (put(format!("/api/v1/agents/{}/channels", d.bob.agent_id), json!([[]])), 400, "validation_failed"),
+        (
+            post(
+                "/api/v1/custom-channels",
+                json!({"name": "Hook", "webhook_url": "https://example.com/hook", "type": "async", "routing": []}),
+            ),
+            400,
+            "validation_failed",
+        ),
     ];
     d.refuse_all(&cases).await;
     let login = send(&d.srv.anonymous(), &post("/api/v1/auth/login", json!(["admin@example.com", PASSWORD]))).await;
@@ -1539,7 +1539,6 @@ async fn a_json_array_is_not_taken_for_an_object() {
 }
 
 #[tokio::test]
-#[ignore = "bug: domain::status::is_requirable accepts any non-empty `custom:` name, so a status may require `custom:Bad Name`, a field conversations can never have (PATCH checks names with is_valid_key) — the status can never be reached"]
 async fn status_conditions_name_valid_custom_fields() {
     let d = Desk::new().await;
     d.refused(
@@ -1555,7 +1554,6 @@ async fn status_conditions_name_valid_custom_fields() {
 }
 
 #[tokio::test]
-#[ignore = "bug: handlers::customers::update stores custom_fields without the checks conversations apply (names a-z0-9_, at most 100 fields, 64 KB)"]
 async fn customer_custom_fields_are_checked_like_conversation_ones() {
     let d = Desk::new().await;
     let path = format!("/api/v1/customers/{}", d.customer);
@@ -1593,7 +1591,6 @@ async fn ending_a_chat_refuses_bad_values_and_changes_nothing() {
 }
 
 #[tokio::test]
-#[ignore = "bug: handlers::conversations::end takes Option<web::Json<EndChatRequest>>; actix's Option extractor turns every body error into None, so a malformed, mistyped or unknown-field body (or a non-JSON one) ends the chat (200) instead of answering 400/415"]
 async fn ending_a_chat_refuses_malformed_bodies() {
     let d = Desk::new().await;
     let path = format!("/api/v1/conversations/{}/end", d.chat);
@@ -1671,7 +1668,6 @@ fn nul_cases(d: &Desk) -> Vec<Req> {
 }
 
 #[tokio::test]
-#[ignore = "bug (PostgreSQL only; passes on SQLite): a NUL character in free text (message content, subject, user_custom_id, external_message_id, team description, customer notes, identity value, status key in the path, q/status/entity_type query values) reaches PostgreSQL, which refuses it (invalid byte sequence 0x00), and the error surfaces as 500 internal"]
 async fn text_with_nul_characters_never_causes_a_server_error() {
     let d = Desk::new().await;
     let mut server_errors = Vec::new();

@@ -8,4 +8,5 @@
 
 pub mod custom;
 pub mod dispatcher;
+pub mod email;
 pub mod routing;

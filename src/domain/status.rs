@@ -30,7 +30,7 @@ pub struct FilledIn<'a> {
 /// Whether `field` is something a status may require: one of [`REQUIRABLE_FIELDS`] or
 /// `custom:{name}`.
 pub fn is_requirable(field: &str) -> bool {
-    REQUIRABLE_FIELDS.contains(&field) || field.strip_prefix("custom:").is_some_and(|name| !name.trim().is_empty())
+    REQUIRABLE_FIELDS.contains(&field) || field.strip_prefix("custom:").is_some_and(super::text::is_valid_key)
 }
 
 /// The required fields that are still empty, in the order the status lists them.
@@ -78,6 +78,7 @@ mod tests {
         assert!(is_requirable("custom:order_no"));
         assert!(!is_requirable("custom:"));
         assert!(!is_requirable("custom:  "));
+        assert!(!is_requirable("custom:Bad Name"), "only names a conversation's custom field can have");
         assert!(!is_requirable("colour"));
     }
 }

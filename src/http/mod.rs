@@ -5,6 +5,7 @@
 //! turn rows into views; they hold no business rules beyond input validation and access checks.
 //! Every route is listed in [`routes`].
 
+pub mod body;
 pub mod error;
 pub mod handlers;
 pub mod openapi;
@@ -34,3 +35,24 @@ pub struct AppState {
 }
 
 pub type State = web::Data<AppState>;
+
+/// Middleware: a NUL character (`%00`) in a path or query is refused with 400 before any handler
+/// sees it (PostgreSQL cannot store NUL, and no legitimate value carries one).
+pub async fn reject_nul(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<
+    actix_web::dev::ServiceResponse<actix_web::body::EitherBody<impl actix_web::body::MessageBody>>,
+    actix_web::Error,
+> {
+    let uri = req.uri().to_string();
+    if uri.to_ascii_lowercase().contains("%00") {
+        let err = error::ApiError::BadRequest {
+            code: "invalid_query",
+            message: "NUL characters are not allowed in URLs".into(),
+        };
+        let resp = actix_web::ResponseError::error_response(&err).map_into_right_body();
+        return Ok(req.into_response(resp));
+    }
+    next.call(req).await.map(actix_web::dev::ServiceResponse::map_into_left_body)
+}

@@ -121,10 +121,13 @@ impl ChannelView {
     }
 }
 
+/// What a secret looks like in answers.
+pub const MASK: &str = "********";
+
 fn mask_secrets(mut map: Map<String, Value>) -> Map<String, Value> {
     for (key, value) in map.iter_mut() {
         if SECRET_KEYS.contains(&key.as_str()) && !value.is_null() {
-            *value = Value::String("********".into());
+            *value = Value::String(MASK.into());
         } else if let Value::Object(inner) = value {
             *value = Value::Object(mask_secrets(std::mem::take(inner)));
         }

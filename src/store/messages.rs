@@ -130,11 +130,11 @@ pub async fn append_reply(
             for id in &reply.attachment_ids {
                 match files.iter().find(|a| a.id == *id) {
                     None => return Err(StoreError::BadReference(format!("attachment {id} does not exist"))),
-                    Some(a) if a.message_id.is_some() => {
-                        return Err(StoreError::Rule(format!("attachment {id} is already part of a message")))
-                    }
                     Some(a) if a.uploaded_by != Some(reply.agent_id) => {
-                        return Err(StoreError::BadReference(format!("attachment {id} does not exist")))
+                        return Err(StoreError::BadReference(format!("attachment {id} does not exist")));
+                    }
+                    Some(a) if a.message_id.is_some() => {
+                        return Err(StoreError::Rule(format!("attachment {id} is already part of a message")));
                     }
                     Some(_) => {}
                 }

@@ -73,13 +73,22 @@ pub async fn get(state: State, _p: Principal, id: web::Path<i64>) -> ApiResult<w
 /// Create an agent (admin). Only a super admin creates super admins.
 #[utoipa::path(post, operation_id = "agents_create", path = "/api/v1/agents", tag = "agents", request_body = CreateAgentRequest,
     responses((status = 201, body = AgentView), (status = 409, body = crate::http::error::ErrorBody)))]
-pub async fn create(state: State, Admin(p): Admin, body: web::Json<CreateAgentRequest>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    state: State,
+    Admin(p): Admin,
+    body: crate::http::body::Body<CreateAgentRequest>,
+) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let email = normalize_email(&body.email).ok_or_else(|| ApiError::field("email", "is not a valid email address"))?;
     let name = name_field("name", &body.name, 100)?;
     let role = parse_role(body.role.as_deref().unwrap_or("agent"))?;
     if !p.role.may_grant(role) {
         return Err(ApiError::forbidden(format!("only a super admin may create a {role}")));
+    }
+    for ch in &body.channel_ids {
+        store::channels::get(&state.store, *ch, &crate::domain::ChannelScope::All).await.map_err(|_| {
+            ApiError::Unprocessable { code: "unknown_reference", message: format!("channel {ch} does not exist") }
+        })?;
     }
     let password_hash = match body.password {
         Some(pw) => Some(hash_password(pw).await?),
@@ -105,7 +114,7 @@ pub async fn update(
     state: State,
     p: Principal,
     id: web::Path<i64>,
-    body: web::Json<UpdateAgentRequest>,
+    body: crate::http::body::Body<UpdateAgentRequest>,
 ) -> ApiResult<web::Json<AgentView>> {
     let id = id.into_inner();
     let body = body.into_inner();
@@ -119,7 +128,8 @@ pub async fn update(
         Some(r) => Some(parse_role(r)?),
         None => None,
     };
-    if p.is_admin() && !own && (!p.role.may_grant(target_role) || role.is_some_and(|r| !p.role.may_grant(r))) {
+    // Nobody (themselves included) may give a role they could not grant, or change a super admin without being one.
+    if p.is_admin() && ((!own && !p.role.may_grant(target_role)) || role.is_some_and(|r| !p.role.may_grant(r))) {
         return Err(ApiError::forbidden("only a super admin may change a super admin or make one"));
     }
     let name = match body.name.as_deref() {
@@ -147,7 +157,7 @@ pub async fn set_channels(
     state: State,
     Admin(p): Admin,
     id: web::Path<i64>,
-    body: web::Json<ChannelAccessRequest>,
+    body: crate::http::body::Body<ChannelAccessRequest>,
 ) -> ApiResult<web::Json<AgentView>> {
     store::agents::set_channels(&state.store, *id, &body.channel_ids, actor(&p)).await?;
     state.realtime.access_changed(*id);

@@ -40,9 +40,25 @@ pub async fn upload(
     p: Principal,
     req: HttpRequest,
     q: web::Query<UploadQuery>,
-    body: web::Bytes,
+    mut payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
+    use futures_util::StreamExt;
     let file_name = clean_file_name(&q.file_name)?;
+    let limit = state.settings.max_upload_bytes;
+    let too_large = || ApiError::PayloadTooLarge(format!("files may be at most {limit} bytes"));
+    let declared =
+        req.headers().get(actix_web::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest { code: "invalid_body", message: e.to_string() })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
     if body.is_empty() {
         return Err(ApiError::validation("the file is empty"));
     }

@@ -42,7 +42,7 @@ async fn me_view(state: &State, p: &Principal) -> ApiResult<MeView> {
 /// Sign in with email and password; sets the HttpOnly session cookie.
 #[utoipa::path(post, operation_id = "auth_login", path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, security(),
     responses((status = 200, body = MeView), (status = 401, body = crate::http::error::ErrorBody)))]
-pub async fn login(state: State, body: web::Json<LoginRequest>) -> ApiResult<HttpResponse> {
+pub async fn login(state: State, body: crate::http::body::Body<LoginRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let email = normalize_email(&body.email).unwrap_or_default();
     let agent = if email.is_empty() { None } else { store::agents::by_email(&state.store, &email).await? };
@@ -119,7 +119,7 @@ pub struct SetupRequest {
 /// Create the first super admin from the dashboard's first-run page. Refused once any admin exists.
 #[utoipa::path(post, operation_id = "auth_setup", path = "/api/v1/setup", tag = "auth", security(), request_body = SetupRequest,
     responses((status = 201, body = AgentView), (status = 409, body = crate::http::error::ErrorBody)))]
-pub async fn setup(state: State, body: web::Json<SetupRequest>) -> ApiResult<HttpResponse> {
+pub async fn setup(state: State, body: crate::http::body::Body<SetupRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     if store::agents::any_admin(&state.store).await? {
         return Err(ApiError::Conflict("setup is done: an admin already exists".into()));

@@ -87,6 +87,27 @@ fn resolve_mode(kind: ChannelKind, requested: Option<&str>) -> ApiResult<Mode> {
     }
 }
 
+/// GET masks secrets as `********`; a client that sends a form back unchanged must not wipe them:
+/// a masked value keeps what was stored (at any depth).
+fn keep_masked(mut new: Map<String, Value>, old: &Map<String, Value>) -> Map<String, Value> {
+    for (key, value) in new.iter_mut() {
+        match value {
+            Value::String(s) if s == crate::http::views::MASK => {
+                if let Some(previous) = old.get(key) {
+                    *value = previous.clone();
+                }
+            }
+            Value::Object(inner) => {
+                if let Some(Value::Object(previous)) = old.get(key) {
+                    *value = Value::Object(keep_masked(std::mem::take(inner), previous));
+                }
+            }
+            _ => {}
+        }
+    }
+    new
+}
+
 /// Channel instances the caller may work in (all of them for admins).
 #[utoipa::path(get, operation_id = "channels_list", path = "/api/v1/channels", tag = "channels", params(ChannelQuery), responses((status = 200, body = [ChannelView])))]
 pub async fn list(state: State, p: Principal, q: web::Query<ChannelQuery>) -> ApiResult<web::Json<Vec<ChannelView>>> {
@@ -107,7 +128,11 @@ pub async fn get(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<we
 /// Add a channel instance (admin). It is at once available to agent access, filters and rules (CC-2).
 #[utoipa::path(post, operation_id = "channels_create", path = "/api/v1/channels", tag = "channels", request_body = CreateChannelRequest,
     responses((status = 201, body = ChannelView), (status = 400, body = crate::http::error::ErrorBody)))]
-pub async fn create(state: State, Admin(p): Admin, body: web::Json<CreateChannelRequest>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    state: State,
+    Admin(p): Admin,
+    body: crate::http::body::Body<CreateChannelRequest>,
+) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let kind: ChannelKind = body.kind.parse().map_err(|e| ApiError::field("kind", e))?;
     let name = name_field("name", &body.name, 100)?;
@@ -139,7 +164,7 @@ pub async fn update(
     state: State,
     Admin(p): Admin,
     id: web::Path<i64>,
-    body: web::Json<UpdateChannelRequest>,
+    body: crate::http::body::Body<UpdateChannelRequest>,
 ) -> ApiResult<web::Json<ChannelView>> {
     let body = body.into_inner();
     let current = store::channels::get(&state.store, *id, &ChannelScope::All).await?;
@@ -154,7 +179,10 @@ pub async fn update(
         None => None,
     };
     let settings = match &body.settings {
-        Some(s) => Some(settings_text(s)?),
+        Some(s) => {
+            let old: Map<String, Value> = serde_json::from_str(&current.settings).unwrap_or_default();
+            Some(settings_text(&keep_masked(s.clone(), &old))?)
+        }
         None => None,
     };
     let patch = store::channels::ChannelPatch {
@@ -184,4 +212,25 @@ pub async fn deliveries(state: State, Admin(_p): Admin, id: web::Path<i64>) -> A
     store::channels::get(&state.store, *id, &ChannelScope::All).await?;
     let rows = store::outbox::list_for_channel(&state.store, *id, 200).await?;
     Ok(web::Json(rows.into_iter().map(DeliveryView::from).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masked_secrets_are_kept_on_update() {
+        let old: Map<String, Value> =
+            serde_json::from_str(r#"{"password":"hunter2","host":"a","smtp":{"password":"p2","port":25}}"#).unwrap();
+        let new: Map<String, Value> =
+            serde_json::from_str(r#"{"password":"********","host":"b","smtp":{"password":"********","port":587}}"#)
+                .unwrap();
+        let merged = Value::Object(keep_masked(new, &old));
+        assert_eq!(merged["password"], "hunter2");
+        assert_eq!(merged["host"], "b");
+        assert_eq!(merged["smtp"]["password"], "p2");
+        assert_eq!(merged["smtp"]["port"], 587);
+        let changed: Map<String, Value> = serde_json::from_str(r#"{"password":"new-one"}"#).unwrap();
+        assert_eq!(keep_masked(changed, &old)["password"], "new-one");
+    }
 }

@@ -295,7 +295,11 @@ fn not_found_as(e: store::StoreError, what: &str) -> ApiError {
 #[utoipa::path(post, operation_id = "conversations_create", path = "/api/v1/conversations", tag = "conversations", request_body = CreateConversationRequest,
     responses((status = 201, body = ConversationCreated), (status = 200, description = "`external_message_id` already known: nothing stored", body = ConversationCreated),
         (status = 422, body = crate::http::error::ErrorBody)))]
-pub async fn create(state: State, p: Principal, body: web::Json<CreateConversationRequest>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    state: State,
+    p: Principal,
+    body: crate::http::body::Body<CreateConversationRequest>,
+) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     if body.channel <= 0 {
         return Err(ApiError::field("channel", "must be a channel id"));
@@ -444,7 +448,7 @@ pub async fn update(
     state: State,
     p: Principal,
     id: web::Path<i64>,
-    body: web::Json<PatchConversationRequest>,
+    body: crate::http::body::Body<PatchConversationRequest>,
 ) -> ApiResult<web::Json<ConversationView>> {
     let patch = patch_from(body.into_inner())?;
     if patch.is_empty() {
@@ -462,7 +466,7 @@ pub async fn merge(
     state: State,
     p: Principal,
     id: web::Path<i64>,
-    body: web::Json<MergeRequest>,
+    body: crate::http::body::Body<MergeRequest>,
 ) -> ApiResult<web::Json<ConversationView>> {
     let updated =
         state.realtime.merge(*id, body.into, &p.scope, actor(&p)).await.map_err(|e| not_found_as(e, "conversation"))?;
@@ -517,9 +521,9 @@ pub async fn end(
     state: State,
     p: Principal,
     id: web::Path<i64>,
-    body: Option<web::Json<EndChatRequest>>,
+    body: crate::http::body::OptionalBody<EndChatRequest>,
 ) -> ApiResult<web::Json<ConversationView>> {
-    let status = body.and_then(|b| b.into_inner().status).map(|s| s.trim().to_owned());
+    let status = body.0.and_then(|b| b.status).map(|s| s.trim().to_owned());
     match state
         .realtime
         .end(*id, status, EndReason::Agent, &p.scope, actor(&p))
@@ -550,7 +554,7 @@ pub async fn reply(
     state: State,
     p: Principal,
     id: web::Path<i64>,
-    body: web::Json<CreateMessageRequest>,
+    body: crate::http::body::Body<CreateMessageRequest>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     if let Some(user_id) = body.user_id {
@@ -592,7 +596,7 @@ pub async fn note(
     state: State,
     p: Principal,
     id: web::Path<i64>,
-    body: web::Json<CreateNoteRequest>,
+    body: crate::http::body::Body<CreateNoteRequest>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let reply = NewReply {

@@ -35,6 +35,7 @@ pub struct CreateCustomChannel {
     pub kind: String,
     /// Default properties and auto-assignment of new conversations (CC-12).
     #[schema(value_type = Option<Object>)]
+    #[serde(default, deserialize_with = "routing_object")]
     pub routing: Option<RoutingSettings>,
     /// Seconds without a message after which a chat ends (sync channels; default 600).
     pub inactivity_timeout_s: Option<i64>,
@@ -49,6 +50,7 @@ pub struct UpdateCustomChannel {
     pub kind: Option<String>,
     pub enabled: Option<bool>,
     #[schema(value_type = Option<Object>)]
+    #[serde(default, deserialize_with = "routing_object")]
     pub routing: Option<RoutingSettings>,
     pub inactivity_timeout_s: Option<i64>,
 }
@@ -111,6 +113,16 @@ pub struct InboundAnswer {
     pub message_id: i64,
     /// True when a new conversation was started (first message, or the last one was closed).
     pub created: bool,
+}
+
+/// `routing` must be a JSON object (serde would otherwise read a struct from an array).
+fn routing_object<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<RoutingSettings>, D::Error> {
+    use serde::de::Error;
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(v @ serde_json::Value::Object(_)) => serde_json::from_value(v).map(Some).map_err(D::Error::custom),
+        Some(_) => Err(D::Error::custom("routing must be an object")),
+    }
 }
 
 fn webhook_url(raw: &str) -> ApiResult<String> {
@@ -191,7 +203,11 @@ async fn custom_channel(state: &State, id: i64, scope: &ChannelScope) -> ApiResu
 /// Add a custom channel (admin). The answer carries the signing secret of its reply webhook.
 #[utoipa::path(post, operation_id = "custom_channels_create", path = "/api/v1/custom-channels", tag = "custom channels",
     request_body = CreateCustomChannel, responses((status = 201, body = CustomChannelView), (status = 400, body = crate::http::error::ErrorBody)))]
-pub async fn create(state: State, Admin(p): Admin, body: web::Json<CreateCustomChannel>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    state: State,
+    Admin(p): Admin,
+    body: crate::http::body::Body<CreateCustomChannel>,
+) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let name = name_field("name", &body.name, 100)?;
     let settings = CustomSettings {
@@ -238,7 +254,7 @@ pub async fn update(
     state: State,
     Admin(p): Admin,
     id: web::Path<i64>,
-    body: web::Json<UpdateCustomChannel>,
+    body: crate::http::body::Body<UpdateCustomChannel>,
 ) -> ApiResult<web::Json<CustomChannelView>> {
     let body = body.into_inner();
     let current = custom_channel(&state, *id, &ChannelScope::All).await?;
@@ -352,7 +368,7 @@ pub async fn inbound(
     state: State,
     p: Principal,
     id: web::Path<i64>,
-    body: web::Json<InboundRequest>,
+    body: crate::http::body::Body<InboundRequest>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let channel = custom_channel(&state, *id, &p.scope).await?;

@@ -83,7 +83,7 @@ pub async fn update(
     state: State,
     p: Principal,
     id: web::Path<i64>,
-    body: web::Json<UpdateCustomerRequest>,
+    body: crate::http::body::Body<UpdateCustomerRequest>,
 ) -> ApiResult<web::Json<CustomerView>> {
     let body = body.into_inner();
     let name = match body.name.as_deref() {
@@ -107,6 +107,17 @@ pub async fn update(
             other => other.into(),
         })?;
     }
+    if let Some(fields) = &body.custom_fields {
+        if fields.len() > 100 {
+            return Err(ApiError::field("custom_fields", "at most 100 fields"));
+        }
+        if let Some(bad) = fields.keys().find(|k| !crate::domain::text::is_valid_key(k)) {
+            return Err(ApiError::field("custom_fields", format!("{bad:?} is not a valid field name (a-z, 0-9, _)")));
+        }
+        if serde_json::to_string(fields).map(|s| s.len()).unwrap_or(0) > 64 * 1024 {
+            return Err(ApiError::field("custom_fields", "too large"));
+        }
+    }
     let custom_fields = match body.custom_fields {
         Some(f) => Some(serde_json::to_string(&f).map_err(ApiError::internal)?),
         None => None,
@@ -129,7 +140,7 @@ pub async fn add_identity(
     state: State,
     p: Principal,
     id: web::Path<i64>,
-    body: web::Json<AddIdentityRequest>,
+    body: crate::http::body::Body<AddIdentityRequest>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let (kind, value, channel) = match body.kind.as_str() {
@@ -191,7 +202,7 @@ pub async fn merge(
     state: State,
     p: Principal,
     id: web::Path<i64>,
-    body: web::Json<MergeCustomerRequest>,
+    body: crate::http::body::Body<MergeCustomerRequest>,
 ) -> ApiResult<web::Json<CustomerView>> {
     let survivor = store::customers::merge(&state.store, *id, body.into, actor(&p)).await?;
     Ok(web::Json(store::customers::get(&state.store, survivor.id).await?.into()))

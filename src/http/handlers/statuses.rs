@@ -57,7 +57,11 @@ pub async fn list(state: State, _p: Principal) -> ApiResult<web::Json<Vec<Status
 
 #[utoipa::path(post, operation_id = "statuses_create", path = "/api/v1/statuses", tag = "statuses", request_body = CreateStatusRequest,
     responses((status = 201, body = StatusView), (status = 409, body = crate::http::error::ErrorBody)))]
-pub async fn create(state: State, Admin(p): Admin, body: web::Json<CreateStatusRequest>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    state: State,
+    Admin(p): Admin,
+    body: crate::http::body::Body<CreateStatusRequest>,
+) -> ApiResult<HttpResponse> {
     if !is_valid_key(&body.key) {
         return Err(ApiError::field("key", "use lower-case letters, digits and _, starting with a letter (max 40)"));
     }
@@ -75,7 +79,7 @@ pub async fn update(
     state: State,
     Admin(p): Admin,
     key: web::Path<String>,
-    body: web::Json<UpdateStatusRequest>,
+    body: crate::http::body::Body<UpdateStatusRequest>,
 ) -> ApiResult<web::Json<StatusView>> {
     let name = match body.name.as_deref() {
         Some(n) => Some(name_field("name", n, 60)?),

@@ -57,9 +57,19 @@ pub async fn get(state: State, _p: Principal, id: web::Path<i64>) -> ApiResult<w
 
 #[utoipa::path(post, operation_id = "teams_create", path = "/api/v1/teams", tag = "teams", request_body = CreateTeamRequest,
     responses((status = 201, body = TeamView), (status = 409, body = crate::http::error::ErrorBody)))]
-pub async fn create(state: State, Admin(p): Admin, body: web::Json<CreateTeamRequest>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    state: State,
+    Admin(p): Admin,
+    body: crate::http::body::Body<CreateTeamRequest>,
+) -> ApiResult<HttpResponse> {
     let name = name_field("name", &body.name, 100)?;
     let description = description(&body.description)?;
+    for agent in &body.member_ids {
+        store::agents::get(&state.store, *agent).await.map_err(|_| ApiError::Unprocessable {
+            code: "unknown_reference",
+            message: format!("agent {agent} does not exist"),
+        })?;
+    }
     let team = store::teams::create(&state.store, &name, &description, actor(&p)).await?;
     let members = if body.member_ids.is_empty() {
         vec![]
@@ -75,7 +85,7 @@ pub async fn update(
     state: State,
     Admin(p): Admin,
     id: web::Path<i64>,
-    body: web::Json<UpdateTeamRequest>,
+    body: crate::http::body::Body<UpdateTeamRequest>,
 ) -> ApiResult<web::Json<TeamView>> {
     let name = match body.name.as_deref() {
         Some(n) => Some(name_field("name", n, 100)?),
@@ -102,7 +112,7 @@ pub async fn set_members(
     state: State,
     Admin(p): Admin,
     id: web::Path<i64>,
-    body: web::Json<TeamMembersRequest>,
+    body: crate::http::body::Body<TeamMembersRequest>,
 ) -> ApiResult<web::Json<TeamView>> {
     store::teams::set_members(&state.store, *id, &body.agent_ids, actor(&p)).await?;
     let (t, m) = store::teams::get(&state.store, *id).await?;

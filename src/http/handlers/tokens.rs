@@ -36,11 +36,26 @@ pub async fn list(state: State, p: Principal, q: web::Query<TokenQuery>) -> ApiR
 /// Create an API token. The secret is in the answer once and never again.
 #[utoipa::path(post, operation_id = "tokens_create", path = "/api/v1/tokens", tag = "tokens", request_body = CreateTokenRequest,
     responses((status = 201, body = TokenCreated)))]
-pub async fn create(state: State, p: Principal, body: web::Json<CreateTokenRequest>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    state: State,
+    p: Principal,
+    body: crate::http::body::Body<CreateTokenRequest>,
+) -> ApiResult<HttpResponse> {
     let name = name_field("name", &body.name, 100)?;
     let agent_id = body.agent_id.unwrap_or(p.agent_id);
     if agent_id != p.agent_id && !p.is_admin() {
         return Err(ApiError::forbidden("only admins create tokens for other agents"));
+    }
+    if agent_id != p.agent_id {
+        // Acting as someone needs the right to grant their role: admins cannot mint super admin tokens.
+        let target = store::agents::get(&state.store, agent_id).await.map_err(|_| ApiError::Unprocessable {
+            code: "unknown_reference",
+            message: format!("agent {agent_id} does not exist"),
+        })?;
+        let role: crate::domain::Role = target.role.parse().unwrap_or(crate::domain::Role::SuperAdmin);
+        if !p.role.may_grant(role) {
+            return Err(ApiError::forbidden("only a super admin may create a token for a super admin"));
+        }
     }
     let (secret, prefix) = new_api_token();
     let token = store::auth::create_token(&state.store, agent_id, &name, &secret_hash(&secret), &prefix, actor(&p))
