@@ -3,6 +3,7 @@
 //! actors do) and none touches the store except through its repositories.
 //!
 //! - [`custom`]: integrator channels over HTTP, reply webhook.
+//! - [`email`]: parsing, threading, junk rules and subject commands of mail (no I/O yet).
 //! - [`routing`]: per-channel default properties and auto-assignment.
 //! - [`dispatcher`]: drains the durable outbox with retries and backoff.
 
