@@ -1,0 +1,584 @@
+//! Inbound benchmark (issue #4): sustained customer messages per second through
+//! `POST /api/v1/custom-channels/{id}/inbound` — each one persisted and fanned out to 100 subscribed
+//! agent sockets — with the answer latency, on SQLite and on PostgreSQL, beside the ceiling of the
+//! same database measured in the same run: plain single-row INSERTs with the same client count.
+//!
+//! ```sh
+//! export CARGO_TARGET_DIR=/var/tmp/switchboard-target
+//! cargo build --release && cargo bench --bench inbound
+//! INBOUND_BACKENDS=sqlite INBOUND_SECS=5 cargo bench --bench inbound   # smaller
+//! ```
+//!
+//! For each backend (`INBOUND_BACKENDS`, default `sqlite,postgres`):
+//!
+//! 1. a fresh database (SQLite file in a temporary folder, or a new PostgreSQL database at
+//!    `BENCH_PG_URL`), an admin and an API token from the CLI, the release server as a child
+//!    process, one async custom channel, `INBOUND_SOCKETS` (100) agent sockets subscribed;
+//! 2. warm-up: the first message of each of `INBOUND_CUSTOMERS` (1,000) customers, which opens
+//!    their conversations (not measured);
+//! 3. measured: `INBOUND_CLIENTS` (32) closed-loop clients, each sending its next message as soon
+//!    as the previous one was answered, for `INBOUND_SECS` (20) seconds (and at most
+//!    `INBOUND_MAX_MESSAGES`), customers in turn, each message with its own `external_message_id`;
+//!    then the frames the sockets received are counted (and timed: request written → frame read);
+//! 4. the server is stopped and the ceiling measured on the same engine with the same client count
+//!    and duration: PostgreSQL with `pgbench -n -c CLIENTS -j 2 -T SECS` and a custom script of one
+//!    single-row INSERT; SQLite with CLIENTS threads, one connection each, WAL and
+//!    `synchronous=NORMAL` like the server, serialised by one process-wide lock as the server's
+//!    writer lock does, each doing single-row INSERTs (autocommit).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use common::hist::Histogram;
+use common::http::{HttpConn, json_headers};
+use common::proc::{self, Node, NodeConfig, PgDb};
+use common::record::Recorder;
+use common::ws::Proto;
+use common::{env_string, env_usize, env_words, ms, thousands};
+use serde_json::json;
+
+const MARKER: &[u8] = b"inbound-id-";
+
+fn main() -> anyhow::Result<()> {
+    let nofile = proc::raise_nofile();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(run(nofile))
+}
+
+struct Cfg {
+    backends: Vec<String>,
+    clients: usize,
+    secs: f64,
+    customers: usize,
+    sockets: usize,
+    max_messages: usize,
+    ceiling: bool,
+    log_dir: std::path::PathBuf,
+}
+
+#[derive(Default)]
+struct Outcome {
+    backend: String,
+    messages: usize,
+    errors: usize,
+    first_error: Option<String>,
+    elapsed: Duration,
+    p50: u64,
+    p99: u64,
+    max: u64,
+    expected_frames: u64,
+    frames: u64,
+    fan_p50: u64,
+    fan_p99: u64,
+    server_cpu: f64,
+    gen_cpu: f64,
+    /// PostgreSQL backends (all of the machine's), cores.
+    db_cpu: Option<f64>,
+    closed_sockets: usize,
+    ceiling: Option<Ceiling>,
+    ceiling_error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Ceiling {
+    how: String,
+    inserts: u64,
+    per_s: f64,
+    p50: u64,
+    p99: u64,
+}
+
+impl Outcome {
+    fn rate(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64().max(1e-3)
+    }
+}
+
+async fn run(nofile: u64) -> anyhow::Result<()> {
+    let log_dir = std::env::temp_dir().join(format!("switchboard-bench-inbound-{}", std::process::id()));
+    std::fs::create_dir_all(&log_dir)?;
+    let cfg = Cfg {
+        backends: env_words("INBOUND_BACKENDS", &["sqlite", "postgres"]),
+        clients: env_usize("INBOUND_CLIENTS", 32).max(1),
+        secs: common::env_f64("INBOUND_SECS", 20.0),
+        customers: env_usize("INBOUND_CUSTOMERS", 1000).max(1),
+        sockets: env_usize("INBOUND_SOCKETS", 100),
+        max_messages: env_usize("INBOUND_MAX_MESSAGES", 2_000_000),
+        ceiling: env_string("INBOUND_CEILING", "1") != "0",
+        log_dir,
+    };
+    println!("# Switchboard inbound benchmark — {}", common::today());
+    println!("machine: {}; open-files limit {nofile} per process", common::machine());
+    println!(
+        "{} clients (closed loop), {} s per backend, {} customers, {} agent sockets; server logs: {}",
+        cfg.clients,
+        cfg.secs,
+        cfg.customers,
+        cfg.sockets,
+        cfg.log_dir.display()
+    );
+    let mut outcomes = Vec::new();
+    for backend in &cfg.backends {
+        eprintln!("\n== {backend}");
+        let outcome = match backend.as_str() {
+            "sqlite" => run_backend(&cfg, false).await,
+            "postgres" | "postgresql" | "pg" => {
+                if !proc::reachable(&proc::pg_admin_url()) {
+                    eprintln!("   skipped: PostgreSQL is not reachable at {} (BENCH_PG_URL)", proc::pg_admin_url());
+                    continue;
+                }
+                run_backend(&cfg, true).await
+            }
+            other => bail!("unknown backend {other:?} (sqlite, postgres)"),
+        };
+        match outcome {
+            Ok(o) => outcomes.push(o),
+            Err(e) => eprintln!("   failed: {e:#}"),
+        }
+    }
+
+    println!();
+    println!("## Inbound messages through POST /api/v1/custom-channels/{{id}}/inbound (persisted + fanned out)");
+    let rows: Vec<Vec<String>> = outcomes
+        .iter()
+        .map(|o| {
+            vec![
+                o.backend.clone(),
+                thousands(o.rate()),
+                format!("{} in {:.1} s", thousands(o.messages as f64), o.elapsed.as_secs_f64()),
+                ms(o.p50),
+                ms(o.p99),
+                ms(o.max),
+                match &o.first_error {
+                    Some(e) => format!("{} (first: {})", o.errors, e.chars().take(80).collect::<String>()),
+                    None => "0".into(),
+                },
+                format!(
+                    "{}/{}{}",
+                    thousands(o.frames as f64),
+                    thousands(o.expected_frames as f64),
+                    if o.closed_sockets > 0 {
+                        format!(" ({} sockets closed)", o.closed_sockets)
+                    } else {
+                        String::new()
+                    }
+                ),
+                format!("{}/{}", ms(o.fan_p50), ms(o.fan_p99)),
+                format!(
+                    "{:.2}/{:.2}/{}",
+                    o.server_cpu,
+                    o.gen_cpu,
+                    o.db_cpu.map(|c| format!("{c:.2}")).unwrap_or_else(|| "–".into())
+                ),
+            ]
+        })
+        .collect();
+    common::print_table(
+        &[
+            "database",
+            "messages/s",
+            "messages",
+            "answer p50 ms",
+            "answer p99 ms",
+            "max ms",
+            "errors",
+            "frames received/expected",
+            "fan-out p50/p99 ms",
+            "CPU server/generator/postgres (cores)",
+        ],
+        &rows,
+    );
+    println!();
+    println!("## The same database's ceiling: single-row INSERTs, {} clients, same duration", cfg.clients);
+    let rows: Vec<Vec<String>> = outcomes
+        .iter()
+        .map(|o| match &o.ceiling {
+            Some(c) => vec![
+                o.backend.clone(),
+                c.how.clone(),
+                format!("{} ({} in total)", thousands(c.per_s), thousands(c.inserts as f64)),
+                ms(c.p50),
+                ms(c.p99),
+                format!("{:.0} %", 100.0 * o.rate() / c.per_s.max(1e-9)),
+            ],
+            None => vec![
+                o.backend.clone(),
+                o.ceiling_error.clone().unwrap_or_else(|| "not measured".into()),
+                "–".into(),
+                "–".into(),
+                "–".into(),
+                "–".into(),
+            ],
+        })
+        .collect();
+    common::print_table(&["database", "how", "inserts/s", "p50 ms", "p99 ms", "Switchboard / ceiling"], &rows);
+    println!();
+    println!("Targets:");
+    for o in &outcomes {
+        let verdict = |ok: bool| if ok { "met" } else { "not met" };
+        let mut line = format!(
+            "- {}: p99 answer {} ms at {} msg/s (target ≤ 100 ms: {})",
+            o.backend,
+            ms(o.p99),
+            thousands(o.rate()),
+            verdict(o.p99 <= 100_000)
+        );
+        if o.backend == "postgres" {
+            line.push_str(&format!(
+                "; {} msg/s (target ≥ 5,000: {})",
+                thousands(o.rate()),
+                verdict(o.rate() >= 5000.0)
+            ));
+        }
+        if let Some(c) = &o.ceiling {
+            let share = o.rate() / c.per_s.max(1e-9);
+            line.push_str(&format!(
+                "; {:.0} % of the insert ceiling (target ≥ 70 %: {})",
+                share * 100.0,
+                verdict(share >= 0.7)
+            ));
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
+async fn run_backend(cfg: &Cfg, postgres: bool) -> anyhow::Result<Outcome> {
+    let backend = if postgres { "postgres" } else { "sqlite" };
+    let dir = tempfile::Builder::new().prefix("switchboard-bench-").tempdir()?;
+    let pg = if postgres { Some(PgDb::create("inbound")?) } else { None };
+    let database_url = match &pg {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("switchboard.db").display()),
+    };
+    let node_cfg = NodeConfig { database_url, data_dir: dir.path().join("node"), redis_url: None, env: vec![] };
+    let token = node_cfg.admin_token("bench@example.com")?;
+    let node = Node::start(&format!("switchboard-inbound-{backend}"), &node_cfg, &cfg.log_dir)?;
+    let headers = json_headers(Some(&token));
+    let mut http = HttpConn::new(&node.addr);
+    let body = json!({"name": "Benchmark", "webhook_url": "http://127.0.0.1:9/hook", "type": "async"});
+    let r = http.request("POST", "/api/v1/custom-channels", &headers, body.to_string().as_bytes()).await?;
+    if r.status != 201 {
+        bail!("creating the custom channel: {} {}", r.status, r.text());
+    }
+    let channel = r.json()["id"].as_i64().context("channel id")?;
+    let path = Arc::new(format!("/api/v1/custom-channels/{channel}/inbound"));
+
+    let capacity = cfg.customers + cfg.max_messages + 1;
+    let rec = Arc::new(Recorder::new(capacity, MARKER));
+    rec.begin(0, 0);
+    let addrs = vec![node.addr.clone()];
+    let sockets =
+        common::ws::subscribe_many(&addrs, Proto::Switchboard, Some(&token), 0..cfg.sockets, rec.clone()).await?;
+
+    // Warm-up: every customer's first message opens their conversation.
+    let t = Instant::now();
+    let warm = send_loop(&node.addr, &path, &headers, cfg, &rec, 0, cfg.customers, None).await;
+    eprintln!(
+        "    warm-up: {} conversations opened in {:.1} s ({} errors)",
+        warm.sent,
+        t.elapsed().as_secs_f64(),
+        warm.errors
+    );
+    if warm.errors > 0 {
+        bail!("warm-up failed: {}", warm.first_error.unwrap_or_default());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Measured window.
+    let first = cfg.customers;
+    rec.begin(first, capacity);
+    let cpu0 = (proc::cpu_time(node.pid()), proc::cpu_time(std::process::id()), proc::cpu_time_of_all("postgres"));
+    let t = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs_f64(cfg.secs);
+    let load = send_loop(&node.addr, &path, &headers, cfg, &rec, first, cfg.max_messages, Some(deadline)).await;
+    let elapsed = t.elapsed();
+    let cpu1 = (proc::cpu_time(node.pid()), proc::cpu_time(std::process::id()), proc::cpu_time_of_all("postgres"));
+    let expected = (load.ok as u64) * cfg.sockets as u64;
+    let drain = Instant::now();
+    while rec.frames.load(Relaxed) < expected && drain.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let o = Outcome {
+        backend: backend.into(),
+        messages: load.ok,
+        errors: load.errors,
+        first_error: load.first_error.clone(),
+        elapsed,
+        p50: rec.post.quantile(0.5),
+        p99: rec.post.quantile(0.99),
+        max: rec.post.max(),
+        expected_frames: expected,
+        frames: rec.frames.load(Relaxed),
+        fan_p50: rec.latency.quantile(0.5),
+        fan_p99: rec.latency.quantile(0.99),
+        server_cpu: cpu1.0.saturating_sub(cpu0.0).as_secs_f64() / elapsed.as_secs_f64(),
+        gen_cpu: cpu1.1.saturating_sub(cpu0.1).as_secs_f64() / elapsed.as_secs_f64(),
+        db_cpu: postgres.then(|| cpu1.2.saturating_sub(cpu0.2).as_secs_f64() / elapsed.as_secs_f64()),
+        closed_sockets: rec.closed.load(Relaxed),
+        ceiling: None,
+        ceiling_error: None,
+    };
+    eprintln!(
+        "    {} messages in {:.1} s = {} msg/s; answer p50 {} ms, p99 {} ms, max {} ms; {} errors; frames {}/{}; server {:.2} cores, generator {:.2}, postgres {:.2}",
+        o.messages,
+        elapsed.as_secs_f64(),
+        thousands(o.rate()),
+        ms(o.p50),
+        ms(o.p99),
+        ms(o.max),
+        o.errors,
+        o.frames,
+        o.expected_frames,
+        o.server_cpu,
+        o.gen_cpu,
+        o.db_cpu.unwrap_or(0.0)
+    );
+    for s in sockets {
+        s.abort();
+    }
+    drop(node);
+    let mut o = o;
+    if cfg.ceiling {
+        eprintln!("    measuring the {backend} insert ceiling ({} clients, {} s)", cfg.clients, cfg.secs);
+        let c = match &pg {
+            Some(db) => pg_ceiling(&db.url, cfg, dir.path()),
+            None => {
+                let file = dir.path().join("ceiling.db");
+                let (clients, secs) = (cfg.clients, cfg.secs);
+                tokio::task::spawn_blocking(move || sqlite_ceiling(&file, clients, secs)).await?
+            }
+        };
+        match c {
+            Ok(c) => {
+                eprintln!("    ceiling: {} inserts/s, p50 {} ms, p99 {} ms", thousands(c.per_s), ms(c.p50), ms(c.p99));
+                o.ceiling = Some(c);
+            }
+            Err(e) => {
+                eprintln!("    ceiling failed: {e:#}");
+                o.ceiling_error = Some(format!("failed: {e}").lines().next().unwrap_or("").to_owned());
+            }
+        }
+    }
+    drop(pg);
+    Ok(o)
+}
+
+struct Sent {
+    sent: usize,
+    ok: usize,
+    errors: usize,
+    first_error: Option<String>,
+}
+
+/// `clients` closed-loop senders of messages `first..first + count` (customers in turn), until
+/// done or `deadline`.
+#[allow(clippy::too_many_arguments)]
+async fn send_loop(
+    addr: &str,
+    path: &Arc<String>,
+    headers: &str,
+    cfg: &Cfg,
+    rec: &Arc<Recorder>,
+    first: usize,
+    count: usize,
+    deadline: Option<Instant>,
+) -> Sent {
+    let next = Arc::new(AtomicUsize::new(0));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let first_error = Arc::new(Mutex::new(None::<String>));
+    let customers = cfg.customers;
+    let tasks: Vec<_> = (0..cfg.clients)
+        .map(|_| {
+            let (next, ok, errors, first_error, rec, path) =
+                (next.clone(), ok.clone(), errors.clone(), first_error.clone(), rec.clone(), path.clone());
+            let headers = headers.to_owned();
+            let mut conn = HttpConn::new(addr);
+            tokio::spawn(async move {
+                loop {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Relaxed);
+                    if i >= count {
+                        return;
+                    }
+                    let id = first + i;
+                    let body = json!({
+                        "user_custom_id": format!("customer-{}", id % customers),
+                        "name": format!("Customer {}", id % customers),
+                        "content": format!("inbound-id-{id} hello, I have a question about my order"),
+                        "external_message_id": format!("bench-{id}"),
+                    })
+                    .to_string();
+                    let t0 = rec.sending(id);
+                    let r = conn.request("POST", &path, &headers, body.as_bytes()).await;
+                    rec.post.record((rec.now_ns() - t0) / 1000);
+                    let problem = match r {
+                        Ok(r) if r.status == 201 => None,
+                        Ok(r) => Some(format!("{} {}", r.status, r.text())),
+                        Err(e) => Some(e.to_string()),
+                    };
+                    match problem {
+                        None => ok.fetch_add(1, Relaxed),
+                        Some(p) => {
+                            first_error.lock().unwrap().get_or_insert(p);
+                            errors.fetch_add(1, Relaxed)
+                        }
+                    };
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let sent = next.load(Relaxed).min(count);
+    let first_error = first_error.lock().unwrap().clone();
+    Sent { sent, ok: ok.load(Relaxed), errors: errors.load(Relaxed), first_error }
+}
+
+/// `pgbench` with one single-row INSERT per transaction, in the benchmark's own database.
+fn pg_ceiling(url: &str, cfg: &Cfg, dir: &Path) -> anyhow::Result<Ceiling> {
+    proc::psql(
+        url,
+        "CREATE TABLE bench_insert (id BIGSERIAL PRIMARY KEY, conversation_id BIGINT NOT NULL, \
+         body TEXT NOT NULL, created_at TIMESTAMP NOT NULL)",
+    )?;
+    let script = dir.join("insert.sql");
+    std::fs::write(
+        &script,
+        "\\set cid random(1, 1000)\n\
+         INSERT INTO bench_insert (conversation_id, body, created_at) \
+         VALUES (:cid, 'inbound-id-1 hello, I have a question about my order', now());\n",
+    )?;
+    let logs = dir.join("pgbench-logs");
+    std::fs::create_dir_all(&logs)?;
+    let secs = cfg.secs.round().max(1.0) as u64;
+    let out = Command::new("pgbench")
+        .args(["-n", "-c", &cfg.clients.to_string(), "-j", "2", "-T", &secs.to_string(), "-f"])
+        .arg(&script)
+        .arg("-l")
+        .arg(format!("--log-prefix={}", logs.join("pgbench").display()))
+        .arg(url)
+        .stdin(Stdio::null())
+        .output()
+        .context("run pgbench (Debian: apt-get install postgresql-contrib or postgresql-client)")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        bail!("pgbench failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
+    }
+    let tps: f64 = text
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next().and_then(|v| v.parse().ok()))
+        .with_context(|| format!("no tps in pgbench output: {text}"))?;
+    let inserts: u64 = text
+        .lines()
+        .find(|l| l.contains("number of transactions actually processed"))
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|v| v.split('/').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let hist = Histogram::new();
+    for entry in std::fs::read_dir(&logs)? {
+        let body = std::fs::read_to_string(entry?.path())?;
+        for line in body.lines() {
+            if let Some(us) = line.split_whitespace().nth(2).and_then(|v| v.parse::<u64>().ok()) {
+                hist.record(us);
+            }
+        }
+    }
+    Ok(Ceiling {
+        how: format!("pgbench -c {} -j 2 -T {secs}, 1 INSERT per transaction", cfg.clients),
+        inserts,
+        per_s: tps,
+        p50: hist.quantile(0.5),
+        p99: hist.quantile(0.99),
+    })
+}
+
+diesel::table! {
+    bench_insert (id) {
+        id -> BigInt,
+        conversation_id -> BigInt,
+        body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+/// `clients` threads doing single-row INSERTs (autocommit) into one SQLite file in WAL mode, each
+/// with its own connection, taking turns through one lock like the server's writer lock.
+fn sqlite_ceiling(file: &Path, clients: usize, secs: f64) -> anyhow::Result<Ceiling> {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use diesel::sqlite::SqliteConnection;
+
+    let url = file.display().to_string();
+    let open = || -> anyhow::Result<SqliteConnection> {
+        let mut c = SqliteConnection::establish(&url)?;
+        c.batch_execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")?;
+        Ok(c)
+    };
+    open()?.batch_execute(
+        "CREATE TABLE bench_insert (id INTEGER PRIMARY KEY, conversation_id BIGINT NOT NULL, \
+         body TEXT NOT NULL, created_at TIMESTAMP NOT NULL)",
+    )?;
+    let lock = Arc::new(Mutex::new(()));
+    let hist = Arc::new(Histogram::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(secs);
+    let mut threads = Vec::new();
+    for t in 0..clients {
+        let mut conn = open()?;
+        let (lock, hist, stop, count) = (lock.clone(), hist.clone(), stop.clone(), count.clone());
+        threads.push(std::thread::spawn(move || -> anyhow::Result<()> {
+            let mut i = t as i64;
+            while !stop.load(Relaxed) && Instant::now() < deadline {
+                let t0 = Instant::now();
+                {
+                    let _turn = lock.lock().unwrap();
+                    diesel::insert_into(bench_insert::table)
+                        .values((
+                            bench_insert::conversation_id.eq(i % 1000 + 1),
+                            bench_insert::body.eq("inbound-id-1 hello, I have a question about my order"),
+                            bench_insert::created_at.eq(chrono::Utc::now().naive_utc()),
+                        ))
+                        .execute(&mut conn)?;
+                }
+                hist.record(t0.elapsed().as_micros() as u64);
+                count.fetch_add(1, Relaxed);
+                i += clients as i64;
+            }
+            Ok(())
+        }));
+    }
+    let mut failure = None;
+    for t in threads {
+        if let Err(e) = t.join().map_err(|_| anyhow::anyhow!("insert thread panicked")).and_then(|r| r) {
+            stop.store(true, Relaxed);
+            failure.get_or_insert(e);
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let n = count.load(Relaxed) as u64;
+    Ok(Ceiling {
+        how: format!("{clients} threads × single-row INSERT, WAL, synchronous=NORMAL, one writer lock"),
+        inserts: n,
+        per_s: n as f64 / elapsed,
+        p50: hist.quantile(0.5),
+        p99: hist.quantile(0.99),
+    })
+}
