@@ -121,6 +121,7 @@ struct Cfg {
     actors: usize,
     actor_secs: f64,
     actor_clients: usize,
+    actor_control: usize,
     deadline: Instant,
     nofile: u64,
     log_dir: PathBuf,
@@ -156,6 +157,7 @@ impl Cfg {
             actors: env_usize("FANOUT_ACTORS", 100_000),
             actor_secs: env_f64("FANOUT_ACTOR_SECS", 180.0),
             actor_clients: env_usize("FANOUT_ACTOR_CLIENTS", 32),
+            actor_control: env_usize("FANOUT_ACTOR_CONTROL", 20_000),
             deadline: Instant::now() + Duration::from_secs_f64(env_f64("FANOUT_MAX_MINUTES", 25.0) * 60.0),
             nofile,
             log_dir,
@@ -432,6 +434,8 @@ struct Step {
     frame_bytes: u64,
     server_cpu: f64,
     gen_cpu: f64,
+    /// PostgreSQL + Redis processes of the machine (others' work included), cores.
+    db_cpu: f64,
     closed: usize,
 }
 
@@ -439,6 +443,11 @@ impl Step {
     fn passed(&self, p99_us: u64) -> bool {
         self.errors == 0 && self.delivered == self.expected && self.p99 <= p99_us
     }
+}
+
+/// CPU used so far by PostgreSQL and Redis (all their processes on the machine).
+fn db_cpu() -> Duration {
+    proc::cpu_time_of_all("postgres") + proc::cpu_time_of_all("redis-server")
 }
 
 async fn run_step(
@@ -454,7 +463,7 @@ async fn run_step(
     rec.begin(first_id, end);
     let closed_before = rec.closed.load(Relaxed);
     let payload_bytes = cfg.payload_bytes.load(Relaxed).max(200);
-    let cpu0 = (cluster.cpu(), proc::cpu_time(std::process::id()));
+    let cpu0 = (cluster.cpu(), proc::cpu_time(std::process::id()), db_cpu());
     let start = tokio::time::Instant::now() + Duration::from_millis(20);
     let started = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
@@ -481,7 +490,7 @@ async fn run_step(
                 let conn = &mut conns[i % cluster.addrs.len()];
                 let t0 = rec.sending(id);
                 let result = conn.request("POST", &path, &headers, &body).await;
-                rec.post.record((rec.now_ns() - t0) / 1000);
+                rec.answered(id, t0);
                 let problem = match result {
                     Ok(r) if (200..300).contains(&r.status) => None,
                     Ok(r) => Some(format!("{} {}", r.status, r.text())),
@@ -513,7 +522,7 @@ async fn run_step(
         }
     }
     let wall = started.elapsed().as_secs_f64().max(1e-3);
-    let cpu1 = (cluster.cpu(), proc::cpu_time(std::process::id()));
+    let cpu1 = (cluster.cpu(), proc::cpu_time(std::process::id()), db_cpu());
     let delivered = rec.frames.load(Relaxed);
     let first_sent = rec.sent[first_id].load(Relaxed);
     let duration = Duration::from_nanos(rec.last_ns.load(Relaxed).saturating_sub(first_sent).max(1));
@@ -535,6 +544,7 @@ async fn run_step(
         frame_bytes: rec.bytes.load(Relaxed).checked_div(delivered).unwrap_or(0),
         server_cpu: (cpu1.0.saturating_sub(cpu0.0)).as_secs_f64() / wall,
         gen_cpu: (cpu1.1.saturating_sub(cpu0.1)).as_secs_f64() / wall,
+        db_cpu: (cpu1.2.saturating_sub(cpu0.2)).as_secs_f64() / wall,
         closed: rec.closed.load(Relaxed) - closed_before,
     }
 }
@@ -561,7 +571,7 @@ async fn ladder(
         let step = run_step(cluster, rec, sockets, rate, n, *next_id, cfg).await;
         *next_id += n;
         eprintln!(
-            "    {:>7.1} msg/s offered ({:>7.1} reached): {:>4} msgs × {} sockets, {:>9} deliveries/s, p50 {:>7} ms, p99 {:>7} ms, max {:>7} ms, POST p99 {:>6} ms, lag {:>5} ms, srv {:.2} / gen {:.2} cores{}{}",
+            "    {:>7.1} msg/s offered ({:>7.1} reached): {:>4} msgs × {} sockets, {:>9} deliveries/s, p50 {:>7} ms, p99 {:>7} ms, max {:>7} ms, POST p99 {:>6} ms, lag {:>5} ms, cores: srv {:.2} gen {:.2} pg+redis {:.2}{}{}",
             rate,
             step.achieved,
             n,
@@ -574,8 +584,17 @@ async fn ladder(
             step.lag.as_millis(),
             step.server_cpu,
             step.gen_cpu,
+            step.db_cpu,
             if step.delivered < step.expected {
-                format!(", LOST {} of {} frames", step.expected - step.delivered, step.expected)
+                let (n, sample) = rec.incomplete(*next_id - n..*next_id, sockets as u32, 3);
+                let sample: Vec<String> =
+                    sample.iter().map(|(id, got, us)| format!("#{id} {got}/{sockets} after {} ms", ms(*us))).collect();
+                format!(
+                    ", LOST {} of {} frames ({n} messages incomplete: {})",
+                    step.expected - step.delivered,
+                    step.expected,
+                    sample.join(", ")
+                )
             } else {
                 String::new()
             },
@@ -786,6 +805,8 @@ struct ActorResult {
     rss_before: u64,
     rss_after: u64,
     errors: usize,
+    /// (requests, RSS growth) of the control run.
+    control: Option<(usize, u64)>,
     note: String,
 }
 
@@ -828,7 +849,7 @@ async fn actors_phase(cfg: &Cfg) -> anyhow::Result<ActorResult> {
     eprintln!("    {} conversations inserted with SQL in {:.1} s", ids.len(), t.elapsed().as_secs_f64());
     let warm = (ids.len() / 100).clamp(1, 1000).min(ids.len());
     let headers = json_headers(Some(&token));
-    let patch = |range: std::ops::Range<usize>, until: Instant| {
+    let patch = |range: std::ops::Range<usize>, until: Instant, body: &'static [u8]| {
         let ids = Arc::new(ids[range].to_vec());
         let next = Arc::new(AtomicUsize::new(0));
         let ok = Arc::new(AtomicUsize::new(0));
@@ -839,7 +860,6 @@ async fn actors_phase(cfg: &Cfg) -> anyhow::Result<ActorResult> {
                     (ids.clone(), next.clone(), ok.clone(), errors.clone(), headers.clone());
                 let mut conn = HttpConn::new(&node.addr);
                 tokio::spawn(async move {
-                    let body = br#"{"priority":"high"}"#;
                     loop {
                         let i = next.fetch_add(1, Relaxed);
                         if i >= ids.len() || Instant::now() > until {
@@ -861,13 +881,14 @@ async fn actors_phase(cfg: &Cfg) -> anyhow::Result<ActorResult> {
             (ok.load(Relaxed), errors.load(Relaxed))
         }
     };
-    let (warm_ok, _) = patch(0..warm, Instant::now() + Duration::from_secs(60)).await;
+    const HIGH: &[u8] = br#"{"priority":"high"}"#;
+    let (warm_ok, _) = patch(0..warm, Instant::now() + Duration::from_secs(60), HIGH).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = node.rss();
     let t = Instant::now();
     // Actors stop after 300 s idle: stay well inside that.
     let bound = Duration::from_secs_f64(cfg.actor_secs.min(240.0));
-    let (woken, errors) = patch(warm..ids.len(), Instant::now() + bound).await;
+    let (woken, errors) = patch(warm..ids.len(), Instant::now() + bound, HIGH).await;
     let elapsed = t.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = node.rss();
@@ -884,6 +905,22 @@ async fn actors_phase(cfg: &Cfg) -> anyhow::Result<ActorResult> {
         after / 1_048_576,
         kib(after.saturating_sub(before) as f64 / woken.max(1) as f64)
     );
+    // Control: the same requests to conversations whose actors are already running, to see how
+    // much RSS grows per request without a new actor.
+    let control_n = cfg.actor_control.min(warm + woken);
+    let control = if control_n > 0 {
+        let (done, _) = patch(0..control_n, Instant::now() + Duration::from_secs(60), br#"{"priority":"low"}"#).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let grown = node.rss().saturating_sub(after);
+        eprintln!(
+            "    control: {done} more PATCHes to running actors: RSS +{} MiB = {} per request",
+            grown / 1_048_576,
+            kib(grown as f64 / done.max(1) as f64)
+        );
+        Some((done, grown))
+    } else {
+        None
+    };
     drop(node);
     drop(pg);
     Ok(ActorResult {
@@ -895,6 +932,7 @@ async fn actors_phase(cfg: &Cfg) -> anyhow::Result<ActorResult> {
         rss_before: before,
         rss_after: after,
         errors,
+        control,
         note,
     })
 }
@@ -957,7 +995,7 @@ async fn run(nofile: u64) -> anyhow::Result<()> {
                 cell(&r.best, &|s| ms(s.p50)),
                 cell(&r.best, &|s| ms(s.p99)),
                 cell(&r.best, &|s| format!("{}/{}", ms(s.post_p50), ms(s.post_p99))),
-                cell(&r.best, &|s| format!("{:.2}/{:.2}", s.server_cpu, s.gen_cpu)),
+                cell(&r.best, &|s| format!("{:.2}/{:.2}/{:.2}", s.server_cpu, s.gen_cpu, s.db_cpu)),
                 cell(&r.peak, &|s| thousands(s.deliveries_per_s)),
                 cell(&r.peak, &|s| ms(s.p99)),
                 cell(&r.lightest, &|s| format!("{:.1}: {}/{}", s.achieved, ms(s.p50), ms(s.p99))),
@@ -981,7 +1019,7 @@ async fn run(nofile: u64) -> anyhow::Result<()> {
                 "p50 ms",
                 "p99 ms",
                 "POST p50/p99 ms",
-                "CPU srv/gen (cores)",
+                "CPU srv/gen/pg+redis (cores)",
                 "peak deliveries/s",
                 "peak p99 ms",
                 "lightest step msg/s: p50/p99 ms",
@@ -1020,13 +1058,13 @@ async fn run(nofile: u64) -> anyhow::Result<()> {
                         ),
                         (a, b) => {
                             let missing = match (a, b) {
-                                (None, None) => "neither had",
-                                (None, _) => "Switchboard had",
-                                _ => "the reference had",
+                                (None, None) => "neither system had a step",
+                                (None, _) => "Switchboard had no step",
+                                _ => "the reference had no step",
                             };
                             match (pick(sb, false), pick(other, false)) {
                                 (Some(a), Some(b)) if b > 0.0 => format!(
-                                    "{:.2}× {what} at peak ({missing} no step within p99 ≤ {} ms; target {factor}×: not met)",
+                                    "{:.2}× {what} at peak ({missing} within p99 ≤ {} ms; target {factor}×: not met)",
                                     a / b,
                                     cfg.p99_us / 1000
                                 ),
@@ -1099,6 +1137,12 @@ async fn run(nofile: u64) -> anyhow::Result<()> {
                 format!("{:.1}", a.rss_after as f64 / 1_048_576.0),
                 kib(per),
                 if per <= 2048.0 { "met (≤ 2 KiB)".into() } else { "not met (> 2 KiB)".into() },
+                match a.control {
+                    Some((n, grown)) => {
+                        format!("{} ({} requests)", kib(grown as f64 / n.max(1) as f64), thousands(n as f64))
+                    }
+                    None => "–".into(),
+                },
                 if a.requested != a.conversations {
                     format!("{} requested; {}", a.requested, a.note)
                 } else {

@@ -81,6 +81,8 @@ struct Outcome {
     /// PostgreSQL backends (all of the machine's), cores.
     db_cpu: Option<f64>,
     closed_sockets: usize,
+    /// Messages whose frame did not reach every socket, with examples.
+    lost: Option<String>,
     ceiling: Option<Ceiling>,
     ceiling_error: Option<String>,
 }
@@ -194,6 +196,11 @@ async fn run(nofile: u64) -> anyhow::Result<()> {
         ],
         &rows,
     );
+    for o in &outcomes {
+        if let Some(l) = &o.lost {
+            println!("{}: {l}", o.backend);
+        }
+    }
     println!();
     println!("## The same database's ceiling: single-row INSERTs, {} clients, same duration", cfg.clients);
     let rows: Vec<Vec<String>> = outcomes
@@ -305,7 +312,20 @@ async fn run_backend(cfg: &Cfg, postgres: bool) -> anyhow::Result<Outcome> {
     while rec.frames.load(Relaxed) < expected && drain.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Messages answered 201 whose frame did not reach every socket (fan-out losses).
+    let (missing, sample) = rec.incomplete(first..first + load.sent, cfg.sockets as u32, 5);
+    let lost = if missing > 0 {
+        let ids: Vec<String> = sample
+            .iter()
+            .map(|(id, got, us)| format!("#{id}: {got}/{} frames, answered in {} ms", cfg.sockets, ms(*us)))
+            .collect();
+        eprintln!("    {missing} messages did not reach every socket, e.g. {}", ids.join("; "));
+        Some(format!("{missing} messages incomplete, e.g. {}", ids.join("; ")))
+    } else {
+        None
+    };
     let o = Outcome {
+        lost,
         backend: backend.into(),
         messages: load.ok,
         errors: load.errors,
@@ -420,7 +440,7 @@ async fn send_loop(
                     .to_string();
                     let t0 = rec.sending(id);
                     let r = conn.request("POST", &path, &headers, body.as_bytes()).await;
-                    rec.post.record((rec.now_ns() - t0) / 1000);
+                    rec.answered(id, t0);
                     let problem = match r {
                         Ok(r) if r.status == 201 => None,
                         Ok(r) => Some(format!("{} {}", r.status, r.text())),

@@ -16,6 +16,8 @@ pub struct Recorder {
     pub sent: Vec<AtomicU64>,
     /// Per message id: frames received.
     pub got: Vec<AtomicU32>,
+    /// Per message id: how long its request took to be answered (µs + 1; 0 = no answer yet).
+    pub answered: Vec<AtomicU64>,
     /// Send → frame read, µs, every frame of the current window.
     pub latency: Histogram,
     /// Request → answer, µs.
@@ -37,6 +39,7 @@ impl Recorder {
             marker,
             sent: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
             got: (0..capacity).map(|_| AtomicU32::new(0)).collect(),
+            answered: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
             latency: Histogram::new(),
             post: Histogram::new(),
             frames: AtomicU64::new(0),
@@ -70,6 +73,38 @@ impl Recorder {
             s.store(t0, Relaxed);
         }
         t0
+    }
+
+    /// The answer to message `id`'s request arrived (`t0` from [`Self::sending`]).
+    pub fn answered(&self, id: usize, t0: u64) {
+        let us = (self.now_ns().saturating_sub(t0)) / 1000;
+        self.post.record(us);
+        if let Some(a) = self.answered.get(id) {
+            a.store(us + 1, Relaxed);
+        }
+    }
+
+    /// Messages of `range` that did not reach every one of `sockets` sockets:
+    /// (how many, up to `sample` of them as (id, frames, answer µs)).
+    pub fn incomplete(
+        &self,
+        range: std::ops::Range<usize>,
+        sockets: u32,
+        sample: usize,
+    ) -> (usize, Vec<(usize, u32, u64)>) {
+        let mut n = 0;
+        let mut out = Vec::new();
+        for id in range {
+            let Some(got) = self.got.get(id) else { break };
+            let got = got.load(Relaxed);
+            if got < sockets && self.answered[id].load(Relaxed) > 0 {
+                n += 1;
+                if out.len() < sample {
+                    out.push((id, got, self.answered[id].load(Relaxed) - 1));
+                }
+            }
+        }
+        (n, out)
     }
 
     /// A text frame arrived on some socket.
