@@ -6,7 +6,7 @@
 //!
 //! ```sh
 //! export CARGO_TARGET_DIR=/var/tmp/switchboard-target
-//! cargo build --release && cargo bench --bench fanout
+//! cargo bench --bench fanout                                                    # everything, ~8 min
 //! FANOUT_SOCKETS=1000 FANOUT_NODES=1 FANOUT_PHASES=fanout cargo bench --bench fanout   # smaller
 //! ```
 //!
@@ -14,26 +14,33 @@
 //!
 //! - `fanout`: for each node count (`FANOUT_NODES`, default `1,2`) and system (`FANOUT_SYSTEMS`,
 //!   default `switchboard,socketio,raw`), start the servers, subscribe sockets (`FANOUT_SOCKETS`,
-//!   default `1000,10000`, split evenly over the nodes), then send messages at a rising rate (a
-//!   ladder: ×`FANOUT_GROWTH` per step, each step `FANOUT_STEP_SECS` long and at most
-//!   `FANOUT_MESSAGES` messages) until p99 exceeds `FANOUT_P99_MS` (100) or a frame is lost.
+//!   default `1000,10000`, spread evenly over the nodes), then send messages at a rising rate (a
+//!   ladder from `FANOUT_START_DELIVERIES` (20,000) deliveries/s, ×`FANOUT_GROWTH` (1.6) per step,
+//!   each step `FANOUT_STEP_SECS` (2) long, 8…`FANOUT_MESSAGES` (400) messages, at most
+//!   `FANOUT_MAX_STEPS` (12) steps) from `FANOUT_SENDERS` (64) keep-alive connections, until the
+//!   system saturates (reaches < 70 % of the offered rate), p99 exceeds `FANOUT_PEAK_P99_MS` (1000),
+//!   or a frame is lost. Reported: the best step with p99 ≤ `FANOUT_P99_MS` (100) and the peak.
 //!   Latency runs from the moment just before the HTTP request that creates the message is written
 //!   to the moment its frame is read on a socket. Switchboard: `POST /api/v1/custom-channels/{id}/
 //!   inbound` (persisted, then fanned out; one node on SQLite unless `FANOUT_DB=postgres`, two nodes
-//!   on one fresh PostgreSQL database + Redis). References: `POST /trigger` with a payload of the
-//!   same size as Switchboard's frame.
+//!   on one fresh PostgreSQL database + Redis; all sockets use one admin's API token). References:
+//!   `POST /trigger` with a payload of the size of Switchboard's frame (`FANOUT_PAYLOAD_BYTES`).
 //! - `idle`: RSS per idle subscribed socket (VmRSS before and after connecting N sockets, / N) at
-//!   `FANOUT_IDLE_SOCKETS` (default `10000,50000`; any size above what fits under the open-files limit
-//!   of one process is measured at the largest size that fits, and said so).
+//!   `FANOUT_IDLE_SOCKETS` (default `10000,50000`; a size above what fits under the open-files
+//!   limit of one process is measured at the largest size that fits, and said so), for
+//!   `FANOUT_IDLE_SYSTEMS` (default all three).
 //! - `actors`: memory per idle conversation actor: `FANOUT_ACTORS` (100,000) conversations
 //!   bulk-inserted with SQL into a fresh PostgreSQL database, then one `PATCH` each through the API
-//!   (which starts that conversation's actor); RSS delta / actors woken, within `FANOUT_ACTOR_SECS`.
+//!   (which starts that conversation's actor), `FANOUT_ACTOR_CLIENTS` (32) at a time, within
+//!   `FANOUT_ACTOR_SECS` (180); RSS delta / actors woken. A control run then sends
+//!   `FANOUT_ACTOR_CONTROL` (20,000) more PATCHes to running actors (RSS growth per request).
 //!
-//! Needs: the release binary (built by `cargo bench` itself), Node.js + `npm ci` in `bench/socketio`
-//! (run automatically when `node_modules` is missing), PostgreSQL at `BENCH_PG_URL` (default
+//! `FANOUT_MAX_MINUTES` (25) bounds the whole run. Needs: the release binary (`cargo bench` builds
+//! it; `SWITCHBOARD_BIN` overrides), Node.js + `npm ci` in `bench/socketio` (run automatically when
+//! `node_modules` is missing), PostgreSQL at `BENCH_PG_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`, trust auth; a database is created per run and
 //! dropped) and Redis at `BENCH_REDIS_URL` (default `redis://127.0.0.1:6379`). Everything listens
-//! on 127.0.0.1 and is killed when the benchmark ends.
+//! on 127.0.0.1 and is killed when the benchmark ends; server logs stay in a temporary folder.
 
 mod common;
 #[path = "../bench/raw_ws/server.rs"]
@@ -1122,6 +1129,7 @@ async fn run(nofile: u64) -> anyhow::Result<()> {
                 "RSS after MiB",
                 "per actor",
                 "target",
+                "control: per PATCH to a running actor",
                 "note",
             ],
             &[vec![
