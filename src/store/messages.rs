@@ -409,7 +409,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                 let sync = conv.mode == Mode::Sync.as_str();
                 let deadline = sync.then(|| t + Duration::seconds(channel.inactivity_timeout_s));
                 let reopen_status: String = if conv.status == "pending" { "open".into() } else { conv.status.clone() };
-                let seq: i64 = diesel::update(conversations::table.find(conv.id))
+                let updated: Conversation = diesel::update(conversations::table.find(conv.id))
                     .set((
                         conversations::last_seq.eq(conversations::last_seq + 1),
                         conversations::updated_at.eq(t),
@@ -418,9 +418,10 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                         conversations::ended_at.eq(if sync { None } else { conv.ended_at }),
                         conversations::status.eq(&reopen_status),
                     ))
-                    .returning(conversations::last_seq)
+                    .returning(Conversation::as_returning())
                     .get_result(conn)
                     .await?;
+                let seq = updated.last_seq;
                 let message: Message = diesel::insert_into(messages::table)
                     .values((
                         messages::conversation_id.eq(conv.id),
@@ -438,7 +439,19 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                     .get_result(conn)
                     .await?;
                 let event = record_event!(conn, conv.id, channel.id, events::MESSAGE_CREATED, Some(seq), Some(message.id), t);
-                let row = decorate_one!(conn, conv.id);
+                // The row as updated, decorated with what this transaction already read.
+                let tags: Vec<String> = conversation_tags::table
+                    .filter(conversation_tags::conversation_id.eq(updated.id))
+                    .select(conversation_tags::tag)
+                    .order(conversation_tags::tag)
+                    .load(conn)
+                    .await?;
+                let customer_name = if updated.customer_id == customer.id {
+                    customer.name.clone()
+                } else {
+                    customers::table.find(updated.customer_id).select(customers::name).first(conn).await?
+                };
+                let row = ConversationRow { conversation: updated, tags, customer_name, channel_kind: channel.kind.clone() };
                 Ok(AppendedCustomer { message, conversation: row, events: vec![event], created: false, duplicate: false })
             })
         })

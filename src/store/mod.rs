@@ -35,7 +35,7 @@ use std::time::Duration;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -50,7 +50,32 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 /// SQLite waits this long for a lock held by another process (the CLI, a backup) before failing.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
 
-pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, Inline>;
+
+/// Runs each SQLite call right where it is awaited, on the store runtime's worker thread.
+///
+/// Why: diesel-async's default hands every statement to tokio's blocking pool and back, two
+/// thread switches per statement; a write transaction of a dozen statements then holds the
+/// writer lock for milliseconds of scheduling rather than microseconds of work, and that caps
+/// every SQLite write path (measured: ~300 inbound messages/s with 32 clients, `benches/inbound.rs`).
+/// SQLite calls are short and local; the store runtime ([`Store::run`]) exists to absorb them.
+pub struct Inline;
+
+impl diesel_async::sync_connection_wrapper::SpawnBlocking for Inline {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> futures_util::future::BoxFuture<'a, Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>>
+    where
+        R: Send + 'static,
+    {
+        Box::pin(std::future::ready(Ok(task())))
+    }
+
+    fn get_runtime() -> Self {
+        Inline
+    }
+}
 
 /// Which database a `DATABASE_URL` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,7 +214,11 @@ impl Store {
     pub async fn connect(url: &DatabaseUrl, pool_size: usize) -> StoreResult<Self> {
         let (pools, sqlite_writer) = match url {
             DatabaseUrl::Postgres(raw) => {
-                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(raw.as_str());
+                // Fast recycling: a broken connection is still dropped, but a healthy one is not
+                // pinged with `SELECT 1` on every checkout (five round trips per inbound message).
+                let mut config = ManagerConfig::<AsyncPgConnection>::default();
+                config.recycling_method = RecyclingMethod::Fast;
+                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(raw.as_str(), config);
                 let pool = Pool::builder(manager)
                     .max_size(pool_size.max(1))
                     .wait_timeout(Some(POOL_WAIT))
@@ -208,6 +237,7 @@ impl Store {
                 }
                 let mut config = ManagerConfig::<SqliteConn>::default();
                 config.custom_setup = Box::new(|path| open_sqlite(path.to_owned()).boxed());
+                config.recycling_method = RecyclingMethod::Fast;
                 let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path.as_str(), config);
                 let pool = Pool::builder(manager)
                     .max_size(pool_size.max(2))
