@@ -125,6 +125,31 @@ ensure_openapi_validator() {
   export SWITCHBOARD_OPENAPI_VALIDATOR="$venv/bin/openapi-spec-validator"
 }
 
+ensure_mail_servers() { # Debian's Dovecot for IMAP/POP3 and aiosmtpd (PyPI) as the SMTP sink (tests/email_net.rs)
+  if [ ! -x /usr/sbin/dovecot ] || [ ! -x /usr/lib/dovecot/imap ] || [ ! -x /usr/lib/dovecot/pop3 ] \
+    || ! command -v openssl >/dev/null 2>&1; then
+    say "installing Dovecot (Debian packages dovecot-imapd, dovecot-pop3d)"
+    apt_install dovecot-imapd dovecot-pop3d openssl
+  fi
+  # The tests run private Dovecots on free ports; a system one (started by the package where there is an init
+  # system) would only hold 110/143/993/995. Stop it if it runs; harmless where there is none.
+  if [ -f /run/dovecot/master.pid ] && kill -0 "$(cat /run/dovecot/master.pid)" 2>/dev/null; then
+    /usr/sbin/dovecot stop >/dev/null 2>&1 || true
+  fi
+  local venv="$TOOLS/venv"
+  if [ ! -x "$venv/bin/python" ]; then
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      apt_install python3-venv
+      python3 -m venv "$venv"
+    fi
+  fi
+  if ! "$venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+    say "installing aiosmtpd (PyPI) into $venv"
+    "$venv/bin/pip" install -q aiosmtpd
+  fi
+  export SWITCHBOARD_TEST_AIOSMTPD_PYTHON="$venv/bin/python"
+}
+
 ensure_browser() { # Debian's chromium (never a downloaded browser) and the dashboard's npm packages
   if [ ! -x /usr/bin/chromium ]; then
     say "installing Chromium (Debian package)"
@@ -177,6 +202,7 @@ run_suite() { # $1 = name, rest = command; a failing suite fails the run but the
 ensure_postgres
 ensure_redis
 ensure_openapi_validator
+ensure_mail_servers
 ensure_browser
 export SWITCHBOARD_REQUIRE_TOOLS=1
 

@@ -11,6 +11,7 @@ use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::blobs::Blobs;
+use crate::channels::email::mailbox::Mailboxes;
 use crate::config::Settings;
 use crate::http::{AppState, routes};
 use crate::realtime::Realtime;
@@ -25,6 +26,7 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     pub store: Store,
     pub realtime: Realtime,
+    pub mailboxes: Mailboxes,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -32,7 +34,9 @@ pub struct RunningServer {
 impl RunningServer {
     /// Wait until the server stops (SIGTERM/SIGINT when signals are handled, or [`Self::stop`]).
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await??;
+        let result = self.task.await;
+        self.mailboxes.stop_all();
+        result??;
         Ok(())
     }
 
@@ -70,13 +74,25 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
     let settings = Arc::new(settings);
     let store = open_store(&settings).await?;
     let realtime = Realtime::start(store.clone(), settings.redis_url.as_deref()).await?;
-    crate::channels::dispatcher::start(realtime.clone(), settings.public_url.clone(), settings.outbox_backoff_scale);
+    let blobs = Blobs::new(&settings.data_dir);
+    crate::channels::dispatcher::start(
+        realtime.clone(),
+        blobs.clone(),
+        settings.public_url.clone(),
+        settings.outbox_backoff_scale,
+    );
+    let mailboxes = Mailboxes::new(realtime.clone(), blobs.clone());
+    let readers = mailboxes.start_all().await?;
+    if readers > 0 {
+        tracing::info!(mailboxes = readers, "mailbox connectors started");
+    }
     let state = web::Data::new(AppState {
         store: store.clone(),
         settings: settings.clone(),
-        blobs: Blobs::new(&settings.data_dir),
+        blobs,
         metrics: Metrics::global(),
         realtime: realtime.clone(),
+        mailboxes: mailboxes.clone(),
     });
     let listener = std::net::TcpListener::bind(settings.bind)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
@@ -120,5 +136,5 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
     } else {
         eprintln!("Switchboard is running at {public}");
     }
-    Ok(RunningServer { addr, store, realtime, handle, task })
+    Ok(RunningServer { addr, store, realtime, mailboxes, handle, task })
 }

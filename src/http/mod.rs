@@ -32,6 +32,8 @@ pub struct AppState {
     pub blobs: Blobs,
     pub metrics: Metrics,
     pub realtime: Realtime,
+    /// The mailbox connectors of this node (reloaded when an email channel changes).
+    pub mailboxes: crate::channels::email::mailbox::Mailboxes,
 }
 
 pub type State = web::Data<AppState>;

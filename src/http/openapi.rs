@@ -6,7 +6,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::handlers::{
-    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, ops, statuses, teams, tokens,
+    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, email_channels, ops,
+    statuses, teams, tokens,
 };
 
 #[derive(OpenApi)]
@@ -33,6 +34,8 @@ use super::handlers::{
         audit::list,
         custom_channels::create, custom_channels::list, custom_channels::get, custom_channels::update, custom_channels::delete,
         custom_channels::rotate_secret, custom_channels::inbound, custom_channels::deliveries, custom_channels::resend,
+        email_channels::create, email_channels::list, email_channels::get, email_channels::update, email_channels::delete,
+        email_channels::check, email_channels::log,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(crate::http::error::ErrorBody)),
@@ -46,6 +49,7 @@ use super::handlers::{
         (name = "teams", description = "Teams (categories)"),
         (name = "channels", description = "Channel instances"),
         (name = "custom channels", description = "Integrator channels: inbound API and signed reply webhook (see custom.md)"),
+        (name = "email channels", description = "Mailboxes: IMAP/POP3 in, SMTP out (see email.md)"),
         (name = "statuses", description = "Built-in and custom statuses"),
         (name = "tokens", description = "API tokens"),
         (name = "attachments", description = "File uploads and downloads"),

@@ -4,7 +4,8 @@ use actix_web::{HttpRequest, web};
 
 use super::error::ApiError;
 use super::handlers::{
-    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, ops, statuses, teams, tokens,
+    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, email_channels, ops,
+    statuses, teams, tokens,
 };
 use super::{openapi, web_assets};
 
@@ -48,6 +49,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
                 .route("/custom-channels/{id}/inbound", web::post().to(custom_channels::inbound))
                 .route("/custom-channels/{id}/deliveries", web::get().to(custom_channels::deliveries))
                 .route("/custom-channels/{id}/deliveries/{delivery}/resend", web::post().to(custom_channels::resend))
+                .route("/email-channels", web::get().to(email_channels::list))
+                .route("/email-channels", web::post().to(email_channels::create))
+                .route("/email-channels/{id}", web::get().to(email_channels::get))
+                .route("/email-channels/{id}", web::patch().to(email_channels::update))
+                .route("/email-channels/{id}", web::delete().to(email_channels::delete))
+                .route("/email-channels/{id}/check", web::post().to(email_channels::check))
+                .route("/email-channels/{id}/log", web::get().to(email_channels::log))
                 .route("/customers", web::get().to(customers::search))
                 .route("/customers/{id}", web::get().to(customers::get))
                 .route("/customers/{id}", web::patch().to(customers::update))

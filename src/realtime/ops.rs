@@ -64,6 +64,21 @@ pub async fn reply(rt: &Realtime, reply: NewReply, scope: &ChannelScope, who: Wh
     Ok(Replied { message, conversation, deadline: d })
 }
 
+/// Publish a message a channel connector stored with its conversation in one transaction (mail).
+pub async fn appended(
+    rt: &Realtime,
+    message: store::models::Message,
+    files: Vec<store::models::Attachment>,
+    row: ConversationRow,
+    events: &[EventRow],
+) -> StoreResult<Replied> {
+    let message = render::message_views(&rt.store, &row.customer_name, vec![(message, files)]).await?.remove(0);
+    let d = deadline(&row);
+    let conversation = ConversationView::from(row);
+    publish(rt, events, &render::body(&conversation, Some(&message)));
+    Ok(Replied { message, conversation, deadline: d })
+}
+
 pub async fn update(
     rt: &Realtime,
     id: i64,

@@ -474,4 +474,4 @@ macro_rules! decorate_one {
         ConversationRow { conversation: c, tags, customer_name, channel_kind }
     }};
 }
-use decorate_one;
+pub(crate) use decorate_one;

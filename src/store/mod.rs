@@ -21,6 +21,7 @@ pub mod channels;
 pub mod conversations;
 pub mod counters;
 pub mod customers;
+pub mod email;
 pub mod events;
 pub mod messages;
 pub mod models;

@@ -263,7 +263,65 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     audit_log,
     events,
+    conversation_subscribers,
+    mail_sources,
+    mail_log,
+    mailbox_state,
+    mailbox_seen,
 );
+
+diesel::table! {
+    conversation_subscribers (conversation_id, email) {
+        conversation_id -> BigInt,
+        email -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    mail_sources (message_id) {
+        message_id -> BigInt,
+        storage_key -> Text,
+        size_bytes -> BigInt,
+        from_address -> Text,
+        recipients -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    mail_log (id) {
+        id -> BigInt,
+        channel_instance_id -> BigInt,
+        message_id_header -> Text,
+        from_address -> Text,
+        subject -> Text,
+        outcome -> Text,
+        reason -> Text,
+        storage_key -> Text,
+        size_bytes -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    mailbox_state (channel_instance_id) {
+        channel_instance_id -> BigInt,
+        consecutive_failures -> BigInt,
+        last_error -> Nullable<Text>,
+        last_checked_at -> Nullable<Timestamp>,
+        last_success_at -> Nullable<Timestamp>,
+        imported_total -> BigInt,
+    }
+}
+
+diesel::table! {
+    mailbox_seen (channel_instance_id, mail_key) {
+        channel_instance_id -> BigInt,
+        mail_key -> Text,
+        created_at -> Timestamp,
+    }
+}
 
 diesel::table! {
     events (id) {

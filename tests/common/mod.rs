@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod mail;
 pub mod ws;
 
 use std::path::PathBuf;

@@ -9,6 +9,7 @@ pub mod channels;
 pub mod conversations;
 pub mod custom_channels;
 pub mod customers;
+pub mod email_channels;
 pub mod ops;
 pub mod statuses;
 pub mod teams;

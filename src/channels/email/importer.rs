@@ -1,0 +1,286 @@
+//! One mail in: raw bytes → parsed → junk rules (EM-12) → threading (EM-6) → settings (EM-7…EM-11)
+//! and subject commands (EM-13) → stored as a ticket or a message (EM-1, EM-2) → published live.
+//! Everything that is not a ticket is logged for admins, never dropped.
+//!
+//! The mailbox connector calls [`import`] for each mail and acknowledges it on the server only
+//! when this returns `Ok`: the mail is committed (or logged) by then.
+
+use sha2::{Digest, Sha256};
+
+use super::commands::{Command, extract_commands, forwarded_original_sender, route_category};
+use super::junk::{Us, Verdict, classify};
+use super::parse::{ParsedMail, parse};
+use super::settings::EmailSettings;
+use super::threading::{Decision, Via, decide};
+use crate::blobs::Blobs;
+use crate::realtime::Realtime;
+use crate::store::email::{Imported, IncomingMail, LoggedMail, MailTarget, Sender, StoredFile};
+use crate::store::{self, StoreError};
+
+/// What became of a mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new ticket.
+    Created { conversation_id: i64 },
+    /// A message of an existing ticket.
+    Appended { conversation_id: i64, via: Via },
+    /// Stored before (a re-import after a crash, or a copy in a second mailbox).
+    Duplicate { conversation_id: i64 },
+    /// Not a ticket: logged as `junk`, `rejected` or `unparseable` with this reason.
+    Logged { outcome: &'static str, reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("storing the mail failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("writing the mail to disk failed: {0}")]
+    Blob(#[from] std::io::Error),
+}
+
+/// The mailbox a mail arrived in.
+pub struct Mailbox<'a> {
+    pub channel_id: i64,
+    pub settings: &'a EmailSettings,
+}
+
+pub async fn import(rt: &Realtime, blobs: &Blobs, mailbox: &Mailbox<'_>, raw: &[u8]) -> Result<Outcome, ImportError> {
+    let span = tracing::info_span!("mail", channel_id = mailbox.channel_id, bytes = raw.len());
+    let _enter = span.enter();
+    let source = stored(blobs.put(raw).await?, "source.eml", "message/rfc822", None);
+    let mail = match parse(raw) {
+        Ok(m) => m,
+        Err(e) => {
+            let id = synthetic_id(raw);
+            return log(rt, mailbox, &id, "", "", "unparseable", e.to_string(), source).await;
+        }
+    };
+    let message_id = mail.message_id.clone().unwrap_or_else(|| synthetic_id(raw));
+    let from_address = mail.from.as_ref().map(|f| f.address.clone()).unwrap_or_default();
+    let ours = mailbox.settings.our_addresses();
+    let domain = mailbox.settings.message_id_domain();
+    if let Verdict::NotACustomer(reason) = classify(&mail, &Us { addresses: &ours, message_id_domain: &domain }) {
+        tracing::info!(reason = reason.code(), "not a customer");
+        return log(rt, mailbox, &message_id, &from_address, &mail.subject, "junk", reason.to_string(), source).await;
+    }
+    if from_address.is_empty() || !from_address.contains('@') {
+        return log(
+            rt,
+            mailbox,
+            &message_id,
+            &from_address,
+            &mail.subject,
+            "rejected",
+            "no sender address".into(),
+            source,
+        )
+        .await;
+    }
+
+    let agents = store::email::agent_addresses(&rt.store).await?;
+    let commands = extract_commands(&mail.subject);
+    let forwarded = if mailbox.settings.extract_forwarded_sender {
+        forwarded_original_sender(&mail, |a| agents.contains_key(&a.to_lowercase()))
+    } else {
+        None
+    };
+
+    // Where it goes (EM-6). A forward by an agent is always a new ticket of the original sender (EM-11).
+    let decision = match &forwarded {
+        Some(_) => Decision::NewTicket(super::NewReason::NoMatch),
+        None => {
+            let mut ids: Vec<String> = mail.in_reply_to.iter().chain(&mail.references).cloned().collect();
+            ids.push(message_id.clone());
+            let number = super::threading::subject_ticket_number(&mail.subject);
+            let index = store::email::thread_index(&rt.store, number, ids).await?;
+            decide(
+                &mail.subject,
+                Some(from_address.as_str()),
+                &mail.in_reply_to,
+                &mail.references,
+                Some(&message_id),
+                &index,
+            )
+        }
+    };
+    if let Decision::Reply { ticket, via: Via::SameMessageId, .. } = decision {
+        return Ok(Outcome::Duplicate { conversation_id: ticket });
+    }
+
+    let (sender, target) = match decision {
+        Decision::Reply { ticket, .. } => {
+            let sender = match agents.get(&from_address) {
+                Some(id) => Sender::Agent { id: *id },
+                None => Sender::Customer {
+                    email: from_address.clone(),
+                    name: mail.from.as_ref().and_then(|f| f.name.clone()),
+                    create: true,
+                },
+            };
+            (sender, MailTarget::Reply { conversation_id: ticket })
+        }
+        Decision::NewTicket(_) => {
+            let customer = forwarded.clone().unwrap_or_else(|| mail.from.clone().expect("checked above"));
+            let team_id = route_category(&mail, &ours);
+            let subscribers = if mailbox.settings.subscribe_recipients {
+                subscribers(&mail, &ours, &customer.address)
+            } else {
+                vec![]
+            };
+            (
+                Sender::Customer {
+                    email: customer.address.clone(),
+                    name: customer.name.clone(),
+                    create: mailbox.settings.accept_unknown_senders,
+                },
+                MailTarget::New { team_id, subscribers },
+            )
+        }
+    };
+
+    let files = store_files(blobs, &mail).await?;
+    let via = match decision {
+        Decision::Reply { via, .. } => Some(via),
+        Decision::NewTicket(_) => None,
+    };
+    let subject = if commands.commands.is_empty() { mail.subject.clone() } else { commands.subject.clone() };
+    let incoming = IncomingMail {
+        channel_id: mailbox.channel_id,
+        message_id: message_id.clone(),
+        sender,
+        subject: clip(&subject, 300),
+        text: mail.text.clone(),
+        html: mail.html.clone(),
+        files,
+        source: source.clone(),
+        from_address: from_address.clone(),
+        recipients: mail.to.iter().chain(&mail.cc).map(|m| m.address.clone()).collect(),
+        target,
+        note: commands.commands.contains(&Command::Tech),
+        close: commands.commands.contains(&Command::Close),
+        unsubscribe: commands.commands.contains(&Command::Unsubscribe),
+    };
+    let imported = match store::email::import(&rt.store, incoming).await {
+        Ok(i) => i,
+        // Another node (or mailbox) stored the same mail a moment ago.
+        Err(StoreError::Conflict(_)) => {
+            let index = store::email::thread_index(&rt.store, None, vec![message_id.clone()]).await?;
+            use super::TicketLookup;
+            return match index.ticket_by_message_id(&message_id) {
+                Some(conversation_id) => Ok(Outcome::Duplicate { conversation_id }),
+                None => Err(StoreError::Conflict("the mail was stored concurrently".into()).into()),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match imported {
+        Imported::Created(created) => {
+            let id = created.conversation.conversation.id;
+            rt.created(&created).await?;
+            tracing::info!(conversation_id = id, "new ticket from mail");
+            Ok(Outcome::Created { conversation_id: id })
+        }
+        Imported::Appended { message, attachments, conversation, events } => {
+            let id = conversation.conversation.id;
+            crate::realtime::ops::appended(rt, message, attachments, conversation, &events).await?;
+            Ok(Outcome::Appended { conversation_id: id, via: via.unwrap_or(Via::References) })
+        }
+        Imported::Duplicate { conversation_id } => Ok(Outcome::Duplicate { conversation_id }),
+        Imported::Rejected => {
+            let reason = "unknown sender, and this mailbox does not accept mail from unregistered users".to_owned();
+            log(rt, mailbox, &message_id, &from_address, &mail.subject, "rejected", reason, source).await
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn log(
+    rt: &Realtime,
+    mailbox: &Mailbox<'_>,
+    message_id: &str,
+    from: &str,
+    subject: &str,
+    outcome: &'static str,
+    reason: String,
+    source: StoredFile,
+) -> Result<Outcome, ImportError> {
+    store::email::log_mail(
+        &rt.store,
+        LoggedMail {
+            channel_id: mailbox.channel_id,
+            message_id: message_id.to_owned(),
+            from_address: from.to_owned(),
+            subject: clip(subject, 300),
+            outcome,
+            reason: reason.clone(),
+            source,
+        },
+    )
+    .await?;
+    Ok(Outcome::Logged { outcome, reason })
+}
+
+/// TO and CC addresses other than ours and the customer's, each once (EM-10).
+fn subscribers(mail: &ParsedMail, ours: &[String], customer: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for m in mail.to.iter().chain(&mail.cc) {
+        let a = m.address.to_lowercase();
+        let plus_ours = ours.iter().any(|o| super::commands::plus_category(&a, o).is_some());
+        if a.contains('@') && !ours.contains(&a) && !plus_ours && a != customer && !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out.truncate(50);
+    out
+}
+
+async fn store_files(blobs: &Blobs, mail: &ParsedMail) -> std::io::Result<Vec<StoredFile>> {
+    let mut out = Vec::with_capacity(mail.attachments.len());
+    for a in &mail.attachments {
+        let blob = blobs.put(&a.bytes).await?;
+        out.push(stored(blob, &a.file_name, &a.mime_type, a.content_id.clone()));
+    }
+    Ok(out)
+}
+
+fn stored(b: crate::blobs::StoredBlob, name: &str, mime: &str, content_id: Option<String>) -> StoredFile {
+    StoredFile {
+        file_name: name.to_owned(),
+        mime_type: mime.to_owned(),
+        size_bytes: b.size as i64,
+        sha256: b.sha256,
+        storage_key: b.storage_key,
+        content_id,
+    }
+}
+
+/// A stable id for a mail without `Message-ID`, so a re-import is still recognised.
+fn synthetic_id(raw: &[u8]) -> String {
+    format!("{}@no-message-id.invalid", &hex::encode(Sha256::digest(raw))[..40])
+}
+
+fn clip(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_ids_are_stable_and_distinct() {
+        assert_eq!(synthetic_id(b"a"), synthetic_id(b"a"));
+        assert_ne!(synthetic_id(b"a"), synthetic_id(b"b"));
+        assert!(synthetic_id(b"a").ends_with("@no-message-id.invalid"));
+    }
+
+    #[test]
+    fn subscribers_leave_out_us_and_the_customer() {
+        let raw = b"From: Jane <jane@example.org>\r\nTo: support@example.com, Bob <bob@example.org>\r\n\
+Cc: support+7-billing@example.com, jane@example.org, BOB@example.org, carol@example.net\r\n\
+Subject: hi\r\nMessage-ID: <x@y>\r\n\r\nbody\r\n";
+        let mail = parse(raw).unwrap();
+        let ours = vec!["support@example.com".to_owned()];
+        assert_eq!(subscribers(&mail, &ours, "jane@example.org"), vec!["bob@example.org", "carol@example.net"]);
+    }
+}

@@ -1,0 +1,125 @@
+//! Agent replies as mail (EO-1…EO-3): the outbox dispatcher hands over a queued message; this
+//! builds the threaded mail — our own `Message-ID` (fixed before the first attempt, so every
+//! retry sends the same one), `In-Reply-To`/`References` chaining the ticket's mail, `{#number}`
+//! in the subject, From/Reply-To from the mailbox's settings, subscribers in Cc — keeps its raw
+//! source for audit, and sends it over SMTP. The dispatcher retries transient failures with
+//! backoff; a permanent one (5xx, no address) is recorded as failed for an admin to see.
+
+use super::net::{self, Address, OutgoingAttachment, OutgoingMail};
+use super::settings::EmailSettings;
+use super::threading;
+use crate::blobs::Blobs;
+use crate::store::email::{OutgoingContext, StoredFile};
+use crate::store::{self, Store};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct SendFailure {
+    /// Trying again later can succeed.
+    pub transient: bool,
+    pub reason: String,
+}
+
+impl SendFailure {
+    fn permanent(reason: impl Into<String>) -> Self {
+        Self { transient: false, reason: reason.into() }
+    }
+    fn transient(reason: impl Into<String>) -> Self {
+        Self { transient: true, reason: reason.into() }
+    }
+}
+
+/// Send the mail of stored message `message_id`.
+pub async fn deliver(store: &Store, blobs: &Blobs, message_id: i64) -> Result<(), SendFailure> {
+    let ctx = store::email::outgoing_context(store, message_id)
+        .await
+        .map_err(|e| SendFailure::transient(format!("cannot load the message: {e}")))?;
+    if ctx.message.direction != "out" {
+        return Err(SendFailure::permanent("only replies to the customer are sent"));
+    }
+    let settings = EmailSettings::of(&ctx.channel.settings)
+        .ok_or_else(|| SendFailure::permanent("the mailbox's settings cannot be read"))?;
+    let candidate = threading::new_message_id(&settings.message_id_domain(), ctx.conversation.number as u64);
+    let id = store::email::assign_message_id(store, message_id, candidate)
+        .await
+        .map_err(|e| SendFailure::transient(format!("cannot fix the Message-ID: {e}")))?;
+    let mut files = Vec::with_capacity(ctx.attachments.len());
+    for a in &ctx.attachments {
+        let data =
+            blobs.get(&a.storage_key).await.map_err(|e| SendFailure::transient(format!("attachment {}: {e}", a.id)))?;
+        files.push(OutgoingAttachment {
+            filename: a.file_name.clone(),
+            content_type: a.mime_type.clone(),
+            data,
+            content_id: a.content_id.clone(),
+        });
+    }
+    let mail = compose(&ctx, &settings, id, files)?;
+    let built = net::build(&mail).map_err(|e| SendFailure { transient: e.is_transient(), reason: e.to_string() })?;
+    net::send_raw(&settings.smtp.transport(), &built.envelope_from, &built.envelope_to, &built.raw)
+        .await
+        .map_err(|e| SendFailure { transient: e.is_transient(), reason: e.to_string() })?;
+    // The audit copy; failing to keep it does not unsend the mail.
+    match blobs.put(&built.raw).await {
+        Ok(b) => {
+            let source = StoredFile {
+                file_name: "sent.eml".into(),
+                mime_type: "message/rfc822".into(),
+                size_bytes: b.size as i64,
+                sha256: b.sha256,
+                storage_key: b.storage_key,
+                content_id: None,
+            };
+            if let Err(e) =
+                store::email::record_source(store, message_id, source, built.envelope_from, built.envelope_to).await
+            {
+                tracing::warn!(error = %e, "cannot record the sent mail's source");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot keep the sent mail's source"),
+    }
+    Ok(())
+}
+
+/// The mail for a reply (pure: everything comes from `ctx` and `settings`).
+pub fn compose(
+    ctx: &OutgoingContext,
+    settings: &EmailSettings,
+    message_id: String,
+    attachments: Vec<OutgoingAttachment>,
+) -> Result<OutgoingMail, SendFailure> {
+    let customer = ctx
+        .customer_email
+        .clone()
+        .ok_or_else(|| SendFailure::permanent("the customer has no email address to answer"))?;
+    let number = ctx.conversation.number as u64;
+    let parent = ctx.last_inbound.clone().or_else(|| ctx.thread.last().cloned());
+    let earlier: Vec<String> = ctx.thread.iter().filter(|id| Some(*id) != parent.as_ref()).cloned().collect();
+    let chain = threading::chain(parent.as_deref(), &earlier);
+    let smtp = &settings.smtp;
+    let name = match (&ctx.author_name, smtp.use_from_name_for_all) {
+        (Some(author), false) => Some(author.clone()),
+        _ => smtp.from_name.clone(),
+    };
+    let ours = settings.our_addresses();
+    let cc = ctx
+        .subscribers
+        .iter()
+        .filter(|s| !s.eq_ignore_ascii_case(&customer) && !ours.contains(&s.to_lowercase()))
+        .map(|s| Address::new(s.clone()))
+        .collect();
+    let to_name = (!ctx.customer_name.is_empty() && ctx.customer_name != customer).then(|| ctx.customer_name.clone());
+    Ok(OutgoingMail {
+        from: Address { email: smtp.from_address.clone(), name },
+        to: vec![Address { email: customer, name: to_name }],
+        cc,
+        reply_to: smtp.reply_to.clone().map(Address::new),
+        subject: threading::reply_subject(&ctx.conversation.subject, number),
+        message_id,
+        in_reply_to: chain.in_reply_to,
+        references: chain.references,
+        text: ctx.message.body_text.clone(),
+        html: ctx.message.body_html.clone(),
+        attachments,
+    })
+}

@@ -1,0 +1,852 @@
+//! What the email channel keeps (EM-1…EM-13, EO-1): a mail imported as a new ticket or as a
+//! message of an existing one in one transaction (attachments, subscribers, subject commands,
+//! the raw source), the lookups threading needs, the log of mail that made no ticket, and each
+//! mailbox's connection health (EM-5) and the remote keys it already imported.
+//!
+//! Decisions are made before: the connector parses the mail, applies the junk rules and the
+//! threading rules (`channels::email`), and hands over an [`IncomingMail`] that says what to do.
+//! This module only makes it so, atomically and idempotently: the same Message-ID on the same
+//! mailbox, or already in the target ticket, is never stored twice (a crash between commit and
+//! the server-side delete re-imports it as a no-op).
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::audit::Actor;
+use super::conversations::{ConversationRow, CreatedConversation, insert_conversation};
+use super::events::{self, EventRow, record_event};
+use super::messages::decorate_one;
+use super::models::{Attachment, ChannelInstance, Conversation, Customer, Message};
+use super::schema::{
+    agents, attachments, channel_access, channel_instances, conversation_subscribers, conversation_tags, conversations,
+    customer_identities, customers, mail_log, mail_sources, mailbox_seen, mailbox_state, messages, outbox, statuses,
+    teams,
+};
+use super::{Store, StoreError, StoreResult, now};
+use crate::channels::email::{TicketLookup, TicketRef};
+use crate::db_tx;
+use crate::domain::{Direction, Source, StatusBase};
+use crate::{db_run, store};
+
+/// After this many connection failures in a row a mailbox is disabled (EM-5).
+pub const MAX_FAILURES: i64 = 5;
+
+/// Point stored files at their message (inside the import transaction).
+macro_rules! link_files {
+    ($conn:ident, $files:expr, $message_id:expr) => {{
+        let ids: Vec<i64> = $files.iter().map(|a| a.id).collect();
+        if !ids.is_empty() {
+            diesel::update(attachments::table.filter(attachments::id.eq_any(ids)))
+                .set(attachments::message_id.eq(Some($message_id)))
+                .execute($conn)
+                .await?;
+        }
+        Ok::<(), StoreError>(())
+    }};
+}
+
+/// A file already written to the blob store.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub file_name: String,
+    pub mime_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub storage_key: String,
+    pub content_id: Option<String>,
+}
+
+/// Who wrote the mail.
+#[derive(Debug, Clone)]
+pub enum Sender {
+    /// A customer (or a subscriber) by address; created when unknown and `create` is set (EM-8).
+    Customer { email: String, name: Option<String>, create: bool },
+    /// A registered agent answering by mail: a reply to the customer, or a note with `#tech#`.
+    Agent { id: i64 },
+}
+
+#[derive(Debug, Clone)]
+pub enum MailTarget {
+    /// A new ticket, in `team_id` when given (EM-7, EM-9), with these addresses subscribed (EM-10).
+    New { team_id: Option<i64>, subscribers: Vec<String> },
+    /// A message of this ticket (already the survivor of any merge).
+    Reply { conversation_id: i64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct IncomingMail {
+    /// The mailbox (channel instance) it arrived in.
+    pub channel_id: i64,
+    /// The mail's Message-ID without angle brackets (synthesised from the content when absent).
+    pub message_id: String,
+    pub sender: Sender,
+    pub subject: String,
+    pub text: String,
+    /// Sanitised HTML; `cid:` links are still `channels::email::parse` placeholders.
+    pub html: Option<String>,
+    pub files: Vec<StoredFile>,
+    /// The raw source in the blob store.
+    pub source: StoredFile,
+    pub from_address: String,
+    pub recipients: Vec<String>,
+    pub target: MailTarget,
+    /// `#tech#`: technicians only (a note).
+    pub note: bool,
+    /// `#close#`.
+    pub close: bool,
+    /// `#unsubscribe#` / `#unsub#`: the sender leaves the ticket's subscribers.
+    pub unsubscribe: bool,
+}
+
+pub enum Imported {
+    Created(CreatedConversation),
+    Appended {
+        message: Message,
+        attachments: Vec<Attachment>,
+        conversation: ConversationRow,
+        events: Vec<EventRow>,
+    },
+    /// Stored before (same Message-ID on this mailbox or in the target ticket): nothing written.
+    Duplicate {
+        conversation_id: i64,
+    },
+    /// An unknown sender while "accept mail from unregistered users" is off (EM-8): nothing written.
+    Rejected,
+}
+
+/// Store one mail. See the module docs.
+pub async fn import(store: &Store, mail: IncomingMail) -> StoreResult<Imported> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            db_tx!(conn => {
+                let t = now();
+                let channel: ChannelInstance = channel_instances::table
+                    .find(mail.channel_id)
+                    .select(ChannelInstance::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?
+                    .ok_or_else(|| StoreError::BadReference(format!("mailbox {} does not exist", mail.channel_id)))?;
+
+                // Idempotency: this mailbox saw it, or the ticket it threads into already has it.
+                let target_id = match &mail.target { MailTarget::Reply { conversation_id } => Some(*conversation_id), MailTarget::New { .. } => None };
+                let seen: Option<i64> = messages::table
+                    .filter(messages::provider_message_id.eq(&mail.message_id))
+                    .filter(messages::channel_instance_id.eq(channel.id).or(messages::conversation_id.nullable().eq(target_id)))
+                    .select(messages::conversation_id)
+                    .first(conn)
+                    .await
+                    .optional()?;
+                if let Some(conversation_id) = seen {
+                    return Ok(Imported::Duplicate { conversation_id });
+                }
+
+                let (customer_id, agent_id): (Option<i64>, Option<i64>) = match &mail.sender {
+                    Sender::Agent { id } => (None, Some(*id)),
+                    Sender::Customer { email, name, create } => {
+                        let known: Option<i64> = customer_identities::table
+                            .filter(customer_identities::kind.eq("email"))
+                            .filter(customer_identities::value.eq(email))
+                            .select(customer_identities::customer_id)
+                            .first(conn)
+                            .await
+                            .optional()?;
+                        let id = match known {
+                            Some(id) => {
+                                let c: Customer = customers::table.find(id).select(Customer::as_select()).first(conn).await?;
+                                Some(c.merged_into_id.unwrap_or(c.id))
+                            }
+                            None if *create => {
+                                let display = name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| email.clone());
+                                let id: i64 = diesel::insert_into(customers::table)
+                                    .values((customers::name.eq(display), customers::created_at.eq(t), customers::updated_at.eq(t)))
+                                    .returning(customers::id)
+                                    .get_result(conn)
+                                    .await?;
+                                diesel::insert_into(customer_identities::table)
+                                    .values((
+                                        customer_identities::customer_id.eq(id),
+                                        customer_identities::kind.eq("email"),
+                                        customer_identities::channel_instance_id.eq(None::<i64>),
+                                        customer_identities::value.eq(email),
+                                        customer_identities::created_at.eq(t),
+                                    ))
+                                    .execute(conn)
+                                    .await?;
+                                Some(id)
+                            }
+                            None => None,
+                        };
+                        (id, None)
+                    }
+                };
+
+                // The files first (unlinked), so the HTML can point at them.
+                let mut files: Vec<Attachment> = Vec::with_capacity(mail.files.len());
+                for f in &mail.files {
+                    files.push(
+                        diesel::insert_into(attachments::table)
+                            .values((
+                                attachments::file_name.eq(&f.file_name),
+                                attachments::mime_type.eq(&f.mime_type),
+                                attachments::size_bytes.eq(f.size_bytes),
+                                attachments::sha256.eq(&f.sha256),
+                                attachments::storage_key.eq(&f.storage_key),
+                                attachments::content_id.eq(&f.content_id),
+                                attachments::created_at.eq(t),
+                            ))
+                            .returning(Attachment::as_returning())
+                            .get_result(conn)
+                            .await?,
+                    );
+                }
+                let html = mail.html.as_deref().map(|h| {
+                    crate::channels::email::parse::fill_attachment_links(h, |cid| {
+                        files.iter().find(|a| a.content_id.as_deref() == Some(cid)).map(|a| format!("/api/v1/attachments/{}", a.id))
+                    })
+                });
+                let ext = Some(mail.message_id.clone());
+
+                let imported = match &mail.target {
+                    MailTarget::New { team_id, subscribers } => {
+                        let Some(customer_id) = customer_id else {
+                            if agent_id.is_some() {
+                                return Err(StoreError::Rule("an agent's mail cannot start a ticket on their own behalf".into()));
+                            }
+                            return Ok(Imported::Rejected);
+                        };
+                        let (conversation, message, event) = insert_conversation!(
+                            conn, &channel, customer_id, &mail.subject, Direction::In, Source::Channel, None::<i64>,
+                            &mail.text, &html, &ext, t, Actor::System
+                        );
+                        if let Some(team) = team_id {
+                            let exists: Option<i64> = teams::table.find(*team).select(teams::id).first(conn).await.optional()?;
+                            if exists.is_some() {
+                                diesel::update(conversations::table.find(conversation.id)).set(conversations::team_id.eq(exists)).execute(conn).await?;
+                            }
+                        }
+                        for email in subscribers {
+                            diesel::insert_into(conversation_subscribers::table)
+                                .values((
+                                    conversation_subscribers::conversation_id.eq(conversation.id),
+                                    conversation_subscribers::email.eq(email),
+                                    conversation_subscribers::created_at.eq(t),
+                                ))
+                                .on_conflict_do_nothing()
+                                .execute(conn)
+                                .await?;
+                        }
+                        link_files!(conn, &files, message.id)?;
+                        let row = decorate_one!(conn, conversation.id);
+                        Imported::Created(CreatedConversation { conversation: row, message, created: true, events: vec![event] })
+                    }
+                    MailTarget::Reply { conversation_id } => {
+                        let conv: Conversation = conversations::table.find(*conversation_id).select(Conversation::as_select()).first(conn).await
+                            .optional()?
+                            .ok_or_else(|| StoreError::BadReference(format!("conversation {conversation_id} does not exist")))?;
+                        let base: String = statuses::table.filter(statuses::key.eq(&conv.status)).select(statuses::base).first(conn).await
+                            .optional()?
+                            .unwrap_or_else(|| StatusBase::Open.as_str().to_owned());
+                        let from_customer = agent_id.is_none();
+                        let direction = match (from_customer, mail.note) {
+                            (_, true) => Direction::Note,
+                            (true, false) => Direction::In,
+                            (false, false) => Direction::Out,
+                        };
+                        // A customer's mail reopens a pending or closed ticket; `#close#` closes it.
+                        let status = if mail.close {
+                            StatusBase::Closed.as_str().to_owned()
+                        } else if from_customer && !mail.note && base != StatusBase::Open.as_str() {
+                            StatusBase::Open.as_str().to_owned()
+                        } else {
+                            conv.status.clone()
+                        };
+                        let closing = mail.close && base != StatusBase::Closed.as_str();
+                        let closed_at = if mail.close { conv.closed_at.or(Some(t)) } else if status != conv.status { None } else { conv.closed_at };
+                        let updated: Conversation = diesel::update(conversations::table.find(conv.id))
+                            .set((
+                                conversations::last_seq.eq(conversations::last_seq + 1),
+                                conversations::updated_at.eq(t),
+                                conversations::status.eq(&status),
+                                conversations::closed_at.eq(closed_at),
+                                conversations::last_customer_activity_at.eq(if direction == Direction::In { Some(t) } else { conv.last_customer_activity_at }),
+                                conversations::last_agent_activity_at.eq(if direction == Direction::Out { Some(t) } else { conv.last_agent_activity_at }),
+                                conversations::first_response_at.eq(if direction == Direction::Out { conv.first_response_at.or(Some(t)) } else { conv.first_response_at }),
+                            ))
+                            .returning(Conversation::as_returning())
+                            .get_result(conn)
+                            .await?;
+                        let seq = updated.last_seq;
+                        let message: Message = diesel::insert_into(messages::table)
+                            .values((
+                                messages::conversation_id.eq(conv.id),
+                                messages::seq.eq(seq),
+                                messages::direction.eq(direction.as_str()),
+                                messages::source.eq(if from_customer { Source::Channel.as_str() } else { Source::Agent.as_str() }),
+                                messages::author_agent_id.eq(agent_id),
+                                messages::author_customer_id.eq(customer_id),
+                                messages::body_text.eq(&mail.text),
+                                messages::body_html.eq(&html),
+                                messages::channel_instance_id.eq(channel.id),
+                                messages::provider_message_id.eq(&ext),
+                                messages::created_at.eq(t),
+                            ))
+                            .returning(Message::as_returning())
+                            .get_result(conn)
+                            .await?;
+                        if direction == Direction::Out {
+                            diesel::insert_into(outbox::table)
+                                .values(&store::outbox::new_delivery(conv.channel_instance_id, conv.id, message.id, t))
+                                .execute(conn)
+                                .await?;
+                        }
+                        link_files!(conn, &files, message.id)?;
+                        let mut recorded = vec![record_event!(conn, conv.id, conv.channel_instance_id, events::MESSAGE_CREATED, Some(seq), Some(message.id), t)];
+                        if status != conv.status || closing {
+                            recorded.push(record_event!(conn, conv.id, conv.channel_instance_id, events::CONVERSATION_UPDATED, None::<i64>, None::<i64>, t));
+                        }
+                        if mail.unsubscribe {
+                            diesel::delete(
+                                conversation_subscribers::table
+                                    .filter(conversation_subscribers::conversation_id.eq(conv.id))
+                                    .filter(conversation_subscribers::email.eq(mail.from_address.to_lowercase())),
+                            )
+                            .execute(conn)
+                            .await?;
+                        }
+                        let files = attachments::table
+                            .filter(attachments::message_id.eq(message.id))
+                            .select(Attachment::as_select())
+                            .load(conn)
+                            .await?;
+                        let row = decorate_one!(conn, conv.id);
+                        Imported::Appended { message, attachments: files, conversation: row, events: recorded }
+                    }
+                };
+                let message_id = match &imported {
+                    Imported::Created(c) => c.message.id,
+                    Imported::Appended { message, .. } => message.id,
+                    _ => unreachable!("only stored mail reaches here"),
+                };
+                diesel::insert_into(mail_sources::table)
+                    .values((
+                        mail_sources::message_id.eq(message_id),
+                        mail_sources::storage_key.eq(&mail.source.storage_key),
+                        mail_sources::size_bytes.eq(mail.source.size_bytes),
+                        mail_sources::from_address.eq(&mail.from_address),
+                        mail_sources::recipients.eq(serde_json::to_string(&mail.recipients).unwrap_or_else(|_| "[]".into())),
+                        mail_sources::created_at.eq(t),
+                    ))
+                    .execute(conn)
+                    .await?;
+                diesel::insert_into(mailbox_state::table)
+                    .values((mailbox_state::channel_instance_id.eq(channel.id), mailbox_state::imported_total.eq(1)))
+                    .on_conflict(mailbox_state::channel_instance_id)
+                    .do_update()
+                    .set(mailbox_state::imported_total.eq(mailbox_state::imported_total + 1))
+                    .execute(conn)
+                    .await?;
+                Ok(imported)
+            })
+        })
+        .await
+}
+
+/// What threading needs about the tickets a mail may name, read in one go so the pure rules
+/// (`channels::email::threading`) can run over it.
+#[derive(Debug, Default, Clone)]
+pub struct ThreadIndex {
+    by_number: HashMap<u64, TicketRef>,
+    by_message_id: HashMap<String, i64>,
+    merged_into: HashMap<i64, i64>,
+}
+
+impl TicketLookup for ThreadIndex {
+    fn ticket_by_number(&self, number: u64) -> Option<TicketRef> {
+        self.by_number.get(&number).cloned()
+    }
+    fn ticket_by_message_id(&self, message_id: &str) -> Option<i64> {
+        self.by_message_id.get(message_id).copied()
+    }
+    fn survivor(&self, ticket: i64) -> i64 {
+        let mut current = ticket;
+        for _ in 0..32 {
+            match self.merged_into.get(&current) {
+                Some(next) => current = *next,
+                None => break,
+            }
+        }
+        current
+    }
+}
+
+/// Read what [`ThreadIndex`] needs for a mail naming ticket `number` in its subject and these
+/// Message-IDs in its headers. Only email tickets count.
+pub async fn thread_index(store: &Store, number: Option<u64>, ids: Vec<String>) -> StoreResult<ThreadIndex> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            db_run!(conn => {
+                let mut index = ThreadIndex::default();
+                let mut tickets: Vec<i64> = Vec::new();
+                if let Some(n) = number.and_then(|n| i64::try_from(n).ok()) {
+                    let found: Option<(i64, i64, i64)> = conversations::table
+                        .inner_join(channel_instances::table)
+                        .filter(conversations::number.eq(n))
+                        .filter(channel_instances::kind.eq("email"))
+                        .select((conversations::id, conversations::customer_id, conversations::channel_instance_id))
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    if let Some((id, customer_id, channel_id)) = found {
+                        let customer_email: String = customer_identities::table
+                            .filter(customer_identities::customer_id.eq(customer_id))
+                            .filter(customer_identities::kind.eq("email"))
+                            .select(customer_identities::value)
+                            .order(customer_identities::id)
+                            .first(conn)
+                            .await
+                            .optional()?
+                            .unwrap_or_default();
+                        let subscriber_emails: Vec<String> = conversation_subscribers::table
+                            .filter(conversation_subscribers::conversation_id.eq(id))
+                            .select(conversation_subscribers::email)
+                            .load(conn)
+                            .await?;
+                        // Agents who may work on this mailbox: admins, and those given access to it.
+                        let with_access: Vec<i64> = channel_access::table
+                            .filter(channel_access::channel_instance_id.eq(channel_id))
+                            .select(channel_access::agent_id)
+                            .load(conn)
+                            .await?;
+                        let agent_emails: Vec<String> = agents::table
+                            .filter(agents::active.eq(true))
+                            .filter(agents::role.ne("agent").or(agents::id.eq_any(with_access)))
+                            .select(agents::email)
+                            .load(conn)
+                            .await?;
+                        index.by_number.insert(n as u64, TicketRef { id, customer_email, subscriber_emails, agent_emails });
+                        tickets.push(id);
+                    }
+                }
+                if !ids.is_empty() {
+                    let found: Vec<(String, i64)> = messages::table
+                        .inner_join(channel_instances::table.on(channel_instances::id.eq(messages::channel_instance_id)))
+                        .filter(messages::provider_message_id.eq_any(&ids))
+                        .filter(channel_instances::kind.eq("email"))
+                        .select((messages::provider_message_id.assume_not_null(), messages::conversation_id))
+                        .load(conn)
+                        .await?;
+                    for (mid, conversation) in found {
+                        tickets.push(conversation);
+                        index.by_message_id.entry(mid).or_insert(conversation);
+                    }
+                }
+                // Merge chains, hop by hop (bounded).
+                let mut frontier: HashSet<i64> = tickets.into_iter().collect();
+                for _ in 0..8 {
+                    if frontier.is_empty() {
+                        break;
+                    }
+                    let rows: Vec<(i64, Option<i64>)> = conversations::table
+                        .filter(conversations::id.eq_any(frontier.iter().copied().collect::<Vec<_>>()))
+                        .select((conversations::id, conversations::merged_into_id))
+                        .load(conn)
+                        .await?;
+                    frontier.clear();
+                    for (id, into) in rows {
+                        if let Some(into) = into
+                            && index.merged_into.insert(id, into).is_none()
+                        {
+                            frontier.insert(into);
+                        }
+                    }
+                }
+                Ok::<_, StoreError>(index)
+            })
+        })
+        .await
+}
+
+/// Active agents by lower-case address (EM-11 forwards, agent replies by mail).
+pub async fn agent_addresses(store: &Store) -> StoreResult<HashMap<String, i64>> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            let rows: Vec<(String, i64)> = db_run!(conn => agents::table
+                .filter(agents::active.eq(true))
+                .select((agents::email, agents::id))
+                .load(conn)
+                .await)?;
+            Ok(rows.into_iter().map(|(e, id)| (e.to_lowercase(), id)).collect())
+        })
+        .await
+}
+
+/// A mail that made no ticket, for admins (EM-8, EM-12).
+#[derive(Debug, Clone)]
+pub struct LoggedMail {
+    pub channel_id: i64,
+    pub message_id: String,
+    pub from_address: String,
+    pub subject: String,
+    /// `junk`, `rejected` or `unparseable`.
+    pub outcome: &'static str,
+    pub reason: String,
+    pub source: StoredFile,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = mail_log)]
+pub struct MailLogRow {
+    pub id: i64,
+    pub channel_instance_id: i64,
+    pub message_id_header: String,
+    pub from_address: String,
+    pub subject: String,
+    pub outcome: String,
+    pub reason: String,
+    pub storage_key: String,
+    pub size_bytes: i64,
+    pub created_at: NaiveDateTime,
+}
+
+/// Log it once (the same Message-ID on the same mailbox is logged once).
+pub async fn log_mail(store: &Store, m: LoggedMail) -> StoreResult<()> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            db_run!(conn => diesel::insert_into(mail_log::table)
+                .values((
+                    mail_log::channel_instance_id.eq(m.channel_id),
+                    mail_log::message_id_header.eq(&m.message_id),
+                    mail_log::from_address.eq(&m.from_address),
+                    mail_log::subject.eq(&m.subject),
+                    mail_log::outcome.eq(m.outcome),
+                    mail_log::reason.eq(&m.reason),
+                    mail_log::storage_key.eq(&m.source.storage_key),
+                    mail_log::size_bytes.eq(m.source.size_bytes),
+                    mail_log::created_at.eq(now()),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await)?;
+            Ok(())
+        })
+        .await
+}
+
+pub async fn mail_log(store: &Store, channel_id: i64, limit: i64) -> StoreResult<Vec<MailLogRow>> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => mail_log::table
+                .filter(mail_log::channel_instance_id.eq(channel_id))
+                .order(mail_log::id.desc())
+                .limit(limit)
+                .select(MailLogRow::as_select())
+                .load(conn)
+                .await)?)
+        })
+        .await
+}
+
+/// A mailbox's connection health.
+#[derive(Debug, Clone, Default, Queryable, Selectable)]
+#[diesel(table_name = mailbox_state)]
+pub struct MailboxState {
+    pub channel_instance_id: i64,
+    pub consecutive_failures: i64,
+    pub last_error: Option<String>,
+    pub last_checked_at: Option<NaiveDateTime>,
+    pub last_success_at: Option<NaiveDateTime>,
+    pub imported_total: i64,
+}
+
+pub async fn mailbox_state(store: &Store, channel_id: i64) -> StoreResult<MailboxState> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            let row: Option<MailboxState> = db_run!(conn => mailbox_state::table
+                .find(channel_id)
+                .select(MailboxState::as_select())
+                .first(conn)
+                .await
+                .optional())?;
+            Ok(row.unwrap_or(MailboxState { channel_instance_id: channel_id, ..Default::default() }))
+        })
+        .await
+}
+
+/// A check that reached the server and logged in.
+pub async fn record_success(store: &Store, channel_id: i64) -> StoreResult<()> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            let t = now();
+            db_run!(conn => diesel::insert_into(mailbox_state::table)
+                .values((
+                    mailbox_state::channel_instance_id.eq(channel_id),
+                    mailbox_state::last_checked_at.eq(Some(t)),
+                    mailbox_state::last_success_at.eq(Some(t)),
+                ))
+                .on_conflict(mailbox_state::channel_instance_id)
+                .do_update()
+                .set((
+                    mailbox_state::consecutive_failures.eq(0),
+                    mailbox_state::last_error.eq(None::<String>),
+                    mailbox_state::last_checked_at.eq(Some(t)),
+                    mailbox_state::last_success_at.eq(Some(t)),
+                ))
+                .execute(conn)
+                .await)?;
+            Ok(())
+        })
+        .await
+}
+
+/// A check that failed to connect or log in. Returns the failures in a row; at [`MAX_FAILURES`]
+/// the mailbox is disabled with the error as its reason (EM-5).
+pub async fn record_failure(store: &Store, channel_id: i64, error: String) -> StoreResult<i64> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            db_tx!(conn => {
+                let t = now();
+                let failures: i64 = diesel::insert_into(mailbox_state::table)
+                    .values((
+                        mailbox_state::channel_instance_id.eq(channel_id),
+                        mailbox_state::consecutive_failures.eq(1),
+                        mailbox_state::last_error.eq(Some(&error)),
+                        mailbox_state::last_checked_at.eq(Some(t)),
+                    ))
+                    .on_conflict(mailbox_state::channel_instance_id)
+                    .do_update()
+                    .set((
+                        mailbox_state::consecutive_failures.eq(mailbox_state::consecutive_failures + 1),
+                        mailbox_state::last_error.eq(Some(&error)),
+                        mailbox_state::last_checked_at.eq(Some(t)),
+                    ))
+                    .returning(mailbox_state::consecutive_failures)
+                    .get_result(conn)
+                    .await?;
+                if failures >= MAX_FAILURES {
+                    let reason = format!("{failures} connection failures in a row; last: {error}");
+                    diesel::update(channel_instances::table.find(channel_id).filter(channel_instances::enabled.eq(true)))
+                        .set((
+                            channel_instances::enabled.eq(false),
+                            channel_instances::disabled_reason.eq(Some(reason)),
+                            channel_instances::updated_at.eq(t),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(failures)
+            })
+        })
+        .await
+}
+
+/// Forget the failures (an admin re-enabled the mailbox).
+pub async fn reset_failures(store: &Store, channel_id: i64) -> StoreResult<()> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            db_run!(conn => diesel::update(mailbox_state::table.find(channel_id))
+                .set((mailbox_state::consecutive_failures.eq(0), mailbox_state::last_error.eq(None::<String>)))
+                .execute(conn)
+                .await)?;
+            Ok(())
+        })
+        .await
+}
+
+/// Remote keys this mailbox imported and left on the server (POP3 without delete).
+pub async fn seen_keys(store: &Store, channel_id: i64) -> StoreResult<HashSet<String>> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            let keys: Vec<String> = db_run!(conn => mailbox_seen::table
+                .filter(mailbox_seen::channel_instance_id.eq(channel_id))
+                .select(mailbox_seen::mail_key)
+                .load(conn)
+                .await)?;
+            Ok(keys.into_iter().collect())
+        })
+        .await
+}
+
+pub async fn mark_seen(store: &Store, channel_id: i64, key: String) -> StoreResult<()> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            db_run!(conn => diesel::insert_into(mailbox_seen::table)
+                .values((
+                    mailbox_seen::channel_instance_id.eq(channel_id),
+                    mailbox_seen::mail_key.eq(&key),
+                    mailbox_seen::created_at.eq(now()),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await)?;
+            Ok(())
+        })
+        .await
+}
+
+/// Everything an outgoing mail for `message_id` needs (EO-1).
+#[derive(Debug, Clone)]
+pub struct OutgoingContext {
+    pub channel: ChannelInstance,
+    pub conversation: Conversation,
+    pub message: Message,
+    pub attachments: Vec<Attachment>,
+    pub customer_email: Option<String>,
+    pub customer_name: String,
+    pub subscribers: Vec<String>,
+    pub author_name: Option<String>,
+    /// Message-IDs of the thread so far, oldest first (this message excluded).
+    pub thread: Vec<String>,
+    /// The Message-ID of the newest message from the customer before this one, if any.
+    pub last_inbound: Option<String>,
+}
+
+pub async fn outgoing_context(store: &Store, message_id: i64) -> StoreResult<OutgoingContext> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            db_run!(conn => {
+                let message: Message = messages::table.find(message_id).select(Message::as_select()).first(conn).await?;
+                let conversation: Conversation =
+                    conversations::table.find(message.conversation_id).select(Conversation::as_select()).first(conn).await?;
+                let channel: ChannelInstance = channel_instances::table
+                    .find(conversation.channel_instance_id)
+                    .select(ChannelInstance::as_select())
+                    .first(conn)
+                    .await?;
+                let attachments: Vec<Attachment> = attachments::table
+                    .filter(attachments::message_id.eq(message.id))
+                    .select(Attachment::as_select())
+                    .load(conn)
+                    .await?;
+                let customer_email: Option<String> = customer_identities::table
+                    .filter(customer_identities::customer_id.eq(conversation.customer_id))
+                    .filter(customer_identities::kind.eq("email"))
+                    .select(customer_identities::value)
+                    .order(customer_identities::id)
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let customer_name: String =
+                    customers::table.find(conversation.customer_id).select(customers::name).first(conn).await?;
+                let subscribers: Vec<String> = conversation_subscribers::table
+                    .filter(conversation_subscribers::conversation_id.eq(conversation.id))
+                    .select(conversation_subscribers::email)
+                    .order(conversation_subscribers::email)
+                    .load(conn)
+                    .await?;
+                let author_name: Option<String> = match message.author_agent_id {
+                    Some(id) => agents::table.find(id).select(agents::name).first(conn).await.optional()?,
+                    None => None,
+                };
+                let earlier: Vec<(Option<String>, String)> = messages::table
+                    .filter(messages::conversation_id.eq(conversation.id))
+                    .filter(messages::seq.lt(message.seq))
+                    .filter(messages::direction.ne("note"))
+                    .filter(messages::provider_message_id.is_not_null())
+                    .order(messages::seq.asc())
+                    .select((messages::provider_message_id, messages::direction))
+                    .load(conn)
+                    .await?;
+                let last_inbound = earlier.iter().rev().find(|(_, d)| d == "in").and_then(|(id, _)| id.clone());
+                let thread = earlier.into_iter().filter_map(|(id, _)| id).collect();
+                Ok::<_, StoreError>(OutgoingContext {
+                    channel, conversation, message, attachments, customer_email, customer_name, subscribers, author_name, thread, last_inbound,
+                })
+            })
+        })
+        .await
+}
+
+/// Give an outgoing message its Message-ID before the first attempt, so every retry sends the
+/// same one. Returns the id it has (the one set earlier, if any).
+pub async fn assign_message_id(store: &Store, message_id: i64, candidate: String) -> StoreResult<String> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            db_tx!(conn => {
+                let current: Option<String> = messages::table.find(message_id).select(messages::provider_message_id).first(conn).await?;
+                if let Some(id) = current {
+                    return Ok(id);
+                }
+                diesel::update(messages::table.find(message_id))
+                    .set(messages::provider_message_id.eq(Some(&candidate)))
+                    .execute(conn)
+                    .await?;
+                Ok(candidate)
+            })
+        })
+        .await
+}
+
+/// Keep the raw source of a sent mail (audit).
+pub async fn record_source(
+    store: &Store,
+    message_id: i64,
+    source: StoredFile,
+    from: String,
+    to: Vec<String>,
+) -> StoreResult<()> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            db_run!(conn => diesel::insert_into(mail_sources::table)
+                .values((
+                    mail_sources::message_id.eq(message_id),
+                    mail_sources::storage_key.eq(&source.storage_key),
+                    mail_sources::size_bytes.eq(source.size_bytes),
+                    mail_sources::from_address.eq(&from),
+                    mail_sources::recipients.eq(serde_json::to_string(&to).unwrap_or_else(|_| "[]".into())),
+                    mail_sources::created_at.eq(now()),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await)?;
+            Ok(())
+        })
+        .await
+}
+
+/// The stored raw source of a message, if it came or went by mail.
+pub async fn source_of(store: &Store, message_id: i64) -> StoreResult<Option<String>> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => mail_sources::table
+                .find(message_id)
+                .select(mail_sources::storage_key)
+                .first(conn)
+                .await
+                .optional())?)
+        })
+        .await
+}
+
+/// A ticket's subscribers (EM-10).
+pub async fn subscribers(store: &Store, conversation_id: i64) -> StoreResult<Vec<String>> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => conversation_subscribers::table
+                .filter(conversation_subscribers::conversation_id.eq(conversation_id))
+                .select(conversation_subscribers::email)
+                .order(conversation_subscribers::email)
+                .load(conn)
+                .await)?)
+        })
+        .await
+}

@@ -1,0 +1,420 @@
+//! The email channel end to end against a real Dovecot (IMAP, POP3, TLS with a self-signed
+//! certificate) and a real SMTP server (aiosmtpd), both started by `tests/common/mail.rs`:
+//! mail in → tickets and threading (EM-1, EM-6), junk kept out and logged (EM-12), subject
+//! commands (EM-13), agent replies out over SMTP with threading headers (EO-1), SMTP down → sent
+//! later exactly once (EO-3), Dovecot down five times → mailbox disabled and re-enabled (EM-5).
+//!
+//! Waiting for the connector is done by polling what a user would look at (the ticket list, the
+//! mailbox's health, the SMTP server's spool) until it shows the expected state, with a deadline.
+
+mod common;
+
+use std::time::Duration;
+
+use common::mail::{Dovecot, SmtpSink, mail_servers};
+use common::{Api, TestServer};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Poll `f` until it returns `Some`, or fail with `what` after `WAIT`.
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn mailbox_body(d: &Dovecot, sink: &SmtpSink, protocol: &str, port: u16, tls: &str, insecure: bool) -> Value {
+    json!({
+        "name": format!("Support {protocol}"),
+        "protocol": protocol, "host": "127.0.0.1", "port": port, "tls": tls, "tls_insecure": insecure,
+        "username": d.user(), "password": d.password(), "folder": "INBOX", "poll_interval_s": 5,
+        "smtp": {"host": "127.0.0.1", "port": sink.port(), "tls": "none",
+                 "from_address": "desk@example.test", "from_name": "Example Support", "reply_to": "desk@example.test"}
+    })
+}
+
+fn mail(from: &str, subject: &str, message_id: &str, extra_headers: &str, body: &str) -> Vec<u8> {
+    format!(
+        "Return-Path: <{from}>\r\nFrom: {from}\r\nTo: desk@example.test\r\nSubject: {subject}\r\n\
+         Message-ID: <{message_id}>\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n{extra_headers}\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+async fn tickets(api: &Api, channel: i64) -> Vec<Value> {
+    let page = api.ok_get(&format!("/api/v1/conversations?channel={channel}&per_page=100&sort=created_asc")).await;
+    page["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn messages(api: &Api, conversation: i64) -> Vec<Value> {
+    api.ok_get(&format!("/api/v1/conversations/{conversation}/messages")).await.as_array().cloned().unwrap_or_default()
+}
+
+/// Wait until the channel holds `n` tickets; return them oldest first.
+async fn wait_tickets(api: &Api, channel: i64, n: usize) -> Vec<Value> {
+    eventually(&format!("{n} ticket(s) on channel {channel}"), || async {
+        let t = tickets(api, channel).await;
+        (t.len() == n).then_some(t)
+    })
+    .await
+}
+
+async fn wait_messages(api: &Api, conversation: i64, n: usize) -> Vec<Value> {
+    eventually(&format!("{n} message(s) in conversation {conversation}"), || async {
+        let m = messages(api, conversation).await;
+        (m.len() == n).then_some(m)
+    })
+    .await
+}
+
+async fn patch_ok(api: &Api, path: &str, body: Value) -> Value {
+    let (status, answer) = api.patch(path, body).await;
+    assert_eq!(status.as_u16(), 200, "PATCH {path}: {answer}");
+    answer
+}
+
+fn header(raw: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(raw);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default().replace("\r\n ", " ").replace("\r\n\t", " ");
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+    })
+}
+
+// covers EM-1, EM-4 (IDLE), EM-6, EM-10, EM-12, EM-13, EO-1
+#[tokio::test]
+async fn imap_mail_threads_both_ways_and_junk_is_logged() {
+    if !mail_servers("imap_mail_threads_both_ways_and_junk_is_logged") {
+        return;
+    }
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@desk.test", "admin").await;
+    let created = admin
+        .ok_post(
+            "/api/v1/email-channels",
+            mailbox_body(&dovecot, &sink, "imap", dovecot.imap_port(), "none", false),
+            201,
+        )
+        .await;
+    let channel = created["id"].as_i64().unwrap();
+    assert_eq!(created["password_set"], true);
+    assert!(created.get("password").is_none(), "the password is never answered");
+
+    // A new mail becomes a ticket, with the CC'd colleague subscribed (EM-10).
+    let first = mail(
+        "Jane Doe <jane@customer.test>",
+        "Printer on fire",
+        "first.1@customer.test",
+        "Cc: Bob <bob@customer.test>\r\n",
+        "It is really on fire.",
+    );
+    dovecot.deliver(&first);
+    let t = wait_tickets(&admin, channel, 1).await;
+    let ticket = t[0]["id"].as_i64().unwrap();
+    let number = t[0]["number"].as_i64().unwrap();
+    assert_eq!(t[0]["subject"], "Printer on fire");
+    assert_eq!(t[0]["channel_kind"], "email");
+    assert_eq!(t[0]["customer_name"], "Jane Doe");
+    let m = messages(&admin, ticket).await;
+    assert_eq!(m[0]["content"], "It is really on fire.");
+    assert_eq!(m[0]["external_message_id"], "first.1@customer.test");
+    // Acknowledged on the server only after the ticket was committed: marked read (the IMAP default).
+    eventually("the imported mail is marked \\Seen", || async {
+        dovecot.messages().iter().all(|m| m.seen).then_some(())
+    })
+    .await;
+
+    // The agent answers: the mail reaches the SMTP server threaded (EO-1).
+    admin.ok_post(&format!("/api/v1/conversations/{ticket}/messages"), json!({"content": "Water helps."}), 201).await;
+    let sent = sink.wait_for(1, WAIT).await;
+    let raw = &sent[0].raw;
+    assert_eq!(sent[0].rcpt_to, vec!["jane@customer.test".to_owned(), "bob@customer.test".to_owned()]);
+    let subject = header(raw, "Subject").unwrap();
+    assert!(subject.contains(&format!("{{#{number}}}")), "{subject}");
+    assert_eq!(header(raw, "In-Reply-To").as_deref(), Some("<first.1@customer.test>"));
+    assert!(header(raw, "References").unwrap().contains("<first.1@customer.test>"));
+    assert!(header(raw, "From").unwrap().contains("desk@example.test"));
+    assert_eq!(header(raw, "Reply-To").as_deref(), Some("desk@example.test"));
+    let our_id = header(raw, "Message-ID").unwrap();
+    assert!(our_id.contains("@example.test>"), "{our_id}");
+    assert!(String::from_utf8_lossy(raw).contains("Water helps."));
+
+    // Jane answers from a client that rewrote In-Reply-To: References finds the ticket (EM-6).
+    dovecot.deliver(&mail(
+        "jane@customer.test",
+        "Re: Printer on fire",
+        "reply.2@customer.test",
+        &format!(
+            "In-Reply-To: <rewritten.by.outlook@customer.test>\r\nReferences: <first.1@customer.test> {our_id}\r\n"
+        ),
+        "Still burning.",
+    ));
+    let m = wait_messages(&admin, ticket, 3).await;
+    assert_eq!(m[2]["content"], "Still burning.");
+    assert_eq!(m[2]["direction"], "in");
+
+    // A stranger quoting the number gets a ticket of their own (zammad#5064) …
+    dovecot.deliver(&mail(
+        "mallory@elsewhere.test",
+        &format!("Re: Printer on fire {{#{number}}}"),
+        "hijack.3@elsewhere.test",
+        "",
+        "Let me in.",
+    ));
+    let t = wait_tickets(&admin, channel, 2).await;
+    assert_ne!(t[1]["id"].as_i64(), Some(ticket));
+    // … Bob, a subscriber, quoting it joins the ticket, with no threading headers at all.
+    dovecot.deliver(&mail(
+        "bob@customer.test",
+        &format!("{{#{number}}} update"),
+        "bob.4@customer.test",
+        "",
+        "From Bob.",
+    ));
+    wait_messages(&admin, ticket, 4).await;
+
+    // Junk never becomes a ticket, and is kept in the mailbox's log (EM-12).
+    dovecot.deliver(&mail(
+        "jane@customer.test",
+        "Out of office",
+        "ooo.5@customer.test",
+        "Auto-Submitted: auto-replied\r\n",
+        "I am away.",
+    ));
+    dovecot.deliver(&mail("noreply@shop.test", "Your order", "order.6@shop.test", "", "Thanks for buying."));
+    dovecot.deliver(
+            "Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.customer.test\r\nTo: desk@example.test\r\nSubject: Undelivered\r\n\
+             Message-ID: <bounce.7@mx.customer.test>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n\
+             --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.customer.test\r\n\r\nFinal-Recipient: rfc822; x@y\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+             --b--\r\n"
+        .as_bytes(),
+    );
+    let log = eventually("three logged junk mails", || async {
+        let log = admin.ok_get(&format!("/api/v1/email-channels/{channel}/log")).await;
+        (log.as_array().map(Vec::len) == Some(3)).then_some(log)
+    })
+    .await;
+    let mut reasons: Vec<String> =
+        log.as_array().unwrap().iter().map(|l| l["reason"].as_str().unwrap().to_owned()).collect();
+    reasons.sort();
+    assert!(reasons.iter().any(|r| r.contains("Auto-Submitted")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("noreply@shop.test")), "{reasons:?}");
+    assert!(log.as_array().unwrap().iter().all(|l| l["outcome"] == "junk"));
+    assert_eq!(tickets(&admin, channel).await.len(), 2, "junk made no ticket");
+
+    // `#close#` in a reply's subject closes the ticket (EM-13).
+    dovecot.deliver(&mail(
+        "jane@customer.test",
+        &format!("Re: Printer on fire {{#{number}}} #close#"),
+        "close.8@customer.test",
+        "",
+        "Fire is out, thanks.",
+    ));
+    eventually("the ticket is closed", || async {
+        let c = admin.ok_get(&format!("/api/v1/conversations/{ticket}")).await;
+        (c["status"] == "closed").then_some(())
+    })
+    .await;
+    assert_eq!(messages(&admin, ticket).await.len(), 5);
+    // Only the agent's one reply ever went out: nothing was sent for junk or for customers' mail.
+    assert_eq!(sink.received().len(), 1);
+}
+
+// covers EM-1 over TLS (POP3S with a self-signed certificate), EM-8 off, delete after import
+#[tokio::test]
+async fn pop3_over_tls_imports_deletes_and_rejects_strangers_when_asked() {
+    if !mail_servers("pop3_over_tls_imports_deletes_and_rejects_strangers_when_asked") {
+        return;
+    }
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@desk.test", "admin").await;
+    let mut body = mailbox_body(&dovecot, &sink, "pop3", dovecot.pop3s_port(), "implicit", true);
+    body["accept_unknown_senders"] = json!(false);
+    let channel = admin.ok_post("/api/v1/email-channels", body, 201).await["id"].as_i64().unwrap();
+
+    dovecot.deliver(&mail("stranger@nowhere.test", "Hello", "s.1@nowhere.test", "", "Who are you?"));
+    let log = eventually("the stranger's mail is logged as rejected", || async {
+        let log = admin.ok_get(&format!("/api/v1/email-channels/{channel}/log")).await;
+        (log.as_array().map(Vec::len) == Some(1)).then_some(log)
+    })
+    .await;
+    assert_eq!(log[0]["outcome"], "rejected");
+    assert!(tickets(&admin, channel).await.is_empty());
+    // POP3 deletes after import by default, and only after the mail was committed or logged.
+    eventually("the mail is deleted on the server", || async { (dovecot.count() == 0).then_some(()) }).await;
+
+    // Accepting unregistered senders again: the next mail is a ticket.
+    patch_ok(&admin, &format!("/api/v1/email-channels/{channel}"), json!({"accept_unknown_senders": true})).await;
+    dovecot.deliver(&mail("stranger@nowhere.test", "Hello again", "s.2@nowhere.test", "", "Me again."));
+    let t = wait_tickets(&admin, channel, 1).await;
+    assert_eq!(t[0]["subject"], "Hello again");
+    eventually("the mail is deleted on the server", || async { (dovecot.count() == 0).then_some(()) }).await;
+}
+
+// covers EM-1: a self-signed certificate is refused unless tls_insecure is set
+#[tokio::test]
+async fn self_signed_certificate_is_refused_without_tls_insecure() {
+    if !mail_servers("self_signed_certificate_is_refused_without_tls_insecure") {
+        return;
+    }
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@desk.test", "admin").await;
+    let body = mailbox_body(&dovecot, &sink, "imap", dovecot.imaps_port(), "implicit", false);
+    let channel = admin.ok_post("/api/v1/email-channels", body, 201).await["id"].as_i64().unwrap();
+    dovecot.deliver(&mail("jane@customer.test", "Hi", "tls.1@customer.test", "", "Hello."));
+    let health = eventually("a failed check", || async {
+        let c = admin.ok_get(&format!("/api/v1/email-channels/{channel}")).await;
+        (c["health"]["consecutive_failures"].as_i64() >= Some(1)).then_some(c["health"].clone())
+    })
+    .await;
+    let error = health["last_error"].as_str().unwrap().to_lowercase();
+    assert!(error.contains("tls") || error.contains("certificate"), "{error}");
+    assert!(tickets(&admin, channel).await.is_empty());
+    assert_eq!(dovecot.count(), 1, "nothing was taken from the server");
+    // With tls_insecure the same server is read.
+    patch_ok(&admin, &format!("/api/v1/email-channels/{channel}"), json!({"tls_insecure": true})).await;
+    wait_tickets(&admin, channel, 1).await;
+}
+
+// covers EO-3: SMTP down for a while → the reply is delivered later, exactly once
+#[tokio::test]
+async fn reply_waits_for_the_smtp_server_and_is_sent_once() {
+    if !mail_servers("reply_waits_for_the_smtp_server_and_is_sent_once") {
+        return;
+    }
+    let dovecot = Dovecot::start();
+    let mut sink = SmtpSink::start();
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@desk.test", "admin").await;
+    let body = mailbox_body(&dovecot, &sink, "imap", dovecot.imap_port(), "none", false);
+    let channel = admin.ok_post("/api/v1/email-channels", body, 201).await["id"].as_i64().unwrap();
+    dovecot.deliver(&mail("jane@customer.test", "Question", "q.1@customer.test", "", "How?"));
+    let ticket = wait_tickets(&admin, channel, 1).await[0]["id"].as_i64().unwrap();
+
+    sink.stop();
+    admin.ok_post(&format!("/api/v1/conversations/{ticket}/messages"), json!({"content": "Like this."}), 201).await;
+    let failed = eventually("a failed delivery attempt", || async {
+        let d = admin.ok_get(&format!("/api/v1/channels/{channel}/deliveries")).await;
+        let d = d.as_array().cloned().unwrap_or_default();
+        d.first().filter(|d| d["attempts"].as_i64() >= Some(1)).cloned()
+    })
+    .await;
+    assert_eq!(failed["state"], "pending");
+    assert!(failed["last_error"].as_str().unwrap().contains("SMTP"), "{failed}");
+
+    sink.start_again();
+    let got = sink.wait_for(1, WAIT).await;
+    assert!(String::from_utf8_lossy(&got[0].raw).contains("Like this."));
+    eventually("the delivery is recorded as delivered", || async {
+        let d = admin.ok_get(&format!("/api/v1/channels/{channel}/deliveries")).await;
+        (d[0]["state"] == "delivered").then_some(())
+    })
+    .await;
+    // Delivered means no further attempt: after another reply goes through, still one copy of the first.
+    admin.ok_post(&format!("/api/v1/conversations/{ticket}/messages"), json!({"content": "And more."}), 201).await;
+    let all = sink.wait_for(2, WAIT).await;
+    assert_eq!(all.iter().filter(|m| String::from_utf8_lossy(&m.raw).contains("Like this.")).count(), 1);
+}
+
+// covers EM-5: five connection failures in a row disable the mailbox; an admin re-enables it
+#[tokio::test]
+async fn five_connection_failures_disable_the_mailbox() {
+    if !mail_servers("five_connection_failures_disable_the_mailbox") {
+        return;
+    }
+    let mut dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@desk.test", "admin").await;
+    let body = mailbox_body(&dovecot, &sink, "pop3", dovecot.pop3_port(), "none", false);
+    let channel = admin.ok_post("/api/v1/email-channels", body, 201).await["id"].as_i64().unwrap();
+    let path = format!("/api/v1/email-channels/{channel}");
+    eventually("a first successful check", || async {
+        let c = admin.ok_get(&path).await;
+        c["health"]["last_success_at"].is_string().then_some(())
+    })
+    .await;
+
+    dovecot.stop();
+    for n in 1..=5 {
+        admin.ok_post(&format!("{path}/check"), json!({}), 202).await;
+        eventually(&format!("failure {n}"), || async {
+            let c = admin.ok_get(&path).await;
+            (c["health"]["consecutive_failures"].as_i64() == Some(n)).then_some(())
+        })
+        .await;
+    }
+    let c = admin.ok_get(&path).await;
+    assert_eq!(c["enabled"], false);
+    assert!(c["disabled_reason"].as_str().unwrap().contains("5 connection failures"), "{c}");
+    let (status, _) = admin.post(&format!("{path}/check"), json!({})).await;
+    assert_eq!(status.as_u16(), 409, "a disabled mailbox is not checked");
+
+    dovecot.start_again();
+    dovecot.deliver(&mail("jane@customer.test", "Back?", "back.1@customer.test", "", "Are you back?"));
+    let c = patch_ok(&admin, &path, json!({"enabled": true})).await;
+    assert_eq!(c["enabled"], true);
+    assert_eq!(c["disabled_reason"], Value::Null);
+    assert_eq!(c["health"]["consecutive_failures"], 0);
+    wait_tickets(&admin, channel, 1).await;
+}
+
+// covers EM-1 bad input: clear errors, nothing stored
+#[tokio::test]
+async fn bad_mailbox_settings_are_refused() {
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@desk.test", "admin").await;
+    let agent = server.agent("agent@desk.test", "agent").await;
+    let good = json!({
+        "name": "Support", "protocol": "imap", "host": "127.0.0.1", "port": 10143, "tls": "none",
+        "username": "u", "password": "p", "folder": "INBOX", "poll_interval_s": 60,
+        "smtp": {"host": "127.0.0.1", "port": 10025, "tls": "none", "from_address": "desk@example.test",
+                 "from_name": "Support", "reply_to": "desk@example.test"}
+    });
+    let cases: Vec<(&str, Value)> = vec![
+        ("protocol", json!({"protocol": "smtp"})),
+        ("tls", json!({"tls": "maybe"})),
+        ("port", json!({"port": 0})),
+        ("host", json!({"host": " "})),
+        ("poll_interval_s", json!({"poll_interval_s": 1})),
+        ("from_address", json!({"smtp": {"host": "h", "port": 25, "tls": "none", "from_address": "nope"}})),
+        ("folder", json!({"protocol": "pop3", "folder": "Archive"})),
+        ("unknown field", json!({"colour": "blue"})),
+    ];
+    for (what, change) in cases {
+        let mut body = good.clone();
+        for (k, v) in change.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (status, answer) = admin.post("/api/v1/email-channels", body).await;
+        assert_eq!(status.as_u16(), 400, "{what}: {answer}");
+        assert!(answer["message"].is_string(), "{what}: {answer}");
+    }
+    let (status, _) = agent.post("/api/v1/email-channels", good.clone()).await;
+    assert_eq!(status.as_u16(), 403, "agents cannot add mailboxes");
+    assert_eq!(admin.ok_get("/api/v1/email-channels").await.as_array().unwrap().len(), 0, "nothing was stored");
+    let created = admin.ok_post("/api/v1/email-channels", good, 201).await;
+    assert!(created["id"].as_i64().is_some());
+    assert_eq!(created["protocol"], "imap");
+    assert_eq!(created["smtp"]["password_set"], false);
+}
