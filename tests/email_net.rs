@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use mail_parser::MimeHeaders;
 
-use common::mail::{Dovecot, SinkTls, SmtpSink, closed_port, mail_servers};
+use common::mail::{Dovecot, SinkTls, SmtpSink, closed_port};
 use switchboard::channels::email::net::{
     self, Address, AfterImport, Credentials, Endpoint, MailKey, NetError, OutgoingAttachment, OutgoingMail, Protocol,
     SendError, Session, SmtpSettings, TlsMode,
@@ -65,7 +65,7 @@ async fn connect(protocol: Protocol, ep: &Endpoint, dovecot: &Dovecot) -> Sessio
 /// `pending` and leaves it on the server as \Seen.
 #[tokio::test]
 async fn imap_plain_fetch_and_mark_read() {
-    if !mail_servers("imap_plain_fetch_and_mark_read") {
+    if !common::mail::dovecot("imap_plain_fetch_and_mark_read") {
         return;
     }
     let dovecot = Dovecot::start();
@@ -100,7 +100,7 @@ async fn imap_plain_fetch_and_mark_read() {
 /// EM-1 over IMAP with STARTTLS (self-signed certificate, trusted by `tls_insecure`): ack(Delete) expunges the mail.
 #[tokio::test]
 async fn imap_starttls_fetch_and_delete() {
-    if !mail_servers("imap_starttls_fetch_and_delete") {
+    if !common::mail::dovecot("imap_starttls_fetch_and_delete") {
         return;
     }
     let dovecot = Dovecot::start();
@@ -127,7 +127,7 @@ async fn imap_starttls_fetch_and_delete() {
 /// error that says why (also for STARTTLS).
 #[tokio::test]
 async fn imaps_self_signed_certificate() {
-    if !mail_servers("imaps_self_signed_certificate") {
+    if !common::mail::dovecot("imaps_self_signed_certificate") {
         return;
     }
     let dovecot = Dovecot::start();
@@ -157,7 +157,7 @@ async fn imaps_self_signed_certificate() {
 /// Delete removes it when the session ends with QUIT.
 #[tokio::test]
 async fn pop3_plain_fetch_and_delete() {
-    if !mail_servers("pop3_plain_fetch_and_delete") {
+    if !common::mail::dovecot("pop3_plain_fetch_and_delete") {
         return;
     }
     let dovecot = Dovecot::start();
@@ -191,7 +191,7 @@ async fn pop3_plain_fetch_and_delete() {
 /// than the inbox does not exist in POP3.
 #[tokio::test]
 async fn pop3_tls_modes() {
-    if !mail_servers("pop3_tls_modes") {
+    if !common::mail::dovecot("pop3_tls_modes") {
         return;
     }
     let dovecot = Dovecot::start();
@@ -222,7 +222,7 @@ async fn pop3_tls_modes() {
 /// timeout when nothing happens; the session stays usable after both.
 #[tokio::test]
 async fn imap_idle_wakes_up_on_new_mail() {
-    if !mail_servers("imap_idle_wakes_up_on_new_mail") {
+    if !common::mail::dovecot("imap_idle_wakes_up_on_new_mail") {
         return;
     }
     let dovecot = std::sync::Arc::new(Dovecot::start());
@@ -261,7 +261,7 @@ async fn imap_idle_wakes_up_on_new_mail() {
 /// IMAP folder is reported as such and not created.
 #[tokio::test]
 async fn wrong_password_and_missing_folder() {
-    if !mail_servers("wrong_password_and_missing_folder") {
+    if !common::mail::dovecot("wrong_password_and_missing_folder") {
         return;
     }
     let dovecot = Dovecot::start();
@@ -300,7 +300,7 @@ async fn wrong_password_and_missing_folder() {
 /// EM-1/EM-5: a wrong port and a stopped server are connection errors; after the server is back, it works again.
 #[tokio::test]
 async fn connection_errors_and_server_restart() {
-    if !mail_servers("connection_errors_and_server_restart") {
+    if !common::mail::dovecot("connection_errors_and_server_restart") {
         return;
     }
     let mut dovecot = Dovecot::start();
@@ -355,7 +355,7 @@ fn smtp(port: u16, tls: TlsMode, tls_insecure: bool) -> SmtpSettings {
 /// both bodies read back as sent.
 #[tokio::test]
 async fn smtp_send_keeps_threading_headers() {
-    if !mail_servers("smtp_send_keeps_threading_headers") {
+    if !common::mail::smtp_sink("smtp_send_keeps_threading_headers") {
         return;
     }
     let sink = SmtpSink::start();
@@ -405,7 +405,7 @@ async fn smtp_send_keeps_threading_headers() {
 /// refused, as a transient error (fixing the certificate or the setting makes the retry succeed).
 #[tokio::test]
 async fn smtp_tls_modes() {
-    if !mail_servers("smtp_tls_modes") {
+    if !common::mail::smtp_sink("smtp_tls_modes") {
         return;
     }
     for (sink_tls, mode) in [(SinkTls::Starttls, TlsMode::Starttls), (SinkTls::Implicit, TlsMode::Implicit)] {
@@ -428,7 +428,7 @@ async fn smtp_tls_modes() {
 /// EO-3: with the SMTP server down, sending fails with a transient error; once it is back the same mail goes out.
 #[tokio::test]
 async fn smtp_server_down_is_transient() {
-    if !mail_servers("smtp_server_down_is_transient") {
+    if !common::mail::smtp_sink("smtp_server_down_is_transient") {
         return;
     }
     let mut sink = SmtpSink::start();

@@ -10,11 +10,11 @@
 //!
 //! Both need tools from outside the crate: `/usr/sbin/dovecot`, `openssl`, and a Python with aiosmtpd
 //! (`SWITCHBOARD_TEST_AIOSMTPD_PYTHON`, default `python3`); `scripts/test.sh` installs them (`ensure_mail_servers`).
-//! A test calls [`mail_servers`] first: without the tools it says it is skipped and returns, unless
-//! `SWITCHBOARD_REQUIRE_TOOLS=1` (then it fails).
+//! A test calls [`dovecot`], [`smtp_sink`] or [`mail_servers`] (both) first: without the tools it says it is
+//! skipped and returns, unless `SWITCHBOARD_REQUIRE_TOOLS=1` (then it fails).
 //!
 //! ```ignore
-//! if !common::mail::mail_servers("my_test") { return; }
+//! if !common::mail::dovecot("my_test") { return; }
 //! let dovecot = common::mail::Dovecot::start();
 //! dovecot.deliver(b"From: a@b.test\r\nSubject: hi\r\n\r\nbody\r\n");
 //! ```
@@ -37,31 +37,50 @@ pub fn aiosmtpd_python() -> String {
     std::env::var("SWITCHBOARD_TEST_AIOSMTPD_PYTHON").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "python3".into())
 }
 
-fn missing_tools() -> &'static [String] {
-    static MISSING: OnceLock<Vec<String>> = OnceLock::new();
+/// What a fixture needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    /// Dovecot and openssl.
+    Dovecot,
+    /// aiosmtpd (and openssl for its TLS modes).
+    SmtpSink,
+}
+
+/// The tools that are missing, each with the fixture that needs it.
+fn missing_tools() -> &'static [(Tool, String)] {
+    static MISSING: OnceLock<Vec<(Tool, String)>> = OnceLock::new();
     MISSING.get_or_init(|| {
         let mut missing = Vec::new();
         if !Path::new(DOVECOT).exists() {
-            missing.push(format!("{DOVECOT} (Debian: dovecot-imapd dovecot-pop3d)"));
+            missing.push((Tool::Dovecot, format!("{DOVECOT} (Debian: dovecot-imapd dovecot-pop3d)")));
         }
         let runs = |cmd: &str, args: &[&str]| {
             Command::new(cmd).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
         };
         if !runs("openssl", &["version"]) {
-            missing.push("openssl".into());
+            missing.push((Tool::Dovecot, "openssl".into()));
+            missing.push((Tool::SmtpSink, "openssl".into()));
         }
         let python = aiosmtpd_python();
         if !runs(&python, &["-c", "import aiosmtpd"]) {
-            missing.push(format!("aiosmtpd for {python} (PyPI; set SWITCHBOARD_TEST_AIOSMTPD_PYTHON)"));
+            missing
+                .push((Tool::SmtpSink, format!("aiosmtpd for {python} (PyPI; set SWITCHBOARD_TEST_AIOSMTPD_PYTHON)")));
         }
         missing
     })
 }
 
-/// Whether the mail servers can run here. Without them: panics under `SWITCHBOARD_REQUIRE_TOOLS=1`, else prints
-/// that `test` is skipped and returns `false`.
-pub fn mail_servers(test: &str) -> bool {
-    let missing = missing_tools();
+fn missing_for(tools: &[Tool]) -> Vec<&'static str> {
+    let mut names: Vec<&str> =
+        missing_tools().iter().filter(|(t, _)| tools.contains(t)).map(|(_, name)| name.as_str()).collect();
+    names.dedup();
+    names
+}
+
+/// Whether the fixtures in `tools` can run here. Without them: panics under `SWITCHBOARD_REQUIRE_TOOLS=1`, else
+/// prints that `test` is skipped and returns `false`.
+pub fn available(test: &str, tools: &[Tool]) -> bool {
+    let missing = missing_for(tools);
     if missing.is_empty() {
         return true;
     }
@@ -70,13 +89,28 @@ pub fn mail_servers(test: &str) -> bool {
         std::env::var("SWITCHBOARD_REQUIRE_TOOLS").is_err(),
         "{test} needs {missing} (SWITCHBOARD_REQUIRE_TOOLS is set, so it may not be skipped)"
     );
-    eprintln!("{test}: skipped — {missing} not found (scripts/test.sh installs them)");
+    eprintln!("{test}: skipped — missing {missing} (scripts/test.sh installs them)");
     false
 }
 
-fn require_tools() {
-    let missing = missing_tools();
-    assert!(missing.is_empty(), "the mail server fixture needs {} (scripts/test.sh installs them)", missing.join(", "));
+/// [`available`] for [`Dovecot`].
+pub fn dovecot(test: &str) -> bool {
+    available(test, &[Tool::Dovecot])
+}
+
+/// [`available`] for [`SmtpSink`].
+pub fn smtp_sink(test: &str) -> bool {
+    available(test, &[Tool::SmtpSink])
+}
+
+/// [`available`] for both fixtures.
+pub fn mail_servers(test: &str) -> bool {
+    available(test, &[Tool::Dovecot, Tool::SmtpSink])
+}
+
+fn require(tool: Tool) {
+    let missing = missing_for(&[tool]);
+    assert!(missing.is_empty(), "the {tool:?} fixture needs {} (scripts/test.sh installs them)", missing.join(", "));
 }
 
 /// Free loopback ports (bound together, then released).
@@ -189,7 +223,7 @@ const PASSWORD: &str = "s3cret \"pass\" word";
 impl Dovecot {
     /// Start on free loopback ports; panics (with Dovecot's log) when it does not come up.
     pub fn start() -> Dovecot {
-        require_tools();
+        require(Tool::Dovecot);
         let dir = tempfile::Builder::new().prefix("sb-dovecot-").tempdir().expect("temp dir");
         // The mail processes run as another user: they must be able to reach the maildir.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -310,6 +344,13 @@ mailbox_idle_check_interval = 1 secs
 userdb {{
   driver = static
   args = home={root}/mail/%u
+}}
+# No growing delay after failed logins from 127.0.0.1 (tests log in wrongly on purpose): without this
+# listener the auth process has no penalty table.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 service imap-login {{
   inet_listener imap {{
@@ -441,7 +482,7 @@ pub enum SinkTls {
     Implicit,
 }
 
-const SINK_HANDLER: &str = r#"# The SMTP sink's handler (tests/common/mail.rs): every mail into out_dir/new, written via out_dir/tmp.
+const SINK_HANDLER: &str = r#"# The SMTP sink's handler (tests/common/mail.rs): each mail into out_dir/new.
 import json
 import os
 import time
@@ -489,7 +530,7 @@ impl SmtpSink {
 
     /// A sink with STARTTLS or implicit TLS (self-signed certificate).
     pub fn start_with(tls: SinkTls) -> SmtpSink {
-        require_tools();
+        require(Tool::SmtpSink);
         let dir = tempfile::Builder::new().prefix("sb-smtp-sink-").tempdir().expect("temp dir");
         for sub in ["tmp", "new"] {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap();

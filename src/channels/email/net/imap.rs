@@ -1,7 +1,7 @@
-//! The IMAP client (EM-1; IDLE for EM-4) on `async-imap`: log in (after `STARTTLS` when asked), select the folder (never
-//! create it), list the unseen mails by UID, fetch one with `BODY.PEEK[]`, mark it `\Seen` or `\Deleted` + expunge
-//! (`UID EXPUNGE` when the server offers UIDPLUS, so other clients' deleted mails are left alone; plain `EXPUNGE`
-//! otherwise), IDLE until the server reports a change, log out.
+//! The IMAP client (EM-1; IDLE for EM-4) on `async-imap`: log in (after `STARTTLS` when asked), select the folder
+//! (never create it), list the unseen mails by UID, fetch one with `BODY.PEEK[]`, mark it `\Seen` or `\Deleted` +
+//! expunge (`UID EXPUNGE` when the server offers UIDPLUS, so other clients' deleted mails are left alone; plain
+//! `EXPUNGE` otherwise), IDLE until the server reports a change, log out.
 //!
 //! Keys are `"<uidvalidity>:<uid>"` ([`mail_key`]): when the server renumbers the folder (a new UIDVALIDITY) the old
 //! keys no longer match anything, and a fetch of one is [`NetError::NotFound`].
