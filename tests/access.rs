@@ -871,6 +871,10 @@ async fn agents_get_403_on_every_admin_route_and_nothing_changes() {
     let d = RoleDesk::new().await;
     let carol_web = d.srv.login("carol@example.com").await;
     let (me, other, t, ch) = (d.carol.agent_id, d.other, d.team, d.ch);
+    let mailbox = json!({"name": "Box", "protocol": "imap", "host": "127.0.0.1", "port": 9, "tls": "none",
+        "username": "u", "password": "p", "poll_interval_s": 300,
+        "smtp": {"host": "127.0.0.1", "port": 9, "tls": "none", "from_address": "box@example.com"}});
+    let mb = d.admin.ok_post("/api/v1/email-channels", mailbox, 201).await["id"].as_i64().unwrap();
     let cases = vec![
         case(Method::POST, "/api/v1/teams", Some(json!({"name": "Sneaky"}))),
         case(Method::PATCH, format!("/api/v1/teams/{t}"), Some(json!({"name": "Renamed team"}))),
@@ -894,6 +898,17 @@ async fn agents_get_403_on_every_admin_route_and_nothing_changes() {
         case(Method::DELETE, format!("/api/v1/custom-channels/{ch}"), None),
         case(Method::DELETE, format!("/api/v1/channels/{ch}"), None),
         case(Method::GET, format!("/api/v1/channels/{ch}/deliveries"), None),
+        case(
+            Method::POST,
+            "/api/v1/email-channels",
+            Some(json!({"name": "Sneaky box", "protocol": "imap", "host": "127.0.0.1", "port": 9, "tls": "none",
+                "username": "u", "password": "p", "smtp": {"host": "127.0.0.1", "port": 9, "tls": "none",
+                "from_address": "sneaky@example.com"}})),
+        ),
+        case(Method::PATCH, format!("/api/v1/email-channels/{mb}"), Some(json!({"host": "evil.example.com"}))),
+        case(Method::DELETE, format!("/api/v1/email-channels/{mb}"), None),
+        case(Method::POST, format!("/api/v1/email-channels/{mb}/check"), None),
+        case(Method::GET, format!("/api/v1/email-channels/{mb}/log"), None),
         case(Method::POST, "/api/v1/statuses", Some(json!({"key": "sneaky", "name": "Sneaky", "base": "open"}))),
         case(Method::PATCH, "/api/v1/statuses/on_hold", Some(json!({"name": "Sneaky"}))),
         case(Method::PATCH, "/api/v1/statuses/open", Some(json!({"position": 9}))),
@@ -1066,7 +1081,7 @@ fn sample_request(r: &RouteDef, ids: &Ids) -> Option<Case> {
         "customers" => ids.customer,
         "agents" => ids.agent,
         "teams" => ids.team,
-        "channels" | "custom-channels" => ids.channel,
+        "channels" | "custom-channels" | "email-channels" => ids.channel,
         "tokens" => ids.token,
         "attachments" => ids.attachment,
         _ => 1,
@@ -1107,6 +1122,13 @@ fn sample_request(r: &RouteDef, ids: &Ids) -> Option<Case> {
         ("PATCH", "/custom-channels/{id}") => Some(json!({"enabled": false})),
         ("POST", "/custom-channels/{id}/inbound") => Some(json!({"user_custom_id": "anon", "content": "hi"})),
         ("POST", "/custom-channels/{id}/secret" | "/custom-channels/{id}/deliveries/{delivery}/resend") => None,
+        ("POST", "/email-channels") => {
+            Some(json!({"name": "New box", "protocol": "imap", "host": "127.0.0.1", "port": 9,
+            "tls": "none", "username": "u", "password": "p",
+            "smtp": {"host": "127.0.0.1", "port": 9, "tls": "none", "from_address": "box@example.com"}}))
+        }
+        ("PATCH", "/email-channels/{id}") => Some(json!({"enabled": false})),
+        ("POST", "/email-channels/{id}/check") => None,
         _ => return None,
     };
     Some(case(r.method.parse().unwrap(), path, body))

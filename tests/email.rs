@@ -418,3 +418,75 @@ async fn bad_mailbox_settings_are_refused() {
     assert_eq!(created["protocol"], "imap");
     assert_eq!(created["smtp"]["password_set"], false);
 }
+
+// covers CC-12 (seed 004): the offline owner of a customer is told by mail through a mailbox's SMTP
+#[tokio::test]
+async fn an_offline_owner_is_told_by_mail() {
+    if !mail_servers("an_offline_owner_is_told_by_mail") {
+        return;
+    }
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@desk.test", "admin").await;
+    let owner = server.agent("owner@desk.test", "agent").await;
+    admin
+        .ok_post(
+            "/api/v1/email-channels",
+            mailbox_body(&dovecot, &sink, "imap", dovecot.imap_port(), "none", false),
+            201,
+        )
+        .await;
+    let routing = json!({"assign": {"mode": "owner"}});
+    let body = json!({"name": "VIP", "webhook_url": "http://127.0.0.1:9/", "type": "async", "routing": routing});
+    let ch = admin.ok_post("/api/v1/custom-channels", body, 201).await["id"].as_i64().unwrap();
+    admin.ok_put(&format!("/api/v1/agents/{}/channels", owner.agent_id), json!({"channel_ids": [ch]})).await;
+    let inbound = |text: &'static str| {
+        let admin = &admin;
+        async move {
+            let body = json!({"user_custom_id": "vip-1", "content": text, "name": "Vera Important"});
+            admin.ok_post(&format!("/api/v1/custom-channels/{ch}/inbound"), body, 201).await
+        }
+    };
+    let first = inbound("hello").await;
+    let user = first["user_id"].as_i64().unwrap();
+    patch_ok(&admin, &format!("/api/v1/customers/{user}"), json!({"owner_agent_id": owner.agent_id})).await;
+    patch_ok(&admin, &format!("/api/v1/conversations/{}", first["conversation_id"]), json!({"status": "closed"})).await;
+    let second = inbound("me again").await;
+    let got = sink.wait_for(1, WAIT).await;
+    assert_eq!(got[0].rcpt_to, vec!["owner@desk.test".to_owned()]);
+    let subject = header(&got[0].raw, "Subject").unwrap();
+    assert!(subject.contains("Vera Important"), "{subject}");
+    let text = String::from_utf8_lossy(&got[0].raw).into_owned();
+    assert!(text.contains(&format!("/tickets/{}", second["conversation_id"])), "{text}");
+}
+
+// covers invariant 4 for mailboxes: an agent sees only mailboxes they were given, never a password
+#[tokio::test]
+async fn agents_see_only_their_mailboxes_and_never_passwords() {
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@desk.test", "admin").await;
+    let alice = server.agent("alice@desk.test", "agent").await;
+    let bob = server.agent("bob@desk.test", "agent").await;
+    let body = json!({
+        "name": "Support", "protocol": "pop3", "host": "127.0.0.1", "port": 9, "tls": "none",
+        "username": "u", "password": "hunter2-secret", "poll_interval_s": 300,
+        "smtp": {"host": "127.0.0.1", "port": 9, "tls": "none", "from_address": "desk@example.test",
+                 "username": "smtp-user", "password": "smtp-secret"}
+    });
+    let id = admin.ok_post("/api/v1/email-channels", body, 201).await["id"].as_i64().unwrap();
+    admin.ok_put(&format!("/api/v1/agents/{}/channels", alice.agent_id), json!({"channel_ids": [id]})).await;
+
+    let seen = alice.ok_get(&format!("/api/v1/email-channels/{id}")).await;
+    assert_eq!(seen["name"], "Support");
+    let text = seen.to_string();
+    assert!(!text.contains("hunter2-secret") && !text.contains("smtp-secret"), "{text}");
+    assert_eq!(seen["smtp"]["password_set"], true);
+    assert_eq!(alice.ok_get("/api/v1/email-channels").await.as_array().unwrap().len(), 1);
+
+    let (status, _) = bob.get(&format!("/api/v1/email-channels/{id}")).await;
+    assert_eq!(status.as_u16(), 404, "another agent's mailbox does not exist for bob");
+    assert_eq!(bob.ok_get("/api/v1/email-channels").await.as_array().unwrap().len(), 0);
+    let (status, _) = bob.get(&format!("/api/v1/email-channels/{id}/log")).await;
+    assert_eq!(status.as_u16(), 403);
+}

@@ -34,8 +34,8 @@ pub fn start(rt: Realtime, blobs: Blobs, public_url: String, scale: f64) {
         loop {
             tick.tick().await;
             let mut due = Vec::new();
-            for route in [Route::Webhook, Route::Mail] {
-                match store::outbox::due(&rt.store, route.channel_kinds(), &["message.created"], BATCH).await {
+            for route in [Route::Webhook, Route::Mail, Route::Notify] {
+                match store::outbox::due(&rt.store, route.channel_kinds(), route.delivery_kinds(), BATCH).await {
                     Ok(items) => due.extend(items.into_iter().map(|i| (route, i))),
                     Err(e) => tracing::warn!(error = %e, "outbox: cannot read due deliveries"),
                 }
@@ -72,6 +72,8 @@ enum Route {
     Webhook,
     /// Mailboxes: SMTP (EO-1).
     Mail,
+    /// Mail to an agent (the offline owner of a new conversation's customer, CC-12), whatever the channel.
+    Notify,
 }
 
 impl Route {
@@ -79,6 +81,14 @@ impl Route {
         match self {
             Route::Webhook => &["custom"],
             Route::Mail => &["email"],
+            Route::Notify => &["custom", "email", "mattermost", "zalo"],
+        }
+    }
+
+    fn delivery_kinds(self) -> &'static [&'static str] {
+        match self {
+            Route::Webhook | Route::Mail => &["message.created"],
+            Route::Notify => &[super::routing::OWNER_OFFLINE_EMAIL],
         }
     }
 }
@@ -108,6 +118,9 @@ async fn attempt(out: &Out<'_>, route: Route, item: &OutboxItem, scale: f64) {
                 .map_err(|f| Failed { permanent: !f.transient, reason: f.reason }),
             None => Err(Failed { reason: "nothing to deliver".into(), permanent: true }),
         },
+        Route::Notify => super::email::outgoing::notify_owner(out.store, &item.payload, out.public_url)
+            .await
+            .map_err(|f| Failed { permanent: !f.transient, reason: f.reason }),
     };
     let outcome = match outcome {
         Ok(()) => Ok(()),

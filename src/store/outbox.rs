@@ -99,15 +99,18 @@ pub async fn due(
                     .filter(outbox::locked_until.is_null().or(outbox::locked_until.lt(t)))
                     .filter(channel_instances::enabled.eq(true))
                     .filter(channel_instances::kind.eq_any(kinds))
-                    .filter(outbox::kind.eq_any(delivery_kinds))
+                    .filter(outbox::kind.eq_any(&delivery_kinds))
                     .order(outbox::id)
                     .limit(limit)
                     .select(OutboxItem::as_select())
                     .load(conn)
                     .await?;
                 let conversations: Vec<i64> = candidates.iter().filter_map(|c| c.conversation_id).collect();
+                // Order holds within one stream (replies; notifications): a notification waiting for a
+                // mailbox must not hold a conversation's replies back.
                 let firsts: Vec<(Option<i64>, Option<i64>)> = outbox::table
                     .filter(outbox::state.eq("pending"))
+                    .filter(outbox::kind.eq_any(&delivery_kinds))
                     .filter(outbox::conversation_id.eq_any(&conversations))
                     .group_by(outbox::conversation_id)
                     .select((outbox::conversation_id, diesel::dsl::min(outbox::id)))

@@ -123,3 +123,53 @@ pub fn compose(
         attachments,
     })
 }
+
+/// The mail telling a customer's owner, who is offline, that a new conversation was assigned to
+/// them (CC-12, seed 004). Sent through the first enabled mailbox's SMTP settings; with none, the
+/// delivery waits (transient) until a mailbox exists, so nothing is lost.
+pub async fn notify_owner(store: &Store, payload: &str, public_url: &str) -> Result<(), SendFailure> {
+    #[derive(serde::Deserialize)]
+    struct Payload {
+        agent_id: i64,
+        conversation_id: i64,
+    }
+    let p: Payload =
+        serde_json::from_str(payload).map_err(|e| SendFailure::permanent(format!("unreadable notification: {e}")))?;
+    let load = |e: store::StoreError| SendFailure::transient(format!("cannot load the notification's data: {e}"));
+    let agent = store::agents::get(store, p.agent_id).await.map_err(load)?;
+    let row =
+        store::conversations::get(store, p.conversation_id, &crate::domain::ChannelScope::All).await.map_err(load)?;
+    let mailboxes =
+        store::channels::list(store, &crate::domain::ChannelScope::All, Some("email")).await.map_err(load)?;
+    let settings = mailboxes
+        .iter()
+        .filter(|c| c.enabled)
+        .find_map(|c| EmailSettings::of(&c.settings))
+        .ok_or_else(|| SendFailure::transient("no enabled mailbox to send notifications from"))?;
+    let c = &row.conversation;
+    let subject = if c.subject.is_empty() { format!("(no subject) {{#{}}}", c.number) } else { c.subject.clone() };
+    let mail = OutgoingMail {
+        from: Address { email: settings.smtp.from_address.clone(), name: settings.smtp.from_name.clone() },
+        to: vec![Address { email: agent.email.clone(), name: Some(agent.name.clone()) }],
+        cc: vec![],
+        reply_to: None,
+        subject: format!("New conversation from {}: {}", row.customer_name, subject),
+        message_id: threading::new_message_id(&settings.message_id_domain(), c.number as u64),
+        in_reply_to: None,
+        references: vec![],
+        text: format!(
+            "Hello {},\n\n{} wrote in while you were away, and the conversation was assigned to you as the \
+             customer's owner.\n\n{}/{}/{}\n",
+            agent.name,
+            row.customer_name,
+            public_url.trim_end_matches('/'),
+            if c.mode == "sync" { "chats" } else { "tickets" },
+            c.id
+        ),
+        html: None,
+        attachments: vec![],
+    };
+    net::send(&settings.smtp.transport(), &mail)
+        .await
+        .map_err(|e| SendFailure { transient: e.is_transient(), reason: e.to_string() })
+}
