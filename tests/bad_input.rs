@@ -347,7 +347,7 @@ struct JsonRoute {
 
 fn json_routes(d: &Desk) -> Vec<JsonRoute> {
     let (c, c2, cu, cu2, t, shop) = (d.conv, d.conv2, d.customer, d.customer2, d.team, d.shop);
-    let bob = d.bob.agent_id;
+    let (bob, inbox) = (d.bob.agent_id, d.inbox);
     let r = |method: Method,
              pattern: &'static str,
              path: String,
@@ -663,6 +663,36 @@ fn json_routes(d: &Desk) -> Vec<JsonRoute> {
             Some(json!({"user_custom_id": "walk-in"})),
             false,
         ),
+        r(
+            Method::POST,
+            "/email-channels",
+            "/api/v1/email-channels".into(),
+            json!({"name": "Box", "protocol": "imap", "host": "127.0.0.1", "port": 9, "tls": "none",
+                "username": "u", "password": "p", "smtp": {"host": "127.0.0.1", "port": 9, "tls": "none",
+                "from_address": "box@example.com"}}),
+            vec![
+                json!({"name": "Box", "protocol": "imap", "host": "127.0.0.1", "port": "993", "tls": "none",
+                    "username": "u", "password": "p", "smtp": {"host": "h", "port": 25, "tls": "none", "from_address": "a@b.c"}}),
+                json!({"name": "Box", "protocol": "imap", "host": "127.0.0.1", "port": 9, "tls": "none",
+                    "username": "u", "password": "p", "smtp": "smtp.example.com"}),
+                json!({"name": "Box", "protocol": "imap", "host": "127.0.0.1", "port": 9, "tls": true,
+                    "username": "u", "password": "p", "smtp": {"host": "h", "port": 25, "tls": "none", "from_address": "a@b.c"}}),
+                json!({"name": "Box", "protocol": "imap", "host": "127.0.0.1", "port": 70000, "tls": "none",
+                    "username": "u", "password": "p", "smtp": {"host": "h", "port": 25, "tls": "none", "from_address": "a@b.c"}}),
+            ],
+            Some(json!({"name": "Box", "protocol": "imap", "host": "127.0.0.1", "port": 9, "tls": "none",
+                "username": "u", "password": "p"})),
+            true,
+        ),
+        r(
+            Method::PATCH,
+            "/email-channels/{id}",
+            format!("/api/v1/email-channels/{inbox}"),
+            json!({"name": "Renamed"}),
+            vec![json!({"name": 5}), json!({"enabled": "no"}), json!({"port": -1}), json!({"smtp": "x"})],
+            None,
+            true,
+        ),
     ]
 }
 
@@ -683,6 +713,7 @@ async fn malformed_bodies_on_every_json_route_are_refused_and_change_nothing() {
                 "/conversations/{id}/end",
                 "/custom-channels/{id}/secret",
                 "/custom-channels/{id}/deliveries/{delivery}/resend",
+                "/email-channels/{id}/check",
             ]
             .contains(&pattern.as_str())
         {

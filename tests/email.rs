@@ -490,3 +490,75 @@ async fn agents_see_only_their_mailboxes_and_never_passwords() {
     let (status, _) = bob.get(&format!("/api/v1/email-channels/{id}/log")).await;
     assert_eq!(status.as_u16(), 403);
 }
+
+// covers EM-2 (attachments, inline images with cid: rewritten, HTML sanitised), EM-7 (plus-address → team),
+// EM-11 (an agent's forward is a ticket of the original sender), EM-13 #tech# (an agent's mail kept as a note)
+#[tokio::test]
+async fn attachments_plus_addressing_forwards_and_tech_notes() {
+    if !mail_servers("attachments_plus_addressing_forwards_and_tech_notes") {
+        return;
+    }
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@desk.test", "admin").await;
+    let team = admin.ok_post("/api/v1/teams", json!({"name": "Billing"}), 201).await["id"].as_i64().unwrap();
+    let body = mailbox_body(&dovecot, &sink, "imap", dovecot.imap_port(), "none", false);
+    let channel = admin.ok_post("/api/v1/email-channels", body, 201).await["id"].as_i64().unwrap();
+
+    let with_files = format!(
+        "Return-Path: <jane@customer.test>\r\nFrom: Jane <jane@customer.test>\r\nTo: desk+{team}-billing@example.test\r\n\
+         Subject: Invoice question\r\nMessage-ID: <att.1@customer.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"mixed\"\r\n\r\n\
+         --mixed\r\nContent-Type: multipart/related; boundary=\"rel\"\r\n\r\n\
+         --rel\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+         <p>Our logo <img src=\"cid:logo@x\" alt=\"logo\"> and <script>alert(1)</script>the invoice.</p>\r\n\
+         --rel\r\nContent-Type: image/png\r\nContent-ID: <logo@x>\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+         iVBORw0KGgo=\r\n--rel--\r\n\
+         --mixed\r\nContent-Type: application/pdf; name=\"invoice.pdf\"\r\n\
+         Content-Disposition: attachment; filename=\"invoice.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+         JVBERi0xLjQK\r\n--mixed--\r\n"
+    );
+    dovecot.deliver(with_files.as_bytes());
+    let t = wait_tickets(&admin, channel, 1).await;
+    let ticket = t[0]["id"].as_i64().unwrap();
+    let number = t[0]["number"].as_i64().unwrap();
+    assert_eq!(t[0]["team_id"].as_i64(), Some(team), "plus-address routes to the team (EM-7)");
+    let m = messages(&admin, ticket).await;
+    let files = m[0]["attachments"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let pdf = files.iter().find(|f| f["file_name"] == "invoice.pdf").expect("the PDF is kept");
+    let png = files.iter().find(|f| f["mime_type"] == "image/png").expect("the inline image is kept");
+    let html = m[0]["content_html"].as_str().unwrap();
+    assert!(html.contains(&format!("/api/v1/attachments/{}", png["id"])), "cid: rewritten: {html}");
+    assert!(!html.contains("<script") && !html.contains("alert(1)"), "sanitised: {html}");
+    let bytes =
+        admin.request(reqwest::Method::GET, &format!("/api/v1/attachments/{}", pdf["id"])).send().await.unwrap();
+    assert_eq!(bytes.bytes().await.unwrap().as_ref(), b"%PDF-1.4\n");
+
+    // An agent forwards a customer's mail: the ticket is the original sender's (EM-11).
+    dovecot.deliver(
+        "Return-Path: <admin@desk.test>\r\nFrom: Admin <admin@desk.test>\r\nTo: desk@example.test\r\n\
+          Subject: Fwd: Broken kettle\r\nMessage-ID: <fwd.2@desk.test>\r\nMIME-Version: 1.0\r\n\
+          Content-Type: text/plain; charset=utf-8\r\n\r\nPlease help this customer.\r\n\r\n\
+          ---------- Forwarded message ---------\r\nFrom: Carl Client <carl@customer.test>\r\n\
+          Date: Mon, 30 Nov 2026 09:00:00 +0000\r\nSubject: Broken kettle\r\nTo: <admin@desk.test>\r\n\r\n\
+          My kettle is broken.\r\n"
+            .as_bytes(),
+    );
+    let t = wait_tickets(&admin, channel, 2).await;
+    assert_eq!(t[1]["customer_name"], "Carl Client");
+
+    // The agent's own mail with #tech# on the first ticket is a note, and nothing is sent (EM-13).
+    dovecot.deliver(&mail(
+        "admin@desk.test",
+        &format!("Re: Invoice question {{#{number}}} #tech#"),
+        "tech.3@desk.test",
+        "",
+        "Checked the ledger: it is paid.",
+    ));
+    let m = wait_messages(&admin, ticket, 2).await;
+    assert_eq!(m[1]["direction"], "note");
+    assert_eq!(m[1]["author"]["kind"], "agent");
+    assert!(sink.received().is_empty(), "a note never leaves");
+}

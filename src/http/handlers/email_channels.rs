@@ -166,8 +166,7 @@ fn code<T: Serialize>(v: &T) -> String {
 }
 
 async fn view(state: &State, c: ChannelInstance) -> ApiResult<EmailChannelView> {
-    let s = EmailSettings::of(&c.settings)
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unreadable mailbox settings")))?;
+    let s = EmailSettings::of(&c.settings).unwrap_or_else(EmailSettings::unset);
     let h = store::email::mailbox_state(&state.store, c.id).await?;
     let after = match s.after_import() {
         crate::channels::email::net::AfterImport::Delete => "delete",
@@ -335,8 +334,8 @@ pub async fn update(
 ) -> ApiResult<web::Json<EmailChannelView>> {
     let b = body.into_inner();
     let current = mailbox(&state, *id, &ChannelScope::All).await?;
-    let mut s = EmailSettings::of(&current.settings)
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unreadable mailbox settings")))?;
+    // A mailbox made through the generic channel API has no readable settings yet: start empty.
+    let mut s = EmailSettings::of(&current.settings).unwrap_or_else(EmailSettings::unset);
     macro_rules! set {
         ($($field:ident),*) => { $( if let Some(v) = b.$field.clone() { s.$field = v; } )* };
     }
