@@ -44,6 +44,70 @@ export interface Channel {
   updated_at: string;
 }
 
+// Mailboxes (src/http/handlers/email_channels.rs): passwords are write-only, `password_set` says
+// whether one is stored.
+export type MailProtocol = 'imap' | 'pop3';
+export type TlsMode = 'implicit' | 'starttls' | 'none';
+
+export interface SmtpSettings {
+  host: string;
+  port: number;
+  tls: TlsMode;
+  tls_insecure: boolean;
+  username: string | null;
+  password_set: boolean;
+  from_address: string;
+  from_name: string | null;
+  reply_to: string | null;
+  use_from_name_for_all: boolean;
+}
+
+export interface MailboxHealth {
+  running: boolean;
+  consecutive_failures: number;
+  last_error: string | null;
+  last_checked_at: string | null;
+  last_success_at: string | null;
+  imported_total: number;
+}
+
+export interface EmailChannel {
+  id: number;
+  name: string;
+  protocol: MailProtocol;
+  host: string;
+  port: number;
+  tls: TlsMode;
+  tls_insecure: boolean;
+  username: string;
+  password_set: boolean;
+  folder: string;
+  poll_interval_s: number;
+  after_import: 'mark_read' | 'delete';
+  address: string | null;
+  accept_unknown_senders: boolean;
+  subscribe_recipients: boolean;
+  extract_forwarded_sender: boolean;
+  default_team_id: number | null;
+  enabled: boolean;
+  disabled_reason: string | null;
+  smtp: SmtpSettings;
+  health: MailboxHealth;
+  created_at: string;
+}
+
+/** Mail a mailbox received that made no ticket (EM-8, EM-12). */
+export interface MailLogEntry {
+  id: number;
+  message_id: string;
+  from_address: string;
+  subject: string;
+  outcome: 'junk' | 'rejected' | 'unparseable';
+  reason: string;
+  size_bytes: number;
+  created_at: string;
+}
+
 export interface Status {
   key: string;
   name: string;

@@ -1,12 +1,13 @@
 // Administration: agents (roles, channel access), teams, custom statuses, channel instances of
 // every kind (settings, state, delivery log) and API tokens.
 
+import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, errorText, qs } from '../api';
+import { api, ApiError, errorText, qs } from '../api';
 import { ago, full, KIND_LABEL } from '../format';
 import { app, loadReference, toast } from '../state';
 import { useStore } from '../store';
-import type { Agent, Channel, ChannelKind, Delivery, Role, Status, Team, Token } from '../types';
+import type { Agent, Channel, ChannelKind, Delivery, EmailChannel, MailLogEntry, MailProtocol, Role, Status, Team, TlsMode, Token } from '../types';
 import { Link, Modal } from '../components/common';
 
 const TABS = [
@@ -457,20 +458,12 @@ function Statuses() {
 // ---------------------------------------------------------------------------------------------
 // Channels
 
+/** Kinds configured with free-form settings; mailboxes have their own form and API (MailboxForm). */
+type GenericKind = Exclude<ChannelKind, 'email'>;
+
 /** Suggested settings per kind (the admin may add others). Secret ones are never sent back. */
-const KIND_FIELDS: Record<ChannelKind, { key: string; label: string; type?: string; secret?: boolean }[]> = {
+const KIND_FIELDS: Record<GenericKind, { key: string; label: string; type?: string; secret?: boolean }[]> = {
   custom: [{ key: 'webhook_url', label: 'Webhook URL (agent replies are POSTed here)', type: 'url' }],
-  email: [
-    { key: 'imap_host', label: 'IMAP host' },
-    { key: 'imap_port', label: 'IMAP port', type: 'number' },
-    { key: 'username', label: 'Mailbox user name' },
-    { key: 'password', label: 'Mailbox password', secret: true },
-    { key: 'smtp_host', label: 'SMTP host' },
-    { key: 'smtp_port', label: 'SMTP port', type: 'number' },
-    { key: 'from_address', label: 'From address', type: 'email' },
-    { key: 'from_name', label: 'From name' },
-    { key: 'reply_to', label: 'Reply-To', type: 'email' },
-  ],
   mattermost: [
     { key: 'server_url', label: 'Mattermost server URL', type: 'url' },
     { key: 'bot_token', label: 'Bot token', secret: true },
@@ -484,9 +477,35 @@ const KIND_FIELDS: Record<ChannelKind, { key: string; label: string; type?: stri
 };
 const MASK = '********';
 
-function ChannelForm({ channel, onClose }: { channel: Channel | null; onClose: () => void }) {
+/** The kind picker of a new channel's dialog: email switches to the mailbox form. */
+function KindField({ kind, onChange, disabled }: { kind: ChannelKind; onChange?: (k: ChannelKind) => void; disabled?: boolean }) {
+  return (
+    <label class="field">
+      <span>Kind</span>
+      <select value={kind} onChange={(e) => onChange?.(e.currentTarget.value as ChannelKind)} disabled={disabled}>
+        {(['custom', 'email', 'mattermost', 'zalo'] as ChannelKind[]).map((k) => (
+          <option key={k} value={k}>
+            {KIND_LABEL[k]}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+/** Adding a channel: the generic form, or the mailbox form when the kind is email. */
+function NewChannel({ onClose, onSaved }: { onClose: () => void; onSaved: () => void }) {
+  const [kind, setKind] = useState<ChannelKind>('custom');
+  const kindField = <KindField kind={kind} onChange={setKind} />;
+  return kind === 'email' ? (
+    <MailboxForm mailbox={null} kindField={kindField} onClose={onClose} onSaved={onSaved} />
+  ) : (
+    <ChannelForm channel={null} kind={kind} kindField={kindField} onClose={onClose} />
+  );
+}
+
+function ChannelForm({ channel, kind, kindField, onClose }: { channel: Channel | null; kind: GenericKind; kindField: ComponentChildren; onClose: () => void }) {
   const teams = useStore(app, (s) => s.teams);
-  const [kind, setKind] = useState<ChannelKind>(channel?.kind ?? 'custom');
   const [name, setName] = useState(channel?.name ?? '');
   const [mode, setMode] = useState(channel?.mode ?? 'sync');
   const [enabled, setEnabled] = useState(channel?.enabled ?? true);
@@ -550,23 +569,14 @@ function ChannelForm({ channel, onClose }: { channel: Channel | null; onClose: (
   return (
     <form class="form" onSubmit={submit}>
       <div class="grid2">
-        <label class="field">
-          <span>Kind</span>
-          <select value={kind} onChange={(e) => setKind(e.currentTarget.value as ChannelKind)} disabled={!!channel}>
-            {(['custom', 'email', 'mattermost', 'zalo'] as ChannelKind[]).map((k) => (
-              <option key={k} value={k}>
-                {KIND_LABEL[k]}
-              </option>
-            ))}
-          </select>
-        </label>
+        {kindField}
         <label class="field">
           <span>Name</span>
           <input value={name} onInput={(e) => setName(e.currentTarget.value)} required maxLength={100} />
         </label>
         <label class="field">
           <span>Type</span>
-          <select value={kind === 'custom' ? mode : kind === 'email' ? 'async' : 'sync'} onChange={(e) => setMode(e.currentTarget.value as 'sync' | 'async')} disabled={kind !== 'custom'}>
+          <select value={kind === 'custom' ? mode : 'sync'} onChange={(e) => setMode(e.currentTarget.value as 'sync' | 'async')} disabled={kind !== 'custom'}>
             <option value="sync">Chat (sync)</option>
             <option value="async">Ticket (async)</option>
           </select>
@@ -640,15 +650,691 @@ function ChannelForm({ channel, onClose }: { channel: Channel | null; onClose: (
   );
 }
 
-function Deliveries({ channel }: { channel: Channel }) {
+// ---------------------------------------------------------------------------------------------
+// Mailboxes: email channels have their own API (/api/v1/email-channels, docs/email.md) with typed
+// settings the connector reads. Passwords are write-only: the view says `password_set`.
+
+const TLS_LABEL: Record<TlsMode, string> = {
+  implicit: 'SSL/TLS (implicit)',
+  starttls: 'STARTTLS',
+  none: 'None (unencrypted)',
+};
+
+/** The usual port of IMAP, POP3 or SMTP (submission) over a TLS mode. */
+function usualPort(protocol: MailProtocol | 'smtp', tls: TlsMode): number {
+  const [implicit, plain] = protocol === 'imap' ? [993, 143] : protocol === 'pop3' ? [995, 110] : [465, 587];
+  if (tls === 'implicit') return implicit;
+  return protocol === 'smtp' && tls === 'none' ? 25 : plain;
+}
+
+/** What the protocol does with an imported mail unless told otherwise. */
+const usualAfterImport = (p: MailProtocol) => (p === 'imap' ? 'mark_read' : 'delete');
+
+interface SmtpDraft {
+  host: string;
+  port: string;
+  tls: TlsMode;
+  tls_insecure: boolean;
+  username: string;
+  password: string;
+  from_address: string;
+  from_name: string;
+  reply_to: string;
+  use_from_name_for_all: boolean;
+}
+
+interface MailboxDraft {
+  name: string;
+  protocol: MailProtocol;
+  host: string;
+  port: string;
+  tls: TlsMode;
+  tls_insecure: boolean;
+  username: string;
+  password: string;
+  folder: string;
+  poll_interval_s: string;
+  after_import: 'mark_read' | 'delete';
+  address: string;
+  accept_unknown_senders: boolean;
+  subscribe_recipients: boolean;
+  extract_forwarded_sender: boolean;
+  default_team_id: number | '';
+  enabled: boolean;
+  smtp: SmtpDraft;
+}
+
+function draftOf(m: EmailChannel | null): MailboxDraft {
+  if (!m) {
+    return {
+      name: '',
+      protocol: 'imap',
+      host: '',
+      port: '993',
+      tls: 'implicit',
+      tls_insecure: false,
+      username: '',
+      password: '',
+      folder: 'INBOX',
+      poll_interval_s: '60',
+      after_import: 'mark_read',
+      address: '',
+      accept_unknown_senders: true,
+      subscribe_recipients: true,
+      extract_forwarded_sender: true,
+      default_team_id: '',
+      enabled: true,
+      smtp: { host: '', port: '587', tls: 'starttls', tls_insecure: false, username: '', password: '', from_address: '', from_name: '', reply_to: '', use_from_name_for_all: false },
+    };
+  }
+  return {
+    name: m.name,
+    protocol: m.protocol,
+    host: m.host,
+    port: String(m.port),
+    tls: m.tls,
+    tls_insecure: m.tls_insecure,
+    username: m.username,
+    password: '',
+    folder: m.folder,
+    poll_interval_s: String(m.poll_interval_s),
+    after_import: m.after_import,
+    address: m.address ?? '',
+    accept_unknown_senders: m.accept_unknown_senders,
+    subscribe_recipients: m.subscribe_recipients,
+    extract_forwarded_sender: m.extract_forwarded_sender,
+    default_team_id: m.default_team_id ?? '',
+    enabled: m.enabled,
+    smtp: {
+      host: m.smtp.host,
+      port: String(m.smtp.port),
+      tls: m.smtp.tls,
+      tls_insecure: m.smtp.tls_insecure,
+      username: m.smtp.username ?? '',
+      password: '',
+      from_address: m.smtp.from_address,
+      from_name: m.smtp.from_name ?? '',
+      reply_to: m.smtp.reply_to ?? '',
+      use_from_name_for_all: m.smtp.use_from_name_for_all,
+    },
+  };
+}
+
+/** A draft as the API's fields (passwords apart): what is sent, and what edits are compared on. */
+function apiFields(d: MailboxDraft) {
+  const opt = (v: string) => v.trim() || null;
+  return {
+    top: {
+      name: d.name.trim(),
+      protocol: d.protocol,
+      host: d.host.trim(),
+      port: Number(d.port),
+      tls: d.tls,
+      tls_insecure: d.tls_insecure,
+      username: d.username,
+      folder: d.protocol === 'pop3' ? 'INBOX' : d.folder.trim() || 'INBOX',
+      poll_interval_s: Number(d.poll_interval_s),
+      after_import: d.after_import,
+      address: d.address.trim(),
+      accept_unknown_senders: d.accept_unknown_senders,
+      subscribe_recipients: d.subscribe_recipients,
+      extract_forwarded_sender: d.extract_forwarded_sender,
+      default_team_id: d.default_team_id === '' ? null : d.default_team_id,
+      enabled: d.enabled,
+    } as Record<string, unknown>,
+    smtp: {
+      host: d.smtp.host.trim(),
+      port: Number(d.smtp.port),
+      tls: d.smtp.tls,
+      tls_insecure: d.smtp.tls_insecure,
+      username: opt(d.smtp.username),
+      from_address: d.smtp.from_address.trim(),
+      from_name: opt(d.smtp.from_name),
+      reply_to: opt(d.smtp.reply_to),
+      use_from_name_for_all: d.smtp.use_from_name_for_all,
+    } as Record<string, unknown>,
+  };
+}
+
+/** The fields the API names in its validation messages ("smtp.host: must be …"). */
+const MAILBOX_FIELDS = new Set([
+  'name',
+  'host',
+  'port',
+  'username',
+  'password',
+  'folder',
+  'poll_interval_s',
+  'address',
+  'default_team_id',
+  'smtp.host',
+  'smtp.port',
+  'smtp.username',
+  'smtp.password',
+  'smtp.from_address',
+  'smtp.from_name',
+  'smtp.reply_to',
+]);
+
+/** A `{"error","message"}` answer about one field, as [field, problem]. */
+function fieldProblem(e: unknown): [string, string] | null {
+  if (!(e instanceof ApiError) || e.status !== 400) return null;
+  const m = /^([a-z_]+(?:\.[a-z_]+)?): ([\s\S]+)$/.exec(e.message);
+  if (!m || !MAILBOX_FIELDS.has(m[1])) return null;
+  return [m[1], m[2].charAt(0).toUpperCase() + m[2].slice(1)];
+}
+
+const fieldId = (key: string) => 'mailbox-' + key.replace(/[._]/g, '-');
+
+/** A labelled control with room for the API's complaint about it (announced, and linked to the
+ *  control by aria-describedby). */
+function MailField({ k, label, errors, children }: { k: string; label: string; errors: Record<string, string>; children: ComponentChildren }) {
+  return (
+    <div class="field">
+      <label for={fieldId(k)}>{label}</label>
+      {children}
+      {errors[k] && (
+        <div class="field-error" id={fieldId(k) + '-error'} role="alert">
+          {errors[k]}
+        </div>
+      )}
+    </div>
+  );
+}
+
+function MailboxForm({ mailbox, kindField, onClose, onSaved }: { mailbox: EmailChannel | null; kindField?: ComponentChildren; onClose: () => void; onSaved: () => void }) {
+  const teams = useStore(app, (s) => s.teams);
+  const [d, setD] = useState<MailboxDraft>(() => draftOf(mailbox));
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [error, setError] = useState('');
+  const [busy, setBusy] = useState(false);
+  const set = (patch: Partial<MailboxDraft>) => setD((x) => ({ ...x, ...patch }));
+  const setSmtp = (patch: Partial<SmtpDraft>) => setD((x) => ({ ...x, smtp: { ...x.smtp, ...patch } }));
+  /** The props that tie a control to its label and its error. */
+  const ctl = (k: string) => ({
+    id: fieldId(k),
+    'aria-invalid': errors[k] ? ('true' as const) : undefined,
+    'aria-describedby': errors[k] ? fieldId(k) + '-error' : undefined,
+  });
+
+  // Ports follow the protocol and TLS choices unless the admin typed another one.
+  const incoming = (protocol: MailProtocol, tls: TlsMode) =>
+    setD((x) => ({
+      ...x,
+      protocol,
+      tls,
+      port: x.port === '' || x.port === String(usualPort(x.protocol, x.tls)) ? String(usualPort(protocol, tls)) : x.port,
+      after_import: !mailbox && x.after_import === usualAfterImport(x.protocol) ? usualAfterImport(protocol) : x.after_import,
+      folder: protocol === 'pop3' ? 'INBOX' : x.folder,
+    }));
+  const outgoingTls = (tls: TlsMode) =>
+    setD((x) => ({
+      ...x,
+      smtp: {
+        ...x.smtp,
+        tls,
+        port: x.smtp.port === '' || x.smtp.port === String(usualPort('smtp', x.smtp.tls)) ? String(usualPort('smtp', tls)) : x.smtp.port,
+      },
+    }));
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setErrors({});
+    setError('');
+    const now = apiFields(d);
+    let body: Record<string, unknown>;
+    if (mailbox) {
+      // Only what changed; an empty password keeps the stored one.
+      const before = apiFields(draftOf(mailbox));
+      body = {};
+      for (const [k, v] of Object.entries(now.top)) if (v !== before.top[k]) body[k] = v;
+      if (d.password) body.password = d.password;
+      const smtp: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(now.smtp)) if (v !== before.smtp[k]) smtp[k] = v;
+      if (d.smtp.password) smtp.password = d.smtp.password;
+      if (Object.keys(smtp).length) body.smtp = smtp;
+      if (!Object.keys(body).length) {
+        onClose();
+        return;
+      }
+    } else {
+      body = { ...now.top, address: now.top.address || null, password: d.password, smtp: { ...now.smtp, password: d.smtp.password || null } };
+    }
+    setBusy(true);
+    try {
+      if (mailbox) await api.patch<EmailChannel>(`/email-channels/${mailbox.id}`, body);
+      else await api.post<EmailChannel>('/email-channels', body);
+      toast(mailbox ? 'Mailbox saved' : 'Mailbox connected', 'success');
+      onSaved();
+      onClose();
+    } catch (err) {
+      setBusy(false);
+      const problem = fieldProblem(err);
+      if (problem) {
+        setErrors({ [problem[0]]: problem[1] });
+        // After the re-render: take the admin to the field.
+        window.setTimeout(() => document.getElementById(fieldId(problem[0]))?.focus(), 0);
+      } else {
+        setError(errorText(err));
+      }
+    }
+  };
+
+  const pop3 = d.protocol === 'pop3';
+  return (
+    <form class="form" onSubmit={submit} data-testid="mailbox-form">
+      <div class="grid2">
+        {kindField}
+        <MailField k="name" label="Name" errors={errors}>
+          <input {...ctl('name')} value={d.name} onInput={(e) => set({ name: e.currentTarget.value })} required maxLength={100} placeholder="e.g. Support" />
+        </MailField>
+      </div>
+      <fieldset>
+        <legend>Incoming mail</legend>
+        <div class="grid2">
+          <div class="field">
+            <label for={fieldId('protocol')}>Protocol</label>
+            <select id={fieldId('protocol')} value={d.protocol} onChange={(e) => incoming(e.currentTarget.value as MailProtocol, d.tls)}>
+              <option value="imap">IMAP</option>
+              <option value="pop3">POP3</option>
+            </select>
+          </div>
+          <div class="field">
+            <label for={fieldId('tls')}>Security</label>
+            <select id={fieldId('tls')} value={d.tls} onChange={(e) => incoming(d.protocol, e.currentTarget.value as TlsMode)}>
+              {(['implicit', 'starttls', 'none'] as TlsMode[]).map((t) => (
+                <option key={t} value={t}>
+                  {TLS_LABEL[t]}
+                </option>
+              ))}
+            </select>
+          </div>
+          <MailField k="host" label="Server" errors={errors}>
+            <input {...ctl('host')} value={d.host} onInput={(e) => set({ host: e.currentTarget.value })} required maxLength={253} autocomplete="off" placeholder="imap.example.com" />
+          </MailField>
+          <MailField k="port" label="Port" errors={errors}>
+            <input {...ctl('port')} type="number" min={1} max={65535} value={d.port} onInput={(e) => set({ port: e.currentTarget.value })} required />
+          </MailField>
+          <MailField k="username" label="User name" errors={errors}>
+            <input {...ctl('username')} value={d.username} onInput={(e) => set({ username: e.currentTarget.value })} required maxLength={320} autocomplete="off" />
+          </MailField>
+          <MailField k="password" label={mailbox?.password_set ? 'Password (stored — leave empty to keep)' : 'Password'} errors={errors}>
+            <input
+              {...ctl('password')}
+              type="password"
+              autocomplete="new-password"
+              value={d.password}
+              onInput={(e) => set({ password: e.currentTarget.value })}
+              required={!mailbox?.password_set}
+              maxLength={1024}
+            />
+          </MailField>
+          <MailField k="folder" label={pop3 ? 'Folder (POP3 reads INBOX only)' : 'Folder'} errors={errors}>
+            <input {...ctl('folder')} value={pop3 ? 'INBOX' : d.folder} onInput={(e) => set({ folder: e.currentTarget.value })} disabled={pop3} maxLength={255} />
+          </MailField>
+          <MailField k="poll_interval_s" label="Check every (seconds, without IMAP IDLE)" errors={errors}>
+            <input {...ctl('poll_interval_s')} type="number" min={5} max={300} value={d.poll_interval_s} onInput={(e) => set({ poll_interval_s: e.currentTarget.value })} required />
+          </MailField>
+          <div class="field">
+            <label for={fieldId('after_import')}>After import</label>
+            <select id={fieldId('after_import')} value={d.after_import} onChange={(e) => set({ after_import: e.currentTarget.value as MailboxDraft['after_import'] })}>
+              <option value="mark_read">{pop3 ? 'Leave on the server (remembered)' : 'Mark as read'}</option>
+              <option value="delete">Delete from the server</option>
+            </select>
+          </div>
+          <MailField k="address" label="Receiving address (default: the From address)" errors={errors}>
+            <input {...ctl('address')} type="email" value={d.address} onInput={(e) => set({ address: e.currentTarget.value })} autocomplete="off" />
+          </MailField>
+        </div>
+        <label class="check">
+          <input type="checkbox" checked={d.tls_insecure} onChange={(e) => set({ tls_insecure: e.currentTarget.checked })} /> Accept a self-signed certificate
+        </label>
+      </fieldset>
+      <fieldset>
+        <legend>Outgoing mail (SMTP)</legend>
+        <div class="grid2">
+          <MailField k="smtp.host" label="Server" errors={errors}>
+            <input {...ctl('smtp.host')} value={d.smtp.host} onInput={(e) => setSmtp({ host: e.currentTarget.value })} required maxLength={253} autocomplete="off" placeholder="smtp.example.com" />
+          </MailField>
+          <MailField k="smtp.port" label="Port" errors={errors}>
+            <input {...ctl('smtp.port')} type="number" min={1} max={65535} value={d.smtp.port} onInput={(e) => setSmtp({ port: e.currentTarget.value })} required />
+          </MailField>
+          <div class="field">
+            <label for={fieldId('smtp.tls')}>Security</label>
+            <select id={fieldId('smtp.tls')} value={d.smtp.tls} onChange={(e) => outgoingTls(e.currentTarget.value as TlsMode)}>
+              {(['starttls', 'implicit', 'none'] as TlsMode[]).map((t) => (
+                <option key={t} value={t}>
+                  {TLS_LABEL[t]}
+                </option>
+              ))}
+            </select>
+          </div>
+          <MailField k="smtp.username" label="User name (empty: no login)" errors={errors}>
+            <input {...ctl('smtp.username')} value={d.smtp.username} onInput={(e) => setSmtp({ username: e.currentTarget.value })} maxLength={320} autocomplete="off" />
+          </MailField>
+          <MailField k="smtp.password" label={mailbox?.smtp.password_set ? 'Password (stored — leave empty to keep)' : 'Password'} errors={errors}>
+            <input {...ctl('smtp.password')} type="password" autocomplete="new-password" value={d.smtp.password} onInput={(e) => setSmtp({ password: e.currentTarget.value })} maxLength={1024} />
+          </MailField>
+          <MailField k="smtp.from_address" label="From address" errors={errors}>
+            <input {...ctl('smtp.from_address')} type="email" value={d.smtp.from_address} onInput={(e) => setSmtp({ from_address: e.currentTarget.value })} required autocomplete="off" placeholder="support@example.com" />
+          </MailField>
+          <MailField k="smtp.from_name" label="From name" errors={errors}>
+            <input {...ctl('smtp.from_name')} value={d.smtp.from_name} onInput={(e) => setSmtp({ from_name: e.currentTarget.value })} maxLength={200} placeholder="Example Support" />
+          </MailField>
+          <MailField k="smtp.reply_to" label="Reply-To" errors={errors}>
+            <input {...ctl('smtp.reply_to')} type="email" value={d.smtp.reply_to} onInput={(e) => setSmtp({ reply_to: e.currentTarget.value })} autocomplete="off" />
+          </MailField>
+        </div>
+        <label class="check">
+          <input type="checkbox" checked={d.smtp.tls_insecure} onChange={(e) => setSmtp({ tls_insecure: e.currentTarget.checked })} /> Accept a self-signed certificate
+        </label>
+        <label class="check">
+          <input type="checkbox" checked={d.smtp.use_from_name_for_all} onChange={(e) => setSmtp({ use_from_name_for_all: e.currentTarget.checked })} /> Sign every reply with the From name
+          (not the agent's name)
+        </label>
+      </fieldset>
+      <fieldset>
+        <legend>Handling</legend>
+        <div class="grid2">
+          <MailField k="default_team_id" label="Team of new tickets" errors={errors}>
+            <select {...ctl('default_team_id')} value={d.default_team_id} onChange={(e) => set({ default_team_id: e.currentTarget.value ? Number(e.currentTarget.value) : '' })}>
+              <option value="">None</option>
+              {teams.map((t) => (
+                <option key={t.id} value={t.id}>
+                  {t.name}
+                </option>
+              ))}
+            </select>
+          </MailField>
+        </div>
+        <label class="check">
+          <input type="checkbox" checked={d.accept_unknown_senders} onChange={(e) => set({ accept_unknown_senders: e.currentTarget.checked })} /> Accept mail from unknown senders (else it
+          is rejected and logged)
+        </label>
+        <label class="check">
+          <input type="checkbox" checked={d.subscribe_recipients} onChange={(e) => set({ subscribe_recipients: e.currentTarget.checked })} /> Copy the first mail's To and Cc on replies
+        </label>
+        <label class="check">
+          <input type="checkbox" checked={d.extract_forwarded_sender} onChange={(e) => set({ extract_forwarded_sender: e.currentTarget.checked })} /> A mail an agent forwards is a ticket
+          of the original sender
+        </label>
+        <label class="check">
+          <input type="checkbox" checked={d.enabled} onChange={(e) => set({ enabled: e.currentTarget.checked })} /> Enabled (check the mailbox)
+        </label>
+      </fieldset>
+      <FormError error={error} />
+      <div class="modal-actions">
+        <button type="button" class="btn" onClick={onClose}>
+          Cancel
+        </button>
+        <button type="submit" class="btn primary" disabled={busy}>
+          {mailbox ? 'Save' : 'Connect mailbox'}
+        </button>
+      </div>
+    </form>
+  );
+}
+
+/** "5m ago", "just now", "Mar 4". */
+function since(iso: string): string {
+  const a = ago(iso);
+  return a === 'now' ? 'just now' : /^\d+[mh]$/.test(a) ? a + ' ago' : a;
+}
+
+function MailboxHealthCell({ m }: { m: EmailChannel }) {
+  const h = m.health;
+  const failures = h.consecutive_failures;
+  return (
+    <div class="mailbox-health small" data-testid="mailbox-health" data-failures={failures}>
+      {failures > 0 ? (
+        <span class="pill delivery-failed">
+          {failures} failed {failures === 1 ? 'check' : 'checks'} in a row
+        </span>
+      ) : h.last_success_at ? (
+        <span class="pill delivery-delivered">connected</span>
+      ) : (
+        <span class="pill delivery-pending">not checked yet</span>
+      )}
+      <div>
+        Last success:{' '}
+        {h.last_success_at ? (
+          <time dateTime={h.last_success_at} title={full(h.last_success_at)}>
+            {since(h.last_success_at)}
+          </time>
+        ) : (
+          'never'
+        )}
+      </div>
+      <div>Imported: {h.imported_total}</div>
+      {h.last_error && <div class="form-error inline">Last error: {h.last_error}</div>}
+    </div>
+  );
+}
+
+function MailLog({ mailbox }: { mailbox: EmailChannel }) {
+  const [rows, setRows] = useState<MailLogEntry[] | null>(null);
+  const [error, setError] = useState('');
+  useEffect(() => {
+    api
+      .get<MailLogEntry[]>(`/email-channels/${mailbox.id}/log`)
+      .then(setRows)
+      .catch((e) => setError(errorText(e)));
+  }, [mailbox.id]);
+  if (error) return <FormError error={error} />;
+  if (!rows) return <p class="muted">Loading the mail log…</p>;
+  if (!rows.length) return <p class="muted">No mail was set aside: every mail this mailbox received made a ticket.</p>;
+  return (
+    <table class="data small" data-testid="mail-log">
+      <thead>
+        <tr>
+          <th scope="col">When</th>
+          <th scope="col">From</th>
+          <th scope="col">Subject</th>
+          <th scope="col">Outcome</th>
+          <th scope="col">Reason</th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map((r) => (
+          <tr key={r.id}>
+            <td>
+              <time dateTime={r.created_at} title={full(r.created_at)}>
+                {ago(r.created_at)}
+              </time>
+            </td>
+            <td>{r.from_address || <span class="muted">—</span>}</td>
+            <td>{r.subject || <span class="muted">(no subject)</span>}</td>
+            <td>
+              <span class={'pill ' + (r.outcome === 'junk' ? 'status-closed' : 'delivery-failed')}>{r.outcome}</span>
+            </td>
+            <td class="small">{r.reason}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+/** The email group of the channel list: each mailbox with its state, health and actions. */
+function Mailboxes({ channels, onChanged }: { channels: Channel[]; onChanged: () => void }) {
+  const [mailboxes, setMailboxes] = useState<EmailChannel[] | null>(null);
+  const [loadError, setLoadError] = useState('');
+  const [editing, setEditing] = useState<EmailChannel | null>(null);
+  const [log, setLog] = useState<EmailChannel | null>(null);
+  const [deliveries, setDeliveries] = useState<EmailChannel | null>(null);
+  const [notes, setNotes] = useState<Record<number, { text: string; error: boolean }>>({});
+  const reload = async () => {
+    try {
+      setMailboxes(await api.get<EmailChannel[]>('/email-channels'));
+      setLoadError('');
+    } catch (e) {
+      setLoadError(errorText(e));
+    }
+  };
+  // The list follows the channels in the store (added, deleted), and health changes by itself.
+  const ids = channels.map((c) => c.id + ':' + c.enabled).join(',');
+  useEffect(() => {
+    reload();
+  }, [ids]);
+  useEffect(() => {
+    const t = window.setInterval(reload, 10_000);
+    return () => window.clearInterval(t);
+  }, []);
+  const note = (id: number, text: string, error = false) => setNotes((n) => ({ ...n, [id]: { text, error } }));
+  const saved = () => {
+    onChanged();
+    reload();
+  };
+  const enable = async (m: EmailChannel) => {
+    try {
+      await api.patch(`/email-channels/${m.id}`, { enabled: true });
+      note(m.id, 'Enabled again: checking the mailbox.');
+      saved();
+    } catch (e) {
+      note(m.id, errorText(e), true);
+    }
+  };
+  const check = async (m: EmailChannel) => {
+    try {
+      await api.post(`/email-channels/${m.id}/check`);
+      note(m.id, 'Checking the mailbox now…');
+      window.setTimeout(reload, 1500);
+    } catch (e) {
+      note(m.id, errorText(e), true);
+    }
+  };
+  const remove = async (m: EmailChannel) => {
+    if (!confirm(`Delete the mailbox ${m.name} and its tickets? Mail on the server is left alone.`)) return;
+    try {
+      await api.del(`/email-channels/${m.id}`);
+      saved();
+    } catch (e) {
+      toast(errorText(e), 'error');
+    }
+  };
+  if (loadError && !mailboxes) {
+    // Without the mailbox view (e.g. a channel whose settings the connector cannot read), the
+    // channel list still allows deleting what is there.
+    return (
+      <>
+        <FormError error={`The mailboxes cannot be loaded: ${loadError}`} />
+        {channels.map((c) => (
+          <div key={c.id} class="row">
+            <span>{c.name}</span>
+            <button
+              type="button"
+              class="btn small danger-outline"
+              onClick={async () => {
+                if (!confirm(`Delete the channel ${c.name} and its tickets?`)) return;
+                try {
+                  await api.del(`/channels/${c.id}`);
+                  saved();
+                } catch (e) {
+                  toast(errorText(e), 'error');
+                }
+              }}
+            >
+              Delete {c.name}
+            </button>
+          </div>
+        ))}
+      </>
+    );
+  }
+  if (!mailboxes) return <p class="muted small">Loading the mailboxes…</p>;
+  if (!mailboxes.length) return <p class="muted small">None.</p>;
+  return (
+    <>
+      <table class="data" data-testid="mailboxes">
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Mailbox</th>
+            <th scope="col">State</th>
+            <th scope="col">Health</th>
+            <th scope="col">
+              <span class="sr-only">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {mailboxes.map((m) => (
+            <tr key={m.id} data-testid="mailbox-row" data-channel-id={m.id}>
+              <td>{m.name}</td>
+              <td class="small">
+                <div>
+                  {m.protocol.toUpperCase()} {m.host}:{m.port}
+                </div>
+                <div class="muted">{m.address ?? m.smtp.from_address}</div>
+              </td>
+              <td>
+                {m.enabled ? <span class="pill status-open">enabled</span> : <span class="pill status-closed">disabled</span>}
+                {m.disabled_reason && <div class="form-error inline">{m.disabled_reason}</div>}
+                {!m.enabled && (
+                  <button type="button" class="btn small" onClick={() => enable(m)}>
+                    Enable again
+                  </button>
+                )}
+              </td>
+              <td>
+                <MailboxHealthCell m={m} />
+                {notes[m.id] && (
+                  <p class={notes[m.id].error ? 'form-error inline' : 'muted small'} role={notes[m.id].error ? 'alert' : 'status'}>
+                    {notes[m.id].text}
+                  </p>
+                )}
+              </td>
+              <td class="actions">
+                <button type="button" class="btn small" onClick={() => setEditing(m)}>
+                  Settings
+                </button>
+                <button type="button" class="btn small" onClick={() => check(m)}>
+                  Check now
+                </button>
+                <button type="button" class="btn small" onClick={() => setLog(m)}>
+                  Mail log
+                </button>
+                <button type="button" class="btn small" onClick={() => setDeliveries(m)}>
+                  Delivery log
+                </button>
+                <button type="button" class="btn small danger-outline" onClick={() => remove(m)}>
+                  Delete
+                </button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {loadError && <FormError error={`The mailboxes cannot be refreshed: ${loadError}`} />}
+      {editing && (
+        <Modal title={`${editing.name} — mailbox settings`} onClose={() => setEditing(null)} wide>
+          <MailboxForm mailbox={editing} onClose={() => setEditing(null)} onSaved={saved} />
+        </Modal>
+      )}
+      {log && (
+        <Modal title={`${log.name} — mail log`} onClose={() => setLog(null)} wide>
+          <p class="muted small">Mail that made no ticket: junk (bounces, autoreplies, lists, loops), rejected senders and unreadable mail.</p>
+          <MailLog mailbox={log} />
+        </Modal>
+      )}
+      {deliveries && (
+        <Modal title={`${deliveries.name} — delivery log`} onClose={() => setDeliveries(null)} wide>
+          <Deliveries channelId={deliveries.id} />
+        </Modal>
+      )}
+    </>
+  );
+}
+
+function Deliveries({ channelId }: { channelId: number }) {
   const [rows, setRows] = useState<Delivery[] | null>(null);
   const [error, setError] = useState('');
   useEffect(() => {
     api
-      .get<Delivery[]>(`/channels/${channel.id}/deliveries`)
+      .get<Delivery[]>(`/channels/${channelId}/deliveries`)
       .then(setRows)
       .catch((e) => setError(errorText(e)));
-  }, [channel.id]);
+  }, [channelId]);
   if (error) return <FormError error={error} />;
   if (!rows) return <p class="muted">Loading the delivery log…</p>;
   if (!rows.length) return <p class="muted">Nothing was sent through this channel yet.</p>;
@@ -693,7 +1379,10 @@ function Channels() {
       toast(errorText(e), 'error');
     }
   };
-  const kinds: ChannelKind[] = ['email', 'mattermost', 'zalo', 'custom'];
+  const kinds: GenericKind[] = ['mattermost', 'zalo', 'custom'];
+  const reload = () => {
+    loadReference().catch((e) => toast(errorText(e), 'error'));
+  };
   return (
     <section>
       <div class="section-head">
@@ -701,6 +1390,10 @@ function Channels() {
         <button type="button" class="btn primary" onClick={() => setEditing('new')}>
           Add channel
         </button>
+      </div>
+      <div class="kind-group">
+        <h3>{KIND_LABEL.email}</h3>
+        <Mailboxes channels={channels.filter((c) => c.kind === 'email')} onChanged={reload} />
       </div>
       {kinds.map((k) => {
         const list = channels.filter((c) => c.kind === k);
@@ -753,12 +1446,16 @@ function Channels() {
       })}
       {editing && (
         <Modal title={editing === 'new' ? 'Add a channel' : `${editing.name} — settings`} onClose={() => setEditing(null)} wide>
-          <ChannelForm channel={editing === 'new' ? null : editing} onClose={() => setEditing(null)} />
+          {editing === 'new' ? (
+            <NewChannel onClose={() => setEditing(null)} onSaved={reload} />
+          ) : (
+            <ChannelForm channel={editing} kind={editing.kind as GenericKind} kindField={<KindField kind={editing.kind} disabled />} onClose={() => setEditing(null)} />
+          )}
         </Modal>
       )}
       {log && (
         <Modal title={`${log.name} — delivery log`} onClose={() => setLog(null)} wide>
-          <Deliveries channel={log} />
+          <Deliveries channelId={log.id} />
         </Modal>
       )}
     </section>
