@@ -1,0 +1,2 @@
+DROP INDEX customer_identities_by_channel;
+DROP INDEX customer_identities_by_value;
