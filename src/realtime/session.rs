@@ -31,6 +31,8 @@ pub const MARKER_TTL: Duration = Duration::from_secs(8);
 pub const REPLYING_TTL: Duration = Duration::from_secs(6);
 /// Server pings; a client silent for [`CLIENT_TIMEOUT`] is gone.
 const PING_EVERY: Duration = Duration::from_secs(15);
+/// Pings ride the marker refresh timer: every this many refreshes.
+const PINGS_EVERY: u32 = (PING_EVERY.as_millis() / MARKER_REFRESH.as_millis()) as u32;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(40);
 /// Most events one resume replays; further behind, the client is told to reload.
 const MAX_REPLAY: usize = 5_000;
@@ -90,6 +92,10 @@ struct Session {
 }
 
 /// Run a socket until it closes. `resume` is the `?cursor=` of the upgrade request, if any.
+///
+/// An idle socket's memory is mostly this future, so what only the start needs (the snapshot,
+/// the hello, a resume) and what only a client frame needs (store reads) runs in boxed futures
+/// that are freed once done, instead of widening the state every idle socket keeps.
 pub async fn run(
     rt: Realtime,
     principal: Principal,
@@ -98,7 +104,6 @@ pub async fn run(
     resume: Option<Cursor>,
 ) {
     let mut frames = rt.hub.subscribe();
-    let snapshot = rt.hub.snapshot();
     let socket = format!("{}-{}", rt.node_id, uuid::Uuid::new_v4().simple());
     metrics::gauge!("switchboard_sockets").increment(1);
     let mut s = Session {
@@ -106,35 +111,14 @@ pub async fn run(
         principal,
         socket,
         ws,
-        cursor: snapshot.cursor.clone(),
+        cursor: Cursor::at(0),
         sent: Cursor::at(0),
         status: PresenceStatus::Online,
         viewing: HashMap::new(),
         replying: HashMap::new(),
         channels: HashMap::new(),
     };
-    let presence: Vec<_> = snapshot
-        .presence
-        .iter()
-        .map(|(who, status)| json!({"agent_id": who.agent_id, "name": who.name, "status": status}))
-        .collect();
-    let hello = json!({
-        "type": "hello",
-        "agent_id": s.principal.agent_id,
-        "socket": s.socket,
-        "cursor": s.cursor.encode(),
-        "presence": presence,
-    });
-    let mut open = s.send(hello.to_string()).await;
-    for frame in &snapshot.collisions {
-        if open && let Some(text) = s.render(frame) {
-            open = s.send(text).await;
-        }
-    }
-    s.publish_markers();
-    if open && let Some(cursor) = resume {
-        open = s.resume(cursor).await;
-    }
+    let open = Box::pin(s.greet(resume)).await;
     if open {
         s.serve(&mut frames, stream).await;
     }
@@ -143,6 +127,37 @@ pub async fn run(
 }
 
 impl Session {
+    /// The hello (taken after subscribing: anything delivered in between is in both, and the
+    /// cursor drops the duplicate), current collisions, this socket's markers, then the replay
+    /// of `resume`. False when the socket closed.
+    async fn greet(&mut self, resume: Option<Cursor>) -> bool {
+        let snapshot = self.rt.hub.snapshot();
+        self.cursor = snapshot.cursor;
+        let presence: Vec<_> = snapshot
+            .presence
+            .iter()
+            .map(|(who, status)| json!({"agent_id": who.agent_id, "name": who.name, "status": status}))
+            .collect();
+        let hello = json!({
+            "type": "hello",
+            "agent_id": self.principal.agent_id,
+            "socket": self.socket,
+            "cursor": self.cursor.encode(),
+            "presence": presence,
+        });
+        let mut open = self.send(hello.to_string()).await;
+        for frame in &snapshot.collisions {
+            if open && let Some(text) = self.render(frame) {
+                open = self.send(text).await;
+            }
+        }
+        self.publish_markers();
+        if open && let Some(cursor) = resume {
+            open = self.resume(cursor).await;
+        }
+        open
+    }
+
     async fn send(&mut self, text: String) -> bool {
         self.ws.text(text).await.is_ok()
     }
@@ -153,10 +168,10 @@ impl Session {
         stream: actix_ws::MessageStream,
     ) {
         let mut stream = stream.max_frame_size(64 * 1024).aggregate_continuations().max_continuation_size(64 * 1024);
-        let mut refresh = tokio::time::interval(MARKER_REFRESH);
-        refresh.reset();
-        let mut ping = tokio::time::interval(PING_EVERY);
-        ping.reset();
+        // One timer per socket: markers every tick, a ping every PINGS_EVERY ticks.
+        let mut tick = tokio::time::interval(MARKER_REFRESH);
+        tick.reset();
+        let mut until_ping = PINGS_EVERY;
         let mut last_heard = Instant::now();
         loop {
             tokio::select! {
@@ -164,7 +179,7 @@ impl Session {
                     last_heard = Instant::now();
                     match incoming {
                         Some(Ok(actix_ws::AggregatedMessage::Text(text))) => {
-                            if !self.client_frame(&text).await {
+                            if !Box::pin(self.client_frame(&text)).await {
                                 return;
                             }
                         }
@@ -184,7 +199,7 @@ impl Session {
                 }
                 frame = frames.recv() => match frame {
                     Ok(frame) if matches!(&*frame, Frame::Access { agent_id } if *agent_id == self.principal.agent_id) => {
-                        self.reload_scope().await;
+                        Box::pin(self.reload_scope()).await;
                     }
                     Ok(frame) => {
                         if let Some(text) = self.render(&frame)
@@ -206,22 +221,24 @@ impl Session {
                     }
                     Err(RecvError::Closed) => return,
                 },
-                _ = refresh.tick() => {
+                _ = tick.tick() => {
                     let now = Instant::now();
                     let lapsed: Vec<i64> = self.replying.iter().filter(|(_, (_, until))| *until <= now).map(|(c, _)| *c).collect();
                     for c in lapsed {
                         self.set_replying(c, false);
                     }
                     self.publish_markers();
-                }
-                _ = ping.tick() => {
-                    if last_heard.elapsed() > CLIENT_TIMEOUT {
-                        let ws = self.ws.clone();
-                        let _ = ws.close(Some(CloseReason { code: CloseCode::Away, description: Some("no answer to pings".into()) })).await;
-                        return;
-                    }
-                    if self.ws.ping(b"").await.is_err() {
-                        return;
+                    until_ping -= 1;
+                    if until_ping == 0 {
+                        until_ping = PINGS_EVERY;
+                        if last_heard.elapsed() > CLIENT_TIMEOUT {
+                            let ws = self.ws.clone();
+                            let _ = ws.close(Some(CloseReason { code: CloseCode::Away, description: Some("no answer to pings".into()) })).await;
+                            return;
+                        }
+                        if self.ws.ping(b"").await.is_err() {
+                            return;
+                        }
                     }
                 }
             }
