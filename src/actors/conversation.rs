@@ -14,6 +14,8 @@ use crate::store::{StoreError, StoreResult};
 
 /// An actor with nothing to do for this long (and no timer pending) stops.
 pub const IDLE: Duration = Duration::from_secs(300);
+/// How often the registry asks its actors whether they are idle (one timer per arbiter thread).
+pub const SWEEP: Duration = Duration::from_secs(30);
 
 pub struct ConversationActor {
     id: i64,
@@ -79,15 +81,24 @@ impl Actor for ConversationActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(64);
-        ctx.run_interval(Duration::from_secs(30), |act, ctx| {
-            if act.timer.is_none() && act.last_used.elapsed() >= IDLE {
-                ctx.stop();
-            }
-        });
     }
 
     fn stopped(&mut self, ctx: &mut Context<Self>) {
         self.rt.registry().forget(self.id, &ctx.address());
+    }
+}
+
+/// Stop if idle for [`IDLE`] with no timer pending (sent by the registry's sweep every [`SWEEP`]).
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct StopIfIdle;
+
+impl Handler<StopIfIdle> for ConversationActor {
+    type Result = ();
+    fn handle(&mut self, _: StopIfIdle, ctx: &mut Context<Self>) {
+        if self.timer.is_none() && self.last_used.elapsed() >= IDLE {
+            ctx.stop();
+        }
     }
 }
 

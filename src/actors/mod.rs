@@ -23,12 +23,13 @@ use self::conversation::ConversationActor;
 use crate::realtime::Realtime;
 
 pub struct Registry {
-    actors: DashMap<i64, Addr<ConversationActor>>,
+    actors: Arc<DashMap<i64, Addr<ConversationActor>>>,
     arbiters: Vec<ArbiterHandle>,
 }
 
 impl Registry {
-    /// Start `threads` arbiter threads to host the actors.
+    /// Start `threads` arbiter threads to host the actors, each with one idle sweep over its own
+    /// actors every [`conversation::SWEEP`] (one timer per thread rather than one per actor).
     pub fn new(threads: usize) -> anyhow::Result<Self> {
         let mut arbiters = Vec::new();
         for i in 0..threads.max(1) {
@@ -42,7 +43,31 @@ impl Registry {
             })?;
             arbiters.push(rx.recv()?);
         }
-        Ok(Self { actors: DashMap::new(), arbiters })
+        let actors: Arc<DashMap<i64, Addr<ConversationActor>>> = Arc::new(DashMap::new());
+        let n = arbiters.len();
+        for (i, arbiter) in arbiters.iter().enumerate() {
+            let actors = actors.clone();
+            arbiter.spawn(async move {
+                let mut tick = tokio::time::interval(conversation::SWEEP);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    // Collected first: the actors' `stopped` removes them from the map.
+                    let mine: Vec<Addr<ConversationActor>> =
+                        actors.iter().filter(|e| Self::slot(*e.key(), n) == i).map(|e| e.value().clone()).collect();
+                    for addr in mine {
+                        addr.do_send(conversation::StopIfIdle);
+                    }
+                }
+            });
+        }
+        Ok(Self { actors, arbiters })
+    }
+
+    /// The arbiter of a conversation.
+    fn slot(conversation_id: i64, arbiters: usize) -> usize {
+        (conversation_id as usize) % arbiters
     }
 
     /// The actor of `conversation_id`, started if needed.
@@ -52,7 +77,7 @@ impl Registry {
         {
             return addr.clone();
         }
-        let arbiter = &self.arbiters[(conversation_id as usize) % self.arbiters.len()];
+        let arbiter = &self.arbiters[Self::slot(conversation_id, self.arbiters.len())];
         let rt = rt.clone();
         let addr = ConversationActor::start_in_arbiter(arbiter, move |_| ConversationActor::new(conversation_id, rt));
         self.actors.insert(conversation_id, addr.clone());
