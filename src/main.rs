@@ -13,6 +13,13 @@ use switchboard::server::{self, StartOptions};
 use switchboard::store::{self, audit::Actor};
 use switchboard::{auth, http, telemetry};
 
+/// jemalloc rather than glibc malloc: the server keeps many small long-lived allocations per
+/// socket and per conversation actor, made on several threads; glibc's per-thread arenas leave
+/// them fragmented (ARCHITECTURE.md, dependencies, for the measurements).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "switchboard", version, about = "Omnichannel help desk server")]
 struct Cli {
