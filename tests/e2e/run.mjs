@@ -4,7 +4,8 @@
 // for both; agent A opens it and B sees "A is viewing"; A types and B sees "A is writing a
 // reply"; A replies (quoting the customer, with a dropped attachment) and ends the chat; the chat
 // moves to the ticket list; B goes offline and A sees it; the server restarts while messages
-// arrive, and both reconnect and resume with nothing missed and nothing twice. Screenshots of
+// arrive, and both reconnect and resume with nothing missed and nothing twice. An admin connects
+// a mailbox through the Channels form and follows its health and mail log. Screenshots of
 // the main screens go to test-artifacts/screenshots/.
 //
 // Needs: the release binary (cargo build --release) with web/dist embedded, and /usr/bin/chromium.
@@ -365,6 +366,132 @@ t.step('the ticket list filters, and the admin screens render', async () => {
   await screen(admin.page, '15-admin-edit-agent');
   await admin.page.keyboard.press('Escape');
   await admin.page.getByRole('dialog').waitFor({ state: 'detached' });
+  await admin.context.close();
+});
+
+t.step('an admin adds a mailbox in Administration → Channels; it is listed with its health, its mail log is empty, the API has it (#5)', async () => {
+  const admin = await signedIn(s.browser, srv.webUrl, 'admin@example.test', PASSWORD.admin);
+  const page = admin.page;
+  await page.goto('/admin/agents');
+  await page.getByRole('navigation', { name: 'Administration' }).getByRole('link', { name: 'Channels' }).click();
+  await page.getByRole('heading', { name: 'Channels', exact: true }).waitFor();
+  await page.getByRole('button', { name: 'Add channel' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Add a channel' });
+  await dialog.getByLabel('Kind').selectOption('email');
+  const form = dialog.getByTestId('mailbox-form');
+  const incoming = form.getByRole('group', { name: 'Incoming mail' });
+  const outgoing = form.getByRole('group', { name: 'Outgoing mail (SMTP)' });
+  const handling = form.getByRole('group', { name: 'Handling' });
+  const value = async (loc, want, what) => {
+    const got = await loc.inputValue();
+    if (got !== want) throw new Error(`${what}: ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+  };
+  // The defaults (IMAP on 993 with implicit TLS, SMTP on 587 with STARTTLS, a check a minute),
+  // and ports that follow the protocol and security choices.
+  await value(incoming.getByLabel('Protocol', { exact: true }), 'imap', 'protocol');
+  await value(incoming.getByLabel('Security', { exact: true }), 'implicit', 'incoming security');
+  await value(incoming.getByLabel('Port', { exact: true }), '993', 'incoming port');
+  await value(incoming.getByLabel(/^Check every/), '60', 'poll interval');
+  await value(outgoing.getByLabel('Security', { exact: true }), 'starttls', 'outgoing security');
+  await value(outgoing.getByLabel('Port', { exact: true }), '587', 'outgoing port');
+  await incoming.getByLabel('Protocol', { exact: true }).selectOption('pop3');
+  await value(incoming.getByLabel('Port', { exact: true }), '995', 'POP3S port');
+  await incoming.getByLabel('Protocol', { exact: true }).selectOption('imap');
+  await incoming.getByLabel('Security', { exact: true }).selectOption('starttls');
+  await value(incoming.getByLabel('Port', { exact: true }), '143', 'IMAP STARTTLS port');
+  await outgoing.getByLabel('Security', { exact: true }).selectOption('implicit');
+  await value(outgoing.getByLabel('Port', { exact: true }), '465', 'SMTPS port');
+  await outgoing.getByLabel('Security', { exact: true }).selectOption('starttls');
+
+  await form.getByLabel('Name', { exact: true }).fill('Support mailbox');
+  await incoming.getByLabel('Server', { exact: true }).fill('imap example'); // a space: the server names the field it refuses
+  await incoming.getByLabel('Port', { exact: true }).fill('9'); // nothing listens there: the connection fails, as it should
+  await incoming.getByLabel('User name', { exact: true }).fill('support@example.test');
+  await incoming.getByLabel('Password', { exact: true }).fill('mailbox-password-1');
+  await outgoing.getByLabel('Server', { exact: true }).fill('127.0.0.1');
+  await outgoing.getByLabel('Port', { exact: true }).fill('2525');
+  await outgoing.getByLabel('From address', { exact: true }).fill('support@example.test');
+  await outgoing.getByLabel('From name', { exact: true }).fill('Example Support');
+  await handling.getByLabel(/Accept mail from unknown senders/).uncheck();
+  await form.getByRole('button', { name: 'Connect mailbox' }).click();
+  const host = incoming.getByLabel('Server', { exact: true });
+  await incoming.locator('#mailbox-host-error').filter({ hasText: /host name or address/ }).waitFor();
+  if ((await host.getAttribute('aria-invalid')) !== 'true') throw new Error('the refused field is not marked invalid');
+  await eventually(() => host.evaluate((el) => el === document.activeElement), { what: 'focus on the refused field' });
+  await screen(page, '17-admin-mailbox-form-field-error');
+  // Fix it and submit from the keyboard.
+  await host.fill('127.0.0.1');
+  await host.press('Enter');
+  await dialog.waitFor({ state: 'detached' });
+
+  const row = page.getByTestId('mailbox-row').filter({ hasText: 'Support mailbox' });
+  await row.waitFor();
+  await row.getByText('IMAP 127.0.0.1:9').waitFor();
+  const health = row.getByTestId('mailbox-health');
+  const failures = async () => Number(await health.getAttribute('data-failures'));
+  await row.getByRole('button', { name: 'Check now' }).click();
+  await row.getByRole('status').filter({ hasText: 'Checking the mailbox now' }).waitFor();
+  await eventually(async () => (await failures()) >= 1, { timeout: 20_000, what: 'the failed connection in the health' });
+  await health.getByText(/^Last error: /).waitFor();
+  await health.getByText('Last success: never').waitFor();
+  await health.getByText('Imported: 0').waitFor();
+  await screen(page, '18-admin-mailbox-listed-with-health');
+
+  await row.getByRole('button', { name: 'Mail log' }).click();
+  const log = page.getByRole('dialog', { name: 'Support mailbox — mail log' });
+  await log.getByText('No mail was set aside').waitFor();
+  await screen(page, '19-admin-mailbox-mail-log');
+  await page.keyboard.press('Escape');
+  await log.waitFor({ state: 'detached' });
+
+  // The API has it as entered; the password is stored, never shown.
+  const m = (await s.admin.get('/email-channels')).find((x) => x.name === 'Support mailbox');
+  if (!m) throw new Error('GET /email-channels has no "Support mailbox"');
+  const want = {
+    protocol: 'imap', host: '127.0.0.1', port: 9, tls: 'starttls', tls_insecure: false, username: 'support@example.test',
+    password_set: true, folder: 'INBOX', poll_interval_s: 60, after_import: 'mark_read', address: null,
+    accept_unknown_senders: false, subscribe_recipients: true, extract_forwarded_sender: true, default_team_id: null,
+  };
+  const wantSmtp = {
+    host: '127.0.0.1', port: 2525, tls: 'starttls', tls_insecure: false, username: null, password_set: false,
+    from_address: 'support@example.test', from_name: 'Example Support', reply_to: null, use_from_name_for_all: false,
+  };
+  for (const [k, v] of Object.entries(want)) if (m[k] !== v) throw new Error(`${k}: ${JSON.stringify(m[k])}, expected ${JSON.stringify(v)}`);
+  for (const [k, v] of Object.entries(wantSmtp)) if (m.smtp[k] !== v) throw new Error(`smtp.${k}: ${JSON.stringify(m.smtp[k])}, expected ${JSON.stringify(v)}`);
+  if (JSON.stringify(m).includes('mailbox-password-1')) throw new Error('the API shows the password');
+  if (m.health.consecutive_failures < 1 || !m.health.last_error) throw new Error('health without the failure: ' + JSON.stringify(m.health));
+
+  // Editing sends only what changed; the empty password field keeps the stored one.
+  await row.getByRole('button', { name: 'Settings' }).click();
+  const edit = page.getByRole('dialog', { name: 'Support mailbox — mailbox settings' });
+  await edit.getByLabel(/^Password \(stored/).first().waitFor();
+  await edit.getByRole('group', { name: 'Incoming mail' }).getByLabel(/^Check every/).fill('120');
+  const patch = page.waitForRequest((r) => r.method() === 'PATCH' && r.url().endsWith(`/api/v1/email-channels/${m.id}`));
+  await edit.getByRole('button', { name: 'Save' }).click();
+  const sent = (await patch).postDataJSON();
+  if (JSON.stringify(sent) !== JSON.stringify({ poll_interval_s: 120 })) throw new Error('PATCH body: ' + JSON.stringify(sent));
+  await edit.waitFor({ state: 'detached' });
+  const after = await s.admin.get(`/email-channels/${m.id}`);
+  if (after.poll_interval_s !== 120 || !after.password_set) throw new Error('after the edit: ' + JSON.stringify(after));
+
+  // Five failed checks in a row disable it; "Check now" then says why; "Enable again" restarts it.
+  await eventually(
+    async () => {
+      if (await row.getByText('disabled', { exact: true }).count()) return true;
+      await row.getByRole('button', { name: 'Check now' }).click();
+      return false;
+    },
+    { timeout: 40_000, interval: 2_000, what: 'the mailbox disabled after five failed checks' },
+  );
+  await row.getByText(/connection failures in a row/).waitFor();
+  await row.getByRole('button', { name: 'Check now' }).click();
+  await row.getByRole('alert').filter({ hasText: /is disabled/ }).waitFor();
+  await screen(page, '20-admin-mailbox-disabled');
+  await row.getByRole('button', { name: 'Enable again' }).click();
+  await row.getByRole('status').filter({ hasText: 'Enabled again' }).waitFor();
+  await row.getByText('enabled', { exact: true }).waitFor();
+  const back = await s.admin.get(`/email-channels/${m.id}`);
+  if (!back.enabled || back.disabled_reason) throw new Error('not enabled again: ' + JSON.stringify(back));
   await admin.context.close();
 });
 
