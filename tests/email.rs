@@ -549,6 +549,15 @@ async fn attachments_plus_addressing_forwards_and_tech_notes() {
     let t = wait_tickets(&admin, channel, 2).await;
     assert_eq!(t[1]["customer_name"], "Carl Client");
 
+    // The same mail again (a crash between commit and acknowledgement re-fetches it): no second copy.
+    dovecot.deliver(with_files.as_bytes());
+    eventually("the re-delivered copy is acknowledged", || async {
+        (dovecot.messages().iter().filter(|m| m.seen).count() == 3).then_some(())
+    })
+    .await;
+    assert_eq!(tickets(&admin, channel).await.len(), 2, "no new ticket for a mail already imported");
+    assert_eq!(messages(&admin, ticket).await.len(), 1, "no second copy in the ticket");
+
     // The agent's own mail with #tech# on the first ticket is a note, and nothing is sent (EM-13).
     dovecot.deliver(&mail(
         "admin@desk.test",
