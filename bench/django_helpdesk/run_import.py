@@ -113,6 +113,8 @@ def main():
         "attachments": FollowUpAttachment.objects.count(),
         "not_processed": count("was not successfully processed"),
         "ignored": count("was ignored"),
+        # Attachments it drops (the mail is still imported): extensions outside HELPDESK_VALID_EXTENSIONS.
+        "attachments_refused": sum(line.count("Unsupported file extension") for line in lines),
         "unexpected_errors": count("Unexpected error processing message"),
         "queue_failed": count("Queue processing failed"),
         "tracebacks": count("Traceback (most recent call last)"),
