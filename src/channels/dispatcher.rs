@@ -101,10 +101,21 @@ struct Out<'a> {
     public_url: &'a str,
 }
 
-/// A failed attempt: retried with backoff unless it is permanent.
-struct Failed {
-    reason: String,
-    permanent: bool,
+/// Why an attempt did not deliver.
+enum Failed {
+    /// Tried again with backoff (the receiver is down, a 4xx from SMTP, …).
+    Retry(String),
+    /// Recorded as failed for an admin to see (a 5xx rejection, no address to send to).
+    GiveUp(String),
+    /// Not even loaded (the store was unavailable): nothing is recorded, the claim lapses and the
+    /// delivery is tried again.
+    Lapse,
+}
+
+impl From<super::email::outgoing::SendFailure> for Failed {
+    fn from(f: super::email::outgoing::SendFailure) -> Self {
+        if f.transient { Failed::Retry(f.reason) } else { Failed::GiveUp(f.reason) }
+    }
 }
 
 async fn attempt(out: &Out<'_>, route: Route, item: &OutboxItem, scale: f64) {
@@ -113,59 +124,50 @@ async fn attempt(out: &Out<'_>, route: Route, item: &OutboxItem, scale: f64) {
     let outcome = match route {
         Route::Webhook => webhook(out, item).await,
         Route::Mail => match item.message_id {
-            Some(message_id) => super::email::outgoing::deliver(out.store, out.blobs, message_id)
-                .await
-                .map_err(|f| Failed { permanent: !f.transient, reason: f.reason }),
-            None => Err(Failed { reason: "nothing to deliver".into(), permanent: true }),
+            Some(message_id) => {
+                super::email::outgoing::deliver(out.store, out.blobs, message_id).await.map_err(Failed::from)
+            }
+            None => Err(Failed::GiveUp("nothing to deliver".into())),
         },
-        Route::Notify => super::email::outgoing::notify_owner(out.store, &item.payload, out.public_url)
-            .await
-            .map_err(|f| Failed { permanent: !f.transient, reason: f.reason }),
+        Route::Notify => {
+            super::email::outgoing::notify_owner(out.store, &item.payload, out.public_url).await.map_err(Failed::from)
+        }
     };
-    let outcome = match outcome {
-        Ok(()) => Ok(()),
-        Err(Failed { reason, permanent: _ }) if reason.is_empty() => return, // the claim lapses; tried again
-        Err(f) => Err(f),
-    };
-    let next = match &outcome {
+    let (error, next) = match outcome {
         Ok(()) => {
             metrics::counter!("switchboard_deliveries_total", "result" => "delivered").increment(1);
-            None
+            (None, None)
         }
-        Err(Failed { reason, permanent: true }) => {
+        Err(Failed::Lapse) => return,
+        Err(Failed::GiveUp(reason)) => {
             metrics::counter!("switchboard_deliveries_total", "result" => "failed").increment(1);
             tracing::warn!(%reason, "delivery failed for good");
-            Some(None)
+            (Some(reason), Some(None))
         }
-        Err(Failed { reason, permanent: false }) => {
+        Err(Failed::Retry(reason)) => {
             metrics::counter!("switchboard_deliveries_total", "result" => "retry").increment(1);
             let age = (store::now() - item.created_at).to_std().unwrap_or_default();
             let retry = custom::protocol::next_retry((item.attempts + 1) as u32, age, scale);
             tracing::info!(%reason, retry_in = ?retry, "delivery failed");
-            Some(retry.map(|w| store::now() + chrono::Duration::from_std(w).unwrap_or_default()))
+            (Some(reason), Some(retry.map(|w| store::now() + chrono::Duration::from_std(w).unwrap_or_default())))
         }
     };
-    if let Err(e) = store::outbox::finish(out.store, item.id, outcome.err().map(|f| f.reason), next).await {
+    if let Err(e) = store::outbox::finish(out.store, item.id, error, next).await {
         tracing::warn!(error = %e, "outbox: cannot record the outcome");
     }
 }
 
-/// The signed reply webhook of a custom channel. An empty reason means "could not even load it":
-/// the claim lapses and the delivery is tried again.
+/// The signed reply webhook of a custom channel.
 async fn webhook(out: &Out<'_>, item: &OutboxItem) -> Result<(), Failed> {
-    let (store, http, public_url) = (out.store, out.http, out.public_url);
-    let outcome = match item.message_id {
-        Some(message_id) => match store::outbox::context(store, message_id).await {
-            Ok(Some(ctx)) => {
-                custom::deliver(http, &ctx, &item.delivery_id, public_url).await.map_err(|e| e.to_string())
-            }
-            Ok(None) => Err("the message no longer exists".to_owned()),
-            Err(e) => {
-                tracing::warn!(error = %e, "outbox: cannot load the message");
-                Err(String::new())
-            }
-        },
-        None => Err("nothing to deliver".to_owned()),
-    };
-    outcome.map_err(|reason| Failed { reason, permanent: false })
+    let Some(message_id) = item.message_id else { return Err(Failed::Retry("nothing to deliver".into())) };
+    match store::outbox::context(out.store, message_id).await {
+        Ok(Some(ctx)) => custom::deliver(out.http, &ctx, &item.delivery_id, out.public_url)
+            .await
+            .map_err(|e| Failed::Retry(e.to_string())),
+        Ok(None) => Err(Failed::Retry("the message no longer exists".into())),
+        Err(e) => {
+            tracing::warn!(error = %e, "outbox: cannot load the message");
+            Err(Failed::Lapse)
+        }
+    }
 }
