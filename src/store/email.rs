@@ -318,11 +318,9 @@ pub async fn import(store: &Store, mail: IncomingMail) -> StoreResult<Imported> 
                             .execute(conn)
                             .await?;
                         }
-                        let files = attachments::table
-                            .filter(attachments::message_id.eq(message.id))
-                            .select(Attachment::as_select())
-                            .load(conn)
-                            .await?;
+                        // As linked above, without reading them back.
+                        let files: Vec<Attachment> =
+                            files.iter().cloned().map(|a| Attachment { message_id: Some(message.id), ..a }).collect();
                         let row = decorate_one!(conn, conv.id);
                         Imported::Appended { message, attachments: files, conversation: row, events: recorded }
                     }

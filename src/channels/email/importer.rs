@@ -5,6 +5,8 @@
 //! The mailbox connector calls [`import`] for each mail and acknowledges it on the server only
 //! when this returns `Ok`: the mail is committed (or logged) by then.
 
+use std::collections::HashMap;
+
 use sha2::{Digest, Sha256};
 
 use super::commands::{Command, extract_commands, forwarded_original_sender, route_category};
@@ -38,10 +40,12 @@ pub enum ImportError {
     Blob(#[from] std::io::Error),
 }
 
-/// The mailbox a mail arrived in.
+/// The mailbox a mail arrived in, and who the agents are (read once per batch of mail).
 pub struct Mailbox<'a> {
     pub channel_id: i64,
     pub settings: &'a EmailSettings,
+    /// Active agents by lower-case address (`store::email::agent_addresses`).
+    pub agents: &'a HashMap<String, i64>,
 }
 
 pub async fn import(rt: &Realtime, blobs: &Blobs, mailbox: &Mailbox<'_>, raw: &[u8]) -> Result<Outcome, ImportError> {
@@ -77,7 +81,7 @@ pub async fn import(rt: &Realtime, blobs: &Blobs, mailbox: &Mailbox<'_>, raw: &[
         .await;
     }
 
-    let agents = store::email::agent_addresses(&rt.store).await?;
+    let agents = mailbox.agents;
     let commands = extract_commands(&mail.subject);
     let forwarded = if mailbox.settings.extract_forwarded_sender {
         forwarded_original_sender(&mail, |a| agents.contains_key(&a.to_lowercase()))

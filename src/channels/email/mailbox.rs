@@ -193,7 +193,11 @@ async fn drain(
         Default::default()
     };
     let keys = session.pending().await.map_err(|e| Failure::Later(format!("listing: {e}")))?;
-    let mailbox = importer::Mailbox { channel_id, settings };
+    if keys.iter().all(|k| seen.contains(&k.0)) {
+        return Ok(());
+    }
+    let agents = store::email::agent_addresses(&rt.store).await.map_err(|e| Failure::Later(e.to_string()))?;
+    let mailbox = importer::Mailbox { channel_id, settings, agents: &agents };
     for key in keys.into_iter().filter(|k| !seen.contains(&k.0)) {
         let raw = session.fetch(&key).await.map_err(|e| Failure::Later(format!("fetching {}: {e}", key.0)))?;
         let outcome = importer::import(rt, blobs, &mailbox, &raw).await.map_err(|e| Failure::Later(e.to_string()))?;
