@@ -571,3 +571,61 @@ async fn attachments_plus_addressing_forwards_and_tech_notes() {
     assert_eq!(m[1]["author"]["kind"], "agent");
     assert!(sink.received().is_empty(), "a note never leaves");
 }
+
+// covers EM-9 (default category), EM-10 off (no subscribers), EM-13 #unsubscribe#, EO-2 (From name: the agent's, or
+// the mailbox's for all when asked)
+#[tokio::test]
+async fn default_team_unsubscribe_and_from_names() {
+    if !mail_servers("default_team_unsubscribe_and_from_names") {
+        return;
+    }
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@desk.test", "admin").await;
+    let team = admin.ok_post("/api/v1/teams", json!({"name": "First line"}), 201).await["id"].as_i64().unwrap();
+    let mut body = mailbox_body(&dovecot, &sink, "imap", dovecot.imap_port(), "none", false);
+    body["default_team_id"] = json!(team);
+    let channel = admin.ok_post("/api/v1/email-channels", body, 201).await["id"].as_i64().unwrap();
+    let path = format!("/api/v1/email-channels/{channel}");
+
+    // EM-10 on (the default): Bob in Cc is subscribed, and leaves with #unsubscribe#.
+    dovecot.deliver(&mail("jane@customer.test", "Order 1", "o.1@customer.test", "Cc: bob@customer.test\r\n", "Hi."));
+    let t = wait_tickets(&admin, channel, 1).await;
+    let (ticket, number) = (t[0]["id"].as_i64().unwrap(), t[0]["number"].as_i64().unwrap());
+    assert_eq!(t[0]["team_id"].as_i64(), Some(team), "new tickets go to the default team (EM-9)");
+    dovecot.deliver(&mail(
+        "bob@customer.test",
+        &format!("Re: Order 1 {{#{number}}} #unsub#"),
+        "u.2@customer.test",
+        "",
+        "Not my business.",
+    ));
+    wait_messages(&admin, ticket, 2).await;
+    // The agent's reply now goes to Jane alone, signed with the agent's name (EO-2).
+    admin.ok_post(&format!("/api/v1/conversations/{ticket}/messages"), json!({"content": "Shipped."}), 201).await;
+    let got = sink.wait_for(1, WAIT).await;
+    assert_eq!(got[0].rcpt_to, vec!["jane@customer.test".to_owned()], "Bob unsubscribed (EM-13)");
+    let from = header(&got[0].raw, "From").unwrap();
+    assert!(
+        from.contains("admin") && from.contains("desk@example.test") && !from.contains("Example Support"),
+        "{from}"
+    );
+
+    // "Use the From name for all outgoing" (EO-2), and EM-10 off: Cc addresses are not subscribed.
+    patch_ok(&admin, &path, json!({"subscribe_recipients": false, "smtp": {"use_from_name_for_all": true}})).await;
+    dovecot.deliver(&mail(
+        "carol@customer.test",
+        "Order 2",
+        "o.3@customer.test",
+        "Cc: dave@customer.test\r\n",
+        "Hello.",
+    ));
+    let t = wait_tickets(&admin, channel, 2).await;
+    let second = t[1]["id"].as_i64().unwrap();
+    admin.ok_post(&format!("/api/v1/conversations/{second}/messages"), json!({"content": "On its way."}), 201).await;
+    let got = sink.wait_for(2, WAIT).await;
+    assert_eq!(got[1].rcpt_to, vec!["carol@customer.test".to_owned()], "no subscribers with EM-10 off");
+    let from = header(&got[1].raw, "From").unwrap();
+    assert!(from.contains("Example Support"), "{from}");
+}
