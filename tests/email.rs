@@ -417,6 +417,18 @@ async fn bad_mailbox_settings_are_refused() {
     assert!(created["id"].as_i64().is_some());
     assert_eq!(created["protocol"], "imap");
     assert_eq!(created["smtp"]["password_set"], false);
+    // A PATCH of the SMTP settings with an unknown key, or a bad value, is refused and changes nothing.
+    let path = format!("/api/v1/email-channels/{}", created["id"]);
+    for smtp in [json!({"colour": "blue"}), json!({"port": "25"}), json!({"from_address": "nope"})] {
+        let (status, answer) = admin.patch(&path, json!({"smtp": smtp})).await;
+        assert_eq!(status.as_u16(), 400, "{smtp}: {answer}");
+    }
+    let after = admin.ok_get(&path).await;
+    assert_eq!(after["smtp"], created["smtp"]);
+    // Values are stored trimmed, empty optional ones as absent.
+    let changed = patch_ok(&admin, &path, json!({"smtp": {"host": " smtp.example.test ", "from_name": "  "}})).await;
+    assert_eq!(changed["smtp"]["host"], "smtp.example.test");
+    assert_eq!(changed["smtp"]["from_name"], Value::Null);
 }
 
 // covers CC-12 (seed 004): the offline owner of a customer is told by mail through a mailbox's SMTP

@@ -28,11 +28,15 @@ impl From<AfterImportSetting> for AfterImport {
     }
 }
 
-/// Outgoing mail (EO-2). Office 365 OAuth would be another `auth` variant here.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Outgoing mail (EO-2), as the API takes it and as it is stored. Office 365 OAuth would be
+/// another `auth` variant here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
     pub host: String,
     pub port: u16,
+    /// `implicit`, `starttls` or `none`.
+    #[schema(value_type = String)]
     pub tls: TlsMode,
     #[serde(default)]
     pub tls_insecure: bool,
@@ -51,6 +55,20 @@ pub struct SmtpConfig {
 }
 
 impl SmtpConfig {
+    /// Trimmed, with empty optional values as absent (what both create and update store).
+    pub fn normalized(self) -> Self {
+        let present = |v: Option<String>| v.map(|x| x.trim().to_owned()).filter(|x| !x.is_empty());
+        Self {
+            host: self.host.trim().to_owned(),
+            username: present(self.username),
+            password: self.password.filter(|p| !p.is_empty()),
+            from_address: self.from_address.trim().to_owned(),
+            from_name: present(self.from_name),
+            reply_to: present(self.reply_to),
+            ..self
+        }
+    }
+
     pub fn transport(&self) -> SmtpSettings {
         SmtpSettings {
             endpoint: Endpoint {

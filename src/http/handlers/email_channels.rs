@@ -21,25 +21,6 @@ use crate::store::{self, StoreError};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SmtpInput {
-    pub host: String,
-    pub port: u16,
-    /// `implicit`, `starttls` or `none`.
-    #[schema(value_type = String)]
-    pub tls: TlsMode,
-    #[serde(default)]
-    pub tls_insecure: bool,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub from_address: String,
-    pub from_name: Option<String>,
-    pub reply_to: Option<String>,
-    #[serde(default)]
-    pub use_from_name_for_all: bool,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct CreateEmailChannel {
     pub name: String,
     /// `imap` or `pop3`.
@@ -72,7 +53,7 @@ pub struct CreateEmailChannel {
     /// EM-9: the team (category) of new tickets.
     pub default_team_id: Option<i64>,
     pub enabled: Option<bool>,
-    pub smtp: SmtpInput,
+    pub smtp: SmtpConfig,
 }
 
 /// Every field optional; `smtp` fields too (a missing password keeps the stored one).
@@ -269,18 +250,7 @@ pub async fn create(
         accept_unknown_senders: b.accept_unknown_senders.unwrap_or(true),
         subscribe_recipients: b.subscribe_recipients.unwrap_or(true),
         extract_forwarded_sender: b.extract_forwarded_sender.unwrap_or(true),
-        smtp: SmtpConfig {
-            host: b.smtp.host.trim().to_owned(),
-            port: b.smtp.port,
-            tls: b.smtp.tls,
-            tls_insecure: b.smtp.tls_insecure,
-            username: b.smtp.username.filter(|u| !u.is_empty()),
-            password: b.smtp.password.filter(|p| !p.is_empty()),
-            from_address: b.smtp.from_address.trim().to_owned(),
-            from_name: b.smtp.from_name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
-            reply_to: b.smtp.reply_to.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()),
-            use_from_name_for_all: b.smtp.use_from_name_for_all,
-        },
+        smtp: b.smtp.normalized(),
     };
     validate(&settings)?;
     let default_team_id = team(&state, b.default_team_id).await?;
@@ -352,7 +322,9 @@ pub async fn update(
         for (k, v) in patch {
             merged[k] = v.clone();
         }
-        s.smtp = serde_json::from_value(merged).map_err(|e| ApiError::field("smtp", e.to_string()))?;
+        s.smtp = serde_json::from_value::<SmtpConfig>(merged)
+            .map_err(|e| ApiError::field("smtp", e.to_string()))?
+            .normalized();
     }
     validate(&s)?;
     let default_team_id = match b.default_team_id {
