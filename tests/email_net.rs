@@ -97,6 +97,75 @@ async fn imap_plain_fetch_and_mark_read() {
     s.close().await.unwrap();
 }
 
+/// The batch forms the connector uses (EM-1): `waiting` gives every unseen mail with its size, `fetch_many` fetches
+/// several in one go (oldest first, bytes unchanged, a key no longer on the server left out), `ack_many` marks or
+/// removes several at once — and only those.
+#[tokio::test]
+async fn batch_fetch_and_acknowledge() {
+    if !common::mail::dovecot("batch_fetch_and_acknowledge") {
+        return;
+    }
+    let dovecot = Dovecot::start();
+    for n in 1..=5 {
+        dovecot.deliver(&sample(n));
+    }
+    for protocol in [Protocol::Imap, Protocol::Pop3] {
+        let port = if protocol == Protocol::Imap { dovecot.imap_port() } else { dovecot.pop3_port() };
+        let ep = endpoint(port, TlsMode::None, false);
+        let mut s = connect(protocol, &ep, &dovecot).await;
+        // What is on the server: all five for IMAP; what IMAP left (1, 2 and 4) for POP3.
+        let numbers: Vec<usize> = if protocol == Protocol::Imap { vec![1, 2, 3, 4, 5] } else { vec![1, 2, 4] };
+        let waiting = s.waiting().await.unwrap();
+        let keys: Vec<MailKey> = waiting.iter().map(|w| w.key.clone()).collect();
+        assert_eq!(keys, s.pending().await.unwrap(), "{protocol:?}: the same mails as pending");
+        let sizes: Vec<Option<u64>> = waiting.iter().map(|w| w.size).collect();
+        let expected: Vec<Option<u64>> = numbers.iter().map(|n| Some(sample(*n).len() as u64)).collect();
+        assert_eq!(sizes, expected, "{protocol:?}: sizes as the server counts them");
+
+        let last = keys.len() - 1;
+        let mut asked = vec![keys[last].clone(), keys[0].clone(), keys[1].clone()];
+        if protocol == Protocol::Imap {
+            asked.push(MailKey("1:1".into())); // another UIDVALIDITY: not here
+        } else {
+            asked.push(MailKey("no-such-uidl".into()));
+        }
+        let got = s.fetch_many(&asked).await.unwrap();
+        let got_keys: Vec<&MailKey> = got.iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            got_keys,
+            vec![&keys[last], &keys[0], &keys[1]],
+            "{protocol:?}: in the order asked, unknown left out"
+        );
+        assert_eq!(got[0].1, sample(numbers[last]));
+        assert_eq!(got[1].1, sample(numbers[0]));
+        assert_eq!(got[2].1, sample(numbers[1]));
+        assert!(s.fetch_many(&[]).await.unwrap().is_empty());
+
+        match protocol {
+            Protocol::Imap => {
+                s.ack_many(&keys[..2], AfterImport::MarkRead).await.unwrap();
+                assert_eq!(s.pending().await.unwrap(), keys[2..].to_vec(), "the two marked are no longer waiting");
+                s.ack_many(&[keys[2].clone(), keys[4].clone()], AfterImport::Delete).await.unwrap();
+                assert_eq!(s.pending().await.unwrap(), vec![keys[3].clone()]);
+                s.close().await.unwrap();
+                let left = dovecot.messages();
+                assert_eq!(left.len(), 3, "two expunged, the rest kept");
+                assert_eq!(left.iter().filter(|m| m.seen).count(), 2);
+                assert!(left.iter().any(|m| !m.seen && m.raw == sample(4)));
+            }
+            Protocol::Pop3 => {
+                // Remove the first two; QUIT commits it.
+                s.ack_many(&keys[..2], AfterImport::Delete).await.unwrap();
+                assert_eq!(s.pending().await.unwrap(), vec![keys[2].clone()]);
+                s.close().await.unwrap();
+                let left = dovecot.messages();
+                assert_eq!(left.len(), 1);
+                assert_eq!(left[0].raw, sample(4));
+            }
+        }
+    }
+}
+
 /// EM-1 over IMAP with STARTTLS (self-signed certificate, trusted by `tls_insecure`): ack(Delete) expunges the mail.
 #[tokio::test]
 async fn imap_starttls_fetch_and_delete() {

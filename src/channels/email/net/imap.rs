@@ -15,7 +15,7 @@ use async_imap::types::UnsolicitedResponse;
 use futures_util::TryStreamExt;
 
 use super::tls::{self, NetStream};
-use super::{AfterImport, Credentials, Endpoint, MailKey, NetError, TlsMode};
+use super::{AfterImport, Credentials, Endpoint, MailKey, NetError, TlsMode, Waiting};
 
 type Inner = async_imap::Session<NetStream>;
 
@@ -38,6 +38,31 @@ pub fn mail_key(uid_validity: u32, uid: u32) -> MailKey {
 pub fn parse_mail_key(key: &MailKey) -> Option<(u32, u32)> {
     let (validity, uid) = key.0.split_once(':')?;
     Some((validity.parse().ok()?, uid.parse().ok().filter(|uid| *uid > 0)?))
+}
+
+/// A UID set for a command: `3,4,5,9` → `"3:5,9"` (ranges keep long lists short).
+pub fn uid_set(uids: &[u32]) -> String {
+    let sorted = sorted_uids(uids.iter().copied());
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if end == start {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
 }
 
 /// The unseen, undeleted UIDs, oldest (lowest UID) first.
@@ -134,6 +159,26 @@ impl ImapSession {
         Ok(sorted_uids(uids).into_iter().map(|uid| mail_key(validity, uid)).collect())
     }
 
+    /// [`Self::pending`] with each mail's size (`RFC822.SIZE`), in one more round trip.
+    pub async fn waiting(&mut self) -> Result<Vec<Waiting>, NetError> {
+        let keys = self.pending().await?;
+        if keys.is_empty() {
+            return Ok(vec![]);
+        }
+        let uids: Vec<u32> = keys.iter().filter_map(|k| self.uid_of(k).ok()).collect();
+        let fetches: Vec<_> = self
+            .inner()?
+            .uid_fetch(uid_set(&uids), "(UID RFC822.SIZE)")
+            .await
+            .map_err(net_error)?
+            .try_collect()
+            .await
+            .map_err(net_error)?;
+        let sizes: std::collections::HashMap<u32, u64> =
+            fetches.iter().filter_map(|f| Some((f.uid?, u64::from(f.size?)))).collect();
+        Ok(keys.into_iter().zip(uids).map(|(key, uid)| Waiting { size: sizes.get(&uid).copied(), key }).collect())
+    }
+
     fn uid_of(&self, key: &MailKey) -> Result<u32, NetError> {
         match parse_mail_key(key) {
             Some((validity, uid)) if validity == self.uid_validity => Ok(uid),
@@ -143,48 +188,61 @@ impl ImapSession {
 
     /// The raw mail, without setting `\Seen`.
     pub async fn fetch(&mut self, key: &MailKey) -> Result<Vec<u8>, NetError> {
-        let uid = self.uid_of(key)?;
-        let session = self.inner()?;
-        let fetches: Vec<_> = session
-            .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
+        let mut found = self.fetch_many(std::slice::from_ref(key)).await?;
+        found.pop().map(|(_, raw)| raw).ok_or_else(|| NetError::NotFound(key.clone()))
+    }
+
+    /// Several mails in one `UID FETCH`, in the order of `keys`, without setting `\Seen`. Mails no longer on the
+    /// server (or of an older UIDVALIDITY) are left out.
+    pub async fn fetch_many(&mut self, keys: &[MailKey]) -> Result<Vec<(MailKey, Vec<u8>)>, NetError> {
+        let wanted: Vec<(u32, &MailKey)> = keys.iter().filter_map(|k| Some((self.uid_of(k).ok()?, k))).collect();
+        if wanted.is_empty() {
+            return Ok(vec![]);
+        }
+        let uids: Vec<u32> = wanted.iter().map(|(uid, _)| *uid).collect();
+        let fetches: Vec<_> = self
+            .inner()?
+            .uid_fetch(uid_set(&uids), "(UID BODY.PEEK[])")
             .await
             .map_err(net_error)?
             .try_collect()
             .await
             .map_err(net_error)?;
-        fetches
-            .iter()
-            .find(|f| f.uid == Some(uid))
-            .and_then(|f| f.body())
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| NetError::NotFound(key.clone()))
+        Ok(wanted
+            .into_iter()
+            .filter_map(|(uid, key)| {
+                let body = fetches.iter().find(|f| f.uid == Some(uid)).and_then(|f| f.body())?;
+                Some((key.clone(), body.to_vec()))
+            })
+            .collect())
     }
 
     /// `\Seen`, or `\Deleted` and expunged.
     pub async fn ack(&mut self, key: &MailKey, after: AfterImport) -> Result<(), NetError> {
-        let uid = self.uid_of(key)?;
+        self.uid_of(key)?;
+        self.ack_many(std::slice::from_ref(key), after).await
+    }
+
+    /// [`Self::ack`] for several mails: one `UID STORE` (and one `UID EXPUNGE`). Keys of an older UIDVALIDITY are
+    /// skipped: those mails are not in this folder any more.
+    pub async fn ack_many(&mut self, keys: &[MailKey], after: AfterImport) -> Result<(), NetError> {
+        let uids: Vec<u32> = keys.iter().filter_map(|k| self.uid_of(k).ok()).collect();
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(&uids);
         let uidplus = self.has_capability("UIDPLUS");
         let session = self.inner()?;
         let flag = match after {
             AfterImport::MarkRead => "+FLAGS.SILENT (\\Seen)",
             AfterImport::Delete => "+FLAGS.SILENT (\\Deleted)",
         };
-        let _: Vec<_> = session
-            .uid_store(uid.to_string(), flag)
-            .await
-            .map_err(net_error)?
-            .try_collect()
-            .await
-            .map_err(net_error)?;
+        let _: Vec<_> =
+            session.uid_store(&set, flag).await.map_err(net_error)?.try_collect().await.map_err(net_error)?;
         if after == AfterImport::Delete {
             if uidplus {
-                let _: Vec<_> = session
-                    .uid_expunge(uid.to_string())
-                    .await
-                    .map_err(net_error)?
-                    .try_collect()
-                    .await
-                    .map_err(net_error)?;
+                let _: Vec<_> =
+                    session.uid_expunge(&set).await.map_err(net_error)?.try_collect().await.map_err(net_error)?;
             } else {
                 // Without UIDPLUS this also removes mails other clients marked \Deleted in this folder.
                 let _: Vec<_> = session.expunge().await.map_err(net_error)?.try_collect().await.map_err(net_error)?;
@@ -267,6 +325,15 @@ mod tests {
         for bad in ["", "17", ":17", "1:", "a:1", "1:b", "1:0", "1:2:3", "-1:2", "1: 2"] {
             assert_eq!(parse_mail_key(&MailKey(bad.into())), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn uid_sets_use_ranges() {
+        assert_eq!(uid_set(&[5]), "5");
+        assert_eq!(uid_set(&[9, 3, 4, 5, 12, 11, 4]), "3:5,9,11:12");
+        assert_eq!(uid_set(&[1, 3, 5]), "1,3,5");
+        assert_eq!(uid_set(&[]), "");
+        assert_eq!(uid_set(&[u32::MAX - 1, u32::MAX]), format!("{}:{}", u32::MAX - 1, u32::MAX));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! - the settings types a channel stores ([`Protocol`], [`TlsMode`], [`Endpoint`], [`Credentials`],
 //!   [`AfterImport`]) and [`MailKey`], the id of a mail on the server that the caller remembers as imported;
 //! - [`Session`], one logged-in connection to a mailbox (IMAP in [`imap`], POP3 in [`pop3`]) with the same shape
-//!   for both: `pending` → `fetch` → (caller commits the ticket) → `ack` → `close`;
+//!   for both: `pending` → `fetch` → (caller commits the ticket) → `ack` → `close`, and batch forms of each
+//!   (`waiting` with sizes, `fetch_many`, `ack_many`: one IMAP round trip for many mails);
 //! - [`tls`]: TCP + rustls, implicit TLS, STARTTLS upgrade, the opt-in "accept any certificate" verifier;
 //! - [`smtp`]: building an outgoing RFC 5322 message and sending it with lettre, with errors that say whether a
 //!   retry can help.
@@ -84,6 +85,13 @@ pub enum AfterImport {
     /// Left on the server, marked `\Seen` (IMAP). POP3 has no flags: the mail stays, and the caller skips keys it
     /// already imported.
     MarkRead,
+}
+
+/// A mail waiting on the server, with its size when the server says it (to size batches of fetches).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub key: MailKey,
+    pub size: Option<u64>,
 }
 
 /// A mail on the server. IMAP: `"<uidvalidity>:<uid>"`; POP3: the `UIDL`.
@@ -187,6 +195,17 @@ impl Session {
         .await
     }
 
+    /// [`Session::pending`] with each mail's size (IMAP `RFC822.SIZE`, POP3 `LIST`): one more round trip.
+    pub async fn waiting(&mut self) -> Result<Vec<Waiting>, NetError> {
+        within(COMMAND_TIMEOUT, "listing the mailbox", async {
+            match self {
+                Session::Imap(s) => s.waiting().await,
+                Session::Pop3(s) => s.waiting().await,
+            }
+        })
+        .await
+    }
+
     /// The raw RFC 5322 bytes of a mail. IMAP fetches `BODY.PEEK[]`, so fetching does not mark it seen.
     pub async fn fetch(&mut self, key: &MailKey) -> Result<Vec<u8>, NetError> {
         within(COMMAND_TIMEOUT, "fetching a mail", async {
@@ -198,12 +217,36 @@ impl Session {
         .await
     }
 
+    /// Several mails, in the order of `keys` (IMAP: one `UID FETCH`; POP3: one `RETR` after another). Mails no
+    /// longer on the server are left out rather than failing the batch.
+    pub async fn fetch_many(&mut self, keys: &[MailKey]) -> Result<Vec<(MailKey, Vec<u8>)>, NetError> {
+        within(COMMAND_TIMEOUT, "fetching mail", async {
+            match self {
+                Session::Imap(s) => s.fetch_many(keys).await,
+                Session::Pop3(s) => s.fetch_many(keys).await,
+            }
+        })
+        .await
+    }
+
     /// Mark the mail done on the server (EM-1). Call it only after the ticket is committed.
     pub async fn ack(&mut self, key: &MailKey, after: AfterImport) -> Result<(), NetError> {
         within(COMMAND_TIMEOUT, "marking a mail imported", async {
             match self {
                 Session::Imap(s) => s.ack(key, after).await,
                 Session::Pop3(s) => s.ack(key, after).await,
+            }
+        })
+        .await
+    }
+
+    /// [`Session::ack`] for several mails (IMAP: one `UID STORE`, one `UID EXPUNGE`). Mails no longer on the server
+    /// are skipped.
+    pub async fn ack_many(&mut self, keys: &[MailKey], after: AfterImport) -> Result<(), NetError> {
+        within(COMMAND_TIMEOUT, "marking mail imported", async {
+            match self {
+                Session::Imap(s) => s.ack_many(keys, after).await,
+                Session::Pop3(s) => s.ack_many(keys, after).await,
             }
         })
         .await
@@ -251,7 +294,10 @@ mod tests {
         assert_send(&Session::connect(Protocol::Imap, &ep, &creds, "INBOX"));
         assert_send(&s.pending());
         assert_send(&s.fetch(&key));
+        assert_send(&s.waiting());
+        assert_send(&s.fetch_many(std::slice::from_ref(&key)));
         assert_send(&s.ack(&key, AfterImport::Delete));
+        assert_send(&s.ack_many(std::slice::from_ref(&key), AfterImport::Delete));
         assert_send(&s.idle(Duration::from_secs(1)));
         assert_send(&s.close());
     }

@@ -10,12 +10,12 @@
 //! The pure parts (status lines, listings, dot-unstuffing) are functions with unit tests; every answer is bounded
 //! in size, so a hostile server cannot make us buffer without limit.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::tls::{self, NetStream};
-use super::{AfterImport, Credentials, Endpoint, MailKey, NetError, TlsMode};
+use super::{AfterImport, Credentials, Endpoint, MailKey, NetError, TlsMode, Waiting};
 
 /// Longest single-line answer we accept.
 const MAX_LINE: usize = 64 * 1024;
@@ -87,6 +87,17 @@ pub fn parse_uidl_lines(lines: &[Vec<u8>]) -> Result<Vec<(u32, String)>, NetErro
                 (Some(n), Some(uid), None) => Ok((n, uid.to_owned())),
                 _ => Err(NetError::Protocol(format!("bad UIDL line {line:?}"))),
             }
+        })
+        .collect()
+}
+
+/// A `LIST` listing (`"<number> <octets>"` per line): message number → size.
+pub fn parse_list_lines(lines: &[Vec<u8>]) -> Result<HashMap<u32, u64>, NetError> {
+    parse_uidl_lines(lines)?
+        .into_iter()
+        .map(|(n, size)| match size.parse::<u64>() {
+            Ok(size) => Ok((n, size)),
+            Err(_) => Err(NetError::Protocol(format!("bad LIST line {n} {size:?}"))),
         })
         .collect()
 }
@@ -232,6 +243,20 @@ impl Pop3Session {
             .collect())
     }
 
+    /// [`Self::pending`] with each mail's size (`LIST`).
+    pub async fn waiting(&mut self) -> Result<Vec<Waiting>, NetError> {
+        let keys = self.pending().await?;
+        self.conn.command("LIST", protocol("LIST")).await?;
+        let sizes = parse_list_lines(&self.conn.multiline(MAX_MAIL_BYTES).await?)?;
+        Ok(keys
+            .into_iter()
+            .map(|key| {
+                let size = self.number_of(&key).ok().and_then(|n| sizes.get(&n).copied());
+                Waiting { key, size }
+            })
+            .collect())
+    }
+
     fn number_of(&self, key: &MailKey) -> Result<u32, NetError> {
         if self.deleted.contains(&key.0) {
             return Err(NetError::NotFound(key.clone()));
@@ -253,12 +278,36 @@ impl Pop3Session {
         Ok(self.conn.multiline(MAX_MAIL_BYTES).await?.concat())
     }
 
+    /// [`Self::fetch`] for several mails, in order; mails no longer on the server are left out.
+    pub async fn fetch_many(&mut self, keys: &[MailKey]) -> Result<Vec<(MailKey, Vec<u8>)>, NetError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.fetch(key).await {
+                Ok(raw) => out.push((key.clone(), raw)),
+                Err(NetError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// [`AfterImport::Delete`]: `DELE` (done at [`Pop3Session::close`]); [`AfterImport::MarkRead`]: nothing.
     pub async fn ack(&mut self, key: &MailKey, after: AfterImport) -> Result<(), NetError> {
         let number = self.number_of(key)?;
         if after == AfterImport::Delete {
             self.conn.command(&format!("DELE {number}"), |_| NetError::NotFound(key.clone())).await?;
             self.deleted.insert(key.0.clone());
+        }
+        Ok(())
+    }
+
+    /// [`Self::ack`] for several mails; mails no longer on the server are skipped.
+    pub async fn ack_many(&mut self, keys: &[MailKey], after: AfterImport) -> Result<(), NetError> {
+        for key in keys {
+            match self.ack(key, after).await {
+                Ok(()) | Err(NetError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -312,6 +361,13 @@ mod tests {
         for bad in [&b"x abc\r\n"[..], b"0 abc\r\n", b"1\r\n", b"1 a b\r\n"] {
             assert!(parse_uidl_lines(&[bad.to_vec()]).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn list_listing() {
+        let lines = vec![b"1 120\r\n".to_vec(), b"2 4096\r\n".to_vec()];
+        assert_eq!(parse_list_lines(&lines).unwrap(), HashMap::from([(1, 120), (2, 4096)]));
+        assert!(parse_list_lines(&[b"1 big\r\n".to_vec()]).is_err());
     }
 
     #[test]
