@@ -23,20 +23,32 @@ impl Blobs {
         Self { root: data_dir.join("attachments") }
     }
 
-    /// Store `bytes`; returns its key (relative path) and hash.
+    /// Store `bytes`; returns its key (relative path) and hash. Hashing and the file calls run on one blocking
+    /// thread (one hop rather than one per file call).
     pub async fn put(&self, bytes: &[u8]) -> std::io::Result<StoredBlob> {
+        let blobs = self.clone();
+        let bytes = bytes.to_vec();
+        match tokio::task::spawn_blocking(move || blobs.put_blocking(&bytes)).await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(format!("storing a file was cancelled: {e}"))),
+        }
+    }
+
+    /// [`Blobs::put`] for a caller already on a blocking thread.
+    pub fn put_blocking(&self, bytes: &[u8]) -> std::io::Result<StoredBlob> {
         let sha256 = hex::encode(Sha256::digest(bytes));
         let storage_key = format!("{}/{}/{}", &sha256[..2], &sha256[2..4], sha256);
         let path = self.root.join(&storage_key);
-        if tokio::fs::try_exists(&path).await? {
-            return Ok(StoredBlob { storage_key, sha256, size: bytes.len() as u64 });
+        let blob = StoredBlob { storage_key, sha256, size: bytes.len() as u64 };
+        if path.try_exists()? {
+            return Ok(blob);
         }
         let dir = path.parent().expect("a storage key always has a parent folder");
-        tokio::fs::create_dir_all(dir).await?;
-        let tmp = dir.join(format!(".{}.{}", sha256, uuid::Uuid::new_v4()));
-        tokio::fs::write(&tmp, bytes).await?;
-        tokio::fs::rename(&tmp, &path).await?;
-        Ok(StoredBlob { storage_key, sha256, size: bytes.len() as u64 })
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".{}.{}", blob.sha256, uuid::Uuid::new_v4()));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(blob)
     }
 
     pub async fn get(&self, storage_key: &str) -> std::io::Result<Vec<u8>> {

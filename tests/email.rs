@@ -93,6 +93,75 @@ fn header(raw: &[u8], name: &str) -> Option<String> {
     })
 }
 
+// covers EM-1, EM-2, EM-6, EM-12: a backlog larger than one fetch batch (the connector fetches, prepares and stores
+// batches side by side): every mail is stored once and in order, a reply threads into a ticket whose mail came just
+// before it (in the same batch or the one before), junk is logged, and every mail is acknowledged.
+#[tokio::test]
+async fn a_backlog_is_imported_in_order_and_acknowledged() {
+    if !mail_servers("a_backlog_is_imported_in_order_and_acknowledged") {
+        return;
+    }
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@desk.test", "admin").await;
+    const CUSTOMERS: usize = 30;
+    for i in 0..CUSTOMERS {
+        let from = format!("Customer {i} <c{i}@customer.test>");
+        dovecot.deliver(&mail(
+            &from,
+            &format!("Question {i}"),
+            &format!("q{i}@customer.test"),
+            "",
+            &format!("question {i}"),
+        ));
+        // The same mail twice (a copy in the folder): stored once.
+        if i == 7 {
+            dovecot.deliver(&mail(&from, "Question 7", "q7@customer.test", "", "question 7"));
+        }
+        let reply = format!("In-Reply-To: <q{i}@customer.test>\r\nReferences: <q{i}@customer.test>\r\n");
+        dovecot.deliver(&mail(
+            &from,
+            &format!("Re: Question {i}"),
+            &format!("r{i}@customer.test"),
+            &reply,
+            &format!("more {i}"),
+        ));
+        if i == 20 {
+            let junk = "Auto-Submitted: auto-replied\r\n";
+            dovecot.deliver(&mail("c20@customer.test", "Out of office", "ooo@customer.test", junk, "away"));
+        }
+    }
+    let created = admin
+        .ok_post(
+            "/api/v1/email-channels",
+            mailbox_body(&dovecot, &sink, "imap", dovecot.imap_port(), "none", false),
+            201,
+        )
+        .await;
+    let channel = created["id"].as_i64().unwrap();
+
+    eventually("all 62 mails acknowledged (\\Seen)", || async {
+        let m = dovecot.messages();
+        (m.len() == 2 * CUSTOMERS + 2 && m.iter().all(|m| m.seen)).then_some(())
+    })
+    .await;
+    let t = tickets(&admin, channel).await;
+    assert_eq!(t.len(), CUSTOMERS, "one ticket per question, none for the copy, the replies or the junk");
+    for (i, ticket) in t.iter().enumerate() {
+        assert_eq!(ticket["subject"], format!("Question {i}"), "tickets in mail order");
+        let m = messages(&admin, ticket["id"].as_i64().unwrap()).await;
+        let contents: Vec<&str> = m.iter().map(|m| m["content"].as_str().unwrap()).collect();
+        assert_eq!(contents, vec![format!("question {i}"), format!("more {i}")], "ticket {i}");
+    }
+    let log = admin.ok_get(&format!("/api/v1/email-channels/{channel}/log")).await;
+    let log = log.as_array().unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0]["outcome"], "junk");
+    let c = admin.ok_get(&format!("/api/v1/email-channels/{channel}")).await;
+    assert_eq!(c["health"]["imported_total"], 2 * CUSTOMERS as i64, "stored: questions and replies, the copy once");
+}
+
 // covers EM-1, EM-4 (IDLE), EM-6, EM-10, EM-12, EM-13, EO-1
 #[tokio::test]
 async fn imap_mail_threads_both_ways_and_junk_is_logged() {

@@ -2,8 +2,10 @@
 //! and subject commands (EM-13) → stored as a ticket or a message (EM-1, EM-2) → published live.
 //! Everything that is not a ticket is logged for admins, never dropped.
 //!
-//! The mailbox connector calls [`import`] for each mail and acknowledges it on the server only
-//! when this returns `Ok`: the mail is committed (or logged) by then.
+//! Two halves: [`prepare`] (parse, sanitise, junk rules, source and attachments to disk — CPU and files, no
+//! database; blocking) and [`import_prepared`] (threading and storing — in mail order). The mailbox connector
+//! prepares a batch on blocking threads while it stores the batch before, and acknowledges a mail on the server
+//! only when its import returned `Ok`: the mail is committed (or logged) by then. [`import`] does both for one mail.
 
 use std::collections::HashMap;
 
@@ -11,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::commands::{Command, extract_commands, forwarded_original_sender, route_category};
 use super::junk::{Us, Verdict, classify};
-use super::parse::{ParsedMail, parse};
+use super::parse::{ParsedMail, parse_guarded};
 use super::settings::EmailSettings;
 use super::threading::{Decision, Via, decide};
 use crate::blobs::Blobs;
@@ -48,38 +50,86 @@ pub struct Mailbox<'a> {
     pub agents: &'a HashMap<String, i64>,
 }
 
-pub async fn import(rt: &Realtime, blobs: &Blobs, mailbox: &Mailbox<'_>, raw: &[u8]) -> Result<Outcome, ImportError> {
-    let span = tracing::info_span!("mail", channel_id = mailbox.channel_id, bytes = raw.len());
-    let _enter = span.enter();
-    let source = stored(blobs.put(raw).await?, "source.eml", "message/rfc822", None);
-    let mail = match parse(raw) {
+/// A mail read and judged, its source and attachments on disk: everything of an import that needs no database.
+/// [`prepare`] makes it (on a blocking thread); [`import_prepared`] stores it.
+pub struct Prepared {
+    bytes: usize,
+    source: StoredFile,
+    read: Read,
+}
+
+enum Read {
+    /// Not a ticket: logged as `unparseable`, `junk` or `rejected`.
+    Logged { outcome: &'static str, reason: String, message_id: String, from: String, subject: String },
+    /// A mail for a ticket, with its attachments stored.
+    Mail { mail: Box<ParsedMail>, message_id: String, from_address: String, files: Vec<StoredFile> },
+}
+
+/// Parse the mail, apply the junk rules (EM-12) and write its source and attachments to disk. Blocking (hashing,
+/// file writes, parsing and sanitising HTML): call it from a blocking thread.
+pub fn prepare(blobs: &Blobs, settings: &EmailSettings, raw: &[u8]) -> std::io::Result<Prepared> {
+    let source = stored(blobs.put_blocking(raw)?, "source.eml", "message/rfc822", None);
+    let done = |read| Ok(Prepared { bytes: raw.len(), source: source.clone(), read });
+    let mail = match parse_guarded(raw) {
         Ok(m) => m,
         Err(e) => {
-            let id = synthetic_id(raw);
-            return log(rt, mailbox, &id, "", "", "unparseable", e.to_string(), source).await;
+            let (message_id, reason) = (synthetic_id(raw), e.to_string());
+            return done(Read::Logged {
+                outcome: "unparseable",
+                reason,
+                message_id,
+                from: "".into(),
+                subject: "".into(),
+            });
         }
     };
     let message_id = mail.message_id.clone().unwrap_or_else(|| synthetic_id(raw));
     let from_address = mail.from.as_ref().map(|f| f.address.clone()).unwrap_or_default();
-    let ours = mailbox.settings.our_addresses();
-    let domain = mailbox.settings.message_id_domain();
+    let ours = settings.our_addresses();
+    let domain = settings.message_id_domain();
+    let logged = |outcome, reason| Read::Logged {
+        outcome,
+        reason,
+        message_id: message_id.clone(),
+        from: from_address.clone(),
+        subject: mail.subject.clone(),
+    };
     if let Verdict::NotACustomer(reason) = classify(&mail, &Us { addresses: &ours, message_id_domain: &domain }) {
-        tracing::info!(reason = reason.code(), "not a customer");
-        return log(rt, mailbox, &message_id, &from_address, &mail.subject, "junk", reason.to_string(), source).await;
+        return done(logged("junk", reason.to_string()));
     }
     if from_address.is_empty() || !from_address.contains('@') {
-        return log(
-            rt,
-            mailbox,
-            &message_id,
-            &from_address,
-            &mail.subject,
-            "rejected",
-            "no sender address".into(),
-            source,
-        )
-        .await;
+        return done(logged("rejected", "no sender address".into()));
     }
+    let mut files = Vec::with_capacity(mail.attachments.len());
+    for a in &mail.attachments {
+        files.push(stored(blobs.put_blocking(&a.bytes)?, &a.file_name, &a.mime_type, a.content_id.clone()));
+    }
+    done(Read::Mail { mail: Box::new(mail), message_id, from_address, files })
+}
+
+/// Import one mail: [`prepare`] on a blocking thread, then [`import_prepared`].
+pub async fn import(rt: &Realtime, blobs: &Blobs, mailbox: &Mailbox<'_>, raw: &[u8]) -> Result<Outcome, ImportError> {
+    let (blobs, settings, raw) = (blobs.clone(), mailbox.settings.clone(), raw.to_vec());
+    let prepared = tokio::task::spawn_blocking(move || prepare(&blobs, &settings, &raw))
+        .await
+        .map_err(|e| std::io::Error::other(format!("preparing the mail failed: {e}")))??;
+    import_prepared(rt, mailbox, prepared).await
+}
+
+/// Store a prepared mail: threading (EM-6), settings (EM-7…EM-11), commands (EM-13), then the ticket or message
+/// (or the log entry), and publish it live.
+pub async fn import_prepared(rt: &Realtime, mailbox: &Mailbox<'_>, prepared: Prepared) -> Result<Outcome, ImportError> {
+    let span = tracing::info_span!("mail", channel_id = mailbox.channel_id, bytes = prepared.bytes);
+    let _enter = span.enter();
+    let Prepared { source, read, .. } = prepared;
+    let (mail, message_id, from_address, files) = match read {
+        Read::Logged { outcome, reason, message_id, from, subject } => {
+            tracing::info!(outcome, %reason, "mail logged, not a ticket");
+            return log(rt, mailbox, &message_id, &from, &subject, outcome, reason, source).await;
+        }
+        Read::Mail { mail, message_id, from_address, files } => (*mail, message_id, from_address, files),
+    };
+    let ours = mailbox.settings.our_addresses();
 
     let agents = mailbox.agents;
     let commands = extract_commands(&mail.subject);
@@ -142,7 +192,6 @@ pub async fn import(rt: &Realtime, blobs: &Blobs, mailbox: &Mailbox<'_>, raw: &[
         }
     };
 
-    let files = store_files(blobs, &mail).await?;
     let via = match decision {
         Decision::Reply { via, .. } => Some(via),
         Decision::NewTicket(_) => None,
@@ -238,15 +287,6 @@ fn subscribers(mail: &ParsedMail, ours: &[String], customer: &str) -> Vec<String
     out
 }
 
-async fn store_files(blobs: &Blobs, mail: &ParsedMail) -> std::io::Result<Vec<StoredFile>> {
-    let mut out = Vec::with_capacity(mail.attachments.len());
-    for a in &mail.attachments {
-        let blob = blobs.put(&a.bytes).await?;
-        out.push(stored(blob, &a.file_name, &a.mime_type, a.content_id.clone()));
-    }
-    Ok(out)
-}
-
 fn stored(b: crate::blobs::StoredBlob, name: &str, mime: &str, content_id: Option<String>) -> StoredFile {
     StoredFile {
         file_name: name.to_owned(),
@@ -283,7 +323,7 @@ mod tests {
         let raw = b"From: Jane <jane@example.org>\r\nTo: support@example.com, Bob <bob@example.org>\r\n\
 Cc: support+7-billing@example.com, jane@example.org, BOB@example.org, carol@example.net\r\n\
 Subject: hi\r\nMessage-ID: <x@y>\r\n\r\nbody\r\n";
-        let mail = parse(raw).unwrap();
+        let mail = crate::channels::email::parse::parse(raw).unwrap();
         let ours = vec!["support@example.com".to_owned()];
         assert_eq!(subscribers(&mail, &ours, "jane@example.org"), vec!["bob@example.org", "carol@example.net"]);
     }

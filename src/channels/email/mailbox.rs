@@ -1,6 +1,6 @@
 //! The mailbox connectors: one task per enabled email channel instance that logs in over IMAP or
-//! POP3, imports what is waiting, acknowledges each mail on the server only after it was
-//! committed, then waits — in IMAP IDLE when the server offers it (a new mail is a ticket within
+//! POP3, imports what is waiting (fetching, preparing and storing batches of mail side by side,
+//! see [`drain`]), acknowledges each mail on the server only after it was committed, then waits — in IMAP IDLE when the server offers it (a new mail is a ticket within
 //! seconds), else for the poll interval (EM-1, EM-4) — or for an admin's "check now".
 //!
 //! Failing to connect or log in five times in a row disables the mailbox with the reason shown to
@@ -11,11 +11,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use super::importer::{self, Outcome};
-use super::net::{AfterImport, NetError, Protocol, Session};
+use super::importer::{self, Outcome, Prepared};
+use super::net::{AfterImport, MailKey, NetError, Protocol, Session, Waiting};
 use super::settings::EmailSettings;
 use crate::blobs::Blobs;
 use crate::domain::ChannelScope;
@@ -176,7 +176,101 @@ async fn round(rt: &Realtime, blobs: &Blobs, channel_id: i64, settings: &EmailSe
     session.close().await.map_err(|e| Failure::Later(format!("closing: {e}")))
 }
 
-/// Import every waiting mail, acknowledging each after it is committed.
+/// Mails fetched in one round trip: at most this many…
+const BATCH_MAILS: usize = 25;
+/// …and at most this many bytes by the server's sizes (a batch of one mail is fetched whatever its size).
+const BATCH_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The waiting mails in fetch batches, oldest first, each within [`BATCH_MAILS`] and [`BATCH_BYTES`].
+fn batches(waiting: Vec<Waiting>) -> Vec<Vec<MailKey>> {
+    let mut out: Vec<Vec<MailKey>> = Vec::new();
+    let mut bytes = 0u64;
+    for w in waiting {
+        let size = w.size.unwrap_or(0);
+        match out.last_mut() {
+            Some(batch) if batch.len() < BATCH_MAILS && bytes.saturating_add(size) <= BATCH_BYTES => {
+                bytes = bytes.saturating_add(size);
+                batch.push(w.key);
+            }
+            _ => {
+                bytes = size;
+                out.push(vec![w.key]);
+            }
+        }
+    }
+    out
+}
+
+/// Prepare a fetched batch ([`importer::prepare`]: parse, junk rules, files to disk) on blocking threads, two
+/// halves at once. A mail whose files cannot be written stops the batch there: it and the ones after it are fetched
+/// again next round.
+async fn prepare_batch(
+    blobs: &Blobs,
+    settings: &EmailSettings,
+    fetched: Vec<(MailKey, Vec<u8>)>,
+) -> (Vec<(MailKey, Prepared)>, Option<Failure>) {
+    fn prepare_all(
+        blobs: &Blobs,
+        settings: &EmailSettings,
+        mails: Vec<(MailKey, Vec<u8>)>,
+    ) -> (Vec<(MailKey, Prepared)>, Option<Failure>) {
+        let mut out = Vec::with_capacity(mails.len());
+        for (key, raw) in mails {
+            match importer::prepare(blobs, settings, &raw) {
+                Ok(p) => out.push((key, p)),
+                Err(e) => return (out, Some(Failure::Later(format!("storing the files of {key}: {e}")))),
+            }
+        }
+        (out, None)
+    }
+    if fetched.is_empty() {
+        return (Vec::new(), None);
+    }
+    let mut first = fetched;
+    let second = first.split_off(first.len().div_ceil(2));
+    let half = |mails| {
+        let (blobs, settings) = (blobs.clone(), settings.clone());
+        tokio::task::spawn_blocking(move || prepare_all(&blobs, &settings, mails))
+    };
+    let (a, b) = tokio::join!(half(first), half(second));
+    let cancelled = || Some(Failure::Later("preparing mail was cancelled".into()));
+    match (a, b) {
+        (Ok((mut out, None)), Ok((rest, stopped))) => {
+            out.extend(rest);
+            (out, stopped)
+        }
+        (Ok((out, stopped)), _) => (out, stopped.or_else(cancelled)),
+        (Err(_), _) => (Vec::new(), cancelled()),
+    }
+}
+
+/// Store a prepared batch in order, one mail after another (a mail may thread into the one before it). Returns the
+/// keys committed, and the error that stopped the batch early, if one did.
+async fn store_batch(
+    rt: &Realtime,
+    mailbox: &importer::Mailbox<'_>,
+    prepared: Vec<(MailKey, Prepared)>,
+) -> (Vec<MailKey>, Option<Failure>) {
+    let mut committed = Vec::with_capacity(prepared.len());
+    for (key, mail) in prepared {
+        match importer::import_prepared(rt, mailbox, mail).await {
+            Ok(outcome) => {
+                metrics::counter!("switchboard_mail_imported_total", "outcome" => outcome_label(&outcome)).increment(1);
+                committed.push(key);
+            }
+            Err(e) => return (committed, Some(Failure::Later(format!("importing {key}: {e}")))),
+        }
+    }
+    (committed, None)
+}
+
+/// Import every waiting mail, acknowledging each on the server only after it is committed.
+///
+/// Three stages joined by short queues, so that none waits for the slowest batch of another: the session fetches
+/// batches (one round trip each) and, between fetches, acknowledges what has been committed; batches are prepared
+/// ([`importer::prepare`]) on blocking threads; and stored in order, one mail after another (a mail may thread into
+/// the one before it). At most a few batches are in memory at once. When a stage fails the others wind down; mail
+/// committed but not acknowledged is fetched again next round and recognised as stored (Message-ID + mailbox).
 async fn drain(
     rt: &Realtime,
     blobs: &Blobs,
@@ -192,18 +286,85 @@ async fn drain(
     } else {
         Default::default()
     };
-    let keys = session.pending().await.map_err(|e| Failure::Later(format!("listing: {e}")))?;
-    if keys.iter().all(|k| seen.contains(&k.0)) {
+    let waiting: Vec<Waiting> = session
+        .waiting()
+        .await
+        .map_err(|e| Failure::Later(format!("listing: {e}")))?
+        .into_iter()
+        .filter(|w| !seen.contains(&w.key.0))
+        .collect();
+    if waiting.is_empty() {
         return Ok(());
     }
     let agents = store::email::agent_addresses(&rt.store).await.map_err(|e| Failure::Later(e.to_string()))?;
     let mailbox = importer::Mailbox { channel_id, settings, agents: &agents };
-    for key in keys.into_iter().filter(|k| !seen.contains(&k.0)) {
-        let raw = session.fetch(&key).await.map_err(|e| Failure::Later(format!("fetching {}: {e}", key.0)))?;
-        let outcome = importer::import(rt, blobs, &mailbox, &raw).await.map_err(|e| Failure::Later(e.to_string()))?;
-        metrics::counter!("switchboard_mail_imported_total", "outcome" => outcome_label(&outcome)).increment(1);
-        session.ack(&key, after).await.map_err(|e| Failure::Later(format!("acknowledging {}: {e}", key.0)))?;
-        if remember {
+
+    let (fetched_tx, mut fetched_rx) = mpsc::channel::<Vec<(MailKey, Vec<u8>)>>(1);
+    let (ready_tx, mut ready_rx) = mpsc::channel::<Vec<(MailKey, Prepared)>>(2);
+    let (committed_tx, mut committed_rx) = mpsc::unbounded_channel::<Vec<MailKey>>();
+    let fetcher = async move {
+        for keys in batches(waiting) {
+            while let Ok(done) = committed_rx.try_recv() {
+                acknowledge(rt, channel_id, session, &done, after, remember).await?;
+            }
+            let mails = session.fetch_many(&keys).await.map_err(|e| Failure::Later(format!("fetching: {e}")))?;
+            if fetched_tx.send(mails).await.is_err() {
+                break; // a later stage stopped
+            }
+        }
+        drop(fetched_tx);
+        while let Some(done) = committed_rx.recv().await {
+            acknowledge(rt, channel_id, session, &done, after, remember).await?;
+        }
+        Ok(())
+    };
+    let preparer = async move {
+        while let Some(mails) = fetched_rx.recv().await {
+            let (ready, failed) = prepare_batch(blobs, settings, mails).await;
+            if !ready.is_empty() && ready_tx.send(ready).await.is_err() {
+                return None;
+            }
+            if failed.is_some() {
+                return failed;
+            }
+        }
+        None
+    };
+    let storer = async move {
+        while let Some(ready) = ready_rx.recv().await {
+            let (committed, failed) = store_batch(rt, &mailbox, ready).await;
+            if !committed.is_empty() {
+                // The fetcher may have stopped: then the mail stays unacknowledged, which is safe.
+                let _ = committed_tx.send(committed);
+            }
+            if failed.is_some() {
+                return failed;
+            }
+        }
+        None
+    };
+    let (fetched, prepare_failed, store_failed) = tokio::join!(fetcher, preparer, storer);
+    match store_failed.or(prepare_failed) {
+        Some(failure) => Err(failure),
+        None => fetched,
+    }
+}
+
+/// Mark committed mail done on the server (and, for POP3 mail left there, remember its key).
+async fn acknowledge(
+    rt: &Realtime,
+    channel_id: i64,
+    session: &mut Session,
+    keys: &[MailKey],
+    after: AfterImport,
+    remember: bool,
+) -> Result<(), Failure> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    session.ack_many(keys, after).await.map_err(|e| Failure::Later(format!("acknowledging: {e}")))?;
+    if remember {
+        for key in keys {
             store::email::mark_seen(&rt.store, channel_id, key.0.clone())
                 .await
                 .map_err(|e| Failure::Later(e.to_string()))?;
@@ -218,5 +379,43 @@ fn outcome_label(o: &Outcome) -> &'static str {
         Outcome::Appended { .. } => "appended",
         Outcome::Duplicate { .. } => "duplicate",
         Outcome::Logged { outcome, .. } => outcome,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(key: &str, size: Option<u64>) -> Waiting {
+        Waiting { key: MailKey(key.into()), size }
+    }
+
+    fn keys(batches: &[Vec<MailKey>]) -> Vec<Vec<&str>> {
+        batches.iter().map(|b| b.iter().map(|k| k.0.as_str()).collect()).collect()
+    }
+
+    #[test]
+    fn batches_keep_order_and_count() {
+        let waiting: Vec<Waiting> = (1..=BATCH_MAILS * 2 + 1).map(|i| w(&i.to_string(), Some(10))).collect();
+        let b = batches(waiting);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![BATCH_MAILS, BATCH_MAILS, 1]);
+        let flat: Vec<String> = b.concat().into_iter().map(|k| k.0).collect();
+        let expected: Vec<String> = (1..=BATCH_MAILS * 2 + 1).map(|i| i.to_string()).collect();
+        assert_eq!(flat, expected, "oldest first, none lost, none twice");
+        assert!(batches(vec![]).is_empty());
+    }
+
+    #[test]
+    fn batches_stay_within_the_byte_budget() {
+        let half = BATCH_BYTES / 2;
+        let b = batches(vec![
+            w("a", Some(half)),
+            w("b", Some(half)),
+            w("c", Some(1)),
+            w("huge", Some(BATCH_BYTES * 3)),
+            w("d", None),
+            w("e", Some(half)),
+        ]);
+        assert_eq!(keys(&b), vec![vec!["a", "b"], vec!["c"], vec!["huge"], vec!["d", "e"]]);
     }
 }

@@ -40,6 +40,9 @@ pub enum ParseError {
     TooLarge { size: usize, limit: usize },
     #[error("no RFC 5322 header section found")]
     NotAMessage,
+    /// The parser itself failed (a bug): the mail is logged with its source rather than retried for ever.
+    #[error("the mail parser failed on this message")]
+    ParserFailed,
 }
 
 impl ParseError {
@@ -49,6 +52,7 @@ impl ParseError {
             ParseError::Empty => "empty",
             ParseError::TooLarge { .. } => "too_large",
             ParseError::NotAMessage => "not_a_message",
+            ParseError::ParserFailed => "parser_failed",
         }
     }
 }
@@ -149,6 +153,12 @@ pub struct ParsedMail {
     /// EM-11 reads it for forwards only.
     pub quoted_from: Option<Mailbox>,
     pub headers: Headers,
+}
+
+/// [`parse`], with a panic inside the parser (a bug: `parse` is not meant to panic, and the corpus and its tests say
+/// it does not) turned into [`ParseError::ParserFailed`], so one odd mail cannot stop a mailbox's import.
+pub fn parse_guarded(raw: &[u8]) -> Result<ParsedMail, ParseError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(raw))).unwrap_or(Err(ParseError::ParserFailed))
 }
 
 /// Parses a raw message. Never panics; the only errors are input that is not a mail at all.
