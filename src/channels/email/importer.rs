@@ -18,7 +18,10 @@ use super::settings::EmailSettings;
 use super::threading::{Decision, Via, decide};
 use crate::blobs::Blobs;
 use crate::realtime::Realtime;
+use crate::store::conversations::{ConversationRow, CreatedConversation};
 use crate::store::email::{Imported, IncomingMail, LoggedMail, MailTarget, Sender, StoredFile};
+use crate::store::events::EventRow;
+use crate::store::models::{Attachment, Message};
 use crate::store::{self, StoreError};
 
 /// What became of a mail.
@@ -116,16 +119,50 @@ pub async fn import(rt: &Realtime, blobs: &Blobs, mailbox: &Mailbox<'_>, raw: &[
     import_prepared(rt, mailbox, prepared).await
 }
 
-/// Store a prepared mail: threading (EM-6), settings (EM-7…EM-11), commands (EM-13), then the ticket or message
-/// (or the log entry), and publish it live.
+/// Store a prepared mail, then [`announce`] it.
 pub async fn import_prepared(rt: &Realtime, mailbox: &Mailbox<'_>, prepared: Prepared) -> Result<Outcome, ImportError> {
+    let (outcome, announcement) = store_prepared(rt, mailbox, prepared).await?;
+    if let Some(a) = announcement {
+        announce(rt, a).await?;
+    }
+    Ok(outcome)
+}
+
+/// What follows a stored mail once it is committed: the new ticket or message shown live, and a new ticket
+/// auto-assigned (CC-12) — see [`announce`].
+pub enum Announcement {
+    Created(CreatedConversation),
+    Appended { message: Message, attachments: Vec<Attachment>, conversation: ConversationRow, events: Vec<EventRow> },
+}
+
+/// Publish a stored mail to the agents' sockets and, for a new ticket, run the channel's auto-assignment. The mail
+/// is committed whatever this returns; the connector runs it off the import's path, in mail order.
+pub async fn announce(rt: &Realtime, a: Announcement) -> Result<(), StoreError> {
+    match a {
+        Announcement::Created(created) => {
+            rt.created(&created).await?;
+        }
+        Announcement::Appended { message, attachments, conversation, events } => {
+            crate::realtime::ops::appended(rt, message, attachments, conversation, &events).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Store a prepared mail: threading (EM-6), settings (EM-7…EM-11), commands (EM-13), then the ticket or message
+/// (or the log entry). Returns what became of it and, when something was stored, what to [`announce`].
+pub async fn store_prepared(
+    rt: &Realtime,
+    mailbox: &Mailbox<'_>,
+    prepared: Prepared,
+) -> Result<(Outcome, Option<Announcement>), ImportError> {
     let span = tracing::info_span!("mail", channel_id = mailbox.channel_id, bytes = prepared.bytes);
     let _enter = span.enter();
     let Prepared { source, read, .. } = prepared;
     let (mail, message_id, from_address, files) = match read {
         Read::Logged { outcome, reason, message_id, from, subject } => {
             tracing::info!(outcome, %reason, "mail logged, not a ticket");
-            return log(rt, mailbox, &message_id, &from, &subject, outcome, reason, source).await;
+            return Ok((log(rt, mailbox, &message_id, &from, &subject, outcome, reason, source).await?, None));
         }
         Read::Mail { mail, message_id, from_address, files } => (*mail, message_id, from_address, files),
     };
@@ -158,7 +195,7 @@ pub async fn import_prepared(rt: &Realtime, mailbox: &Mailbox<'_>, prepared: Pre
         }
     };
     if let Decision::Reply { ticket, via: Via::SameMessageId, .. } = decision {
-        return Ok(Outcome::Duplicate { conversation_id: ticket });
+        return Ok((Outcome::Duplicate { conversation_id: ticket }, None));
     }
 
     let (sender, target) = match decision {
@@ -220,7 +257,7 @@ pub async fn import_prepared(rt: &Realtime, mailbox: &Mailbox<'_>, prepared: Pre
             let index = store::email::thread_index(&rt.store, None, vec![message_id.clone()]).await?;
             use super::TicketLookup;
             return match index.ticket_by_message_id(&message_id) {
-                Some(conversation_id) => Ok(Outcome::Duplicate { conversation_id }),
+                Some(conversation_id) => Ok((Outcome::Duplicate { conversation_id }, None)),
                 None => Err(StoreError::Conflict("the mail was stored concurrently".into()).into()),
             };
         }
@@ -229,19 +266,18 @@ pub async fn import_prepared(rt: &Realtime, mailbox: &Mailbox<'_>, prepared: Pre
     match imported {
         Imported::Created(created) => {
             let id = created.conversation.conversation.id;
-            rt.created(&created).await?;
             tracing::info!(conversation_id = id, "new ticket from mail");
-            Ok(Outcome::Created { conversation_id: id })
+            Ok((Outcome::Created { conversation_id: id }, Some(Announcement::Created(created))))
         }
         Imported::Appended { message, attachments, conversation, events } => {
             let id = conversation.conversation.id;
-            crate::realtime::ops::appended(rt, message, attachments, conversation, &events).await?;
-            Ok(Outcome::Appended { conversation_id: id, via: via.unwrap_or(Via::References) })
+            let outcome = Outcome::Appended { conversation_id: id, via: via.unwrap_or(Via::References) };
+            Ok((outcome, Some(Announcement::Appended { message, attachments, conversation, events })))
         }
-        Imported::Duplicate { conversation_id } => Ok(Outcome::Duplicate { conversation_id }),
+        Imported::Duplicate { conversation_id } => Ok((Outcome::Duplicate { conversation_id }, None)),
         Imported::Rejected => {
             let reason = "unknown sender, and this mailbox does not accept mail from unregistered users".to_owned();
-            log(rt, mailbox, &message_id, &from_address, &mail.subject, "rejected", reason, source).await
+            Ok((log(rt, mailbox, &message_id, &from_address, &mail.subject, "rejected", reason, source).await?, None))
         }
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use super::importer::{self, Outcome, Prepared};
+use super::importer::{self, Announcement, Outcome, Prepared};
 use super::net::{AfterImport, MailKey, NetError, Protocol, Session, Waiting};
 use super::settings::EmailSettings;
 use crate::blobs::Blobs;
@@ -244,19 +244,25 @@ async fn prepare_batch(
     }
 }
 
-/// Store a prepared batch in order, one mail after another (a mail may thread into the one before it). Returns the
-/// keys committed, and the error that stopped the batch early, if one did.
+/// Store a prepared batch in order, one mail after another (a mail may thread into the one before it), handing
+/// each stored mail's announcement to `announce` as soon as it is committed. Returns the keys committed, and the
+/// error that stopped the batch early, if one did.
 async fn store_batch(
     rt: &Realtime,
     mailbox: &importer::Mailbox<'_>,
     prepared: Vec<(MailKey, Prepared)>,
+    announce: &mpsc::Sender<Announcement>,
 ) -> (Vec<MailKey>, Option<Failure>) {
     let mut committed = Vec::with_capacity(prepared.len());
     for (key, mail) in prepared {
-        match importer::import_prepared(rt, mailbox, mail).await {
-            Ok(outcome) => {
+        match importer::store_prepared(rt, mailbox, mail).await {
+            Ok((outcome, announcement)) => {
                 metrics::counter!("switchboard_mail_imported_total", "outcome" => outcome_label(&outcome)).increment(1);
                 committed.push(key);
+                if let Some(a) = announcement {
+                    // The announcer stops only with this drain; a closed queue means we are winding down.
+                    let _ = announce.send(a).await;
+                }
             }
             Err(e) => return (committed, Some(Failure::Later(format!("importing {key}: {e}")))),
         }
@@ -266,10 +272,11 @@ async fn store_batch(
 
 /// Import every waiting mail, acknowledging each on the server only after it is committed.
 ///
-/// Three stages joined by short queues, so that none waits for the slowest batch of another: the session fetches
+/// Four stages joined by short queues, so that none waits for the slowest batch of another: the session fetches
 /// batches (one round trip each) and, between fetches, acknowledges what has been committed; batches are prepared
-/// ([`importer::prepare`]) on blocking threads; and stored in order, one mail after another (a mail may thread into
-/// the one before it). At most a few batches are in memory at once. When a stage fails the others wind down; mail
+/// ([`importer::prepare`]) on blocking threads; stored in order, one mail after another (a mail may thread into
+/// the one before it); and each stored mail is announced ([`importer::announce`]: shown live, auto-assigned) in
+/// the same order, off the storing path. At most a few batches are in memory at once. When a stage fails the others wind down; mail
 /// committed but not acknowledged is fetched again next round and recognised as stored (Message-ID + mailbox).
 async fn drain(
     rt: &Realtime,
@@ -302,6 +309,7 @@ async fn drain(
     let (fetched_tx, mut fetched_rx) = mpsc::channel::<Vec<(MailKey, Vec<u8>)>>(1);
     let (ready_tx, mut ready_rx) = mpsc::channel::<Vec<(MailKey, Prepared)>>(2);
     let (committed_tx, mut committed_rx) = mpsc::unbounded_channel::<Vec<MailKey>>();
+    let (announce_tx, mut announce_rx) = mpsc::channel::<Announcement>(BATCH_MAILS * 2);
     let fetcher = async move {
         for keys in batches(waiting) {
             while let Ok(done) = committed_rx.try_recv() {
@@ -332,7 +340,7 @@ async fn drain(
     };
     let storer = async move {
         while let Some(ready) = ready_rx.recv().await {
-            let (committed, failed) = store_batch(rt, &mailbox, ready).await;
+            let (committed, failed) = store_batch(rt, &mailbox, ready, &announce_tx).await;
             if !committed.is_empty() {
                 // The fetcher may have stopped: then the mail stays unacknowledged, which is safe.
                 let _ = committed_tx.send(committed);
@@ -343,7 +351,15 @@ async fn drain(
         }
         None
     };
-    let (fetched, prepare_failed, store_failed) = tokio::join!(fetcher, preparer, storer);
+    let announcer = async move {
+        while let Some(a) = announce_rx.recv().await {
+            if let Err(e) = importer::announce(rt, a).await {
+                // Stored and committed: agents see it on their next load; only the live update was lost.
+                tracing::warn!(error = %e, "a stored mail could not be announced");
+            }
+        }
+    };
+    let (fetched, prepare_failed, store_failed, ()) = tokio::join!(fetcher, preparer, storer, announcer);
     match store_failed.or(prepare_failed) {
         Some(failure) => Err(failure),
         None => fetched,
