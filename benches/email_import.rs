@@ -196,7 +196,11 @@ async fn run() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     if let Some(o) = &sb {
         rows.push(vec![
-            format!("Switchboard (release, SQLite), the median of {} runs ({} mails/s)", sb_rates.len(), sb_rates.join(", ")),
+            format!(
+                "Switchboard (release, SQLite), the median of {} runs ({} mails/s)",
+                sb_rates.len(),
+                sb_rates.join(", ")
+            ),
             format!("{}/{}", thousands(o.done as f64), thousands(mails.len() as f64)),
             secs3(o.elapsed),
             thousands(o.rate()),
