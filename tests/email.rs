@@ -93,6 +93,65 @@ fn header(raw: &[u8], name: &str) -> Option<String> {
     })
 }
 
+// covers EM-5 (a mailbox is started and stopped with its channel): mailboxes are added and their settings changed only
+// through /api/v1/email-channels; the generic channel API refuses them and changes nothing, and enabling, disabling or
+// deleting a mailbox there reaches its connector.
+#[tokio::test]
+async fn the_generic_channel_api_hands_mailboxes_to_their_connector() {
+    if !mail_servers("the_generic_channel_api_hands_mailboxes_to_their_connector") {
+        return;
+    }
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@desk.test", "admin").await;
+
+    let (status, answer) =
+        admin.post("/api/v1/channels", json!({"kind": "email", "name": "Mail", "settings": {"host": "x"}})).await;
+    assert_eq!(status.as_u16(), 400, "{answer}");
+    assert_eq!(answer["error"], "validation_failed");
+    assert!(answer["message"].as_str().unwrap().contains("/api/v1/email-channels"), "{answer}");
+    assert_eq!(admin.ok_get("/api/v1/channels?kind=email").await, json!([]), "nothing created");
+
+    let created = admin
+        .ok_post(
+            "/api/v1/email-channels",
+            mailbox_body(&dovecot, &sink, "imap", dovecot.imap_port(), "none", false),
+            201,
+        )
+        .await;
+    let id = created["id"].as_i64().unwrap();
+    let running = |want: bool| {
+        let admin = &admin;
+        async move {
+            eventually(&format!("connector running = {want}"), || async {
+                let c = admin.ok_get(&format!("/api/v1/email-channels/{id}")).await;
+                (c["health"]["running"] == want).then_some(c)
+            })
+            .await
+        }
+    };
+    running(true).await;
+
+    let (status, answer) =
+        admin.patch(&format!("/api/v1/channels/{id}"), json!({"settings": {"host": "elsewhere"}})).await;
+    assert_eq!(status.as_u16(), 400, "{answer}");
+    let c = admin.ok_get(&format!("/api/v1/email-channels/{id}")).await;
+    assert_eq!(c["host"], "127.0.0.1", "settings unchanged");
+
+    patch_ok(&admin, &format!("/api/v1/channels/{id}"), json!({"enabled": false})).await;
+    running(false).await;
+    patch_ok(&admin, &format!("/api/v1/channels/{id}"), json!({"enabled": true})).await;
+    running(true).await;
+    dovecot.deliver(&mail("jane@customer.test", "Back on", "back.1@customer.test", "", "hello"));
+    wait_tickets(&admin, id, 1).await;
+
+    let (status, _) = admin.delete(&format!("/api/v1/channels/{id}")).await;
+    assert_eq!(status.as_u16(), 204);
+    let (status, _) = admin.get(&format!("/api/v1/email-channels/{id}")).await;
+    assert_eq!(status.as_u16(), 404);
+}
+
 // covers EM-1, EM-2, EM-6, EM-12: a backlog larger than one fetch batch (the connector fetches, prepares and stores
 // batches side by side): every mail is stored once and in order, a reply threads into a ticket whose mail came just
 // before it (in the same batch or the one before), junk is logged, and every mail is acknowledged.

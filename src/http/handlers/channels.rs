@@ -1,5 +1,7 @@
 //! Channel instances of every kind (CORE-1, CORE-2, CC-14). Kind-specific settings are checked
-//! by each channel's own endpoints as they arrive; here they are a JSON object.
+//! by each channel's own endpoints as they arrive; here they are a JSON object. Mailboxes are the
+//! exception: they are added and their settings changed only through `/api/v1/email-channels`,
+//! which validates them; changes made here (enable, disable, delete) reach the mailbox's connector.
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -18,11 +20,14 @@ use crate::store;
 /// Longest inactivity timeout a chat channel may have: one week.
 const MAX_TIMEOUT_S: i64 = 7 * 24 * 3600;
 const MAX_SETTINGS_BYTES: usize = 64 * 1024;
+/// Why mailbox settings are refused here.
+const MAILBOX_SETTINGS: &str =
+    "mailboxes are added and their settings changed with /api/v1/email-channels, which checks them";
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannelRequest {
-    /// `email`, `mattermost`, `zalo` or `custom`.
+    /// `mattermost`, `zalo` or `custom`; `email` is refused here: add mailboxes with `POST /api/v1/email-channels`.
     pub kind: String,
     pub name: String,
     /// Required for `custom`; email is always `async`, Mattermost and Zalo always `sync`.
@@ -135,6 +140,9 @@ pub async fn create(
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let kind: ChannelKind = body.kind.parse().map_err(|e| ApiError::field("kind", e))?;
+    if kind == ChannelKind::Email {
+        return Err(ApiError::field("kind", MAILBOX_SETTINGS));
+    }
     let name = name_field("name", &body.name, 100)?;
     let mode = resolve_mode(kind, body.mode.as_deref())?;
     let settings = settings_text(&body.settings.unwrap_or_default())?;
@@ -179,6 +187,7 @@ pub async fn update(
         None => None,
     };
     let settings = match &body.settings {
+        Some(_) if kind == ChannelKind::Email => return Err(ApiError::field("settings", MAILBOX_SETTINGS)),
         Some(s) => {
             let old: Map<String, Value> = serde_json::from_str(&current.settings).unwrap_or_default();
             Some(settings_text(&keep_masked(s.clone(), &old))?)
@@ -195,6 +204,10 @@ pub async fn update(
         secret: None,
     };
     let c = store::channels::update(&state.store, *id, patch, actor(&p)).await?;
+    if kind == ChannelKind::Email {
+        // Enabled or disabled here: start or stop its connector as the mailbox API would.
+        state.mailboxes.reload(&c);
+    }
     Ok(web::Json(ChannelView::new(c, true)))
 }
 
@@ -202,6 +215,8 @@ pub async fn update(
 #[utoipa::path(delete, operation_id = "channels_delete", path = "/api/v1/channels/{id}", tag = "channels", params(("id" = i64, Path)), responses((status = 204)))]
 pub async fn delete(state: State, Admin(p): Admin, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     store::channels::delete(&state.store, *id, actor(&p)).await?;
+    // A mailbox's connector stops with it (a no-op for other kinds).
+    state.mailboxes.stop(*id);
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1371,7 +1371,7 @@ function Channels() {
   const [editing, setEditing] = useState<Channel | null | 'new'>(null);
   const [log, setLog] = useState<Channel | null>(null);
   const remove = async (c: Channel) => {
-    if (!confirm(`Delete the channel ${c.name}? Its conversations stay.`)) return;
+    if (!confirm(`Delete the channel ${c.name} and its conversations?`)) return;
     try {
       await api.del(`/channels/${c.id}`);
       await loadReference();
