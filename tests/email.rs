@@ -93,6 +93,80 @@ fn header(raw: &[u8], name: &str) -> Option<String> {
     })
 }
 
+// covers EM-4 (polling without IDLE): a POP3 mailbox has no IDLE and nothing else wakes its connector here, so a mail
+// delivered after the first check becomes a ticket only through the poll timer.
+#[tokio::test]
+async fn pop3_mailbox_is_polled() {
+    if !mail_servers("pop3_mailbox_is_polled") {
+        return;
+    }
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@desk.test", "admin").await;
+    let created = admin
+        .ok_post(
+            "/api/v1/email-channels",
+            mailbox_body(&dovecot, &sink, "pop3", dovecot.pop3_port(), "none", false),
+            201,
+        )
+        .await;
+    let channel = created["id"].as_i64().unwrap();
+    assert_eq!(created["poll_interval_s"], 5);
+    // The first check (at start) found an empty maildrop.
+    let first_check = eventually("the first check", || async {
+        let c = admin.ok_get(&format!("/api/v1/email-channels/{channel}")).await;
+        c["health"]["last_success_at"].as_str().map(str::to_owned)
+    })
+    .await;
+    dovecot.deliver(&mail("jane@customer.test", "Polled", "polled.1@customer.test", "", "found by the timer"));
+    let t = wait_tickets(&admin, channel, 1).await;
+    assert_eq!(t[0]["subject"], "Polled");
+    let c = admin.ok_get(&format!("/api/v1/email-channels/{channel}")).await;
+    assert_ne!(c["health"]["last_success_at"].as_str(), Some(first_check.as_str()), "a later check found it");
+    eventually("the mail removed from the POP3 server (the default for POP3)", || async {
+        dovecot.messages().is_empty().then_some(())
+    })
+    .await;
+}
+
+// covers EM-6 (merged tickets): a reply to a mail of a ticket that was merged into another lands in the survivor.
+#[tokio::test]
+async fn a_reply_to_a_merged_ticket_lands_in_the_survivor() {
+    if !mail_servers("a_reply_to_a_merged_ticket_lands_in_the_survivor") {
+        return;
+    }
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@desk.test", "admin").await;
+    let created = admin
+        .ok_post(
+            "/api/v1/email-channels",
+            mailbox_body(&dovecot, &sink, "imap", dovecot.imap_port(), "none", false),
+            201,
+        )
+        .await;
+    let channel = created["id"].as_i64().unwrap();
+    dovecot.deliver(&mail("jane@customer.test", "Printer broken", "a.1@customer.test", "", "first"));
+    dovecot.deliver(&mail("jane@customer.test", "Also the scanner", "b.1@customer.test", "", "second"));
+    let t = wait_tickets(&admin, channel, 2).await;
+    let (merged, survivor) = (t[0]["id"].as_i64().unwrap(), t[1]["id"].as_i64().unwrap());
+    admin.ok_post(&format!("/api/v1/conversations/{merged}/merge"), json!({"into": survivor}), 200).await;
+
+    let reply = "In-Reply-To: <a.1@customer.test>\r\nReferences: <a.1@customer.test>\r\n";
+    dovecot.deliver(&mail("jane@customer.test", "Re: Printer broken", "a.2@customer.test", reply, "still broken"));
+    let m = eventually("the reply in the survivor", || async {
+        let m = messages(&admin, survivor).await;
+        m.iter().any(|m| m["content"] == "still broken").then_some(m)
+    })
+    .await;
+    assert!(m.iter().any(|m| m["external_message_id"] == "a.2@customer.test"), "{m:?}");
+    assert!(!messages(&admin, merged).await.iter().any(|m| m["content"] == "still broken"), "not in the merged ticket");
+    let listed: Vec<i64> = tickets(&admin, channel).await.iter().map(|t| t["id"].as_i64().unwrap()).collect();
+    assert_eq!(listed, vec![survivor], "no new ticket (the merged one is not listed)");
+}
+
 // covers EM-5 (a mailbox is started and stopped with its channel): mailboxes are added and their settings changed only
 // through /api/v1/email-channels; the generic channel API refuses them and changes nothing, and enabling, disabling or
 // deleting a mailbox there reaches its connector.
