@@ -33,6 +33,29 @@ where
     }
 }
 
+/// What every test here starts with: a private Dovecot and SMTP sink, a server and its admin.
+struct Desk {
+    dovecot: Dovecot,
+    sink: SmtpSink,
+    server: TestServer,
+    admin: Api,
+}
+
+impl Desk {
+    async fn start() -> Self {
+        let (dovecot, sink) = (Dovecot::start(), SmtpSink::start());
+        let server = TestServer::start().await;
+        let admin = server.agent("admin@desk.test", "admin").await;
+        Desk { dovecot, sink, server, admin }
+    }
+}
+
+/// Add a mailbox reading `dovecot` over plain `protocol` (`imap` or `pop3`); the created mailbox.
+async fn plain_mailbox(admin: &Api, dovecot: &Dovecot, sink: &SmtpSink, protocol: &str) -> Value {
+    let port = if protocol == "pop3" { dovecot.pop3_port() } else { dovecot.imap_port() };
+    admin.ok_post("/api/v1/email-channels", mailbox_body(dovecot, sink, protocol, port, "none", false), 201).await
+}
+
 fn mailbox_body(d: &Dovecot, sink: &SmtpSink, protocol: &str, port: u16, tls: &str, insecure: bool) -> Value {
     json!({
         "name": format!("Support {protocol}"),
@@ -100,17 +123,8 @@ async fn pop3_mailbox_is_polled() {
     if !mail_servers("pop3_mailbox_is_polled") {
         return;
     }
-    let dovecot = Dovecot::start();
-    let sink = SmtpSink::start();
-    let server = TestServer::start().await;
-    let admin = server.agent("admin@desk.test", "admin").await;
-    let created = admin
-        .ok_post(
-            "/api/v1/email-channels",
-            mailbox_body(&dovecot, &sink, "pop3", dovecot.pop3_port(), "none", false),
-            201,
-        )
-        .await;
+    let Desk { dovecot, sink, server: _server, admin } = Desk::start().await;
+    let created = plain_mailbox(&admin, &dovecot, &sink, "pop3").await;
     let channel = created["id"].as_i64().unwrap();
     assert_eq!(created["poll_interval_s"], 5);
     // The first check (at start) found an empty maildrop.
@@ -136,17 +150,8 @@ async fn a_reply_to_a_merged_ticket_lands_in_the_survivor() {
     if !mail_servers("a_reply_to_a_merged_ticket_lands_in_the_survivor") {
         return;
     }
-    let dovecot = Dovecot::start();
-    let sink = SmtpSink::start();
-    let server = TestServer::start().await;
-    let admin = server.agent("admin@desk.test", "admin").await;
-    let created = admin
-        .ok_post(
-            "/api/v1/email-channels",
-            mailbox_body(&dovecot, &sink, "imap", dovecot.imap_port(), "none", false),
-            201,
-        )
-        .await;
+    let Desk { dovecot, sink, server: _server, admin } = Desk::start().await;
+    let created = plain_mailbox(&admin, &dovecot, &sink, "imap").await;
     let channel = created["id"].as_i64().unwrap();
     dovecot.deliver(&mail("jane@customer.test", "Printer broken", "a.1@customer.test", "", "first"));
     dovecot.deliver(&mail("jane@customer.test", "Also the scanner", "b.1@customer.test", "", "second"));
@@ -175,10 +180,7 @@ async fn the_generic_channel_api_hands_mailboxes_to_their_connector() {
     if !mail_servers("the_generic_channel_api_hands_mailboxes_to_their_connector") {
         return;
     }
-    let dovecot = Dovecot::start();
-    let sink = SmtpSink::start();
-    let server = TestServer::start().await;
-    let admin = server.agent("admin@desk.test", "admin").await;
+    let Desk { dovecot, sink, server: _server, admin } = Desk::start().await;
 
     let (status, answer) =
         admin.post("/api/v1/channels", json!({"kind": "email", "name": "Mail", "settings": {"host": "x"}})).await;
@@ -187,13 +189,7 @@ async fn the_generic_channel_api_hands_mailboxes_to_their_connector() {
     assert!(answer["message"].as_str().unwrap().contains("/api/v1/email-channels"), "{answer}");
     assert_eq!(admin.ok_get("/api/v1/channels?kind=email").await, json!([]), "nothing created");
 
-    let created = admin
-        .ok_post(
-            "/api/v1/email-channels",
-            mailbox_body(&dovecot, &sink, "imap", dovecot.imap_port(), "none", false),
-            201,
-        )
-        .await;
+    let created = plain_mailbox(&admin, &dovecot, &sink, "imap").await;
     let id = created["id"].as_i64().unwrap();
     let running = |want: bool| {
         let admin = &admin;
@@ -234,10 +230,7 @@ async fn a_backlog_is_imported_in_order_and_acknowledged() {
     if !mail_servers("a_backlog_is_imported_in_order_and_acknowledged") {
         return;
     }
-    let dovecot = Dovecot::start();
-    let sink = SmtpSink::start();
-    let server = TestServer::start().await;
-    let admin = server.agent("admin@desk.test", "admin").await;
+    let Desk { dovecot, sink, server: _server, admin } = Desk::start().await;
     const CUSTOMERS: usize = 30;
     for i in 0..CUSTOMERS {
         let from = format!("Customer {i} <c{i}@customer.test>");
@@ -265,13 +258,7 @@ async fn a_backlog_is_imported_in_order_and_acknowledged() {
             dovecot.deliver(&mail("c20@customer.test", "Out of office", "ooo@customer.test", junk, "away"));
         }
     }
-    let created = admin
-        .ok_post(
-            "/api/v1/email-channels",
-            mailbox_body(&dovecot, &sink, "imap", dovecot.imap_port(), "none", false),
-            201,
-        )
-        .await;
+    let created = plain_mailbox(&admin, &dovecot, &sink, "imap").await;
     let channel = created["id"].as_i64().unwrap();
 
     eventually("all 62 mails acknowledged (\\Seen)", || async {
@@ -301,17 +288,8 @@ async fn imap_mail_threads_both_ways_and_junk_is_logged() {
     if !mail_servers("imap_mail_threads_both_ways_and_junk_is_logged") {
         return;
     }
-    let dovecot = Dovecot::start();
-    let sink = SmtpSink::start();
-    let server = TestServer::start().await;
-    let admin = server.agent("admin@desk.test", "admin").await;
-    let created = admin
-        .ok_post(
-            "/api/v1/email-channels",
-            mailbox_body(&dovecot, &sink, "imap", dovecot.imap_port(), "none", false),
-            201,
-        )
-        .await;
+    let Desk { dovecot, sink, server: _server, admin } = Desk::start().await;
+    let created = plain_mailbox(&admin, &dovecot, &sink, "imap").await;
     let channel = created["id"].as_i64().unwrap();
     assert_eq!(created["password_set"], true);
     assert!(created.get("password").is_none(), "the password is never answered");
@@ -444,10 +422,7 @@ async fn pop3_over_tls_imports_deletes_and_rejects_strangers_when_asked() {
     if !mail_servers("pop3_over_tls_imports_deletes_and_rejects_strangers_when_asked") {
         return;
     }
-    let dovecot = Dovecot::start();
-    let sink = SmtpSink::start();
-    let server = TestServer::start().await;
-    let admin = server.agent("admin@desk.test", "admin").await;
+    let Desk { dovecot, sink, server: _server, admin } = Desk::start().await;
     let mut body = mailbox_body(&dovecot, &sink, "pop3", dovecot.pop3s_port(), "implicit", true);
     body["accept_unknown_senders"] = json!(false);
     let channel = admin.ok_post("/api/v1/email-channels", body, 201).await["id"].as_i64().unwrap();
@@ -477,10 +452,7 @@ async fn self_signed_certificate_is_refused_without_tls_insecure() {
     if !mail_servers("self_signed_certificate_is_refused_without_tls_insecure") {
         return;
     }
-    let dovecot = Dovecot::start();
-    let sink = SmtpSink::start();
-    let server = TestServer::start().await;
-    let admin = server.agent("admin@desk.test", "admin").await;
+    let Desk { dovecot, sink, server: _server, admin } = Desk::start().await;
     let body = mailbox_body(&dovecot, &sink, "imap", dovecot.imaps_port(), "implicit", false);
     let channel = admin.ok_post("/api/v1/email-channels", body, 201).await["id"].as_i64().unwrap();
     dovecot.deliver(&mail("jane@customer.test", "Hi", "tls.1@customer.test", "", "Hello."));
@@ -639,18 +611,9 @@ async fn an_offline_owner_is_told_by_mail() {
     if !mail_servers("an_offline_owner_is_told_by_mail") {
         return;
     }
-    let dovecot = Dovecot::start();
-    let sink = SmtpSink::start();
-    let server = TestServer::start().await;
-    let admin = server.agent("admin@desk.test", "admin").await;
+    let Desk { dovecot, sink, server, admin } = Desk::start().await;
     let owner = server.agent("owner@desk.test", "agent").await;
-    admin
-        .ok_post(
-            "/api/v1/email-channels",
-            mailbox_body(&dovecot, &sink, "imap", dovecot.imap_port(), "none", false),
-            201,
-        )
-        .await;
+    plain_mailbox(&admin, &dovecot, &sink, "imap").await;
     let routing = json!({"assign": {"mode": "owner"}});
     let body = json!({"name": "VIP", "webhook_url": "http://127.0.0.1:9/", "type": "async", "routing": routing});
     let ch = admin.ok_post("/api/v1/custom-channels", body, 201).await["id"].as_i64().unwrap();
@@ -712,10 +675,7 @@ async fn attachments_plus_addressing_forwards_and_tech_notes() {
     if !mail_servers("attachments_plus_addressing_forwards_and_tech_notes") {
         return;
     }
-    let dovecot = Dovecot::start();
-    let sink = SmtpSink::start();
-    let server = TestServer::start().await;
-    let admin = server.agent("admin@desk.test", "admin").await;
+    let Desk { dovecot, sink, server: _server, admin } = Desk::start().await;
     let team = admin.ok_post("/api/v1/teams", json!({"name": "Billing"}), 201).await["id"].as_i64().unwrap();
     let body = mailbox_body(&dovecot, &sink, "imap", dovecot.imap_port(), "none", false);
     let channel = admin.ok_post("/api/v1/email-channels", body, 201).await["id"].as_i64().unwrap();
@@ -793,10 +753,7 @@ async fn default_team_unsubscribe_and_from_names() {
     if !mail_servers("default_team_unsubscribe_and_from_names") {
         return;
     }
-    let dovecot = Dovecot::start();
-    let sink = SmtpSink::start();
-    let server = TestServer::start().await;
-    let admin = server.agent("admin@desk.test", "admin").await;
+    let Desk { dovecot, sink, server: _server, admin } = Desk::start().await;
     let team = admin.ok_post("/api/v1/teams", json!({"name": "First line"}), 201).await["id"].as_i64().unwrap();
     let mut body = mailbox_body(&dovecot, &sink, "imap", dovecot.imap_port(), "none", false);
     body["default_team_id"] = json!(team);
