@@ -172,8 +172,8 @@ async fn a_reply_to_a_merged_ticket_lands_in_the_survivor() {
     assert_eq!(listed, vec![survivor], "no new ticket (the merged one is not listed)");
 }
 
-// covers EM-5 (a mailbox is started and stopped with its channel): mailboxes are added and their settings changed only
-// through /api/v1/email-channels; the generic channel API refuses them and changes nothing, and enabling, disabling or
+// covers EM-5 (a mailbox is started and stopped with its channel): mailbox settings are given and changed only through
+// /api/v1/email-channels; the generic channel API refuses them and changes nothing, and enabling, disabling or
 // deleting a mailbox there reaches its connector.
 #[tokio::test]
 async fn the_generic_channel_api_hands_mailboxes_to_their_connector() {

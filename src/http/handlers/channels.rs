@@ -1,7 +1,8 @@
 //! Channel instances of every kind (CORE-1, CORE-2, CC-14). Kind-specific settings are checked
 //! by each channel's own endpoints as they arrive; here they are a JSON object. Mailboxes are the
-//! exception: they are added and their settings changed only through `/api/v1/email-channels`,
-//! which validates them; changes made here (enable, disable, delete) reach the mailbox's connector.
+//! exception: their settings are given and changed only through `/api/v1/email-channels`, which
+//! validates them (an email channel made here has none, and no connector until completed there);
+//! changes made here (enable, disable, delete) reach the mailbox's connector.
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -27,7 +28,8 @@ const MAILBOX_SETTINGS: &str =
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannelRequest {
-    /// `mattermost`, `zalo` or `custom`; `email` is refused here: add mailboxes with `POST /api/v1/email-channels`.
+    /// `email`, `mattermost`, `zalo` or `custom`. An `email` channel made here has no mailbox (no settings may be
+    /// given): add mailboxes with `POST /api/v1/email-channels`, or complete this one with its `PATCH`.
     pub kind: String,
     pub name: String,
     /// Required for `custom`; email is always `async`, Mattermost and Zalo always `sync`.
@@ -140,8 +142,8 @@ pub async fn create(
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let kind: ChannelKind = body.kind.parse().map_err(|e| ApiError::field("kind", e))?;
-    if kind == ChannelKind::Email {
-        return Err(ApiError::field("kind", MAILBOX_SETTINGS));
+    if kind == ChannelKind::Email && body.settings.as_ref().is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::field("settings", MAILBOX_SETTINGS));
     }
     let name = name_field("name", &body.name, 100)?;
     let mode = resolve_mode(kind, body.mode.as_deref())?;
