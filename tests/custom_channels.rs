@@ -411,7 +411,8 @@ async fn inbound_idempotency_and_bad_input_change_nothing() {
         400,
         "validation_failed",
     );
-    let other = admin.channel("email", "Inbox", None).await;
+    // Any kind but custom (mailboxes are no longer created through /api/v1/channels).
+    let other = admin.channel("mattermost", "Team chat", None).await;
     assert_error(&inbound(&admin, other, json!({"user_custom_id": "u", "content": "x"})).await, 404, "not_found");
     admin.patch(&format!("/api/v1/custom-channels/{ch}"), json!({"enabled": false})).await;
     assert_error(&inbound(&admin, ch, json!({"user_custom_id": "u", "content": "x"})).await, 422, "channel_disabled");
