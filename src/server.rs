@@ -93,6 +93,8 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
         metrics: Metrics::global(),
         realtime: realtime.clone(),
         mailboxes: mailboxes.clone(),
+        tokens: crate::store::cache::Cache::new(crate::http::session::TOKEN_TTL),
+        routes: crate::store::cache::Cache::new(crate::http::handlers::custom_channels::ROUTE_TTL),
     });
     let listener = std::net::TcpListener::bind(settings.bind)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;

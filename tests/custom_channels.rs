@@ -411,7 +411,8 @@ async fn inbound_idempotency_and_bad_input_change_nothing() {
         400,
         "validation_failed",
     );
-    let other = admin.channel("email", "Inbox", None).await;
+    // Any kind but custom (mailboxes are no longer created through /api/v1/channels).
+    let other = admin.channel("mattermost", "Team chat", None).await;
     assert_error(&inbound(&admin, other, json!({"user_custom_id": "u", "content": "x"})).await, 404, "not_found");
     admin.patch(&format!("/api/v1/custom-channels/{ch}"), json!({"enabled": false})).await;
     assert_error(&inbound(&admin, ch, json!({"user_custom_id": "u", "content": "x"})).await, 422, "channel_disabled");
@@ -530,4 +531,80 @@ async fn invariant_4_custom_channel_endpoints_respect_channel_access() {
     assert_error(&outsider.post(&format!("/api/v1/custom-channels/{ch}/secret"), json!({})).await, 403, "forbidden");
     assert_error(&outsider.get(&format!("/api/v1/custom-channels/{ch}/deliveries")).await, 403, "forbidden");
     assert_eq!(admin.ok_get(&format!("/api/v1/conversations/{conv}")).await["last_seq"], 1, "nothing was added");
+}
+
+/// Issue #4: inbound caches the token's principal, the channel row and each customer's latest
+/// conversation. Every change through the API must be seen by the very next inbound call.
+#[tokio::test]
+async fn inbound_caches_see_every_change_at_once() {
+    let srv = TestServer::start().await;
+    let admin = srv.agent("admin@example.com", "admin").await;
+    let (ch, _) = channel(&admin, "http://127.0.0.1:9/hook", "async").await;
+    let shop = srv.agent("shop@example.com", "agent").await;
+    admin.ok_put(&format!("/api/v1/agents/{}/channels", shop.agent_id), json!({"channel_ids": [ch]})).await;
+    let say = |text: &str| json!({"user_custom_id": "u", "content": text});
+    // Warm every cache: the token, the channel, the customer's conversation.
+    let first = inbound(&shop, ch, say("one")).await;
+    assert_eq!(first.0, StatusCode::CREATED, "{}", first.1);
+    let conv = first.1["conversation_id"].as_i64().unwrap();
+    let user = first.1["user_id"].as_i64().unwrap();
+    let again = inbound(&shop, ch, say("two")).await.1;
+    assert_eq!((again["conversation_id"].as_i64(), again["created"].as_bool()), (Some(conv), Some(false)));
+
+    // Channel access taken away, then given back.
+    admin.ok_put(&format!("/api/v1/agents/{}/channels", shop.agent_id), json!({"channel_ids": []})).await;
+    assert_error(&inbound(&shop, ch, say("no access")).await, 404, "not_found");
+    admin.ok_put(&format!("/api/v1/agents/{}/channels", shop.agent_id), json!({"channel_ids": [ch]})).await;
+    assert_eq!(inbound(&shop, ch, say("access again")).await.0, StatusCode::CREATED);
+
+    // The channel disabled, then enabled again.
+    admin.patch(&format!("/api/v1/custom-channels/{ch}"), json!({"enabled": false})).await;
+    assert_error(&inbound(&shop, ch, say("disabled")).await, 422, "channel_disabled");
+    admin.patch(&format!("/api/v1/custom-channels/{ch}"), json!({"enabled": true})).await;
+    assert_eq!(inbound(&shop, ch, say("enabled")).await.0, StatusCode::CREATED);
+
+    // A new conversation for the customer made elsewhere is their latest (CC-9 b).
+    let side = admin
+        .ok_post("/api/v1/conversations", json!({"channel": ch, "user_custom_id": "u", "content": "side thread"}), 201)
+        .await["conversation_id"]
+        .as_i64()
+        .unwrap();
+    assert_ne!(side, conv);
+    assert_eq!(inbound(&shop, ch, say("to the newest")).await.1["conversation_id"], side);
+
+    // The integrator's id unlinked from the customer: the next message is a new customer's.
+    let customer = admin.ok_get(&format!("/api/v1/customers/{user}")).await;
+    let identity = customer["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "external" && i["value"] == "u")
+        .expect("the external id")["id"]
+        .as_i64()
+        .unwrap();
+    let (s, _) = admin.delete(&format!("/api/v1/customers/{user}/identities/{identity}")).await;
+    assert!(s.is_success(), "{s}");
+    let stranger = inbound(&shop, ch, say("who am I")).await;
+    assert_eq!(stranger.0, StatusCode::CREATED);
+    assert_eq!(stranger.1["created"], true);
+    assert_ne!(stranger.1["user_id"].as_i64(), Some(user));
+
+    // The agent deactivated, then active again.
+    admin.patch(&format!("/api/v1/agents/{}", shop.agent_id), json!({"active": false})).await;
+    assert_error(&inbound(&shop, ch, say("inactive")).await, 401, "unauthorized");
+    admin.patch(&format!("/api/v1/agents/{}", shop.agent_id), json!({"active": true})).await;
+    assert_eq!(inbound(&shop, ch, say("active")).await.0, StatusCode::CREATED);
+
+    // The token revoked.
+    let tokens = admin.ok_get(&format!("/api/v1/tokens?agent_id={}", shop.agent_id)).await;
+    let token = tokens.as_array().unwrap()[0]["id"].as_i64().unwrap();
+    let (s, _) = admin.delete(&format!("/api/v1/tokens/{token}")).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_error(&inbound(&shop, ch, say("revoked")).await, 401, "unauthorized");
+
+    // The channel deleted.
+    assert_eq!(inbound(&admin, ch, say("admin warms the cache")).await.0, StatusCode::CREATED);
+    let (s, _) = admin.delete(&format!("/api/v1/custom-channels/{ch}")).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_error(&inbound(&admin, ch, say("deleted")).await, 404, "not_found");
 }

@@ -64,7 +64,7 @@ pub async fn assign(
     channel_id: i64,
     customer_id: i64,
 ) -> StoreResult<Option<i64>> {
-    let channel = store::channels::get(&rt.store, channel_id, &ChannelScope::All).await?;
+    let channel = store::channels::get_cached(&rt.store, channel_id, &ChannelScope::All).await?;
     let settings: serde_json::Value = serde_json::from_str(&channel.settings).unwrap_or_default();
     let rule: Assign = serde_json::from_value(settings["routing"]["assign"].clone()).unwrap_or_default();
     let pick = match rule {

@@ -34,6 +34,11 @@ pub struct AppState {
     pub realtime: Realtime,
     /// The mailbox connectors of this node (reloaded when an email channel changes).
     pub mailboxes: crate::channels::email::mailbox::Mailboxes,
+    /// API tokens' principals by token hash (see `store::cache`; filled by [`session`]).
+    pub tokens: crate::store::cache::Cache<String, session::CachedToken>,
+    /// Which conversation a custom channel's customer (`user_custom_id`) last wrote to, to pick
+    /// the conversation actor without a read (see `handlers::custom_channels::inbound`).
+    pub routes: crate::store::cache::Cache<(i64, String), (i64, i64)>,
 }
 
 pub type State = web::Data<AppState>;

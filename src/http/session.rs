@@ -1,6 +1,11 @@
 //! Finding the [`Principal`] of a request: the session cookie (dashboard) or a Bearer API token
 //! (integrations). Requests with the cookie that change state must echo the session's CSRF token
 //! in `X-CSRF-Token`; together with `SameSite=Strict` this stops cross-site request forgery.
+//!
+//! A Bearer token's principal is cached (`AppState::tokens`, see `store::cache`): a revoked
+//! token, a deactivated or demoted agent or changed channel access is seen by the next request
+//! on this node; on other nodes when the bus announces it, and at the latest after [`TOKEN_TTL`].
+//! Sessions are not cached.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +20,17 @@ use super::error::ApiError;
 use crate::auth::{CSRF_HEADER, Credential, Principal, SESSION_COOKIE, secret_hash, secrets_equal};
 use crate::domain::{ChannelScope, Role};
 use crate::store::{self, models::Agent};
+
+/// How long a cached API-token principal may be used without a change announced (`store::cache`).
+pub const TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What an API token resolves to, cached by its hash: the principal, and when the token was last
+/// noted as used (so the once-a-minute `touch_token` still happens).
+#[derive(Clone)]
+pub struct CachedToken {
+    principal: Principal,
+    last_used_at: Option<chrono::NaiveDateTime>,
+}
 
 /// A principal that must be an admin or super admin.
 pub struct Admin(pub Principal);
@@ -60,14 +76,29 @@ async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer <token>`"))?;
-        let (api_token, agent) = store::auth::token(store, &secret_hash(token))
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("invalid API token"))?;
-        let stale = api_token.last_used_at.is_none_or(|t| store::now() - t > Duration::seconds(60));
-        if stale {
-            store::auth::touch_token(store, api_token.id).await?;
+        let hash = secret_hash(token);
+        let stale = |used: Option<chrono::NaiveDateTime>| used.is_none_or(|t| store::now() - t > Duration::seconds(60));
+        // Read before the database, so a change committed meanwhile invalidates what we load.
+        let generation = store.generation();
+        if let Some(cached) = state.tokens.get(&hash, generation) {
+            if stale(cached.last_used_at) {
+                if let Credential::ApiToken { id } = cached.principal.credential {
+                    store::auth::touch_token(store, id).await?;
+                }
+                state.tokens.update(&hash, |c| c.last_used_at = Some(store::now()));
+            }
+            return Ok(cached.principal);
         }
-        return principal(store, agent, Credential::ApiToken { id: api_token.id }).await;
+        let (api_token, agent) =
+            store::auth::token(store, &hash).await?.ok_or_else(|| ApiError::unauthorized("invalid API token"))?;
+        let mut last_used_at = api_token.last_used_at;
+        if stale(last_used_at) {
+            store::auth::touch_token(store, api_token.id).await?;
+            last_used_at = Some(store::now());
+        }
+        let p = principal(store, agent, Credential::ApiToken { id: api_token.id }).await?;
+        state.tokens.put(hash, CachedToken { principal: p.clone(), last_used_at }, generation);
+        return Ok(p);
     }
     let cookie = req
         .cookie(SESSION_COOKIE)

@@ -127,6 +127,10 @@ impl Hub {
             tokio::select! {
                 event = incoming.recv() => {
                     let Some(event) = event else { return };
+                    if matches!(event, BusEvent::Access { .. }) {
+                        // Some node changed an agent's access: cached principals are reloaded.
+                        store.changed();
+                    }
                     self.handle(event);
                 }
                 _ = tick.tick() => {

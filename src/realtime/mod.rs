@@ -123,14 +123,21 @@ impl Realtime {
     }
 
     /// A customer's message from a channel (CC-8, CC-9). It goes through the actor of the
-    /// conversation it is for (the named one, or the customer's latest on the channel).
-    pub async fn customer_message(&self, msg: crate::store::messages::CustomerMessage) -> StoreResult<ops::Inbound> {
+    /// conversation it is for: the named one, or for [`Target::Latest`] the one the caller
+    /// believes is the customer's latest (`latest`: read by the caller, or remembered from their
+    /// previous message). The store decides where it lands by the last-chat rule in its
+    /// transaction, so a stale `latest` only means another actor serialised this one change.
+    ///
+    /// [`Target::Latest`]: crate::store::messages::Target::Latest
+    pub async fn customer_message(
+        &self,
+        msg: crate::store::messages::CustomerMessage,
+        latest: Option<i64>,
+    ) -> StoreResult<ops::Inbound> {
         use crate::store::messages::Target;
-        let via = match msg.target {
-            Target::Conversation(id) => Some(id),
-            Target::Latest => {
-                crate::store::conversations::latest_for(&self.store, msg.channel_id, msg.customer_id).await?
-            }
+        let via = match &msg.target {
+            Target::Conversation { id, .. } => Some(*id),
+            Target::Latest { .. } => latest,
         };
         match via {
             Some(id) => self.ask(id, Inbound(msg)).await.map_err(mailbox)?,

@@ -45,9 +45,9 @@ fn publish(rt: &Realtime, events: &[EventRow], body: &str) {
 pub async fn created(rt: &Realtime, c: &CreatedConversation) -> StoreResult<Created> {
     let row = &c.conversation;
     let conversation = ConversationView::from(row.clone());
-    let files = store::attachments::for_messages(&rt.store, &[c.message.id]).await?;
+    // `store::conversations::create` links no attachments to a first message: none to read.
     let message =
-        render::message_views(&rt.store, &row.customer_name, vec![(c.message.clone(), files)]).await?.remove(0);
+        render::message_views(&rt.store, &row.customer_name, vec![(c.message.clone(), Vec::new())]).await?.remove(0);
     publish(rt, &c.events, &render::body(&conversation, Some(&message)));
     Ok(Created { conversation, message, deadline: deadline(row) })
 }
@@ -136,7 +136,12 @@ pub struct Inbound {
 pub async fn customer_message(rt: &Realtime, msg: store::messages::CustomerMessage) -> StoreResult<Inbound> {
     let appended = store::messages::append_customer(&rt.store, msg, Who::System).await?;
     let row = appended.conversation;
-    let files = store::attachments::for_messages(&rt.store, &[appended.message.id]).await?;
+    // A customer message is stored without attachments; only a replayed one may be older.
+    let files = if appended.duplicate {
+        store::attachments::for_messages(&rt.store, &[appended.message.id]).await?
+    } else {
+        Vec::new()
+    };
     let message =
         render::message_views(&rt.store, &row.customer_name, vec![(appended.message, files)]).await?.remove(0);
     let d = deadline(&row);

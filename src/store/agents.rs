@@ -113,7 +113,7 @@ pub async fn any_admin(store: &Store) -> StoreResult<bool> {
 }
 
 pub async fn update(store: &Store, id: i64, patch: AgentPatch, actor: Actor) -> StoreResult<Agent> {
-    store.run(move |store| async move {
+    store.run_change(move |store| async move {
         let store = &store;
         let mut conn = store.write().await?;
         db_tx!(conn => {
@@ -201,7 +201,7 @@ pub async fn team_ids(store: &Store, agent_id: i64) -> StoreResult<Vec<i64>> {
 /// Replace the agent's channel access with exactly `channel_ids`.
 pub async fn set_channels(store: &Store, agent_id: i64, channel_ids: &[i64], actor: Actor) -> StoreResult<Vec<i64>> {
     let channel_ids = channel_ids.to_vec();
-    store.run(move |store| async move {
+    store.run_change(move |store| async move {
         let store = &store;
         let channel_ids: &[i64] = &channel_ids;
         let mut ids = channel_ids.to_vec();

@@ -179,7 +179,7 @@ pub async fn get_token(store: &Store, id: i64) -> StoreResult<ApiToken> {
 
 pub async fn delete_token(store: &Store, id: i64, actor: Actor) -> StoreResult<()> {
     store
-        .run(move |store| async move {
+        .run_change(move |store| async move {
             let store = &store;
             let mut conn = store.write().await?;
             db_tx!(conn => {

@@ -74,8 +74,24 @@ pub async fn get(store: &Store, id: i64, scope: &ChannelScope) -> StoreResult<Ch
     .await
 }
 
+/// [`get`] through the store's channel cache: for endpoints that read the channel on every
+/// request (custom-channel inbound). A change through this node is seen by the next call; the
+/// transaction that acts on the channel reads it again, so a stale entry never lets a write through.
+pub async fn get_cached(store: &Store, id: i64, scope: &ChannelScope) -> StoreResult<ChannelInstance> {
+    if !scope.allows(id) {
+        return Err(StoreError::NotFound);
+    }
+    let generation = store.generation();
+    if let Some(c) = store.channel_cache().get(&id, generation) {
+        return Ok(c);
+    }
+    let c = get(store, id, &ChannelScope::All).await?;
+    store.channel_cache().put(id, c.clone(), generation);
+    Ok(c)
+}
+
 pub async fn create(store: &Store, input: CreateChannel, actor: Actor) -> StoreResult<ChannelInstance> {
-    store.run(move |store| async move {
+    store.run_change(move |store| async move {
         let store = &store;
         let mut conn = store.write().await?;
         db_tx!(conn => {
@@ -107,7 +123,7 @@ pub async fn create(store: &Store, input: CreateChannel, actor: Actor) -> StoreR
 }
 
 pub async fn update(store: &Store, id: i64, patch: ChannelPatch, actor: Actor) -> StoreResult<ChannelInstance> {
-    store.run(move |store| async move {
+    store.run_change(move |store| async move {
         let store = &store;
         let mut conn = store.write().await?;
         db_tx!(conn => {
@@ -150,7 +166,7 @@ pub async fn update(store: &Store, id: i64, patch: ChannelPatch, actor: Actor) -
 /// Delete a channel instance and everything that hangs off it (its conversations included).
 pub async fn delete(store: &Store, id: i64, actor: Actor) -> StoreResult<()> {
     store
-        .run(move |store| async move {
+        .run_change(move |store| async move {
             let store = &store;
             let mut conn = store.write().await?;
             db_tx!(conn => {

@@ -18,7 +18,7 @@ use super::models::{ChannelInstance, Conversation, Customer, Message};
 use super::schema::{
     audit_log, channel_instances, conversation_tags, conversations, customer_identities, customers, messages, statuses,
 };
-use super::{Store, StoreError, StoreResult, now};
+use super::{Store, StoreError, StoreResult, channels, now};
 use crate::domain::linking::{self, Found, Owner};
 use crate::domain::{ChannelScope, Direction, Mode, Source};
 use crate::{db_run, db_tx};
@@ -808,8 +808,22 @@ pub async fn create(
                 t,
                 actor
             );
-            let mut rows = decorate!(conn, vec![conversation]);
-            Ok(CreatedConversation { conversation: rows.remove(0), message, created: true, events: vec![event] })
+            // Decorated with what is known: the channel's kind, and its default tags (CC-12) only
+            // when it has some (a new conversation has no others).
+            let tags: Vec<String> = if channels::Defaults::of(&channel).tags.is_empty() {
+                Vec::new()
+            } else {
+                conversation_tags::table
+                    .filter(conversation_tags::conversation_id.eq(conversation.id))
+                    .select(conversation_tags::tag)
+                    .order(conversation_tags::tag)
+                    .load(conn)
+                    .await?
+            };
+            let customer_name: String = customers::table.find(conversation.customer_id).select(customers::name).first(conn).await?;
+            let channel_kind = channel.kind.clone();
+            let row = ConversationRow { conversation, tags, customer_name, channel_kind };
+            Ok(CreatedConversation { conversation: row, message, created: true, events: vec![event] })
         })
     })
     .await
@@ -1070,17 +1084,25 @@ pub async fn get_many(store: &Store, ids: Vec<i64>) -> StoreResult<Vec<Conversat
         .await
 }
 
-/// The customer's newest conversation on a channel, if any (merged ones included: the caller follows them).
-pub async fn latest_for(store: &Store, channel_id: i64, customer_id: i64) -> StoreResult<Option<i64>> {
+/// Where a custom channel's inbound message for `user_custom_id` goes first: `None` when no
+/// customer is known by that id on the channel; else their newest conversation there, if any
+/// (merged ones included: the store follows them). One read.
+pub async fn route(store: &Store, channel_id: i64, user_custom_id: &str) -> StoreResult<Option<Option<i64>>> {
+    let external_id = user_custom_id.to_owned();
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => conversations::table
-                .filter(conversations::channel_instance_id.eq(channel_id))
-                .filter(conversations::customer_id.eq(customer_id))
+            Ok(db_run!(conn => customer_identities::table
+                .left_join(conversations::table.on(
+                    conversations::customer_id.eq(customer_identities::customer_id)
+                        .and(conversations::channel_instance_id.eq(channel_id)),
+                ))
+                .filter(customer_identities::kind.eq("external"))
+                .filter(customer_identities::channel_instance_id.eq(channel_id))
+                .filter(customer_identities::value.eq(&external_id))
                 .order(conversations::id.desc())
-                .select(conversations::id)
-                .first::<i64>(conn)
+                .select(conversations::id.nullable())
+                .first::<Option<i64>>(conn)
                 .await
                 .optional())?)
         })

@@ -288,19 +288,20 @@ pub async fn get_many(store: &Store, ids: Vec<i64>) -> StoreResult<Vec<(Message,
         .collect())
 }
 
-/// Which conversation a customer message is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which conversation a customer message is for, and from whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// The one the integrator names (CC-8); a merged one means its survivor (CC-9 c).
-    Conversation(i64),
-    /// The customer's latest conversation on the channel (CC-9).
-    Latest,
+    /// The one the integrator names, from this customer (CC-8); a merged one means its survivor (CC-9 c).
+    Conversation { id: i64, customer_id: i64 },
+    /// The latest conversation on the channel (CC-9) of the customer the integrator knows by this
+    /// id (`user_custom_id`, CC-4). An id not known on the channel is [`StoreError::UnknownCustomer`]:
+    /// the caller creates the customer with their first conversation.
+    Latest { user_custom_id: String },
 }
 
 #[derive(Debug, Clone)]
 pub struct CustomerMessage {
     pub channel_id: i64,
-    pub customer_id: i64,
     pub target: Target,
     pub content: String,
     pub content_html: Option<String>,
@@ -322,67 +323,136 @@ pub struct AppendedCustomer {
 /// Add a customer's message by the last-chat rule (CC-9): the target conversation (following
 /// merges) if it is open or pending; a new conversation if it is closed or there is none. A
 /// pending conversation is reopened; a chat that had ended becomes live again.
+///
+/// Round trips, for the common case (a known customer writing to their open conversation,
+/// issue #4): one read — channel, customer by `user_custom_id`, their latest conversation on the
+/// channel with its status' base, and an earlier message with the same `external_message_id` —
+/// then the conversation update, the message, the event, the conversation's tags. Nothing else is
+/// read back: the update and inserts return their rows.
 pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) -> StoreResult<AppendedCustomer> {
     use super::conversations::{insert_conversation, load_in_scope};
-    use super::models::{ChannelInstance, Customer, Status};
-    use super::schema::statuses;
+    use super::models::{ChannelInstance, Customer};
+    use super::schema::{customer_identities, statuses};
     use crate::domain::StatusBase;
+    use diesel::sql_types::Bool;
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
             db_tx!(conn => {
                 let t = now();
-                let channel: ChannelInstance = channel_instances::table
-                    .find(msg.channel_id)
-                    .select(ChannelInstance::as_select())
-                    .first(conn)
-                    .await
-                    .optional()?
-                    .ok_or_else(|| StoreError::BadReference(format!("channel {} does not exist", msg.channel_id)))?;
-                if !channel.enabled {
-                    return Err(StoreError::Rule(format!("channel {} is disabled", channel.id)));
-                }
-                let customer: Customer = customers::table
-                    .find(msg.customer_id)
-                    .select(Customer::as_select())
-                    .first(conn)
-                    .await
-                    .optional()?
-                    .ok_or_else(|| StoreError::BadReference(format!("user {} does not exist", msg.customer_id)))?;
-                let customer_id = customer.merged_into_id.unwrap_or(customer.id);
-                if let Some(ext) = &msg.external_message_id {
-                    let seen: Option<Message> = messages::table
-                        .filter(messages::channel_instance_id.eq(channel.id))
-                        .filter(messages::provider_message_id.eq(ext))
-                        .select(Message::as_select())
-                        .first(conn)
-                        .await
-                        .optional()?;
-                    if let Some(message) = seen {
-                        let row = decorate_one!(conn, message.conversation_id);
-                        return Ok(AppendedCustomer { message, conversation: row, events: vec![], created: false, duplicate: true });
-                    }
-                }
-                let start: Option<Conversation> = match msg.target {
-                    Target::Conversation(id) => {
-                        let c: Conversation = load_in_scope!(conn, id, ChannelScope::All);
-                        let owner = customers::table.find(c.customer_id).select(customers::merged_into_id).first::<Option<i64>>(conn).await?;
-                        if c.channel_instance_id != channel.id || owner.unwrap_or(c.customer_id) != customer_id {
-                            return Err(StoreError::BadReference(format!("conversation {id} is not user {}'s on this channel", msg.customer_id)));
+                let ext: String = msg.external_message_id.clone().unwrap_or_default();
+                let ext_given = msg.external_message_id.is_some();
+                let target = msg.target.clone();
+                let no_channel = || StoreError::BadReference(format!("channel {} does not exist", msg.channel_id));
+                // (channel, customer, earlier message with this external id, conversation, its status' base)
+                let (channel, customer, seen, start, start_open): (ChannelInstance, Customer, Option<i64>, Option<Conversation>, Option<bool>) = match &target {
+                    Target::Latest { user_custom_id } => {
+                        let (channel, customer, seen, latest, base): (ChannelInstance, Option<Customer>, Option<i64>, Option<Conversation>, Option<String>) =
+                            channel_instances::table
+                                .left_join(customer_identities::table.on(
+                                    customer_identities::channel_instance_id.eq(channel_instances::id.nullable())
+                                        .and(customer_identities::kind.eq("external"))
+                                        // Owned binds: diesel wants this joined query 'static.
+                                        .and(customer_identities::value.eq(user_custom_id.clone())),
+                                ))
+                                .left_join(customers::table.on(customers::id.eq(customer_identities::customer_id)))
+                                .left_join(messages::table.on(
+                                    messages::channel_instance_id.eq(channel_instances::id)
+                                        .and(messages::provider_message_id.eq(ext.clone()))
+                                        .and(ext_given.into_sql::<Bool>()),
+                                ))
+                                .left_join(conversations::table.on(
+                                    conversations::channel_instance_id.eq(channel_instances::id)
+                                        .and(conversations::customer_id.eq(customers::id)),
+                                ))
+                                .left_join(statuses::table.on(statuses::key.eq(conversations::status)))
+                                .filter(channel_instances::id.eq(msg.channel_id))
+                                .order(conversations::id.desc())
+                                .select((
+                                    ChannelInstance::as_select(),
+                                    Option::<Customer>::as_select(),
+                                    messages::id.nullable(),
+                                    Option::<Conversation>::as_select(),
+                                    statuses::base.nullable(),
+                                ))
+                                .first(conn)
+                                .await
+                                .optional()?
+                                .ok_or_else(no_channel)?;
+                        if !channel.enabled {
+                            return Err(StoreError::Rule(format!("channel {} is disabled", channel.id)));
                         }
-                        Some(c)
+                        let customer = customer.ok_or_else(|| StoreError::UnknownCustomer(format!(
+                            "no customer is known as {user_custom_id:?} on channel {}", channel.id
+                        )))?;
+                        match customer.merged_into_id {
+                            // Merged away: the survivor's latest conversation (read below).
+                            Some(survivor) => {
+                                let latest = conversations::table
+                                    .filter(conversations::channel_instance_id.eq(channel.id))
+                                    .filter(conversations::customer_id.eq(survivor))
+                                    .order(conversations::id.desc())
+                                    .select(Conversation::as_select())
+                                    .first(conn)
+                                    .await
+                                    .optional()?;
+                                (channel, customer, seen, latest, None)
+                            }
+                            None => {
+                                let open = base.map(|b| b != StatusBase::Closed.as_str());
+                                (channel, customer, seen, latest, open)
+                            }
+                        }
                     }
-                    Target::Latest => conversations::table
-                        .filter(conversations::channel_instance_id.eq(channel.id))
-                        .filter(conversations::customer_id.eq(customer_id))
-                        .order(conversations::id.desc())
-                        .select(Conversation::as_select())
-                        .first(conn)
-                        .await
-                        .optional()?,
+                    Target::Conversation { id, customer_id } => {
+                        let channel: ChannelInstance = channel_instances::table
+                            .find(msg.channel_id)
+                            .select(ChannelInstance::as_select())
+                            .first(conn)
+                            .await
+                            .optional()?
+                            .ok_or_else(no_channel)?;
+                        if !channel.enabled {
+                            return Err(StoreError::Rule(format!("channel {} is disabled", channel.id)));
+                        }
+                        let customer: Customer = customers::table
+                            .find(*customer_id)
+                            .select(Customer::as_select())
+                            .first(conn)
+                            .await
+                            .optional()?
+                            .ok_or_else(|| StoreError::BadReference(format!("user {customer_id} does not exist")))?;
+                        let seen: Option<i64> = if ext_given {
+                            messages::table
+                                .filter(messages::channel_instance_id.eq(channel.id))
+                                .filter(messages::provider_message_id.eq(&ext))
+                                .select(messages::id)
+                                .first(conn)
+                                .await
+                                .optional()?
+                        } else {
+                            None
+                        };
+                        // An idempotent replay is answered below without looking at the target.
+                        let c: Option<Conversation> = if seen.is_some() { None } else { Some(load_in_scope!(conn, *id, ChannelScope::All)) };
+                        (channel, customer, seen, c, None)
+                    }
                 };
+                let customer_id = customer.merged_into_id.unwrap_or(customer.id);
+                if let Some(seen) = seen {
+                    let message: Message = messages::table.find(seen).select(Message::as_select()).first(conn).await?;
+                    let row = decorate_one!(conn, message.conversation_id);
+                    return Ok(AppendedCustomer { message, conversation: row, events: vec![], created: false, duplicate: true });
+                }
+                if let (Target::Conversation { id, .. }, Some(c)) = (&target, &start) {
+                    let owner = customers::table.find(c.customer_id).select(customers::merged_into_id).first::<Option<i64>>(conn).await?;
+                    if c.channel_instance_id != channel.id || owner.unwrap_or(c.customer_id) != customer_id {
+                        return Err(StoreError::BadReference(format!("conversation {id} is not user {}'s on this channel", customer.id)));
+                    }
+                }
                 // Follow merges to the survivor (CC-9 c).
                 let mut current = start;
+                let mut open = start_open;
                 let mut hops = 0;
                 while let Some(into) = current.as_ref().and_then(|c| c.merged_into_id) {
                     hops += 1;
@@ -390,20 +460,43 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                         return Err(StoreError::Rule("merge chain too long".into()));
                     }
                     current = Some(conversations::table.find(into).select(Conversation::as_select()).first(conn).await?);
+                    open = None;
                 }
-                let open = match &current {
-                    Some(c) => {
-                        let status: Status = statuses::table.filter(statuses::key.eq(&c.status)).select(Status::as_select()).first(conn).await?;
-                        status.base != StatusBase::Closed.as_str()
+                let open = match (&current, open) {
+                    (Some(_), Some(known)) => known,
+                    (Some(c), None) => {
+                        let base: String = statuses::table.filter(statuses::key.eq(&c.status)).select(statuses::base).first(conn).await?;
+                        base != StatusBase::Closed.as_str()
                     }
-                    None => false,
+                    (None, _) => false,
                 };
+                // The name of the conversation's customer: known unless it is a merge survivor.
+                macro_rules! customer_name {
+                    ($id:expr) => {
+                        if $id == customer.id {
+                            customer.name.clone()
+                        } else {
+                            customers::table.find($id).select(customers::name).first::<String>(conn).await?
+                        }
+                    };
+                }
                 let Some(conv) = current.filter(|_| open) else {
                     let (conversation, message, event) = insert_conversation!(
                         conn, &channel, customer_id, &msg.subject, Direction::In, Source::Channel, None::<i64>,
                         &msg.content, &msg.content_html, &msg.external_message_id, t, actor
                     );
-                    let row = decorate_one!(conn, conversation.id);
+                    let tags: Vec<String> = if channels_defaults_have_tags(&channel) {
+                        conversation_tags::table
+                            .filter(conversation_tags::conversation_id.eq(conversation.id))
+                            .select(conversation_tags::tag)
+                            .order(conversation_tags::tag)
+                            .load(conn)
+                            .await?
+                    } else {
+                        Vec::new()
+                    };
+                    let customer_name = customer_name!(conversation.customer_id);
+                    let row = ConversationRow { conversation, tags, customer_name, channel_kind: channel.kind.clone() };
                     return Ok(AppendedCustomer { message, conversation: row, events: vec![event], created: true, duplicate: false });
                 };
                 let sync = conv.mode == Mode::Sync.as_str();
@@ -446,16 +539,17 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                     .order(conversation_tags::tag)
                     .load(conn)
                     .await?;
-                let customer_name = if updated.customer_id == customer.id {
-                    customer.name.clone()
-                } else {
-                    customers::table.find(updated.customer_id).select(customers::name).first(conn).await?
-                };
+                let customer_name = customer_name!(updated.customer_id);
                 let row = ConversationRow { conversation: updated, tags, customer_name, channel_kind: channel.kind.clone() };
                 Ok(AppendedCustomer { message, conversation: row, events: vec![event], created: false, duplicate: false })
             })
         })
         .await
+}
+
+/// Whether the channel gives new conversations tags (CC-12): if not, a new one has none to read back.
+fn channels_defaults_have_tags(channel: &super::models::ChannelInstance) -> bool {
+    !super::channels::Defaults::of(channel).tags.is_empty()
 }
 
 /// Load one conversation with its tags, customer name and channel kind inside a transaction.

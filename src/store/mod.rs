@@ -17,6 +17,7 @@ pub mod agents;
 pub mod attachments;
 pub mod audit;
 pub mod auth;
+pub mod cache;
 pub mod channels;
 pub mod conversations;
 pub mod counters;
@@ -31,6 +32,7 @@ pub mod statuses;
 pub mod teams;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -48,6 +50,8 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 
 /// How long a request waits for a pooled connection before it is answered 503.
 const POOL_WAIT: Duration = Duration::from_secs(10);
+/// How long a cached channel row may be used without a change announced (see [`cache`]).
+const CHANNEL_TTL: Duration = Duration::from_secs(2);
 /// SQLite waits this long for a lock held by another process (the CLI, a backup) before failing.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
 
@@ -128,6 +132,10 @@ pub enum StoreError {
     /// The request is well-formed but breaks a rule that needs the database to check.
     #[error("{0}")]
     Rule(String),
+    /// No customer is known by this integrator's id on the channel (`Target::Latest` of
+    /// `messages::append_customer`): the caller creates the customer with their first conversation.
+    #[error("unknown customer: {0}")]
+    UnknownCustomer(String),
     #[error("database is busy: no connection within {0:?}")]
     PoolTimeout(Duration),
     #[error("database error: {0}")]
@@ -208,6 +216,10 @@ struct StoreInner {
     url: DatabaseUrl,
     pools: Pools,
     sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// Bumped after every committed change that cached rows depend on (see [`cache`]).
+    generation: AtomicU64,
+    /// Channel rows by id, for the endpoints that read one on every request (see [`cache`]).
+    channels: cache::Cache<i64, models::ChannelInstance>,
 }
 
 impl Store {
@@ -250,7 +262,30 @@ impl Store {
                 (Pools::Sqlite(pool), Some(Arc::new(Mutex::new(()))))
             }
         };
-        Ok(Self { inner: Arc::new(StoreInner { url: url.clone(), pools, sqlite_writer }) })
+        Ok(Self {
+            inner: Arc::new(StoreInner {
+                url: url.clone(),
+                pools,
+                sqlite_writer,
+                generation: AtomicU64::new(0),
+                channels: cache::Cache::new(CHANNEL_TTL),
+            }),
+        })
+    }
+
+    /// The cache generation: read it *before* loading what you cache (see [`cache`]).
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
+
+    /// Invalidate every cached principal and channel row. Called after each committed change to
+    /// agents, API tokens, channel access or channels, and when another node announces one.
+    pub fn changed(&self) {
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn channel_cache(&self) -> &cache::Cache<i64, models::ChannelInstance> {
+        &self.inner.channels
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -272,6 +307,26 @@ impl Store {
     {
         let task = store_runtime().spawn(op(self.clone()));
         task.await.map_err(|e| StoreError::Pool(format!("database task failed: {e}")))?
+    }
+
+    /// [`Store::run`] for a change that cached rows depend on (agents, API tokens, channel
+    /// access, channels): when it has finished, in the same task, so even when the caller stopped
+    /// waiting, every cached principal and channel row is invalidated (see [`cache`]).
+    pub async fn run_change<T, F, Fut>(&self, op: F) -> StoreResult<T>
+    where
+        F: FnOnce(Store) -> Fut,
+        Fut: std::future::Future<Output = StoreResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(move |store| {
+            let work = op(store.clone());
+            async move {
+                let out = work.await;
+                store.changed();
+                out
+            }
+        })
+        .await
     }
 
     /// A connection for reads (and for writes on PostgreSQL, where the database orders them).

@@ -147,6 +147,8 @@ pub async fn update(
         password_hash,
     };
     let agent = store::agents::update(&state.store, id, patch, actor(&p)).await?;
+    // A new role or a deactivation: other nodes drop their cached principals of this agent too.
+    state.realtime.access_changed(id);
     Ok(web::Json(view(&state, agent).await?))
 }
 

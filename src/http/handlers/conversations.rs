@@ -376,6 +376,9 @@ pub async fn create(
     )
     .await?;
     let view: ConversationView = if created.created {
+        // Custom-channel inbound remembers each customer's latest conversation: this is newer.
+        let (channel, customer) = (body.channel, created.conversation.conversation.customer_id);
+        state.routes.remove_where(|k, v| k.0 == channel && v.0 == customer);
         state.realtime.created(&created).await?.conversation
     } else {
         created.conversation.into()

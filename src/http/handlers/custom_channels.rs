@@ -24,6 +24,11 @@ use crate::store::{self, StoreError};
 
 const MAX_CONTENT: usize = 100_000;
 
+/// How long `inbound` trusts the remembered conversation of a customer (`AppState::routes`).
+/// Only which actor serialises the message depends on it; where it lands is decided in the
+/// store's transaction.
+pub const ROUTE_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCustomChannel {
@@ -191,6 +196,18 @@ async fn routing(state: &State, r: RoutingSettings) -> ApiResult<RoutingSettings
 
 async fn custom_channel(state: &State, id: i64, scope: &ChannelScope) -> ApiResult<ChannelInstance> {
     let c = store::channels::get(&state.store, id, scope).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::not_found("custom channel"),
+        other => other.into(),
+    })?;
+    if c.kind != ChannelKind::Custom.as_str() {
+        return Err(ApiError::not_found("custom channel"));
+    }
+    Ok(c)
+}
+
+/// [`custom_channel`] from the store's channel cache, for the endpoints integrators call per message.
+async fn custom_channel_cached(state: &State, id: i64, scope: &ChannelScope) -> ApiResult<ChannelInstance> {
+    let c = store::channels::get_cached(&state.store, id, scope).await.map_err(|e| match e {
         StoreError::NotFound => ApiError::not_found("custom channel"),
         other => other.into(),
     })?;
@@ -371,12 +388,9 @@ pub async fn inbound(
     body: crate::http::body::Body<InboundRequest>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    let channel = custom_channel(&state, *id, &p.scope).await?;
+    let channel = custom_channel_cached(&state, *id, &p.scope).await?;
     if !channel.enabled {
-        return Err(ApiError::Unprocessable {
-            code: "channel_disabled",
-            message: format!("custom channel {} is disabled", channel.id),
-        });
+        return Err(disabled(channel.id));
     }
     let ucid = body.user_custom_id.trim().to_owned();
     if ucid.is_empty() || ucid.len() > 255 {
@@ -405,71 +419,92 @@ pub async fn inbound(
     )?;
 
     // Twice at most: a first message of a new customer may race with another one for the same id.
+    let key = (channel.id, ucid.clone());
     for _ in 0..2 {
-        let known = store::conversations::customer_by_external_id(&state.store, channel.id, &ucid).await?;
-        let answer = match known {
-            Some(customer_id) => {
-                let msg = CustomerMessage {
-                    channel_id: channel.id,
-                    customer_id,
-                    target: Target::Latest,
-                    content: text.clone(),
-                    content_html: html.clone(),
-                    external_message_id: ext.clone(),
-                    subject: subject.clone(),
-                };
-                let out = state.realtime.customer_message(msg).await?;
-                let status = if out.duplicate { 200 } else { 201 };
-                (
-                    status,
-                    InboundAnswer {
-                        conversation_id: out.conversation.id,
-                        user_id: out.conversation.customer_id,
-                        message_id: out.message.id,
-                        created: out.created,
-                    },
-                )
-            }
-            None => {
-                let input = NewConversation {
-                    channel_id: channel.id,
-                    counterpart: Counterpart::Contact {
-                        external_id: ucid.clone(),
-                        name: name.clone(),
-                        email: email.clone(),
-                        phone: phone.clone(),
-                        company: company.clone(),
-                    },
-                    subject: subject.clone(),
-                    content: text.clone(),
-                    content_html: html.clone(),
-                    external_message_id: ext.clone(),
-                    direction: Direction::In,
-                    source: Source::Channel,
-                    author_agent_id: None,
-                };
-                let created = match store::conversations::create(&state.store, input, &p.scope, actor(&p)).await {
-                    Ok(c) => c,
-                    Err(StoreError::Conflict(_)) => continue,
-                    Err(e) => return Err(e.into()),
-                };
-                let (conversation_id, user_id, message_id, fresh) = (
-                    created.conversation.conversation.id,
-                    created.conversation.conversation.customer_id,
-                    created.message.id,
-                    created.created,
-                );
-                if fresh {
-                    state.realtime.created(&created).await?;
-                }
-                (if fresh { 201 } else { 200 }, InboundAnswer { conversation_id, user_id, message_id, created: fresh })
-            }
+        // The conversation whose actor takes the message: the one this customer's previous
+        // message landed in, else their latest by one read (none: a new customer).
+        let generation = state.store.generation();
+        let known = match state.routes.get(&key, generation) {
+            Some((_, conversation)) => Some(Some(conversation)),
+            None => store::conversations::route(&state.store, channel.id, &ucid).await?,
         };
-        let (status, body) = answer;
-        let mut resp = if status == 201 { HttpResponse::Created() } else { HttpResponse::Ok() };
-        return Ok(resp.json(body));
+        if let Some(latest) = known {
+            let msg = CustomerMessage {
+                channel_id: channel.id,
+                target: Target::Latest { user_custom_id: ucid.clone() },
+                content: text.clone(),
+                content_html: html.clone(),
+                external_message_id: ext.clone(),
+                subject: subject.clone(),
+            };
+            match state.realtime.customer_message(msg, latest).await {
+                Ok(out) => {
+                    let (conversation_id, user_id) = (out.conversation.id, out.conversation.customer_id);
+                    state.routes.put(key, (user_id, conversation_id), generation);
+                    let body =
+                        InboundAnswer { conversation_id, user_id, message_id: out.message.id, created: out.created };
+                    let mut resp = if out.duplicate { HttpResponse::Ok() } else { HttpResponse::Created() };
+                    return Ok(resp.json(body));
+                }
+                // The id was unlinked from its customer meanwhile: a new customer, as below.
+                Err(StoreError::UnknownCustomer(_)) => state.routes.remove(&key),
+                Err(e) => return Err(refused(&state, channel.id, e).await),
+            }
+        }
+        let input = NewConversation {
+            channel_id: channel.id,
+            counterpart: Counterpart::Contact {
+                external_id: ucid.clone(),
+                name: name.clone(),
+                email: email.clone(),
+                phone: phone.clone(),
+                company: company.clone(),
+            },
+            subject: subject.clone(),
+            content: text.clone(),
+            content_html: html.clone(),
+            external_message_id: ext.clone(),
+            direction: Direction::In,
+            source: Source::Channel,
+            author_agent_id: None,
+        };
+        let created = match store::conversations::create(&state.store, input, &p.scope, actor(&p)).await {
+            Ok(c) => c,
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(refused(&state, channel.id, e).await),
+        };
+        let (conversation_id, user_id, message_id, fresh) = (
+            created.conversation.conversation.id,
+            created.conversation.conversation.customer_id,
+            created.message.id,
+            created.created,
+        );
+        if fresh {
+            state.realtime.created(&created).await?;
+        }
+        state.routes.put(key, (user_id, conversation_id), generation);
+        let mut resp = if fresh { HttpResponse::Created() } else { HttpResponse::Ok() };
+        return Ok(resp.json(InboundAnswer { conversation_id, user_id, message_id, created: fresh }));
     }
     Err(ApiError::Conflict("this customer was being created by a concurrent request; retry".into()))
+}
+
+fn disabled(channel_id: i64) -> ApiError {
+    ApiError::Unprocessable { code: "channel_disabled", message: format!("custom channel {channel_id} is disabled") }
+}
+
+/// The answer for a store error of an inbound message. The channel was checked from the cache
+/// before; the transaction read it again, so if it was disabled or deleted meanwhile (on another
+/// node, say), answer as the check would have.
+async fn refused(state: &State, channel_id: i64, e: StoreError) -> ApiError {
+    if !matches!(e, StoreError::Rule(_) | StoreError::BadReference(_)) {
+        return e.into();
+    }
+    match store::channels::get(&state.store, channel_id, &ChannelScope::All).await {
+        Err(StoreError::NotFound) => ApiError::not_found("custom channel"),
+        Ok(c) if !c.enabled => disabled(c.id),
+        _ => e.into(),
+    }
 }
 
 /// `POST /conversations/{id}/messages` with `user_id`: a customer's message to a named
@@ -487,28 +522,25 @@ pub async fn customer_message(
         StoreError::NotFound => ApiError::not_found("conversation"),
         other => other.into(),
     })?;
-    let channel = custom_channel(state, conv.conversation.channel_instance_id, &p.scope).await.map_err(|_| {
-        ApiError::Unprocessable {
-            code: "not_supported",
-            message: "customer messages through the API are for custom-channel conversations".into(),
-        }
-    })?;
+    let channel =
+        custom_channel_cached(state, conv.conversation.channel_instance_id, &p.scope).await.map_err(|_| {
+            ApiError::Unprocessable {
+                code: "not_supported",
+                message: "customer messages through the API are for custom-channel conversations".into(),
+            }
+        })?;
     if !channel.enabled {
-        return Err(ApiError::Unprocessable {
-            code: "channel_disabled",
-            message: format!("custom channel {} is disabled", channel.id),
-        });
+        return Err(disabled(channel.id));
     }
     let msg = CustomerMessage {
         channel_id: channel.id,
-        customer_id: user_id,
-        target: Target::Conversation(conversation_id),
+        target: Target::Conversation { id: conversation_id, customer_id: user_id },
         content: content(text)?,
         content_html: html.filter(|h| !h.trim().is_empty()).map(sanitize_html),
         external_message_id: external_message_id(ext)?,
         subject: String::new(),
     };
-    let out = state.realtime.customer_message(msg).await?;
+    let out = state.realtime.customer_message(msg, None).await?;
     let body = json!({
         "message_id": out.message.id,
         "conversation_id": out.conversation.id,
