@@ -610,8 +610,9 @@ pub async fn record_success(store: &Store, channel_id: i64) -> StoreResult<()> {
 /// A check that failed to connect or log in. Returns the failures in a row; at [`MAX_FAILURES`]
 /// the mailbox is disabled with the error as its reason (EM-5).
 pub async fn record_failure(store: &Store, channel_id: i64, error: String) -> StoreResult<i64> {
+    // A change to the channel row (EM-5 disables it): cached channel rows are dropped (`store::cache`).
     store
-        .run(move |store| async move {
+        .run_change(move |store| async move {
             let mut conn = store.write().await?;
             db_tx!(conn => {
                 let t = now();
