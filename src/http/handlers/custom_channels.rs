@@ -195,26 +195,21 @@ async fn routing(state: &State, r: RoutingSettings) -> ApiResult<RoutingSettings
 }
 
 async fn custom_channel(state: &State, id: i64, scope: &ChannelScope) -> ApiResult<ChannelInstance> {
-    let c = store::channels::get(&state.store, id, scope).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::not_found("custom channel"),
-        other => other.into(),
-    })?;
-    if c.kind != ChannelKind::Custom.as_str() {
-        return Err(ApiError::not_found("custom channel"));
-    }
-    Ok(c)
+    only_custom(store::channels::get(&state.store, id, scope).await)
 }
 
 /// [`custom_channel`] from the store's channel cache, for the endpoints integrators call per message.
 async fn custom_channel_cached(state: &State, id: i64, scope: &ChannelScope) -> ApiResult<ChannelInstance> {
-    let c = store::channels::get_cached(&state.store, id, scope).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::not_found("custom channel"),
-        other => other.into(),
-    })?;
-    if c.kind != ChannelKind::Custom.as_str() {
-        return Err(ApiError::not_found("custom channel"));
+    only_custom(store::channels::get_cached(&state.store, id, scope).await)
+}
+
+/// A channel that is not there, out of scope or of another kind is "no such custom channel".
+fn only_custom(found: store::StoreResult<ChannelInstance>) -> ApiResult<ChannelInstance> {
+    match found {
+        Ok(c) if c.kind == ChannelKind::Custom.as_str() => Ok(c),
+        Ok(_) | Err(StoreError::NotFound) => Err(ApiError::not_found("custom channel")),
+        Err(other) => Err(other.into()),
     }
-    Ok(c)
 }
 
 /// Add a custom channel (admin). The answer carries the signing secret of its reply webhook.
