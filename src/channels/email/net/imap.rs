@@ -155,17 +155,19 @@ impl ImapSession {
     /// The unseen, undeleted mails of the folder, oldest first.
     pub async fn pending(&mut self) -> Result<Vec<MailKey>, NetError> {
         let validity = self.uid_validity;
-        let uids = self.inner()?.uid_search("UNSEEN UNDELETED").await.map_err(net_error)?;
-        Ok(sorted_uids(uids).into_iter().map(|uid| mail_key(validity, uid)).collect())
+        Ok(self.pending_uids().await?.into_iter().map(|uid| mail_key(validity, uid)).collect())
+    }
+
+    async fn pending_uids(&mut self) -> Result<Vec<u32>, NetError> {
+        Ok(sorted_uids(self.inner()?.uid_search("UNSEEN UNDELETED").await.map_err(net_error)?))
     }
 
     /// [`Self::pending`] with each mail's size (`RFC822.SIZE`), in one more round trip.
     pub async fn waiting(&mut self) -> Result<Vec<Waiting>, NetError> {
-        let keys = self.pending().await?;
-        if keys.is_empty() {
+        let uids = self.pending_uids().await?;
+        if uids.is_empty() {
             return Ok(vec![]);
         }
-        let uids: Vec<u32> = keys.iter().filter_map(|k| self.uid_of(k).ok()).collect();
         let fetches: Vec<_> = self
             .inner()?
             .uid_fetch(uid_set(&uids), "(UID RFC822.SIZE)")
@@ -176,7 +178,11 @@ impl ImapSession {
             .map_err(net_error)?;
         let sizes: std::collections::HashMap<u32, u64> =
             fetches.iter().filter_map(|f| Some((f.uid?, u64::from(f.size?)))).collect();
-        Ok(keys.into_iter().zip(uids).map(|(key, uid)| Waiting { size: sizes.get(&uid).copied(), key }).collect())
+        let validity = self.uid_validity;
+        Ok(uids
+            .into_iter()
+            .map(|uid| Waiting { key: mail_key(validity, uid), size: sizes.get(&uid).copied() })
+            .collect())
     }
 
     fn uid_of(&self, key: &MailKey) -> Result<u32, NetError> {
