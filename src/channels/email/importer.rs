@@ -2,10 +2,10 @@
 //! and subject commands (EM-13) → stored as a ticket or a message (EM-1, EM-2) → published live.
 //! Everything that is not a ticket is logged for admins, never dropped.
 //!
-//! Two halves: [`prepare`] (parse, sanitise, junk rules, source and attachments to disk — CPU and files, no
-//! database; blocking) and [`import_prepared`] (threading and storing — in mail order). The mailbox connector
-//! prepares a batch on blocking threads while it stores the batch before, and acknowledges a mail on the server
-//! only when its import returned `Ok`: the mail is committed (or logged) by then. [`import`] does both for one mail.
+//! Three steps: [`prepare`] (parse, sanitise, junk rules, source and attachments to disk — CPU and files, no
+//! database; blocking), [`store_prepared`] (threading and storing — in mail order) and [`announce`] (published
+//! live, auto-assigned). The mailbox connector (`mailbox::drain`) runs them as stages side by side and
+//! acknowledges a mail on the server only when `store_prepared` returned `Ok`: the mail is committed (or logged).
 
 use std::collections::HashMap;
 
@@ -54,7 +54,7 @@ pub struct Mailbox<'a> {
 }
 
 /// A mail read and judged, its source and attachments on disk: everything of an import that needs no database.
-/// [`prepare`] makes it (on a blocking thread); [`import_prepared`] stores it.
+/// [`prepare`] makes it (on a blocking thread); [`store_prepared`] stores it.
 pub struct Prepared {
     bytes: usize,
     source: StoredFile,
@@ -108,24 +108,6 @@ pub fn prepare(blobs: &Blobs, settings: &EmailSettings, raw: &[u8]) -> std::io::
         files.push(stored(blobs.put_blocking(&a.bytes)?, &a.file_name, &a.mime_type, a.content_id.clone()));
     }
     done(Read::Mail { mail: Box::new(mail), message_id, from_address, files })
-}
-
-/// Import one mail: [`prepare`] on a blocking thread, then [`import_prepared`].
-pub async fn import(rt: &Realtime, blobs: &Blobs, mailbox: &Mailbox<'_>, raw: &[u8]) -> Result<Outcome, ImportError> {
-    let (blobs, settings, raw) = (blobs.clone(), mailbox.settings.clone(), raw.to_vec());
-    let prepared = tokio::task::spawn_blocking(move || prepare(&blobs, &settings, &raw))
-        .await
-        .map_err(|e| std::io::Error::other(format!("preparing the mail failed: {e}")))??;
-    import_prepared(rt, mailbox, prepared).await
-}
-
-/// Store a prepared mail, then [`announce`] it.
-pub async fn import_prepared(rt: &Realtime, mailbox: &Mailbox<'_>, prepared: Prepared) -> Result<Outcome, ImportError> {
-    let (outcome, announcement) = store_prepared(rt, mailbox, prepared).await?;
-    if let Some(a) = announcement {
-        announce(rt, a).await?;
-    }
-    Ok(outcome)
 }
 
 /// What follows a stored mail once it is committed: the new ticket or message shown live, and a new ticket
