@@ -383,6 +383,31 @@ async fn cc_9_last_chat_rule_and_cc_10_listing() {
     assert_eq!(admin.ok_get(&format!("/api/v1/conversations/{newer}")).await["last_seq"], before);
 }
 
+// covers CC-5: the customer data sent with a first message (name, email, phone, company) is stored on the customer.
+#[tokio::test]
+async fn cc_5_customer_data_sent_with_the_first_message_is_stored() {
+    let srv = TestServer::start().await;
+    let admin = srv.agent("admin@example.com", "admin").await;
+    let (ch, _) = channel(&admin, "http://127.0.0.1:9/hook", "async").await;
+    let (status, a) = inbound(
+        &admin,
+        ch,
+        json!({"user_custom_id": "shop-42", "content": "hello", "name": "Kim Lee", "email": "Kim@Example.com",
+               "phone": "+48 600 700 800", "company": "Lee & Co"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{a}");
+    let customer = admin.ok_get(&format!("/api/v1/customers/{}", a["user_id"])).await;
+    assert_eq!(customer["name"], "Kim Lee");
+    assert_eq!(customer["company"]["name"], "Lee & Co");
+    let identity = |kind: &str| {
+        customer["identities"].as_array().unwrap().iter().find(|i| i["kind"] == kind).map(|i| i["value"].clone())
+    };
+    assert_eq!(identity("external"), Some(json!("shop-42")));
+    assert_eq!(identity("email"), Some(json!("kim@example.com")), "stored normalised");
+    assert!(identity("phone").is_some_and(|p| p.as_str().unwrap().ends_with("600700800")), "{customer}");
+}
+
 #[tokio::test]
 async fn inbound_idempotency_and_bad_input_change_nothing() {
     let srv = TestServer::start().await;
@@ -411,7 +436,7 @@ async fn inbound_idempotency_and_bad_input_change_nothing() {
         400,
         "validation_failed",
     );
-    // Any kind but custom (mailboxes are no longer created through /api/v1/channels).
+    // Any kind but custom.
     let other = admin.channel("mattermost", "Team chat", None).await;
     assert_error(&inbound(&admin, other, json!({"user_custom_id": "u", "content": "x"})).await, 404, "not_found");
     admin.patch(&format!("/api/v1/custom-channels/{ch}"), json!({"enabled": false})).await;

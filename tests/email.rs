@@ -282,7 +282,7 @@ async fn a_backlog_is_imported_in_order_and_acknowledged() {
     assert_eq!(c["health"]["imported_total"], 2 * CUSTOMERS as i64, "stored: questions and replies, the copy once");
 }
 
-// covers EM-1, EM-4 (IDLE), EM-6, EM-10, EM-12, EM-13, EO-1
+// covers EM-1, EM-3 and EM-12 (junk checks), EM-4 (IDLE), EM-6, EM-10, EM-13, EO-1
 #[tokio::test]
 async fn imap_mail_threads_both_ways_and_junk_is_logged() {
     if !mail_servers("imap_mail_threads_both_ways_and_junk_is_logged") {
