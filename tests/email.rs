@@ -800,3 +800,87 @@ async fn default_team_unsubscribe_and_from_names() {
     let from = header(&got[1].raw, "From").unwrap();
     assert!(from.contains("Example Support"), "{from}");
 }
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return vec![] };
+    let mut out = Vec::new();
+    for p in entries.flatten().map(|e| e.path()) {
+        if p.is_dir() { out.extend(files_under(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+/// The same mail whatever line endings the IMAP server gave it.
+fn lf(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw).replace("\r\n", "\n")
+}
+
+// covers EM-2 (the raw source kept for audit) and EM-12 (filtered mail kept, readable by admins): a small source is
+// kept in its row, a large one as a file; both, and a junk mail's, download byte for byte as `message/rfc822`.
+#[tokio::test]
+async fn raw_sources_are_kept_and_downloadable() {
+    if !mail_servers("raw_sources_are_kept_and_downloadable") {
+        return;
+    }
+    let Desk { dovecot, sink, server, admin } = Desk::start().await;
+    let small = mail("Ann <ann@customer.test>", "Small one", "small@customer.test", "", "a short question");
+    let long_body = "a long line of a long mail that takes up space\r\n".repeat(2_000);
+    let large = mail("Ben <ben@customer.test>", "Large one", "large@customer.test", "", &long_body);
+    assert!(large.len() > 64 * 1024, "larger than what is kept in the row");
+    let junk = mail("Ann <ann@customer.test>", "Away", "away@customer.test", "Auto-Submitted: auto-replied\r\n", "out");
+    for raw in [&small, &large, &junk] {
+        dovecot.deliver(raw);
+    }
+    let channel = plain_mailbox(&admin, &dovecot, &sink, "imap").await["id"].as_i64().unwrap();
+    let t = wait_tickets(&admin, channel, 2).await;
+    let log = eventually("the junk mail logged", || async {
+        let log = admin.ok_get(&format!("/api/v1/email-channels/{channel}/log")).await;
+        log.as_array().filter(|l| l.len() == 1).cloned()
+    })
+    .await;
+
+    let download = |path: String| {
+        let req = admin.request(reqwest::Method::GET, &path);
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let kind = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+            (status, kind, resp.bytes().await.unwrap().to_vec())
+        }
+    };
+    for (ticket, sent) in t.iter().zip([&small, &large]) {
+        let id = ticket["id"].as_i64().unwrap();
+        let message = messages(&admin, id).await[0]["id"].as_i64().unwrap();
+        let (status, kind, body) = download(format!("/api/v1/conversations/{id}/messages/{message}/source")).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(kind.as_deref(), Some("message/rfc822"));
+        assert_eq!(lf(&body), lf(sent), "the source of {:?} as it was received", ticket["subject"]);
+    }
+    // Only the large source is a file (these mails have no attachments).
+    let files = files_under(&server.data_dir().join("attachments"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(lf(&std::fs::read(&files[0]).unwrap()), lf(&large));
+
+    let log_id = log[0]["id"].as_i64().unwrap();
+    let (status, kind, body) = download(format!("/api/v1/email-channels/{channel}/log/{log_id}/source")).await;
+    assert_eq!((status, kind.as_deref()), (200, Some("message/rfc822")));
+    assert_eq!(lf(&body), lf(&junk));
+
+    // Asked for wrongly: not found, or not allowed.
+    let (first, second) = (t[0]["id"].as_i64().unwrap(), t[1]["id"].as_i64().unwrap());
+    let message = messages(&admin, first).await[0]["id"].as_i64().unwrap();
+    let bob = server.agent("bob@desk.test", "agent").await;
+    for (who, path, expected) in [
+        (&admin, format!("/api/v1/conversations/{second}/messages/{message}/source"), 404),
+        (&admin, format!("/api/v1/conversations/{first}/messages/{}/source", message + 1000), 404),
+        (&admin, format!("/api/v1/email-channels/{channel}/log/{}/source", log_id + 1000), 404),
+        (&admin, format!("/api/v1/email-channels/{}/log/{log_id}/source", channel + 1000), 404),
+        (&bob, format!("/api/v1/conversations/{first}/messages/{message}/source"), 404),
+        (&bob, format!("/api/v1/email-channels/{channel}/log/{log_id}/source"), 403),
+    ] {
+        let (status, body) = who.get(&path).await;
+        assert_eq!(status.as_u16(), expected, "{path}: {body}");
+        assert!(body["error"].is_string(), "{path}: a JSON error, not a mail: {body}");
+    }
+}

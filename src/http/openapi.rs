@@ -22,7 +22,7 @@ use super::handlers::{
     paths(
         auth::login, auth::logout, auth::me, auth::setup_status, auth::setup,
         conversations::list, conversations::create, conversations::get, conversations::update, conversations::merge,
-        conversations::messages, conversations::reply, conversations::note, conversations::end,
+        conversations::messages, conversations::message_source, conversations::reply, conversations::note, conversations::end,
         customers::search, customers::get, customers::update, customers::conversations, customers::add_identity,
         customers::remove_identity, customers::merge, customers::companies,
         agents::list, agents::create, agents::get, agents::update, agents::set_channels,
@@ -35,7 +35,7 @@ use super::handlers::{
         custom_channels::create, custom_channels::list, custom_channels::get, custom_channels::update, custom_channels::delete,
         custom_channels::rotate_secret, custom_channels::inbound, custom_channels::deliveries, custom_channels::resend,
         email_channels::create, email_channels::list, email_channels::get, email_channels::update, email_channels::delete,
-        email_channels::check, email_channels::log,
+        email_channels::check, email_channels::log, email_channels::log_source,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(crate::http::error::ErrorBody)),

@@ -26,6 +26,7 @@ use super::schema::{
     teams,
 };
 use super::{Store, StoreError, StoreResult, now};
+use crate::blobs::Blobs;
 use crate::channels::email::{TicketLookup, TicketRef};
 use crate::db_tx;
 use crate::domain::{Direction, Source, StatusBase};
@@ -59,6 +60,71 @@ pub struct StoredFile {
     pub content_id: Option<String>,
 }
 
+/// Where a mail's raw source is kept for audit: in its database row when small, in the blob store when large.
+///
+/// Why both: nearly all mail is a few KiB, and a file of its own cost an import more than parsing and storing
+/// the mail together (a new inode, a temporary name and a rename); a 20 MiB mail with attachments would bloat the
+/// database and every backup of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawSource {
+    Inline(Vec<u8>),
+    File { storage_key: String, size_bytes: i64 },
+}
+
+impl RawSource {
+    /// Sources up to this size are kept in the row.
+    pub const INLINE_MAX: usize = 64 * 1024;
+
+    /// Keep `raw`: in the row when small, else as a file in `blobs`. Blocking (hashing, file writes).
+    pub fn keep_blocking(blobs: &Blobs, raw: &[u8]) -> std::io::Result<Self> {
+        if raw.len() <= Self::INLINE_MAX {
+            return Ok(Self::Inline(raw.to_vec()));
+        }
+        let b = blobs.put_blocking(raw)?;
+        Ok(Self::File { storage_key: b.storage_key, size_bytes: b.size as i64 })
+    }
+
+    /// [`RawSource::keep_blocking`] from async code.
+    pub async fn keep(blobs: &Blobs, raw: Vec<u8>) -> std::io::Result<Self> {
+        if raw.len() <= Self::INLINE_MAX {
+            return Ok(Self::Inline(raw));
+        }
+        let b = blobs.put(&raw).await?;
+        Ok(Self::File { storage_key: b.storage_key, size_bytes: b.size as i64 })
+    }
+
+    pub fn size_bytes(&self) -> i64 {
+        match self {
+            Self::Inline(bytes) => bytes.len() as i64,
+            Self::File { size_bytes, .. } => *size_bytes,
+        }
+    }
+
+    /// The bytes, read from the blob store when they are a file.
+    pub async fn bytes(self, blobs: &Blobs) -> std::io::Result<Vec<u8>> {
+        match self {
+            Self::Inline(bytes) => Ok(bytes),
+            Self::File { storage_key, .. } => blobs.get(&storage_key).await,
+        }
+    }
+
+    /// The `storage_key` and `content` columns (exactly one is set; the tables check it too).
+    fn columns(&self) -> (Option<&str>, Option<&[u8]>) {
+        match self {
+            Self::Inline(bytes) => (None, Some(bytes)),
+            Self::File { storage_key, .. } => (Some(storage_key), None),
+        }
+    }
+
+    fn from_columns(storage_key: Option<String>, content: Option<Vec<u8>>, size_bytes: i64) -> Option<Self> {
+        match (storage_key, content) {
+            (_, Some(bytes)) => Some(Self::Inline(bytes)),
+            (Some(storage_key), None) => Some(Self::File { storage_key, size_bytes }),
+            (None, None) => None,
+        }
+    }
+}
+
 /// Who wrote the mail.
 #[derive(Debug, Clone)]
 pub enum Sender {
@@ -88,8 +154,8 @@ pub struct IncomingMail {
     /// Sanitised HTML; `cid:` links are still `channels::email::parse` placeholders.
     pub html: Option<String>,
     pub files: Vec<StoredFile>,
-    /// The raw source in the blob store.
-    pub source: StoredFile,
+    /// The raw source.
+    pub source: RawSource,
     pub from_address: String,
     pub recipients: Vec<String>,
     pub target: MailTarget,
@@ -330,11 +396,13 @@ pub async fn import(store: &Store, mail: IncomingMail) -> StoreResult<Imported> 
                     Imported::Appended { message, .. } => message.id,
                     _ => unreachable!("only stored mail reaches here"),
                 };
+                let (storage_key, content) = mail.source.columns();
                 diesel::insert_into(mail_sources::table)
                     .values((
                         mail_sources::message_id.eq(message_id),
-                        mail_sources::storage_key.eq(&mail.source.storage_key),
-                        mail_sources::size_bytes.eq(mail.source.size_bytes),
+                        mail_sources::storage_key.eq(storage_key),
+                        mail_sources::content.eq(content),
+                        mail_sources::size_bytes.eq(mail.source.size_bytes()),
                         mail_sources::from_address.eq(&mail.from_address),
                         mail_sources::recipients.eq(serde_json::to_string(&mail.recipients).unwrap_or_else(|_| "[]".into())),
                         mail_sources::created_at.eq(t),
@@ -495,7 +563,7 @@ pub struct LoggedMail {
     /// `junk`, `rejected` or `unparseable`.
     pub outcome: &'static str,
     pub reason: String,
-    pub source: StoredFile,
+    pub source: RawSource,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -508,7 +576,6 @@ pub struct MailLogRow {
     pub subject: String,
     pub outcome: String,
     pub reason: String,
-    pub storage_key: String,
     pub size_bytes: i64,
     pub created_at: NaiveDateTime,
 }
@@ -518,6 +585,7 @@ pub async fn log_mail(store: &Store, m: LoggedMail) -> StoreResult<()> {
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
+            let (storage_key, content) = m.source.columns();
             db_run!(conn => diesel::insert_into(mail_log::table)
                 .values((
                     mail_log::channel_instance_id.eq(m.channel_id),
@@ -526,8 +594,9 @@ pub async fn log_mail(store: &Store, m: LoggedMail) -> StoreResult<()> {
                     mail_log::subject.eq(&m.subject),
                     mail_log::outcome.eq(m.outcome),
                     mail_log::reason.eq(&m.reason),
-                    mail_log::storage_key.eq(&m.source.storage_key),
-                    mail_log::size_bytes.eq(m.source.size_bytes),
+                    mail_log::storage_key.eq(storage_key),
+                    mail_log::content.eq(content),
+                    mail_log::size_bytes.eq(m.source.size_bytes()),
                     mail_log::created_at.eq(now()),
                 ))
                 .on_conflict_do_nothing()
@@ -796,18 +865,20 @@ pub async fn assign_message_id(store: &Store, message_id: i64, candidate: String
 pub async fn record_source(
     store: &Store,
     message_id: i64,
-    source: StoredFile,
+    source: RawSource,
     from: String,
     to: Vec<String>,
 ) -> StoreResult<()> {
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
+            let (storage_key, content) = source.columns();
             db_run!(conn => diesel::insert_into(mail_sources::table)
                 .values((
                     mail_sources::message_id.eq(message_id),
-                    mail_sources::storage_key.eq(&source.storage_key),
-                    mail_sources::size_bytes.eq(source.size_bytes),
+                    mail_sources::storage_key.eq(storage_key),
+                    mail_sources::content.eq(content),
+                    mail_sources::size_bytes.eq(source.size_bytes()),
                     mail_sources::from_address.eq(&from),
                     mail_sources::recipients.eq(serde_json::to_string(&to).unwrap_or_else(|_| "[]".into())),
                     mail_sources::created_at.eq(now()),
@@ -820,17 +891,38 @@ pub async fn record_source(
         .await
 }
 
-/// The stored raw source of a message, if it came or went by mail.
-pub async fn source_of(store: &Store, message_id: i64) -> StoreResult<Option<String>> {
+/// The stored raw source of a message of this conversation, if it came or went by mail.
+pub async fn source_of(store: &Store, conversation_id: i64, message_id: i64) -> StoreResult<Option<RawSource>> {
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => mail_sources::table
+            let of_conversation =
+                messages::table.filter(messages::conversation_id.eq(conversation_id)).select(messages::id);
+            let row: Option<(Option<String>, Option<Vec<u8>>, i64)> = db_run!(conn => mail_sources::table
                 .find(message_id)
-                .select(mail_sources::storage_key)
+                .filter(mail_sources::message_id.eq_any(of_conversation))
+                .select((mail_sources::storage_key, mail_sources::content, mail_sources::size_bytes))
                 .first(conn)
                 .await
-                .optional())?)
+                .optional())?;
+            Ok(row.and_then(|(key, content, size)| RawSource::from_columns(key, content, size)))
+        })
+        .await
+}
+
+/// The raw source of a mail in a mailbox's log.
+pub async fn logged_source(store: &Store, channel_id: i64, log_id: i64) -> StoreResult<Option<RawSource>> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            let row: Option<(Option<String>, Option<Vec<u8>>, i64)> = db_run!(conn => mail_log::table
+                .find(log_id)
+                .filter(mail_log::channel_instance_id.eq(channel_id))
+                .select((mail_log::storage_key, mail_log::content, mail_log::size_bytes))
+                .first(conn)
+                .await
+                .optional())?;
+            Ok(row.and_then(|(key, content, size)| RawSource::from_columns(key, content, size)))
         })
         .await
 }

@@ -281,7 +281,8 @@ diesel::table! {
 diesel::table! {
     mail_sources (message_id) {
         message_id -> BigInt,
-        storage_key -> Text,
+        storage_key -> Nullable<Text>,
+        content -> Nullable<Binary>,
         size_bytes -> BigInt,
         from_address -> Text,
         recipients -> Text,
@@ -298,7 +299,8 @@ diesel::table! {
         subject -> Text,
         outcome -> Text,
         reason -> Text,
-        storage_key -> Text,
+        storage_key -> Nullable<Text>,
+        content -> Nullable<Binary>,
         size_bytes -> BigInt,
         created_at -> Timestamp,
     }

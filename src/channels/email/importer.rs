@@ -2,8 +2,8 @@
 //! and subject commands (EM-13) → stored as a ticket or a message (EM-1, EM-2) → published live.
 //! Everything that is not a ticket is logged for admins, never dropped.
 //!
-//! Three steps: [`prepare`] (parse, sanitise, junk rules, source and attachments to disk — CPU and files, no
-//! database; blocking), [`store_prepared`] (threading and storing — in mail order) and [`announce`] (published
+//! Three steps: [`prepare`] (parse, sanitise, junk rules, attachments and large sources to disk — CPU and
+//! files, no database; blocking), [`store_prepared`] (threading and storing — in mail order) and [`announce`] (published
 //! live, auto-assigned). The mailbox connector (`mailbox::drain`) runs them as stages side by side and
 //! acknowledges a mail on the server only when `store_prepared` returned `Ok`: the mail is committed (or logged).
 
@@ -19,7 +19,7 @@ use super::threading::{Decision, Via, decide};
 use crate::blobs::Blobs;
 use crate::realtime::Realtime;
 use crate::store::conversations::{ConversationRow, CreatedConversation};
-use crate::store::email::{Imported, IncomingMail, LoggedMail, MailTarget, Sender, StoredFile};
+use crate::store::email::{Imported, IncomingMail, LoggedMail, MailTarget, RawSource, Sender, StoredFile};
 use crate::store::events::EventRow;
 use crate::store::models::{Attachment, Message};
 use crate::store::{self, StoreError};
@@ -53,11 +53,11 @@ pub struct Mailbox<'a> {
     pub agents: &'a HashMap<String, i64>,
 }
 
-/// A mail read and judged, its source and attachments on disk: everything of an import that needs no database.
+/// A mail read and judged, its attachments (and a large source) on disk: everything of an import that needs no database.
 /// [`prepare`] makes it (on a blocking thread); [`store_prepared`] stores it.
 pub struct Prepared {
     bytes: usize,
-    source: StoredFile,
+    source: RawSource,
     read: Read,
 }
 
@@ -68,16 +68,21 @@ enum Read {
     Mail { mail: Box<ParsedMail>, message_id: String, from_address: String, files: Vec<StoredFile> },
 }
 
-/// Parse the mail, apply the junk rules (EM-12) and write its source and attachments to disk. Blocking (hashing,
-/// file writes, parsing and sanitising HTML): call it from a blocking thread.
+/// Parse the mail, apply the junk rules (EM-12) and keep its source and attachments (the source in its row when
+/// small, see [`RawSource`]). Blocking (hashing, file writes, parsing and sanitising HTML): call it from a blocking
+/// thread.
 pub fn prepare(blobs: &Blobs, settings: &EmailSettings, raw: &[u8]) -> std::io::Result<Prepared> {
-    let source = stored(blobs.put_blocking(raw)?, "source.eml", "message/rfc822", None);
-    let done = |read| Ok(Prepared { bytes: raw.len(), source: source.clone(), read });
+    let source = RawSource::keep_blocking(blobs, raw)?;
+    let read = read(blobs, settings, raw)?;
+    Ok(Prepared { bytes: raw.len(), source, read })
+}
+
+fn read(blobs: &Blobs, settings: &EmailSettings, raw: &[u8]) -> std::io::Result<Read> {
     let mail = match parse_guarded(raw) {
         Ok(m) => m,
         Err(e) => {
             let (message_id, reason) = (synthetic_id(raw), e.to_string());
-            return done(Read::Logged {
+            return Ok(Read::Logged {
                 outcome: "unparseable",
                 reason,
                 message_id,
@@ -98,16 +103,16 @@ pub fn prepare(blobs: &Blobs, settings: &EmailSettings, raw: &[u8]) -> std::io::
         subject: mail.subject.clone(),
     };
     if let Verdict::NotACustomer(reason) = classify(&mail, &Us { addresses: &ours, message_id_domain: &domain }) {
-        return done(logged("junk", reason.to_string()));
+        return Ok(logged("junk", reason.to_string()));
     }
     if from_address.is_empty() || !from_address.contains('@') {
-        return done(logged("rejected", "no sender address".into()));
+        return Ok(logged("rejected", "no sender address".into()));
     }
     let mut files = Vec::with_capacity(mail.attachments.len());
     for a in &mail.attachments {
         files.push(stored(blobs.put_blocking(&a.bytes)?, &a.file_name, &a.mime_type, a.content_id.clone()));
     }
-    done(Read::Mail { mail: Box::new(mail), message_id, from_address, files })
+    Ok(Read::Mail { mail: Box::new(mail), message_id, from_address, files })
 }
 
 /// What follows a stored mail once it is committed: the new ticket or message shown live, and a new ticket
@@ -273,7 +278,7 @@ async fn log(
     subject: &str,
     outcome: &'static str,
     reason: String,
-    source: StoredFile,
+    source: RawSource,
 ) -> Result<Outcome, ImportError> {
     store::email::log_mail(
         &rt.store,

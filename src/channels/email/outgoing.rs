@@ -9,7 +9,7 @@ use super::net::{self, Address, OutgoingAttachment, OutgoingMail};
 use super::settings::EmailSettings;
 use super::threading;
 use crate::blobs::Blobs;
-use crate::store::email::{OutgoingContext, StoredFile};
+use crate::store::email::{OutgoingContext, RawSource};
 use crate::store::{self, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -60,16 +60,8 @@ pub async fn deliver(store: &Store, blobs: &Blobs, message_id: i64) -> Result<()
         .await
         .map_err(|e| SendFailure { transient: e.is_transient(), reason: e.to_string() })?;
     // The audit copy; failing to keep it does not unsend the mail.
-    match blobs.put(&built.raw).await {
-        Ok(b) => {
-            let source = StoredFile {
-                file_name: "sent.eml".into(),
-                mime_type: "message/rfc822".into(),
-                size_bytes: b.size as i64,
-                sha256: b.sha256,
-                storage_key: b.storage_key,
-                content_id: None,
-            };
+    match RawSource::keep(blobs, built.raw).await {
+        Ok(source) => {
             if let Err(e) =
                 store::email::record_source(store, message_id, source, built.envelope_from, built.envelope_to).await
             {

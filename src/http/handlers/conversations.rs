@@ -496,6 +496,21 @@ pub async fn messages(
     Ok(web::Json(crate::realtime::render::message_views(&state.store, &conversation.customer_name, rows).await?))
 }
 
+/// The raw source of a message that came or went by mail, kept for audit (EM-2), as a `message/rfc822` download.
+/// 404 when the message is not in this conversation or did not travel by mail.
+#[utoipa::path(get, operation_id = "conversations_message_source", path = "/api/v1/conversations/{id}/messages/{message_id}/source",
+    tag = "conversations", params(("id" = i64, Path), ("message_id" = i64, Path)),
+    responses((status = 200, content_type = "message/rfc822", body = Vec<u8>), (status = 404, body = crate::http::error::ErrorBody)))]
+pub async fn message_source(state: State, p: Principal, path: web::Path<(i64, i64)>) -> ApiResult<HttpResponse> {
+    let (id, message_id) = path.into_inner();
+    store::conversations::get(&state.store, id, &p.scope).await.map_err(|e| not_found_as(e, "conversation"))?;
+    let source = store::email::source_of(&state.store, id, message_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("mail source"))?;
+    let bytes = source.bytes(&state.blobs).await.map_err(ApiError::internal)?;
+    Ok(super::raw_mail(bytes, format!("message-{message_id}.eml")))
+}
+
 async fn append(state: State, p: Principal, id: i64, reply: NewReply) -> ApiResult<HttpResponse> {
     let replied =
         state.realtime.reply(reply, &p.scope, actor(&p)).await.map_err(|e| not_found_as(e, "conversation"))?;

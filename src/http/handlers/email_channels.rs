@@ -413,3 +413,18 @@ pub async fn log(state: State, Admin(_p): Admin, id: web::Path<i64>) -> ApiResul
             .collect(),
     ))
 }
+
+/// The raw source of a mail in the mailbox's log (admin), as a `message/rfc822` download: what was filtered can
+/// always be read and, if it was wrongly filtered, imported by hand.
+#[utoipa::path(get, operation_id = "email_channels_log_source", path = "/api/v1/email-channels/{id}/log/{log_id}/source",
+    tag = "email channels", params(("id" = i64, Path), ("log_id" = i64, Path)),
+    responses((status = 200, content_type = "message/rfc822", body = Vec<u8>), (status = 404, body = crate::http::error::ErrorBody)))]
+pub async fn log_source(state: State, Admin(_p): Admin, path: web::Path<(i64, i64)>) -> ApiResult<HttpResponse> {
+    let (id, log_id) = path.into_inner();
+    mailbox(&state, id, &ChannelScope::All).await?;
+    let source = store::email::logged_source(&state.store, id, log_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("logged mail"))?;
+    let bytes = source.bytes(&state.blobs).await.map_err(ApiError::internal)?;
+    Ok(super::raw_mail(bytes, format!("logged-{log_id}.eml")))
+}

@@ -21,6 +21,20 @@ use super::error::ApiError;
 use crate::auth::Principal;
 use crate::store::audit::Actor;
 
+/// A mail's raw source as a download (`message/rfc822`, never rendered by the browser).
+pub fn raw_mail(bytes: Vec<u8>, file_name: String) -> actix_web::HttpResponse {
+    use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
+    actix_web::HttpResponse::Ok()
+        .content_type("message/rfc822")
+        .insert_header(ContentDisposition {
+            disposition: DispositionType::Attachment,
+            parameters: vec![DispositionParam::Filename(file_name)],
+        })
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Content-Security-Policy", "default-src 'none'; sandbox"))
+        .body(bytes)
+}
+
 /// Distinguish "absent" (`None`) from "explicitly null" (`Some(None)`) in PATCH bodies.
 pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where

@@ -1,0 +1,39 @@
+-- A mail's raw source is kept in its row when small (`content`), in the blob store when large (`storage_key`):
+-- exactly one of the two. Most mail is a few KiB, and a file per mail cost more than the rest of its import.
+-- SQLite cannot relax NOT NULL or add a CHECK in place: both tables are rebuilt (nothing references them).
+CREATE TABLE mail_sources_new (
+    message_id   BIGINT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+    storage_key  TEXT,
+    content      BLOB,
+    size_bytes   BIGINT NOT NULL,
+    from_address TEXT NOT NULL DEFAULT '',
+    recipients   TEXT NOT NULL DEFAULT '[]',
+    created_at   TIMESTAMP NOT NULL,
+    CHECK ((storage_key IS NULL) <> (content IS NULL))
+);
+INSERT INTO mail_sources_new (message_id, storage_key, size_bytes, from_address, recipients, created_at)
+    SELECT message_id, storage_key, size_bytes, from_address, recipients, created_at FROM mail_sources;
+DROP TABLE mail_sources;
+ALTER TABLE mail_sources_new RENAME TO mail_sources;
+
+CREATE TABLE mail_log_new (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel_instance_id BIGINT NOT NULL REFERENCES channel_instances(id) ON DELETE CASCADE,
+    message_id_header   TEXT NOT NULL,
+    from_address        TEXT NOT NULL,
+    subject             TEXT NOT NULL,
+    outcome             TEXT NOT NULL CHECK (outcome IN ('junk', 'rejected', 'unparseable')),
+    reason              TEXT NOT NULL,
+    storage_key         TEXT,
+    content             BLOB,
+    size_bytes          BIGINT NOT NULL,
+    created_at          TIMESTAMP NOT NULL,
+    CHECK ((storage_key IS NULL) <> (content IS NULL))
+);
+INSERT INTO mail_log_new (id, channel_instance_id, message_id_header, from_address, subject, outcome, reason,
+                          storage_key, size_bytes, created_at)
+    SELECT id, channel_instance_id, message_id_header, from_address, subject, outcome, reason, storage_key,
+           size_bytes, created_at FROM mail_log;
+DROP TABLE mail_log;
+ALTER TABLE mail_log_new RENAME TO mail_log;
+CREATE UNIQUE INDEX mail_log_once ON mail_log(channel_instance_id, message_id_header);
