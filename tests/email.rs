@@ -280,6 +280,7 @@ async fn a_backlog_is_imported_in_order_and_acknowledged() {
     assert_eq!(log[0]["outcome"], "junk");
     let c = admin.ok_get(&format!("/api/v1/email-channels/{channel}")).await;
     assert_eq!(c["health"]["imported_total"], 2 * CUSTOMERS as i64, "stored: questions and replies, the copy once");
+    assert_eq!(c["health"]["logged_total"], 1, "the junk mail, counted in the mailbox's health");
 }
 
 // covers EM-1, EM-3 and EM-12 (junk checks), EM-4 (IDLE), EM-6, EM-10, EM-13, EO-1

@@ -622,6 +622,20 @@ pub async fn mail_log(store: &Store, channel_id: i64, limit: i64) -> StoreResult
         .await
 }
 
+/// How many mails of this mailbox are in its log (made no ticket).
+pub async fn logged_total(store: &Store, channel_id: i64) -> StoreResult<i64> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => mail_log::table
+                .filter(mail_log::channel_instance_id.eq(channel_id))
+                .count()
+                .get_result(conn)
+                .await)?)
+        })
+        .await
+}
+
 /// A mailbox's connection health.
 #[derive(Debug, Clone, Default, Queryable, Selectable)]
 #[diesel(table_name = mailbox_state)]

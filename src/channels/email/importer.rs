@@ -146,7 +146,7 @@ pub async fn store_prepared(
     let span = tracing::info_span!("mail", channel_id = mailbox.channel_id, bytes = prepared.bytes);
     let _enter = span.enter();
     let Prepared { source, read, .. } = prepared;
-    let (mail, message_id, from_address, files) = match read {
+    let (mut mail, message_id, from_address, files) = match read {
         Read::Logged { outcome, reason, message_id, from, subject } => {
             tracing::info!(outcome, %reason, "mail logged, not a ticket");
             return Ok((log(rt, mailbox, &message_id, &from, &subject, outcome, reason, source).await?, None));
@@ -226,8 +226,9 @@ pub async fn store_prepared(
         message_id: message_id.clone(),
         sender,
         subject: clip(&subject, 300),
-        text: mail.text.clone(),
-        html: mail.html.clone(),
+        // The bodies are not needed after this (a large HTML mail's are megabytes): moved, not copied.
+        text: std::mem::take(&mut mail.text),
+        html: mail.html.take(),
         files,
         source: source.clone(),
         from_address: from_address.clone(),

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use futures_util::StreamExt;
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use super::importer::{self, Announcement, Outcome, Prepared};
@@ -34,6 +35,9 @@ pub struct Mailboxes {
 struct Inner {
     rt: Realtime,
     blobs: Blobs,
+    /// Where connectors run: the runtime that made this handle (the server's multi-threaded one), also when a
+    /// mailbox is (re)started from a request handler, whose single-threaded HTTP worker must not carry an import.
+    runtime: tokio::runtime::Handle,
     running: Mutex<HashMap<i64, Running>>,
 }
 
@@ -43,8 +47,10 @@ struct Running {
 }
 
 impl Mailboxes {
+    /// Call from inside the runtime connectors should run on.
     pub fn new(rt: Realtime, blobs: Blobs) -> Self {
-        Self { inner: Arc::new(Inner { rt, blobs, running: Mutex::new(HashMap::new()) }) }
+        let runtime = tokio::runtime::Handle::current();
+        Self { inner: Arc::new(Inner { rt, blobs, runtime, running: Mutex::new(HashMap::new()) }) }
     }
 
     /// Start the connector of every enabled mailbox.
@@ -71,8 +77,8 @@ impl Mailboxes {
             return false;
         };
         let wake = Arc::new(Notify::new());
-        let task =
-            tokio::spawn(run(self.inner.rt.clone(), self.inner.blobs.clone(), channel.id, settings, wake.clone()));
+        let connector = run(self.inner.rt.clone(), self.inner.blobs.clone(), channel.id, settings, wake.clone());
+        let task = self.inner.runtime.spawn(connector);
         self.lock().insert(channel.id, Running { wake, task });
         true
     }
@@ -201,46 +207,23 @@ fn batches(waiting: Vec<Waiting>) -> Vec<Vec<MailKey>> {
     out
 }
 
-/// Prepare a fetched batch ([`importer::prepare`]: parse, junk rules, files to disk) on blocking threads, two
-/// halves at once. A mail whose files cannot be written stops the batch there: it and the ones after it are fetched
-/// again next round.
-async fn prepare_batch(
-    blobs: &Blobs,
-    settings: &EmailSettings,
-    fetched: Vec<(MailKey, Vec<u8>)>,
-) -> (Vec<(MailKey, Prepared)>, Option<Failure>) {
-    fn prepare_all(
-        blobs: &Blobs,
-        settings: &EmailSettings,
-        mails: Vec<(MailKey, Vec<u8>)>,
-    ) -> (Vec<(MailKey, Prepared)>, Option<Failure>) {
-        let mut out = Vec::with_capacity(mails.len());
-        for (key, raw) in mails {
-            match importer::prepare(blobs, settings, &raw) {
-                Ok(p) => out.push((key, p)),
-                Err(e) => return (out, Some(Failure::Later(format!("storing the files of {key}: {e}")))),
-            }
-        }
-        (out, None)
-    }
-    if fetched.is_empty() {
-        return (Vec::new(), None);
-    }
-    let mut first = fetched;
-    let second = first.split_off(first.len().div_ceil(2));
-    let half = |mails| {
-        let (blobs, settings) = (blobs.clone(), settings.clone());
-        tokio::task::spawn_blocking(move || prepare_all(&blobs, &settings, mails))
-    };
-    let (a, b) = tokio::join!(half(first), half(second));
-    let cancelled = || Some(Failure::Later("preparing mail was cancelled".into()));
-    match (a, b) {
-        (Ok((mut out, None)), Ok((rest, stopped))) => {
-            out.extend(rest);
-            (out, stopped)
-        }
-        (Ok((out, stopped)), _) => (out, stopped.or_else(cancelled)),
-        (Err(_), _) => (Vec::new(), cancelled()),
+/// Mails prepared at once ([`importer::prepare`] is CPU work: one per core of the machine this was tuned on; more
+/// starves the storing stage, which is serial).
+const PREPARING: usize = 2;
+
+/// Prepare one mail on a blocking thread, once one of the [`PREPARING`] places is free.
+async fn prepare_one(
+    places: Arc<Semaphore>,
+    blobs: Blobs,
+    settings: EmailSettings,
+    key: MailKey,
+    raw: Vec<u8>,
+) -> Result<(MailKey, Prepared), Failure> {
+    let _place = places.acquire_owned().await.ok();
+    match tokio::task::spawn_blocking(move || importer::prepare(&blobs, &settings, &raw)).await {
+        Ok(Ok(prepared)) => Ok((key, prepared)),
+        Ok(Err(e)) => Err(Failure::Later(format!("storing the files of {key}: {e}"))),
+        Err(_) => Err(Failure::Later("preparing mail was cancelled".into())),
     }
 }
 
@@ -274,7 +257,7 @@ async fn store_batch(
 ///
 /// Four stages joined by short queues, so that none waits for the slowest batch of another: the session fetches
 /// batches (one round trip each) and, between fetches, acknowledges what has been committed; batches are prepared
-/// ([`importer::prepare`]) on blocking threads; stored in order, one mail after another (a mail may thread into
+/// ([`importer::prepare`]) mail by mail on [`PREPARING`] blocking threads; stored in order, one mail after another (a mail may thread into
 /// the one before it); and each stored mail is announced ([`importer::announce`]: shown live, auto-assigned) in
 /// the same order, off the storing path. At most a few batches are in memory at once. When a stage fails the others wind down; mail
 /// committed but not acknowledged is fetched again next round and recognised as stored (Message-ID + mailbox).
@@ -307,28 +290,54 @@ async fn drain(
     let mailbox = importer::Mailbox { channel_id, settings, agents: &agents };
 
     let (fetched_tx, mut fetched_rx) = mpsc::channel::<Vec<(MailKey, Vec<u8>)>>(1);
-    let (ready_tx, mut ready_rx) = mpsc::channel::<Vec<(MailKey, Prepared)>>(2);
+    let (ready_tx, mut ready_rx) = mpsc::channel::<Vec<(MailKey, Prepared)>>(2 * BATCH_MAILS);
     let (committed_tx, mut committed_rx) = mpsc::unbounded_channel::<Vec<MailKey>>();
     let (announce_tx, mut announce_rx) = mpsc::channel::<Announcement>(BATCH_MAILS * 2);
     let fetcher = async move {
         for keys in batches(waiting) {
-            while let Ok(done) = committed_rx.try_recv() {
-                acknowledge(rt, channel_id, session, &done, after, remember).await?;
+            // Everything committed since the last fetch, in one acknowledgement.
+            let mut done = Vec::new();
+            while let Ok(more) = committed_rx.try_recv() {
+                done.extend(more);
             }
+            acknowledge(rt, channel_id, session, &done, after, remember).await?;
             let mails = session.fetch_many(&keys).await.map_err(|e| Failure::Later(format!("fetching: {e}")))?;
             if fetched_tx.send(mails).await.is_err() {
                 break; // a later stage stopped
             }
         }
         drop(fetched_tx);
-        while let Some(done) = committed_rx.recv().await {
+        while let Some(mut done) = committed_rx.recv().await {
+            while let Ok(more) = committed_rx.try_recv() {
+                done.extend(more);
+            }
             acknowledge(rt, channel_id, session, &done, after, remember).await?;
         }
         Ok(())
     };
     let preparer = async move {
-        while let Some(mails) = fetched_rx.recv().await {
-            let (ready, failed) = prepare_batch(blobs, settings, mails).await;
+        // Mail by mail, handed on in order: a large HTML mail takes as long as dozens of small ones, and the mails
+        // queued behind it keep the other place busy meanwhile. A mail whose files cannot be written stops the
+        // stage there: it and the ones after it are fetched again next round.
+        let places = Arc::new(Semaphore::new(PREPARING));
+        let mails = futures_util::stream::poll_fn(|cx| fetched_rx.poll_recv(cx)).flat_map(futures_util::stream::iter);
+        let prepared = mails
+            .map(|(key, raw)| prepare_one(places.clone(), blobs.clone(), settings.clone(), key, raw))
+            .buffered(4 * BATCH_MAILS)
+            .ready_chunks(BATCH_MAILS);
+        let mut prepared = std::pin::pin!(prepared);
+        while let Some(chunk) = prepared.next().await {
+            let mut ready = Vec::with_capacity(chunk.len());
+            let mut failed = None;
+            for mail in chunk {
+                match mail {
+                    Ok(m) => ready.push(m),
+                    Err(f) => {
+                        failed = Some(f);
+                        break;
+                    }
+                }
+            }
             if !ready.is_empty() && ready_tx.send(ready).await.is_err() {
                 return None;
             }

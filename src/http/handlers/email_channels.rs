@@ -112,7 +112,10 @@ pub struct MailboxHealth {
     pub last_error: Option<String>,
     pub last_checked_at: Option<DateTime<Utc>>,
     pub last_success_at: Option<DateTime<Utc>>,
+    /// Mails stored as tickets or messages.
     pub imported_total: i64,
+    /// Mails in the mailbox's log (junk, rejected, unparseable: `GET …/log`).
+    pub logged_total: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -149,6 +152,7 @@ fn code<T: Serialize>(v: &T) -> String {
 async fn view(state: &State, c: ChannelInstance) -> ApiResult<EmailChannelView> {
     let s = EmailSettings::of(&c.settings).unwrap_or_else(EmailSettings::unset);
     let h = store::email::mailbox_state(&state.store, c.id).await?;
+    let logged_total = store::email::logged_total(&state.store, c.id).await?;
     let after = match s.after_import() {
         crate::channels::email::net::AfterImport::Delete => "delete",
         crate::channels::email::net::AfterImport::MarkRead => "mark_read",
@@ -192,6 +196,7 @@ async fn view(state: &State, c: ChannelInstance) -> ApiResult<EmailChannelView> 
             last_checked_at: h.last_checked_at.map(|t| t.and_utc()),
             last_success_at: h.last_success_at.map(|t| t.and_utc()),
             imported_total: h.imported_total,
+            logged_total,
         },
         created_at: c.created_at.and_utc(),
     })
