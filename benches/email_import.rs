@@ -24,7 +24,7 @@
 //!    `POST /api/v1/email-channels` (IMAP, `"tls": "none"`, `poll_interval_s` 5, SMTP at a closed loopback port:
 //!    nothing is sent), and the wall time from that request until every mail is stored or logged
 //!    (`health.imported_total` + `health.logged_total`, polled every 20 ms; `EMAIL_TIMEOUT_S`, 240 s).
-//!    `EMAIL_SB_RUNS` (3) such runs, each from a fresh Dovecot and a fresh database; the median is reported (this
+//!    `EMAIL_SB_RUNS` (5) such runs, each from a fresh Dovecot and a fresh database; the median is reported (this
 //!    shared 2-core machine varies by ±20 % between runs) with every run's rate beside it.
 //! 3. IDLE: after the first run, with the mailbox idle, `EMAIL_IDLE_PROBES` (20) new mails delivered one after the other into the maildir;
 //!    each timed from the rename into `new/` to the `conversation.created` frame on an agent socket.
@@ -116,7 +116,7 @@ async fn run() -> anyhow::Result<()> {
     let cfg = Cfg {
         mails: env_usize("EMAIL_MAILS", 2000).max(1),
         idle_probes: env_usize("EMAIL_IDLE_PROBES", 20),
-        sb_runs: env_usize("EMAIL_SB_RUNS", 3).max(1),
+        sb_runs: env_usize("EMAIL_SB_RUNS", 5).max(1),
         parse_runs: env_usize("EMAIL_PARSE_RUNS", 50).max(1),
         timeout: Duration::from_secs(env_usize("EMAIL_TIMEOUT_S", 240) as u64),
         django: env_string("EMAIL_DJANGO", "1") != "0",
