@@ -497,6 +497,18 @@ async fn cc_12_defaults_and_round_robin_among_online_agents() {
         assert_eq!(conv["team_id"], team);
         assert_eq!(conv["priority"], "high");
         assert_eq!(conv["tags"], json!(["app", "lead"]));
+        if i == 0 {
+            let frame = watcher
+                .wait_for("conversation.created", Duration::from_secs(10), |f| {
+                    f["type"] == "conversation.created" && f["conversation_id"] == a["conversation_id"]
+                })
+                .await;
+            assert_eq!(
+                frame["conversation"]["tags"],
+                json!(["app", "lead"]),
+                "the live frame has the default tags too"
+            );
+        }
         assignees.push(conv["assignee_id"].as_i64().expect("assigned"));
     }
     assert!(!assignees.contains(&cid.agent_id), "the away agent is skipped: {assignees:?}");

@@ -184,6 +184,11 @@ pub async fn delete(store: &Store, id: i64, actor: Actor) -> StoreResult<()> {
         .await
 }
 
+/// New conversations and customer messages need an enabled channel.
+pub(crate) fn ensure_enabled(channel: &ChannelInstance) -> StoreResult<()> {
+    if channel.enabled { Ok(()) } else { Err(StoreError::Rule(format!("channel {} is disabled", channel.id))) }
+}
+
 /// The properties a channel gives its new conversations (CC-12), read from its settings'
 /// `routing` object: `team_id`, `priority`, `status`, `tags`. Unknown or malformed values are
 /// ignored here; the channel endpoints validate them on the way in.

@@ -426,7 +426,8 @@ macro_rules! find_or_create_company {
 
 /// Insert a new conversation with its first message (seq 1), the channel's default properties
 /// (CC-12), its event, its outbox row (outbound first message on an enabled channel) and audit
-/// entry. Evaluates to `(Conversation, Message, EventRow)`.
+/// entry. Evaluates to `(Conversation, Message, EventRow, tags)`: the tags are the channel's default
+/// ones it was given, sorted (a new conversation has no others).
 macro_rules! insert_conversation {
     ($conn:ident, $channel:expr, $customer_id:expr, $subject:expr, $direction:expr, $source:expr, $author_agent_id:expr,
      $content:expr, $content_html:expr, $external_id:expr, $t:expr, $actor:expr) => {{
@@ -533,7 +534,7 @@ macro_rules! insert_conversation {
             })))
             .execute($conn)
             .await?;
-        (conversation, message, event)
+        (conversation, message, event, defaults.tags)
     }};
 }
 pub(crate) use insert_conversation;
@@ -680,9 +681,7 @@ pub async fn create(
                 .await
                 .optional()?
                 .ok_or_else(|| StoreError::BadReference(format!("channel {} does not exist", input.channel_id)))?;
-            if !channel.enabled {
-                return Err(StoreError::Rule(format!("channel {} is disabled", channel.id)));
-            }
+            channels::ensure_enabled(&channel)?;
 
             // Idempotency: the same provider message id on this channel changes nothing.
             if let Some(ext) = &input.external_message_id {
@@ -794,7 +793,7 @@ pub async fn create(
                 }
             };
 
-            let (conversation, message, event) = insert_conversation!(
+            let (conversation, message, event, tags) = insert_conversation!(
                 conn,
                 &channel,
                 customer_id,
@@ -808,18 +807,7 @@ pub async fn create(
                 t,
                 actor
             );
-            // Decorated with what is known: the channel's kind, and its default tags (CC-12) only
-            // when it has some (a new conversation has no others).
-            let tags: Vec<String> = if channels::Defaults::of(&channel).tags.is_empty() {
-                Vec::new()
-            } else {
-                conversation_tags::table
-                    .filter(conversation_tags::conversation_id.eq(conversation.id))
-                    .select(conversation_tags::tag)
-                    .order(conversation_tags::tag)
-                    .load(conn)
-                    .await?
-            };
+            // Decorated with what is known: the channel's kind and the tags it was given.
             let customer_name: String = customers::table.find(conversation.customer_id).select(customers::name).first(conn).await?;
             let channel_kind = channel.kind.clone();
             let row = ConversationRow { conversation, tags, customer_name, channel_kind };

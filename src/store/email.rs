@@ -60,6 +60,9 @@ pub struct StoredFile {
     pub content_id: Option<String>,
 }
 
+/// A stored source's `storage_key`, `content` and `size_bytes` columns.
+type SourceColumns = (Option<String>, Option<Vec<u8>>, i64);
+
 /// Where a mail's raw source is kept for audit: in its database row when small, in the blob store when large.
 ///
 /// Why both: nearly all mail is a few KiB, and a file of its own cost an import more than parsing and storing
@@ -84,13 +87,13 @@ impl RawSource {
         Ok(Self::File { storage_key: b.storage_key, size_bytes: b.size as i64 })
     }
 
-    /// [`RawSource::keep_blocking`] from async code.
+    /// [`RawSource::keep_blocking`] from async code (on a blocking thread).
     pub async fn keep(blobs: &Blobs, raw: Vec<u8>) -> std::io::Result<Self> {
-        if raw.len() <= Self::INLINE_MAX {
-            return Ok(Self::Inline(raw));
+        let blobs = blobs.clone();
+        match tokio::task::spawn_blocking(move || Self::keep_blocking(&blobs, &raw)).await {
+            Ok(kept) => kept,
+            Err(e) => Err(std::io::Error::other(format!("keeping a mail's source was cancelled: {e}"))),
         }
-        let b = blobs.put(&raw).await?;
-        Ok(Self::File { storage_key: b.storage_key, size_bytes: b.size as i64 })
     }
 
     pub fn size_bytes(&self) -> i64 {
@@ -116,7 +119,8 @@ impl RawSource {
         }
     }
 
-    fn from_columns(storage_key: Option<String>, content: Option<Vec<u8>>, size_bytes: i64) -> Option<Self> {
+    /// Back from the `(storage_key, content, size_bytes)` columns.
+    fn from_columns((storage_key, content, size_bytes): SourceColumns) -> Option<Self> {
         match (storage_key, content) {
             (_, Some(bytes)) => Some(Self::Inline(bytes)),
             (Some(storage_key), None) => Some(Self::File { storage_key, size_bytes }),
@@ -285,7 +289,8 @@ pub async fn import(store: &Store, mail: IncomingMail) -> StoreResult<Imported> 
                             }
                             return Ok(Imported::Rejected);
                         };
-                        let (conversation, message, event) = insert_conversation!(
+                        // Decorated below (`decorate_one!`), once the team and subscribers are set.
+                        let (conversation, message, event, _tags) = insert_conversation!(
                             conn, &channel, customer_id, &mail.subject, Direction::In, Source::Channel, None::<i64>,
                             &mail.text, &html, &ext, t, Actor::System
                         );
@@ -622,20 +627,6 @@ pub async fn mail_log(store: &Store, channel_id: i64, limit: i64) -> StoreResult
         .await
 }
 
-/// How many mails of this mailbox are in its log (made no ticket).
-pub async fn logged_total(store: &Store, channel_id: i64) -> StoreResult<i64> {
-    store
-        .run(move |store| async move {
-            let mut conn = store.read().await?;
-            Ok(db_run!(conn => mail_log::table
-                .filter(mail_log::channel_instance_id.eq(channel_id))
-                .count()
-                .get_result(conn)
-                .await)?)
-        })
-        .await
-}
-
 /// A mailbox's connection health.
 #[derive(Debug, Clone, Default, Queryable, Selectable)]
 #[diesel(table_name = mailbox_state)]
@@ -648,7 +639,8 @@ pub struct MailboxState {
     pub imported_total: i64,
 }
 
-pub async fn mailbox_state(store: &Store, channel_id: i64) -> StoreResult<MailboxState> {
+/// A mailbox's health and how many of its mails are in its log (made no ticket), in one store call.
+pub async fn mailbox_state(store: &Store, channel_id: i64) -> StoreResult<(MailboxState, i64)> {
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
@@ -658,7 +650,12 @@ pub async fn mailbox_state(store: &Store, channel_id: i64) -> StoreResult<Mailbo
                 .first(conn)
                 .await
                 .optional())?;
-            Ok(row.unwrap_or(MailboxState { channel_instance_id: channel_id, ..Default::default() }))
+            let logged: i64 = db_run!(conn => mail_log::table
+                .filter(mail_log::channel_instance_id.eq(channel_id))
+                .count()
+                .get_result(conn)
+                .await)?;
+            Ok((row.unwrap_or(MailboxState { channel_instance_id: channel_id, ..Default::default() }), logged))
         })
         .await
 }
@@ -912,14 +909,14 @@ pub async fn source_of(store: &Store, conversation_id: i64, message_id: i64) -> 
             let mut conn = store.read().await?;
             let of_conversation =
                 messages::table.filter(messages::conversation_id.eq(conversation_id)).select(messages::id);
-            let row: Option<(Option<String>, Option<Vec<u8>>, i64)> = db_run!(conn => mail_sources::table
+            let row: Option<SourceColumns> = db_run!(conn => mail_sources::table
                 .find(message_id)
                 .filter(mail_sources::message_id.eq_any(of_conversation))
                 .select((mail_sources::storage_key, mail_sources::content, mail_sources::size_bytes))
                 .first(conn)
                 .await
                 .optional())?;
-            Ok(row.and_then(|(key, content, size)| RawSource::from_columns(key, content, size)))
+            Ok(row.and_then(RawSource::from_columns))
         })
         .await
 }
@@ -929,14 +926,14 @@ pub async fn logged_source(store: &Store, channel_id: i64, log_id: i64) -> Store
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            let row: Option<(Option<String>, Option<Vec<u8>>, i64)> = db_run!(conn => mail_log::table
+            let row: Option<SourceColumns> = db_run!(conn => mail_log::table
                 .find(log_id)
                 .filter(mail_log::channel_instance_id.eq(channel_id))
                 .select((mail_log::storage_key, mail_log::content, mail_log::size_bytes))
                 .first(conn)
                 .await
                 .optional())?;
-            Ok(row.and_then(|(key, content, size)| RawSource::from_columns(key, content, size)))
+            Ok(row.and_then(RawSource::from_columns))
         })
         .await
 }

@@ -379,9 +379,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                                 .await
                                 .optional()?
                                 .ok_or_else(no_channel)?;
-                        if !channel.enabled {
-                            return Err(StoreError::Rule(format!("channel {} is disabled", channel.id)));
-                        }
+                        super::channels::ensure_enabled(&channel)?;
                         let customer = customer.ok_or_else(|| StoreError::UnknownCustomer(format!(
                             "no customer is known as {user_custom_id:?} on channel {}", channel.id
                         )))?;
@@ -412,9 +410,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                             .await
                             .optional()?
                             .ok_or_else(no_channel)?;
-                        if !channel.enabled {
-                            return Err(StoreError::Rule(format!("channel {} is disabled", channel.id)));
-                        }
+                        super::channels::ensure_enabled(&channel)?;
                         let customer: Customer = customers::table
                             .find(*customer_id)
                             .select(Customer::as_select())
@@ -481,20 +477,10 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                     };
                 }
                 let Some(conv) = current.filter(|_| open) else {
-                    let (conversation, message, event) = insert_conversation!(
+                    let (conversation, message, event, tags) = insert_conversation!(
                         conn, &channel, customer_id, &msg.subject, Direction::In, Source::Channel, None::<i64>,
                         &msg.content, &msg.content_html, &msg.external_message_id, t, actor
                     );
-                    let tags: Vec<String> = if channels_defaults_have_tags(&channel) {
-                        conversation_tags::table
-                            .filter(conversation_tags::conversation_id.eq(conversation.id))
-                            .select(conversation_tags::tag)
-                            .order(conversation_tags::tag)
-                            .load(conn)
-                            .await?
-                    } else {
-                        Vec::new()
-                    };
                     let customer_name = customer_name!(conversation.customer_id);
                     let row = ConversationRow { conversation, tags, customer_name, channel_kind: channel.kind.clone() };
                     return Ok(AppendedCustomer { message, conversation: row, events: vec![event], created: true, duplicate: false });
@@ -545,11 +531,6 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
             })
         })
         .await
-}
-
-/// Whether the channel gives new conversations tags (CC-12): if not, a new one has none to read back.
-fn channels_defaults_have_tags(channel: &super::models::ChannelInstance) -> bool {
-    !super::channels::Defaults::of(channel).tags.is_empty()
 }
 
 /// Load one conversation with its tags, customer name and channel kind inside a transaction.

@@ -215,7 +215,7 @@ const PREPARING: usize = 2;
 async fn prepare_one(
     places: Arc<Semaphore>,
     blobs: Blobs,
-    settings: EmailSettings,
+    settings: Arc<EmailSettings>,
     key: MailKey,
     raw: Vec<u8>,
 ) -> Result<(MailKey, Prepared), Failure> {
@@ -296,10 +296,7 @@ async fn drain(
     let fetcher = async move {
         for keys in batches(waiting) {
             // Everything committed since the last fetch, in one acknowledgement.
-            let mut done = Vec::new();
-            while let Ok(more) = committed_rx.try_recv() {
-                done.extend(more);
-            }
+            let done = and_the_rest(&mut committed_rx, Vec::new());
             acknowledge(rt, channel_id, session, &done, after, remember).await?;
             let mails = session.fetch_many(&keys).await.map_err(|e| Failure::Later(format!("fetching: {e}")))?;
             if fetched_tx.send(mails).await.is_err() {
@@ -307,10 +304,8 @@ async fn drain(
             }
         }
         drop(fetched_tx);
-        while let Some(mut done) = committed_rx.recv().await {
-            while let Ok(more) = committed_rx.try_recv() {
-                done.extend(more);
-            }
+        while let Some(first) = committed_rx.recv().await {
+            let done = and_the_rest(&mut committed_rx, first);
             acknowledge(rt, channel_id, session, &done, after, remember).await?;
         }
         Ok(())
@@ -320,6 +315,7 @@ async fn drain(
         // queued behind it keep the other place busy meanwhile. A mail whose files cannot be written stops the
         // stage there: it and the ones after it are fetched again next round.
         let places = Arc::new(Semaphore::new(PREPARING));
+        let settings = Arc::new(settings.clone());
         let mails = futures_util::stream::poll_fn(|cx| fetched_rx.poll_recv(cx)).flat_map(futures_util::stream::iter);
         let prepared = mails
             .map(|(key, raw)| prepare_one(places.clone(), blobs.clone(), settings.clone(), key, raw))
@@ -373,6 +369,14 @@ async fn drain(
         Some(failure) => Err(failure),
         None => fetched,
     }
+}
+
+/// `first` and every batch of committed keys already queued behind it, to acknowledge in one round trip.
+fn and_the_rest(committed: &mut mpsc::UnboundedReceiver<Vec<MailKey>>, mut first: Vec<MailKey>) -> Vec<MailKey> {
+    while let Ok(more) = committed.try_recv() {
+        first.extend(more);
+    }
+    first
 }
 
 /// Mark committed mail done on the server (and, for POP3 mail left there, remember its key).

@@ -1,7 +1,7 @@
 //! Attachments: upload the bytes first (`POST /api/v1/attachments`), then name the id in a reply.
 //! Downloading checks the same channel access as the message it belongs to.
 
-use actix_web::http::header::{CONTENT_TYPE, ContentDisposition, DispositionParam, DispositionType};
+use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -104,14 +104,5 @@ pub async fn download(state: State, p: Principal, id: web::Path<i64>) -> ApiResu
     let bytes = state.blobs.get(&a.storage_key).await.map_err(ApiError::internal)?;
     let inline = ["image/", "audio/", "video/", "application/pdf"].iter().any(|p| a.mime_type.starts_with(p))
         && a.mime_type != "image/svg+xml";
-    let disposition = ContentDisposition {
-        disposition: if inline { DispositionType::Inline } else { DispositionType::Attachment },
-        parameters: vec![DispositionParam::Filename(a.file_name.clone())],
-    };
-    Ok(HttpResponse::Ok()
-        .content_type(a.mime_type.as_str())
-        .insert_header(disposition)
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .insert_header(("Content-Security-Policy", "default-src 'none'; sandbox"))
-        .body(bytes))
+    Ok(super::file_download(bytes, &a.mime_type, inline, a.file_name))
 }

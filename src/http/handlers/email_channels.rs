@@ -151,8 +151,7 @@ fn code<T: Serialize>(v: &T) -> String {
 
 async fn view(state: &State, c: ChannelInstance) -> ApiResult<EmailChannelView> {
     let s = EmailSettings::of(&c.settings).unwrap_or_else(EmailSettings::unset);
-    let h = store::email::mailbox_state(&state.store, c.id).await?;
-    let logged_total = store::email::logged_total(&state.store, c.id).await?;
+    let (h, logged_total) = store::email::mailbox_state(&state.store, c.id).await?;
     let after = match s.after_import() {
         crate::channels::email::net::AfterImport::Delete => "delete",
         crate::channels::email::net::AfterImport::MarkRead => "mark_read",

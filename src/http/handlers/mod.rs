@@ -21,18 +21,24 @@ use super::error::ApiError;
 use crate::auth::Principal;
 use crate::store::audit::Actor;
 
-/// A mail's raw source as a download (`message/rfc822`, never rendered by the browser).
-pub fn raw_mail(bytes: Vec<u8>, file_name: String) -> actix_web::HttpResponse {
+/// A stored file as a download: shown in the browser only when `inline`, never sniffed, and sandboxed (no script
+/// of an uploaded or mailed file runs in the dashboard's origin).
+pub fn file_download(bytes: Vec<u8>, mime_type: &str, inline: bool, file_name: String) -> actix_web::HttpResponse {
     use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
     actix_web::HttpResponse::Ok()
-        .content_type("message/rfc822")
+        .content_type(mime_type)
         .insert_header(ContentDisposition {
-            disposition: DispositionType::Attachment,
+            disposition: if inline { DispositionType::Inline } else { DispositionType::Attachment },
             parameters: vec![DispositionParam::Filename(file_name)],
         })
         .insert_header(("X-Content-Type-Options", "nosniff"))
         .insert_header(("Content-Security-Policy", "default-src 'none'; sandbox"))
         .body(bytes)
+}
+
+/// A mail's raw source as a download (`message/rfc822`).
+pub fn raw_mail(bytes: Vec<u8>, file_name: String) -> actix_web::HttpResponse {
+    file_download(bytes, "message/rfc822", false, file_name)
 }
 
 /// Distinguish "absent" (`None`) from "explicitly null" (`Some(None)`) in PATCH bodies.
