@@ -885,3 +885,114 @@ async fn raw_sources_are_kept_and_downloadable() {
         assert!(body["error"].is_string(), "{path}: a JSON error, not a mail: {body}");
     }
 }
+
+/// A batch of mail as the connector hands it to the store (EM-6, EM-5): stored in order in one go, so a mail
+/// threads into one stored just before it in the same batch; a mail that fails is rolled back alone — the ones
+/// before it stay stored, the ones after it are not stored (they are fetched again next round); and the same
+/// batch again stores nothing twice. Needs no mail server: the store is called as the connector calls it.
+#[tokio::test]
+async fn a_batch_threads_within_itself_and_stops_at_a_failing_mail() {
+    use switchboard::channels::email::TicketLookup;
+    use switchboard::store::StoreError;
+    use switchboard::store::email::{
+        BatchImport, BatchMail, Imported, IncomingMail, LoggedMail, MailTarget, RawSource, Route, Sender, ThreadedMail,
+        import_batch, mail_log,
+    };
+
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@desk.test", "admin").await;
+    let channel = admin.channel("email", "Batch inbox", None).await;
+    let incoming = move |message_id: &str, target: MailTarget, text: &str| IncomingMail {
+        channel_id: channel,
+        message_id: message_id.to_owned(),
+        sender: Sender::Customer { email: "ann@customer.test".into(), name: Some("Ann".into()), create: true },
+        subject: "Printer".into(),
+        text: text.into(),
+        html: None,
+        files: vec![],
+        source: RawSource::Inline(format!("Message-ID: <{message_id}>\r\n\r\n{text}\r\n").into_bytes()),
+        from_address: "ann@customer.test".into(),
+        recipients: vec![],
+        target,
+        note: false,
+        close: false,
+        unsubscribe: false,
+    };
+    let batch = |incoming: &(dyn Fn(&str, MailTarget, &str) -> IncomingMail + Send + Sync)| {
+        let first = incoming("first@customer.test", MailTarget::New { team_id: None, subscribers: vec![] }, "broken");
+        let second = incoming("second@customer.test", MailTarget::Reply { conversation_id: 0 }, "still broken");
+        let failing = incoming("third@customer.test", MailTarget::Reply { conversation_id: 987_654 }, "lost?");
+        let junk = LoggedMail {
+            channel_id: channel,
+            message_id: "away@customer.test".into(),
+            from_address: "ann@customer.test".into(),
+            subject: "Away".into(),
+            outcome: "junk",
+            reason: "auto-submitted".into(),
+            source: RawSource::Inline(b"Message-ID: <away@customer.test>\r\n\r\nout\r\n".to_vec()),
+        };
+        vec![
+            BatchMail::Thread(ThreadedMail {
+                number: None,
+                ids: vec!["first@customer.test".into()],
+                route: Box::new(move |index| match index.ticket_by_message_id("first@customer.test") {
+                    Some(conversation_id) => Route::Duplicate { conversation_id },
+                    None => Route::Store { mail: Box::new(first), subject: "Printer".into() },
+                }),
+            }),
+            BatchMail::Thread(ThreadedMail {
+                number: None,
+                ids: vec!["first@customer.test".into(), "second@customer.test".into()],
+                route: Box::new(move |index| {
+                    if let Some(conversation_id) = index.ticket_by_message_id("second@customer.test") {
+                        return Route::Duplicate { conversation_id };
+                    }
+                    // The mail before it in this batch is already there to thread into.
+                    let ticket = index.ticket_by_message_id("first@customer.test").expect("the first mail is visible");
+                    Route::Store {
+                        mail: Box::new(IncomingMail {
+                            target: MailTarget::Reply { conversation_id: ticket },
+                            ..second
+                        }),
+                        subject: "Re: Printer".into(),
+                    }
+                }),
+            }),
+            BatchMail::Thread(ThreadedMail {
+                number: None,
+                ids: vec![],
+                route: Box::new(move |_| Route::Store { mail: Box::new(failing), subject: "Re: Printer".into() }),
+            }),
+            BatchMail::Log(junk),
+        ]
+    };
+
+    let BatchImport { stored, failed } = import_batch(server.store(), batch(&incoming)).await;
+    let ticket = match stored.as_slice() {
+        [Imported::Created(c), Imported::Appended { conversation, .. }] => {
+            assert_eq!(
+                conversation.conversation.id, c.conversation.conversation.id,
+                "the reply threads into the first"
+            );
+            c.conversation.conversation.id
+        }
+        other => panic!("expected a new ticket and a reply, got {} results", other.len()),
+    };
+    assert!(matches!(failed, Some(StoreError::BadReference(_))), "the third mail names no ticket");
+    // What was stored before the failure is committed; nothing of the failing mail or the one after it is.
+    let texts: Vec<String> =
+        messages(&admin, ticket).await.iter().map(|m| m["content"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(texts, ["broken", "still broken"]);
+    assert!(mail_log(server.store(), channel, 10).await.unwrap().is_empty(), "the mail after the failure waits");
+    assert_eq!(tickets(&admin, channel).await.len(), 1, "one ticket");
+
+    // The same batch again (the connector fetches what it could not acknowledge): nothing is stored twice.
+    let BatchImport { stored, failed } = import_batch(server.store(), batch(&incoming)).await;
+    assert!(
+        matches!(stored.as_slice(), [Imported::Duplicate { conversation_id: a }, Imported::Duplicate { conversation_id: b }] if *a == ticket && *b == ticket),
+        "both stored mails are recognised"
+    );
+    assert!(matches!(failed, Some(StoreError::BadReference(_))));
+    assert_eq!(messages(&admin, ticket).await.len(), 2);
+    assert_eq!(tickets(&admin, channel).await.len(), 1);
+}

@@ -1,10 +1,12 @@
 //! What the email channel keeps (EM-1…EM-13, EO-1): a mail imported as a new ticket or as a
 //! message of an existing one in one transaction (attachments, subscribers, subject commands,
-//! the raw source), the lookups threading needs, the log of mail that made no ticket, and each
+//! the raw source) — mails come in batches ([`import_batch`]), read for threading and stored in
+//! order in one call to the database — the lookups threading needs, the log of mail that made no ticket, and each
 //! mailbox's connection health (EM-5) and the remote keys it already imported.
 //!
 //! Decisions are made before: the connector parses the mail, applies the junk rules and the
-//! threading rules (`channels::email`), and hands over an [`IncomingMail`] that says what to do.
+//! threading rules (`channels::email`, through [`ThreadedMail::route`]), and hands over an
+//! [`IncomingMail`] that says what to do.
 //! This module only makes it so, atomically and idempotently: the same Message-ID on the same
 //! mailbox, or already in the target ticket, is never stored twice (a crash between commit and
 //! the server-side delete re-imports it as a no-op).
@@ -183,248 +185,328 @@ pub enum Imported {
     Duplicate {
         conversation_id: i64,
     },
-    /// An unknown sender while "accept mail from unregistered users" is off (EM-8): nothing written.
-    Rejected,
+    /// Not a ticket: logged for admins as `junk`, `unparseable` or `rejected` (an unknown sender while "accept mail
+    /// from unregistered users" is off, EM-8), with this reason.
+    Logged {
+        outcome: &'static str,
+        reason: String,
+    },
 }
 
-/// Store one mail. See the module docs.
-pub async fn import(store: &Store, mail: IncomingMail) -> StoreResult<Imported> {
-    store
-        .run(move |store| async move {
-            let mut conn = store.write().await?;
-            db_tx!(conn => {
-                let t = now();
-                let channel: ChannelInstance = channel_instances::table
-                    .find(mail.channel_id)
-                    .select(ChannelInstance::as_select())
-                    .first(conn)
-                    .await
-                    .optional()?
-                    .ok_or_else(|| StoreError::BadReference(format!("mailbox {} does not exist", mail.channel_id)))?;
+/// The writes of one mail ([`IncomingMail`] `$mail`, a reference), as the body of its own transaction (a savepoint
+/// inside a batch's): `Ok(None)` when the sender is refused (EM-8) and nothing was written.
+macro_rules! import_mail {
+    ($conn:ident, $mail:expr) => {{
+        let mail: &IncomingMail = $mail;
+        let t = now();
+        let channel: ChannelInstance = channel_instances::table
+            .find(mail.channel_id)
+            .select(ChannelInstance::as_select())
+            .first($conn)
+            .await
+            .optional()?
+            .ok_or_else(|| StoreError::BadReference(format!("mailbox {} does not exist", mail.channel_id)))?;
 
-                // Idempotency: this mailbox saw it, or the ticket it threads into already has it.
-                let target_id = match &mail.target { MailTarget::Reply { conversation_id } => Some(*conversation_id), MailTarget::New { .. } => None };
-                let seen: Option<i64> = messages::table
-                    .filter(messages::provider_message_id.eq(&mail.message_id))
-                    .filter(messages::channel_instance_id.eq(channel.id).or(messages::conversation_id.nullable().eq(target_id)))
-                    .select(messages::conversation_id)
-                    .first(conn)
+        // Idempotency: this mailbox saw it, or the ticket it threads into already has it.
+        let target_id = match &mail.target {
+            MailTarget::Reply { conversation_id } => Some(*conversation_id),
+            MailTarget::New { .. } => None,
+        };
+        let seen: Option<i64> = messages::table
+            .filter(messages::provider_message_id.eq(&mail.message_id))
+            .filter(messages::channel_instance_id.eq(channel.id).or(messages::conversation_id.nullable().eq(target_id)))
+            .select(messages::conversation_id)
+            .first($conn)
+            .await
+            .optional()?;
+        if let Some(conversation_id) = seen {
+            return Ok(Some(Imported::Duplicate { conversation_id }));
+        }
+
+        let (customer_id, agent_id): (Option<i64>, Option<i64>) = match &mail.sender {
+            Sender::Agent { id } => (None, Some(*id)),
+            Sender::Customer { email, name, create } => {
+                let known: Option<i64> = customer_identities::table
+                    .filter(customer_identities::kind.eq("email"))
+                    .filter(customer_identities::value.eq(email))
+                    .select(customer_identities::customer_id)
+                    .first($conn)
                     .await
                     .optional()?;
-                if let Some(conversation_id) = seen {
-                    return Ok(Imported::Duplicate { conversation_id });
-                }
-
-                let (customer_id, agent_id): (Option<i64>, Option<i64>) = match &mail.sender {
-                    Sender::Agent { id } => (None, Some(*id)),
-                    Sender::Customer { email, name, create } => {
-                        let known: Option<i64> = customer_identities::table
-                            .filter(customer_identities::kind.eq("email"))
-                            .filter(customer_identities::value.eq(email))
-                            .select(customer_identities::customer_id)
-                            .first(conn)
-                            .await
-                            .optional()?;
-                        let id = match known {
-                            Some(id) => {
-                                let c: Customer = customers::table.find(id).select(Customer::as_select()).first(conn).await?;
-                                Some(c.merged_into_id.unwrap_or(c.id))
-                            }
-                            None if *create => {
-                                let display = name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| email.clone());
-                                let id: i64 = diesel::insert_into(customers::table)
-                                    .values((customers::name.eq(display), customers::created_at.eq(t), customers::updated_at.eq(t)))
-                                    .returning(customers::id)
-                                    .get_result(conn)
-                                    .await?;
-                                diesel::insert_into(customer_identities::table)
-                                    .values((
-                                        customer_identities::customer_id.eq(id),
-                                        customer_identities::kind.eq("email"),
-                                        customer_identities::channel_instance_id.eq(None::<i64>),
-                                        customer_identities::value.eq(email),
-                                        customer_identities::created_at.eq(t),
-                                    ))
-                                    .execute(conn)
-                                    .await?;
-                                Some(id)
-                            }
-                            None => None,
-                        };
-                        (id, None)
+                let id = match known {
+                    Some(id) => {
+                        let c: Customer = customers::table.find(id).select(Customer::as_select()).first($conn).await?;
+                        Some(c.merged_into_id.unwrap_or(c.id))
                     }
-                };
-
-                // The files first (unlinked), so the HTML can point at them.
-                let mut files: Vec<Attachment> = Vec::with_capacity(mail.files.len());
-                for f in &mail.files {
-                    files.push(
-                        diesel::insert_into(attachments::table)
+                    None if *create => {
+                        let display = name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| email.clone());
+                        let id: i64 = diesel::insert_into(customers::table)
                             .values((
-                                attachments::file_name.eq(&f.file_name),
-                                attachments::mime_type.eq(&f.mime_type),
-                                attachments::size_bytes.eq(f.size_bytes),
-                                attachments::sha256.eq(&f.sha256),
-                                attachments::storage_key.eq(&f.storage_key),
-                                attachments::content_id.eq(&f.content_id),
-                                attachments::created_at.eq(t),
+                                customers::name.eq(display),
+                                customers::created_at.eq(t),
+                                customers::updated_at.eq(t),
                             ))
-                            .returning(Attachment::as_returning())
-                            .get_result(conn)
-                            .await?,
-                    );
-                }
-                let html = mail.html.as_deref().map(|h| {
-                    crate::channels::email::parse::fill_attachment_links(h, |cid| {
-                        files.iter().find(|a| a.content_id.as_deref() == Some(cid)).map(|a| format!("/api/v1/attachments/{}", a.id))
-                    })
-                });
-                let ext = Some(mail.message_id.clone());
-
-                let imported = match &mail.target {
-                    MailTarget::New { team_id, subscribers } => {
-                        let Some(customer_id) = customer_id else {
-                            if agent_id.is_some() {
-                                return Err(StoreError::Rule("an agent's mail cannot start a ticket on their own behalf".into()));
-                            }
-                            return Ok(Imported::Rejected);
-                        };
-                        // Decorated below (`decorate_one!`), once the team and subscribers are set.
-                        let (conversation, message, event, _tags) = insert_conversation!(
-                            conn, &channel, customer_id, &mail.subject, Direction::In, Source::Channel, None::<i64>,
-                            &mail.text, &html, &ext, t, Actor::System
-                        );
-                        if let Some(team) = team_id {
-                            let exists: Option<i64> = teams::table.find(*team).select(teams::id).first(conn).await.optional()?;
-                            if exists.is_some() {
-                                diesel::update(conversations::table.find(conversation.id)).set(conversations::team_id.eq(exists)).execute(conn).await?;
-                            }
-                        }
-                        for email in subscribers {
-                            diesel::insert_into(conversation_subscribers::table)
-                                .values((
-                                    conversation_subscribers::conversation_id.eq(conversation.id),
-                                    conversation_subscribers::email.eq(email),
-                                    conversation_subscribers::created_at.eq(t),
-                                ))
-                                .on_conflict_do_nothing()
-                                .execute(conn)
-                                .await?;
-                        }
-                        link_files!(conn, &files, message.id)?;
-                        let row = decorate_one!(conn, conversation.id);
-                        Imported::Created(CreatedConversation { conversation: row, message, created: true, events: vec![event] })
-                    }
-                    MailTarget::Reply { conversation_id } => {
-                        let conv: Conversation = conversations::table.find(*conversation_id).select(Conversation::as_select()).first(conn).await
-                            .optional()?
-                            .ok_or_else(|| StoreError::BadReference(format!("conversation {conversation_id} does not exist")))?;
-                        let base: String = statuses::table.filter(statuses::key.eq(&conv.status)).select(statuses::base).first(conn).await
-                            .optional()?
-                            .unwrap_or_else(|| StatusBase::Open.as_str().to_owned());
-                        let from_customer = agent_id.is_none();
-                        let direction = match (from_customer, mail.note) {
-                            (_, true) => Direction::Note,
-                            (true, false) => Direction::In,
-                            (false, false) => Direction::Out,
-                        };
-                        // A customer's mail reopens a pending or closed ticket; `#close#` closes it.
-                        let status = if mail.close {
-                            StatusBase::Closed.as_str().to_owned()
-                        } else if from_customer && !mail.note && base != StatusBase::Open.as_str() {
-                            StatusBase::Open.as_str().to_owned()
-                        } else {
-                            conv.status.clone()
-                        };
-                        let closing = mail.close && base != StatusBase::Closed.as_str();
-                        let closed_at = if mail.close { conv.closed_at.or(Some(t)) } else if status != conv.status { None } else { conv.closed_at };
-                        let updated: Conversation = diesel::update(conversations::table.find(conv.id))
-                            .set((
-                                conversations::last_seq.eq(conversations::last_seq + 1),
-                                conversations::updated_at.eq(t),
-                                conversations::status.eq(&status),
-                                conversations::closed_at.eq(closed_at),
-                                conversations::last_customer_activity_at.eq(if direction == Direction::In { Some(t) } else { conv.last_customer_activity_at }),
-                                conversations::last_agent_activity_at.eq(if direction == Direction::Out { Some(t) } else { conv.last_agent_activity_at }),
-                                conversations::first_response_at.eq(if direction == Direction::Out { conv.first_response_at.or(Some(t)) } else { conv.first_response_at }),
-                            ))
-                            .returning(Conversation::as_returning())
-                            .get_result(conn)
+                            .returning(customers::id)
+                            .get_result($conn)
                             .await?;
-                        let seq = updated.last_seq;
-                        let message: Message = diesel::insert_into(messages::table)
+                        diesel::insert_into(customer_identities::table)
                             .values((
-                                messages::conversation_id.eq(conv.id),
-                                messages::seq.eq(seq),
-                                messages::direction.eq(direction.as_str()),
-                                messages::source.eq(if from_customer { Source::Channel.as_str() } else { Source::Agent.as_str() }),
-                                messages::author_agent_id.eq(agent_id),
-                                messages::author_customer_id.eq(customer_id),
-                                messages::body_text.eq(&mail.text),
-                                messages::body_html.eq(&html),
-                                messages::channel_instance_id.eq(channel.id),
-                                messages::provider_message_id.eq(&ext),
-                                messages::created_at.eq(t),
+                                customer_identities::customer_id.eq(id),
+                                customer_identities::kind.eq("email"),
+                                customer_identities::channel_instance_id.eq(None::<i64>),
+                                customer_identities::value.eq(email),
+                                customer_identities::created_at.eq(t),
                             ))
-                            .returning(Message::as_returning())
-                            .get_result(conn)
+                            .execute($conn)
                             .await?;
-                        if direction == Direction::Out {
-                            diesel::insert_into(outbox::table)
-                                .values(&store::outbox::new_delivery(conv.channel_instance_id, conv.id, message.id, t))
-                                .execute(conn)
-                                .await?;
-                        }
-                        link_files!(conn, &files, message.id)?;
-                        let mut recorded = vec![record_event!(conn, conv.id, conv.channel_instance_id, events::MESSAGE_CREATED, Some(seq), Some(message.id), t)];
-                        if status != conv.status || closing {
-                            recorded.push(record_event!(conn, conv.id, conv.channel_instance_id, events::CONVERSATION_UPDATED, None::<i64>, None::<i64>, t));
-                        }
-                        if mail.unsubscribe {
-                            diesel::delete(
-                                conversation_subscribers::table
-                                    .filter(conversation_subscribers::conversation_id.eq(conv.id))
-                                    .filter(conversation_subscribers::email.eq(mail.from_address.to_lowercase())),
-                            )
-                            .execute(conn)
-                            .await?;
-                        }
-                        // As linked above, without reading them back.
-                        let files: Vec<Attachment> =
-                            files.iter().cloned().map(|a| Attachment { message_id: Some(message.id), ..a }).collect();
-                        let row = decorate_one!(conn, conv.id);
-                        Imported::Appended { message, attachments: files, conversation: row, events: recorded }
+                        Some(id)
                     }
+                    None => None,
                 };
-                let message_id = match &imported {
-                    Imported::Created(c) => c.message.id,
-                    Imported::Appended { message, .. } => message.id,
-                    _ => unreachable!("only stored mail reaches here"),
-                };
-                let (storage_key, content) = mail.source.columns();
-                diesel::insert_into(mail_sources::table)
+                (id, None)
+            }
+        };
+
+        // The files first (unlinked), so the HTML can point at them.
+        let mut files: Vec<Attachment> = Vec::with_capacity(mail.files.len());
+        for f in &mail.files {
+            files.push(
+                diesel::insert_into(attachments::table)
                     .values((
-                        mail_sources::message_id.eq(message_id),
-                        mail_sources::storage_key.eq(storage_key),
-                        mail_sources::content.eq(content),
-                        mail_sources::size_bytes.eq(mail.source.size_bytes()),
-                        mail_sources::from_address.eq(&mail.from_address),
-                        mail_sources::recipients.eq(serde_json::to_string(&mail.recipients).unwrap_or_else(|_| "[]".into())),
-                        mail_sources::created_at.eq(t),
+                        attachments::file_name.eq(&f.file_name),
+                        attachments::mime_type.eq(&f.mime_type),
+                        attachments::size_bytes.eq(f.size_bytes),
+                        attachments::sha256.eq(&f.sha256),
+                        attachments::storage_key.eq(&f.storage_key),
+                        attachments::content_id.eq(&f.content_id),
+                        attachments::created_at.eq(t),
                     ))
-                    .execute(conn)
-                    .await?;
-                diesel::insert_into(mailbox_state::table)
-                    .values((mailbox_state::channel_instance_id.eq(channel.id), mailbox_state::imported_total.eq(1)))
-                    .on_conflict(mailbox_state::channel_instance_id)
-                    .do_update()
-                    .set(mailbox_state::imported_total.eq(mailbox_state::imported_total + 1))
-                    .execute(conn)
-                    .await?;
-                Ok(imported)
+                    .returning(Attachment::as_returning())
+                    .get_result($conn)
+                    .await?,
+            );
+        }
+        let html = mail.html.as_deref().map(|h| {
+            crate::channels::email::parse::fill_attachment_links(h, |cid| {
+                files
+                    .iter()
+                    .find(|a| a.content_id.as_deref() == Some(cid))
+                    .map(|a| format!("/api/v1/attachments/{}", a.id))
             })
-        })
-        .await
+        });
+        let ext = Some(mail.message_id.clone());
+
+        let imported = match &mail.target {
+            MailTarget::New { team_id, subscribers } => {
+                let Some(customer_id) = customer_id else {
+                    if agent_id.is_some() {
+                        return Err(StoreError::Rule(
+                            "an agent's mail cannot start a ticket on their own behalf".into(),
+                        ));
+                    }
+                    return Ok(None);
+                };
+                // Decorated below (`decorate_one!`), once the team and subscribers are set.
+                let (conversation, message, event, _tags) = insert_conversation!(
+                    $conn,
+                    &channel,
+                    customer_id,
+                    &mail.subject,
+                    Direction::In,
+                    Source::Channel,
+                    None::<i64>,
+                    &mail.text,
+                    &html,
+                    &ext,
+                    t,
+                    Actor::System
+                );
+                if let Some(team) = team_id {
+                    let exists: Option<i64> =
+                        teams::table.find(*team).select(teams::id).first($conn).await.optional()?;
+                    if exists.is_some() {
+                        diesel::update(conversations::table.find(conversation.id))
+                            .set(conversations::team_id.eq(exists))
+                            .execute($conn)
+                            .await?;
+                    }
+                }
+                for email in subscribers {
+                    diesel::insert_into(conversation_subscribers::table)
+                        .values((
+                            conversation_subscribers::conversation_id.eq(conversation.id),
+                            conversation_subscribers::email.eq(email),
+                            conversation_subscribers::created_at.eq(t),
+                        ))
+                        .on_conflict_do_nothing()
+                        .execute($conn)
+                        .await?;
+                }
+                link_files!($conn, &files, message.id)?;
+                let row = decorate_one!($conn, conversation.id);
+                Imported::Created(CreatedConversation {
+                    conversation: row,
+                    message,
+                    created: true,
+                    events: vec![event],
+                })
+            }
+            MailTarget::Reply { conversation_id } => {
+                let conv: Conversation = conversations::table
+                    .find(*conversation_id)
+                    .select(Conversation::as_select())
+                    .first($conn)
+                    .await
+                    .optional()?
+                    .ok_or_else(|| {
+                        StoreError::BadReference(format!("conversation {conversation_id} does not exist"))
+                    })?;
+                let base: String = statuses::table
+                    .filter(statuses::key.eq(&conv.status))
+                    .select(statuses::base)
+                    .first($conn)
+                    .await
+                    .optional()?
+                    .unwrap_or_else(|| StatusBase::Open.as_str().to_owned());
+                let from_customer = agent_id.is_none();
+                let direction = match (from_customer, mail.note) {
+                    (_, true) => Direction::Note,
+                    (true, false) => Direction::In,
+                    (false, false) => Direction::Out,
+                };
+                // A customer's mail reopens a pending or closed ticket; `#close#` closes it.
+                let status = if mail.close {
+                    StatusBase::Closed.as_str().to_owned()
+                } else if from_customer && !mail.note && base != StatusBase::Open.as_str() {
+                    StatusBase::Open.as_str().to_owned()
+                } else {
+                    conv.status.clone()
+                };
+                let closing = mail.close && base != StatusBase::Closed.as_str();
+                let closed_at = if mail.close {
+                    conv.closed_at.or(Some(t))
+                } else if status != conv.status {
+                    None
+                } else {
+                    conv.closed_at
+                };
+                let updated: Conversation = diesel::update(conversations::table.find(conv.id))
+                    .set((
+                        conversations::last_seq.eq(conversations::last_seq + 1),
+                        conversations::updated_at.eq(t),
+                        conversations::status.eq(&status),
+                        conversations::closed_at.eq(closed_at),
+                        conversations::last_customer_activity_at.eq(if direction == Direction::In {
+                            Some(t)
+                        } else {
+                            conv.last_customer_activity_at
+                        }),
+                        conversations::last_agent_activity_at.eq(if direction == Direction::Out {
+                            Some(t)
+                        } else {
+                            conv.last_agent_activity_at
+                        }),
+                        conversations::first_response_at.eq(if direction == Direction::Out {
+                            conv.first_response_at.or(Some(t))
+                        } else {
+                            conv.first_response_at
+                        }),
+                    ))
+                    .returning(Conversation::as_returning())
+                    .get_result($conn)
+                    .await?;
+                let seq = updated.last_seq;
+                let message: Message = diesel::insert_into(messages::table)
+                    .values((
+                        messages::conversation_id.eq(conv.id),
+                        messages::seq.eq(seq),
+                        messages::direction.eq(direction.as_str()),
+                        messages::source.eq(if from_customer {
+                            Source::Channel.as_str()
+                        } else {
+                            Source::Agent.as_str()
+                        }),
+                        messages::author_agent_id.eq(agent_id),
+                        messages::author_customer_id.eq(customer_id),
+                        messages::body_text.eq(&mail.text),
+                        messages::body_html.eq(&html),
+                        messages::channel_instance_id.eq(channel.id),
+                        messages::provider_message_id.eq(&ext),
+                        messages::created_at.eq(t),
+                    ))
+                    .returning(Message::as_returning())
+                    .get_result($conn)
+                    .await?;
+                if direction == Direction::Out {
+                    diesel::insert_into(outbox::table)
+                        .values(&store::outbox::new_delivery(conv.channel_instance_id, conv.id, message.id, t))
+                        .execute($conn)
+                        .await?;
+                }
+                link_files!($conn, &files, message.id)?;
+                let mut recorded = vec![record_event!(
+                    $conn,
+                    conv.id,
+                    conv.channel_instance_id,
+                    events::MESSAGE_CREATED,
+                    Some(seq),
+                    Some(message.id),
+                    t
+                )];
+                if status != conv.status || closing {
+                    recorded.push(record_event!(
+                        $conn,
+                        conv.id,
+                        conv.channel_instance_id,
+                        events::CONVERSATION_UPDATED,
+                        None::<i64>,
+                        None::<i64>,
+                        t
+                    ));
+                }
+                if mail.unsubscribe {
+                    diesel::delete(
+                        conversation_subscribers::table
+                            .filter(conversation_subscribers::conversation_id.eq(conv.id))
+                            .filter(conversation_subscribers::email.eq(mail.from_address.to_lowercase())),
+                    )
+                    .execute($conn)
+                    .await?;
+                }
+                // As linked above, without reading them back.
+                let files: Vec<Attachment> =
+                    files.iter().cloned().map(|a| Attachment { message_id: Some(message.id), ..a }).collect();
+                let row = decorate_one!($conn, conv.id);
+                Imported::Appended { message, attachments: files, conversation: row, events: recorded }
+            }
+        };
+        let message_id = match &imported {
+            Imported::Created(c) => c.message.id,
+            Imported::Appended { message, .. } => message.id,
+            _ => unreachable!("only stored mail reaches here"),
+        };
+        let (storage_key, content) = mail.source.columns();
+        diesel::insert_into(mail_sources::table)
+            .values((
+                mail_sources::message_id.eq(message_id),
+                mail_sources::storage_key.eq(storage_key),
+                mail_sources::content.eq(content),
+                mail_sources::size_bytes.eq(mail.source.size_bytes()),
+                mail_sources::from_address.eq(&mail.from_address),
+                mail_sources::recipients.eq(serde_json::to_string(&mail.recipients).unwrap_or_else(|_| "[]".into())),
+                mail_sources::created_at.eq(t),
+            ))
+            .execute($conn)
+            .await?;
+        diesel::insert_into(mailbox_state::table)
+            .values((mailbox_state::channel_instance_id.eq(channel.id), mailbox_state::imported_total.eq(1)))
+            .on_conflict(mailbox_state::channel_instance_id)
+            .do_update()
+            .set(mailbox_state::imported_total.eq(mailbox_state::imported_total + 1))
+            .execute($conn)
+            .await?;
+        Ok(Some(imported))
+    }};
 }
 
 /// What threading needs about the tickets a mail may name, read in one go so the pure rules
@@ -455,92 +537,91 @@ impl TicketLookup for ThreadIndex {
     }
 }
 
-/// Read what [`ThreadIndex`] needs for a mail naming ticket `number` in its subject and these
-/// Message-IDs in its headers. Only email tickets count.
-pub async fn thread_index(store: &Store, number: Option<u64>, ids: Vec<String>) -> StoreResult<ThreadIndex> {
-    store
-        .run(move |store| async move {
-            let mut conn = store.read().await?;
-            db_run!(conn => {
-                let mut index = ThreadIndex::default();
-                let mut tickets: Vec<i64> = Vec::new();
-                if let Some(n) = number.and_then(|n| i64::try_from(n).ok()) {
-                    let found: Option<(i64, i64, i64)> = conversations::table
-                        .inner_join(channel_instances::table)
-                        .filter(conversations::number.eq(n))
-                        .filter(channel_instances::kind.eq("email"))
-                        .select((conversations::id, conversations::customer_id, conversations::channel_instance_id))
-                        .first(conn)
+/// Read what [`ThreadIndex`] needs for a mail naming ticket `$number` (`Option<u64>`) in its subject and these
+/// Message-IDs (`Vec<String>`) in its headers. Only email tickets count. Evaluates to `StoreResult<ThreadIndex>`.
+macro_rules! read_thread_index {
+    ($conn:ident, $number:expr, $ids:expr) => {{
+        let (number, ids): (Option<u64>, Vec<String>) = ($number, $ids);
+        async {
+            let mut index = ThreadIndex::default();
+            let mut tickets: Vec<i64> = Vec::new();
+            if let Some(n) = number.and_then(|n| i64::try_from(n).ok()) {
+                let found: Option<(i64, i64, i64)> = conversations::table
+                    .inner_join(channel_instances::table)
+                    .filter(conversations::number.eq(n))
+                    .filter(channel_instances::kind.eq("email"))
+                    .select((conversations::id, conversations::customer_id, conversations::channel_instance_id))
+                    .first($conn)
+                    .await
+                    .optional()?;
+                if let Some((id, customer_id, channel_id)) = found {
+                    let customer_email: String = customer_identities::table
+                        .filter(customer_identities::customer_id.eq(customer_id))
+                        .filter(customer_identities::kind.eq("email"))
+                        .select(customer_identities::value)
+                        .order(customer_identities::id)
+                        .first($conn)
                         .await
-                        .optional()?;
-                    if let Some((id, customer_id, channel_id)) = found {
-                        let customer_email: String = customer_identities::table
-                            .filter(customer_identities::customer_id.eq(customer_id))
-                            .filter(customer_identities::kind.eq("email"))
-                            .select(customer_identities::value)
-                            .order(customer_identities::id)
-                            .first(conn)
-                            .await
-                            .optional()?
-                            .unwrap_or_default();
-                        let subscriber_emails: Vec<String> = conversation_subscribers::table
-                            .filter(conversation_subscribers::conversation_id.eq(id))
-                            .select(conversation_subscribers::email)
-                            .load(conn)
-                            .await?;
-                        // Agents who may work on this mailbox: admins, and those given access to it.
-                        let with_access: Vec<i64> = channel_access::table
-                            .filter(channel_access::channel_instance_id.eq(channel_id))
-                            .select(channel_access::agent_id)
-                            .load(conn)
-                            .await?;
-                        let agent_emails: Vec<String> = agents::table
-                            .filter(agents::active.eq(true))
-                            .filter(agents::role.ne("agent").or(agents::id.eq_any(with_access)))
-                            .select(agents::email)
-                            .load(conn)
-                            .await?;
-                        index.by_number.insert(n as u64, TicketRef { id, customer_email, subscriber_emails, agent_emails });
-                        tickets.push(id);
-                    }
-                }
-                if !ids.is_empty() {
-                    let found: Vec<(String, i64)> = messages::table
-                        .inner_join(channel_instances::table.on(channel_instances::id.eq(messages::channel_instance_id)))
-                        .filter(messages::provider_message_id.eq_any(&ids))
-                        .filter(channel_instances::kind.eq("email"))
-                        .select((messages::provider_message_id.assume_not_null(), messages::conversation_id))
-                        .load(conn)
+                        .optional()?
+                        .unwrap_or_default();
+                    let subscriber_emails: Vec<String> = conversation_subscribers::table
+                        .filter(conversation_subscribers::conversation_id.eq(id))
+                        .select(conversation_subscribers::email)
+                        .load($conn)
                         .await?;
-                    for (mid, conversation) in found {
-                        tickets.push(conversation);
-                        index.by_message_id.entry(mid).or_insert(conversation);
-                    }
-                }
-                // Merge chains, hop by hop (bounded).
-                let mut frontier: HashSet<i64> = tickets.into_iter().collect();
-                for _ in 0..8 {
-                    if frontier.is_empty() {
-                        break;
-                    }
-                    let rows: Vec<(i64, Option<i64>)> = conversations::table
-                        .filter(conversations::id.eq_any(frontier.iter().copied().collect::<Vec<_>>()))
-                        .select((conversations::id, conversations::merged_into_id))
-                        .load(conn)
+                    // Agents who may work on this mailbox: admins, and those given access to it.
+                    let with_access: Vec<i64> = channel_access::table
+                        .filter(channel_access::channel_instance_id.eq(channel_id))
+                        .select(channel_access::agent_id)
+                        .load($conn)
                         .await?;
-                    frontier.clear();
-                    for (id, into) in rows {
-                        if let Some(into) = into
-                            && index.merged_into.insert(id, into).is_none()
-                        {
-                            frontier.insert(into);
-                        }
+                    let agent_emails: Vec<String> = agents::table
+                        .filter(agents::active.eq(true))
+                        .filter(agents::role.ne("agent").or(agents::id.eq_any(with_access)))
+                        .select(agents::email)
+                        .load($conn)
+                        .await?;
+                    index.by_number.insert(n as u64, TicketRef { id, customer_email, subscriber_emails, agent_emails });
+                    tickets.push(id);
+                }
+            }
+            if !ids.is_empty() {
+                let found: Vec<(String, i64)> = messages::table
+                    .inner_join(channel_instances::table.on(channel_instances::id.eq(messages::channel_instance_id)))
+                    .filter(messages::provider_message_id.eq_any(&ids))
+                    .filter(channel_instances::kind.eq("email"))
+                    .select((messages::provider_message_id.assume_not_null(), messages::conversation_id))
+                    .load($conn)
+                    .await?;
+                for (mid, conversation) in found {
+                    tickets.push(conversation);
+                    index.by_message_id.entry(mid).or_insert(conversation);
+                }
+            }
+            // Merge chains, hop by hop (bounded).
+            let mut frontier: HashSet<i64> = tickets.into_iter().collect();
+            for _ in 0..8 {
+                if frontier.is_empty() {
+                    break;
+                }
+                let rows: Vec<(i64, Option<i64>)> = conversations::table
+                    .filter(conversations::id.eq_any(frontier.iter().copied().collect::<Vec<_>>()))
+                    .select((conversations::id, conversations::merged_into_id))
+                    .load($conn)
+                    .await?;
+                frontier.clear();
+                for (id, into) in rows {
+                    if let Some(into) = into
+                        && index.merged_into.insert(id, into).is_none()
+                    {
+                        frontier.insert(into);
                     }
                 }
-                Ok::<_, StoreError>(index)
-            })
-        })
+            }
+            Ok::<_, StoreError>(index)
+        }
         .await
+    }};
 }
 
 /// Active agents by lower-case address (EM-11 forwards, agent replies by mail).
@@ -585,31 +666,153 @@ pub struct MailLogRow {
     pub created_at: NaiveDateTime,
 }
 
-/// Log it once (the same Message-ID on the same mailbox is logged once).
-pub async fn log_mail(store: &Store, m: LoggedMail) -> StoreResult<()> {
-    store
+/// Log a [`LoggedMail`] (`$m`, a reference) once: the same Message-ID on the same mailbox is logged once.
+macro_rules! write_log {
+    ($conn:ident, $m:expr) => {{
+        let m: &LoggedMail = $m;
+        let (storage_key, content) = m.source.columns();
+        diesel::insert_into(mail_log::table)
+            .values((
+                mail_log::channel_instance_id.eq(m.channel_id),
+                mail_log::message_id_header.eq(&m.message_id),
+                mail_log::from_address.eq(&m.from_address),
+                mail_log::subject.eq(&m.subject),
+                mail_log::outcome.eq(m.outcome),
+                mail_log::reason.eq(&m.reason),
+                mail_log::storage_key.eq(storage_key),
+                mail_log::content.eq(content),
+                mail_log::size_bytes.eq(m.source.size_bytes()),
+                mail_log::created_at.eq(now()),
+            ))
+            .on_conflict_do_nothing()
+            .execute($conn)
+            .await
+    }};
+}
+
+/// The loop of [`import_batch`] on one connection (`$mails`: `Vec<BatchMail>`); evaluates to a [`BatchImport`].
+macro_rules! import_each {
+    ($conn:ident, $mails:expr) => {{
+        use diesel_async::AsyncConnection as _;
+        let mut stored = Vec::new();
+        let mut failed = None;
+        for m in $mails {
+            let one: StoreResult<Imported> = async {
+                match m {
+                    BatchMail::Log(logged) => {
+                        write_log!($conn, &logged)?;
+                        Ok(Imported::Logged { outcome: logged.outcome, reason: logged.reason })
+                    }
+                    BatchMail::Thread(threaded) => {
+                        let index = read_thread_index!($conn, threaded.number, threaded.ids)?;
+                        let (mail, subject) = match (threaded.route)(&index) {
+                            Route::Duplicate { conversation_id } => return Ok(Imported::Duplicate { conversation_id }),
+                            Route::Store { mail, subject } => (mail, subject),
+                        };
+                        let written =
+                            $conn.transaction::<_, StoreError, _>(async |$conn| import_mail!($conn, &mail)).await;
+                        match written {
+                            Ok(Some(imported)) => Ok(imported),
+                            Ok(None) => {
+                                let logged = LoggedMail {
+                                    channel_id: mail.channel_id,
+                                    message_id: mail.message_id,
+                                    from_address: mail.from_address,
+                                    subject: subject.chars().take(300).collect(),
+                                    outcome: "rejected",
+                                    reason: REJECTED_UNKNOWN_SENDER.to_owned(),
+                                    source: mail.source,
+                                };
+                                write_log!($conn, &logged)?;
+                                Ok(Imported::Logged { outcome: logged.outcome, reason: logged.reason })
+                            }
+                            // Another node (or mailbox) stored the same mail a moment ago.
+                            Err(StoreError::Conflict(_)) => {
+                                let index = read_thread_index!($conn, None, vec![mail.message_id.clone()])?;
+                                match index.ticket_by_message_id(&mail.message_id) {
+                                    Some(conversation_id) => Ok(Imported::Duplicate { conversation_id }),
+                                    None => Err(StoreError::Conflict("the mail was stored concurrently".into())),
+                                }
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                }
+            }
+            .await;
+            match one {
+                Ok(imported) => stored.push(imported),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        BatchImport { stored, failed }
+    }};
+}
+
+/// One mail of a batch handed to [`import_batch`].
+pub enum BatchMail {
+    /// Not a ticket (junk, unparseable): logged for admins.
+    Log(LoggedMail),
+    /// A mail for a ticket: where it goes is decided when its turn comes.
+    Thread(ThreadedMail),
+}
+
+/// A mail for a ticket: the ticket number and Message-IDs it names, and `route`, which decides from what they
+/// point at (read in the batch, so a mail can thread into one stored just before it) whether and where to store it.
+pub struct ThreadedMail {
+    pub number: Option<u64>,
+    pub ids: Vec<String>,
+    pub route: Box<dyn FnOnce(&ThreadIndex) -> Route + Send>,
+}
+
+/// What [`ThreadedMail::route`] decided.
+pub enum Route {
+    /// Stored before (the same Message-ID in the ticket it threads into): nothing to write.
+    Duplicate { conversation_id: i64 },
+    /// Store it. When its sender is refused (EM-8) it is logged as `rejected`, under `subject` (as it came,
+    /// commands and all).
+    Store { mail: Box<IncomingMail>, subject: String },
+}
+
+/// The mails of a batch that were stored (committed), in order, and the error that stopped it early, if one did:
+/// the mail it names and the ones after it were not stored.
+pub struct BatchImport {
+    pub stored: Vec<Imported>,
+    pub failed: Option<StoreError>,
+}
+
+/// Why a refused sender's mail is logged (EM-8).
+pub const REJECTED_UNKNOWN_SENDER: &str =
+    "unknown sender, and this mailbox does not accept mail from unregistered users";
+
+/// Store a batch of mails in order, each once ([`IncomingMail`] idempotency), in one call to the database.
+///
+/// On SQLite the batch is one transaction, each mail a savepoint in it: the single writer commits once for a
+/// few dozen mails rather than once per mail (the commit and the per-mail round trips were most of an import's
+/// database time). On PostgreSQL each mail is its own transaction, so that row locks (the ticket counter, a
+/// ticket a reply updates) are held for one mail only while other nodes import the same mailbox.
+/// A mail that fails is rolled back alone; the ones before it stay stored.
+pub async fn import_batch(store: &Store, mails: Vec<BatchMail>) -> BatchImport {
+    let done = store
         .run(move |store| async move {
             let mut conn = store.write().await?;
-            let (storage_key, content) = m.source.columns();
-            db_run!(conn => diesel::insert_into(mail_log::table)
-                .values((
-                    mail_log::channel_instance_id.eq(m.channel_id),
-                    mail_log::message_id_header.eq(&m.message_id),
-                    mail_log::from_address.eq(&m.from_address),
-                    mail_log::subject.eq(&m.subject),
-                    mail_log::outcome.eq(m.outcome),
-                    mail_log::reason.eq(&m.reason),
-                    mail_log::storage_key.eq(storage_key),
-                    mail_log::content.eq(content),
-                    mail_log::size_bytes.eq(m.source.size_bytes()),
-                    mail_log::created_at.eq(now()),
-                ))
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await)?;
-            Ok(())
+            Ok(match &mut conn {
+                super::DbConn::Postgres(pooled) => {
+                    let conn: &mut diesel_async::AsyncPgConnection = &mut *pooled;
+                    import_each!(conn, mails)
+                }
+                super::DbConn::Sqlite(pooled, _) => {
+                    use diesel_async::AsyncConnection as _;
+                    let conn: &mut super::SqliteConn = &mut *pooled;
+                    conn.transaction::<_, StoreError, _>(async move |conn| Ok(import_each!(conn, mails))).await?
+                }
+            })
         })
-        .await
+        .await;
+    done.unwrap_or_else(|e| BatchImport { stored: Vec::new(), failed: Some(e) })
 }
 
 pub async fn mail_log(store: &Store, channel_id: i64, limit: i64) -> StoreResult<Vec<MailLogRow>> {

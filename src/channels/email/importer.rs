@@ -3,9 +3,10 @@
 //! Everything that is not a ticket is logged for admins, never dropped.
 //!
 //! Three steps: [`prepare`] (parse, sanitise, junk rules, attachments and large sources to disk — CPU and
-//! files, no database; blocking), [`store_prepared`] (threading and storing — in mail order) and [`announce`] (published
-//! live, auto-assigned). The mailbox connector (`mailbox::drain`) runs them as stages side by side and
-//! acknowledges a mail on the server only when `store_prepared` returned `Ok`: the mail is committed (or logged).
+//! files, no database; blocking), [`store_batch`] (threading and storing a batch of mails in one call to the
+//! database, in mail order) and [`announce`] (published live, auto-assigned). The mailbox connector
+//! (`mailbox::drain`) runs them as stages side by side and acknowledges a mail on the server only when
+//! `store_batch` returned it as stored: the mail is committed (or logged).
 
 use std::collections::HashMap;
 
@@ -19,7 +20,10 @@ use super::threading::{Decision, Via, decide};
 use crate::blobs::Blobs;
 use crate::realtime::Realtime;
 use crate::store::conversations::{ConversationRow, CreatedConversation};
-use crate::store::email::{Imported, IncomingMail, LoggedMail, MailTarget, RawSource, Sender, StoredFile};
+use crate::store::email::{
+    BatchImport, BatchMail, Imported, IncomingMail, LoggedMail, MailTarget, RawSource, Route, Sender, StoredFile,
+    ThreadIndex, ThreadedMail,
+};
 use crate::store::events::EventRow;
 use crate::store::models::{Attachment, Message};
 use crate::store::{self, StoreError};
@@ -30,7 +34,7 @@ pub enum Outcome {
     /// A new ticket.
     Created { conversation_id: i64 },
     /// A message of an existing ticket.
-    Appended { conversation_id: i64, via: Via },
+    Appended { conversation_id: i64 },
     /// Stored before (a re-import after a crash, or a copy in a second mailbox).
     Duplicate { conversation_id: i64 },
     /// Not a ticket: logged as `junk`, `rejected` or `unparseable` with this reason.
@@ -54,7 +58,7 @@ pub struct Mailbox<'a> {
 }
 
 /// A mail read and judged, its attachments (and a large source) on disk: everything of an import that needs no database.
-/// [`prepare`] makes it (on a blocking thread); [`store_prepared`] stores it.
+/// [`prepare`] makes it (on a blocking thread); [`store_batch`] stores it.
 pub struct Prepared {
     bytes: usize,
     source: RawSource,
@@ -136,165 +140,155 @@ pub async fn announce(rt: &Realtime, a: Announcement) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// Store a prepared mail: threading (EM-6), settings (EM-7…EM-11), commands (EM-13), then the ticket or message
-/// (or the log entry). Returns what became of it and, when something was stored, what to [`announce`].
-pub async fn store_prepared(
+/// Store prepared mails, in order (a mail may thread into the one before it), in one call to the database
+/// ([`store::email::import_batch`]): threading (EM-6), settings (EM-7…EM-11), commands (EM-13), then the ticket or
+/// message (or the log entry). Returns what became of each mail stored — in order, and with, when something was
+/// stored, what to [`announce`] — and the error that stopped the batch early, if one did: the mail after the last
+/// one returned was not stored, nor the ones after it.
+pub async fn store_batch(
     rt: &Realtime,
     mailbox: &Mailbox<'_>,
-    prepared: Prepared,
-) -> Result<(Outcome, Option<Announcement>), ImportError> {
-    let span = tracing::info_span!("mail", channel_id = mailbox.channel_id, bytes = prepared.bytes);
+    prepared: Vec<Prepared>,
+) -> (Vec<(Outcome, Option<Announcement>)>, Option<ImportError>) {
+    let span = tracing::info_span!("mails", channel_id = mailbox.channel_id, count = prepared.len());
     let _enter = span.enter();
-    let Prepared { source, read, .. } = prepared;
-    let (mut mail, message_id, from_address, files) = match read {
+    let batch: Vec<BatchMail> = prepared.into_iter().map(|p| batch_mail(mailbox, p)).collect();
+    let BatchImport { stored, failed } = store::email::import_batch(&rt.store, batch).await;
+    let outcomes = stored
+        .into_iter()
+        .map(|imported| match imported {
+            Imported::Created(created) => {
+                let id = created.conversation.conversation.id;
+                tracing::info!(conversation_id = id, "new ticket from mail");
+                (Outcome::Created { conversation_id: id }, Some(Announcement::Created(created)))
+            }
+            Imported::Appended { message, attachments, conversation, events } => {
+                let id = conversation.conversation.id;
+                tracing::info!(conversation_id = id, "mail added to a ticket");
+                let a = Announcement::Appended { message, attachments, conversation, events };
+                (Outcome::Appended { conversation_id: id }, Some(a))
+            }
+            Imported::Duplicate { conversation_id } => (Outcome::Duplicate { conversation_id }, None),
+            Imported::Logged { outcome, reason } => {
+                tracing::info!(outcome, %reason, "mail logged, not a ticket");
+                (Outcome::Logged { outcome, reason }, None)
+            }
+        })
+        .collect();
+    (outcomes, failed.map(ImportError::from))
+}
+
+/// A prepared mail as the store takes it: logged, or routed by [`route`] once the tickets it names are read.
+/// Everything that needs the mailbox's settings or its agents is decided here.
+fn batch_mail(mailbox: &Mailbox<'_>, prepared: Prepared) -> BatchMail {
+    let Prepared { source, read, bytes } = prepared;
+    let (mail, message_id, from_address, files) = match read {
         Read::Logged { outcome, reason, message_id, from, subject } => {
-            tracing::info!(outcome, %reason, "mail logged, not a ticket");
-            return Ok((log(rt, mailbox, &message_id, &from, &subject, outcome, reason, source).await?, None));
+            return BatchMail::Log(LoggedMail {
+                channel_id: mailbox.channel_id,
+                message_id,
+                from_address: from,
+                subject: clip(&subject, 300),
+                outcome,
+                reason,
+                source,
+            });
         }
         Read::Mail { mail, message_id, from_address, files } => (*mail, message_id, from_address, files),
     };
-    let ours = mailbox.settings.our_addresses();
-
+    let settings = mailbox.settings;
+    let ours = settings.our_addresses();
     let agents = mailbox.agents;
     let commands = extract_commands(&mail.subject);
-    let forwarded = if mailbox.settings.extract_forwarded_sender {
+    // A forward by an agent is always a new ticket of the original sender (EM-11).
+    let forwarded = if settings.extract_forwarded_sender {
         forwarded_original_sender(&mail, |a| agents.contains_key(&a.to_lowercase()))
     } else {
         None
     };
-
-    // Where it goes (EM-6). A forward by an agent is always a new ticket of the original sender (EM-11).
-    let decision = match &forwarded {
-        Some(_) => Decision::NewTicket(super::NewReason::NoMatch),
+    // The sender of a reply, and the sender and place of a new ticket.
+    let replier = match agents.get(&from_address) {
+        Some(id) => Sender::Agent { id: *id },
+        None => Sender::Customer {
+            email: from_address.clone(),
+            name: mail.from.as_ref().and_then(|f| f.name.clone()),
+            create: true,
+        },
+    };
+    let customer = forwarded.clone().unwrap_or_else(|| mail.from.clone().expect("a mail is read only with a sender"));
+    let new_ticket = (
+        Sender::Customer {
+            email: customer.address.clone(),
+            name: customer.name.clone(),
+            create: settings.accept_unknown_senders,
+        },
+        MailTarget::New {
+            team_id: route_category(&mail, &ours),
+            subscribers: if settings.subscribe_recipients {
+                subscribers(&mail, &ours, &customer.address)
+            } else {
+                vec![]
+            },
+        },
+    );
+    let (number, ids) = match forwarded {
+        Some(_) => (None, Vec::new()),
         None => {
             let mut ids: Vec<String> = mail.in_reply_to.iter().chain(&mail.references).cloned().collect();
             ids.push(message_id.clone());
-            let number = super::threading::subject_ticket_number(&mail.subject);
-            let index = store::email::thread_index(&rt.store, number, ids).await?;
+            (super::threading::subject_ticket_number(&mail.subject), ids)
+        }
+    };
+    let channel_id = mailbox.channel_id;
+    let is_forward = forwarded.is_some();
+    let route = move |index: &ThreadIndex| -> Route {
+        // Where it goes (EM-6).
+        let decision = if is_forward {
+            Decision::NewTicket(super::NewReason::NoMatch)
+        } else {
             decide(
                 &mail.subject,
                 Some(from_address.as_str()),
                 &mail.in_reply_to,
                 &mail.references,
                 Some(&message_id),
-                &index,
+                index,
             )
+        };
+        let (sender, target) = match decision {
+            Decision::Reply { ticket, via: Via::SameMessageId, .. } => {
+                return Route::Duplicate { conversation_id: ticket };
+            }
+            Decision::Reply { ticket, via, .. } => {
+                tracing::debug!(ticket, ?via, bytes, "mail threads into a ticket");
+                (replier, MailTarget::Reply { conversation_id: ticket })
+            }
+            Decision::NewTicket(_) => new_ticket,
+        };
+        let mut mail = mail;
+        let subject = if commands.commands.is_empty() { mail.subject.clone() } else { commands.subject.clone() };
+        Route::Store {
+            mail: Box::new(IncomingMail {
+                channel_id,
+                message_id,
+                sender,
+                subject: clip(&subject, 300),
+                // The bodies are not needed after this (a large HTML mail's are megabytes): moved, not copied.
+                text: std::mem::take(&mut mail.text),
+                html: mail.html.take(),
+                files,
+                source,
+                from_address,
+                recipients: mail.to.iter().chain(&mail.cc).map(|m| m.address.clone()).collect(),
+                target,
+                note: commands.commands.contains(&Command::Tech),
+                close: commands.commands.contains(&Command::Close),
+                unsubscribe: commands.commands.contains(&Command::Unsubscribe),
+            }),
+            subject: mail.subject,
         }
     };
-    if let Decision::Reply { ticket, via: Via::SameMessageId, .. } = decision {
-        return Ok((Outcome::Duplicate { conversation_id: ticket }, None));
-    }
-
-    let (sender, target) = match decision {
-        Decision::Reply { ticket, .. } => {
-            let sender = match agents.get(&from_address) {
-                Some(id) => Sender::Agent { id: *id },
-                None => Sender::Customer {
-                    email: from_address.clone(),
-                    name: mail.from.as_ref().and_then(|f| f.name.clone()),
-                    create: true,
-                },
-            };
-            (sender, MailTarget::Reply { conversation_id: ticket })
-        }
-        Decision::NewTicket(_) => {
-            let customer = forwarded.clone().unwrap_or_else(|| mail.from.clone().expect("checked above"));
-            let team_id = route_category(&mail, &ours);
-            let subscribers = if mailbox.settings.subscribe_recipients {
-                subscribers(&mail, &ours, &customer.address)
-            } else {
-                vec![]
-            };
-            (
-                Sender::Customer {
-                    email: customer.address.clone(),
-                    name: customer.name.clone(),
-                    create: mailbox.settings.accept_unknown_senders,
-                },
-                MailTarget::New { team_id, subscribers },
-            )
-        }
-    };
-
-    let via = match decision {
-        Decision::Reply { via, .. } => Some(via),
-        Decision::NewTicket(_) => None,
-    };
-    let subject = if commands.commands.is_empty() { mail.subject.clone() } else { commands.subject.clone() };
-    let incoming = IncomingMail {
-        channel_id: mailbox.channel_id,
-        message_id: message_id.clone(),
-        sender,
-        subject: clip(&subject, 300),
-        // The bodies are not needed after this (a large HTML mail's are megabytes): moved, not copied.
-        text: std::mem::take(&mut mail.text),
-        html: mail.html.take(),
-        files,
-        source: source.clone(),
-        from_address: from_address.clone(),
-        recipients: mail.to.iter().chain(&mail.cc).map(|m| m.address.clone()).collect(),
-        target,
-        note: commands.commands.contains(&Command::Tech),
-        close: commands.commands.contains(&Command::Close),
-        unsubscribe: commands.commands.contains(&Command::Unsubscribe),
-    };
-    let imported = match store::email::import(&rt.store, incoming).await {
-        Ok(i) => i,
-        // Another node (or mailbox) stored the same mail a moment ago.
-        Err(StoreError::Conflict(_)) => {
-            let index = store::email::thread_index(&rt.store, None, vec![message_id.clone()]).await?;
-            use super::TicketLookup;
-            return match index.ticket_by_message_id(&message_id) {
-                Some(conversation_id) => Ok((Outcome::Duplicate { conversation_id }, None)),
-                None => Err(StoreError::Conflict("the mail was stored concurrently".into()).into()),
-            };
-        }
-        Err(e) => return Err(e.into()),
-    };
-    match imported {
-        Imported::Created(created) => {
-            let id = created.conversation.conversation.id;
-            tracing::info!(conversation_id = id, "new ticket from mail");
-            Ok((Outcome::Created { conversation_id: id }, Some(Announcement::Created(created))))
-        }
-        Imported::Appended { message, attachments, conversation, events } => {
-            let id = conversation.conversation.id;
-            let outcome = Outcome::Appended { conversation_id: id, via: via.unwrap_or(Via::References) };
-            Ok((outcome, Some(Announcement::Appended { message, attachments, conversation, events })))
-        }
-        Imported::Duplicate { conversation_id } => Ok((Outcome::Duplicate { conversation_id }, None)),
-        Imported::Rejected => {
-            let reason = "unknown sender, and this mailbox does not accept mail from unregistered users".to_owned();
-            Ok((log(rt, mailbox, &message_id, &from_address, &mail.subject, "rejected", reason, source).await?, None))
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn log(
-    rt: &Realtime,
-    mailbox: &Mailbox<'_>,
-    message_id: &str,
-    from: &str,
-    subject: &str,
-    outcome: &'static str,
-    reason: String,
-    source: RawSource,
-) -> Result<Outcome, ImportError> {
-    store::email::log_mail(
-        &rt.store,
-        LoggedMail {
-            channel_id: mailbox.channel_id,
-            message_id: message_id.to_owned(),
-            from_address: from.to_owned(),
-            subject: clip(subject, 300),
-            outcome,
-            reason: reason.clone(),
-            source,
-        },
-    )
-    .await?;
-    Ok(Outcome::Logged { outcome, reason })
+    BatchMail::Thread(ThreadedMail { number, ids, route: Box::new(route) })
 }
 
 /// TO and CC addresses other than ours and the customer's, each once (EM-10).

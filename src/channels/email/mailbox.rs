@@ -227,38 +227,39 @@ async fn prepare_one(
     }
 }
 
-/// Store a prepared batch in order, one mail after another (a mail may thread into the one before it), handing
-/// each stored mail's announcement to `announce` as soon as it is committed. Returns the keys committed, and the
-/// error that stopped the batch early, if one did.
+/// Store a prepared batch in order ([`importer::store_batch`]: one call to the database), then hand each stored
+/// mail's announcement to `announce`. Returns the keys committed, and the error that stopped the batch early, if one
+/// did.
 async fn store_batch(
     rt: &Realtime,
     mailbox: &importer::Mailbox<'_>,
     prepared: Vec<(MailKey, Prepared)>,
     announce: &mpsc::Sender<Announcement>,
 ) -> (Vec<MailKey>, Option<Failure>) {
-    let mut committed = Vec::with_capacity(prepared.len());
-    for (key, mail) in prepared {
-        match importer::store_prepared(rt, mailbox, mail).await {
-            Ok((outcome, announcement)) => {
-                metrics::counter!("switchboard_mail_imported_total", "outcome" => outcome_label(&outcome)).increment(1);
-                committed.push(key);
-                if let Some(a) = announcement {
-                    // The announcer stops only with this drain; a closed queue means we are winding down.
-                    let _ = announce.send(a).await;
-                }
-            }
-            Err(e) => return (committed, Some(Failure::Later(format!("importing {key}: {e}")))),
+    let (keys, mails): (Vec<MailKey>, Vec<Prepared>) = prepared.into_iter().unzip();
+    let (stored, failed) = importer::store_batch(rt, mailbox, mails).await;
+    let failed = failed.map(|e| match keys.get(stored.len()) {
+        Some(key) => Failure::Later(format!("importing {key}: {e}")),
+        None => Failure::Later(format!("importing: {e}")),
+    });
+    let mut committed = keys;
+    committed.truncate(stored.len());
+    for (outcome, announcement) in stored {
+        metrics::counter!("switchboard_mail_imported_total", "outcome" => outcome_label(&outcome)).increment(1);
+        if let Some(a) = announcement {
+            // The announcer stops only with this drain; a closed queue means we are winding down.
+            let _ = announce.send(a).await;
         }
     }
-    (committed, None)
+    (committed, failed)
 }
 
 /// Import every waiting mail, acknowledging each on the server only after it is committed.
 ///
 /// Four stages joined by short queues, so that none waits for the slowest batch of another: the session fetches
 /// batches (one round trip each) and, between fetches, acknowledges what has been committed; batches are prepared
-/// ([`importer::prepare`]) mail by mail on [`PREPARING`] blocking threads; stored in order, one mail after another (a mail may thread into
-/// the one before it); and each stored mail is announced ([`importer::announce`]: shown live, auto-assigned) in
+/// ([`importer::prepare`]) mail by mail on [`PREPARING`] blocking threads; stored in order, what is ready in one
+/// call to the database ([`importer::store_batch`]; a mail may thread into the one before it); and each stored mail is announced ([`importer::announce`]: shown live, auto-assigned) in
 /// the same order, off the storing path. At most a few batches are in memory at once. When a stage fails the others wind down; mail
 /// committed but not acknowledged is fetched again next round and recognised as stored (Message-ID + mailbox).
 async fn drain(
