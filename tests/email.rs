@@ -901,6 +901,7 @@ async fn a_batch_threads_within_itself_and_stops_at_a_failing_mail() {
 
     let server = TestServer::start().await;
     let admin = server.agent("admin@desk.test", "admin").await;
+    let team = admin.ok_post("/api/v1/teams", json!({"name": "Mail"}), 201).await["id"].as_i64().unwrap();
     let channel = admin.channel("email", "Batch inbox", None).await;
     let incoming = move |message_id: &str, target: MailTarget, text: &str| IncomingMail {
         channel_id: channel,
@@ -919,7 +920,9 @@ async fn a_batch_threads_within_itself_and_stops_at_a_failing_mail() {
         unsubscribe: false,
     };
     let batch = |incoming: &(dyn Fn(&str, MailTarget, &str) -> IncomingMail + Send + Sync)| {
-        let first = incoming("first@customer.test", MailTarget::New { team_id: None, subscribers: vec![] }, "broken");
+        // Plus-addressed to the team (EM-7).
+        let first =
+            incoming("first@customer.test", MailTarget::New { team_id: Some(team), subscribers: vec![] }, "broken");
         let second = incoming("second@customer.test", MailTarget::Reply { conversation_id: 0 }, "still broken");
         let failing = incoming("third@customer.test", MailTarget::Reply { conversation_id: 987_654 }, "lost?");
         let junk = LoggedMail {
@@ -974,6 +977,15 @@ async fn a_batch_threads_within_itself_and_stops_at_a_failing_mail() {
                 conversation.conversation.id, c.conversation.conversation.id,
                 "the reply threads into the first"
             );
+            // The new ticket as announced live is the ticket as stored (read back with the reply): same team, tags,
+            // customer and channel.
+            let (new, read) = (&c.conversation, conversation);
+            assert_eq!(new.tags, read.tags);
+            assert_eq!((new.customer_name.as_str(), new.channel_kind.as_str()), ("Ann", "email"));
+            assert_eq!((&new.customer_name, &new.channel_kind), (&read.customer_name, &read.channel_kind));
+            assert_eq!(new.conversation.team_id, Some(team));
+            assert_eq!(new.conversation.team_id, read.conversation.team_id);
+            assert_eq!(new.conversation.customer_id, read.conversation.customer_id);
             c.conversation.conversation.id
         }
         other => panic!("expected a new ticket and a reply, got {} results", other.len()),

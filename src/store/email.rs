@@ -21,7 +21,7 @@ use super::audit::Actor;
 use super::conversations::{ConversationRow, CreatedConversation, insert_conversation};
 use super::events::{self, EventRow, record_event};
 use super::messages::decorate_one;
-use super::models::{Attachment, ChannelInstance, Conversation, Customer, Message};
+use super::models::{Attachment, ChannelInstance, Conversation, Message};
 use super::schema::{
     agents, attachments, channel_access, channel_instances, conversation_subscribers, conversation_tags, conversations,
     customer_identities, customers, mail_log, mail_sources, mailbox_seen, mailbox_state, messages, outbox, statuses,
@@ -193,19 +193,13 @@ pub enum Imported {
     },
 }
 
-/// The writes of one mail ([`IncomingMail`] `$mail`, a reference), as the body of its own transaction (a savepoint
+/// The writes of one mail ([`IncomingMail`] `$mail`, a reference, into the mailbox `$channel`, its row), as the body of its own transaction (a savepoint
 /// inside a batch's): `Ok(None)` when the sender is refused (EM-8) and nothing was written.
 macro_rules! import_mail {
-    ($conn:ident, $mail:expr) => {{
+    ($conn:ident, $channel:expr, $mail:expr) => {{
         let mail: &IncomingMail = $mail;
+        let channel: &ChannelInstance = $channel;
         let t = now();
-        let channel: ChannelInstance = channel_instances::table
-            .find(mail.channel_id)
-            .select(ChannelInstance::as_select())
-            .first($conn)
-            .await
-            .optional()?
-            .ok_or_else(|| StoreError::BadReference(format!("mailbox {} does not exist", mail.channel_id)))?;
 
         // Idempotency: this mailbox saw it, or the ticket it threads into already has it.
         let target_id = match &mail.target {
@@ -223,26 +217,31 @@ macro_rules! import_mail {
             return Ok(Some(Imported::Duplicate { conversation_id }));
         }
 
+        // The customer's name when known here (most mail), so a new ticket needs no read-back.
+        let mut customer_name: Option<String> = None;
         let (customer_id, agent_id): (Option<i64>, Option<i64>) = match &mail.sender {
             Sender::Agent { id } => (None, Some(*id)),
             Sender::Customer { email, name, create } => {
-                let known: Option<i64> = customer_identities::table
+                let known: Option<(i64, Option<i64>, String)> = customer_identities::table
+                    .inner_join(customers::table)
                     .filter(customer_identities::kind.eq("email"))
                     .filter(customer_identities::value.eq(email))
-                    .select(customer_identities::customer_id)
+                    .select((customers::id, customers::merged_into_id, customers::name))
                     .first($conn)
                     .await
                     .optional()?;
                 let id = match known {
-                    Some(id) => {
-                        let c: Customer = customers::table.find(id).select(Customer::as_select()).first($conn).await?;
-                        Some(c.merged_into_id.unwrap_or(c.id))
+                    // A merged customer's tickets go to the survivor, whose name is read with the ticket.
+                    Some((_, Some(survivor), _)) => Some(survivor),
+                    Some((id, None, name)) => {
+                        customer_name = Some(name);
+                        Some(id)
                     }
                     None if *create => {
                         let display = name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| email.clone());
                         let id: i64 = diesel::insert_into(customers::table)
                             .values((
-                                customers::name.eq(display),
+                                customers::name.eq(&display),
                                 customers::created_at.eq(t),
                                 customers::updated_at.eq(t),
                             ))
@@ -259,6 +258,7 @@ macro_rules! import_mail {
                             ))
                             .execute($conn)
                             .await?;
+                        customer_name = Some(display);
                         Some(id)
                     }
                     None => None,
@@ -306,10 +306,9 @@ macro_rules! import_mail {
                     }
                     return Ok(None);
                 };
-                // Decorated below (`decorate_one!`), once the team and subscribers are set.
-                let (conversation, message, event, _tags) = insert_conversation!(
+                let (mut conversation, message, event, tags) = insert_conversation!(
                     $conn,
-                    &channel,
+                    channel,
                     customer_id,
                     &mail.subject,
                     Direction::In,
@@ -329,6 +328,7 @@ macro_rules! import_mail {
                             .set(conversations::team_id.eq(exists))
                             .execute($conn)
                             .await?;
+                        conversation.team_id = exists;
                     }
                 }
                 for email in subscribers {
@@ -343,7 +343,13 @@ macro_rules! import_mail {
                         .await?;
                 }
                 link_files!($conn, &files, message.id)?;
-                let row = decorate_one!($conn, conversation.id);
+                // As inserted: nothing else changed the row since (read back only for a merged customer's survivor).
+                let row = match customer_name {
+                    Some(customer_name) => {
+                        ConversationRow { conversation, tags, customer_name, channel_kind: channel.kind.clone() }
+                    }
+                    None => decorate_one!($conn, conversation.id),
+                };
                 Imported::Created(CreatedConversation {
                     conversation: row,
                     message,
@@ -696,6 +702,7 @@ macro_rules! import_each {
         use diesel_async::AsyncConnection as _;
         let mut stored = Vec::new();
         let mut failed = None;
+        let mut channel: Option<ChannelInstance> = None;
         for m in $mails {
             let one: StoreResult<Imported> = async {
                 match m {
@@ -709,8 +716,24 @@ macro_rules! import_each {
                             Route::Duplicate { conversation_id } => return Ok(Imported::Duplicate { conversation_id }),
                             Route::Store { mail, subject } => (mail, subject),
                         };
-                        let written =
-                            $conn.transaction::<_, StoreError, _>(async |$conn| import_mail!($conn, &mail)).await;
+                        // The mailbox's row, read once per batch (all its mail comes from one mailbox).
+                        if channel.as_ref().is_none_or(|c: &ChannelInstance| c.id != mail.channel_id) {
+                            channel = Some(
+                                channel_instances::table
+                                    .find(mail.channel_id)
+                                    .select(ChannelInstance::as_select())
+                                    .first($conn)
+                                    .await
+                                    .optional()?
+                                    .ok_or_else(|| {
+                                        StoreError::BadReference(format!("mailbox {} does not exist", mail.channel_id))
+                                    })?,
+                            );
+                        }
+                        let mailbox = channel.as_ref().expect("read just above");
+                        let written = $conn
+                            .transaction::<_, StoreError, _>(async |$conn| import_mail!($conn, mailbox, &mail))
+                            .await;
                         match written {
                             Ok(Some(imported)) => Ok(imported),
                             Ok(None) => {
