@@ -4,7 +4,7 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, errorText, qs } from '../api';
-import { ago, full, KIND_LABEL } from '../format';
+import { ago, bytes, full, KIND_LABEL } from '../format';
 import { app, loadReference, toast } from '../state';
 import { useStore } from '../store';
 import type { Agent, Channel, ChannelKind, Delivery, EmailChannel, MailLogEntry, MailProtocol, Role, Status, Team, TlsMode, Token } from '../types';
@@ -1132,6 +1132,7 @@ function MailLog({ mailbox }: { mailbox: EmailChannel }) {
           <th scope="col">Subject</th>
           <th scope="col">Outcome</th>
           <th scope="col">Reason</th>
+          <th scope="col">Source</th>
         </tr>
       </thead>
       <tbody>
@@ -1148,6 +1149,15 @@ function MailLog({ mailbox }: { mailbox: EmailChannel }) {
               <span class={'pill ' + (r.outcome === 'junk' ? 'status-closed' : 'delivery-failed')}>{r.outcome}</span>
             </td>
             <td class="small">{r.reason}</td>
+            <td class="small">
+              <a
+                href={`/api/v1/email-channels/${mailbox.id}/log/${r.id}/source`}
+                download={`mail-${r.id}.eml`}
+                aria-label={`Download the source of "${r.subject || 'no subject'}" (${bytes(r.size_bytes)})`}
+              >
+                .eml, {bytes(r.size_bytes)}
+              </a>
+            </td>
           </tr>
         ))}
       </tbody>
