@@ -296,7 +296,7 @@ macro_rules! import_mail {
         });
         let ext = Some(mail.message_id.clone());
 
-        let imported = match &mail.target {
+        let (message_id, imported) = match &mail.target {
             MailTarget::New { team_id, subscribers } => {
                 let Some(customer_id) = customer_id else {
                     if agent_id.is_some() {
@@ -350,12 +350,16 @@ macro_rules! import_mail {
                     }
                     None => decorate_one!($conn, conversation.id),
                 };
-                Imported::Created(CreatedConversation {
-                    conversation: row,
-                    message,
-                    created: true,
-                    events: vec![event],
-                })
+                let message_id = message.id;
+                (
+                    message_id,
+                    Imported::Created(CreatedConversation {
+                        conversation: row,
+                        message,
+                        created: true,
+                        events: vec![event],
+                    }),
+                )
             }
             MailTarget::Reply { conversation_id } => {
                 let conv: Conversation = conversations::table
@@ -483,13 +487,8 @@ macro_rules! import_mail {
                 let files: Vec<Attachment> =
                     files.iter().cloned().map(|a| Attachment { message_id: Some(message.id), ..a }).collect();
                 let row = decorate_one!($conn, conv.id);
-                Imported::Appended { message, attachments: files, conversation: row, events: recorded }
+                (message.id, Imported::Appended { message, attachments: files, conversation: row, events: recorded })
             }
-        };
-        let message_id = match &imported {
-            Imported::Created(c) => c.message.id,
-            Imported::Appended { message, .. } => message.id,
-            _ => unreachable!("only stored mail reaches here"),
         };
         let (storage_key, content) = mail.source.columns();
         diesel::insert_into(mail_sources::table)
@@ -741,7 +740,7 @@ macro_rules! import_each {
                                     channel_id: mail.channel_id,
                                     message_id: mail.message_id,
                                     from_address: mail.from_address,
-                                    subject: subject.chars().take(300).collect(),
+                                    subject,
                                     outcome: "rejected",
                                     reason: REJECTED_UNKNOWN_SENDER.to_owned(),
                                     source: mail.source,
@@ -796,7 +795,7 @@ pub enum Route {
     /// Stored before (the same Message-ID in the ticket it threads into): nothing to write.
     Duplicate { conversation_id: i64 },
     /// Store it. When its sender is refused (EM-8) it is logged as `rejected`, under `subject` (as it came,
-    /// commands and all).
+    /// commands and all, clipped as the log keeps it).
     Store { mail: Box<IncomingMail>, subject: String },
 }
 
@@ -808,8 +807,7 @@ pub struct BatchImport {
 }
 
 /// Why a refused sender's mail is logged (EM-8).
-pub const REJECTED_UNKNOWN_SENDER: &str =
-    "unknown sender, and this mailbox does not accept mail from unregistered users";
+const REJECTED_UNKNOWN_SENDER: &str = "unknown sender, and this mailbox does not accept mail from unregistered users";
 
 /// Store a batch of mails in order, each once ([`IncomingMail`] idempotency), in one call to the database.
 ///

@@ -19,35 +19,11 @@ use super::settings::EmailSettings;
 use super::threading::{Decision, Via, decide};
 use crate::blobs::Blobs;
 use crate::realtime::Realtime;
-use crate::store::conversations::{ConversationRow, CreatedConversation};
 use crate::store::email::{
     BatchImport, BatchMail, Imported, IncomingMail, LoggedMail, MailTarget, RawSource, Route, Sender, StoredFile,
     ThreadIndex, ThreadedMail,
 };
-use crate::store::events::EventRow;
-use crate::store::models::{Attachment, Message};
 use crate::store::{self, StoreError};
-
-/// What became of a mail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// A new ticket.
-    Created { conversation_id: i64 },
-    /// A message of an existing ticket.
-    Appended { conversation_id: i64 },
-    /// Stored before (a re-import after a crash, or a copy in a second mailbox).
-    Duplicate { conversation_id: i64 },
-    /// Not a ticket: logged as `junk`, `rejected` or `unparseable` with this reason.
-    Logged { outcome: &'static str, reason: String },
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error("storing the mail failed: {0}")]
-    Store(#[from] StoreError),
-    #[error("writing the mail to disk failed: {0}")]
-    Blob(#[from] std::io::Error),
-}
 
 /// The mailbox a mail arrived in, and who the agents are (read once per batch of mail).
 pub struct Mailbox<'a> {
@@ -60,7 +36,6 @@ pub struct Mailbox<'a> {
 /// A mail read and judged, its attachments (and a large source) on disk: everything of an import that needs no database.
 /// [`prepare`] makes it (on a blocking thread); [`store_batch`] stores it.
 pub struct Prepared {
-    bytes: usize,
     source: RawSource,
     read: Read,
 }
@@ -78,7 +53,7 @@ enum Read {
 pub fn prepare(blobs: &Blobs, settings: &EmailSettings, raw: &[u8]) -> std::io::Result<Prepared> {
     let source = RawSource::keep_blocking(blobs, raw)?;
     let read = read(blobs, settings, raw)?;
-    Ok(Prepared { bytes: raw.len(), source, read })
+    Ok(Prepared { source, read })
 }
 
 fn read(blobs: &Blobs, settings: &EmailSettings, raw: &[u8]) -> std::io::Result<Read> {
@@ -119,69 +94,55 @@ fn read(blobs: &Blobs, settings: &EmailSettings, raw: &[u8]) -> std::io::Result<
     Ok(Read::Mail { mail: Box::new(mail), message_id, from_address, files })
 }
 
-/// What follows a stored mail once it is committed: the new ticket or message shown live, and a new ticket
-/// auto-assigned (CC-12) — see [`announce`].
-pub enum Announcement {
-    Created(CreatedConversation),
-    Appended { message: Message, attachments: Vec<Attachment>, conversation: ConversationRow, events: Vec<EventRow> },
-}
-
-/// Publish a stored mail to the agents' sockets and, for a new ticket, run the channel's auto-assignment. The mail
-/// is committed whatever this returns; the connector runs it off the import's path, in mail order.
-pub async fn announce(rt: &Realtime, a: Announcement) -> Result<(), StoreError> {
-    match a {
-        Announcement::Created(created) => {
+/// Publish a stored mail to the agents' sockets and, for a new ticket, run the channel's auto-assignment (CC-12);
+/// a duplicate or a logged mail shows nothing. The mail is committed whatever this returns; the connector runs it
+/// off the import's path, in mail order.
+pub async fn announce(rt: &Realtime, imported: Imported) -> Result<(), StoreError> {
+    match imported {
+        Imported::Created(created) => {
             rt.created(&created).await?;
         }
-        Announcement::Appended { message, attachments, conversation, events } => {
+        Imported::Appended { message, attachments, conversation, events } => {
             crate::realtime::ops::appended(rt, message, attachments, conversation, &events).await?;
         }
+        Imported::Duplicate { .. } | Imported::Logged { .. } => {}
     }
     Ok(())
 }
 
 /// Store prepared mails, in order (a mail may thread into the one before it), in one call to the database
 /// ([`store::email::import_batch`]): threading (EM-6), settings (EM-7…EM-11), commands (EM-13), then the ticket or
-/// message (or the log entry). Returns what became of each mail stored — in order, and with, when something was
-/// stored, what to [`announce`] — and the error that stopped the batch early, if one did: the mail after the last
-/// one returned was not stored, nor the ones after it.
+/// message (or the log entry). Returns what became of each mail stored, in order (what to [`announce`]), and the
+/// error that stopped the batch early, if one did: the mail after the last one returned was not stored, nor the ones
+/// after it.
 pub async fn store_batch(
     rt: &Realtime,
     mailbox: &Mailbox<'_>,
     prepared: Vec<Prepared>,
-) -> (Vec<(Outcome, Option<Announcement>)>, Option<ImportError>) {
+) -> (Vec<Imported>, Option<StoreError>) {
     let span = tracing::info_span!("mails", channel_id = mailbox.channel_id, count = prepared.len());
     let _enter = span.enter();
     let batch: Vec<BatchMail> = prepared.into_iter().map(|p| batch_mail(mailbox, p)).collect();
     let BatchImport { stored, failed } = store::email::import_batch(&rt.store, batch).await;
-    let outcomes = stored
-        .into_iter()
-        .map(|imported| match imported {
-            Imported::Created(created) => {
-                let id = created.conversation.conversation.id;
-                tracing::info!(conversation_id = id, "new ticket from mail");
-                (Outcome::Created { conversation_id: id }, Some(Announcement::Created(created)))
+    for imported in &stored {
+        match imported {
+            Imported::Created(c) => {
+                tracing::info!(conversation_id = c.conversation.conversation.id, "new ticket from mail")
             }
-            Imported::Appended { message, attachments, conversation, events } => {
-                let id = conversation.conversation.id;
-                tracing::info!(conversation_id = id, "mail added to a ticket");
-                let a = Announcement::Appended { message, attachments, conversation, events };
-                (Outcome::Appended { conversation_id: id }, Some(a))
+            Imported::Appended { conversation, .. } => {
+                tracing::info!(conversation_id = conversation.conversation.id, "mail added to a ticket")
             }
-            Imported::Duplicate { conversation_id } => (Outcome::Duplicate { conversation_id }, None),
-            Imported::Logged { outcome, reason } => {
-                tracing::info!(outcome, %reason, "mail logged, not a ticket");
-                (Outcome::Logged { outcome, reason }, None)
-            }
-        })
-        .collect();
-    (outcomes, failed.map(ImportError::from))
+            Imported::Duplicate { conversation_id } => tracing::info!(conversation_id, "mail stored before"),
+            Imported::Logged { outcome, reason } => tracing::info!(outcome, %reason, "mail logged, not a ticket"),
+        }
+    }
+    (stored, failed)
 }
 
 /// A prepared mail as the store takes it: logged, or routed by [`route`] once the tickets it names are read.
 /// Everything that needs the mailbox's settings or its agents is decided here.
 fn batch_mail(mailbox: &Mailbox<'_>, prepared: Prepared) -> BatchMail {
-    let Prepared { source, read, bytes } = prepared;
+    let Prepared { source, read } = prepared;
     let (mail, message_id, from_address, files) = match read {
         Read::Logged { outcome, reason, message_id, from, subject } => {
             return BatchMail::Log(LoggedMail {
@@ -260,7 +221,7 @@ fn batch_mail(mailbox: &Mailbox<'_>, prepared: Prepared) -> BatchMail {
                 return Route::Duplicate { conversation_id: ticket };
             }
             Decision::Reply { ticket, via, .. } => {
-                tracing::debug!(ticket, ?via, bytes, "mail threads into a ticket");
+                tracing::debug!(ticket, ?via, "mail threads into a ticket");
                 (replier, MailTarget::Reply { conversation_id: ticket })
             }
             Decision::NewTicket(_) => new_ticket,
@@ -285,7 +246,7 @@ fn batch_mail(mailbox: &Mailbox<'_>, prepared: Prepared) -> BatchMail {
                 close: commands.commands.contains(&Command::Close),
                 unsubscribe: commands.commands.contains(&Command::Unsubscribe),
             }),
-            subject: mail.subject,
+            subject: clip(&mail.subject, 300),
         }
     };
     BatchMail::Thread(ThreadedMail { number, ids, route: Box::new(route) })

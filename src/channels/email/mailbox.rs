@@ -15,12 +15,13 @@ use futures_util::StreamExt;
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
-use super::importer::{self, Announcement, Outcome, Prepared};
+use super::importer::{self, Prepared};
 use super::net::{AfterImport, MailKey, NetError, Protocol, Session, Waiting};
 use super::settings::EmailSettings;
 use crate::blobs::Blobs;
 use crate::domain::ChannelScope;
 use crate::realtime::Realtime;
+use crate::store::email::Imported;
 use crate::store::{self, models::ChannelInstance};
 
 /// Longest single IDLE before it is renewed (RFC 2177 asks clients to re-issue within 29 minutes).
@@ -227,14 +228,14 @@ async fn prepare_one(
     }
 }
 
-/// Store a prepared batch in order ([`importer::store_batch`]: one call to the database), then hand each stored
-/// mail's announcement to `announce`. Returns the keys committed, and the error that stopped the batch early, if one
+/// Store a prepared batch in order ([`importer::store_batch`]: one call to the database), then hand each new ticket
+/// or message to `announce`. Returns the keys committed, and the error that stopped the batch early, if one
 /// did.
 async fn store_batch(
     rt: &Realtime,
     mailbox: &importer::Mailbox<'_>,
     prepared: Vec<(MailKey, Prepared)>,
-    announce: &mpsc::Sender<Announcement>,
+    announce: &mpsc::Sender<Imported>,
 ) -> (Vec<MailKey>, Option<Failure>) {
     let (keys, mails): (Vec<MailKey>, Vec<Prepared>) = prepared.into_iter().unzip();
     let (stored, failed) = importer::store_batch(rt, mailbox, mails).await;
@@ -244,11 +245,11 @@ async fn store_batch(
     });
     let mut committed = keys;
     committed.truncate(stored.len());
-    for (outcome, announcement) in stored {
-        metrics::counter!("switchboard_mail_imported_total", "outcome" => outcome_label(&outcome)).increment(1);
-        if let Some(a) = announcement {
+    for imported in stored {
+        metrics::counter!("switchboard_mail_imported_total", "outcome" => outcome_label(&imported)).increment(1);
+        if matches!(imported, Imported::Created(_) | Imported::Appended { .. }) {
             // The announcer stops only with this drain; a closed queue means we are winding down.
-            let _ = announce.send(a).await;
+            let _ = announce.send(imported).await;
         }
     }
     (committed, failed)
@@ -293,7 +294,7 @@ async fn drain(
     let (fetched_tx, mut fetched_rx) = mpsc::channel::<Vec<(MailKey, Vec<u8>)>>(1);
     let (ready_tx, mut ready_rx) = mpsc::channel::<Vec<(MailKey, Prepared)>>(2 * BATCH_MAILS);
     let (committed_tx, mut committed_rx) = mpsc::unbounded_channel::<Vec<MailKey>>();
-    let (announce_tx, mut announce_rx) = mpsc::channel::<Announcement>(BATCH_MAILS * 2);
+    let (announce_tx, mut announce_rx) = mpsc::channel::<Imported>(BATCH_MAILS * 2);
     let fetcher = async move {
         for keys in batches(waiting) {
             // Everything committed since the last fetch, in one acknowledgement.
@@ -403,12 +404,12 @@ async fn acknowledge(
     Ok(())
 }
 
-fn outcome_label(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Created { .. } => "created",
-        Outcome::Appended { .. } => "appended",
-        Outcome::Duplicate { .. } => "duplicate",
-        Outcome::Logged { outcome, .. } => outcome,
+fn outcome_label(imported: &Imported) -> &'static str {
+    match imported {
+        Imported::Created(_) => "created",
+        Imported::Appended { .. } => "appended",
+        Imported::Duplicate { .. } => "duplicate",
+        Imported::Logged { outcome, .. } => outcome,
     }
 }
 
