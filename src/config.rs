@@ -59,6 +59,15 @@ pub const VARIABLES: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
+/// The README's configuration table, rendered from [`VARIABLES`] (a test keeps the README equal to it).
+pub fn configuration_table() -> String {
+    let mut out = String::from("| variable | file key | default | meaning |\n| --- | --- | --- | --- |\n");
+    for (key, env, default, meaning) in VARIABLES {
+        out.push_str(&format!("| `{env}` | `{key}` | {default} | {meaning} |\n"));
+    }
+    out
+}
+
 /// Environment variable naming a TOML configuration file.
 pub const CONFIG_FILE_VAR: &str = "SWITCHBOARD_CONFIG";
 
@@ -292,5 +301,35 @@ mod tests {
         let err = RawConfig::default().overlay_env(env(&[("SWITCHBOARD_WORKERS", "many")])).unwrap_err();
         assert!(err.to_string().contains("SWITCHBOARD_WORKERS"));
         assert!(toml::from_str::<RawConfig>("colour = 1").is_err(), "unknown keys are rejected");
+    }
+
+    /// README "Configuration" is generated from `VARIABLES`; this fails when the two drift.
+    /// `SWITCHBOARD_BLESS_README=1 cargo test --lib readme_configuration` rewrites the README's table.
+    #[test]
+    fn readme_configuration_table_is_generated_from_variables() {
+        const START: &str = "<!-- configuration table: generated from config::VARIABLES -->\n";
+        const END: &str = "<!-- end of configuration table -->";
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let start = readme.find(START).expect("README has the table's start marker") + START.len();
+        let end = start + readme[start..].find(END).expect("README has the table's end marker");
+        let table = configuration_table();
+        if readme[start..end] != table && std::env::var_os("SWITCHBOARD_BLESS_README").is_some() {
+            std::fs::write(&path, format!("{}{table}{}", &readme[..start], &readme[end..])).unwrap();
+            return;
+        }
+        assert_eq!(
+            readme[start..end],
+            table,
+            "README configuration table is stale: run with SWITCHBOARD_BLESS_README=1"
+        );
+    }
+
+    #[test]
+    fn every_variable_has_a_file_key_the_file_accepts() {
+        for (key, ..) in VARIABLES {
+            let err = toml::from_str::<RawConfig>(&format!("{key} = []")).unwrap_err().to_string();
+            assert!(!err.contains("unknown field"), "{key}: {err}");
+        }
     }
 }
