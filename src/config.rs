@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::outbound::AllowedInternal;
 use crate::store::DatabaseUrl;
 
 /// Every setting, as it may appear in the TOML file (same names, lower case) or in the
@@ -29,6 +30,7 @@ pub struct RawConfig {
     pub public_url: Option<String>,
     pub redis_url: Option<String>,
     pub outbox_backoff_scale: Option<f64>,
+    pub allowed_internal_hosts: Option<String>,
 }
 
 /// (file key, environment variable, default, meaning) — also the README's configuration table.
@@ -56,6 +58,14 @@ pub const VARIABLES: &[(&str, &str, &str, &str)] = &[
         "SWITCHBOARD_OUTBOX_BACKOFF_SCALE",
         "1",
         "multiply outbound retry delays (10 s, 1 min, 5 min, 30 min, 2 h, then every 6 h for 3 days) by this",
+    ),
+    (
+        "allowed_internal_hosts",
+        "SWITCHBOARD_ALLOWED_INTERNAL_HOSTS",
+        "(none)",
+        "comma-separated host names, IP addresses and CIDRs (e.g. `mail.corp.example,10.0.0.0/8`) that webhooks, \
+         mailboxes and SMTP may reach although they are internal; every other loopback, private, link-local, \
+         unique-local or unspecified target is refused",
     ),
 ];
 
@@ -94,6 +104,8 @@ pub struct Settings {
     pub public_url: String,
     pub redis_url: Option<String>,
     pub outbox_backoff_scale: f64,
+    /// Internal targets outgoing connections may reach (`crate::outbound`).
+    pub allowed_internal: AllowedInternal,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +172,9 @@ impl RawConfig {
         }
         if let Some(v) = get("SWITCHBOARD_OUTBOX_BACKOFF_SCALE") {
             self.outbox_backoff_scale = Some(parse("SWITCHBOARD_OUTBOX_BACKOFF_SCALE", v)?);
+        }
+        if let Some(v) = get("SWITCHBOARD_ALLOWED_INTERNAL_HOSTS") {
+            self.allowed_internal_hosts = Some(v);
         }
         Ok(self)
     }
@@ -239,6 +254,8 @@ impl Settings {
                 }
                 scale
             },
+            allowed_internal: AllowedInternal::parse(raw.allowed_internal_hosts.as_deref().unwrap_or(""))
+                .map_err(|m| invalid("allowed_internal_hosts", m))?,
         })
     }
 }
@@ -262,6 +279,20 @@ mod tests {
         assert_eq!(s.log_format, LogFormat::Human);
         assert_eq!(s.public_url, "http://127.0.0.1:8080");
         assert!(s.redis_url.is_none());
+        assert!(s.allowed_internal.is_empty(), "no internal target is allowed by default");
+    }
+
+    #[test]
+    fn allowed_internal_hosts_are_parsed_once() {
+        let raw = RawConfig::default()
+            .overlay_env(env(&[("SWITCHBOARD_ALLOWED_INTERNAL_HOSTS", "mail.corp.example, 10.0.0.0/8")]))
+            .unwrap();
+        let s = Settings::resolve(raw).unwrap();
+        assert_eq!(s.allowed_internal.hosts, vec!["mail.corp.example"]);
+        assert_eq!(s.allowed_internal.cidrs.len(), 1);
+        let raw =
+            RawConfig::default().overlay_env(env(&[("SWITCHBOARD_ALLOWED_INTERNAL_HOSTS", "10.0.0.0/99")])).unwrap();
+        assert!(Settings::resolve(raw).unwrap_err().to_string().starts_with("allowed_internal_hosts"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod channels;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod outbound;
 pub mod realtime;
 pub mod server;
 pub mod store;

@@ -75,13 +75,15 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
     let store = open_store(&settings).await?;
     let realtime = Realtime::start(store.clone(), settings.redis_url.as_deref()).await?;
     let blobs = Blobs::new(&settings.data_dir);
+    let outbound = crate::outbound::Policy::new(settings.allowed_internal.clone());
     crate::channels::dispatcher::start(
         realtime.clone(),
         blobs.clone(),
         settings.public_url.clone(),
         settings.outbox_backoff_scale,
+        outbound.clone(),
     );
-    let mailboxes = Mailboxes::new(realtime.clone(), blobs.clone());
+    let mailboxes = Mailboxes::new(realtime.clone(), blobs.clone(), outbound);
     let readers = mailboxes.start_all().await?;
     if readers > 0 {
         tracing::info!(mailboxes = readers, "mailbox connectors started");

@@ -22,11 +22,13 @@ use switchboard::channels::email::net::{
     self, Address, AfterImport, Credentials, Endpoint, MailKey, NetError, OutgoingAttachment, OutgoingMail, Protocol,
     SendError, Session, SmtpSettings, TlsMode,
 };
+use switchboard::outbound::{AllowedInternal, Policy};
 
 const WAIT: Duration = Duration::from_secs(10);
 
 fn endpoint(port: u16, tls: TlsMode, tls_insecure: bool) -> Endpoint {
-    Endpoint { host: "127.0.0.1".into(), port, tls, tls_insecure }
+    let policy = Policy::new(AllowedInternal::parse(common::LOOPBACK_ALLOWED).unwrap());
+    Endpoint { host: "127.0.0.1".into(), port, tls, tls_insecure, policy }
 }
 
 fn creds(dovecot: &Dovecot) -> Credentials {

@@ -73,6 +73,7 @@ impl Node {
             .env("SWITCHBOARD_BIND", "127.0.0.1:0")
             .env("SWITCHBOARD_WORKERS", "2")
             .env("SWITCHBOARD_DB_POOL_SIZE", "4")
+            .env("SWITCHBOARD_ALLOWED_INTERNAL_HOSTS", common::LOOPBACK_ALLOWED)
             .env("SWITCHBOARD_LOG", "warn");
         cmd
     }

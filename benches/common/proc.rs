@@ -164,6 +164,8 @@ impl NodeConfig {
             .env("DATABASE_URL", &self.database_url)
             .env("SWITCHBOARD_DATA_DIR", &self.data_dir)
             .env("SWITCHBOARD_BIND", "127.0.0.1:0")
+            // The benchmarks' mail servers and webhook receivers listen on loopback.
+            .env("SWITCHBOARD_ALLOWED_INTERNAL_HOSTS", "127.0.0.0/8,::1")
             .env("SWITCHBOARD_LOG", super::env_string("BENCH_SERVER_LOG", "warn"));
         if let Some(r) = &self.redis_url {
             cmd.env("REDIS_URL", r);

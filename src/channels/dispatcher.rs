@@ -10,6 +10,8 @@ use tokio::sync::Semaphore;
 
 use super::custom;
 use crate::blobs::Blobs;
+use crate::outbound::Policy;
+use crate::outbound::http_client::HttpClient;
 use crate::realtime::Realtime;
 use crate::store::models::OutboxItem;
 use crate::store::{self, Store};
@@ -20,13 +22,10 @@ const CLAIM: Duration = Duration::from_secs(60);
 const PARALLEL: usize = 16;
 const BATCH: i64 = 500;
 
-/// Start delivering. `public_url` builds attachment links; `scale` shrinks the retry schedule.
-pub fn start(rt: Realtime, blobs: Blobs, public_url: String, scale: f64) {
-    let http = reqwest::Client::builder()
-        .user_agent(concat!("Switchboard/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .unwrap_or_default();
+/// Start delivering. `public_url` builds attachment links; `scale` shrinks the retry schedule; `policy` says which
+/// internal targets webhooks and SMTP may reach.
+pub fn start(rt: Realtime, blobs: Blobs, public_url: String, scale: f64, policy: Policy) {
+    let http = HttpClient::new(policy.clone());
     let slots = Arc::new(Semaphore::new(PARALLEL));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(POLL);
@@ -53,10 +52,11 @@ pub fn start(rt: Realtime, blobs: Blobs, public_url: String, scale: f64) {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     return;
                 };
-                let (store, http, public_url, blobs) =
-                    (rt.store.clone(), http.clone(), public_url.clone(), blobs.clone());
+                let (store, http, public_url, blobs, policy) =
+                    (rt.store.clone(), http.clone(), public_url.clone(), blobs.clone(), policy.clone());
                 tokio::spawn(async move {
-                    let out = Out { store: &store, http: &http, blobs: &blobs, public_url: &public_url };
+                    let out =
+                        Out { store: &store, http: &http, policy: &policy, blobs: &blobs, public_url: &public_url };
                     attempt(&out, route, &item, scale).await;
                     drop(permit);
                 });
@@ -96,7 +96,8 @@ impl Route {
 /// What an attempt needs.
 struct Out<'a> {
     store: &'a Store,
-    http: &'a reqwest::Client,
+    http: &'a HttpClient,
+    policy: &'a Policy,
     blobs: &'a Blobs,
     public_url: &'a str,
 }
@@ -124,14 +125,14 @@ async fn attempt(out: &Out<'_>, route: Route, item: &OutboxItem, scale: f64) {
     let outcome = match route {
         Route::Webhook => webhook(out, item).await,
         Route::Mail => match item.message_id {
-            Some(message_id) => {
-                super::email::outgoing::deliver(out.store, out.blobs, message_id).await.map_err(Failed::from)
-            }
+            Some(message_id) => super::email::outgoing::deliver(out.store, out.blobs, out.policy, message_id)
+                .await
+                .map_err(Failed::from),
             None => Err(Failed::GiveUp("nothing to deliver".into())),
         },
-        Route::Notify => {
-            super::email::outgoing::notify_owner(out.store, &item.payload, out.public_url).await.map_err(Failed::from)
-        }
+        Route::Notify => super::email::outgoing::notify_owner(out.store, out.policy, &item.payload, out.public_url)
+            .await
+            .map_err(Failed::from),
     };
     let (error, next) = match outcome {
         Ok(()) => {

@@ -21,6 +21,10 @@ use switchboard::store::{self, audit::Actor};
 
 pub const PASSWORD: &str = "correct horse battery";
 
+/// `SWITCHBOARD_ALLOWED_INTERNAL_HOSTS` of test servers: their webhook receivers, mail servers and SMTP sinks
+/// listen on loopback. Tests of the outgoing-connection policy itself unset it (`raw.allowed_internal_hosts = None`).
+pub const LOOPBACK_ALLOWED: &str = "127.0.0.0/8,::1";
+
 pub struct TestServer {
     pub base: String,
     // Dropped before `db`, so the server lets go of the database before it is removed.
@@ -74,6 +78,7 @@ impl TestServer {
             db_pool_size: Some(4),
             workers: Some(1),
             log: Some("warn".into()),
+            allowed_internal_hosts: Some(LOOPBACK_ALLOWED.into()),
             ..Default::default()
         };
         adjust(&mut raw);
@@ -96,6 +101,7 @@ impl TestServer {
             db_pool_size: Some(4),
             workers: Some(1),
             log: Some("warn".into()),
+            allowed_internal_hosts: Some(LOOPBACK_ALLOWED.into()),
             ..Default::default()
         };
         let settings = Settings::resolve(raw).expect("valid test settings");

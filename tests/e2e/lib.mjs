@@ -92,6 +92,8 @@ export class Server {
       SWITCHBOARD_DATA_DIR: this.dataDir,
       SWITCHBOARD_BIND: `127.0.0.1:${this.port}`,
       SWITCHBOARD_LOG: process.env.SWITCHBOARD_E2E_LOG ?? 'warn',
+      // The mailboxes these tests configure are on loopback.
+      SWITCHBOARD_ALLOWED_INTERNAL_HOSTS: '127.0.0.0/8,::1',
       DATABASE_URL: '',
       REDIS_URL: '',
     };

@@ -1,7 +1,9 @@
 //! Custom channels (CC-1…CC-14): an integrator's own messaging surface connected over HTTP.
 //! Inbound calls arrive through the REST API (`http::handlers::custom_channels`); this module
 //! owns the channel's settings and sends agent replies to the channel's webhook, signed, from the
-//! outbox ([`deliver`]). The wire contract lives in [`protocol`].
+//! outbox ([`deliver`]) through the outgoing-connection policy (`crate::outbound`: internal targets refused unless
+//! allowed, no redirects — a 3xx is a failed attempt —, the answer's body read up to a small cap and dropped).
+//! The wire contract lives in [`protocol`].
 
 pub mod protocol;
 
@@ -9,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::outbound::http_client::{HttpClient, drain_capped, refusal};
 use crate::store::outbox::DeliveryContext;
 
 /// A custom channel's settings (the channel instance's `settings` JSON).
@@ -24,6 +27,21 @@ impl Settings {
     pub fn of(settings_json: &str) -> Self {
         serde_json::from_str(settings_json).unwrap_or_default()
     }
+
+    /// The webhook URL as agents see it: without user name, password, query string or fragment, where an
+    /// integrator may have put a token (admins see it whole).
+    pub fn webhook_url_for_agents(&self) -> String {
+        match url::Url::parse(&self.webhook_url) {
+            Ok(mut url) => {
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                url.set_query(None);
+                url.set_fragment(None);
+                url.to_string()
+            }
+            Err(_) => String::new(),
+        }
+    }
 }
 
 /// Why a delivery did not succeed.
@@ -35,6 +53,11 @@ pub enum DeliveryError {
     NoSecret,
     #[error("the receiver answered {0}")]
     Status(u16),
+    #[error("the receiver answered {0} (a redirect; redirects are not followed)")]
+    Redirect(u16),
+    /// Refused by the outgoing-connection policy (an internal target, credentials in the URL).
+    #[error("{0}")]
+    Refused(String),
     #[error("{0}")]
     Network(String),
 }
@@ -75,7 +98,7 @@ pub fn webhook(ctx: &DeliveryContext, public_url: &str) -> protocol::Webhook {
 
 /// POST one delivery to the channel's webhook. Success is a 2xx within [`protocol::TIMEOUT`].
 pub async fn deliver(
-    http: &reqwest::Client,
+    http: &HttpClient,
     ctx: &DeliveryContext,
     delivery_id: &str,
     public_url: &str,
@@ -89,6 +112,7 @@ pub async fn deliver(
     let timestamp = chrono::Utc::now().timestamp();
     let response = http
         .post(&settings.webhook_url)
+        .map_err(|e| DeliveryError::Refused(e.to_string()))?
         .timeout(protocol::TIMEOUT)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(protocol::HEADER_EVENT, protocol::EVENT)
@@ -98,11 +122,20 @@ pub async fn deliver(
         .body(body)
         .send()
         .await
-        .map_err(|e| DeliveryError::Network(without_url(&e)))?;
+        .map_err(|e| match refusal(&e) {
+            Some(refused) => DeliveryError::Refused(refused.to_string()),
+            None => DeliveryError::Network(without_url(&e)),
+        })?;
     let status = response.status();
-    // Drain (bounded) so the connection can be reused.
-    let _ = tokio::time::timeout(Duration::from_secs(2), response.bytes()).await;
-    if status.is_success() { Ok(()) } else { Err(DeliveryError::Status(status.as_u16())) }
+    // Read a little (so a short answer leaves the connection reusable), never the whole of a long one.
+    drain_capped(response, Duration::from_secs(2)).await;
+    if status.is_success() {
+        Ok(())
+    } else if status.is_redirection() {
+        Err(DeliveryError::Redirect(status.as_u16()))
+    } else {
+        Err(DeliveryError::Status(status.as_u16()))
+    }
 }
 
 /// reqwest errors name the URL, which may carry credentials; keep the kind only.
@@ -127,5 +160,21 @@ impl WithoutUrlRef for reqwest::Error {
             Some(u) => text.replace(u.as_str(), "<webhook>"),
             None => text,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agents_see_the_webhook_url_without_credentials_or_query() {
+        let s = |url: &str| Settings { webhook_url: url.into(), ..Default::default() }.webhook_url_for_agents();
+        assert_eq!(
+            s("https://user:pw@hooks.example.com:8443/in/x?token=abc#frag"),
+            "https://hooks.example.com:8443/in/x"
+        );
+        assert_eq!(s("https://hooks.example.com/in"), "https://hooks.example.com/in");
+        assert_eq!(s("not a url"), "");
     }
 }

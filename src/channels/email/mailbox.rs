@@ -16,10 +16,11 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use super::importer::{self, Prepared};
-use super::net::{AfterImport, MailKey, NetError, Protocol, Session, Waiting};
+use super::net::{AfterImport, Endpoint, MailKey, NetError, Protocol, Session, Waiting};
 use super::settings::EmailSettings;
 use crate::blobs::Blobs;
 use crate::domain::ChannelScope;
+use crate::outbound::Policy;
 use crate::realtime::Realtime;
 use crate::store::email::Imported;
 use crate::store::{self, models::ChannelInstance};
@@ -36,6 +37,8 @@ pub struct Mailboxes {
 struct Inner {
     rt: Realtime,
     blobs: Blobs,
+    /// Which mail server addresses may be reached (`crate::outbound`).
+    policy: Policy,
     /// Where connectors run: the runtime that made this handle (the server's multi-threaded one), also when a
     /// mailbox is (re)started from a request handler, whose single-threaded HTTP worker must not carry an import.
     runtime: tokio::runtime::Handle,
@@ -49,9 +52,9 @@ struct Running {
 
 impl Mailboxes {
     /// Call from inside the runtime connectors should run on.
-    pub fn new(rt: Realtime, blobs: Blobs) -> Self {
+    pub fn new(rt: Realtime, blobs: Blobs, policy: Policy) -> Self {
         let runtime = tokio::runtime::Handle::current();
-        Self { inner: Arc::new(Inner { rt, blobs, runtime, running: Mutex::new(HashMap::new()) }) }
+        Self { inner: Arc::new(Inner { rt, blobs, policy, runtime, running: Mutex::new(HashMap::new()) }) }
     }
 
     /// Start the connector of every enabled mailbox.
@@ -78,7 +81,9 @@ impl Mailboxes {
             return false;
         };
         let wake = Arc::new(Notify::new());
-        let connector = run(self.inner.rt.clone(), self.inner.blobs.clone(), channel.id, settings, wake.clone());
+        let endpoint = settings.endpoint(&self.inner.policy);
+        let connector =
+            run(self.inner.rt.clone(), self.inner.blobs.clone(), channel.id, settings, endpoint, wake.clone());
         let task = self.inner.runtime.spawn(connector);
         self.lock().insert(channel.id, Running { wake, task });
         true
@@ -134,11 +139,18 @@ enum Failure {
     Later(String),
 }
 
-async fn run(rt: Realtime, blobs: Blobs, channel_id: i64, settings: EmailSettings, wake: Arc<Notify>) {
+async fn run(
+    rt: Realtime,
+    blobs: Blobs,
+    channel_id: i64,
+    settings: EmailSettings,
+    endpoint: Endpoint,
+    wake: Arc<Notify>,
+) {
     let span = tracing::info_span!("mailbox", channel_id, host = %settings.host, protocol = ?settings.protocol);
     let _enter = span.enter();
     loop {
-        match round(&rt, &blobs, channel_id, &settings).await {
+        match round(&rt, &blobs, channel_id, &settings, &endpoint).await {
             Ok(()) => {}
             Err(Failure::Connect(e)) => {
                 metrics::counter!("switchboard_mailbox_failures_total").increment(1);
@@ -161,11 +173,16 @@ async fn run(rt: Realtime, blobs: Blobs, channel_id: i64, settings: EmailSetting
 }
 
 /// One connection: import what waits, then IDLE for more while the server allows it.
-async fn round(rt: &Realtime, blobs: &Blobs, channel_id: i64, settings: &EmailSettings) -> Result<(), Failure> {
-    let mut session =
-        Session::connect(settings.protocol, &settings.endpoint(), &settings.credentials(), &settings.folder)
-            .await
-            .map_err(Failure::Connect)?;
+async fn round(
+    rt: &Realtime,
+    blobs: &Blobs,
+    channel_id: i64,
+    settings: &EmailSettings,
+    endpoint: &Endpoint,
+) -> Result<(), Failure> {
+    let mut session = Session::connect(settings.protocol, endpoint, &settings.credentials(), &settings.folder)
+        .await
+        .map_err(Failure::Connect)?;
     if let Err(e) = store::email::record_success(&rt.store, channel_id).await {
         tracing::warn!(error = %e, "cannot record a mailbox check");
     }

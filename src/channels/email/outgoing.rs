@@ -9,6 +9,7 @@ use super::net::{self, Address, OutgoingAttachment, OutgoingMail};
 use super::settings::EmailSettings;
 use super::threading;
 use crate::blobs::Blobs;
+use crate::outbound::Policy;
 use crate::store::email::{OutgoingContext, RawSource};
 use crate::store::{self, Store};
 
@@ -30,7 +31,7 @@ impl SendFailure {
 }
 
 /// Send the mail of stored message `message_id`.
-pub async fn deliver(store: &Store, blobs: &Blobs, message_id: i64) -> Result<(), SendFailure> {
+pub async fn deliver(store: &Store, blobs: &Blobs, policy: &Policy, message_id: i64) -> Result<(), SendFailure> {
     let ctx = store::email::outgoing_context(store, message_id)
         .await
         .map_err(|e| SendFailure::transient(format!("cannot load the message: {e}")))?;
@@ -56,7 +57,7 @@ pub async fn deliver(store: &Store, blobs: &Blobs, message_id: i64) -> Result<()
     }
     let mail = compose(&ctx, &settings, id, files)?;
     let built = net::build(&mail).map_err(|e| SendFailure { transient: e.is_transient(), reason: e.to_string() })?;
-    net::send_raw(&settings.smtp.transport(), &built.envelope_from, &built.envelope_to, &built.raw)
+    net::send_raw(&settings.smtp.transport(policy), &built.envelope_from, &built.envelope_to, &built.raw)
         .await
         .map_err(|e| SendFailure { transient: e.is_transient(), reason: e.to_string() })?;
     // The audit copy; failing to keep it does not unsend the mail.
@@ -119,7 +120,7 @@ pub fn compose(
 /// The mail telling a customer's owner, who is offline, that a new conversation was assigned to
 /// them (CC-12, seed 004). Sent through the first enabled mailbox's SMTP settings; with none, the
 /// delivery waits (transient) until a mailbox exists, so nothing is lost.
-pub async fn notify_owner(store: &Store, payload: &str, public_url: &str) -> Result<(), SendFailure> {
+pub async fn notify_owner(store: &Store, policy: &Policy, payload: &str, public_url: &str) -> Result<(), SendFailure> {
     #[derive(serde::Deserialize)]
     struct Payload {
         agent_id: i64,
@@ -161,7 +162,7 @@ pub async fn notify_owner(store: &Store, payload: &str, public_url: &str) -> Res
         html: None,
         attachments: vec![],
     };
-    net::send(&settings.smtp.transport(), &mail)
+    net::send(&settings.smtp.transport(policy), &mail)
         .await
         .map_err(|e| SendFailure { transient: e.is_transient(), reason: e.to_string() })
 }

@@ -69,13 +69,15 @@ impl SmtpConfig {
         }
     }
 
-    pub fn transport(&self) -> SmtpSettings {
+    /// Where to send, reached under `policy`.
+    pub fn transport(&self, policy: &crate::outbound::Policy) -> SmtpSettings {
         SmtpSettings {
             endpoint: Endpoint {
                 host: self.host.clone(),
                 port: self.port,
                 tls: self.tls,
                 tls_insecure: self.tls_insecure,
+                policy: policy.clone(),
             },
             username: self.username.clone().filter(|u| !u.is_empty()),
             password: self.password.clone(),
@@ -165,8 +167,15 @@ impl EmailSettings {
         }
     }
 
-    pub fn endpoint(&self) -> Endpoint {
-        Endpoint { host: self.host.clone(), port: self.port, tls: self.tls, tls_insecure: self.tls_insecure }
+    /// Where to read mail, reached under `policy`.
+    pub fn endpoint(&self, policy: &crate::outbound::Policy) -> Endpoint {
+        Endpoint {
+            host: self.host.clone(),
+            port: self.port,
+            tls: self.tls,
+            tls_insecure: self.tls_insecure,
+            policy: policy.clone(),
+        }
     }
 
     pub fn credentials(&self) -> Credentials {

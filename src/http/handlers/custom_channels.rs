@@ -78,16 +78,34 @@ pub struct CustomChannelView {
     pub created_at: DateTime<Utc>,
 }
 
+/// Who a channel is shown to: admins see the webhook URL whole (and the secret in the answers to create and
+/// rotate), agents without user name, password or query string (issue #13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Viewer {
+    AdminWithSecret,
+    Admin,
+    Agent,
+}
+
+impl Viewer {
+    fn of(p: &Principal) -> Self {
+        if p.is_admin() { Viewer::Admin } else { Viewer::Agent }
+    }
+}
+
 impl CustomChannelView {
-    fn new(c: ChannelInstance, with_secret: bool) -> Self {
+    fn new(c: ChannelInstance, viewer: Viewer) -> Self {
         let settings = CustomSettings::of(&c.settings);
         Self {
             id: c.id,
             name: c.name,
-            webhook_url: settings.webhook_url,
+            webhook_url: match viewer {
+                Viewer::Agent => settings.webhook_url_for_agents(),
+                Viewer::Admin | Viewer::AdminWithSecret => settings.webhook_url,
+            },
             kind: c.mode,
             enabled: c.enabled,
-            secret: if with_secret { c.secret } else { None },
+            secret: if viewer == Viewer::AdminWithSecret { c.secret } else { None },
             routing: settings.routing,
             inactivity_timeout_s: c.inactivity_timeout_s,
             created_at: c.created_at.and_utc(),
@@ -134,6 +152,12 @@ fn webhook_url(raw: &str) -> ApiResult<String> {
     let url = url::Url::parse(raw.trim()).map_err(|e| ApiError::field("webhook_url", format!("is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(ApiError::field("webhook_url", "must be an http:// or https:// URL"));
+    }
+    if crate::outbound::http_client::has_credentials(&url) {
+        return Err(ApiError::field(
+            "webhook_url",
+            "must not contain a user name or password (deliveries are signed; see X-Switchboard-Signature)",
+        ));
     }
     if raw.len() > 2000 {
         return Err(ApiError::field("webhook_url", "must be at most 2000 characters"));
@@ -242,7 +266,7 @@ pub async fn create(
         actor(&p),
     )
     .await?;
-    Ok(HttpResponse::Created().json(CustomChannelView::new(channel, true)))
+    Ok(HttpResponse::Created().json(CustomChannelView::new(channel, Viewer::AdminWithSecret)))
 }
 
 /// Custom channels the caller may work in, with their parameters (CC-3). No secrets.
@@ -250,13 +274,13 @@ pub async fn create(
     responses((status = 200, body = [CustomChannelView])))]
 pub async fn list(state: State, p: Principal) -> ApiResult<web::Json<Vec<CustomChannelView>>> {
     let rows = store::channels::list(&state.store, &p.scope, Some(ChannelKind::Custom.as_str())).await?;
-    Ok(web::Json(rows.into_iter().map(|c| CustomChannelView::new(c, false)).collect()))
+    Ok(web::Json(rows.into_iter().map(|c| CustomChannelView::new(c, Viewer::of(&p))).collect()))
 }
 
 #[utoipa::path(get, operation_id = "custom_channels_get", path = "/api/v1/custom-channels/{id}", tag = "custom channels",
     params(("id" = i64, Path)), responses((status = 200, body = CustomChannelView), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn get(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<web::Json<CustomChannelView>> {
-    Ok(web::Json(CustomChannelView::new(custom_channel(&state, *id, &p.scope).await?, false)))
+    Ok(web::Json(CustomChannelView::new(custom_channel(&state, *id, &p.scope).await?, Viewer::of(&p))))
 }
 
 /// Edit, enable or disable a custom channel (admin, CC-14). A disabled channel accepts nothing and queues nothing.
@@ -294,7 +318,7 @@ pub async fn update(
         secret: None,
     };
     let c = store::channels::update(&state.store, *id, patch, actor(&p)).await?;
-    Ok(web::Json(CustomChannelView::new(c, false)))
+    Ok(web::Json(CustomChannelView::new(c, Viewer::Admin)))
 }
 
 /// Delete a custom channel, its conversations and its queued deliveries (admin, CC-14).
@@ -317,7 +341,7 @@ pub async fn rotate_secret(
     custom_channel(&state, *id, &ChannelScope::All).await?;
     let patch = store::channels::ChannelPatch { secret: Some(random_secret()), ..Default::default() };
     let c = store::channels::update(&state.store, *id, patch, actor(&p)).await?;
-    Ok(web::Json(CustomChannelView::new(c, true)))
+    Ok(web::Json(CustomChannelView::new(c, Viewer::AdminWithSecret)))
 }
 
 /// The channel's newest reply deliveries (admin): state, attempts, last error.

@@ -75,10 +75,21 @@ pub fn sorted_uids(uids: impl IntoIterator<Item = u32>) -> Vec<u32> {
 
 fn net_error(e: ImapError) -> NetError {
     match e {
-        ImapError::Io(e) => NetError::Io(e),
+        ImapError::Io(e) => io_error(e),
         ImapError::ConnectionLost => NetError::Io(std::io::ErrorKind::UnexpectedEof.into()),
+        ImapError::Parse(_) => not_imap(),
         other => NetError::Protocol(other.to_string()),
     }
+}
+
+/// async-imap reports an answer it cannot parse as an `io::Error` of kind `Other` quoting the bytes received. What a
+/// server that does not speak IMAP sent (an HTTP server on the port, say) is never shown to anyone.
+fn io_error(e: std::io::Error) -> NetError {
+    if e.kind() == std::io::ErrorKind::Other { not_imap() } else { NetError::Io(e) }
+}
+
+fn not_imap() -> NetError {
+    NetError::Protocol("the server's answer is not IMAP".into())
 }
 
 fn lost() -> NetError {
@@ -303,7 +314,8 @@ impl ImapSession {
 async fn read_greeting(client: &mut async_imap::Client<NetStream>) -> Result<(), NetError> {
     let greeting = client
         .read_response()
-        .await?
+        .await
+        .map_err(io_error)?
         .ok_or_else(|| NetError::Protocol("the server closed the connection before its greeting".into()))?;
     match greeting.parsed() {
         Response::Data { status: Status::Ok, .. } => Ok(()),
@@ -311,7 +323,7 @@ async fn read_greeting(client: &mut async_imap::Client<NetStream>) -> Result<(),
             "unexpected IMAP greeting {status:?}: {}",
             outcome.information.as_deref().unwrap_or("")
         ))),
-        other => Err(NetError::Protocol(format!("not an IMAP greeting: {other:?}"))),
+        _ => Err(NetError::Protocol("the server's greeting is not an IMAP greeting".into())),
     }
 }
 

@@ -56,12 +56,15 @@ pub enum TlsMode {
 }
 
 /// Where a mail server listens. `tls_insecure` accepts any certificate (self-signed servers the admin trusts).
+/// `policy` decides which addresses of `host` may be connected to (internal ones only when allowed,
+/// `crate::outbound`).
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub host: String,
     pub port: u16,
     pub tls: TlsMode,
     pub tls_insecure: bool,
+    pub policy: crate::outbound::Policy,
 }
 
 /// A login. `Debug` does not show the password.
@@ -106,12 +109,13 @@ impl fmt::Display for MailKey {
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
-    /// The TCP connection could not be made (refused, unreachable, unknown host).
+    /// The TCP connection could not be made (refused, unreachable, unknown host), or the host is internal and not
+    /// allowed (`SWITCHBOARD_ALLOWED_INTERNAL_HOSTS`).
     #[error("cannot connect to {addr}: {source}")]
     Connect {
         addr: String,
         #[source]
-        source: std::io::Error,
+        source: crate::outbound::OutboundError,
     },
     /// The TLS handshake failed (e.g. an untrusted or expired certificate), or the server refused STARTTLS/STLS.
     #[error("TLS with {host} failed: {message}")]
@@ -291,6 +295,7 @@ mod tests {
     /// The connector runs sessions in tokio tasks: every future of the facade must be `Send`.
     #[allow(dead_code, unreachable_code, clippy::diverging_sub_expression)]
     fn futures_are_send(mut s: Session, ep: Endpoint, creds: Credentials, key: MailKey) {
+        assert_send(&tls::connect(&ep));
         assert_send(&Session::connect(Protocol::Imap, &ep, &creds, "INBOX"));
         assert_send(&s.pending());
         assert_send(&s.fetch(&key));

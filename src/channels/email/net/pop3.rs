@@ -53,10 +53,8 @@ pub fn parse_status(line: &[u8]) -> Result<Status, NetError> {
     } else if let Some(rest) = line.strip_prefix(b"-ERR") {
         Ok(Status::Err(text(rest)))
     } else {
-        Err(NetError::Protocol(format!(
-            "not a POP3 status line: {:?}",
-            String::from_utf8_lossy(&line[..line.len().min(200)])
-        )))
+        // What a server that does not speak POP3 sent (an HTTP server on the port, say) is never shown to anyone.
+        Err(NetError::Protocol("the server's answer is not POP3".into()))
     }
 }
 
@@ -336,6 +334,11 @@ mod tests {
         );
         assert_eq!(parse_status(b"-ERR\n").unwrap(), Status::Err(String::new()));
         assert!(matches!(parse_status(b"* OK IMAP4rev1\r\n"), Err(NetError::Protocol(_))));
+        let e = parse_status(b"HTTP/1.1 400 internal-secret\r\n").unwrap_err().to_string();
+        assert!(
+            !e.contains("internal-secret") && e.contains("not POP3"),
+            "what a non-POP3 server sent is not echoed: {e}"
+        );
         assert!(matches!(parse_status(b""), Err(NetError::Protocol(_))));
     }
 
@@ -408,7 +411,8 @@ mod tests {
                 sock.write_all(answer.as_bytes()).await.unwrap();
             }
         });
-        let ep = Endpoint { host: "127.0.0.1".into(), port, tls: TlsMode::None, tls_insecure: false };
+        let policy = crate::outbound::Policy::new(crate::outbound::AllowedInternal::parse("127.0.0.1").unwrap());
+        let ep = Endpoint { host: "127.0.0.1".into(), port, tls: TlsMode::None, tls_insecure: false, policy };
         let creds = Credentials { username: "u".into(), password: "p w".into() };
         let mut s = Pop3Session::connect(&ep, &creds, "INBOX").await.unwrap();
         let keys = s.pending().await.unwrap();

@@ -218,8 +218,18 @@ pub fn build(mail: &OutgoingMail) -> Result<BuiltMail, SendError> {
     })
 }
 
-fn transport(settings: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
+/// The transport to one allowed address of the server: the host is resolved and judged by the outgoing-connection
+/// policy here, lettre connects to the address it got, and TLS still verifies (and names, SNI) `ep.host`.
+async fn transport(settings: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
     let ep = &settings.endpoint;
+    let addr = ep
+        .policy
+        .resolve(&ep.host, ep.port)
+        .await
+        .map_err(|e| SendError::Connection(e.to_string()))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| SendError::Connection(format!("{} has no address", ep.host)))?;
     let tls_parameters = || {
         TlsParameters::builder(ep.host.clone())
             .dangerous_accept_invalid_certs(ep.tls_insecure)
@@ -231,8 +241,8 @@ fn transport(settings: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executo
         TlsMode::Starttls => Tls::Required(tls_parameters()?),
         TlsMode::None => Tls::None,
     };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(ep.host.clone())
-        .port(ep.port)
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string())
+        .port(addr.port())
         .tls(tls)
         .timeout(Some(SMTP_COMMAND_TIMEOUT));
     if let Some(username) = settings.username.as_ref().filter(|u| !u.is_empty()) {
@@ -260,6 +270,10 @@ fn classify(e: lettre::transport::smtp::Error) -> SendError {
     if message.contains("authentication") || message.contains("No compatible authentication mechanism") {
         return SendError::Auth(message);
     }
+    if e.is_response() {
+        // lettre's parse error quotes what the server sent; a server that does not speak SMTP may be anything.
+        return SendError::Connection("the server did not answer like an SMTP server".into());
+    }
     SendError::Connection(message)
 }
 
@@ -280,7 +294,7 @@ pub async fn send_raw(
         .collect::<Result<Vec<_>, _>>()?;
     let envelope =
         lettre::address::Envelope::new(Some(from), to).map_err(|e| SendError::Invalid(format!("envelope: {e}")))?;
-    let transport = transport(settings)?;
+    let transport = transport(settings).await?;
     match tokio::time::timeout(SMTP_SEND_TIMEOUT, transport.send_raw(&envelope, raw)).await {
         Ok(Ok(_response)) => Ok(()),
         Ok(Err(e)) => Err(classify(e)),
@@ -403,7 +417,13 @@ mod tests {
     #[test]
     fn settings_debug_hides_the_password() {
         let s = SmtpSettings {
-            endpoint: Endpoint { host: "smtp.test".into(), port: 587, tls: TlsMode::Starttls, tls_insecure: false },
+            endpoint: Endpoint {
+                host: "smtp.test".into(),
+                port: 587,
+                tls: TlsMode::Starttls,
+                tls_insecure: false,
+                policy: Default::default(),
+            },
             username: Some("desk".into()),
             password: Some("hunter2".into()),
         };

@@ -81,7 +81,10 @@ impl AsyncWrite for NetStream {
 /// Connect to the endpoint: TLS right away for [`TlsMode::Implicit`], plain TCP otherwise (for
 /// [`TlsMode::Starttls`] the protocol client asks the server and then calls [`upgrade`]).
 pub async fn connect(ep: &Endpoint) -> Result<NetStream, NetError> {
-    let tcp = TcpStream::connect((ep.host.as_str(), ep.port))
+    // Resolved and judged by the outgoing-connection policy; the TLS below still verifies `ep.host`.
+    let tcp = ep
+        .policy
+        .connect_tcp(&ep.host, ep.port)
         .await
         .map_err(|source| NetError::Connect { addr: format!("{}:{}", ep.host, ep.port), source })?;
     // Commands are small and answered one by one: do not let Nagle hold them back.
