@@ -7,9 +7,11 @@
 //!   what the bus dropped (events older than [`REPAIR_AFTER`], so normal bus traffic wins the race).
 //! - Markers: presence and collision state, expired every second; changes become frames.
 //! - Identities (issue #13): every second the hub reads the `identity_version` of the agents with
-//!   sockets on this node and sends [`Frame::Access`] for each that changed (or is new here), so
-//!   their sockets re-check their credentials even when the bus dropped the announcement
-//!   (`realtime::identity`).
+//!   sockets on this node and sends [`Frame::Access`] for each that changed, so their sockets
+//!   re-check their credentials even when the bus dropped the announcement
+//!   (`realtime::identity`). A new socket reports the version it read before its own first
+//!   check ([`Hub::baseline`]); the hub keeps the lowest such version, so a change committed
+//!   after any of its sockets looked is announced, and a new agent costs no burst of re-checks.
 //!
 //! Sockets receive frames over a bounded broadcast channel: a socket that falls behind by more
 //! than its capacity is told it lagged and is dropped with its resume cursor, never slowing the
@@ -57,8 +59,8 @@ pub enum Frame {
 struct State {
     cursor: Cursor,
     markers: Markers,
-    /// Agents with sockets on this node: how many, and their identity version as last read
-    /// (`None` until the first read after their first socket registered).
+    /// Agents with sockets on this node: how many, and the identity version they are known to
+    /// have acted on (`None` until the first poll or socket baseline after the first registered).
     local: HashMap<i64, (usize, Option<i64>)>,
 }
 
@@ -101,6 +103,14 @@ impl Hub {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Frame>> {
         self.frames.subscribe()
+    }
+
+    /// A tracked socket of `agent_id` checked its credential after reading `version`: anything
+    /// newer must reach it (see the module docs).
+    pub fn baseline(&self, agent_id: i64, version: i64) {
+        if let Some((_, seen)) = self.lock().local.get_mut(&agent_id) {
+            *seen = Some(seen.map_or(version, |s| s.min(version)));
+        }
     }
 
     /// Count a socket of `agent_id` on this node until the guard is dropped, so the hub watches
@@ -206,8 +216,8 @@ impl Hub {
         Ok(())
     }
 
-    /// Tell the sockets of every local agent whose identity version changed (or who is new on
-    /// this node) to re-check; an agent row that is gone counts as changed.
+    /// Tell the sockets of every local agent whose identity version changed to re-check; an agent
+    /// row that is gone counts as changed. A first read only sets the baseline.
     async fn poll_identities(&self, store: &Store) -> anyhow::Result<()> {
         let ids: Vec<i64> = self.lock().local.keys().copied().collect();
         if ids.is_empty() {
@@ -219,11 +229,14 @@ impl Hub {
         {
             let mut state = self.lock();
             for (agent_id, (_, seen)) in state.local.iter_mut() {
-                let now = versions.get(agent_id).copied();
-                if now.is_none() || *seen != now {
-                    changed |= seen.is_some();
-                    *seen = now;
-                    recheck.push(*agent_id);
+                match (*seen, versions.get(agent_id).copied()) {
+                    (None, Some(v)) => *seen = Some(v),
+                    (Some(s), Some(v)) if s == v => {}
+                    (_, now) => {
+                        changed = true;
+                        *seen = now;
+                        recheck.push(*agent_id);
+                    }
                 }
             }
         }

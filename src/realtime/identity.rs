@@ -10,7 +10,8 @@
 //! - the bus may drop: each node's hub also reads the versions of the agents with sockets there
 //!   every second ([`super::hub`]) and announces what changed to its own sockets;
 //! - a socket re-checks once right after it subscribed, for a change committed between its
-//!   upgrade's authentication and that moment, and when its session's expiry time has passed.
+//!   upgrade's authentication and that moment (reading the version first and handing it to the
+//!   hub as its baseline), and when its session's expiry time has passed.
 //!
 //! This module holds the decision ([`judge`], pure) and the read it decides on ([`standing`]).
 //! It never writes.

@@ -142,9 +142,18 @@ impl Session {
     /// of `resume`. False when the socket closed.
     async fn greet(&mut self, resume: Option<Cursor>) -> bool {
         // A change committed between the upgrade's authentication and the subscription above
-        // reached neither this socket nor the hub's first look at the agent: read it now.
+        // reached neither this socket nor the hub: read it now. The identity version is read
+        // first and handed to the hub, so anything committed after it is announced to us.
+        let agent_id = self.principal.agent_id;
+        let version = match store::agents::identity_versions(&self.rt.store, &[agent_id]).await {
+            Ok(v) => v.first().map(|(_, v)| *v),
+            Err(e) => return self.unavailable(e).await,
+        };
         if !self.recheck().await {
             return false;
+        }
+        if let Some(version) = version {
+            self.rt.hub.baseline(agent_id, version);
         }
         let snapshot = self.rt.hub.snapshot();
         self.cursor = snapshot.cursor;
@@ -317,20 +326,21 @@ impl Session {
         )
     }
 
+    /// Unknown standing is no standing: close with 1011, so the client reconnects and its upgrade
+    /// authenticates afresh. Always false.
+    async fn unavailable(&mut self, e: store::StoreError) -> bool {
+        tracing::warn!(error = %e, agent_id = self.principal.agent_id, "could not re-check credentials");
+        let _ = self.error("unavailable", "could not check your credentials; reconnect").await;
+        let ws = self.ws.clone();
+        let _ = ws.close(Some(CloseReason { code: CloseCode::Error, description: Some("unavailable".into()) })).await;
+        false
+    }
+
     /// Re-read this socket's credential and act on it (issue #13); false when the socket closed.
     async fn recheck(&mut self) -> bool {
         let now = match identity::standing(&self.rt.store, &self.principal.credential).await {
             Ok(now) => now,
-            Err(e) => {
-                // Unknown standing is no standing: the client reconnects and authenticates afresh.
-                tracing::warn!(error = %e, agent_id = self.principal.agent_id, "could not re-check credentials");
-                let _ = self.error("unavailable", "could not check your credentials; reconnect").await;
-                let ws = self.ws.clone();
-                let _ = ws
-                    .close(Some(CloseReason { code: CloseCode::Error, description: Some("unavailable".into()) }))
-                    .await;
-                return false;
-            }
+            Err(e) => return self.unavailable(e).await,
         };
         if let Standing::Valid { name, expires_at, .. } = &now {
             self.principal.name.clone_from(name);
