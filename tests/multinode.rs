@@ -634,3 +634,47 @@ async fn restarting_both_nodes_inside_the_window_still_ends_the_chat_on_time_onc
     }
     assert_eq!(c.ends_in_audit(0, id).await, 1);
 }
+
+/// Issue #13, item 2: who an agent is changes through one node; their open sockets on both nodes
+/// follow within 2 s — a revoked token's sockets close (4001), a demoted admin's close (4003), a
+/// deactivated agent's close (4001) — and the sockets of others stay.
+#[tokio::test]
+async fn an_identity_change_on_one_node_reaches_the_agents_sockets_on_both_nodes_within_2s() {
+    let Some(redis) = tools("an_identity_change_on_one_node_reaches_the_agents_sockets_on_both_nodes_within_2s") else {
+        return;
+    };
+    const WITHIN: Duration = Duration::from_secs(2);
+    async fn closed(ws: &mut WsClient, code: u16, since: Instant, what: &str) {
+        let got = ws.closed_within(WITHIN.saturating_sub(since.elapsed())).await;
+        assert_eq!(got, Some(code), "{what}: closed with {got:?} after {:?}; frames: {:#?}", since.elapsed(), ws.log);
+    }
+    let c = Cluster::start(redis, None).await;
+
+    // Bob's token revoked through node 0: his sockets on both nodes close; Ann's stay.
+    let mut bob0 = c.bob.socket(c.node(0)).await;
+    let mut bob1 = c.bob.socket(c.node(1)).await;
+    let mut ann1 = c.ann.socket(c.node(1)).await;
+    let tokens = c.admin(0).ok_get(&format!("/api/v1/tokens?agent_id={}", c.bob.id)).await;
+    let bob_token = tokens[0]["id"].as_i64().unwrap();
+    let t = Instant::now();
+    let (s, _) = c.admin(0).delete(&format!("/api/v1/tokens/{bob_token}")).await;
+    assert_eq!(s.as_u16(), 204);
+    closed(&mut bob0, 4001, t, "Bob's token socket on node 0").await;
+    closed(&mut bob1, 4001, t, "Bob's token socket on node 1").await;
+    assert_eq!(ann1.ping().await["type"], "pong", "Ann's socket is untouched");
+
+    // Ann made an admin, then demoted through node 1: her socket on node 0 closes with 4003.
+    c.admin(1).patch(&format!("/api/v1/agents/{}", c.ann.id), json!({"role": "admin"})).await;
+    let mut ann0 = c.ann.socket(c.node(0)).await;
+    let t = Instant::now();
+    let (s, b) = c.admin(1).patch(&format!("/api/v1/agents/{}", c.ann.id), json!({"role": "agent"})).await;
+    assert_eq!(s.as_u16(), 200, "{b}");
+    closed(&mut ann0, 4003, t, "the demoted admin's socket on node 0").await;
+
+    // Ann deactivated through node 0: her socket on node 1 closes with 4001.
+    let mut ann1 = c.ann.socket(c.node(1)).await;
+    let t = Instant::now();
+    let (s, b) = c.admin(0).patch(&format!("/api/v1/agents/{}", c.ann.id), json!({"active": false})).await;
+    assert_eq!(s.as_u16(), 200, "{b}");
+    closed(&mut ann1, 4001, t, "the deactivated agent's socket on node 1").await;
+}

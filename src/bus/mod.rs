@@ -24,7 +24,8 @@ pub enum BusEvent {
     Marker(MarkerUpdate),
     /// Someone is typing in a conversation.
     Typing(TypingEvent),
-    /// An agent's channel access changed: their sockets must reload it.
+    /// Who an agent is changed (role, active flag, password, channel access, a session or API
+    /// token ended): their sockets re-check their credentials (`realtime::identity`).
     Access { agent_id: i64 },
 }
 

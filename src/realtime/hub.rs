@@ -6,11 +6,18 @@
 //! - Repair: every second the hub reads the event log past its cursor's window and delivers
 //!   what the bus dropped (events older than [`REPAIR_AFTER`], so normal bus traffic wins the race).
 //! - Markers: presence and collision state, expired every second; changes become frames.
+//! - Identities (issue #13): every second the hub reads the `identity_version` of the agents with
+//!   sockets on this node and sends [`Frame::Access`] for each that changed, so their sockets
+//!   re-check their credentials even when the bus dropped the announcement
+//!   (`realtime::identity`). A new socket reports the version it read before its own first
+//!   check ([`Hub::baseline`]); the hub keeps the lowest such version, so a change committed
+//!   after any of its sockets looked is announced, and a new agent costs no burst of re-checks.
 //!
 //! Sockets receive frames over a bounded broadcast channel: a socket that falls behind by more
 //! than its capacity is told it lagged and is dropped with its resume cursor, never slowing the
 //! others down.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,15 +39,29 @@ const TICK: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub enum Frame {
     Stored(Arc<StoredEvent>),
-    Presence { who: Who, status: &'static str },
-    Collision { conversation_id: i64, channel_id: i64, viewing: Vec<Who>, replying: Vec<Who> },
+    Presence {
+        who: Who,
+        status: &'static str,
+    },
+    Collision {
+        conversation_id: i64,
+        channel_id: i64,
+        viewing: Vec<Who>,
+        replying: Vec<Who>,
+    },
     Typing(TypingEvent),
-    Access { agent_id: i64 },
+    /// Who the agent is may have changed: their sockets re-check their credentials.
+    Access {
+        agent_id: i64,
+    },
 }
 
 struct State {
     cursor: Cursor,
     markers: Markers,
+    /// Agents with sockets on this node: how many, and the identity version they are known to
+    /// have acted on (`None` until the first poll or socket baseline after the first registered).
+    local: HashMap<i64, (usize, Option<i64>)>,
 }
 
 /// Handle on the hub (cheap to clone).
@@ -65,7 +86,11 @@ impl Hub {
         let (frames, _) = broadcast::channel(SOCKET_BUFFER);
         let hub = Hub {
             frames,
-            state: Arc::new(Mutex::new(State { cursor: Cursor::at(start), markers: Markers::default() })),
+            state: Arc::new(Mutex::new(State {
+                cursor: Cursor::at(start),
+                markers: Markers::default(),
+                local: HashMap::new(),
+            })),
         };
         tokio::spawn(hub.clone().run(store, incoming));
         Ok(hub)
@@ -78,6 +103,21 @@ impl Hub {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Frame>> {
         self.frames.subscribe()
+    }
+
+    /// A tracked socket of `agent_id` checked its credential after reading `version`: anything
+    /// newer must reach it (see the module docs).
+    pub fn baseline(&self, agent_id: i64, version: i64) {
+        if let Some((_, seen)) = self.lock().local.get_mut(&agent_id) {
+            *seen = Some(seen.map_or(version, |s| s.min(version)));
+        }
+    }
+
+    /// Count a socket of `agent_id` on this node until the guard is dropped, so the hub watches
+    /// the agent's identity version (see the module docs).
+    pub fn track(&self, agent_id: i64) -> Tracked {
+        self.lock().local.entry(agent_id).or_insert((0, None)).0 += 1;
+        Tracked { hub: self.clone(), agent_id }
     }
 
     /// Take after [`Self::subscribe`]: anything delivered in between is then in both, and the
@@ -139,6 +179,9 @@ impl Hub {
                     if let Err(e) = self.repair(&store).await {
                         tracing::warn!(error = %e, "event repair failed");
                     }
+                    if let Err(e) = self.poll_identities(&store).await {
+                        tracing::warn!(error = %e, "identity poll failed");
+                    }
                 }
             }
         }
@@ -173,6 +216,41 @@ impl Hub {
         Ok(())
     }
 
+    /// Tell the sockets of every local agent whose identity version changed to re-check; an agent
+    /// row that is gone counts as changed. A first read only sets the baseline.
+    async fn poll_identities(&self, store: &Store) -> anyhow::Result<()> {
+        let ids: Vec<i64> = self.lock().local.keys().copied().collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let versions: HashMap<i64, i64> = store::agents::identity_versions(store, &ids).await?.into_iter().collect();
+        let mut recheck = Vec::new();
+        let mut changed = false;
+        {
+            let mut state = self.lock();
+            for (agent_id, (_, seen)) in state.local.iter_mut() {
+                match (*seen, versions.get(agent_id).copied()) {
+                    (None, Some(v)) => *seen = Some(v),
+                    (Some(s), Some(v)) if s == v => {}
+                    (_, now) => {
+                        changed = true;
+                        *seen = now;
+                        recheck.push(*agent_id);
+                    }
+                }
+            }
+        }
+        if changed {
+            // A change the bus did not bring: cached principals are reloaded too.
+            tracing::debug!(agents = ?recheck, "identity change seen by polling");
+            store.changed();
+        }
+        for agent_id in recheck {
+            self.send(Frame::Access { agent_id });
+        }
+        Ok(())
+    }
+
     /// Apply a marker change made on this node right away (it also goes over the bus for the
     /// other nodes; applying it twice is harmless).
     pub fn apply_local(&self, update: &crate::bus::MarkerUpdate) {
@@ -184,6 +262,24 @@ impl Hub {
     pub fn drop_socket(&self, socket: &str) {
         let changes = self.lock().markers.drop_socket(socket);
         self.announce(changes);
+    }
+}
+
+/// A socket counted by [`Hub::track`]; uncounted when dropped.
+pub struct Tracked {
+    hub: Hub,
+    agent_id: i64,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        let mut state = self.hub.lock();
+        if let Some(entry) = state.local.get_mut(&self.agent_id) {
+            entry.0 -= 1;
+            if entry.0 == 0 {
+                state.local.remove(&self.agent_id);
+            }
+        }
     }
 }
 

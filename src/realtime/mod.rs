@@ -8,11 +8,13 @@
 //! - [`ops`]: a change through the store, then its events on the bus (never before the commit).
 //! - [`hub`]: per node; deduplicates, repairs from the event log, fans out, keeps markers.
 //! - [`session`]: one agent socket; access filtering, resume cursor, markers.
+//! - [`identity`]: what a socket does when who its agent is changes (issue #13).
 //! - [`cursor`], [`markers`]: pure state, unit-tested.
 //! - [`render`]: the JSON of events.
 
 pub mod cursor;
 pub mod hub;
+pub mod identity;
 pub mod markers;
 pub mod ops;
 pub mod render;
@@ -169,7 +171,9 @@ impl Realtime {
         Ok(out)
     }
 
-    /// An agent's channel access changed: their sockets reload it.
+    /// Who an agent is changed (role, active flag, password, channel access, a session or token
+    /// ended): their sockets on every node re-check their credentials (`identity`). Call after
+    /// the commit; the hub's identity poll repairs a dropped announcement.
     pub fn access_changed(&self, agent_id: i64) {
         self.bus.publish(BusEvent::Access { agent_id });
     }

@@ -5,6 +5,11 @@
 //! and holds the agent's markers (presence, viewing, replying), refreshing them on the bus while
 //! the socket lives and clearing them when it closes. A socket that cannot keep up is closed
 //! with its cursor so it can resume; it never slows the others.
+//!
+//! The socket follows who its agent is (issue #13, `realtime::identity`): it re-reads its
+//! credential right after subscribing and whenever the hub says the agent's identity may have
+//! changed, then narrows or widens its channel scope, or closes with
+//! [`identity::CREDENTIALS_ENDED`] or [`identity::ROLE_CHANGED`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,11 +22,11 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::cursor::Cursor;
 use super::hub::Frame;
+use super::identity::{self, Standing, Verdict};
 use super::markers::Who;
 use super::{Realtime, render};
 use crate::auth::Principal;
 use crate::bus::{BusEvent, MarkerKind, MarkerUpdate, StoredEvent, TypingEvent};
-use crate::domain::ChannelScope;
 use crate::store;
 
 /// How often a socket re-announces its markers, and how long they live without it.
@@ -89,6 +94,8 @@ struct Session {
     replying: HashMap<i64, (i64, Instant)>,
     /// conversation → channel, learnt once per conversation.
     channels: HashMap<i64, i64>,
+    /// When the session this socket was opened with expires (none for API tokens).
+    expires: Option<Instant>,
 }
 
 /// Run a socket until it closes. `resume` is the `?cursor=` of the upgrade request, if any.
@@ -104,6 +111,8 @@ pub async fn run(
     resume: Option<Cursor>,
 ) {
     let mut frames = rt.hub.subscribe();
+    // Counted from here on, so the hub watches this agent's identity (issue #13).
+    let _tracked = rt.hub.track(principal.agent_id);
     let socket = format!("{}-{}", rt.node_id, uuid::Uuid::new_v4().simple());
     metrics::gauge!("switchboard_sockets").increment(1);
     let mut s = Session {
@@ -117,6 +126,7 @@ pub async fn run(
         viewing: HashMap::new(),
         replying: HashMap::new(),
         channels: HashMap::new(),
+        expires: None,
     };
     let open = Box::pin(s.greet(resume)).await;
     if open {
@@ -131,6 +141,20 @@ impl Session {
     /// cursor drops the duplicate), current collisions, this socket's markers, then the replay
     /// of `resume`. False when the socket closed.
     async fn greet(&mut self, resume: Option<Cursor>) -> bool {
+        // A change committed between the upgrade's authentication and the subscription above
+        // reached neither this socket nor the hub: read it now. The identity version is read
+        // first and handed to the hub, so anything committed after it is announced to us.
+        let agent_id = self.principal.agent_id;
+        let version = match store::agents::identity_versions(&self.rt.store, &[agent_id]).await {
+            Ok(v) => v.first().map(|(_, v)| *v),
+            Err(e) => return self.unavailable(e).await,
+        };
+        if !self.recheck().await {
+            return false;
+        }
+        if let Some(version) = version {
+            self.rt.hub.baseline(agent_id, version);
+        }
         let snapshot = self.rt.hub.snapshot();
         self.cursor = snapshot.cursor;
         let presence: Vec<_> = snapshot
@@ -199,7 +223,9 @@ impl Session {
                 }
                 frame = frames.recv() => match frame {
                     Ok(frame) if matches!(&*frame, Frame::Access { agent_id } if *agent_id == self.principal.agent_id) => {
-                        Box::pin(self.reload_scope()).await;
+                        if !Box::pin(self.recheck()).await {
+                            return;
+                        }
                     }
                     Ok(frame) => {
                         if let Some(text) = self.render(&frame)
@@ -226,6 +252,9 @@ impl Session {
                     let lapsed: Vec<i64> = self.replying.iter().filter(|(_, (_, until))| *until <= now).map(|(c, _)| *c).collect();
                     for c in lapsed {
                         self.set_replying(c, false);
+                    }
+                    if self.expires.is_some_and(|at| at <= now) && !Box::pin(self.recheck()).await {
+                        return;
                     }
                     self.publish_markers();
                     until_ping -= 1;
@@ -297,18 +326,43 @@ impl Session {
         )
     }
 
-    async fn reload_scope(&mut self) {
-        if self.principal.is_admin() {
-            return;
+    /// Unknown standing is no standing: close with 1011, so the client reconnects and its upgrade
+    /// authenticates afresh. Always false.
+    async fn unavailable(&mut self, e: store::StoreError) -> bool {
+        tracing::warn!(error = %e, agent_id = self.principal.agent_id, "could not re-check credentials");
+        let _ = self.error("unavailable", "could not check your credentials; reconnect").await;
+        let ws = self.ws.clone();
+        let _ = ws.close(Some(CloseReason { code: CloseCode::Error, description: Some("unavailable".into()) })).await;
+        false
+    }
+
+    /// Re-read this socket's credential and act on it (issue #13); false when the socket closed.
+    async fn recheck(&mut self) -> bool {
+        let now = match identity::standing(&self.rt.store, &self.principal.credential).await {
+            Ok(now) => now,
+            Err(e) => return self.unavailable(e).await,
+        };
+        if let Standing::Valid { name, expires_at, .. } = &now {
+            self.principal.name.clone_from(name);
+            self.expires = expires_at.map(|at| Instant::now() + (at - store::now()).to_std().unwrap_or(Duration::ZERO));
         }
-        match store::agents::channel_ids(&self.rt.store, self.principal.agent_id).await {
-            Ok(ids) => {
-                self.principal.scope = ChannelScope::Only(ids.into_iter().collect());
-                let scope = self.principal.scope.clone();
+        match identity::judge(&self.principal, &now) {
+            Verdict::Keep => true,
+            Verdict::Rescope(scope) => {
                 self.viewing.retain(|_, ch| scope.allows(*ch));
+                self.replying.retain(|_, (ch, _)| scope.allows(*ch));
                 self.channels.retain(|_, ch| scope.allows(*ch));
+                self.principal.scope = scope;
+                true
             }
-            Err(e) => tracing::warn!(error = %e, "could not reload channel access"),
+            Verdict::Close { code, error, message } => {
+                tracing::info!(agent_id = self.principal.agent_id, code, reason = error, "closing a socket");
+                let _ = self.error(error, message).await;
+                let ws = self.ws.clone();
+                let _ =
+                    ws.close(Some(CloseReason { code: CloseCode::Other(code), description: Some(error.into()) })).await;
+                false
+            }
         }
     }
 

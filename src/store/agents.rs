@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::audit::{self, Actor};
 use super::models::{Agent, NewAgent};
-use super::schema::{agents, audit_log, channel_access, channel_instances, team_members};
+use super::schema::{agents, api_tokens, audit_log, channel_access, channel_instances, sessions, team_members};
 use super::{Store, StoreError, StoreResult, now};
 use crate::{db_run, db_tx};
 
@@ -23,6 +23,17 @@ pub struct AgentPatch {
     pub role: Option<String>,
     pub active: Option<bool>,
     pub password_hash: Option<String>,
+    /// With a new password: what else ends in the same transaction (issue #13).
+    pub end_sessions: Option<EndSessions>,
+}
+
+/// What a password change ends: every session of the agent but `keep` (the caller's own, when
+/// they change their own password), and with `revoke_tokens` every API token of the agent.
+#[derive(Default)]
+pub struct EndSessions {
+    /// The token hash of the session to keep.
+    pub keep: Option<String>,
+    pub revoke_tokens: bool,
 }
 
 pub async fn create(store: &Store, input: CreateAgent, actor: Actor) -> StoreResult<Agent> {
@@ -137,6 +148,7 @@ pub async fn update(store: &Store, id: i64, patch: AgentPatch, actor: Actor) -> 
                     return Err(StoreError::Rule("the last active admin cannot be demoted or deactivated".into()));
                 }
             }
+            // Every change of the agent row is one of who they are: open sockets re-check (issue #13).
             let agent: Agent = diesel::update(agents::table.find(id))
                 .set((
                     agents::name.eq(&name),
@@ -144,6 +156,7 @@ pub async fn update(store: &Store, id: i64, patch: AgentPatch, actor: Actor) -> 
                     agents::active.eq(active),
                     agents::password_hash.eq(&password_hash),
                     agents::updated_at.eq(now()),
+                    agents::identity_version.eq(agents::identity_version + 1),
                 ))
                 .returning(Agent::as_returning())
                 .get_result(conn)
@@ -155,7 +168,19 @@ pub async fn update(store: &Store, id: i64, patch: AgentPatch, actor: Actor) -> 
             if patch.password_hash.is_some() { changed.insert("password".into(), json!("changed")); }
             if !active {
                 // A deactivated agent is signed out everywhere.
-                diesel::delete(super::schema::sessions::table.filter(super::schema::sessions::agent_id.eq(id))).execute(conn).await?;
+                diesel::delete(sessions::table.filter(sessions::agent_id.eq(id))).execute(conn).await?;
+            }
+            if let (Some(end), Some(_)) = (&patch.end_sessions, &patch.password_hash) {
+                // A new password ends every other session, and on request every API token (issue #13).
+                let keep = end.keep.as_deref().unwrap_or("");
+                let ended = diesel::delete(sessions::table.filter(sessions::agent_id.eq(id)).filter(sessions::token_hash.ne(keep)))
+                    .execute(conn)
+                    .await?;
+                changed.insert("sessions_ended".into(), json!(ended));
+                if end.revoke_tokens {
+                    let revoked = diesel::delete(api_tokens::table.filter(api_tokens::agent_id.eq(id))).execute(conn).await?;
+                    changed.insert("tokens_revoked".into(), json!(revoked));
+                }
             }
             diesel::insert_into(audit_log::table)
                 .values(&audit::entry(actor, "agent.update", "agent", Some(id), serde_json::Value::Object(changed)))
@@ -165,6 +190,22 @@ pub async fn update(store: &Store, id: i64, patch: AgentPatch, actor: Actor) -> 
         })
     })
     .await
+}
+
+/// The identity version (issue #13) of each of these agents that exists, by id. Each node reads
+/// it every second for the agents with open sockets there (`realtime::hub`).
+pub async fn identity_versions(store: &Store, ids: &[i64]) -> StoreResult<Vec<(i64, i64)>> {
+    let ids = ids.to_vec();
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => agents::table
+            .filter(agents::id.eq_any(&ids))
+            .select((agents::id, agents::identity_version))
+            .load(conn)
+            .await)?)
+        })
+        .await
 }
 
 /// The channel instances this agent was given (admins see all regardless).
@@ -219,6 +260,11 @@ pub async fn set_channels(store: &Store, agent_id: i64, channel_ids: &[i64], act
                 return Err(StoreError::BadReference(format!("channel {missing} does not exist")));
             }
             diesel::delete(channel_access::table.filter(channel_access::agent_id.eq(agent_id))).execute(conn).await?;
+            // Open sockets of the agent follow the new access (issue #13).
+            diesel::update(agents::table.find(agent_id))
+                .set(agents::identity_version.eq(agents::identity_version + 1))
+                .execute(conn)
+                .await?;
             for c in &ids {
                 diesel::insert_into(channel_access::table)
                     .values((channel_access::agent_id.eq(agent_id), channel_access::channel_instance_id.eq(*c)))

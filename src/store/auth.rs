@@ -67,16 +67,30 @@ pub async fn session(store: &Store, token_hash: &str) -> StoreResult<Option<(Ses
         .await
 }
 
+/// End a session (sign-out). Its agent's open sockets re-check their credentials (issue #13).
 pub async fn delete_session(store: &Store, token_hash: &str) -> StoreResult<()> {
     let token_hash = token_hash.to_owned();
-    store.run(move |store| async move {
-        let store = &store;
-        let token_hash: &str = &token_hash;
-        let mut conn = store.write().await?;
-        db_run!(conn => diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash))).execute(conn).await)?;
-        Ok(())
-    })
-    .await
+    store
+        .run(move |store| async move {
+            let store = &store;
+            let token_hash: &str = &token_hash;
+            let mut conn = store.write().await?;
+            db_tx!(conn => {
+                let agent: Option<i64> = diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash)))
+                    .returning(sessions::agent_id)
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                if let Some(agent_id) = agent {
+                    diesel::update(agents::table.find(agent_id))
+                        .set(agents::identity_version.eq(agents::identity_version + 1))
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
 }
 
 pub async fn create_token(
@@ -139,6 +153,23 @@ pub async fn token(store: &Store, token_hash: &str) -> StoreResult<Option<(ApiTo
         .await
 }
 
+/// The token with this id and its (active) agent: what a socket opened with it re-checks.
+pub async fn token_by_id(store: &Store, id: i64) -> StoreResult<Option<(ApiToken, Agent)>> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            Ok(db_run!(conn => api_tokens::table
+            .inner_join(agents::table)
+            .filter(api_tokens::id.eq(id))
+            .filter(agents::active.eq(true))
+            .select((ApiToken::as_select(), Agent::as_select()))
+            .first(conn)
+            .await
+            .optional())?)
+        })
+        .await
+}
+
 /// Note that a token was used. Called at most once a minute per token, so a busy integration
 /// does not turn every read into a write.
 pub async fn touch_token(store: &Store, id: i64) -> StoreResult<()> {
@@ -183,10 +214,16 @@ pub async fn delete_token(store: &Store, id: i64, actor: Actor) -> StoreResult<(
             let store = &store;
             let mut conn = store.write().await?;
             db_tx!(conn => {
-                let n = diesel::delete(api_tokens::table.find(id)).execute(conn).await?;
-                if n == 0 {
-                    return Err(super::StoreError::NotFound);
-                }
+                let agent_id: i64 = diesel::delete(api_tokens::table.find(id))
+                    .returning(api_tokens::agent_id)
+                    .get_result(conn)
+                    .await
+                    .optional()?
+                    .ok_or(super::StoreError::NotFound)?;
+                diesel::update(agents::table.find(agent_id))
+                    .set(agents::identity_version.eq(agents::identity_version + 1))
+                    .execute(conn)
+                    .await?;
                 diesel::insert_into(audit_log::table)
                     .values(&audit::entry(actor, "token.delete", "api_token", Some(id), json!({})))
                     .execute(conn)

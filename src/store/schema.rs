@@ -21,6 +21,7 @@ diesel::table! {
         active -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        identity_version -> BigInt,
     }
 }
 

@@ -21,20 +21,31 @@ pub struct WsClient {
     pub cursor: Option<String>,
     /// The `hello` frame.
     pub hello: Value,
+    /// The code of the server's close frame, once one arrived.
+    pub close_code: Option<u16>,
 }
 
 impl WsClient {
     /// Connect as the holder of `token` (optionally resuming from `cursor` via the query string)
     /// and read the `hello` frame.
     pub async fn connect(base: &str, token: &str, cursor: Option<&str>) -> Self {
+        Self::connect_with(base, ("Authorization", &format!("Bearer {token}")), cursor).await
+    }
+
+    /// Connect with the dashboard's session cookie (`sb_session=<value>`) instead of a token.
+    pub async fn connect_with_cookie(base: &str, cookie: &str) -> Self {
+        Self::connect_with(base, ("Cookie", cookie), None).await
+    }
+
+    async fn connect_with(base: &str, (name, value): (&'static str, &str), cursor: Option<&str>) -> Self {
         let mut url = format!("{}/api/v1/ws", base.replacen("http", "ws", 1));
         if let Some(c) = cursor {
             url.push_str(&format!("?cursor={c}"));
         }
         let mut req = url.into_client_request().unwrap();
-        req.headers_mut().insert("Authorization", format!("Bearer {token}").parse().unwrap());
+        req.headers_mut().insert(name, value.parse().unwrap());
         let (stream, _) = tokio_tungstenite::connect_async(req).await.expect("socket connects");
-        let mut c = Self { stream, log: Vec::new(), cursor: None, hello: Value::Null };
+        let mut c = Self { stream, log: Vec::new(), cursor: None, hello: Value::Null, close_code: None };
         let hello = c.next_within(Duration::from_secs(10)).await.expect("hello frame");
         assert_eq!(hello["type"], "hello", "{hello}");
         c.cursor = hello["cursor"].as_str().map(str::to_owned);
@@ -74,7 +85,10 @@ impl WsClient {
                     self.log.push(v.clone());
                     return Some(v);
                 }
-                Message::Close(_) => return None,
+                Message::Close(frame) => {
+                    self.close_code = frame.map(|f| u16::from(f.code));
+                    return None;
+                }
                 _ => continue,
             }
         }
@@ -100,6 +114,19 @@ impl WsClient {
             out.push(v);
         }
         out
+    }
+
+    /// Wait up to `wait` for the server to close the socket; its close code (`None`: still open,
+    /// or closed without a code).
+    pub async fn closed_within(&mut self, wait: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.close_code.is_none() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() || self.next_within(left).await.is_none() {
+                break;
+            }
+        }
+        self.close_code
     }
 
     pub async fn ping(&mut self) -> Value {

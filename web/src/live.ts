@@ -1,7 +1,9 @@
 // The agent socket (GET /api/v1/ws): connect, keep the newest resume cursor from every frame
 // that carries one, and after a drop reconnect with backoff, resuming with `?cursor=` so the
 // server replays exactly what was missed (RT-7). It knows nothing of the UI: frames and
-// connection states go to the handlers it is given.
+// connection states go to the handlers it is given. Two close codes end the reconnecting
+// (docs/realtime.md): 4001, the credential ended (signed out elsewhere, password changed, token
+// revoked, deactivated), and 4003, the agent's role changed.
 
 import type { ServerFrame } from './types';
 
@@ -16,10 +18,17 @@ export interface LiveHandlers {
   resync(): void;
   /** Upgrades keep failing and the session is gone. */
   authLost(): void;
+  /** The server closed the socket because its credential ended (4001): do not reconnect. */
+  credentialsEnded(): void;
+  /** The server closed the socket because the agent's role changed (4003). */
+  roleChanged(): void;
   probeAuth(): Promise<boolean>;
 }
 
 const PING_EVERY_MS = 15_000;
+/** Close codes of docs/realtime.md ("When who you are changes"). */
+const CREDENTIALS_ENDED = 4001;
+const ROLE_CHANGED = 4003;
 const SILENCE_LIMIT_MS = 45_000;
 
 export class Live {
@@ -101,9 +110,16 @@ export class Live {
       }
       this.handle(f);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      if (ev.code === CREDENTIALS_ENDED || ev.code === ROLE_CHANGED) {
+        // Reconnecting would be refused (4001) or act on a stale picture of the agent (4003).
+        this.stop('idle');
+        if (ev.code === CREDENTIALS_ENDED) this.h.credentialsEnded();
+        else this.h.roleChanged();
+        return;
+      }
       this.dropped();
     };
   }

@@ -123,6 +123,9 @@ export const live = new Live({
   hello: (fresh, f) => onHello(fresh, f),
   resync: () => refreshAll(),
   authLost: () => signedOut('Your session ended. Please sign in again.'),
+  credentialsEnded: () => signedOut('Your session ended (signed out elsewhere, password changed or access revoked). Please sign in again.'),
+  // What the agent may see and do changed: start over with the new picture.
+  roleChanged: () => location.reload(),
   probeAuth: async () => {
     try {
       await api.get('/me');

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{actor, hash_password, name_field};
-use crate::auth::Principal;
+use crate::auth::{Credential, Principal, verify_password};
 use crate::domain::Role;
 use crate::domain::text::normalize_email;
 use crate::http::State;
@@ -34,7 +34,13 @@ pub struct UpdateAgentRequest {
     pub name: Option<String>,
     pub role: Option<String>,
     pub active: Option<bool>,
+    /// A new password (at least 8 characters). Ends every other session of the agent.
     pub password: Option<String>,
+    /// Your current password: required with `password` when you change your own (and have one).
+    pub current_password: Option<String>,
+    /// With `password`: also revoke every API token of the agent. Default false.
+    #[serde(default)]
+    pub revoke_tokens: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -108,8 +114,12 @@ pub async fn create(
 
 /// Change an agent. Admins change anyone (not into or out of super admin unless they are one);
 /// an agent may change their own name and password.
+///
+/// A new password ends every session of the agent except the caller's own, and with
+/// `revoke_tokens` every API token of theirs; changing your own needs `current_password`.
+/// Open sockets follow within 2 s on every node (`docs/realtime.md`).
 #[utoipa::path(patch, operation_id = "agents_update", path = "/api/v1/agents/{id}", tag = "agents", params(("id" = i64, Path)), request_body = UpdateAgentRequest,
-    responses((status = 200, body = AgentView), (status = 403, body = crate::http::error::ErrorBody)))]
+    responses((status = 200, body = AgentView), (status = 400, body = crate::http::error::ErrorBody), (status = 403, body = crate::http::error::ErrorBody)))]
 pub async fn update(
     state: State,
     p: Principal,
@@ -136,20 +146,51 @@ pub async fn update(
         Some(n) => Some(name_field("name", n, 100)?),
         None => None,
     };
+    if body.password.is_none() && (body.current_password.is_some() || body.revoke_tokens) {
+        return Err(ApiError::validation("current_password and revoke_tokens go with a new password"));
+    }
+    if own && body.password.is_some() {
+        check_current_password(&target, body.current_password).await?;
+    }
     let password_hash = match body.password {
         Some(pw) => Some(hash_password(pw).await?),
         None => None,
     };
+    // The caller's own session survives their own password change; every other one ends.
+    let keep = match (&p.credential, own) {
+        (Credential::Session { token_hash, .. }, true) => Some(token_hash.clone()),
+        _ => None,
+    };
+    let end_sessions =
+        password_hash.is_some().then_some(store::agents::EndSessions { keep, revoke_tokens: body.revoke_tokens });
     let patch = store::agents::AgentPatch {
         name,
         role: role.map(|r| r.as_str().to_owned()),
         active: body.active,
         password_hash,
+        end_sessions,
     };
     let agent = store::agents::update(&state.store, id, patch, actor(&p)).await?;
-    // A new role or a deactivation: other nodes drop their cached principals of this agent too.
+    // A new role, a deactivation, a new password: the agent's sockets re-check on every node, and
+    // other nodes drop their cached principals of this agent too.
     state.realtime.access_changed(id);
     Ok(web::Json(view(&state, agent).await?))
+}
+
+/// Changing one's own password needs the current one (when there is one), so a session or token
+/// left open somewhere cannot lock its owner out.
+async fn check_current_password(agent: &store::models::Agent, current: Option<String>) -> ApiResult<()> {
+    let Some(hash) = agent.password_hash.clone() else { return Ok(()) };
+    let current =
+        current.ok_or_else(|| ApiError::field("current_password", "is required to change your own password"))?;
+    let ok = web::block(move || verify_password(&current, &hash)).await.map_err(ApiError::internal)?;
+    if !ok {
+        return Err(ApiError::Forbidden {
+            code: "wrong_password",
+            message: "current_password is not your password".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Replace the channel instances an agent may work in (admin).

@@ -82,11 +82,13 @@ pub async fn login(state: State, body: crate::http::body::Body<LoginRequest>) ->
     Ok(HttpResponse::Ok().cookie(cookie).json(view))
 }
 
-/// Sign out: ends this session and clears the cookie.
+/// Sign out: ends this session (and closes the sockets opened with it) and clears the cookie.
 #[utoipa::path(post, operation_id = "auth_logout", path = "/api/v1/auth/logout", tag = "auth", responses((status = 204)))]
 pub async fn logout(state: State, p: Principal) -> ApiResult<HttpResponse> {
     if let Credential::Session { token_hash, .. } = &p.credential {
         store::auth::delete_session(&state.store, token_hash).await?;
+        // Sockets opened with this session close, on every node (issue #13).
+        state.realtime.access_changed(p.agent_id);
     }
     let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").http_only(true).same_site(SameSite::Strict).finish();
     gone.make_removal();

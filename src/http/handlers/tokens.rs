@@ -70,12 +70,22 @@ pub async fn create(
     Ok(HttpResponse::Created().json(TokenCreated { info: TokenView::from(token), token: secret }))
 }
 
-/// Revoke a token (your own; admins any).
-#[utoipa::path(delete, operation_id = "tokens_delete", path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = i64, Path)), responses((status = 204)))]
+/// Revoke a token (your own; admins anyone's but a super admin's, which only a super admin may).
+/// Sockets opened with it close within 2 s on every node.
+#[utoipa::path(delete, operation_id = "tokens_delete", path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = i64, Path)),
+    responses((status = 204), (status = 403, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn delete(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     let token = store::auth::get_token(&state.store, *id).await?;
-    if token.agent_id != p.agent_id && !p.is_admin() {
-        return Err(ApiError::not_found("token"));
+    if token.agent_id != p.agent_id {
+        if !p.is_admin() {
+            return Err(ApiError::not_found("token"));
+        }
+        // Like creating one: only a super admin touches a super admin's tokens (issue #13, 7a).
+        let owner = store::agents::get(&state.store, token.agent_id).await?;
+        let role: crate::domain::Role = owner.role.parse().unwrap_or(crate::domain::Role::SuperAdmin);
+        if !p.role.may_grant(role) {
+            return Err(ApiError::forbidden("only a super admin may revoke a super admin's token"));
+        }
     }
     store::auth::delete_token(&state.store, *id, actor(&p)).await?;
     // Other nodes drop their cached principals too (this node already did, in the store).

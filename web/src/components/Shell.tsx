@@ -1,5 +1,6 @@
 // The frame around every signed-in screen: navigation (with the live chat indicator), the
-// connection state, the team's presence, one's own status, notifications, sign-out, toasts.
+// connection state, the team's presence, one's own status, notifications, password change,
+// sign-out, toasts.
 
 import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
@@ -7,8 +8,9 @@ import { navigate, useLocation } from '../router';
 import { app, dismissToast, isAdmin, presenceOf, setMyStatus, setNotifications, signOut } from '../state';
 import { useStore } from '../store';
 import type { Presence } from '../types';
+import { ChangePassword } from './ChangePassword';
 import { Avatar, Link, Modal } from './common';
-import { IconBell, IconBellOff, IconChat, IconInbox, IconLogout, IconPlus, IconSettings } from './icons';
+import { IconBell, IconBellOff, IconChat, IconInbox, IconKey, IconLogout, IconPlus, IconSettings } from './icons';
 
 function NavItem({ href, label, icon, badge, live }: { href: string; label: string; icon: ComponentChildren; badge?: number; live?: boolean }) {
   const loc = useLocation();
@@ -208,6 +210,7 @@ export function Shell({ children }: { children: ComponentChildren }) {
   const chatIds = useStore(app, (s) => s.chatIds);
   const conn = useStore(app, (s) => s.conn.state);
   const [help, setHelp] = useState(false);
+  const [changingPassword, setChangingPassword] = useState(false);
   const unreadChats = chatIds.filter((id) => unread[id]).length;
   useEffect(() => {
     document.title = (unreadChats ? `(${unreadChats}) ` : '') + 'Switchboard';
@@ -252,6 +255,9 @@ export function Shell({ children }: { children: ComponentChildren }) {
           <Avatar name={me.agent.name} size={28} />
           <span class="me-name">{me.agent.name}</span>
         </div>
+        <button type="button" class="icon-btn" onClick={() => setChangingPassword(true)} aria-label="Change password" title="Change password">
+          <IconKey />
+        </button>
         <button type="button" class="icon-btn" onClick={() => signOut()} aria-label="Sign out" title="Sign out">
           <IconLogout />
         </button>
@@ -289,6 +295,7 @@ export function Shell({ children }: { children: ComponentChildren }) {
         </main>
       </div>
       {help && <ShortcutsHelp onClose={() => setHelp(false)} />}
+      {changingPassword && <ChangePassword onClose={() => setChangingPassword(false)} />}
       <Toasts />
     </div>
   );

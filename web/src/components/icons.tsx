@@ -154,3 +154,9 @@ export const IconNote = (p: P) => (
     <path d="M15 3v6h6" />
   </Svg>
 );
+export const IconKey = (p: P) => (
+  <Svg {...p}>
+    <circle cx="7.5" cy="15.5" r="4.5" />
+    <path d="m10.7 12.3 9.8-9.8M17 6l3 3M14.5 8.5l2 2" />
+  </Svg>
+);

@@ -43,6 +43,9 @@ function AgentForm({ agent, onClose }: { agent: Agent | null; onClose: () => voi
   const [name, setName] = useState(agent?.name ?? '');
   const [email, setEmail] = useState(agent?.email ?? '');
   const [password, setPassword] = useState('');
+  const [currentPassword, setCurrentPassword] = useState('');
+  const [revokeTokens, setRevokeTokens] = useState(false);
+  const own = !!agent && agent.id === me.agent.id;
   const [role, setRole] = useState<Role>(agent?.role ?? 'agent');
   const [active, setActive] = useState(agent?.active ?? true);
   const [access, setAccess] = useState<number[]>(agent?.channel_ids ?? []);
@@ -58,7 +61,12 @@ function AgentForm({ agent, onClose }: { agent: Agent | null; onClose: () => voi
         if (name !== agent.name) body.name = name;
         if (role !== agent.role) body.role = role;
         if (active !== agent.active) body.active = active;
-        if (password) body.password = password;
+        if (password) {
+          // Every other session of the agent ends; their API tokens only when asked (issue #13).
+          body.password = password;
+          body.revoke_tokens = revokeTokens;
+          if (own) body.current_password = currentPassword;
+        }
         if (Object.keys(body).length) await api.patch(`/agents/${agent.id}`, body);
         const before = [...agent.channel_ids].sort().join(',');
         if ([...access].sort().join(',') !== before) await api.put(`/agents/${agent.id}/channels`, { channel_ids: access });
@@ -90,6 +98,12 @@ function AgentForm({ agent, onClose }: { agent: Agent | null; onClose: () => voi
             <span>{agent ? 'New password (leave empty to keep)' : 'Password'}</span>
             <input type="password" autocomplete="new-password" value={password} onInput={(e) => setPassword(e.currentTarget.value)} minLength={8} />
           </label>
+          {own && password && (
+            <label class="field">
+              <span>Your current password</span>
+              <input type="password" autocomplete="current-password" value={currentPassword} onInput={(e) => setCurrentPassword(e.currentTarget.value)} required />
+            </label>
+          )}
           <label class="field">
             <span>Role</span>
             <select value={role} onChange={(e) => setRole(e.currentTarget.value as Role)}>
@@ -104,6 +118,13 @@ function AgentForm({ agent, onClose }: { agent: Agent | null; onClose: () => voi
         {agent && (
           <label class="check">
             <input type="checkbox" checked={active} onChange={(e) => setActive(e.currentTarget.checked)} /> Active (may sign in)
+          </label>
+        )}
+        {agent && password && (
+          <label class="check">
+            <input type="checkbox" checked={revokeTokens} onChange={(e) => setRevokeTokens(e.currentTarget.checked)} />{' '}
+            {own ? 'Also revoke my API tokens' : `Also revoke ${agent.name}'s API tokens`}{' '}
+            <span class="muted small">({own ? 'your other sessions are' : 'their sessions are'} signed out either way)</span>
           </label>
         )}
         <fieldset class="checks">
