@@ -279,8 +279,11 @@ impl Settings {
         if max_body_bytes < 1024 || max_upload_bytes < 1024 {
             return Err(invalid("max_body_bytes", "body limits must be at least 1024 bytes".into()));
         }
-        let login_limits =
-            login_limits(raw.login_failures_per_account, raw.login_failures_per_address, raw.login_failure_window_secs)?;
+        let login_limits = login_limits(
+            raw.login_failures_per_account,
+            raw.login_failures_per_address,
+            raw.login_failure_window_secs,
+        )?;
         let public_url = raw.public_url.unwrap_or_else(|| format!("http://{bind}"));
         let https = url::Url::parse(&public_url).map_err(|e| invalid("public_url", e.to_string()))?.scheme() == "https";
         let metrics_token = match raw.metrics_token {
