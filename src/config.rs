@@ -31,6 +31,11 @@ pub struct RawConfig {
     pub redis_url: Option<String>,
     pub outbox_backoff_scale: Option<f64>,
     pub allowed_internal_hosts: Option<String>,
+    pub login_failures_per_account: Option<u32>,
+    pub login_failures_per_address: Option<u32>,
+    pub login_failure_window_secs: Option<u64>,
+    pub metrics_token: Option<String>,
+    pub metrics_bind: Option<String>,
 }
 
 /// (file key, environment variable, default, meaning) — also the README's configuration table.
@@ -47,7 +52,7 @@ pub const VARIABLES: &[(&str, &str, &str, &str)] = &[
         "secure_cookies",
         "SWITCHBOARD_SECURE_COOKIES",
         "false",
-        "mark the session cookie `Secure` (set when served over HTTPS)",
+        "mark the session cookie `Secure`; always on when `public_url` is `https://…`",
     ),
     ("max_body_bytes", "SWITCHBOARD_MAX_BODY_BYTES", "1048576", "largest JSON request body"),
     ("max_upload_bytes", "SWITCHBOARD_MAX_UPLOAD_BYTES", "26214400", "largest attachment upload"),
@@ -66,6 +71,36 @@ pub const VARIABLES: &[(&str, &str, &str, &str)] = &[
         "comma-separated host names, IP addresses and CIDRs (e.g. `mail.corp.example,10.0.0.0/8`) that webhooks, \
          mailboxes and SMTP may reach although they are internal; every other loopback, private, link-local, \
          unique-local or unspecified target is refused",
+    ),
+    (
+        "login_failures_per_account",
+        "SWITCHBOARD_LOGIN_FAILURES_PER_ACCOUNT",
+        "5",
+        "failed sign-ins allowed per email before 429 (`0`: no limit); per node, regained over the window",
+    ),
+    (
+        "login_failures_per_address",
+        "SWITCHBOARD_LOGIN_FAILURES_PER_ADDRESS",
+        "20",
+        "failed sign-ins allowed per client address (the TCP peer; IPv6 per /64) before 429 (`0`: no limit); per node",
+    ),
+    (
+        "login_failure_window_secs",
+        "SWITCHBOARD_LOGIN_FAILURE_WINDOW_SECS",
+        "300",
+        "the allowances above are regained evenly over this many seconds",
+    ),
+    (
+        "metrics_token",
+        "SWITCHBOARD_METRICS_TOKEN",
+        "(none)",
+        "if set (16+ characters), `/metrics` needs `Authorization: Bearer <token>`",
+    ),
+    (
+        "metrics_bind",
+        "SWITCHBOARD_METRICS_BIND",
+        "(none)",
+        "if set (HOST:PORT), `/metrics` is served on this address only, not on `bind`",
     ),
 ];
 
@@ -106,6 +141,28 @@ pub struct Settings {
     pub outbox_backoff_scale: f64,
     /// Internal targets outgoing connections may reach (`crate::outbound`).
     pub allowed_internal: AllowedInternal,
+    /// Failed sign-ins allowed per account and per client address (`auth::throttle`).
+    pub login_limits: crate::auth::throttle::Limits,
+    /// The bearer token `/metrics` asks for, if any.
+    pub metrics_token: Option<Secret>,
+    /// Where `/metrics` is served instead of `bind`, if set.
+    pub metrics_bind: Option<SocketAddr>,
+}
+
+/// A secret setting: usable as text, never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +233,21 @@ impl RawConfig {
         if let Some(v) = get("SWITCHBOARD_ALLOWED_INTERNAL_HOSTS") {
             self.allowed_internal_hosts = Some(v);
         }
+        if let Some(v) = get("SWITCHBOARD_LOGIN_FAILURES_PER_ACCOUNT") {
+            self.login_failures_per_account = Some(parse("SWITCHBOARD_LOGIN_FAILURES_PER_ACCOUNT", v)?);
+        }
+        if let Some(v) = get("SWITCHBOARD_LOGIN_FAILURES_PER_ADDRESS") {
+            self.login_failures_per_address = Some(parse("SWITCHBOARD_LOGIN_FAILURES_PER_ADDRESS", v)?);
+        }
+        if let Some(v) = get("SWITCHBOARD_LOGIN_FAILURE_WINDOW_SECS") {
+            self.login_failure_window_secs = Some(parse("SWITCHBOARD_LOGIN_FAILURE_WINDOW_SECS", v)?);
+        }
+        if let Some(v) = get("SWITCHBOARD_METRICS_TOKEN") {
+            self.metrics_token = Some(v);
+        }
+        if let Some(v) = get("SWITCHBOARD_METRICS_BIND") {
+            self.metrics_bind = Some(v);
+        }
         Ok(self)
     }
 
@@ -231,8 +303,30 @@ impl Settings {
         if max_body_bytes < 1024 || max_upload_bytes < 1024 {
             return Err(invalid("max_body_bytes", "body limits must be at least 1024 bytes".into()));
         }
+        let login_limits = login_limits(
+            raw.login_failures_per_account,
+            raw.login_failures_per_address,
+            raw.login_failure_window_secs,
+        )?;
         let public_url = raw.public_url.unwrap_or_else(|| format!("http://{bind}"));
-        url::Url::parse(&public_url).map_err(|e| invalid("public_url", e.to_string()))?;
+        let https = url::Url::parse(&public_url).map_err(|e| invalid("public_url", e.to_string()))?.scheme() == "https";
+        let metrics_token = match raw.metrics_token {
+            Some(t) if t.trim().len() < 16 || t.trim() != t => {
+                return Err(invalid("metrics_token", "must be at least 16 characters, without spaces around".into()));
+            }
+            t => t.map(Secret),
+        };
+        let metrics_bind = match raw.metrics_bind.as_deref() {
+            None => None,
+            Some(v) => {
+                let addr: SocketAddr =
+                    v.parse().map_err(|e| invalid("metrics_bind", format!("{e} (expected HOST:PORT)")))?;
+                if addr == bind && addr.port() != 0 {
+                    return Err(invalid("metrics_bind", "must differ from bind".into()));
+                }
+                Some(addr)
+            }
+        };
         Ok(Self {
             bind,
             database,
@@ -242,7 +336,8 @@ impl Settings {
             log: raw.log.unwrap_or_else(|| "info".into()),
             log_format,
             session_ttl_hours,
-            secure_cookies: raw.secure_cookies.unwrap_or(false),
+            // Over https the cookie must never travel in clear, whatever secure_cookies says.
+            secure_cookies: raw.secure_cookies.unwrap_or(false) || https,
             max_body_bytes,
             max_upload_bytes,
             public_url: public_url.trim_end_matches('/').to_owned(),
@@ -256,8 +351,37 @@ impl Settings {
             },
             allowed_internal: AllowedInternal::parse(raw.allowed_internal_hosts.as_deref().unwrap_or(""))
                 .map_err(|m| invalid("allowed_internal_hosts", m))?,
+            login_limits,
+            metrics_token,
+            metrics_bind,
         })
     }
+}
+
+fn login_limits(
+    per_account: Option<u32>,
+    per_address: Option<u32>,
+    window_secs: Option<u64>,
+) -> Result<crate::auth::throttle::Limits, ConfigError> {
+    let count = |name: &'static str, value: Option<u32>, default: u32| {
+        let n = value.unwrap_or(default);
+        if n > 1_000_000 {
+            return Err(ConfigError::Invalid { name, message: "must be between 0 (no limit) and 1000000".into() });
+        }
+        Ok(std::num::NonZeroU32::new(n))
+    };
+    let window = window_secs.unwrap_or(300);
+    if !(1..=86_400).contains(&window) {
+        return Err(ConfigError::Invalid {
+            name: "login_failure_window_secs",
+            message: "must be between 1 and 86400".into(),
+        });
+    }
+    Ok(crate::auth::throttle::Limits {
+        per_account: count("login_failures_per_account", per_account, 5)?,
+        per_address: count("login_failures_per_address", per_address, 20)?,
+        window: std::time::Duration::from_secs(window),
+    })
 }
 
 #[cfg(test)]
@@ -280,6 +404,10 @@ mod tests {
         assert_eq!(s.public_url, "http://127.0.0.1:8080");
         assert!(s.redis_url.is_none());
         assert!(s.allowed_internal.is_empty(), "no internal target is allowed by default");
+        assert!(!s.secure_cookies);
+        assert_eq!(s.login_limits.per_account.map(|n| n.get()), Some(5));
+        assert_eq!(s.login_limits.per_address.map(|n| n.get()), Some(20));
+        assert!(s.metrics_token.is_none() && s.metrics_bind.is_none());
     }
 
     #[test]
@@ -293,6 +421,22 @@ mod tests {
         let raw =
             RawConfig::default().overlay_env(env(&[("SWITCHBOARD_ALLOWED_INTERNAL_HOSTS", "10.0.0.0/99")])).unwrap();
         assert!(Settings::resolve(raw).unwrap_err().to_string().starts_with("allowed_internal_hosts"));
+    }
+
+    #[test]
+    fn https_public_url_makes_cookies_secure_and_secrets_stay_hidden() {
+        let raw = RawConfig::default()
+            .overlay_env(env(&[
+                ("SWITCHBOARD_PUBLIC_URL", "https://desk.example.com"),
+                ("SWITCHBOARD_SECURE_COOKIES", "false"),
+                ("SWITCHBOARD_METRICS_TOKEN", "scrape-me-please-0123"),
+                ("SWITCHBOARD_LOGIN_FAILURES_PER_ACCOUNT", "0"),
+            ]))
+            .unwrap();
+        let s = Settings::resolve(raw).unwrap();
+        assert!(s.secure_cookies);
+        assert!(s.login_limits.per_account.is_none(), "0 turns the limit off");
+        assert!(!format!("{s:?}").contains("scrape-me"), "the token is not in Debug output");
     }
 
     #[test]
@@ -323,6 +467,11 @@ mod tests {
             ("DATABASE_URL", "mysql://x", "database_url"),
             ("SWITCHBOARD_LOG_FORMAT", "xml", "log_format"),
             ("SWITCHBOARD_DB_POOL_SIZE", "0", "db_pool_size"),
+            ("SWITCHBOARD_LOGIN_FAILURE_WINDOW_SECS", "0", "login_failure_window_secs"),
+            ("SWITCHBOARD_LOGIN_FAILURES_PER_ADDRESS", "2000000", "login_failures_per_address"),
+            ("SWITCHBOARD_METRICS_TOKEN", "short", "metrics_token"),
+            ("SWITCHBOARD_METRICS_BIND", "metrics", "metrics_bind"),
+            ("SWITCHBOARD_METRICS_BIND", "127.0.0.1:8080", "metrics_bind"),
         ];
         for (var, value, name) in cases {
             let raw = RawConfig::default().overlay_env(env(&[(var, value)])).unwrap();

@@ -24,11 +24,15 @@ const SHUTDOWN_GRACE_SECS: u64 = 10;
 /// A server that is accepting connections.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `metrics_bind` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub store: Store,
     pub realtime: Realtime,
     pub mailboxes: Mailboxes,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The `metrics_bind` listener, if any.
+    metrics: Option<(ServerHandle, tokio::task::JoinHandle<std::io::Result<()>>)>,
 }
 
 impl RunningServer {
@@ -36,6 +40,10 @@ impl RunningServer {
     pub async fn wait(self) -> anyhow::Result<()> {
         let result = self.task.await;
         self.mailboxes.stop_all();
+        if let Some((handle, task)) = self.metrics {
+            handle.stop(true).await;
+            task.await??;
+        }
         result??;
         Ok(())
     }
@@ -97,11 +105,20 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
         mailboxes: mailboxes.clone(),
         tokens: crate::store::cache::Cache::new(crate::http::session::TOKEN_TTL),
         routes: crate::store::cache::Cache::new(crate::http::handlers::custom_channels::ROUTE_TTL),
+        login_throttle: {
+            let throttle = Arc::new(crate::auth::throttle::LoginThrottle::new(settings.login_limits));
+            throttle.sweep_in_background();
+            throttle
+        },
     });
     let listener = std::net::TcpListener::bind(settings.bind)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
     let addr = listener.local_addr()?;
     let (max_body, max_upload) = (settings.max_body_bytes, settings.max_upload_bytes);
+    let metrics = match settings.metrics_bind {
+        Some(bind) => Some(start_metrics_listener(bind, state.clone(), options)?),
+        None => None,
+    };
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -140,5 +157,36 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
     } else {
         eprintln!("Switchboard is running at {public}");
     }
-    Ok(RunningServer { addr, store, realtime, mailboxes, handle, task })
+    let metrics_addr = metrics.as_ref().map(|(addr, ..)| *addr);
+    let metrics = metrics.map(|(_, handle, task)| (handle, task));
+    Ok(RunningServer { addr, metrics_addr, store, realtime, mailboxes, handle, task, metrics })
+}
+
+/// The `metrics_bind` listener: `/metrics` only (with the token check, if one is set), one worker.
+fn start_metrics_listener(
+    bind: SocketAddr,
+    state: web::Data<AppState>,
+    options: StartOptions,
+) -> anyhow::Result<(SocketAddr, ServerHandle, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    use crate::http::handlers::ops;
+    let listener = std::net::TcpListener::bind(bind)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {bind} (metrics_bind): {e}"))?;
+    let addr = listener.local_addr()?;
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(ops::MetricsListener)
+            .route("/metrics", web::get().to(ops::metrics))
+            .default_service(web::to(ops::api_not_found))
+    })
+    .workers(1)
+    .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+    .listen(listener)?;
+    if !options.handle_signals {
+        server = server.disable_signals();
+    }
+    let server = server.run();
+    let handle = server.handle();
+    tracing::info!(%addr, "metrics listening");
+    Ok((addr, handle, tokio::spawn(server)))
 }

@@ -9,6 +9,9 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::{ChannelScope, Role};
 
+/// Login throttling: failed sign-ins per account and per client address (issue #13).
+pub mod throttle;
+
 /// The name of the dashboard's session cookie.
 pub const SESSION_COOKIE: &str = "sb_session";
 /// The header carrying the CSRF token on state-changing requests made with the session cookie.

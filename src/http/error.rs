@@ -45,6 +45,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Too many attempts (failed sign-ins); answered with `Retry-After`.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_secs: u64 },
     /// The database is overloaded or down; retry later.
     #[error("service temporarily unavailable")]
     Unavailable(String),
@@ -88,6 +91,7 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::TooManyRequests { .. } => "too_many_requests",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -120,6 +124,7 @@ impl ResponseError for ApiError {
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -140,6 +145,9 @@ impl ResponseError for ApiError {
         let mut resp = HttpResponse::build(self.status_code());
         if matches!(self, Self::Unauthorized { .. }) {
             resp.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let Self::TooManyRequests { retry_after_secs, .. } = self {
+            resp.insert_header((actix_web::http::header::RETRY_AFTER, retry_after_secs.to_string()));
         }
         resp.json(ErrorBody { error: self.code().to_owned(), message })
     }
@@ -172,6 +180,9 @@ mod tests {
             "unknown_reference"
         );
         assert_eq!(body(StoreError::Rule("no".into()).into()).0, 422);
+        let throttled = ApiError::TooManyRequests { message: "wait".into(), retry_after_secs: 42 };
+        assert_eq!(throttled.error_response().headers().get("retry-after").unwrap(), "42");
+        assert_eq!(body(throttled).1["error"], "too_many_requests");
     }
 
     #[test]

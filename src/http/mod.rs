@@ -39,6 +39,8 @@ pub struct AppState {
     /// Which conversation a custom channel's customer (`user_custom_id`) last wrote to, to pick
     /// the conversation actor without a read (see `handlers::custom_channels::inbound`).
     pub routes: crate::store::cache::Cache<(i64, String), (i64, i64)>,
+    /// Failed sign-ins per account and per client address on this node (`auth::throttle`).
+    pub login_throttle: Arc<crate::auth::throttle::LoginThrottle>,
 }
 
 pub type State = web::Data<AppState>;

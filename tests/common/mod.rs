@@ -121,6 +121,11 @@ impl TestServer {
         self.db.dir.path().join("data")
     }
 
+    /// Where `/metrics` is served when the server was started with `metrics_bind`.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.running.as_ref().expect("running").metrics_addr
+    }
+
     /// Create an agent directly in the store (role `super_admin`, `admin` or `agent`) and return
     /// an API client acting as them through a fresh API token.
     pub async fn agent(&self, email: &str, role: &str) -> Api {

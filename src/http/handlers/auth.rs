@@ -42,16 +42,32 @@ async fn me_view(state: &State, p: &Principal) -> ApiResult<MeView> {
 /// Sign in with email and password; sets the HttpOnly session cookie.
 #[utoipa::path(post, operation_id = "auth_login", path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, security(),
     responses((status = 200, body = MeView), (status = 401, body = crate::http::error::ErrorBody)))]
-pub async fn login(state: State, body: crate::http::body::Body<LoginRequest>) -> ApiResult<HttpResponse> {
+pub async fn login(
+    state: State,
+    req: actix_web::HttpRequest,
+    body: crate::http::body::Body<LoginRequest>,
+) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let email = normalize_email(&body.email).unwrap_or_default();
+    // Throttled before any database read or argon2 work (issue #13); the TCP peer is the address.
+    let address = req.peer_addr().map(|a| a.ip());
+    let attempt = state.login_throttle.begin(Some(email.as_str()).filter(|e| !e.is_empty()), address).map_err(|t| {
+        ApiError::TooManyRequests {
+            message: format!("too many failed sign-ins; try again in {} seconds", t.retry_after_secs()),
+            retry_after_secs: t.retry_after_secs(),
+        }
+    })?;
     let agent = if email.is_empty() { None } else { store::agents::by_email(&state.store, &email).await? };
     let hash = agent.as_ref().filter(|a| a.active).and_then(|a| a.password_hash.clone()).unwrap_or_else(dummy_hash);
     let password = body.password;
     let ok = web::block(move || verify_password(&password, &hash)).await.map_err(ApiError::internal)?;
     let agent = match agent {
-        Some(a) if ok && a.active => a,
+        Some(a) if ok && a.active => {
+            state.login_throttle.succeeded(attempt);
+            a
+        }
         _ => {
+            state.login_throttle.failed(attempt);
             return Err(ApiError::Unauthorized {
                 code: "invalid_credentials",
                 message: "wrong email or password".into(),
