@@ -12,6 +12,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod realtime;
+pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod telemetry;
