@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::secrets::{KeyText, SecretKey};
 use crate::store::DatabaseUrl;
 
 /// Every setting, as it may appear in the TOML file (same names, lower case) or in the
@@ -29,6 +30,8 @@ pub struct RawConfig {
     pub public_url: Option<String>,
     pub redis_url: Option<String>,
     pub outbox_backoff_scale: Option<f64>,
+    pub secret_key: Option<KeyText>,
+    pub secret_key_previous: Option<KeyText>,
 }
 
 /// (file key, environment variable, default, meaning) — also the README's configuration table.
@@ -56,6 +59,19 @@ pub const VARIABLES: &[(&str, &str, &str, &str)] = &[
         "SWITCHBOARD_OUTBOX_BACKOFF_SCALE",
         "1",
         "multiply outbound retry delays (10 s, 1 min, 5 min, 30 min, 2 h, then every 6 h for 3 days) by this",
+    ),
+    (
+        "secret_key",
+        "SWITCHBOARD_SECRET_KEY",
+        "`{data_dir}/secret.key`, created on first start",
+        "base64 of 32 random bytes (`openssl rand -base64 32`) sealing channel secrets and mailbox passwords at rest; \
+         every node needs the same one",
+    ),
+    (
+        "secret_key_previous",
+        "SWITCHBOARD_SECRET_KEY_PREVIOUS",
+        "(none)",
+        "old keys (comma-separated) during a rotation: what they sealed is sealed again under the current key on start",
     ),
 ];
 
@@ -85,6 +101,10 @@ pub struct Settings {
     pub public_url: String,
     pub redis_url: Option<String>,
     pub outbox_backoff_scale: f64,
+    /// The key sealing secrets at rest; `None`: the key file in the data directory (`secrets::key`).
+    pub secret_key: Option<SecretKey>,
+    /// Keys of an unfinished rotation, still opened (and sealed again under the current key).
+    pub secret_key_previous: Vec<SecretKey>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +172,12 @@ impl RawConfig {
         if let Some(v) = get("SWITCHBOARD_OUTBOX_BACKOFF_SCALE") {
             self.outbox_backoff_scale = Some(parse("SWITCHBOARD_OUTBOX_BACKOFF_SCALE", v)?);
         }
+        if let Some(v) = get("SWITCHBOARD_SECRET_KEY") {
+            self.secret_key = Some(KeyText(v));
+        }
+        if let Some(v) = get("SWITCHBOARD_SECRET_KEY_PREVIOUS") {
+            self.secret_key_previous = Some(KeyText(v));
+        }
         Ok(self)
     }
 
@@ -207,6 +233,21 @@ impl Settings {
         if max_body_bytes < 1024 || max_upload_bytes < 1024 {
             return Err(invalid("max_body_bytes", "body limits must be at least 1024 bytes".into()));
         }
+        let key = |name: &'static str, text: &str| {
+            SecretKey::from_base64(text).ok_or_else(|| {
+                invalid(name, "must be the base64 of 32 random bytes (make one with `openssl rand -base64 32`)".into())
+            })
+        };
+        let secret_key = raw.secret_key.as_ref().map(|k| key("secret_key", &k.0)).transpose()?;
+        let secret_key_previous = match &raw.secret_key_previous {
+            Some(list) => list
+                .0
+                .split(',')
+                .filter(|k| !k.trim().is_empty())
+                .map(|k| key("secret_key_previous", k))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
         let public_url = raw.public_url.unwrap_or_else(|| format!("http://{bind}"));
         url::Url::parse(&public_url).map_err(|e| invalid("public_url", e.to_string()))?;
         Ok(Self {
@@ -230,6 +271,8 @@ impl Settings {
                 }
                 scale
             },
+            secret_key,
+            secret_key_previous,
         })
     }
 }
@@ -283,6 +326,8 @@ mod tests {
             ("DATABASE_URL", "mysql://x", "database_url"),
             ("SWITCHBOARD_LOG_FORMAT", "xml", "log_format"),
             ("SWITCHBOARD_DB_POOL_SIZE", "0", "db_pool_size"),
+            ("SWITCHBOARD_SECRET_KEY", "c2hvcnQ=", "secret_key"),
+            ("SWITCHBOARD_SECRET_KEY_PREVIOUS", "not a key", "secret_key_previous"),
         ];
         for (var, value, name) in cases {
             let raw = RawConfig::default().overlay_env(env(&[(var, value)])).unwrap();
