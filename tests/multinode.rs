@@ -73,7 +73,9 @@ impl Node {
             .env("SWITCHBOARD_BIND", "127.0.0.1:0")
             .env("SWITCHBOARD_WORKERS", "2")
             .env("SWITCHBOARD_DB_POOL_SIZE", "4")
-            .env("SWITCHBOARD_LOG", "warn");
+            .env("SWITCHBOARD_LOG", "warn")
+            // Every node of a deployment seals and opens secrets with the same key (README).
+            .env("SWITCHBOARD_SECRET_KEY", "c3dpdGNoYm9hcmQtbXVsdGlub2RlLXRlc3Qta2V5ISE=");
         cmd
     }
 

@@ -71,10 +71,8 @@ impl SecretKey {
     /// Read the base64 form (standard alphabet, padding optional, surrounding whitespace ignored).
     pub fn from_base64(text: &str) -> Option<Self> {
         let text = text.trim();
-        let decoded = STANDARD
-            .decode(text)
-            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text))
-            .ok()?;
+        let decoded =
+            STANDARD.decode(text).or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text)).ok()?;
         let bytes: [u8; KEY_LEN] = decoded.as_slice().try_into().ok()?;
         Some(Self::from_bytes(bytes))
     }
