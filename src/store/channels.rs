@@ -46,7 +46,7 @@ pub async fn list(store: &Store, scope: &ChannelScope, kind: Option<&str>) -> St
             let kind: Option<&str> = kind.as_deref();
             let ids = scope.ids();
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => {
+            let rows = db_run!(conn => {
                 let mut q = channel_instances::table.select(ChannelInstance::as_select()).into_boxed();
                 if let Some(ids) = &ids {
                     q = q.filter(channel_instances::id.eq_any(ids.clone()));
@@ -55,10 +55,8 @@ pub async fn list(store: &Store, scope: &ChannelScope, kind: Option<&str>) -> St
                     q = q.filter(channel_instances::kind.eq(kind.to_owned()));
                 }
                 q.order(channel_instances::id).load::<ChannelInstance>(conn).await
-            })?
-            .into_iter()
-            .map(|c| sealing::open_channel(store, c))
-            .collect::<StoreResult<Vec<_>>>()?)
+            })?;
+            rows.into_iter().map(|c| sealing::open_channel(store, c)).collect()
         })
         .await
 }
