@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::outbound::AllowedInternal;
+use crate::secrets::{KeyText, SecretKey};
 use crate::store::DatabaseUrl;
 
 /// Every setting, as it may appear in the TOML file (same names, lower case) or in the
@@ -36,6 +37,8 @@ pub struct RawConfig {
     pub login_failure_window_secs: Option<u64>,
     pub metrics_token: Option<String>,
     pub metrics_bind: Option<String>,
+    pub secret_key: Option<KeyText>,
+    pub secret_key_previous: Option<KeyText>,
 }
 
 /// (file key, environment variable, default, meaning) — also the README's configuration table.
@@ -102,6 +105,19 @@ pub const VARIABLES: &[(&str, &str, &str, &str)] = &[
         "(none)",
         "if set (HOST:PORT), `/metrics` is served on this address only, not on `bind`",
     ),
+    (
+        "secret_key",
+        "SWITCHBOARD_SECRET_KEY",
+        "`{data_dir}/secret.key`, created on first start",
+        "base64 of 32 random bytes (`openssl rand -base64 32`) sealing channel secrets and mailbox passwords at rest; \
+         every node needs the same one",
+    ),
+    (
+        "secret_key_previous",
+        "SWITCHBOARD_SECRET_KEY_PREVIOUS",
+        "(none)",
+        "old keys (comma-separated) during a rotation: what they sealed is sealed again under the current key on start",
+    ),
 ];
 
 /// The README's configuration table, rendered from [`VARIABLES`] (a test keeps the README equal to it).
@@ -147,6 +163,10 @@ pub struct Settings {
     pub metrics_token: Option<Secret>,
     /// Where `/metrics` is served instead of `bind`, if set.
     pub metrics_bind: Option<SocketAddr>,
+    /// The key sealing secrets at rest; `None`: the key file in the data directory (`secrets::key`).
+    pub secret_key: Option<SecretKey>,
+    /// Keys of an unfinished rotation, still opened (and sealed again under the current key).
+    pub secret_key_previous: Vec<SecretKey>,
 }
 
 /// A secret setting: usable as text, never shown by `Debug`.
@@ -248,6 +268,12 @@ impl RawConfig {
         if let Some(v) = get("SWITCHBOARD_METRICS_BIND") {
             self.metrics_bind = Some(v);
         }
+        if let Some(v) = get("SWITCHBOARD_SECRET_KEY") {
+            self.secret_key = Some(KeyText(v));
+        }
+        if let Some(v) = get("SWITCHBOARD_SECRET_KEY_PREVIOUS") {
+            self.secret_key_previous = Some(KeyText(v));
+        }
         Ok(self)
     }
 
@@ -308,6 +334,21 @@ impl Settings {
             raw.login_failures_per_address,
             raw.login_failure_window_secs,
         )?;
+        let key = |name: &'static str, text: &str| {
+            SecretKey::from_base64(text).ok_or_else(|| {
+                invalid(name, "must be the base64 of 32 random bytes (make one with `openssl rand -base64 32`)".into())
+            })
+        };
+        let secret_key = raw.secret_key.as_ref().map(|k| key("secret_key", &k.0)).transpose()?;
+        let secret_key_previous = match &raw.secret_key_previous {
+            Some(list) => list
+                .0
+                .split(',')
+                .filter(|k| !k.trim().is_empty())
+                .map(|k| key("secret_key_previous", k))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
         let public_url = raw.public_url.unwrap_or_else(|| format!("http://{bind}"));
         let https = url::Url::parse(&public_url).map_err(|e| invalid("public_url", e.to_string()))?.scheme() == "https";
         let metrics_token = match raw.metrics_token {
@@ -354,6 +395,8 @@ impl Settings {
             login_limits,
             metrics_token,
             metrics_bind,
+            secret_key,
+            secret_key_previous,
         })
     }
 }
@@ -472,6 +515,8 @@ mod tests {
             ("SWITCHBOARD_METRICS_TOKEN", "short", "metrics_token"),
             ("SWITCHBOARD_METRICS_BIND", "metrics", "metrics_bind"),
             ("SWITCHBOARD_METRICS_BIND", "127.0.0.1:8080", "metrics_bind"),
+            ("SWITCHBOARD_SECRET_KEY", "c2hvcnQ=", "secret_key"),
+            ("SWITCHBOARD_SECRET_KEY_PREVIOUS", "not a key", "secret_key_previous"),
         ];
         for (var, value, name) in cases {
             let raw = RawConfig::default().overlay_env(env(&[(var, value)])).unwrap();

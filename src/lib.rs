@@ -13,6 +13,7 @@ pub mod domain;
 pub mod http;
 pub mod outbound;
 pub mod realtime;
+pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod telemetry;

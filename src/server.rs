@@ -68,14 +68,41 @@ impl Default for StartOptions {
     }
 }
 
-/// Connect to the database and apply pending migrations.
+/// Connect to the database, apply pending migrations, load the secret key and seal what older
+/// versions or a previous key left (`store::sealing`).
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     let store = Store::connect(&settings.database, settings.db_pool_size).await?;
     let ran = store.migrate().await?;
     if ran > 0 {
         tracing::info!(migrations = ran, backend = store.backend_name(), "database migrated");
     }
+    open_secrets(settings, &store).await?;
     Ok(store)
+}
+
+/// The secrets-at-rest step of [`open_store`]. Every failure stops the start with a message that
+/// says what to do; no key or secret is ever logged, only key ids.
+async fn open_secrets(settings: &Settings, store: &Store) -> anyhow::Result<()> {
+    use crate::secrets::{KeySource, SecretBox, key};
+    let (current, source) = key::load_or_create(settings.secret_key.as_ref(), &settings.data_dir)?;
+    match &source {
+        KeySource::Created(path) => tracing::warn!(
+            path = %path.display(), key_id = %current.id(),
+            "created a new secret key for channel secrets and mailbox passwords: back it up, and give every node \
+             the same key (SWITCHBOARD_SECRET_KEY)"
+        ),
+        KeySource::File(path) => tracing::debug!(path = %path.display(), key_id = %current.id(), "secret key read"),
+        KeySource::Setting => tracing::debug!(key_id = %current.id(), "secret key from the settings"),
+    }
+    store.install_secrets(SecretBox::new(current, settings.secret_key_previous.clone()));
+    let prepared = store::sealing::prepare(store).await?;
+    if let Some(old) = prepared.rotated_from {
+        tracing::info!(from = %old, sealed = prepared.sealed, "secrets sealed again under the new key; the previous key \
+                       may now be removed from SWITCHBOARD_SECRET_KEY_PREVIOUS");
+    } else if prepared.sealed > 0 {
+        tracing::info!(sealed = prepared.sealed, "sealed secrets stored in plaintext by an older version");
+    }
+    Ok(())
 }
 
 pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<RunningServer> {

@@ -74,7 +74,9 @@ impl Node {
             .env("SWITCHBOARD_WORKERS", "2")
             .env("SWITCHBOARD_DB_POOL_SIZE", "4")
             .env("SWITCHBOARD_ALLOWED_INTERNAL_HOSTS", common::LOOPBACK_ALLOWED)
-            .env("SWITCHBOARD_LOG", "warn");
+            .env("SWITCHBOARD_LOG", "warn")
+            // Every node of a deployment seals and opens secrets with the same key (README).
+            .env("SWITCHBOARD_SECRET_KEY", "c3dpdGNoYm9hcmQtbXVsdGlub2RlLXRlc3Qta2V5ISE=");
         cmd
     }
 

@@ -98,9 +98,8 @@ pub struct ChannelView {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Keys whose values are never sent back.
-const SECRET_KEYS: &[&str] =
-    &["password", "token", "secret", "access_token", "refresh_token", "app_secret", "bot_token"];
+/// Keys whose values are never sent back (the fields also sealed at rest).
+const SECRET_KEYS: &[&str] = crate::secrets::SECRET_FIELDS;
 
 impl ChannelView {
     pub fn new(c: models::ChannelInstance, show_settings: bool) -> Self {

@@ -1,4 +1,7 @@
 //! Channel instances (a mailbox, a Mattermost bot, a Zalo account, a custom channel) (CORE-1).
+//!
+//! Secrets are plaintext in what these functions take and give, sealed in the database
+//! ([`super::sealing`]).
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -7,7 +10,7 @@ use serde_json::json;
 use super::audit::{self, Actor};
 use super::models::ChannelInstance;
 use super::schema::{audit_log, channel_instances};
-use super::{Store, StoreError, StoreResult, now};
+use super::{Store, StoreError, StoreResult, now, sealing};
 use crate::domain::ChannelScope;
 use crate::{db_run, db_tx};
 
@@ -43,7 +46,7 @@ pub async fn list(store: &Store, scope: &ChannelScope, kind: Option<&str>) -> St
             let kind: Option<&str> = kind.as_deref();
             let ids = scope.ids();
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => {
+            let rows = db_run!(conn => {
                 let mut q = channel_instances::table.select(ChannelInstance::as_select()).into_boxed();
                 if let Some(ids) = &ids {
                     q = q.filter(channel_instances::id.eq_any(ids.clone()));
@@ -51,8 +54,9 @@ pub async fn list(store: &Store, scope: &ChannelScope, kind: Option<&str>) -> St
                 if let Some(kind) = kind {
                     q = q.filter(channel_instances::kind.eq(kind.to_owned()));
                 }
-                q.order(channel_instances::id).load(conn).await
-            })?)
+                q.order(channel_instances::id).load::<ChannelInstance>(conn).await
+            })?;
+            rows.into_iter().map(|c| sealing::open_channel(store, c)).collect()
         })
         .await
 }
@@ -67,9 +71,8 @@ pub async fn get(store: &Store, id: i64, scope: &ChannelScope) -> StoreResult<Ch
             return Err(StoreError::NotFound);
         }
         let mut conn = store.read().await?;
-        Ok(
-            db_run!(conn => channel_instances::table.find(id).select(ChannelInstance::as_select()).first(conn).await)?,
-        )
+        let c = db_run!(conn => channel_instances::table.find(id).select(ChannelInstance::as_select()).first(conn).await)?;
+        sealing::open_channel(store, c)
     })
     .await
 }
@@ -93,16 +96,18 @@ pub async fn get_cached(store: &Store, id: i64, scope: &ChannelScope) -> StoreRe
 pub async fn create(store: &Store, input: CreateChannel, actor: Actor) -> StoreResult<ChannelInstance> {
     store.run_change(move |store| async move {
         let store = &store;
+        let settings = sealing::seal_settings(store, &input.settings)?;
+        let secret = sealing::seal_secret(store, input.secret.as_deref())?;
         let mut conn = store.write().await?;
-        db_tx!(conn => {
+        let ch = db_tx!(conn => {
             let t = now();
             let ch: ChannelInstance = diesel::insert_into(channel_instances::table)
                 .values((
                     channel_instances::kind.eq(&input.kind),
                     channel_instances::name.eq(&input.name),
                     channel_instances::mode.eq(&input.mode),
-                    channel_instances::settings.eq(&input.settings),
-                    channel_instances::secret.eq(&input.secret),
+                    channel_instances::settings.eq(&settings),
+                    channel_instances::secret.eq(&secret),
                     channel_instances::enabled.eq(input.enabled),
                     channel_instances::inactivity_timeout_s.eq(input.inactivity_timeout_s),
                     channel_instances::default_team_id.eq(input.default_team_id),
@@ -117,7 +122,8 @@ pub async fn create(store: &Store, input: CreateChannel, actor: Actor) -> StoreR
                 .execute(conn)
                 .await?;
             Ok(ch)
-        })
+        })?;
+        sealing::open_channel(store, ch)
     })
     .await
 }
@@ -125,21 +131,23 @@ pub async fn create(store: &Store, input: CreateChannel, actor: Actor) -> StoreR
 pub async fn update(store: &Store, id: i64, patch: ChannelPatch, actor: Actor) -> StoreResult<ChannelInstance> {
     store.run_change(move |store| async move {
         let store = &store;
+        let sealed_settings = patch.settings.as_deref().map(|s| sealing::seal_settings(store, s)).transpose()?;
+        let sealed_secret = sealing::seal_secret(store, patch.secret.as_deref())?;
         let mut conn = store.write().await?;
-        db_tx!(conn => {
+        let ch = db_tx!(conn => {
             let before: ChannelInstance = channel_instances::table.find(id).select(ChannelInstance::as_select()).first(conn).await?;
             let enabled = patch.enabled.unwrap_or(before.enabled);
             let ch: ChannelInstance = diesel::update(channel_instances::table.find(id))
                 .set((
                     channel_instances::name.eq(patch.name.as_ref().unwrap_or(&before.name)),
                     channel_instances::mode.eq(patch.mode.as_ref().unwrap_or(&before.mode)),
-                    channel_instances::settings.eq(patch.settings.as_ref().unwrap_or(&before.settings)),
+                    channel_instances::settings.eq(sealed_settings.as_ref().unwrap_or(&before.settings)),
                     channel_instances::enabled.eq(enabled),
                     // Re-enabling clears the reason it was disabled (EM-5).
                     channel_instances::disabled_reason.eq(if enabled { None } else { before.disabled_reason.clone() }),
                     channel_instances::inactivity_timeout_s.eq(patch.inactivity_timeout_s.unwrap_or(before.inactivity_timeout_s)),
                     channel_instances::default_team_id.eq(patch.default_team_id.unwrap_or(before.default_team_id)),
-                    channel_instances::secret.eq(patch.secret.clone().or(before.secret.clone())),
+                    channel_instances::secret.eq(sealed_secret.clone().or(before.secret.clone())),
                     channel_instances::updated_at.eq(now()),
                 ))
                 .returning(ChannelInstance::as_returning())
@@ -149,7 +157,11 @@ pub async fn update(store: &Store, id: i64, patch: ChannelPatch, actor: Actor) -
             if ch.name != before.name { changed.insert("name".into(), json!(ch.name)); }
             if ch.mode != before.mode { changed.insert("mode".into(), json!(ch.mode)); }
             if ch.enabled != before.enabled { changed.insert("enabled".into(), json!(ch.enabled)); }
-            if ch.settings != before.settings { changed.insert("settings".into(), json!("changed")); }
+            // Sealing draws a fresh nonce, so compare what the settings say, not their stored text.
+            let said = |text: &str| sealing::open_settings(store, text).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+            if patch.settings.as_deref().is_some_and(|new| serde_json::from_str::<serde_json::Value>(new).ok() != said(&before.settings)) {
+                changed.insert("settings".into(), json!("changed"));
+            }
             if ch.inactivity_timeout_s != before.inactivity_timeout_s { changed.insert("inactivity_timeout_s".into(), json!(ch.inactivity_timeout_s)); }
             if ch.default_team_id != before.default_team_id { changed.insert("default_team_id".into(), json!(ch.default_team_id)); }
             if patch.secret.is_some() { changed.insert("secret".into(), json!("rotated")); }
@@ -158,7 +170,8 @@ pub async fn update(store: &Store, id: i64, patch: ChannelPatch, actor: Actor) -
                 .execute(conn)
                 .await?;
             Ok(ch)
-        })
+        })?;
+        sealing::open_channel(store, ch)
     })
     .await
 }

@@ -28,6 +28,7 @@ pub mod messages;
 pub mod models;
 pub mod outbox;
 pub mod schema;
+pub mod sealing;
 pub mod statuses;
 pub mod teams;
 
@@ -142,6 +143,11 @@ pub enum StoreError {
     Db(DieselError),
     #[error("connection pool error: {0}")]
     Pool(String),
+    /// A stored secret cannot be opened (another node's key, a damaged value).
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+    #[error("no secret key is loaded: channel secrets cannot be read or written")]
+    NoSecretKey,
 }
 
 impl From<DieselError> for StoreError {
@@ -220,6 +226,8 @@ struct StoreInner {
     generation: AtomicU64,
     /// Channel rows by id, for the endpoints that read one on every request (see [`cache`]).
     channels: cache::Cache<i64, models::ChannelInstance>,
+    /// The key that seals secrets at rest, installed once at start (see [`sealing`]).
+    secrets: std::sync::OnceLock<Arc<crate::secrets::SecretBox>>,
 }
 
 impl Store {
@@ -269,6 +277,7 @@ impl Store {
                 sqlite_writer,
                 generation: AtomicU64::new(0),
                 channels: cache::Cache::new(CHANNEL_TTL),
+                secrets: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -282,6 +291,16 @@ impl Store {
     /// agents, API tokens, channel access or channels, and when another node announces one.
     pub fn changed(&self) {
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Give the store its key for secrets at rest (once; `server::open_store` does it, then runs
+    /// [`sealing::prepare`]). Returns false when one was installed already.
+    pub fn install_secrets(&self, secrets: crate::secrets::SecretBox) -> bool {
+        self.inner.secrets.set(Arc::new(secrets)).is_ok()
+    }
+
+    pub(crate) fn secrets(&self) -> StoreResult<&crate::secrets::SecretBox> {
+        self.inner.secrets.get().map(|b| b.as_ref()).ok_or(StoreError::NoSecretKey)
     }
 
     pub(crate) fn channel_cache(&self) -> &cache::Cache<i64, models::ChannelInstance> {

@@ -65,7 +65,10 @@ pub struct Team {
     pub created_at: NaiveDateTime,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// A channel instance. Read through `channels` (or a delivery's context) its `secret` and the
+/// secret fields of its `settings` are plaintext; in the database they are sealed
+/// (`store::sealing`). `Debug` shows neither.
+#[derive(Clone, Queryable, Selectable)]
 #[diesel(table_name = channel_instances)]
 pub struct ChannelInstance {
     pub id: i64,
@@ -80,6 +83,19 @@ pub struct ChannelInstance {
     pub default_team_id: Option<i64>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+}
+
+impl std::fmt::Debug for ChannelInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelInstance")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("mode", &self.mode)
+            .field("enabled", &self.enabled)
+            .field("disabled_reason", &self.disabled_reason)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

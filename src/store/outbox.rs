@@ -232,6 +232,7 @@ pub async fn context(store: &Store, message_id: i64) -> StoreResult<Option<Deliv
                 };
                 let conversation: Conversation = conversations::table.find(message.conversation_id).select(Conversation::as_select()).first(conn).await?;
                 let channel: ChannelInstance = channel_instances::table.find(message.channel_instance_id).select(ChannelInstance::as_select()).first(conn).await?;
+                let channel = super::sealing::open_channel(&store, channel)?;
                 let files: Vec<Attachment> = attachments::table
                     .filter(attachments::message_id.eq(message.id))
                     .order(attachments::id)

@@ -113,6 +113,30 @@ impl TestServer {
         self
     }
 
+    /// [`Self::restart`] with adjusted configuration (e.g. another secret key).
+    pub async fn restart_with(mut self, adjust: impl FnOnce(&mut RawConfig)) -> Self {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("clean stop");
+        }
+        let mut raw = RawConfig {
+            bind: Some("127.0.0.1:0".into()),
+            database_url: Some(self.db.url.clone()),
+            data_dir: Some(self.data_dir().display().to_string()),
+            db_pool_size: Some(4),
+            workers: Some(1),
+            log: Some("warn".into()),
+            ..Default::default()
+        };
+        adjust(&mut raw);
+        let settings = Settings::resolve(raw).expect("valid test settings");
+        let running = switchboard::server::start(settings, StartOptions { handle_signals: false })
+            .await
+            .expect("server restarts");
+        self.base = format!("http://{}", running.addr);
+        self.running = Some(running);
+        self
+    }
+
     pub fn store(&self) -> &store::Store {
         &self.running.as_ref().expect("running").store
     }

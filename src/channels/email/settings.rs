@@ -30,7 +30,8 @@ impl From<AfterImportSetting> for AfterImport {
 
 /// Outgoing mail (EO-2), as the API takes it and as it is stored. Office 365 OAuth would be
 /// another `auth` variant here.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// `Debug` shows no password (`secrets::redacted`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
     pub host: String,
@@ -95,7 +96,8 @@ fn default_poll() -> u64 {
     DEFAULT_POLL_S
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `Debug` shows no password (`secrets::redacted`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailSettings {
     pub protocol: Protocol,
     pub host: String,
@@ -270,6 +272,18 @@ impl EmailSettings {
     }
 }
 
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SmtpConfig {}", crate::secrets::redacted(self))
+    }
+}
+
+impl std::fmt::Debug for EmailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EmailSettings {}", crate::secrets::redacted(self))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +305,15 @@ mod tests {
         assert_eq!(s.after_import(), AfterImport::MarkRead);
         assert_eq!(s.our_addresses(), vec!["support@example.com".to_owned()]);
         assert_eq!(s.message_id_domain(), "example.com");
+    }
+
+    #[test]
+    fn debug_shows_no_password() {
+        let mut v = sample();
+        v["smtp"]["password"] = "smtp-pw".into();
+        let s: EmailSettings = serde_json::from_value(v).unwrap();
+        let shown = format!("{s:?} {:?}", s.smtp);
+        assert!(!shown.contains("\"pw\"") && !shown.contains("smtp-pw") && shown.contains("127.0.0.1"), "{shown}");
     }
 
     #[test]
