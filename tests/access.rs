@@ -706,13 +706,20 @@ async fn lists_search_and_customer_history_never_show_another_channels_conversat
         );
     }
 
-    // A customer's history across channels (HD-1) leaves out what alice may not see.
+    // A customer's history across channels (HD-1) leaves out what alice may not see; a customer
+    // only on B's channels (carl, bob) does not exist for her (tests/security/customer_scope.rs).
     for (customer, alice_sees, admin_sees) in
-        [(d.pat, vec![a], vec![a, d.conv_b]), (d.carl, vec![], vec![d.conv_b_chat]), (d.bob, vec![], vec![])]
+        [(d.pat, Some(vec![a]), vec![a, d.conv_b]), (d.carl, None, vec![d.conv_b_chat]), (d.bob, None, vec![])]
     {
         let path = format!("/api/v1/customers/{customer}/conversations");
         for (who, alice) in d.alices() {
             let got = send(alice, &case(Method::GET, path.clone(), None)).await;
+            let Some(alice_sees) = &alice_sees else {
+                expect_error(&got, 404, "not_found", &format!("alice ({who}) GET {path}"));
+                let missing = case(Method::GET, format!("/api/v1/customers/{MISSING}/conversations"), None);
+                assert_eq!(got, send(alice, &missing).await, "alice ({who}) GET {path}: like a missing customer");
+                continue;
+            };
             expect_ok(&got, 200, &format!("alice ({who}) GET {path}"));
             assert_eq!(page_ids(&got.1), alice_sees.iter().copied().collect(), "alice ({who}) GET {path}: {}", got.1);
             assert_eq!(got.1["total"], alice_sees.len(), "alice ({who}) GET {path}");

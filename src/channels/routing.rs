@@ -81,7 +81,7 @@ pub async fn assign(
             round_robin(&eligible, |a| presence(rt, a), turn as u64)
         }
         Assign::Owner => {
-            let customer = store::customers::get(&rt.store, customer_id).await?;
+            let customer = store::customers::get(&rt.store, customer_id, &ChannelScope::All).await?;
             let Some(owner) = customer.customer.owner_agent_id else {
                 return Ok(None);
             };

@@ -701,8 +701,8 @@ pub async fn create(
 
             let customer_id: i64 = match &input.counterpart {
                 Counterpart::Customer(id) => {
-                    let c: Customer = customers::table.find(*id).select(Customer::as_select()).first(conn).await
-                        .optional()?
+                    // A customer the caller may not see does not exist for them (store::customers).
+                    let c: Customer = super::customers::find_visible_customer!(conn, *id, &scope.ids())
                         .ok_or_else(|| StoreError::BadReference(format!("customer {id} does not exist")))?;
                     c.merged_into_id.unwrap_or(c.id)
                 }

@@ -1,5 +1,17 @@
 //! Customers, their identities (an external id on one channel instance; emails and phones that
 //! are global) and their companies. Linking and merging live here (CC-5, CC-6, HD-1).
+//!
+//! Customers follow channel access (HD-3, DESIGN invariant 4). Every function an agent reaches
+//! takes the caller's [`ChannelScope`]; a customer is *visible* in a scope when it has an identity
+//! on a channel of the scope or a conversation (merged ones included) on one — a customer merged
+//! away is visible when its survivor is. Everything else answers exactly like a missing customer:
+//! [`StoreError::NotFound`] for the customer a route names, the "does not exist" reference error
+//! for one a body names, and it is left out of searches, totals and company lists (done in SQL,
+//! with `IN` subqueries on `customer_identities.channel_instance_id` and
+//! `conversations.channel_instance_id`, so pages and totals agree). A visible customer's profile
+//! shows its global identities (email, phone: they belong to the person, not to a channel) and
+//! its external ids on channels of the scope only. An agent lists the companies that have a
+//! customer visible to them. Admins have [`ChannelScope::All`]: no filter at all.
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -7,14 +19,83 @@ use serde_json::json;
 
 use super::audit::{self, Actor};
 use super::models::{Company, Customer, Identity};
-use super::schema::{audit_log, channel_instances, companies, conversations, customer_identities, customers};
+use super::schema::{audit_log, companies, conversations, customer_identities, customers};
 use super::{Store, StoreError, StoreResult, now};
+use crate::domain::ChannelScope;
 use crate::{db_run, db_tx};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
+/// The filter "this `customers` row is visible to an agent limited to the channels `$ids`"
+/// (a `&Vec<i64>`): an identity or a conversation on one of them, its own or its survivor's.
+/// For lists (search, companies); [`find_visible_customer!`] is the same rule for one customer.
+/// A macro so that one body compiles for both backends inside `db_run!`.
+macro_rules! customer_in_scope {
+    ($ids:expr) => {{
+        let ids: &Vec<i64> = $ids;
+        let by_identity =
+            customer_identities::table.filter(customer_identities::channel_instance_id.eq_any(ids.clone()));
+        let by_conversation = conversations::table.filter(conversations::channel_instance_id.eq_any(ids.clone()));
+        customers::id
+            .eq_any(by_identity.clone().select(customer_identities::customer_id))
+            .or(customers::id.eq_any(by_conversation.clone().select(conversations::customer_id)))
+            .or(customers::merged_into_id.eq_any(by_identity.select(customer_identities::customer_id.nullable())))
+            .or(customers::merged_into_id.eq_any(by_conversation.select(conversations::customer_id.nullable())))
+    }};
+}
+
+/// Load one customer, or `None` when it is absent or not visible in the scope (`$ids`, a
+/// `&Option<Vec<i64>>` as [`ChannelScope::ids`] gives it): the rule of [`customer_in_scope!`],
+/// asked of this customer (and its survivor) alone, so that one profile never costs a look at
+/// every customer of the agent's channels.
+macro_rules! find_visible_customer {
+    ($conn:ident, $id:expr, $ids:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::store::{
+            models::Customer,
+            schema::{conversations, customer_identities, customers},
+        };
+        let found: Option<Customer> =
+            customers::table.find($id).select(Customer::as_select()).first($conn).await.optional()?;
+        let scope_ids: &Option<Vec<i64>> = $ids;
+        match (found, scope_ids) {
+            (Some(customer), Some(ids)) => {
+                let owners: Vec<i64> = std::iter::once(customer.id).chain(customer.merged_into_id).collect();
+                let visible: bool = diesel::select(
+                    diesel::dsl::exists(
+                        customer_identities::table
+                            .filter(customer_identities::customer_id.eq_any(owners.clone()))
+                            .filter(customer_identities::channel_instance_id.eq_any(ids.clone())),
+                    )
+                    .or(diesel::dsl::exists(
+                        conversations::table
+                            .filter(conversations::customer_id.eq_any(owners))
+                            .filter(conversations::channel_instance_id.eq_any(ids.clone())),
+                    )),
+                )
+                .get_result($conn)
+                .await?;
+                visible.then_some(customer)
+            }
+            (found, _) => found,
+        }
+    }};
+}
+pub(crate) use find_visible_customer;
+
+/// The filter "this identity is shown in the scope `$ids`": global (no channel) or on one of them.
+macro_rules! identity_in_scope {
+    ($ids:expr) => {{
+        let ids: &Vec<i64> = $ids;
+        customer_identities::channel_instance_id
+            .is_null()
+            .or(customer_identities::channel_instance_id.eq_any(ids.clone()))
+    }};
+}
+
 pub struct CustomerDetail {
     pub customer: Customer,
+    /// In the caller's scope: global identities and those on channels of the scope.
     pub identities: Vec<Identity>,
     pub company: Option<Company>,
 }
@@ -43,9 +124,17 @@ pub(crate) fn like_pattern(q: &str) -> String {
     out
 }
 
-/// Customers whose name or any identity contains `q` (case-insensitive); merged ones are left out.
-pub async fn search(store: &Store, q: Option<&str>, limit: i64, offset: i64) -> StoreResult<(Vec<Customer>, i64)> {
+/// Customers visible in `scope` whose name or any identity shown in `scope` contains `q`
+/// (case-insensitive); merged ones are left out. The total counts the same rows.
+pub async fn search(
+    store: &Store,
+    q: Option<&str>,
+    limit: i64,
+    offset: i64,
+    scope: &ChannelScope,
+) -> StoreResult<(Vec<Customer>, i64)> {
     let q = q.map(str::to_owned);
+    let scope_ids = scope.ids();
     store
         .run(move |store| async move {
             let store = &store;
@@ -56,13 +145,19 @@ pub async fn search(store: &Store, q: Option<&str>, limit: i64, offset: i64) -> 
                 macro_rules! filtered {
                     () => {{
                         let mut query = customers::table.filter(customers::merged_into_id.is_null()).into_boxed();
+                        if let Some(ids) = &scope_ids {
+                            query = query.filter(customer_in_scope!(ids));
+                        }
                         if let Some(p) = &pattern {
+                            let mut matching = customer_identities::table
+                                .filter(lower(customer_identities::value).like(p.clone()).escape('\\'))
+                                .select(customer_identities::customer_id)
+                                .into_boxed();
+                            if let Some(ids) = &scope_ids {
+                                matching = matching.filter(identity_in_scope!(ids));
+                            }
                             query = query.filter(
-                                lower(customers::name).like(p.clone()).escape('\\').or(customers::id.eq_any(
-                                    customer_identities::table
-                                        .filter(lower(customer_identities::value).like(p.clone()).escape('\\'))
-                                        .select(customer_identities::customer_id),
-                                )),
+                                lower(customers::name).like(p.clone()).escape('\\').or(customers::id.eq_any(matching)),
                             );
                         }
                         query
@@ -82,35 +177,48 @@ pub async fn search(store: &Store, q: Option<&str>, limit: i64, offset: i64) -> 
         .await
 }
 
-pub async fn get(store: &Store, id: i64) -> StoreResult<CustomerDetail> {
+/// One customer's profile as `scope` sees it; `NotFound` when absent or not visible.
+pub async fn get(store: &Store, id: i64, scope: &ChannelScope) -> StoreResult<CustomerDetail> {
+    let scope_ids = scope.ids();
     store
         .run(move |store| async move {
             let store = &store;
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => {
-                let customer: Customer = customers::table.find(id).select(Customer::as_select()).first(conn).await?;
-                let identities = customer_identities::table
+            db_run!(conn => {
+                let customer: Customer = find_visible_customer!(conn, id, &scope_ids).ok_or(StoreError::NotFound)?;
+                let mut identities = customer_identities::table
                     .filter(customer_identities::customer_id.eq(id))
                     .order(customer_identities::id)
                     .select(Identity::as_select())
-                    .load(conn)
-                    .await?;
+                    .into_boxed();
+                if let Some(ids) = &scope_ids {
+                    identities = identities.filter(identity_in_scope!(ids));
+                }
+                let identities = identities.load(conn).await?;
                 let company = match customer.company_id {
                     Some(cid) => companies::table.find(cid).select(Company::as_select()).first(conn).await.optional()?,
                     None => None,
                 };
-                Ok::<_, diesel::result::Error>(CustomerDetail { customer, identities, company })
-            })?)
+                Ok(CustomerDetail { customer, identities, company })
+            })
         })
         .await
 }
 
-pub async fn update(store: &Store, id: i64, patch: CustomerPatch, actor: Actor) -> StoreResult<Customer> {
+/// Change a customer visible in `scope` (`NotFound` otherwise).
+pub async fn update(
+    store: &Store,
+    id: i64,
+    patch: CustomerPatch,
+    scope: &ChannelScope,
+    actor: Actor,
+) -> StoreResult<Customer> {
+    let scope_ids = scope.ids();
     store.run(move |store| async move {
         let store = &store;
         let mut conn = store.write().await?;
         db_tx!(conn => {
-            let before: Customer = customers::table.find(id).select(Customer::as_select()).first(conn).await?;
+            let before: Customer = find_visible_customer!(conn, id, &scope_ids).ok_or(StoreError::NotFound)?;
             let company_id = match &patch.company {
                 None => before.company_id,
                 Some(None) => None,
@@ -157,32 +265,45 @@ pub async fn update(store: &Store, id: i64, patch: CustomerPatch, actor: Actor) 
     .await
 }
 
-/// Link an identity to a customer. An identity owned by someone else is a conflict: merge the
-/// customers instead.
+/// Link an identity to a customer visible in `scope` (`NotFound` otherwise). An external id
+/// names a channel, which must be in `scope` (else it "does not exist"). An identity owned by
+/// someone else is a conflict: merge the customers instead (the owner is named only when the
+/// caller may see it; that the value is taken shows either way — it cannot be linked twice).
 pub async fn add_identity(
     store: &Store,
     id: i64,
     kind: &str,
     channel_instance_id: Option<i64>,
     value: &str,
+    scope: &ChannelScope,
     actor: Actor,
 ) -> StoreResult<Identity> {
     let kind = kind.to_owned();
     let value = value.to_owned();
+    let scope_ids = scope.ids();
+    let channel_allowed = channel_instance_id.is_none_or(|ch| scope.allows(ch));
     store.run(move |store| async move {
         let store = &store;
         let kind: &str = &kind;
         let value: &str = &value;
         let mut conn = store.write().await?;
         db_tx!(conn => {
-            let customer: Customer = customers::table.find(id).select(Customer::as_select()).first(conn).await?;
+            let customer: Customer = find_visible_customer!(conn, id, &scope_ids).ok_or(StoreError::NotFound)?;
             if customer.merged_into_id.is_some() {
                 return Err(StoreError::Rule(format!("customer {id} was merged into another customer")));
             }
             if let Some(ch) = channel_instance_id {
-                channel_instances::table.find(ch).select(channel_instances::id).first::<i64>(conn).await
+                let no_channel = || StoreError::BadReference(format!("channel {ch} does not exist"));
+                if !channel_allowed {
+                    return Err(no_channel());
+                }
+                super::schema::channel_instances::table
+                    .find(ch)
+                    .select(super::schema::channel_instances::id)
+                    .first::<i64>(conn)
+                    .await
                     .optional()?
-                    .ok_or_else(|| StoreError::BadReference(format!("channel {ch} does not exist")))?;
+                    .ok_or_else(no_channel)?;
             }
             let mut q = customer_identities::table
                 .filter(customer_identities::kind.eq(kind))
@@ -193,11 +314,15 @@ pub async fn add_identity(
                 q = q.filter(customer_identities::channel_instance_id.eq(ch));
             }
             if let Some(existing) = q.first(conn).await.optional()? {
-                return Err(if existing.customer_id == id {
-                    StoreError::Conflict(format!("this customer already has {kind} {value:?}"))
+                if existing.customer_id == id {
+                    return Err(StoreError::Conflict(format!("this customer already has {kind} {value:?}")));
+                }
+                let owner_visible = find_visible_customer!(conn, existing.customer_id, &scope_ids).is_some();
+                return Err(StoreError::Conflict(if owner_visible {
+                    format!("{kind} {value:?} belongs to customer {}", existing.customer_id)
                 } else {
-                    StoreError::Conflict(format!("{kind} {value:?} belongs to customer {}", existing.customer_id))
-                });
+                    format!("{kind} {value:?} belongs to another customer")
+                }));
             }
             let identity: Identity = diesel::insert_into(customer_identities::table)
                 .values((
@@ -220,17 +345,30 @@ pub async fn add_identity(
     .await
 }
 
-pub async fn remove_identity(store: &Store, id: i64, identity_id: i64, actor: Actor) -> StoreResult<()> {
+/// Unlink one identity of a customer visible in `scope`; `NotFound` when the customer is not
+/// visible or the identity is not one its profile shows in `scope`.
+pub async fn remove_identity(
+    store: &Store,
+    id: i64,
+    identity_id: i64,
+    scope: &ChannelScope,
+    actor: Actor,
+) -> StoreResult<()> {
+    let scope_ids = scope.ids();
     store.run(move |store| async move {
         let store = &store;
         let mut conn = store.write().await?;
         db_tx!(conn => {
-            let identity: Identity = customer_identities::table
+            find_visible_customer!(conn, id, &scope_ids).ok_or(StoreError::NotFound)?;
+            let mut q = customer_identities::table
                 .find(identity_id)
                 .filter(customer_identities::customer_id.eq(id))
                 .select(Identity::as_select())
-                .first(conn)
-                .await?;
+                .into_boxed();
+            if let Some(ids) = &scope_ids {
+                q = q.filter(identity_in_scope!(ids));
+            }
+            let identity: Identity = q.first(conn).await?;
             diesel::delete(customer_identities::table.find(identity_id)).execute(conn).await?;
             diesel::insert_into(audit_log::table)
                 .values(&audit::entry(actor, "customer.identity.remove", "customer", Some(id), json!({"kind": identity.kind, "value": identity.value})))
@@ -243,8 +381,11 @@ pub async fn remove_identity(store: &Store, id: i64, identity_id: i64, actor: Ac
 }
 
 /// Merge customer `id` into `into`: identities and conversations move to the survivor, which
-/// keeps its own profile; the merged customer stays as a pointer for old references.
-pub async fn merge(store: &Store, id: i64, into: i64, actor: Actor) -> StoreResult<Customer> {
+/// keeps its own profile; the merged customer stays as a pointer for old references (and the
+/// customers merged into it earlier now point at the survivor too, so a pointer is one hop).
+/// Both must be visible in `scope`: `id` is `NotFound` otherwise, `into` "does not exist".
+pub async fn merge(store: &Store, id: i64, into: i64, scope: &ChannelScope, actor: Actor) -> StoreResult<Customer> {
+    let scope_ids = scope.ids();
     store.run(move |store| async move {
         let store = &store;
         if id == into {
@@ -254,9 +395,8 @@ pub async fn merge(store: &Store, id: i64, into: i64, actor: Actor) -> StoreResu
         }
         let mut conn = store.write().await?;
         db_tx!(conn => {
-            let source: Customer = customers::table.find(id).select(Customer::as_select()).first(conn).await?;
-            let target: Customer = customers::table.find(into).select(Customer::as_select()).first(conn).await
-                .optional()?
+            let source: Customer = find_visible_customer!(conn, id, &scope_ids).ok_or(StoreError::NotFound)?;
+            let target: Customer = find_visible_customer!(conn, into, &scope_ids)
                 .ok_or_else(|| StoreError::BadReference(format!("customer {into} does not exist")))?;
             if source.merged_into_id.is_some() || target.merged_into_id.is_some() {
                 return Err(StoreError::Rule("one of these customers was already merged".into()));
@@ -267,6 +407,10 @@ pub async fn merge(store: &Store, id: i64, into: i64, actor: Actor) -> StoreResu
                 .await?;
             let moved = diesel::update(conversations::table.filter(conversations::customer_id.eq(id)))
                 .set(conversations::customer_id.eq(into))
+                .execute(conn)
+                .await?;
+            diesel::update(customers::table.filter(customers::merged_into_id.eq(id)))
+                .set(customers::merged_into_id.eq(into))
                 .execute(conn)
                 .await?;
             diesel::update(customers::table.find(id))
@@ -292,8 +436,15 @@ pub async fn merge(store: &Store, id: i64, into: i64, actor: Actor) -> StoreResu
     .await
 }
 
-pub async fn list_companies(store: &Store, q: Option<&str>, limit: i64) -> StoreResult<Vec<Company>> {
+/// Companies by name; in a limited scope only those with a customer visible in it.
+pub async fn list_companies(
+    store: &Store,
+    q: Option<&str>,
+    limit: i64,
+    scope: &ChannelScope,
+) -> StoreResult<Vec<Company>> {
     let q = q.map(str::to_owned);
+    let scope_ids = scope.ids();
     store
         .run(move |store| async move {
             let store = &store;
@@ -304,6 +455,11 @@ pub async fn list_companies(store: &Store, q: Option<&str>, limit: i64) -> Store
                 let mut query = companies::table.select(Company::as_select()).into_boxed();
                 if let Some(p) = pattern {
                     query = query.filter(lower(companies::name).like(p).escape('\\'));
+                }
+                if let Some(ids) = &scope_ids {
+                    query = query.filter(companies::id.nullable().eq_any(
+                        customers::table.filter(customer_in_scope!(ids)).select(customers::company_id),
+                    ));
                 }
                 query.order(companies::name).limit(limit).load(conn).await
             })?)

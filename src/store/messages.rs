@@ -417,7 +417,9 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                             .first(conn)
                             .await
                             .optional()?
-                            .ok_or_else(|| StoreError::BadReference(format!("user {customer_id} does not exist")))?;
+                            // Answered like a customer who is not this conversation's: the id of one on a
+                            // channel the caller may not see must not answer differently (invariant 4).
+                            .ok_or_else(|| StoreError::BadReference(format!("conversation {id} is not user {customer_id}'s on this channel")))?;
                         let seen: Option<i64> = if ext_given {
                             messages::table
                                 .filter(messages::channel_instance_id.eq(channel.id))

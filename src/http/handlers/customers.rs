@@ -1,4 +1,12 @@
 //! Customers: search, profile, identities (link / unlink), merge, and companies (HD-1, CC-5, CC-6).
+//!
+//! Customers follow channel access (HD-3, DESIGN invariant 4; the rule is `store::customers`'):
+//! an agent reaches only customers with an identity or a conversation on a channel they were
+//! given. Any other customer answers exactly like a missing one — 404 `not_found` when the path
+//! names it, 422 `unknown_reference` when a body does (the merge target, a conversation's
+//! `customer_id`) — and is left out of searches, totals and company lists. A profile shows the
+//! customer's emails and phones (global: they belong to the person) and only the external ids
+//! of channels the caller may see. Admins see every customer.
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -61,24 +69,24 @@ pub struct CompanyQuery {
 }
 
 #[utoipa::path(get, operation_id = "customers_search", path = "/api/v1/customers", tag = "customers", params(CustomerQuery), responses((status = 200, body = CustomerPage)))]
-pub async fn search(state: State, _p: Principal, q: web::Query<CustomerQuery>) -> ApiResult<web::Json<CustomerPage>> {
+pub async fn search(state: State, p: Principal, q: web::Query<CustomerQuery>) -> ApiResult<web::Json<CustomerPage>> {
     let (page, per_page, offset) = paging(q.page, q.per_page, 25)?;
     let text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
     if text.is_some_and(|t| t.chars().count() > 200) {
         return Err(ApiError::field("q", "must be at most 200 characters"));
     }
-    let (rows, total) = store::customers::search(&state.store, text, per_page, offset).await?;
+    let (rows, total) = store::customers::search(&state.store, text, per_page, offset, &p.scope).await?;
     Ok(web::Json(CustomerPage { items: rows.into_iter().map(CustomerSummary::from).collect(), total, page, per_page }))
 }
 
 #[utoipa::path(get, operation_id = "customers_get", path = "/api/v1/customers/{id}", tag = "customers", params(("id" = i64, Path)),
     responses((status = 200, body = CustomerView), (status = 404, body = crate::http::error::ErrorBody)))]
-pub async fn get(state: State, _p: Principal, id: web::Path<i64>) -> ApiResult<web::Json<CustomerView>> {
-    Ok(web::Json(store::customers::get(&state.store, *id).await?.into()))
+pub async fn get(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<web::Json<CustomerView>> {
+    Ok(web::Json(store::customers::get(&state.store, *id, &p.scope).await?.into()))
 }
 
 #[utoipa::path(patch, operation_id = "customers_update", path = "/api/v1/customers/{id}", tag = "customers", params(("id" = i64, Path)), request_body = UpdateCustomerRequest,
-    responses((status = 200, body = CustomerView)))]
+    responses((status = 200, body = CustomerView), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn update(
     state: State,
     p: Principal,
@@ -129,13 +137,13 @@ pub async fn update(
         notes: body.notes,
         custom_fields,
     };
-    store::customers::update(&state.store, *id, patch, actor(&p)).await?;
-    Ok(web::Json(store::customers::get(&state.store, *id).await?.into()))
+    store::customers::update(&state.store, *id, patch, &p.scope, actor(&p)).await?;
+    Ok(web::Json(store::customers::get(&state.store, *id, &p.scope).await?.into()))
 }
 
 /// Link an email, phone or external id to this customer. One that belongs to someone else is a 409: merge instead.
 #[utoipa::path(post, operation_id = "customers_add_identity", path = "/api/v1/customers/{id}/identities", tag = "customers", params(("id" = i64, Path)), request_body = AddIdentityRequest,
-    responses((status = 201, body = IdentityView), (status = 409, body = crate::http::error::ErrorBody)))]
+    responses((status = 201, body = IdentityView), (status = 404, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody)))]
 pub async fn add_identity(
     state: State,
     p: Principal,
@@ -155,14 +163,9 @@ pub async fn add_identity(
             None,
         ),
         "external" => {
+            // A channel out of the caller's scope "does not exist" (checked by the store).
             let channel =
                 body.channel_id.ok_or_else(|| ApiError::field("channel_id", "is required for an external id"))?;
-            if !p.scope.allows(channel) {
-                return Err(ApiError::Unprocessable {
-                    code: "unknown_reference",
-                    message: format!("channel {channel} does not exist"),
-                });
-            }
             let v = body.value.trim();
             if v.is_empty() || v.len() > 255 {
                 return Err(ApiError::field("value", "must be 1–255 characters"));
@@ -176,47 +179,42 @@ pub async fn add_identity(
     if kind != "external" && body.channel_id.is_some() {
         return Err(ApiError::field("channel_id", "only external ids belong to a channel"));
     }
-    let identity = store::customers::add_identity(&state.store, *id, kind, channel, &value, actor(&p)).await?;
+    let identity =
+        store::customers::add_identity(&state.store, *id, kind, channel, &value, &p.scope, actor(&p)).await?;
     Ok(HttpResponse::Created().json(IdentityView::from(identity)))
 }
 
 #[utoipa::path(delete, operation_id = "customers_remove_identity", path = "/api/v1/customers/{id}/identities/{identity_id}", tag = "customers",
-    params(("id" = i64, Path), ("identity_id" = i64, Path)), responses((status = 204)))]
+    params(("id" = i64, Path), ("identity_id" = i64, Path)), responses((status = 204), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn remove_identity(state: State, p: Principal, path: web::Path<(i64, i64)>) -> ApiResult<HttpResponse> {
     let (id, identity_id) = path.into_inner();
-    let detail = store::customers::get(&state.store, id).await?;
-    if let Some(identity) = detail.identities.iter().find(|i| i.id == identity_id)
-        && let Some(ch) = identity.channel_instance_id
-        && !p.scope.allows(ch)
-    {
-        return Err(ApiError::not_found("identity"));
-    }
-    store::customers::remove_identity(&state.store, id, identity_id, actor(&p)).await?;
+    store::customers::remove_identity(&state.store, id, identity_id, &p.scope, actor(&p)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Merge this customer into another: identities and conversations move to the survivor.
+/// Merge this customer into another: identities and conversations move to the survivor. Both
+/// must be customers the caller may see.
 #[utoipa::path(post, operation_id = "customers_merge", path = "/api/v1/customers/{id}/merge", tag = "customers", params(("id" = i64, Path)), request_body = MergeCustomerRequest,
-    responses((status = 200, body = CustomerView), (status = 422, body = crate::http::error::ErrorBody)))]
+    responses((status = 200, body = CustomerView), (status = 404, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody)))]
 pub async fn merge(
     state: State,
     p: Principal,
     id: web::Path<i64>,
     body: crate::http::body::Body<MergeCustomerRequest>,
 ) -> ApiResult<web::Json<CustomerView>> {
-    let survivor = store::customers::merge(&state.store, *id, body.into, actor(&p)).await?;
-    Ok(web::Json(store::customers::get(&state.store, survivor.id).await?.into()))
+    let survivor = store::customers::merge(&state.store, *id, body.into, &p.scope, actor(&p)).await?;
+    Ok(web::Json(store::customers::get(&state.store, survivor.id, &p.scope).await?.into()))
 }
 
 /// The customer's conversations across all channels the caller may see (HD-1).
 #[utoipa::path(get, operation_id = "customers_conversations", path = "/api/v1/customers/{id}/conversations", tag = "customers", params(("id" = i64, Path)),
-    responses((status = 200, body = crate::http::views::ConversationPage)))]
+    responses((status = 200, body = crate::http::views::ConversationPage), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn conversations(
     state: State,
     p: Principal,
     id: web::Path<i64>,
 ) -> ApiResult<web::Json<crate::http::views::ConversationPage>> {
-    store::customers::get(&state.store, *id).await?;
+    store::customers::get(&state.store, *id, &p.scope).await?;
     let filter = store::conversations::ConversationFilter {
         customer_id: Some(*id),
         show_active_chats: true,
@@ -233,13 +231,14 @@ pub async fn conversations(
     }))
 }
 
+/// Companies by name; an agent sees those with a customer they may see.
 #[utoipa::path(get, operation_id = "customers_companies", path = "/api/v1/companies", tag = "customers", params(CompanyQuery), responses((status = 200, body = [CompanyView])))]
 pub async fn companies(
     state: State,
-    _p: Principal,
+    p: Principal,
     q: web::Query<CompanyQuery>,
 ) -> ApiResult<web::Json<Vec<CompanyView>>> {
-    let rows =
-        store::customers::list_companies(&state.store, q.q.as_deref().filter(|s| !s.trim().is_empty()), 100).await?;
+    let text = q.q.as_deref().filter(|s| !s.trim().is_empty());
+    let rows = store::customers::list_companies(&state.store, text, 100, &p.scope).await?;
     Ok(web::Json(rows.into_iter().map(CompanyView::from).collect()))
 }
