@@ -19,7 +19,7 @@ const HOSTILE: &str = concat!(
 fn as_mail(html: &str) -> String {
     let raw = format!(
         "From: Customer <customer@example.com>\r\nTo: support@example.com\r\nSubject: hi\r\n\
-         Message-ID: <m1@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n"
+         Message-ID: <m1@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}"
     );
     switchboard::channels::email::parse::parse(raw.as_bytes()).expect("a mail").html.expect("an HTML body")
 }
