@@ -8,6 +8,8 @@ mod common;
 mod customer_scope;
 #[path = "security/hardening.rs"]
 mod hardening;
+#[path = "security/html_policy.rs"]
+mod html_policy;
 #[path = "security/identity_changes.rs"]
 mod identity_changes;
 #[path = "security/login_throttle.rs"]

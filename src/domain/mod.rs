@@ -4,6 +4,7 @@
 //! values as text (`as_str` / `FromStr`); the HTTP layer has its own edge types.
 
 pub mod access;
+pub mod html;
 pub mod kinds;
 pub mod linking;
 pub mod routing;

@@ -103,9 +103,7 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound => Self::NotFound("not found".into()),
             StoreError::Conflict(m) => Self::Conflict(m),
-            StoreError::BadReference(m) | StoreError::UnknownCustomer(m) => {
-                Self::Unprocessable { code: "unknown_reference", message: m }
-            }
+            StoreError::BadReference(m) => Self::Unprocessable { code: "unknown_reference", message: m },
             StoreError::Rule(m) => Self::Unprocessable { code: "rule_violation", message: m },
             StoreError::PoolTimeout(_) => Self::Unavailable(err.to_string()),
             other => Self::Internal(other.into()),

@@ -19,7 +19,6 @@ use super::schema::{
     audit_log, channel_instances, conversation_tags, conversations, customer_identities, customers, messages, statuses,
 };
 use super::{Store, StoreError, StoreResult, channels, now};
-use crate::domain::linking::{self, Found, Owner};
 use crate::domain::{ChannelScope, Direction, Mode, Source};
 use crate::{db_run, db_tx};
 
@@ -405,24 +404,143 @@ pub(crate) use apply_patch;
 macro_rules! find_or_create_company {
     ($conn:ident, $name:expr, $t:expr) => {{
         let name: &str = $name;
-        let existing: Option<i64> = super::schema::companies::table
-            .filter(super::schema::companies::name.eq(name))
-            .select(super::schema::companies::id)
+        let existing: Option<i64> = $crate::store::schema::companies::table
+            .filter($crate::store::schema::companies::name.eq(name))
+            .select($crate::store::schema::companies::id)
             .first($conn)
             .await
             .optional()?;
         match existing {
             Some(id) => id,
             None => {
-                diesel::insert_into(super::schema::companies::table)
-                    .values((super::schema::companies::name.eq(name), super::schema::companies::created_at.eq($t)))
-                    .returning(super::schema::companies::id)
+                diesel::insert_into($crate::store::schema::companies::table)
+                    .values((
+                        $crate::store::schema::companies::name.eq(name),
+                        $crate::store::schema::companies::created_at.eq($t),
+                    ))
+                    .returning($crate::store::schema::companies::id)
                     .get_result::<i64>($conn)
                     .await?
             }
         }
     }};
 }
+pub(crate) use find_or_create_company;
+
+/// The customer an integrator's id names on a channel (CC-4), created with it if new and linked
+/// by email or phone (CC-6), with what the integrator tells about them filled in (CC-5); evaluates
+/// to the customer's id. Takes the id's decision lock first ([`super::locks`]), so two concurrent
+/// first messages of one new customer make one customer: the second finds the first's.
+macro_rules! resolve_contact {
+    ($conn:ident, $channel:expr, $external_id:expr, $name:expr, $email:expr, $phone:expr, $company:expr, $t:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::domain::linking::{self, Found, Owner};
+        #[allow(unused_imports)]
+        use $crate::store::locks::{DecisionLock as _, Subject};
+        #[allow(unused_imports)]
+        use $crate::store::schema::{customer_identities, customers};
+        let channel: &$crate::store::models::ChannelInstance = $channel;
+        let external_id: &String = $external_id;
+        let (name, email, phone, company): (&Option<String>, &Option<String>, &Option<String>, &Option<String>) =
+            ($name, $email, $phone, $company);
+        let t: chrono::NaiveDateTime = $t;
+        $conn.lock(Subject::ExternalId { channel_id: channel.id, external_id }).await?;
+        let by_external_id: Option<i64> = customer_identities::table
+            .filter(customer_identities::kind.eq("external"))
+            .filter(customer_identities::channel_instance_id.eq(channel.id))
+            .filter(customer_identities::value.eq(external_id))
+            .select(customer_identities::customer_id)
+            .first($conn)
+            .await
+            .optional()?;
+        let mut owners: [Option<Owner>; 2] = [None, None];
+        for (slot, (kind, value)) in [("email", email), ("phone", phone)].into_iter().enumerate() {
+            let Some(value) = value else { continue };
+            let owner: Option<i64> = customer_identities::table
+                .filter(customer_identities::kind.eq(kind))
+                .filter(customer_identities::value.eq(value))
+                .select(customer_identities::customer_id)
+                .first($conn)
+                .await
+                .optional()?;
+            if let Some(owner) = owner {
+                let others: i64 = customer_identities::table
+                    .filter(customer_identities::customer_id.eq(owner))
+                    .filter(customer_identities::kind.eq("external"))
+                    .filter(customer_identities::channel_instance_id.eq(channel.id))
+                    .filter(customer_identities::value.ne(external_id))
+                    .count()
+                    .get_result($conn)
+                    .await?;
+                owners[slot] = Some(Owner { customer_id: owner, has_other_id_on_channel: others > 0 });
+            }
+        }
+        let link = linking::decide(Found { by_external_id, email_owner: owners[0], phone_owner: owners[1] });
+        let customer_id = match link.customer_id {
+            Some(id) => id,
+            None => {
+                let company_id = match company {
+                    Some(name) => Some($crate::store::conversations::find_or_create_company!($conn, name, t)),
+                    None => None,
+                };
+                diesel::insert_into(customers::table)
+                    .values((
+                        customers::name.eq(name.clone().unwrap_or_else(|| external_id.clone())),
+                        customers::company_id.eq(company_id),
+                        customers::created_at.eq(t),
+                        customers::updated_at.eq(t),
+                    ))
+                    .returning(customers::id)
+                    .get_result::<i64>($conn)
+                    .await?
+            }
+        };
+        let mut identities = Vec::new();
+        if link.add_external_id {
+            identities.push(("external", Some(channel.id), external_id.clone()));
+        }
+        if let (true, Some(e)) = (link.add_email, email) {
+            identities.push(("email", None, e.clone()));
+        }
+        if let (true, Some(p)) = (link.add_phone, phone) {
+            identities.push(("phone", None, p.clone()));
+        }
+        for (kind, ch, value) in identities {
+            diesel::insert_into(customer_identities::table)
+                .values((
+                    customer_identities::customer_id.eq(customer_id),
+                    customer_identities::kind.eq(kind),
+                    customer_identities::channel_instance_id.eq(ch),
+                    customer_identities::value.eq(value),
+                    customer_identities::created_at.eq(t),
+                ))
+                .execute($conn)
+                .await?;
+        }
+        // Fill in what the integrator tells us and we did not know (CC-5).
+        if link.customer_id.is_some() {
+            if let Some(company) = company {
+                let current: Option<i64> =
+                    customers::table.find(customer_id).select(customers::company_id).first($conn).await?;
+                if current.is_none() {
+                    let cid = $crate::store::conversations::find_or_create_company!($conn, company, t);
+                    diesel::update(customers::table.find(customer_id))
+                        .set(customers::company_id.eq(cid))
+                        .execute($conn)
+                        .await?;
+                }
+            }
+            if let Some(name) = name {
+                diesel::update(customers::table.find(customer_id).filter(customers::name.eq("")))
+                    .set(customers::name.eq(name))
+                    .execute($conn)
+                    .await?;
+            }
+        }
+        customer_id
+    }};
+}
+pub(crate) use resolve_contact;
 
 /// Insert a new conversation with its first message (seq 1), the channel's default properties
 /// (CC-12), its event, its outbox row (outbound first message on an enabled channel) and audit
@@ -707,89 +825,7 @@ pub async fn create(
                     c.merged_into_id.unwrap_or(c.id)
                 }
                 Counterpart::Contact { external_id, name, email, phone, company } => {
-                    let by_external_id: Option<i64> = customer_identities::table
-                        .filter(customer_identities::kind.eq("external"))
-                        .filter(customer_identities::channel_instance_id.eq(channel.id))
-                        .filter(customer_identities::value.eq(external_id))
-                        .select(customer_identities::customer_id)
-                        .first(conn)
-                        .await
-                        .optional()?;
-                    let mut owners: [Option<Owner>; 2] = [None, None];
-                    for (slot, (kind, value)) in [("email", email), ("phone", phone)].into_iter().enumerate() {
-                        let Some(value) = value else { continue };
-                        let owner: Option<i64> = customer_identities::table
-                            .filter(customer_identities::kind.eq(kind))
-                            .filter(customer_identities::value.eq(value))
-                            .select(customer_identities::customer_id)
-                            .first(conn)
-                            .await
-                            .optional()?;
-                        if let Some(owner) = owner {
-                            let others: i64 = customer_identities::table
-                                .filter(customer_identities::customer_id.eq(owner))
-                                .filter(customer_identities::kind.eq("external"))
-                                .filter(customer_identities::channel_instance_id.eq(channel.id))
-                                .filter(customer_identities::value.ne(external_id))
-                                .count()
-                                .get_result(conn)
-                                .await?;
-                            owners[slot] = Some(Owner { customer_id: owner, has_other_id_on_channel: others > 0 });
-                        }
-                    }
-                    let link = linking::decide(Found { by_external_id, email_owner: owners[0], phone_owner: owners[1] });
-                    let customer_id = match link.customer_id {
-                        Some(id) => id,
-                        None => {
-                            let company_id = match company {
-                                Some(name) => Some(find_or_create_company!(conn, name, t)),
-                                None => None,
-                            };
-                            diesel::insert_into(customers::table)
-                                .values((
-                                    customers::name.eq(name.clone().unwrap_or_else(|| external_id.clone())),
-                                    customers::company_id.eq(company_id),
-                                    customers::created_at.eq(t),
-                                    customers::updated_at.eq(t),
-                                ))
-                                .returning(customers::id)
-                                .get_result::<i64>(conn)
-                                .await?
-                        }
-                    };
-                    let mut identities = Vec::new();
-                    if link.add_external_id { identities.push(("external", Some(channel.id), external_id.clone())); }
-                    if let (true, Some(e)) = (link.add_email, email) { identities.push(("email", None, e.clone())); }
-                    if let (true, Some(p)) = (link.add_phone, phone) { identities.push(("phone", None, p.clone())); }
-                    for (kind, ch, value) in identities {
-                        diesel::insert_into(customer_identities::table)
-                            .values((
-                                customer_identities::customer_id.eq(customer_id),
-                                customer_identities::kind.eq(kind),
-                                customer_identities::channel_instance_id.eq(ch),
-                                customer_identities::value.eq(value),
-                                customer_identities::created_at.eq(t),
-                            ))
-                            .execute(conn)
-                            .await?;
-                    }
-                    // Fill in what the integrator tells us and we did not know (CC-5).
-                    if link.customer_id.is_some() {
-                        if let Some(company) = company {
-                            let current: Option<i64> = customers::table.find(customer_id).select(customers::company_id).first(conn).await?;
-                            if current.is_none() {
-                                let cid = find_or_create_company!(conn, company, t);
-                                diesel::update(customers::table.find(customer_id)).set(customers::company_id.eq(cid)).execute(conn).await?;
-                            }
-                        }
-                        if let Some(name) = name {
-                            diesel::update(customers::table.find(customer_id).filter(customers::name.eq("")))
-                                .set(customers::name.eq(name))
-                                .execute(conn)
-                                .await?;
-                        }
-                    }
-                    customer_id
+                    resolve_contact!(conn, &channel, external_id, name, email, phone, company, t)
                 }
             };
 

@@ -294,9 +294,18 @@ pub enum Target {
     /// The one the integrator names, from this customer (CC-8); a merged one means its survivor (CC-9 c).
     Conversation { id: i64, customer_id: i64 },
     /// The latest conversation on the channel (CC-9) of the customer the integrator knows by this
-    /// id (`user_custom_id`, CC-4). An id not known on the channel is [`StoreError::UnknownCustomer`]:
-    /// the caller creates the customer with their first conversation.
-    Latest { user_custom_id: String },
+    /// id (`user_custom_id`, CC-4). An id not known on the channel is a new customer, created in
+    /// the same transaction with `profile` (CC-5, CC-6) and their first conversation.
+    Latest { user_custom_id: String, profile: Profile },
+}
+
+/// What the integrator tells about a customer with a message; used when the customer is new.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -324,13 +333,21 @@ pub struct AppendedCustomer {
 /// merges) if it is open or pending; a new conversation if it is closed or there is none. A
 /// pending conversation is reopened; a chat that had ended becomes live again.
 ///
+/// One conversation per customer under concurrency (CORE-7, issue #13): the decision to *start*
+/// a conversation is made under the customer's decision lock ([`super::locks`]), reading their
+/// latest conversation again after taking it, so concurrent messages (on any node) that all saw
+/// no open conversation start one, and the others join it. A new customer is created here too,
+/// under their id's lock, rather than by a second call that could race with this one. Appending
+/// to an open conversation needs no lock: its row update orders concurrent appends.
+///
 /// Round trips, for the common case (a known customer writing to their open conversation,
 /// issue #4): one read — channel, customer by `user_custom_id`, their latest conversation on the
 /// channel with its status' base, and an earlier message with the same `external_message_id` —
 /// then the conversation update, the message, the event, the conversation's tags. Nothing else is
 /// read back: the update and inserts return their rows.
 pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) -> StoreResult<AppendedCustomer> {
-    use super::conversations::{insert_conversation, load_in_scope};
+    use super::conversations::{insert_conversation, load_in_scope, resolve_contact};
+    use super::locks::{DecisionLock as _, Subject};
     use super::models::{ChannelInstance, Customer};
     use super::schema::{customer_identities, statuses};
     use crate::domain::StatusBase;
@@ -344,9 +361,17 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                 let ext_given = msg.external_message_id.is_some();
                 let target = msg.target.clone();
                 let no_channel = || StoreError::BadReference(format!("channel {} does not exist", msg.channel_id));
+                // An idempotent replay: the earlier message, nothing written.
+                macro_rules! replay {
+                    ($seen:expr) => {{
+                        let message: Message = messages::table.find($seen).select(Message::as_select()).first(conn).await?;
+                        let row = decorate_one!(conn, message.conversation_id);
+                        return Ok(AppendedCustomer { message, conversation: row, events: vec![], created: false, duplicate: true });
+                    }};
+                }
                 // (channel, customer, earlier message with this external id, conversation, its status' base)
                 let (channel, customer, seen, start, start_open): (ChannelInstance, Customer, Option<i64>, Option<Conversation>, Option<bool>) = match &target {
-                    Target::Latest { user_custom_id } => {
+                    Target::Latest { user_custom_id, profile } => {
                         let (channel, customer, seen, latest, base): (ChannelInstance, Option<Customer>, Option<i64>, Option<Conversation>, Option<String>) =
                             channel_instances::table
                                 .left_join(customer_identities::table.on(
@@ -380,26 +405,36 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                                 .optional()?
                                 .ok_or_else(no_channel)?;
                         super::channels::ensure_enabled(&channel)?;
-                        let customer = customer.ok_or_else(|| StoreError::UnknownCustomer(format!(
-                            "no customer is known as {user_custom_id:?} on channel {}", channel.id
-                        )))?;
-                        match customer.merged_into_id {
-                            // Merged away: the survivor's latest conversation (read below).
-                            Some(survivor) => {
-                                let latest = conversations::table
-                                    .filter(conversations::channel_instance_id.eq(channel.id))
-                                    .filter(conversations::customer_id.eq(survivor))
-                                    .order(conversations::id.desc())
-                                    .select(Conversation::as_select())
-                                    .first(conn)
-                                    .await
-                                    .optional()?;
-                                (channel, customer, seen, latest, None)
+                        match (customer, seen) {
+                            (None, Some(seen)) => replay!(seen),
+                            // A new customer (or one a concurrent message is creating: the id's
+                            // lock makes this wait for it, and then find it). Their latest
+                            // conversation is read under the decision lock below.
+                            (None, None) => {
+                                let id = resolve_contact!(
+                                    conn, &channel, user_custom_id, &profile.name, &profile.email, &profile.phone, &profile.company, t
+                                );
+                                let customer: Customer = customers::table.find(id).select(Customer::as_select()).first(conn).await?;
+                                (channel, customer, None, None, None)
                             }
-                            None => {
-                                let open = base.map(|b| b != StatusBase::Closed.as_str());
-                                (channel, customer, seen, latest, open)
-                            }
+                            (Some(customer), seen) => match customer.merged_into_id {
+                                // Merged away: the survivor's latest conversation (read below).
+                                Some(survivor) => {
+                                    let latest = conversations::table
+                                        .filter(conversations::channel_instance_id.eq(channel.id))
+                                        .filter(conversations::customer_id.eq(survivor))
+                                        .order(conversations::id.desc())
+                                        .select(Conversation::as_select())
+                                        .first(conn)
+                                        .await
+                                        .optional()?;
+                                    (channel, customer, seen, latest, None)
+                                }
+                                None => {
+                                    let open = base.map(|b| b != StatusBase::Closed.as_str());
+                                    (channel, customer, seen, latest, open)
+                                }
+                            },
                         }
                     }
                     Target::Conversation { id, customer_id } => {
@@ -438,9 +473,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                 };
                 let customer_id = customer.merged_into_id.unwrap_or(customer.id);
                 if let Some(seen) = seen {
-                    let message: Message = messages::table.find(seen).select(Message::as_select()).first(conn).await?;
-                    let row = decorate_one!(conn, message.conversation_id);
-                    return Ok(AppendedCustomer { message, conversation: row, events: vec![], created: false, duplicate: true });
+                    replay!(seen);
                 }
                 if let (Target::Conversation { id, .. }, Some(c)) = (&target, &start) {
                     let owner = customers::table.find(c.customer_id).select(customers::merged_into_id).first::<Option<i64>>(conn).await?;
@@ -448,26 +481,32 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                         return Err(StoreError::BadReference(format!("conversation {id} is not user {}'s on this channel", customer.id)));
                     }
                 }
-                // Follow merges to the survivor (CC-9 c).
-                let mut current = start;
-                let mut open = start_open;
-                let mut hops = 0;
-                while let Some(into) = current.as_ref().and_then(|c| c.merged_into_id) {
-                    hops += 1;
-                    if hops > 32 {
-                        return Err(StoreError::Rule("merge chain too long".into()));
-                    }
-                    current = Some(conversations::table.find(into).select(Conversation::as_select()).first(conn).await?);
-                    open = None;
+                // The conversation a message for `$start` joins: it, or the survivor it was merged
+                // into (CC-9 c), if that is open or pending (`$open`: its status is known to be).
+                macro_rules! joinable {
+                    ($start:expr, $open:expr) => {{
+                        let mut current: Option<Conversation> = $start;
+                        let mut open: Option<bool> = $open;
+                        let mut hops = 0;
+                        while let Some(into) = current.as_ref().and_then(|c| c.merged_into_id) {
+                            hops += 1;
+                            if hops > 32 {
+                                return Err(StoreError::Rule("merge chain too long".into()));
+                            }
+                            current = Some(conversations::table.find(into).select(Conversation::as_select()).first(conn).await?);
+                            open = None;
+                        }
+                        let open = match (&current, open) {
+                            (Some(_), Some(known)) => known,
+                            (Some(c), None) => {
+                                let base: String = statuses::table.filter(statuses::key.eq(&c.status)).select(statuses::base).first(conn).await?;
+                                base != StatusBase::Closed.as_str()
+                            }
+                            (None, _) => false,
+                        };
+                        current.filter(|_| open)
+                    }};
                 }
-                let open = match (&current, open) {
-                    (Some(_), Some(known)) => known,
-                    (Some(c), None) => {
-                        let base: String = statuses::table.filter(statuses::key.eq(&c.status)).select(statuses::base).first(conn).await?;
-                        base != StatusBase::Closed.as_str()
-                    }
-                    (None, _) => false,
-                };
                 // The name of the conversation's customer: known unless it is a merge survivor.
                 macro_rules! customer_name {
                     ($id:expr) => {
@@ -478,14 +517,34 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                         }
                     };
                 }
-                let Some(conv) = current.filter(|_| open) else {
-                    let (conversation, message, event, tags) = insert_conversation!(
-                        conn, &channel, customer_id, &msg.subject, Direction::In, Source::Channel, None::<i64>,
-                        &msg.content, &msg.content_html, &msg.external_message_id, t, actor
-                    );
-                    let customer_name = customer_name!(conversation.customer_id);
-                    let row = ConversationRow { conversation, tags, customer_name, channel_kind: channel.kind.clone() };
-                    return Ok(AppendedCustomer { message, conversation: row, events: vec![event], created: true, duplicate: false });
+                let conv = match joinable!(start, start_open) {
+                    Some(conv) => conv,
+                    None => {
+                        // Start a conversation only under the customer's decision lock, deciding
+                        // again from their latest conversation as read after taking it: a
+                        // concurrent message may have started one meanwhile (CORE-7, issue #13).
+                        conn.lock(Subject::CustomerChannel { channel_id: channel.id, customer_id }).await?;
+                        let latest: Option<Conversation> = conversations::table
+                            .filter(conversations::channel_instance_id.eq(channel.id))
+                            .filter(conversations::customer_id.eq(customer_id))
+                            .order(conversations::id.desc())
+                            .select(Conversation::as_select())
+                            .first(conn)
+                            .await
+                            .optional()?;
+                        match joinable!(latest, None) {
+                            Some(conv) => conv,
+                            None => {
+                                let (conversation, message, event, tags) = insert_conversation!(
+                                    conn, &channel, customer_id, &msg.subject, Direction::In, Source::Channel, None::<i64>,
+                                    &msg.content, &msg.content_html, &msg.external_message_id, t, actor
+                                );
+                                let customer_name = customer_name!(conversation.customer_id);
+                                let row = ConversationRow { conversation, tags, customer_name, channel_kind: channel.kind.clone() };
+                                return Ok(AppendedCustomer { message, conversation: row, events: vec![event], created: true, duplicate: false });
+                            }
+                        }
+                    }
                 };
                 let sync = conv.mode == Mode::Sync.as_str();
                 let deadline = sync.then(|| t + Duration::seconds(channel.inactivity_timeout_s));

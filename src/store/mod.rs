@@ -24,6 +24,7 @@ pub mod counters;
 pub mod customers;
 pub mod email;
 pub mod events;
+pub mod locks;
 pub mod messages;
 pub mod models;
 pub mod outbox;
@@ -133,10 +134,6 @@ pub enum StoreError {
     /// The request is well-formed but breaks a rule that needs the database to check.
     #[error("{0}")]
     Rule(String),
-    /// No customer is known by this integrator's id on the channel (`Target::Latest` of
-    /// `messages::append_customer`): the caller creates the customer with their first conversation.
-    #[error("unknown customer: {0}")]
-    UnknownCustomer(String),
     #[error("database is busy: no connection within {0:?}")]
     PoolTimeout(Duration),
     #[error("database error: {0}")]

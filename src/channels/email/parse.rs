@@ -5,18 +5,20 @@
 //! encoded words and transfer encodings; this module decides what Switchboard keeps. It never panics on hostile
 //! input: `mail-parser` is best-effort by design, and everything here indexes with `get` and bounds its recursion.
 //!
-//! HTML is sanitised with `ammonia` before anyone stores or shows it: no scripts, styles, forms, frames or event
-//! handlers; links only `http`, `https`, `mailto`, `tel`, each with `rel="noopener noreferrer nofollow"`; images
-//! never load anything remote (their `src` is dropped and listed in [`ParsedMail::remote_images`], so a UI can offer
-//! "load remote images" with consent). `cid:` links become the placeholder `{{attachment:<content-id>}}`, which the
-//! connector fills with the stored attachment's URL through [`fill_attachment_links`].
+//! HTML is sanitised before anyone stores or shows it, by the one message-HTML policy that API HTML follows too
+//! ([`crate::domain::html`]: no scripts, styles, forms, frames or event handlers; links only `http`, `https`,
+//! `mailto`, `tel`, never relative; images never load anything, remote ones listed in [`ParsedMail::remote_images`]
+//! so a UI can offer "load remote images" with consent). The mail's own step on top: `cid:` links become the
+//! placeholder `{{attachment:<content-id>}}`, which the connector fills with the stored attachment's URL through
+//! [`fill_attachment_links`].
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::domain::html::html_text;
 use chrono::{DateTime, Utc};
-use mail_parser::decoders::html::{html_to_text, text_to_html};
+use mail_parser::decoders::html::text_to_html;
 use mail_parser::{Address, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
 /// Larger messages are refused rather than parsed (most providers stop at 25–50 MB anyway).
@@ -423,96 +425,6 @@ fn body_text(message: &Message<'_>) -> String {
     normalize_newlines(&out)
 }
 
-/// Elements that start a new line of text.
-const BLOCK_ELEMENTS: &[&str] = &[
-    "address",
-    "article",
-    "aside",
-    "blockquote",
-    "dd",
-    "div",
-    "dl",
-    "dt",
-    "figure",
-    "footer",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "header",
-    "hr",
-    "li",
-    "ol",
-    "pre",
-    "section",
-    "table",
-    "tr",
-    "ul",
-];
-
-/// The text of an HTML body: `mail-parser`'s converter (which drops head, style and script and decodes entities)
-/// after a pass that ends a line after each block element that held text and gives table cells a space; blank
-/// lines collapsed.
-pub fn html_text(html: &str) -> String {
-    let mut prepared = String::with_capacity(html.len() + html.len() / 8);
-    let bytes = html.as_bytes();
-    let mut copied = 0;
-    let mut from = 0;
-    // Whether text came since the last line break, so `</li><li>` or `</div></div>` break once.
-    let mut text_since_break = false;
-    while let Some(offset) = html[from..].find('<') {
-        let at = from + offset;
-        if !html[from..at].trim().is_empty() {
-            text_since_break = true;
-        }
-        let closing = bytes.get(at + 1) == Some(&b'/');
-        let name_start = at + 1 + usize::from(closing);
-        let name_len =
-            bytes.get(name_start..).unwrap_or_default().iter().take_while(|b| b.is_ascii_alphanumeric()).count();
-        // ASCII bytes only, so the slice sits on character boundaries.
-        let name = &html[name_start..name_start + name_len];
-        let insert = if BLOCK_ELEMENTS.iter().any(|b| b.eq_ignore_ascii_case(name)) && text_since_break {
-            text_since_break = false;
-            Some("<br>")
-        } else if closing && (name.eq_ignore_ascii_case("td") || name.eq_ignore_ascii_case("th")) {
-            Some(" ")
-        } else {
-            None
-        };
-        if let Some(insert) = insert {
-            prepared.push_str(&html[copied..at]);
-            prepared.push_str(insert);
-            copied = at;
-        }
-        // The converter breaks lines at `<br>` and `</p>` itself.
-        if (!closing && name.eq_ignore_ascii_case("br")) || (closing && name.eq_ignore_ascii_case("p")) {
-            text_since_break = false;
-        }
-        match html[at..].find('>') {
-            Some(end) => from = at + end + 1,
-            None => break,
-        }
-    }
-    prepared.push_str(&html[copied..]);
-    let text = html_to_text(&prepared);
-    let mut out = String::with_capacity(text.len());
-    let mut blank = 0;
-    for line in text.lines().map(str::trim_end) {
-        if line.trim().is_empty() {
-            blank += 1;
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(if blank > 0 { "\n\n" } else { "\n" });
-        }
-        blank = 0;
-        out.push_str(line.trim_start_matches(' '));
-    }
-    out
-}
-
 /// The HTML body before sanitising, when the mail has a real `text/html` part. Text parts between HTML parts
 /// (Apple Mail's mixed bodies) are converted, inline images in the body list become `cid:` images.
 fn raw_html_body(message: &Message<'_>) -> Option<String> {
@@ -537,106 +449,26 @@ fn raw_html_body(message: &Message<'_>) -> Option<String> {
     Some(html)
 }
 
-#[derive(Default)]
-struct Collected {
-    cids: BTreeSet<String>,
-    remote_images: Vec<String>,
-}
-
 struct Sanitized {
     html: String,
     cids: BTreeSet<String>,
     remote_images: Vec<String>,
 }
 
-/// HTML nested deeper than this is not given to the sanitiser, whose tree builder slows down with the square of the
-/// depth (20,000 nested `<div>`s take seconds); real mail stays far below (Outlook's nested tables: tens).
-pub const MAX_HTML_DEPTH: usize = 1_000;
-
-/// Elements that never nest: void elements, and those a sibling of the same name closes (`<p>`, `<li>`, `<td>`…),
-/// which old mailers leave open by the thousand.
-const NON_NESTING: &[&str] = &[
-    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr", "p",
-    "li", "td", "th", "tr", "dt", "dd", "option",
-];
-
-/// Whether elements nest deeper than `limit`, by a linear scan of the tags (approximate, never slow).
-fn nests_deeper_than(html: &str, limit: usize) -> bool {
-    let bytes = html.as_bytes();
-    let mut depth = 0usize;
-    let mut from = 0;
-    while let Some(offset) = html[from..].find('<') {
-        let at = from + offset;
-        let Some(end) = html[at..].find('>').map(|e| at + e) else { break };
-        let closing = bytes.get(at + 1) == Some(&b'/');
-        let name_start = at + 1 + usize::from(closing);
-        let name_len =
-            bytes.get(name_start..end).unwrap_or_default().iter().take_while(|b| b.is_ascii_alphanumeric()).count();
-        let name = &html[name_start..name_start + name_len];
-        if name_len > 0 && !NON_NESTING.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-            if closing {
-                depth = depth.saturating_sub(1);
-            } else if bytes[end - 1] != b'/' {
-                depth += 1;
-                if depth > limit {
-                    return true;
-                }
-            }
-        }
-        from = end + 1;
-    }
-    false
-}
-
+/// The mail's HTML under the one message-HTML policy ([`crate::domain::html`]), with the mail's own step on top:
+/// a `cid:` link to an inline image becomes the placeholder `{{attachment:<content-id>}}` (and is collected).
 fn sanitize_html(html: &str) -> Sanitized {
-    if nests_deeper_than(html, MAX_HTML_DEPTH) {
-        // Too deep to sanitise in reasonable time: keep the text, shown as HTML.
-        return sanitize_shallow_html(&text_to_html(&html_text(html)));
-    }
-    sanitize_shallow_html(html)
-}
-
-fn sanitize_shallow_html(html: &str) -> Sanitized {
-    let collected = Arc::new(Mutex::new(Collected::default()));
-    let sink = Arc::clone(&collected);
-    let mut builder = ammonia::Builder::default();
-    builder
-        .url_schemes(["http", "https", "mailto", "tel", "cid"].into_iter().collect())
-        // Relative URLs pass ammonia (our placeholders are relative URLs) and are dropped by the filter below.
-        .url_relative(ammonia::UrlRelative::PassThrough)
-        .link_rel(Some("noopener noreferrer nofollow"))
-        .attribute_filter(move |element, attribute, value| {
-            if !matches!(attribute, "src" | "href" | "xlink:href") {
-                return Some(Cow::Borrowed(value));
-            }
-            // The sanitiser calls this from this thread only; a poisoned lock still holds usable data.
-            let mut sink = sink.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(cid) = value.trim().get(..4).filter(|s| s.eq_ignore_ascii_case("cid:")) {
-                let cid = &value.trim()[cid.len()..];
-                let cid = percent_decode(cid).and_then(|c| normalize_content_id(&c)).filter(|c| is_safe_cid(c))?;
-                let placeholder = format!("{ATTACHMENT_PLACEHOLDER}{cid}{PLACEHOLDER_END}");
-                sink.cids.insert(cid);
-                return Some(Cow::Owned(placeholder));
-            }
-            let relative = matches!(url::Url::parse(value), Err(url::ParseError::RelativeUrlWithoutBase));
-            if element == "img" && attribute == "src" {
-                // Remote (`https:`, protocol-relative `//host/x.png`) or meaningless (relative): never loaded.
-                let v = value.trim_start();
-                let remote = ["http:", "https:", "//"]
-                    .iter()
-                    .any(|p| v.get(..p.len()).is_some_and(|s| s.eq_ignore_ascii_case(p)));
-                if remote {
-                    sink.remote_images.push(value.to_owned());
-                }
-                return None;
-            }
-            // A relative link would point into the help desk itself.
-            (!relative).then_some(Cow::Borrowed(value))
-        });
-    let html = builder.clean(html).to_string();
-    drop(builder);
-    let collected = std::mem::take(&mut *collected.lock().unwrap_or_else(PoisonError::into_inner));
-    Sanitized { html, cids: collected.cids, remote_images: collected.remote_images }
+    let cids = Arc::new(Mutex::new(BTreeSet::new()));
+    let sink = Arc::clone(&cids);
+    let clean = crate::domain::html::sanitize_with(html, move |cid| {
+        let cid = percent_decode(cid).and_then(|c| normalize_content_id(&c)).filter(|c| is_safe_cid(c))?;
+        let placeholder = format!("{ATTACHMENT_PLACEHOLDER}{cid}{PLACEHOLDER_END}");
+        // The sanitiser calls this from this thread only; a poisoned lock still holds usable data.
+        sink.lock().unwrap_or_else(PoisonError::into_inner).insert(cid);
+        Some(placeholder)
+    });
+    let cids = std::mem::take(&mut *cids.lock().unwrap_or_else(PoisonError::into_inner));
+    Sanitized { html: clean.html, cids, remote_images: clean.remote_images }
 }
 
 fn escape_attribute(value: &str) -> String {
@@ -1037,27 +869,7 @@ mod tests {
     }
 
     #[test]
-    fn html_text_breaks_blocks() {
-        let html = "<html><head><title>t</title><style>p{}</style></head><body><div>Buongiorno,</div><div><br></div>\
-            <div>vorrei un account, che inizia luned&igrave;.</div><ul><li>Reparto: Marketing</li><li>Tel</li></ul>\
-            <table><tr><td>a</td><td>b</td></tr><tr><th>c</th><td>d</td></tr></table><p>Grazie,<br>Sara</p></body></html>";
-        assert_eq!(
-            html_text(html),
-            "Buongiorno,\n\nvorrei un account, che inizia lunedì.\nReparto: Marketing\nTel\na b\nc d\nGrazie,\nSara"
-        );
-        assert_eq!(html_text(""), "");
-        assert_eq!(html_text("<"), "");
-        assert_eq!(html_text("a</"), "a");
-        assert_eq!(html_text("Zażółć <b>gęślą</b>"), "Zażółć gęślą");
-    }
-
-    #[test]
     fn deep_html_becomes_text() {
-        assert!(!nests_deeper_than("<div><p>a<p>b<br><img src=x><hr/></div>", 1));
-        assert!(nests_deeper_than("<div><div>", 1));
-        assert!(!nests_deeper_than(&"<p>x".repeat(5_000), 10), "unclosed paragraphs do not nest");
-        assert!(!nests_deeper_than(&"<div>x</div>".repeat(5_000), 10));
-        assert!(!nests_deeper_than("<div", 0) && !nests_deeper_than("</div></div>", 0));
         // 100,000 nested elements: the sanitiser would take minutes; the fallback is linear.
         let raw = format!(
             "From: a@example.com\r\nContent-Type: text/html\r\n\r\n{}Hello <script>x()</script><b>there</b>",

@@ -7,8 +7,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{actor, nullable, paging, sanitize_html};
+use super::{actor, nullable, paging};
 use crate::auth::{Credential, Principal};
+use crate::domain::html::sanitize as sanitize_html;
 use crate::domain::text::{normalize_email, normalize_phone, normalize_tag};
 use crate::domain::{Direction, Mode, Priority, Source};
 use crate::http::State;

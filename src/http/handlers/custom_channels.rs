@@ -7,18 +7,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{actor, name_field, sanitize_html};
+use super::{actor, name_field};
 use crate::auth::{Principal, random_secret};
 use crate::channels::custom::Settings as CustomSettings;
 use crate::channels::routing::{Assign, RoutingSettings};
+use crate::domain::html::sanitize as sanitize_html;
 use crate::domain::text::{normalize_email, normalize_phone, normalize_tag};
-use crate::domain::{ChannelKind, ChannelScope, Direction, Mode, Priority, Source};
+use crate::domain::{ChannelKind, ChannelScope, Mode, Priority};
 use crate::http::State;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::session::Admin;
 use crate::http::views::DeliveryView;
-use crate::store::conversations::{Counterpart, NewConversation};
-use crate::store::messages::{CustomerMessage, Target};
+use crate::store::messages::{CustomerMessage, Profile, Target};
 use crate::store::models::ChannelInstance;
 use crate::store::{self, StoreError};
 
@@ -437,75 +437,34 @@ pub async fn inbound(
         "must be 1–200 characters",
     )?;
 
-    // Twice at most: a first message of a new customer may race with another one for the same id.
+    // The conversation whose actor takes the message: the one this customer's previous message
+    // landed in, else their latest by one read (none: a new customer, or none yet on this
+    // channel). Only the serialising actor depends on it: the store decides where the message
+    // lands, and creates a new customer, in its transaction (CC-9; one conversation under
+    // concurrency, issue #13).
     let key = (channel.id, ucid.clone());
-    for _ in 0..2 {
-        // The conversation whose actor takes the message: the one this customer's previous
-        // message landed in, else their latest by one read (none: a new customer).
-        let generation = state.store.generation();
-        let known = match state.routes.get(&key, generation) {
-            Some((_, conversation)) => Some(Some(conversation)),
-            None => store::conversations::route(&state.store, channel.id, &ucid).await?,
-        };
-        if let Some(latest) = known {
-            let msg = CustomerMessage {
-                channel_id: channel.id,
-                target: Target::Latest { user_custom_id: ucid.clone() },
-                content: text.clone(),
-                content_html: html.clone(),
-                external_message_id: ext.clone(),
-                subject: subject.clone(),
-            };
-            match state.realtime.customer_message(msg, latest).await {
-                Ok(out) => {
-                    let (conversation_id, user_id) = (out.conversation.id, out.conversation.customer_id);
-                    state.routes.put(key, (user_id, conversation_id), generation);
-                    let body =
-                        InboundAnswer { conversation_id, user_id, message_id: out.message.id, created: out.created };
-                    let mut resp = if out.duplicate { HttpResponse::Ok() } else { HttpResponse::Created() };
-                    return Ok(resp.json(body));
-                }
-                // The id was unlinked from its customer meanwhile: a new customer, as below.
-                Err(StoreError::UnknownCustomer(_)) => state.routes.remove(&key),
-                Err(e) => return Err(refused(&state, channel.id, e).await),
-            }
-        }
-        let input = NewConversation {
-            channel_id: channel.id,
-            counterpart: Counterpart::Contact {
-                external_id: ucid.clone(),
-                name: name.clone(),
-                email: email.clone(),
-                phone: phone.clone(),
-                company: company.clone(),
-            },
-            subject: subject.clone(),
-            content: text.clone(),
-            content_html: html.clone(),
-            external_message_id: ext.clone(),
-            direction: Direction::In,
-            source: Source::Channel,
-            author_agent_id: None,
-        };
-        let created = match store::conversations::create(&state.store, input, &p.scope, actor(&p)).await {
-            Ok(c) => c,
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(refused(&state, channel.id, e).await),
-        };
-        let (conversation_id, user_id, message_id, fresh) = (
-            created.conversation.conversation.id,
-            created.conversation.conversation.customer_id,
-            created.message.id,
-            created.created,
-        );
-        if fresh {
-            state.realtime.created(&created).await?;
-        }
-        state.routes.put(key, (user_id, conversation_id), generation);
-        let mut resp = if fresh { HttpResponse::Created() } else { HttpResponse::Ok() };
-        return Ok(resp.json(InboundAnswer { conversation_id, user_id, message_id, created: fresh }));
-    }
-    Err(ApiError::Conflict("this customer was being created by a concurrent request; retry".into()))
+    let generation = state.store.generation();
+    let latest = match state.routes.get(&key, generation) {
+        Some((_, conversation)) => Some(conversation),
+        None => store::conversations::route(&state.store, channel.id, &ucid).await?.flatten(),
+    };
+    let msg = CustomerMessage {
+        channel_id: channel.id,
+        target: Target::Latest { user_custom_id: ucid, profile: Profile { name, email, phone, company } },
+        content: text,
+        content_html: html,
+        external_message_id: ext,
+        subject,
+    };
+    let out = match state.realtime.customer_message(msg, latest).await {
+        Ok(out) => out,
+        Err(e) => return Err(refused(&state, channel.id, e).await),
+    };
+    let (conversation_id, user_id) = (out.conversation.id, out.conversation.customer_id);
+    state.routes.put(key, (user_id, conversation_id), generation);
+    let body = InboundAnswer { conversation_id, user_id, message_id: out.message.id, created: out.created };
+    let mut resp = if out.duplicate { HttpResponse::Ok() } else { HttpResponse::Created() };
+    Ok(resp.json(body))
 }
 
 fn disabled(channel_id: i64) -> ApiError {

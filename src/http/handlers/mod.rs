@@ -90,28 +90,9 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))
 }
 
-/// Sanitise user-supplied HTML to the limited tag set messages may carry (CORE-9).
-pub fn sanitize_html(html: &str) -> String {
-    ammonia::Builder::default()
-        .link_rel(Some("noopener noreferrer nofollow"))
-        .url_schemes(["http", "https", "mailto", "tel", "cid"].into_iter().collect())
-        .clean(html)
-        .to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn html_is_sanitised() {
-        let clean = sanitize_html(
-            r#"<p onclick="x()">Hi <b>there</b><script>alert(1)</script><a href="javascript:alert(1)">x</a><img src="cid:logo"></p>"#,
-        );
-        assert!(!clean.contains("script") && !clean.contains("onclick") && !clean.contains("javascript"), "{clean}");
-        assert!(clean.contains("<b>there</b>"));
-        assert!(clean.contains("cid:logo"));
-    }
 
     #[test]
     fn paging_is_checked() {
