@@ -6,15 +6,15 @@ mod common;
 
 #[path = "security/customer_scope.rs"]
 mod customer_scope;
+#[path = "security/hardening.rs"]
+mod hardening;
 #[path = "security/identity_changes.rs"]
 mod identity_changes;
 #[path = "security/login_throttle.rs"]
 mod login_throttle;
+#[path = "security/one_conversation.rs"]
+mod one_conversation;
 #[path = "security/outbound.rs"]
 mod outbound;
 #[path = "security/secrets.rs"]
 mod secrets;
-#[path = "security/one_conversation.rs"]
-mod one_conversation;
-#[path = "security/hardening.rs"]
-mod hardening;

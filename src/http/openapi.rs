@@ -119,7 +119,10 @@ const REFERENCE: (u16, &str) =
 pub const SPECIAL: &[(&str, &[(u16, &str)])] = &[
     (
         "auth_login",
-        &[(401, "`invalid_credentials`: wrong email or password"), (429, "`too_many_attempts`: too many failed sign-ins; retry after `Retry-After` seconds")],
+        &[
+            (401, "`invalid_credentials`: wrong email or password"),
+            (429, "`too_many_attempts`: too many failed sign-ins; retry after `Retry-After` seconds"),
+        ],
     ),
     ("auth_setup", &[(409, "`conflict`: setup is done, an admin already exists")]),
     ("agents_create", &[CONFLICT, REFERENCE]),
@@ -224,7 +227,12 @@ impl Modify for ErrorResponses {
                 let Some(op) = op else { continue };
                 for (status, description) in Self::statuses(op, method) {
                     op.responses.responses.entry(status.to_string()).or_insert_with(|| {
-                        RefOr::T(ResponseBuilder::new().description(description).content("application/json", error()).build())
+                        RefOr::T(
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content("application/json", error())
+                                .build(),
+                        )
                     });
                 }
             }
