@@ -97,7 +97,7 @@ done
 curl -fsS "$base/readyz" >/dev/null || { cat "$work/server.log"; echo "the server did not start" >&2; exit 1; }
 
 api() { # method path [json] -> prints the body; fails on a non-2xx answer
-  local args=(-fsS -X "$1" -H "Authorization: Bearer $admin_token" "$base/api/v1$2")
+  local args=(-sS --fail-with-body -X "$1" -H "Authorization: Bearer $admin_token" "$base/api/v1$2")
   [ $# -ge 3 ] && args+=(-H 'Content-Type: application/json' --data "$3")
   curl "${args[@]}"
 }
@@ -115,7 +115,7 @@ for who in 1 2; do
 done
 api POST /statuses '{"key": "on_hold", "name": "On hold", "base": "pending"}' >/dev/null
 api POST /email-channels '{"name": "Box", "protocol": "imap", "host": "127.0.0.1", "port": 9, "tls": "none",
-  "username": "u", "password": "p", "poll_interval_s": 3600,
+  "username": "u", "password": "p", "poll_interval_s": 300,
   "smtp": {"host": "127.0.0.1", "port": 9, "tls": "none", "from_address": "box@example.com"}}' >/dev/null
 curl -fsS -X POST -H "Authorization: Bearer $admin_token" -H 'Content-Type: text/plain' --data 'hello' \
   "$base/api/v1/attachments?file_name=hello.txt" >/dev/null
