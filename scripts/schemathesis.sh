@@ -165,10 +165,10 @@ PY
   if [ "$bad" != 0 ]; then
     status=1
     echo "--- $name ($backend): schemathesis found problems (exit $rc):"
-    grep -Ev '[0-9]+ (passed|failed)' "$out" | sed -n '/FAILURES/,$p' | head -n 400
+    grep -Ev '[0-9]+ (passed|failed)' "$out" | sed -n '/\(FAILURES\|ERRORS\) =/,$p' | head -n 400
   fi
   echo "$name ($backend): $tests operations, $((tests - fails - errors - skipped)) ok, $fails failing, $errors errors, $skipped skipped"
-  grep -E '^ *(Test cases|Operations):' "$out" | sed -E "s/ passed/ ok/g; s/ failed/ failing/g; s/^ */  $name: /" || true
+  grep -E '^ *Operations:' "$out" | sed -E "s/ passed/ ok/g; s/ failed/ failing/g; s/^ */  $name: /" || true
 }
 
 run admin "$admin_token" "${not_last[@]}"
