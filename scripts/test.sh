@@ -5,7 +5,8 @@
 #   2. unit + integration tests on SQLite (plain `cargo test`),
 #   3. the integration tests again on PostgreSQL, each test in a fresh database, with Redis for the
 #      two-node tests (tests/multinode.rs: two server processes sharing PostgreSQL and Redis),
-#   4. the dashboard: the committed web/dist matches a fresh `npm run build`, then the release
+#   4. schemathesis (scripts/schemathesis.sh) against the debug binary on SQLite and on PostgreSQL,
+#   5. the dashboard: the committed web/dist matches a fresh `npm run build`, then the release
 #      binary runs the end-to-end tests in Debian's headless Chromium (tests/e2e/run.mjs, with
 #      screenshots in test-artifacts/screenshots/) and the first-paint budget with 10,000
 #      tickets (tests/e2e/perf.mjs; SWITCHBOARD_SKIP_PERF=1 skips it).
@@ -125,6 +126,10 @@ ensure_openapi_validator() {
   export SWITCHBOARD_OPENAPI_VALIDATOR="$venv/bin/openapi-spec-validator"
 }
 
+ensure_socat() { # scripts/schemathesis.sh reaches PostgreSQL from its network namespace through socat
+  command -v socat >/dev/null 2>&1 || { say "installing socat (Debian package)"; apt_install socat; }
+}
+
 ensure_mail_servers() { # Debian's Dovecot for IMAP/POP3 and aiosmtpd (PyPI) as the SMTP sink (tests/email_net.rs)
   if [ ! -x /usr/sbin/dovecot ] || [ ! -x /usr/lib/dovecot/imap ] || [ ! -x /usr/lib/dovecot/pop3 ] \
     || ! command -v openssl >/dev/null 2>&1; then
@@ -202,6 +207,7 @@ run_suite() { # $1 = name, rest = command; a failing suite fails the run but the
 ensure_postgres
 ensure_redis
 ensure_openapi_validator
+ensure_socat
 ensure_mail_servers
 ensure_browser
 export SWITCHBOARD_REQUIRE_TOOLS=1
@@ -212,6 +218,11 @@ run_suite "clippy" cargo clippy --all-targets --quiet -- -D warnings
 run_suite "unit + integration tests on SQLite" env SWITCHBOARD_TEST_DATABASE=sqlite cargo test --quiet
 run_suite "integration tests on PostgreSQL ($PG_URL) and Redis ($SWITCHBOARD_TEST_REDIS)" \
   env SWITCHBOARD_TEST_DATABASE="$PG_URL" SWITCHBOARD_TEST_REDIS="$SWITCHBOARD_TEST_REDIS" cargo test --quiet --tests
+
+# The API against its own OpenAPI document (schemathesis from PyPI, a short bounded run with an admin's and an
+# agent's token): no 5xx, no undocumented status, every body as documented. On SQLite, then on PostgreSQL.
+run_suite "schemathesis on SQLite" env SWITCHBOARD_TOOLS_DIR="$TOOLS" bash scripts/schemathesis.sh
+run_suite "schemathesis on PostgreSQL" env SWITCHBOARD_TOOLS_DIR="$TOOLS" bash scripts/schemathesis.sh "$PG_URL"
 
 # The dashboard, in a real browser against the real binary (which embeds web/dist).
 run_suite "dashboard build (web/dist is current)" web_dist_current

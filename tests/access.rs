@@ -1381,3 +1381,56 @@ async fn the_socket_never_shows_or_takes_another_channels_conversation() {
     alice_ws.close().await;
     admin_ws.close().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The OpenAPI document's error answers (#13) against the same route facts
+// ---------------------------------------------------------------------------------------------
+
+/// Every `/api/v1` route's operation lists the 4xx the tests above show it gives: 401 where
+/// credentials are needed, 403 for each admin route (and every state-changing one: CSRF), 404
+/// where the path names a row, 400 and 413 where it takes a body; and no 403 on a read any agent
+/// may make. `ADMIN_ONLY` in `src/http/openapi.rs` names exactly the handlers with `Admin`.
+#[test]
+fn the_openapi_document_lists_each_routes_error_answers() {
+    let doc: Value = serde_json::from_str(&switchboard::http::openapi::document_json()).unwrap();
+    let public = [("POST", "/auth/login"), ("GET", "/setup"), ("POST", "/setup")];
+    let mut admin_ids = BTreeSet::new();
+    let mut checked = 0;
+    for r in api_routes() {
+        if r.pattern == "/ws" {
+            continue; // the socket upgrade is described in docs/realtime.md, not in the document
+        }
+        let what = format!("{} {} ({})", r.method, r.pattern, r.handler);
+        let op = &doc["paths"][format!("/api/v1{}", r.pattern)][r.method.to_lowercase()];
+        assert!(op.is_object(), "{what} is not in the OpenAPI document");
+        let lists = |status: u16| {
+            let resp = &op["responses"][status.to_string()];
+            if resp.is_null() {
+                return false;
+            }
+            let schema = &resp["content"]["application/json"]["schema"]["$ref"];
+            assert_eq!(schema, "#/components/schemas/ErrorBody", "{what}: {status} has the error body");
+            true
+        };
+        let admin = handler_requires_admin(&r.handler);
+        if admin {
+            admin_ids.insert(op["operationId"].as_str().unwrap().to_owned());
+        }
+        let authenticated = !public.contains(&(r.method.as_str(), r.pattern.as_str()));
+        assert_eq!(lists(401), authenticated || r.pattern == "/auth/login", "{what}: 401");
+        let changes = r.method != "GET";
+        assert_eq!(lists(403), admin || (authenticated && changes), "{what}: 403");
+        assert_eq!(lists(404), r.pattern.contains('{'), "{what}: 404");
+        if !op["requestBody"].is_null() {
+            assert!(lists(400) && lists(413), "{what}: a body can be malformed or too large");
+        }
+        if r.pattern.contains('{') || !op["parameters"].is_null() {
+            assert!(lists(400), "{what}: a path or query can be malformed");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 40, "checked {checked}");
+    let listed: BTreeSet<String> = switchboard::http::openapi::ADMIN_ONLY.iter().map(|s| s.to_string()).collect();
+    assert_eq!(listed, admin_ids, "ADMIN_ONLY names exactly the operations whose handler takes `Admin`");
+    assert!(doc["paths"]["/api/v1/auth/login"]["post"]["responses"]["429"].is_object(), "sign-in is throttled");
+}

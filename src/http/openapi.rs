@@ -1,7 +1,15 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations, served at
 //! `/api/openapi.json`, with a browsable Swagger UI at `/api/docs/`.
+//!
+//! The error answers (4xx) of every operation are added here in one place by [`ErrorResponses`],
+//! from facts of the operation (credentials needed, admin only, path parameters, query, body) and
+//! a short table of what only some routes answer ([`SPECIAL`]: conflicts, rules, throttling).
+//! `tests/access.rs` checks these lists against the routes and handlers, and `scripts/schemathesis.sh`
+//! against the running server.
 
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -39,7 +47,7 @@ use super::handlers::{
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(crate::http::error::ErrorBody)),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &ErrorResponses),
     security(("bearer" = []), ("session" = [])),
     tags(
         (name = "auth", description = "Sign in and out; first-run setup"),
@@ -69,6 +77,166 @@ impl Modify for SecuritySchemes {
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::auth::SESSION_COOKIE))),
         );
+    }
+}
+
+/// Operations whose handler takes the `Admin` extractor: 403 `forbidden` for agents, whatever the
+/// method. (`tests/access.rs` checks this list against the handlers' signatures.)
+pub const ADMIN_ONLY: &[&str] = &[
+    "agents_create",
+    "agents_set_channels",
+    "teams_create",
+    "teams_update",
+    "teams_delete",
+    "teams_set_members",
+    "channels_create",
+    "channels_update",
+    "channels_delete",
+    "channels_deliveries",
+    "statuses_create",
+    "statuses_update",
+    "statuses_delete",
+    "audit_list",
+    "custom_channels_create",
+    "custom_channels_update",
+    "custom_channels_delete",
+    "custom_channels_rotate_secret",
+    "custom_channels_deliveries",
+    "custom_channels_resend",
+    "email_channels_create",
+    "email_channels_update",
+    "email_channels_delete",
+    "email_channels_check",
+    "email_channels_log",
+    "email_channels_log_source",
+];
+
+const CONFLICT: (u16, &str) = (409, "`conflict`: the change collides with existing data");
+const REFERENCE: (u16, &str) =
+    (422, "`unknown_reference`: a referenced row does not exist; `rule_violation`: a rule says no");
+
+/// What only some operations answer, beyond what [`ErrorResponses`] derives for every operation.
+pub const SPECIAL: &[(&str, &[(u16, &str)])] = &[
+    (
+        "auth_login",
+        &[
+            (401, "`invalid_credentials`: wrong email or password"),
+            (429, "`too_many_attempts`: too many failed sign-ins; retry after `Retry-After` seconds"),
+        ],
+    ),
+    ("auth_setup", &[(409, "`conflict`: setup is done, an admin already exists")]),
+    ("agents_create", &[CONFLICT, REFERENCE]),
+    ("agents_update", &[REFERENCE]),
+    ("agents_set_channels", &[REFERENCE]),
+    ("teams_create", &[CONFLICT, REFERENCE]),
+    ("teams_update", &[CONFLICT]),
+    ("teams_set_members", &[REFERENCE]),
+    ("channels_create", &[REFERENCE]),
+    ("channels_update", &[REFERENCE]),
+    ("statuses_create", &[CONFLICT]),
+    ("statuses_delete", &[(409, "`conflict`: conversations still have this status"), REFERENCE]),
+    ("tokens_create", &[REFERENCE]),
+    ("conversations_create", &[REFERENCE]),
+    ("conversations_update", &[REFERENCE]),
+    ("conversations_merge", &[REFERENCE]),
+    ("conversations_reply", &[REFERENCE]),
+    ("conversations_note", &[REFERENCE]),
+    ("conversations_end", &[(409, "`conflict`: the chat had already ended"), (422, "`rule_violation`: not a chat")]),
+    ("customers_update", &[REFERENCE]),
+    ("customers_add_identity", &[CONFLICT, REFERENCE]),
+    ("customers_merge", &[REFERENCE]),
+    ("custom_channels_create", &[REFERENCE]),
+    ("custom_channels_update", &[REFERENCE]),
+    (
+        "custom_channels_inbound",
+        &[(409, "`conflict`: the customer was being created by a concurrent request; retry"), REFERENCE],
+    ),
+    ("email_channels_check", &[(409, "`conflict`: the mailbox is disabled")]),
+];
+
+/// Adds to every operation the 4xx it can give, each with the [`ErrorBody`] schema:
+/// 401 where credentials are needed; 403 for admin-only operations ([`ADMIN_ONLY`]) and for every
+/// state-changing one (a session cookie without the right `X-CSRF-Token`; some also check roles);
+/// 404 where a path names a row; 400 where a path, query or body is parsed; 413 and 415 for a
+/// JSON body (413 also for an upload); then [`SPECIAL`]. What an annotation already lists stays.
+///
+/// [`ErrorBody`]: crate::http::error::ErrorBody
+struct ErrorResponses;
+
+impl ErrorResponses {
+    fn statuses(op: &Operation, method: &str) -> Vec<(u16, &'static str)> {
+        let id = op.operation_id.as_deref().unwrap_or_default();
+        let params = op.parameters.as_deref().unwrap_or_default();
+        let in_path = params.iter().any(|p| matches!(p.parameter_in, ParameterIn::Path));
+        let in_query = params.iter().any(|p| matches!(p.parameter_in, ParameterIn::Query));
+        let body = op.request_body.as_ref();
+        let json_body = body.is_some_and(|b| b.content.contains_key("application/json"));
+        // `security()` on an operation makes it public; otherwise the document's security holds.
+        let authenticated = op.security.as_ref().is_none_or(|s| !s.is_empty());
+        let changes = method != "get";
+        let mut out = Vec::new();
+        if in_path || in_query || body.is_some() {
+            out.push((
+                400,
+                "`invalid_json`, `validation_failed`, `invalid_query` or `invalid_path`: the request is malformed",
+            ));
+        }
+        if authenticated {
+            out.push((401, "`unauthorized`: no valid credentials"));
+        }
+        match (ADMIN_ONLY.contains(&id), authenticated && changes) {
+            (true, _) => out.push((403, "`forbidden`: this needs an admin; `csrf_failed`: see X-CSRF-Token")),
+            (false, true) => out.push((
+                403,
+                "`csrf_failed`: a session cookie without the session's `X-CSRF-Token`; `forbidden`: not allowed",
+            )),
+            (false, false) => {}
+        }
+        if in_path {
+            out.push((404, "`not_found`: no such row, or not in the caller's channels"));
+        }
+        if body.is_some() {
+            out.push((413, "`payload_too_large`: the body is larger than the server's limit"));
+        }
+        if json_body {
+            out.push((415, "`unsupported_media_type`: send JSON with Content-Type: application/json"));
+        }
+        if let Some((_, extra)) = SPECIAL.iter().find(|(op_id, _)| *op_id == id) {
+            out.extend_from_slice(extra);
+        }
+        out
+    }
+}
+
+impl Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let error = || {
+            Content::new(Some(RefOr::Ref(Ref::from_schema_name(
+                <crate::http::error::ErrorBody as utoipa::ToSchema>::name(),
+            ))))
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                ("get", &mut item.get),
+                ("post", &mut item.post),
+                ("put", &mut item.put),
+                ("patch", &mut item.patch),
+                ("delete", &mut item.delete),
+            ];
+            for (method, op) in ops {
+                let Some(op) = op else { continue };
+                for (status, description) in Self::statuses(op, method) {
+                    op.responses.responses.entry(status.to_string()).or_insert_with(|| {
+                        RefOr::T(
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content("application/json", error())
+                                .build(),
+                        )
+                    });
+                }
+            }
+        }
     }
 }
 

@@ -88,7 +88,7 @@ pub async fn upload(
 
 /// Download a file. Images, audio, video and PDFs open inline; everything else downloads.
 #[utoipa::path(get, operation_id = "attachments_download", path = "/api/v1/attachments/{id}", tag = "attachments", params(("id" = i64, Path)),
-    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = crate::http::error::ErrorBody)))]
+    responses((status = 200, description = "the file, with the type it was uploaded with", content_type = "*/*", body = Vec<u8>), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn download(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     let (a, channel) = store::attachments::get(&state.store, *id).await.map_err(|e| match e {
         store::StoreError::NotFound => ApiError::not_found("attachment"),
