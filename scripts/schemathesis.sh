@@ -25,7 +25,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/switchboard-target}"
 TOOLS="${SWITCHBOARD_TOOLS_DIR:-/var/tmp/switchboard-tools}"
 DB="${1:-sqlite}"
 EXAMPLES="${SCHEMATHESIS_EXAMPLES:-5}"
-WORKERS="${SCHEMATHESIS_WORKERS:-2}"
+WORKERS="${SCHEMATHESIS_WORKERS:-1}"
 
 if [ -z "${SB_SCHEMATHESIS_INSIDE:-}" ]; then
   # Outside the namespace: install, build, make the database, then run the rest inside.

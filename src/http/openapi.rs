@@ -121,7 +121,7 @@ pub const SPECIAL: &[(&str, &[(u16, &str)])] = &[
         "auth_login",
         &[
             (401, "`invalid_credentials`: wrong email or password"),
-            (429, "`too_many_attempts`: too many failed sign-ins; retry after `Retry-After` seconds"),
+            (429, "`too_many_requests`: too many failed sign-ins; retry after `Retry-After` seconds"),
         ],
     ),
     ("auth_setup", &[(409, "`conflict`: setup is done, an admin already exists")]),
@@ -152,6 +152,13 @@ pub const SPECIAL: &[(&str, &[(u16, &str)])] = &[
         &[(409, "`conflict`: the customer was being created by a concurrent request; retry"), REFERENCE],
     ),
     ("email_channels_check", &[(409, "`conflict`: the mailbox is disabled")]),
+    (
+        "ops_metrics",
+        &[
+            (401, "`unauthorized`: `SWITCHBOARD_METRICS_TOKEN` is set and the Bearer token is missing or wrong"),
+            (404, "`not_found`: `SWITCHBOARD_METRICS_BIND` is set, so `/metrics` is served on that address only"),
+        ],
+    ),
 ];
 
 /// Adds to every operation the 4xx it can give, each with the [`ErrorBody`] schema:

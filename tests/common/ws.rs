@@ -32,7 +32,8 @@ impl WsClient {
         Self::connect_with(base, ("Authorization", &format!("Bearer {token}")), cursor).await
     }
 
-    /// Connect with the dashboard's session cookie (`sb_session=<value>`) instead of a token.
+    /// Connect with the dashboard's session cookie (`sb_session=<value>`) instead of a token, from
+    /// the dashboard's own origin like a browser (a cookie socket from elsewhere is refused).
     pub async fn connect_with_cookie(base: &str, cookie: &str) -> Self {
         Self::connect_with(base, ("Cookie", cookie), None).await
     }
@@ -44,6 +45,9 @@ impl WsClient {
         }
         let mut req = url.into_client_request().unwrap();
         req.headers_mut().insert(name, value.parse().unwrap());
+        if name == "Cookie" {
+            req.headers_mut().insert("Origin", base.parse().unwrap());
+        }
         let (stream, _) = tokio_tungstenite::connect_async(req).await.expect("socket connects");
         let mut c = Self { stream, log: Vec::new(), cursor: None, hello: Value::Null, close_code: None };
         let hello = c.next_within(Duration::from_secs(10)).await.expect("hello frame");
