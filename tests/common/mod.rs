@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod cases;
 pub mod mail;
 pub mod ws;
 
@@ -71,6 +72,30 @@ impl TestServer {
     /// Start with adjusted configuration (e.g. a small body limit).
     pub async fn start_with(adjust: impl FnOnce(&mut RawConfig)) -> Self {
         let db = FreshDb::new().await;
+        let running = Self::run(&db, adjust).await;
+        let base = format!("http://{}", running.addr);
+        Self { base, running: Some(running), db }
+    }
+
+    /// Stop this server and start a new one on the same database and data directory (a restart).
+    pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// [`Self::restart`] with adjusted configuration (e.g. another secret key).
+    pub async fn restart_with(mut self, adjust: impl FnOnce(&mut RawConfig)) -> Self {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("clean stop");
+        }
+        let running = Self::run(&self.db, adjust).await;
+        self.base = format!("http://{}", running.addr);
+        self.running = Some(running);
+        self
+    }
+
+    /// A server on `db` with the test defaults (a free loopback port, small pools, loopback
+    /// receivers allowed as outgoing targets), adjusted by `adjust`.
+    async fn run(db: &FreshDb, adjust: impl FnOnce(&mut RawConfig)) -> RunningServer {
         let mut raw = RawConfig {
             bind: Some("127.0.0.1:0".into()),
             database_url: Some(db.url.clone()),
@@ -83,58 +108,7 @@ impl TestServer {
         };
         adjust(&mut raw);
         let settings = Settings::resolve(raw).expect("valid test settings");
-        let running =
-            switchboard::server::start(settings, StartOptions { handle_signals: false }).await.expect("server starts");
-        let base = format!("http://{}", running.addr);
-        Self { base, running: Some(running), db }
-    }
-
-    /// Stop this server and start a new one on the same database and data directory (a restart).
-    pub async fn restart(mut self) -> Self {
-        if let Some(r) = self.running.take() {
-            r.stop().await.expect("clean stop");
-        }
-        let raw = RawConfig {
-            bind: Some("127.0.0.1:0".into()),
-            database_url: Some(self.db.url.clone()),
-            data_dir: Some(self.db.dir.path().join("data").display().to_string()),
-            db_pool_size: Some(4),
-            workers: Some(1),
-            log: Some("warn".into()),
-            allowed_internal_hosts: Some(LOOPBACK_ALLOWED.into()),
-            ..Default::default()
-        };
-        let settings = Settings::resolve(raw).expect("valid test settings");
-        let running = switchboard::server::start(settings, StartOptions { handle_signals: false })
-            .await
-            .expect("server restarts");
-        self.base = format!("http://{}", running.addr);
-        self.running = Some(running);
-        self
-    }
-
-    /// [`Self::restart`] with adjusted configuration (e.g. another secret key).
-    pub async fn restart_with(mut self, adjust: impl FnOnce(&mut RawConfig)) -> Self {
-        if let Some(r) = self.running.take() {
-            r.stop().await.expect("clean stop");
-        }
-        let mut raw = RawConfig {
-            bind: Some("127.0.0.1:0".into()),
-            database_url: Some(self.db.url.clone()),
-            data_dir: Some(self.data_dir().display().to_string()),
-            db_pool_size: Some(4),
-            workers: Some(1),
-            log: Some("warn".into()),
-            ..Default::default()
-        };
-        adjust(&mut raw);
-        let settings = Settings::resolve(raw).expect("valid test settings");
-        let running = switchboard::server::start(settings, StartOptions { handle_signals: false })
-            .await
-            .expect("server restarts");
-        self.base = format!("http://{}", running.addr);
-        self.running = Some(running);
-        self
+        switchboard::server::start(settings, StartOptions { handle_signals: false }).await.expect("server starts")
     }
 
     pub fn store(&self) -> &store::Store {

@@ -20,47 +20,8 @@ use std::collections::BTreeSet;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::common::cases::{Case, MISSING, case, expect_error, send};
 use crate::common::{Api, TestServer};
-
-/// An id no row has.
-const MISSING: i64 = 999_999;
-
-#[derive(Clone, Debug)]
-struct Case {
-    method: Method,
-    path: String,
-    body: Option<Value>,
-}
-
-fn case(method: Method, path: impl Into<String>, body: Option<Value>) -> Case {
-    Case { method, path: path.into(), body }
-}
-
-impl std::fmt::Display for Case {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.method, self.path)?;
-        if let Some(b) = &self.body {
-            write!(f, " {b}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Send a request; the server must never answer 5xx.
-async fn send(api: &Api, c: &Case) -> (StatusCode, Value) {
-    let got = api.call(c.method.clone(), &c.path, c.body.clone()).await;
-    assert!(got.0.as_u16() < 500, "{c} answered {} {} (a server error)", got.0, got.1);
-    got
-}
-
-/// Assert an error answer of the exact shape `{"error": code, "message": non-empty}`.
-fn expect_error(got: &(StatusCode, Value), status: u16, code: &str, what: &str) {
-    assert_eq!(got.0.as_u16(), status, "{what}: expected {status} {code}, got {} {}", got.0, got.1);
-    let obj = got.1.as_object().unwrap_or_else(|| panic!("{what}: error body is not an object: {}", got.1));
-    assert_eq!(obj.len(), 2, "{what}: error body has exactly error and message: {}", got.1);
-    assert_eq!(got.1["error"], code, "{what}: {}", got.1);
-    assert!(got.1["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: a message for people: {}", got.1);
-}
 
 /// Two answers are the same once the ids they name are blanked out (`hidden` in one, `MISSING`
 /// in the other): for a reference in a body, whose message names the id it was given.
