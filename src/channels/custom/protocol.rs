@@ -1,4 +1,4 @@
-//! The custom-channel contract (`../shared/channels/custom.md`): the reply webhook's body,
+//! The custom-channel contract (`docs/custom-channels.md`): the reply webhook's body,
 //! headers and signature, and the retry schedule. Bytes and types only — no store, no network.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Custom channels, the contract of `../shared/channels/custom.md` (CC-1…CC-14): admin CRUD,
+//! Custom channels, the contract of `docs/custom-channels.md` (CC-1…CC-14): admin CRUD,
 //! the one-call `inbound` endpoint for integrators, the delivery log and manual re-send.
 
 use actix_web::{HttpResponse, web};
