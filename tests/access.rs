@@ -12,7 +12,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::cases::{Case, MISSING, case, expect_error, send};
+use common::cases::{Case, MISSING, RouteDef, api_routes, case, expect_error, send};
 use common::ws::WsClient;
 use common::{Api, PASSWORD, TestServer};
 use reqwest::{Method, StatusCode};
@@ -85,52 +85,6 @@ async fn upload(api: &Api, name: &str, bytes: &[u8]) -> i64 {
         .expect("upload sent");
     assert_eq!(resp.status(), StatusCode::CREATED, "upload {name}");
     resp.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
-}
-
-/// A route of the `/api/v1` scope as `src/http/routes.rs` declares it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct RouteDef {
-    method: String,
-    pattern: String,
-    /// `module::function`
-    handler: String,
-}
-
-/// Read every `/api/v1` route from the router source, so the tables below can be checked for
-/// completeness.
-fn api_routes() -> Vec<RouteDef> {
-    let src: String = include_str!("../src/http/routes.rs").chars().filter(|c| !c.is_whitespace()).collect();
-    let scope = src.split("web::scope(\"/api/v1\")").nth(1).expect("routes.rs has the /api/v1 scope");
-    let mut out = Vec::new();
-    let mut resource: Option<String> = None;
-    let mut rest = scope;
-    while !rest.is_empty() {
-        if let Some(after) = rest.strip_prefix("web::resource(\"") {
-            let end = after.find('"').unwrap();
-            resource = Some(after[..end].to_owned());
-            rest = &after[end..];
-        } else if let Some(after) = rest.strip_prefix(".route(") {
-            let (pattern, after) = match after.strip_prefix('"') {
-                Some(p) => {
-                    let end = p.find('"').unwrap();
-                    (p[..end].to_owned(), &p[end + 2..])
-                }
-                None => (resource.clone().expect("a route inside a resource"), after),
-            };
-            let after = after.strip_prefix("web::").expect("web::<method>()");
-            let method = after[..after.find('(').unwrap()].to_uppercase();
-            let to = after.find(".to(").unwrap() + 4;
-            let handler = after[to..to + after[to..].find(')').unwrap()].to_owned();
-            out.push(RouteDef { method, pattern, handler });
-            rest = after;
-        } else {
-            let mut chars = rest.chars();
-            chars.next();
-            rest = chars.as_str();
-        }
-    }
-    assert!(out.len() >= 40, "parsed only {} routes from routes.rs: {out:?}", out.len());
-    out
 }
 
 /// Whether a handler takes the `Admin` extractor (admin-only by signature).

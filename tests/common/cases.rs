@@ -1,6 +1,7 @@
 //! Request tables for the access suites (`tests/access.rs`, `tests/security/customer_scope.rs`):
 //! one request as a [`Case`], sent with the rule that the server never answers 5xx, and the exact
-//! shape of an error answer.
+//! shape of an error answer; and the `/api/v1` route table read from `src/http/routes.rs`, so
+//! that a table of cases can be checked for completeness.
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -46,4 +47,50 @@ pub fn expect_error(got: &(StatusCode, Value), status: u16, code: &str, what: &s
     assert_eq!(obj.len(), 2, "{what}: error body has exactly error and message: {}", got.1);
     assert_eq!(got.1["error"], code, "{what}: {}", got.1);
     assert!(got.1["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: a message for people: {}", got.1);
+}
+
+/// A route of the `/api/v1` scope as `src/http/routes.rs` declares it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RouteDef {
+    pub method: String,
+    pub pattern: String,
+    /// `module::function`
+    pub handler: String,
+}
+
+/// Read every `/api/v1` route from the router source, so the tables below can be checked for
+/// completeness.
+pub fn api_routes() -> Vec<RouteDef> {
+    let src: String = include_str!("../../src/http/routes.rs").chars().filter(|c| !c.is_whitespace()).collect();
+    let scope = src.split("web::scope(\"/api/v1\")").nth(1).expect("routes.rs has the /api/v1 scope");
+    let mut out = Vec::new();
+    let mut resource: Option<String> = None;
+    let mut rest = scope;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("web::resource(\"") {
+            let end = after.find('"').unwrap();
+            resource = Some(after[..end].to_owned());
+            rest = &after[end..];
+        } else if let Some(after) = rest.strip_prefix(".route(") {
+            let (pattern, after) = match after.strip_prefix('"') {
+                Some(p) => {
+                    let end = p.find('"').unwrap();
+                    (p[..end].to_owned(), &p[end + 2..])
+                }
+                None => (resource.clone().expect("a route inside a resource"), after),
+            };
+            let after = after.strip_prefix("web::").expect("web::<method>()");
+            let method = after[..after.find('(').unwrap()].to_uppercase();
+            let to = after.find(".to(").unwrap() + 4;
+            let handler = after[to..to + after[to..].find(')').unwrap()].to_owned();
+            out.push(RouteDef { method, pattern, handler });
+            rest = after;
+        } else {
+            let mut chars = rest.chars();
+            chars.next();
+            rest = chars.as_str();
+        }
+    }
+    assert!(out.len() >= 40, "parsed only {} routes from routes.rs: {out:?}", out.len());
+    out
 }

@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::cases::{Case, MISSING, case, expect_error, send};
+use crate::common::cases::{Case, MISSING, api_routes, case, expect_error, send};
 use crate::common::{Api, TestServer};
 
 /// Two answers are the same once the ids they name are blanked out (`hidden` in one, `MISSING`
@@ -152,17 +152,11 @@ fn customer_cases(target: i64, other: i64, identity: i64, ch_a: i64, agent: i64,
 
 /// The `/api/v1` routes of customers and companies in `src/http/routes.rs`, as (method, path).
 fn customer_routes() -> BTreeSet<(String, String)> {
-    let src = include_str!("../../src/http/routes.rs");
-    let mut out = BTreeSet::new();
-    for line in src.lines().map(str::trim) {
-        let Some(rest) = line.strip_prefix(".route(\"") else { continue };
-        let path = &rest[..rest.find('"').unwrap()];
-        if !(path.starts_with("/customers") || path.starts_with("/companies")) {
-            continue;
-        }
-        let method = rest.split("web::").nth(1).and_then(|m| m.split('(').next()).unwrap().to_uppercase();
-        out.insert((method, format!("/api/v1{path}")));
-    }
+    let out: BTreeSet<_> = api_routes()
+        .into_iter()
+        .filter(|r| r.pattern.starts_with("/customers") || r.pattern.starts_with("/companies"))
+        .map(|r| (r.method, format!("/api/v1{}", r.pattern)))
+        .collect();
     assert!(out.len() >= 8, "found the customer routes in routes.rs: {out:?}");
     out
 }
