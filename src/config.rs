@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::outbound::AllowedInternal;
-use crate::secrets::{KeyText, SecretKey};
+use crate::secrets::SecretKey;
 use crate::store::DatabaseUrl;
 
 /// Every setting, as it may appear in the TOML file (same names, lower case) or in the
@@ -35,10 +35,10 @@ pub struct RawConfig {
     pub login_failures_per_account: Option<u32>,
     pub login_failures_per_address: Option<u32>,
     pub login_failure_window_secs: Option<u64>,
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<Secret>,
     pub metrics_bind: Option<String>,
-    pub secret_key: Option<KeyText>,
-    pub secret_key_previous: Option<KeyText>,
+    pub secret_key: Option<Secret>,
+    pub secret_key_previous: Option<Secret>,
 }
 
 /// (file key, environment variable, default, meaning) — also the README's configuration table.
@@ -169,9 +169,23 @@ pub struct Settings {
     pub secret_key_previous: Vec<SecretKey>,
 }
 
-/// A secret setting: usable as text, never shown by `Debug`.
-#[derive(Clone, PartialEq, Eq)]
+/// A secret setting (the metrics token, secret keys): usable as text, never shown by `Debug`, so
+/// printing a raw or resolved configuration never leaks it.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
+
+impl From<String> for Secret {
+    fn from(text: String) -> Self {
+        Self(text)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(text: &str) -> Self {
+        Self(text.to_owned())
+    }
+}
 
 impl Secret {
     pub fn expose(&self) -> &str {
@@ -263,16 +277,16 @@ impl RawConfig {
             self.login_failure_window_secs = Some(parse("SWITCHBOARD_LOGIN_FAILURE_WINDOW_SECS", v)?);
         }
         if let Some(v) = get("SWITCHBOARD_METRICS_TOKEN") {
-            self.metrics_token = Some(v);
+            self.metrics_token = Some(v.into());
         }
         if let Some(v) = get("SWITCHBOARD_METRICS_BIND") {
             self.metrics_bind = Some(v);
         }
         if let Some(v) = get("SWITCHBOARD_SECRET_KEY") {
-            self.secret_key = Some(KeyText(v));
+            self.secret_key = Some(v.into());
         }
         if let Some(v) = get("SWITCHBOARD_SECRET_KEY_PREVIOUS") {
-            self.secret_key_previous = Some(KeyText(v));
+            self.secret_key_previous = Some(v.into());
         }
         Ok(self)
     }
@@ -339,10 +353,10 @@ impl Settings {
                 invalid(name, "must be the base64 of 32 random bytes (make one with `openssl rand -base64 32`)".into())
             })
         };
-        let secret_key = raw.secret_key.as_ref().map(|k| key("secret_key", &k.0)).transpose()?;
+        let secret_key = raw.secret_key.as_ref().map(|k| key("secret_key", k.expose())).transpose()?;
         let secret_key_previous = match &raw.secret_key_previous {
             Some(list) => list
-                .0
+                .expose()
                 .split(',')
                 .filter(|k| !k.trim().is_empty())
                 .map(|k| key("secret_key_previous", k))
@@ -352,10 +366,10 @@ impl Settings {
         let public_url = raw.public_url.unwrap_or_else(|| format!("http://{bind}"));
         let https = url::Url::parse(&public_url).map_err(|e| invalid("public_url", e.to_string()))?.scheme() == "https";
         let metrics_token = match raw.metrics_token {
-            Some(t) if t.trim().len() < 16 || t.trim() != t => {
+            Some(t) if t.expose().trim().len() < 16 || t.expose().trim() != t.expose() => {
                 return Err(invalid("metrics_token", "must be at least 16 characters, without spaces around".into()));
             }
-            t => t.map(Secret),
+            t => t,
         };
         let metrics_bind = match raw.metrics_bind.as_deref() {
             None => None,
@@ -480,6 +494,18 @@ mod tests {
         assert!(s.secure_cookies);
         assert!(s.login_limits.per_account.is_none(), "0 turns the limit off");
         assert!(!format!("{s:?}").contains("scrape-me"), "the token is not in Debug output");
+        let raw = RawConfig::default()
+            .overlay_env(env(&[
+                ("SWITCHBOARD_METRICS_TOKEN", "scrape-me-please-0123"),
+                ("SWITCHBOARD_SECRET_KEY", "c3dpdGNoYm9hcmQtbXVsdGlub2RlLXRlc3Qta2V5ISE="),
+                ("SWITCHBOARD_SECRET_KEY_PREVIOUS", "b2xkLWtleQ=="),
+            ]))
+            .unwrap();
+        let shown = format!("{raw:?}");
+        assert!(
+            !shown.contains("scrape-me") && !shown.contains("c3dpdGNo") && !shown.contains("b2xkLWtleQ"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
@@ -103,24 +102,6 @@ impl fmt::Debug for SecretKey {
     }
 }
 
-/// A key as configuration holds it before it is checked (the TOML file or the environment).
-/// `Debug` does not show it, so printing a raw configuration never leaks it.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct KeyText(pub String);
-
-impl fmt::Debug for KeyText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("KeyText(..)")
-    }
-}
-
-impl From<&str> for KeyText {
-    fn from(s: &str) -> Self {
-        Self(s.to_owned())
-    }
-}
-
 /// Why no key could be had. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -206,7 +187,7 @@ mod tests {
         let again = SecretKey::from_base64(&format!("  {}\n", key.to_base64())).unwrap();
         assert_eq!(again.id(), key.id());
         assert_ne!(SecretKey::generate().id(), key.id());
-        let shown = format!("{key:?} {:?}", KeyText(key.to_base64()));
+        let shown = format!("{key:?}");
         assert!(!shown.contains(&key.to_base64()), "{shown}");
         assert!(shown.contains(&key.id().to_string()));
         assert_eq!(KeyId::parse(&key.id().to_string()), Some(key.id()));

@@ -22,7 +22,7 @@ use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use serde_json::Value;
 
-pub use key::{KeyError, KeyId, KeySource, KeyText, SecretKey};
+pub use key::{KeyError, KeyId, KeySource, SecretKey};
 
 /// The prefix of every sealed value; the `1` is the format version.
 const PREFIX: &str = "sb1:";

@@ -210,8 +210,8 @@ async fn start_error(settings: Settings) -> Option<String> {
     }
 }
 
-fn key_text(key: &SecretKey) -> Option<switchboard::secrets::KeyText> {
-    Some(switchboard::secrets::KeyText(key.to_base64()))
+fn key_text(key: &SecretKey) -> Option<switchboard::config::Secret> {
+    Some(key.to_base64().into())
 }
 
 #[tokio::test]
