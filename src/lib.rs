@@ -3,10 +3,10 @@
 //! The binary (`src/main.rs`) is a thin CLI over this library; integration tests start the same
 //! server in-process through [`server::start`]. See `ARCHITECTURE.md` for the map.
 
-pub mod actors;
 pub mod auth;
 pub mod blobs;
 pub mod bus;
+pub mod changes;
 pub mod channels;
 pub mod config;
 pub mod domain;
@@ -17,6 +17,7 @@ pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod view;
 
 /// The command that creates the first admin; printed on a first start and shown by the dashboard.
 pub const FIRST_ADMIN_COMMAND: &str =

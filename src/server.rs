@@ -11,6 +11,7 @@ use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::blobs::Blobs;
+use crate::changes::Changes;
 use crate::channels::email::mailbox::Mailboxes;
 use crate::config::Settings;
 use crate::http::{AppState, routes};
@@ -28,6 +29,7 @@ pub struct RunningServer {
     pub metrics_addr: Option<SocketAddr>,
     pub store: Store,
     pub realtime: Realtime,
+    pub changes: Changes,
     pub mailboxes: Mailboxes,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -109,16 +111,17 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
     let settings = Arc::new(settings);
     let store = open_store(&settings).await?;
     let realtime = Realtime::start(store.clone(), settings.redis_url.as_deref()).await?;
+    let changes = Changes::start(store.clone(), realtime.bus.clone())?;
     let blobs = Blobs::new(&settings.data_dir);
     let outbound = crate::outbound::Policy::new(settings.allowed_internal.clone());
     crate::channels::dispatcher::start(
-        realtime.clone(),
+        changes.clone(),
         blobs.clone(),
         settings.public_url.clone(),
         settings.outbox_backoff_scale,
         outbound.clone(),
     );
-    let mailboxes = Mailboxes::new(realtime.clone(), blobs.clone(), outbound);
+    let mailboxes = Mailboxes::new(changes.clone(), blobs.clone(), outbound);
     let readers = mailboxes.start_all().await?;
     if readers > 0 {
         tracing::info!(mailboxes = readers, "mailbox connectors started");
@@ -129,6 +132,7 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
         blobs,
         metrics: Metrics::global(),
         realtime: realtime.clone(),
+        changes: changes.clone(),
         mailboxes: mailboxes.clone(),
         tokens: crate::store::cache::Cache::new(crate::http::session::TOKEN_TTL),
         routes: crate::store::cache::Cache::new(crate::http::handlers::custom_channels::ROUTE_TTL),
@@ -186,7 +190,7 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
     }
     let metrics_addr = metrics.as_ref().map(|(addr, ..)| *addr);
     let metrics = metrics.map(|(_, handle, task)| (handle, task));
-    Ok(RunningServer { addr, metrics_addr, store, realtime, mailboxes, handle, task, metrics })
+    Ok(RunningServer { addr, metrics_addr, store, realtime, changes, mailboxes, handle, task, metrics })
 }
 
 /// The `metrics_bind` listener: `/metrics` only (with the token check, if one is set), one worker.

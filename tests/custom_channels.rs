@@ -491,8 +491,10 @@ async fn cc_12_defaults_and_round_robin_among_online_agents() {
         }
     }
     let mut assignees = Vec::new();
+    let mut conversations = Vec::new();
     for i in 0..4 {
         let a = inbound(&admin, ch, json!({"user_custom_id": format!("lead-{i}"), "content": "interested"})).await.1;
+        conversations.push(a["conversation_id"].as_i64().unwrap());
         let conv = admin.ok_get(&format!("/api/v1/conversations/{}", a["conversation_id"])).await;
         assert_eq!(conv["team_id"], team);
         assert_eq!(conv["priority"], "high");
@@ -515,6 +517,31 @@ async fn cc_12_defaults_and_round_robin_among_online_agents() {
     assert_eq!(assignees[0], assignees[2]);
     assert_eq!(assignees[1], assignees[3]);
     assert_ne!(assignees[0], assignees[1], "they take turns");
+
+    // #14: a new conversation is born assigned — one commit, one event (no "created" then
+    // "updated"). A last change to the first one marks the end of what the socket may still get.
+    let first = conversations[0];
+    admin.patch(&format!("/api/v1/conversations/{first}"), json!({"priority": "low"})).await;
+    watcher
+        .wait_for("the marker change", Duration::from_secs(10), |f| {
+            f["type"] == "conversation.updated"
+                && f["conversation_id"] == first
+                && f["conversation"]["priority"] == "low"
+        })
+        .await;
+    for (i, id) in conversations.iter().enumerate() {
+        let frames: Vec<&serde_json::Value> = watcher
+            .log
+            .iter()
+            .filter(|f| {
+                f["conversation_id"] == *id && f["type"].as_str().is_some_and(|t| t.starts_with("conversation."))
+            })
+            .collect();
+        let expected = if i == 0 { 2 } else { 1 };
+        assert_eq!(frames.len(), expected, "conversation {id}: {frames:?}");
+        assert_eq!(frames[0]["type"], "conversation.created");
+        assert_eq!(frames[0]["conversation"]["assignee_id"], assignees[i], "born assigned");
+    }
 }
 
 #[tokio::test]
@@ -535,15 +562,20 @@ async fn cc_12_owner_assignment_emails_an_offline_owner() {
     let second = inbound(&admin, ch, json!({"user_custom_id": "vip-1", "content": "me again"})).await.1;
     let conv = admin.ok_get(&format!("/api/v1/conversations/{}", second["conversation_id"])).await;
     assert_eq!(conv["assignee_id"], owner.agent_id);
-    let log = admin.ok_get(&format!("/api/v1/custom-channels/{ch}/deliveries")).await;
-    let email = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["kind"] == "email.owner_offline")
-        .expect("an email for the offline owner is queued");
-    assert_eq!(email["conversation_id"], second["conversation_id"]);
-    assert_eq!(email["state"], "pending");
+    // The mail is queued by the change feed's consumer (#14), a moment after the commit.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let emails = loop {
+        let log = admin.ok_get(&format!("/api/v1/custom-channels/{ch}/deliveries")).await;
+        let emails: Vec<serde_json::Value> =
+            log.as_array().unwrap().iter().filter(|d| d["kind"] == "email.owner_offline").cloned().collect();
+        if !emails.is_empty() || std::time::Instant::now() > deadline {
+            break emails;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(emails.len(), 1, "one email for the offline owner is queued: {emails:?}");
+    assert_eq!(emails[0]["conversation_id"], second["conversation_id"]);
+    assert_eq!(emails[0]["state"], "pending");
 }
 
 #[tokio::test]

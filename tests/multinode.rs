@@ -680,3 +680,112 @@ async fn an_identity_change_on_one_node_reaches_the_agents_sockets_on_both_nodes
     assert_eq!(s.as_u16(), 200, "{b}");
     closed(&mut ann1, 4001, t, "the deactivated agent's socket on node 1").await;
 }
+
+/// #14: the durable change feed. 1,000 new conversations go to the customer's owner while the
+/// owner is offline; each must queue exactly one owner-offline mail (CC-12), though one node is
+/// killed with SIGKILL while both nodes are creating conversations and consuming the feed.
+#[tokio::test]
+async fn a_change_feed_consumer_sees_each_of_1000_changes_exactly_once_across_a_sigkill() {
+    use switchboard::store::{self, DatabaseUrl, Store, feed::Consumer};
+    let Some(redis) = tools("a_change_feed_consumer_sees_each_of_1000_changes_exactly_once_across_a_sigkill") else {
+        return;
+    };
+    const CHANGES: usize = 1_000;
+    const WORKERS: usize = 8;
+    let mut c = Cluster::start(redis, None).await;
+    let api = c.admin(1);
+    let vip = api
+        .ok_post(
+            "/api/v1/custom-channels",
+            json!({"name": "VIP", "webhook_url": "http://127.0.0.1:9/", "type": "async",
+                   "routing": {"assign": {"mode": "owner"}}}),
+            201,
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    api.ok_put(&format!("/api/v1/agents/{}/channels", c.ann.id), json!({"channel_ids": [c.ch, vip]})).await;
+    let first = api
+        .ok_post("/api/v1/conversations", json!({"channel": vip, "user_custom_id": "vip", "content": "hello"}), 201)
+        .await;
+    let customer = first["user_id"].as_i64().unwrap();
+    let (status, body) = api.patch(&format!("/api/v1/customers/{customer}"), json!({"owner_agent_id": c.ann.id})).await;
+    assert!(status.is_success(), "{status}: {body}");
+
+    // Workers create conversations through both nodes; a request to a dead node is sent again to
+    // the other one with the same idempotency key, so each change is committed once.
+    let bases = [c.node(0).base.clone(), c.node(1).base.clone()];
+    let token = c.admin.token.clone();
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for w in 0..WORKERS {
+        let (bases, token, done) = (bases.clone(), token.clone(), done.clone());
+        workers.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut ids = Vec::new();
+            for i in (w..CHANGES).step_by(WORKERS) {
+                let body = json!({"channel": vip, "user_custom_id": "vip", "content": format!("change {i}"),
+                                  "external_message_id": format!("change-{i}")});
+                let mut attempt = 0;
+                let id = loop {
+                    let base = &bases[(i + attempt) % 2];
+                    attempt += 1;
+                    assert!(attempt < 20, "change {i} was never accepted");
+                    let sent =
+                        http.post(format!("{base}/api/v1/conversations")).bearer_auth(&token).json(&body).send().await;
+                    let Ok(resp) = sent else { continue };
+                    if !resp.status().is_success() {
+                        continue;
+                    }
+                    let v: Value = resp.json().await.unwrap();
+                    break v["conversation_id"].as_i64().unwrap();
+                };
+                ids.push(id);
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            ids
+        }));
+    }
+    // SIGKILL node 0 when about 40% are in: it was serving requests and taking feed rows.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while done.load(std::sync::atomic::Ordering::Relaxed) < CHANGES * 2 / 5 {
+        assert!(Instant::now() < deadline, "the changes are not going in");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.kill(0);
+    let mut conversations = Vec::new();
+    for w in workers {
+        conversations.extend(w.await.unwrap());
+    }
+    conversations.sort_unstable();
+    conversations.dedup();
+    assert_eq!(conversations.len(), CHANGES, "each change made one conversation");
+    c.start_node(0).await;
+
+    // Every feed row is taken, and each change queued exactly one mail.
+    let store = Store::connect(&DatabaseUrl::parse(&c.db.url).unwrap(), 2).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting = store::feed::pending(&store, Consumer::OwnerOffline).await.unwrap();
+        if waiting == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{waiting} feed rows were never taken");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mails: Vec<i64> = store::outbox::list_for_channel(&store, vip, 10 * CHANGES as i64)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.kind == store::feed::OWNER_OFFLINE_EMAIL)
+        .filter_map(|d| d.conversation_id)
+        .collect();
+    let mut distinct = mails.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(mails.len(), CHANGES, "one mail per change, none twice, none lost");
+    assert_eq!(distinct, conversations, "each mail is for one of the changes");
+    for id in [conversations[0], conversations[CHANGES - 1]] {
+        assert_eq!(c.conversation(1, id).await["assignee_id"], c.ann.id, "born assigned to the owner");
+    }
+}

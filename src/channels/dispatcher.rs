@@ -10,9 +10,9 @@ use tokio::sync::Semaphore;
 
 use super::custom;
 use crate::blobs::Blobs;
+use crate::changes::Changes;
 use crate::outbound::Policy;
 use crate::outbound::http_client::HttpClient;
-use crate::realtime::Realtime;
 use crate::store::models::OutboxItem;
 use crate::store::{self, Store};
 
@@ -24,7 +24,7 @@ const BATCH: i64 = 500;
 
 /// Start delivering. `public_url` builds attachment links; `scale` shrinks the retry schedule; `policy` says which
 /// internal targets webhooks and SMTP may reach.
-pub fn start(rt: Realtime, blobs: Blobs, public_url: String, scale: f64, policy: Policy) {
+pub fn start(rt: Changes, blobs: Blobs, public_url: String, scale: f64, policy: Policy) {
     let http = HttpClient::new(policy.clone());
     let slots = Arc::new(Semaphore::new(PARALLEL));
     tokio::spawn(async move {
@@ -88,7 +88,7 @@ impl Route {
     fn delivery_kinds(self) -> &'static [&'static str] {
         match self {
             Route::Webhook | Route::Mail => &["message.created"],
-            Route::Notify => &[super::routing::OWNER_OFFLINE_EMAIL],
+            Route::Notify => &[crate::store::feed::OWNER_OFFLINE_EMAIL],
         }
     }
 }

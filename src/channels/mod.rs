@@ -4,10 +4,8 @@
 //!
 //! - [`custom`]: integrator channels over HTTP, reply webhook.
 //! - [`email`]: parsing, threading, junk rules and subject commands of mail (no I/O yet).
-//! - [`routing`]: per-channel default properties and auto-assignment.
 //! - [`dispatcher`]: drains the durable outbox with retries and backoff.
 
 pub mod custom;
 pub mod dispatcher;
 pub mod email;
-pub mod routing;

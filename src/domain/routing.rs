@@ -9,6 +9,11 @@ pub enum Presence {
     Offline,
 }
 
+/// Where presence is read from (the real-time hub's markers, handed to the store).
+pub trait PresenceSource: Send + Sync {
+    fn presence(&self, agent_id: i64) -> Presence;
+}
+
 /// The agent whose turn it is: the `turn`-th (wrapping) of the candidates that are online, in
 /// id order. `None` when nobody is online.
 pub fn round_robin(candidates: &[i64], presence: impl Fn(i64) -> Presence, turn: u64) -> Option<i64> {

@@ -32,6 +32,8 @@ pub struct AppState {
     pub blobs: Blobs,
     pub metrics: Metrics,
     pub realtime: Realtime,
+    /// The one door for changes (`changes`): commit, then publish.
+    pub changes: crate::changes::Changes,
     /// The mailbox connectors of this node (reloaded when an email channel changes).
     pub mailboxes: crate::channels::email::mailbox::Mailboxes,
     /// API tokens' principals by token hash (see `store::cache`; filled by [`session`]).

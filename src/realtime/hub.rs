@@ -25,9 +25,9 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::cursor::Cursor;
 use super::markers::{Change, Markers, Who};
-use super::render;
 use crate::bus::{BusEvent, StoredEvent, TypingEvent};
 use crate::store::{self, Store};
+use crate::view::event as render;
 
 /// Frames buffered per socket before it counts as too slow.
 pub const SOCKET_BUFFER: usize = 4096;
@@ -289,4 +289,15 @@ fn collision_frame(markers: &Markers, conversation_id: i64, channel_id: i64) -> 
     let (viewing, replying, known) = markers.collision(conversation_id);
     let channel_id = if viewing.is_empty() && replying.is_empty() { channel_id } else { known };
     Frame::Collision { conversation_id, channel_id, viewing, replying }
+}
+
+impl crate::domain::routing::PresenceSource for Hub {
+    fn presence(&self, agent_id: i64) -> crate::domain::routing::Presence {
+        use crate::domain::routing::Presence;
+        match Hub::presence(self, agent_id) {
+            "online" => Presence::Online,
+            "away" => Presence::Away,
+            _ => Presence::Offline,
+        }
+    }
 }

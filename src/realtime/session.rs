@@ -20,14 +20,15 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::Realtime;
 use super::cursor::Cursor;
 use super::hub::Frame;
 use super::identity::{self, Standing, Verdict};
 use super::markers::Who;
-use super::{Realtime, render};
 use crate::auth::Principal;
 use crate::bus::{BusEvent, MarkerKind, MarkerUpdate, StoredEvent, TypingEvent};
 use crate::store;
+use crate::view::event as render;
 
 /// How often a socket re-announces its markers, and how long they live without it.
 pub const MARKER_REFRESH: Duration = Duration::from_secs(3);

@@ -5,6 +5,7 @@
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::audit::{self, Actor};
@@ -202,6 +203,47 @@ pub(crate) fn ensure_enabled(channel: &ChannelInstance) -> StoreResult<()> {
     if channel.enabled { Ok(()) } else { Err(StoreError::Rule(format!("channel {} is disabled", channel.id))) }
 }
 
+/// The `routing` object of a channel's settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub assign: Assign,
+}
+
+/// Who new conversations go to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Assign {
+    /// Unassigned; any agent takes it.
+    #[default]
+    Nobody,
+    /// Round-robin among these agents and the members of these teams who are online.
+    RoundRobin {
+        #[serde(default)]
+        agent_ids: Vec<i64>,
+        #[serde(default)]
+        team_ids: Vec<i64>,
+    },
+    /// The customer's owner (`owner_agent_id`); an offline owner is also emailed.
+    Owner,
+}
+
+/// A channel's auto-assignment rule, read from its settings (CC-12); a malformed one assigns
+/// nobody (the channel endpoints validate it on the way in).
+pub fn assign_rule(channel: &ChannelInstance) -> Assign {
+    let settings: serde_json::Value = serde_json::from_str(&channel.settings).unwrap_or_default();
+    serde_json::from_value(settings["routing"]["assign"].clone()).unwrap_or_default()
+}
+
 /// The properties a channel gives its new conversations (CC-12), read from its settings'
 /// `routing` object: `team_id`, `priority`, `status`, `tags`. Unknown or malformed values are
 /// ignored here; the channel endpoints validate them on the way in.
@@ -234,5 +276,26 @@ impl Defaults {
                 tags
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_shapes() {
+        let s: RoutingSettings = serde_json::from_str(
+            r#"{"team_id":2,"tags":["vip"],"assign":{"mode":"round_robin","agent_ids":[1,2],"team_ids":[3]}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.assign, Assign::RoundRobin { agent_ids: vec![1, 2], team_ids: vec![3] });
+        assert_eq!(serde_json::from_str::<RoutingSettings>("{}").unwrap().assign, Assign::Nobody);
+        assert_eq!(
+            serde_json::from_str::<RoutingSettings>(r#"{"assign":{"mode":"owner"}}"#).unwrap().assign,
+            Assign::Owner
+        );
+        assert!(serde_json::from_str::<RoutingSettings>(r#"{"assign":{"mode":"random"}}"#).is_err());
+        assert!(serde_json::from_str::<RoutingSettings>(r#"{"colour":"red"}"#).is_err());
     }
 }

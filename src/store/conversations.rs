@@ -543,12 +543,13 @@ macro_rules! resolve_contact {
 pub(crate) use resolve_contact;
 
 /// Insert a new conversation with its first message (seq 1), the channel's default properties
-/// (CC-12), its event, its outbox row (outbound first message on an enabled channel) and audit
+/// and, for an inbound one, its assignee by the channel's rule (CC-12, `store::routing`; `$presence`
+/// is the node's `Fn(i64) -> Presence`), its event, its outbox row (outbound first message on an enabled channel) and audit
 /// entry. Evaluates to `(Conversation, Message, EventRow, tags)`: the tags are the channel's default
 /// ones it was given, sorted (a new conversation has no others).
 macro_rules! insert_conversation {
     ($conn:ident, $channel:expr, $customer_id:expr, $subject:expr, $direction:expr, $source:expr, $author_agent_id:expr,
-     $content:expr, $content_html:expr, $external_id:expr, $t:expr, $actor:expr) => {{
+     $content:expr, $content_html:expr, $external_id:expr, $t:expr, $actor:expr, $presence:expr) => {{
         #[allow(unused_imports)]
         use $crate::domain::{Direction, Mode, StatusBase};
         #[allow(unused_imports)]
@@ -593,6 +594,8 @@ macro_rules! insert_conversation {
             None => None,
         };
         let is_in = direction == Direction::In;
+        let assignee_id: Option<i64> =
+            if is_in { $crate::store::routing::route_new!($conn, channel, customer_id, $presence) } else { None };
         let sync = channel.mode == Mode::Sync.as_str();
         let deadline = sync.then(|| t + chrono::Duration::seconds(channel.inactivity_timeout_s));
         let conversation: Conversation = diesel::insert_into(conversations::table)
@@ -603,6 +606,7 @@ macro_rules! insert_conversation {
                 conversations::mode.eq(&channel.mode),
                 conversations::status.eq(&status),
                 conversations::team_id.eq(team_id),
+                conversations::assignee_id.eq(assignee_id),
                 conversations::priority.eq(defaults.priority.as_deref().unwrap_or("normal")),
                 conversations::subject.eq($subject),
                 conversations::custom_fields.eq("{}"),
@@ -648,7 +652,8 @@ macro_rules! insert_conversation {
         let event = record_event!($conn, conversation.id, channel.id, events::CONVERSATION_CREATED, Some(1), Some(message.id), t);
         diesel::insert_into(audit_log::table)
             .values(&audit::entry($actor, "conversation.create", "conversation", Some(conversation.id), json!({
-                "number": number, "channel_id": channel.id, "customer_id": customer_id, "direction": direction.as_str()
+                "number": number, "channel_id": channel.id, "customer_id": customer_id, "direction": direction.as_str(),
+                "assignee_id": assignee_id
             })))
             .execute($conn)
             .await?;
@@ -841,7 +846,8 @@ pub async fn create(
                 &input.content_html,
                 &input.external_message_id,
                 t,
-                actor
+                actor,
+                |a: i64| store.presence(a)
             );
             // Decorated with what is known: the channel's kind and the tags it was given.
             let customer_name: String = customers::table.find(conversation.customer_id).select(customers::name).first(conn).await?;

@@ -196,7 +196,7 @@ pub enum Imported {
 /// The writes of one mail ([`IncomingMail`] `$mail`, a reference, into the mailbox `$channel`, its row), as the body of its own transaction (a savepoint
 /// inside a batch's): `Ok(None)` when the sender is refused (EM-8) and nothing was written.
 macro_rules! import_mail {
-    ($conn:ident, $channel:expr, $mail:expr) => {{
+    ($conn:ident, $channel:expr, $mail:expr, $presence:expr) => {{
         let mail: &IncomingMail = $mail;
         let channel: &ChannelInstance = $channel;
         let t = now();
@@ -318,7 +318,8 @@ macro_rules! import_mail {
                     &html,
                     &ext,
                     t,
-                    Actor::System
+                    Actor::System,
+                    $presence
                 );
                 if let Some(team) = team_id {
                     let exists: Option<i64> =
@@ -697,7 +698,7 @@ macro_rules! write_log {
 
 /// The loop of [`import_batch`] on one connection (`$mails`: `Vec<BatchMail>`); evaluates to a [`BatchImport`].
 macro_rules! import_each {
-    ($conn:ident, $mails:expr) => {{
+    ($conn:ident, $mails:expr, $presence:expr) => {{
         use diesel_async::AsyncConnection as _;
         let mut stored = Vec::new();
         let mut failed = None;
@@ -731,7 +732,9 @@ macro_rules! import_each {
                         }
                         let mailbox = channel.as_ref().expect("read just above");
                         let written = $conn
-                            .transaction::<_, StoreError, _>(async |$conn| import_mail!($conn, mailbox, &mail))
+                            .transaction::<_, StoreError, _>(async |$conn| {
+                                import_mail!($conn, mailbox, &mail, $presence)
+                            })
                             .await;
                         match written {
                             Ok(Some(imported)) => Ok(imported),
@@ -819,16 +822,18 @@ const REJECTED_UNKNOWN_SENDER: &str = "unknown sender, and this mailbox does not
 pub async fn import_batch(store: &Store, mails: Vec<BatchMail>) -> BatchImport {
     let done = store
         .run(move |store| async move {
+            let presence = &|a: i64| store.presence(a);
             let mut conn = store.write().await?;
             Ok(match &mut conn {
                 super::DbConn::Postgres(pooled) => {
                     let conn: &mut diesel_async::AsyncPgConnection = &mut *pooled;
-                    import_each!(conn, mails)
+                    import_each!(conn, mails, presence)
                 }
                 super::DbConn::Sqlite(pooled, _) => {
                     use diesel_async::AsyncConnection as _;
                     let conn: &mut super::SqliteConn = &mut *pooled;
-                    conn.transaction::<_, StoreError, _>(async move |conn| Ok(import_each!(conn, mails))).await?
+                    conn.transaction::<_, StoreError, _>(async move |conn| Ok(import_each!(conn, mails, presence)))
+                        .await?
                 }
             })
         })

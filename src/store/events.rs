@@ -40,7 +40,8 @@ pub struct NewEvent {
     pub created_at: NaiveDateTime,
 }
 
-/// Insert one event inside a transaction; evaluates to the stored [`EventRow`].
+/// Insert one event inside a transaction, with its change-feed rows (`feed`); evaluates to the
+/// stored [`EventRow`].
 macro_rules! record_event {
     ($conn:ident, $conversation_id:expr, $channel_id:expr, $kind:expr, $seq:expr, $message_id:expr, $t:expr) => {{
         let row: $crate::store::events::EventRow = diesel::insert_into($crate::store::schema::events::table)
@@ -55,6 +56,7 @@ macro_rules! record_event {
             .returning($crate::store::events::EventRow::as_returning())
             .get_result($conn)
             .await?;
+        $crate::store::feed::record_feed!($conn, &row);
         row
     }};
 }

@@ -537,7 +537,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                             None => {
                                 let (conversation, message, event, tags) = insert_conversation!(
                                     conn, &channel, customer_id, &msg.subject, Direction::In, Source::Channel, None::<i64>,
-                                    &msg.content, &msg.content_html, &msg.external_message_id, t, actor
+                                    &msg.content, &msg.content_html, &msg.external_message_id, t, actor, |a: i64| store.presence(a)
                                 );
                                 let customer_name = customer_name!(conversation.customer_id);
                                 let row = ConversationRow { conversation, tags, customer_name, channel_kind: channel.kind.clone() };

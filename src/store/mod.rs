@@ -24,10 +24,12 @@ pub mod counters;
 pub mod customers;
 pub mod email;
 pub mod events;
+pub mod feed;
 pub mod locks;
 pub mod messages;
 pub mod models;
 pub mod outbox;
+pub mod routing;
 pub mod schema;
 pub mod sealing;
 pub mod statuses;
@@ -225,6 +227,9 @@ struct StoreInner {
     channels: cache::Cache<i64, models::ChannelInstance>,
     /// The key that seals secrets at rest, installed once at start (see [`sealing`]).
     secrets: std::sync::OnceLock<Arc<crate::secrets::SecretBox>>,
+    /// Who is online, installed once by the real-time core: creation transactions route new
+    /// conversations by it (CC-12, [`routing`]). Without it, everyone is offline.
+    presence: std::sync::OnceLock<Arc<dyn crate::domain::routing::PresenceSource>>,
 }
 
 impl Store {
@@ -275,6 +280,7 @@ impl Store {
                 generation: AtomicU64::new(0),
                 channels: cache::Cache::new(CHANNEL_TTL),
                 secrets: std::sync::OnceLock::new(),
+                presence: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -294,6 +300,16 @@ impl Store {
     /// [`sealing::prepare`]). Returns false when one was installed already.
     pub fn install_secrets(&self, secrets: crate::secrets::SecretBox) -> bool {
         self.inner.secrets.set(Arc::new(secrets)).is_ok()
+    }
+
+    /// Hand the store the node's presence picture (once; `Realtime::start` does it).
+    pub fn install_presence(&self, presence: Arc<dyn crate::domain::routing::PresenceSource>) -> bool {
+        self.inner.presence.set(presence).is_ok()
+    }
+
+    /// An agent's presence as this node sees it (offline until a presence picture is installed).
+    pub(crate) fn presence(&self, agent_id: i64) -> crate::domain::routing::Presence {
+        self.inner.presence.get().map_or(crate::domain::routing::Presence::Offline, |p| p.presence(agent_id))
     }
 
     pub(crate) fn secrets(&self) -> StoreResult<&crate::secrets::SecretBox> {

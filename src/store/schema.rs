@@ -337,3 +337,14 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    change_feed (id) {
+        id -> BigInt,
+        consumer -> Text,
+        event_id -> BigInt,
+        conversation_id -> BigInt,
+        kind -> Text,
+        created_at -> Timestamp,
+    }
+}

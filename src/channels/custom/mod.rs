@@ -20,7 +20,7 @@ pub struct Settings {
     pub webhook_url: String,
     /// Default properties and auto-assignment of new conversations (CC-12).
     #[serde(default)]
-    pub routing: crate::channels::routing::RoutingSettings,
+    pub routing: crate::store::channels::RoutingSettings,
 }
 
 impl Settings {

@@ -18,7 +18,7 @@ use super::parse::{ParsedMail, parse_guarded};
 use super::settings::EmailSettings;
 use super::threading::{Decision, Via, decide};
 use crate::blobs::Blobs;
-use crate::realtime::Realtime;
+use crate::changes::Changes;
 use crate::store::email::{
     BatchImport, BatchMail, Imported, IncomingMail, LoggedMail, MailTarget, RawSource, Route, Sender, StoredFile,
     ThreadIndex, ThreadedMail,
@@ -97,13 +97,13 @@ fn read(blobs: &Blobs, settings: &EmailSettings, raw: &[u8]) -> std::io::Result<
 /// Publish a stored mail to the agents' sockets and, for a new ticket, run the channel's auto-assignment (CC-12);
 /// a duplicate or a logged mail shows nothing. The mail is committed whatever this returns; the connector runs it
 /// off the import's path, in mail order.
-pub async fn announce(rt: &Realtime, imported: Imported) -> Result<(), StoreError> {
+pub async fn announce(rt: &Changes, imported: Imported) -> Result<(), StoreError> {
     match imported {
         Imported::Created(created) => {
             rt.created(&created).await?;
         }
         Imported::Appended { message, attachments, conversation, events } => {
-            crate::realtime::ops::appended(rt, message, attachments, conversation, &events).await?;
+            rt.appended(message, attachments, conversation, &events).await?;
         }
         Imported::Duplicate { .. } | Imported::Logged { .. } => {}
     }
@@ -116,7 +116,7 @@ pub async fn announce(rt: &Realtime, imported: Imported) -> Result<(), StoreErro
 /// error that stopped the batch early, if one did: the mail after the last one returned was not stored, nor the ones
 /// after it.
 pub async fn store_batch(
-    rt: &Realtime,
+    rt: &Changes,
     mailbox: &Mailbox<'_>,
     prepared: Vec<Prepared>,
 ) -> (Vec<Imported>, Option<StoreError>) {

@@ -19,9 +19,9 @@ use super::importer::{self, Prepared};
 use super::net::{AfterImport, Endpoint, MailKey, NetError, Protocol, Session, Waiting};
 use super::settings::EmailSettings;
 use crate::blobs::Blobs;
+use crate::changes::Changes;
 use crate::domain::ChannelScope;
 use crate::outbound::Policy;
-use crate::realtime::Realtime;
 use crate::store::email::Imported;
 use crate::store::{self, models::ChannelInstance};
 
@@ -35,7 +35,7 @@ pub struct Mailboxes {
 }
 
 struct Inner {
-    rt: Realtime,
+    rt: Changes,
     blobs: Blobs,
     /// Which mail server addresses may be reached (`crate::outbound`).
     policy: Policy,
@@ -52,7 +52,7 @@ struct Running {
 
 impl Mailboxes {
     /// Call from inside the runtime connectors should run on.
-    pub fn new(rt: Realtime, blobs: Blobs, policy: Policy) -> Self {
+    pub fn new(rt: Changes, blobs: Blobs, policy: Policy) -> Self {
         let runtime = tokio::runtime::Handle::current();
         Self { inner: Arc::new(Inner { rt, blobs, policy, runtime, running: Mutex::new(HashMap::new()) }) }
     }
@@ -140,7 +140,7 @@ enum Failure {
 }
 
 async fn run(
-    rt: Realtime,
+    rt: Changes,
     blobs: Blobs,
     channel_id: i64,
     settings: EmailSettings,
@@ -174,7 +174,7 @@ async fn run(
 
 /// One connection: import what waits, then IDLE for more while the server allows it.
 async fn round(
-    rt: &Realtime,
+    rt: &Changes,
     blobs: &Blobs,
     channel_id: i64,
     settings: &EmailSettings,
@@ -249,7 +249,7 @@ async fn prepare_one(
 /// or message to `announce`. Returns the keys committed, and the error that stopped the batch early, if one
 /// did.
 async fn store_batch(
-    rt: &Realtime,
+    rt: &Changes,
     mailbox: &importer::Mailbox<'_>,
     prepared: Vec<(MailKey, Prepared)>,
     announce: &mpsc::Sender<Imported>,
@@ -281,7 +281,7 @@ async fn store_batch(
 /// the same order, off the storing path. At most a few batches are in memory at once. When a stage fails the others wind down; mail
 /// committed but not acknowledged is fetched again next round and recognised as stored (Message-ID + mailbox).
 async fn drain(
-    rt: &Realtime,
+    rt: &Changes,
     blobs: &Blobs,
     channel_id: i64,
     settings: &EmailSettings,
@@ -400,7 +400,7 @@ fn and_the_rest(committed: &mut mpsc::UnboundedReceiver<Vec<MailKey>>, mut first
 
 /// Mark committed mail done on the server (and, for POP3 mail left there, remember its key).
 async fn acknowledge(
-    rt: &Realtime,
+    rt: &Changes,
     channel_id: i64,
     session: &mut Session,
     keys: &[MailKey],

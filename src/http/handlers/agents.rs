@@ -173,7 +173,7 @@ pub async fn update(
     let agent = store::agents::update(&state.store, id, patch, actor(&p)).await?;
     // A new role, a deactivation, a new password: the agent's sockets re-check on every node, and
     // other nodes drop their cached principals of this agent too.
-    state.realtime.access_changed(id);
+    state.changes.access_changed(id);
     Ok(web::Json(view(&state, agent).await?))
 }
 
@@ -203,7 +203,7 @@ pub async fn set_channels(
     body: crate::http::body::Body<ChannelAccessRequest>,
 ) -> ApiResult<web::Json<AgentView>> {
     store::agents::set_channels(&state.store, *id, &body.channel_ids, actor(&p)).await?;
-    state.realtime.access_changed(*id);
+    state.changes.access_changed(*id);
     let agent = store::agents::get(&state.store, *id).await?;
     Ok(web::Json(view(&state, agent).await?))
 }

@@ -104,7 +104,7 @@ pub async fn logout(state: State, p: Principal) -> ApiResult<HttpResponse> {
     if let Credential::Session { token_hash, .. } = &p.credential {
         store::auth::delete_session(&state.store, token_hash).await?;
         // Sockets opened with this session close, on every node (issue #13).
-        state.realtime.access_changed(p.agent_id);
+        state.changes.access_changed(p.agent_id);
     }
     let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").http_only(true).same_site(SameSite::Strict).finish();
     gone.make_removal();

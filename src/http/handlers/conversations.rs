@@ -359,31 +359,30 @@ pub async fn create(
             (Counterpart::Customer(customer), Direction::Out, source_of(&p), Some(p.agent_id))
         }
     };
-    let created = store::conversations::create(
-        &state.store,
-        NewConversation {
-            channel_id: body.channel,
-            counterpart,
-            subject,
-            content: text,
-            content_html: html(body.content_html.as_deref())?,
-            external_message_id,
-            direction,
-            source,
-            author_agent_id: author,
-        },
-        &p.scope,
-        actor(&p),
-    )
-    .await?;
-    let view: ConversationView = if created.created {
+    let created = state
+        .changes
+        .create(
+            NewConversation {
+                channel_id: body.channel,
+                counterpart,
+                subject,
+                content: text,
+                content_html: html(body.content_html.as_deref())?,
+                external_message_id,
+                direction,
+                source,
+                author_agent_id: author,
+            },
+            &p.scope,
+            actor(&p),
+        )
+        .await?;
+    if created.created {
         // Custom-channel inbound remembers each customer's latest conversation: this is newer.
-        let (channel, customer) = (body.channel, created.conversation.conversation.customer_id);
+        let (channel, customer) = (body.channel, created.conversation.customer_id);
         state.routes.remove_where(|k, v| k.0 == channel && v.0 == customer);
-        state.realtime.created(&created).await?.conversation
-    } else {
-        created.conversation.into()
-    };
+    }
+    let view: ConversationView = created.conversation;
     let answer = ConversationCreated {
         conversation_id: view.id,
         number: view.number,
@@ -459,7 +458,7 @@ pub async fn update(
         return Err(ApiError::validation("nothing to change"));
     }
     let updated =
-        state.realtime.update(*id, patch, &p.scope, actor(&p)).await.map_err(|e| not_found_as(e, "conversation"))?;
+        state.changes.update(*id, patch, &p.scope, actor(&p)).await.map_err(|e| not_found_as(e, "conversation"))?;
     Ok(web::Json(updated.conversation))
 }
 
@@ -473,7 +472,7 @@ pub async fn merge(
     body: crate::http::body::Body<MergeRequest>,
 ) -> ApiResult<web::Json<ConversationView>> {
     let updated =
-        state.realtime.merge(*id, body.into, &p.scope, actor(&p)).await.map_err(|e| not_found_as(e, "conversation"))?;
+        state.changes.merge(*id, body.into, &p.scope, actor(&p)).await.map_err(|e| not_found_as(e, "conversation"))?;
     Ok(web::Json(updated.conversation))
 }
 
@@ -494,7 +493,7 @@ pub async fn messages(
     let conversation =
         store::conversations::get(&state.store, *id, &p.scope).await.map_err(|e| not_found_as(e, "conversation"))?;
     let rows = store::messages::list(&state.store, *id, q.after_seq, q.before_seq, limit, &p.scope).await?;
-    Ok(web::Json(crate::realtime::render::message_views(&state.store, &conversation.customer_name, rows).await?))
+    Ok(web::Json(crate::view::event::message_views(&state.store, &conversation.customer_name, rows).await?))
 }
 
 /// The raw source of a message that came or went by mail, kept for audit (EM-2), as a `message/rfc822` download.
@@ -513,8 +512,7 @@ pub async fn message_source(state: State, p: Principal, path: web::Path<(i64, i6
 }
 
 async fn append(state: State, p: Principal, id: i64, reply: NewReply) -> ApiResult<HttpResponse> {
-    let replied =
-        state.realtime.reply(reply, &p.scope, actor(&p)).await.map_err(|e| not_found_as(e, "conversation"))?;
+    let replied = state.changes.reply(reply, &p.scope, actor(&p)).await.map_err(|e| not_found_as(e, "conversation"))?;
     Ok(HttpResponse::Created().json(MessageCreated {
         message_id: replied.message.id,
         conversation_id: id,
@@ -544,7 +542,7 @@ pub async fn end(
 ) -> ApiResult<web::Json<ConversationView>> {
     let status = body.0.and_then(|b| b.status).map(|s| s.trim().to_owned());
     match state
-        .realtime
+        .changes
         .end(*id, status, EndReason::Agent, &p.scope, actor(&p))
         .await
         .map_err(|e| not_found_as(e, "conversation"))?

@@ -10,7 +10,6 @@ use utoipa::ToSchema;
 use super::{actor, name_field};
 use crate::auth::{Principal, random_secret};
 use crate::channels::custom::Settings as CustomSettings;
-use crate::channels::routing::{Assign, RoutingSettings};
 use crate::domain::html::sanitize as sanitize_html;
 use crate::domain::text::{normalize_email, normalize_phone, normalize_tag};
 use crate::domain::{ChannelKind, ChannelScope, Mode, Priority};
@@ -18,6 +17,7 @@ use crate::http::State;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::session::Admin;
 use crate::http::views::DeliveryView;
+use crate::store::channels::{Assign, RoutingSettings};
 use crate::store::messages::{CustomerMessage, Profile, Target};
 use crate::store::models::ChannelInstance;
 use crate::store::{self, StoreError};
@@ -456,7 +456,7 @@ pub async fn inbound(
         external_message_id: ext,
         subject,
     };
-    let out = match state.realtime.customer_message(msg, latest).await {
+    let out = match state.changes.customer_message(msg, latest).await {
         Ok(out) => out,
         Err(e) => return Err(refused(&state, channel.id, e).await),
     };
@@ -518,7 +518,7 @@ pub async fn customer_message(
         external_message_id: external_message_id(ext)?,
         subject: String::new(),
     };
-    let out = state.realtime.customer_message(msg, None).await?;
+    let out = state.changes.customer_message(msg, None).await?;
     let body = json!({
         "message_id": out.message.id,
         "conversation_id": out.conversation.id,

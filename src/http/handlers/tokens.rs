@@ -89,6 +89,6 @@ pub async fn delete(state: State, p: Principal, id: web::Path<i64>) -> ApiResult
     }
     store::auth::delete_token(&state.store, *id, actor(&p)).await?;
     // Other nodes drop their cached principals too (this node already did, in the store).
-    state.realtime.access_changed(token.agent_id);
+    state.changes.access_changed(token.agent_id);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -19,11 +19,11 @@ use actix::{Actor, Addr, MailboxError};
 use actix_rt::ArbiterHandle;
 use dashmap::DashMap;
 
-use self::conversation::ConversationActor;
-use crate::realtime::Realtime;
+use self::conversation::{ConversationActor, Live};
+use super::commit::Core;
 
 pub struct Registry {
-    actors: Arc<DashMap<i64, Addr<ConversationActor>>>,
+    actors: Arc<Live>,
     arbiters: Vec<ArbiterHandle>,
 }
 
@@ -43,7 +43,7 @@ impl Registry {
             })?;
             arbiters.push(rx.recv()?);
         }
-        let actors: Arc<DashMap<i64, Addr<ConversationActor>>> = Arc::new(DashMap::new());
+        let actors: Arc<Live> = Arc::new(DashMap::new());
         let n = arbiters.len();
         for (i, arbiter) in arbiters.iter().enumerate() {
             let actors = actors.clone();
@@ -71,22 +71,18 @@ impl Registry {
     }
 
     /// The actor of `conversation_id`, started if needed.
-    pub fn get(&self, rt: &Realtime, conversation_id: i64) -> Addr<ConversationActor> {
+    pub fn get(&self, rt: &Core, conversation_id: i64) -> Addr<ConversationActor> {
         if let Some(addr) = self.actors.get(&conversation_id)
             && addr.connected()
         {
             return addr.clone();
         }
         let arbiter = &self.arbiters[Self::slot(conversation_id, self.arbiters.len())];
-        let rt = rt.clone();
-        let addr = ConversationActor::start_in_arbiter(arbiter, move |_| ConversationActor::new(conversation_id, rt));
+        let (rt, live) = (rt.clone(), self.actors.clone());
+        let addr =
+            ConversationActor::start_in_arbiter(arbiter, move |_| ConversationActor::new(conversation_id, rt, live));
         self.actors.insert(conversation_id, addr.clone());
         addr
-    }
-
-    /// Forget a stopped actor (only if the registered one is that actor).
-    pub fn forget(&self, conversation_id: i64, addr: &Addr<ConversationActor>) {
-        self.actors.remove_if(&conversation_id, |_, a| a == addr);
     }
 
     /// How many conversations have a live actor on this node.
@@ -101,12 +97,7 @@ impl Registry {
 
 /// Send `msg` to a conversation's actor; if the actor stopped in between, start a fresh one and
 /// send again (the message was not processed: a stopped actor's mailbox is dropped unread).
-pub async fn ask<M>(
-    rt: &Realtime,
-    registry: &Arc<Registry>,
-    conversation_id: i64,
-    msg: M,
-) -> Result<M::Result, MailboxError>
+pub async fn ask<M>(rt: &Core, registry: &Registry, conversation_id: i64, msg: M) -> Result<M::Result, MailboxError>
 where
     M: actix::Message + Send + Clone + 'static,
     M::Result: Send,

@@ -1,9 +1,9 @@
-//! Turning store rows into the JSON agents receive: message and conversation views for event
-//! frames, rendered once per event by the node that made the change (or, for a replay or a
-//! repair, from the event log).
+//! The JSON of socket events: message and conversation views for event frames, rendered once
+//! per event by the node that made the change (`changes`) or, for a replay or a repair, from
+//! the event log (`realtime::hub`, `realtime::session`).
 
+use super::{AuthorView, ConversationView, MessageView};
 use crate::bus::StoredEvent;
-use crate::http::views::{AuthorView, ConversationView, MessageView};
 use crate::store::events::EventRow;
 use crate::store::models::{Attachment, Message};
 use crate::store::{self, Store, StoreResult};

@@ -5,15 +5,17 @@
 
 use std::time::Duration;
 
+use super::super::commit::Core;
+use super::Registry;
 use crate::domain::ChannelScope;
-use crate::realtime::Realtime;
 use crate::store::audit::Actor;
 use crate::store::conversations::EndReason;
+use std::sync::Arc;
 
 const EVERY: Duration = Duration::from_secs(1);
 const BATCH: i64 = 200;
 
-pub fn start(rt: Realtime) {
+pub fn start(rt: Core, registry: Arc<Registry>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -28,7 +30,7 @@ pub fn start(rt: Realtime) {
             };
             for (id, _channel) in overdue {
                 let msg = super::conversation::End(None, EndReason::Inactivity, ChannelScope::All, Actor::System);
-                match rt.ask(id, msg).await {
+                match super::ask(&rt, &registry, id, msg).await {
                     Ok(Ok(Some(_))) => tracing::info!(conversation_id = id, "chat ended by inactivity (sweeper)"),
                     Ok(Ok(None)) => {}
                     Ok(Err(e)) => tracing::warn!(conversation_id = id, error = %e, "sweeper could not end a chat"),

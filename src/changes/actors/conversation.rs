@@ -1,4 +1,5 @@
-//! The actor of one conversation. See the module docs of `actors`.
+//! The actor of one conversation: the one writer of that conversation on this node. See the
+//! module docs of `changes::actors`.
 
 use std::time::Duration;
 
@@ -6,7 +7,9 @@ use actix::prelude::*;
 use chrono::NaiveDateTime;
 
 use crate::domain::ChannelScope;
-use crate::realtime::{Realtime, ops};
+use std::sync::Arc;
+
+use super::super::commit::{self as ops, Core};
 use crate::store::audit::Actor as Who;
 use crate::store::conversations::{ConversationPatch, EndReason};
 use crate::store::messages::NewReply;
@@ -17,17 +20,22 @@ pub const IDLE: Duration = Duration::from_secs(300);
 /// How often the registry asks its actors whether they are idle (one timer per arbiter thread).
 pub const SWEEP: Duration = Duration::from_secs(30);
 
+/// The live actors of a node by conversation id (the registry's map).
+pub type Live = dashmap::DashMap<i64, Addr<ConversationActor>>;
+
 pub struct ConversationActor {
     id: i64,
-    rt: Realtime,
+    rt: Core,
+    /// The registry's map of live actors, which this one leaves when it stops.
+    live: Arc<Live>,
     timer: Option<SpawnHandle>,
     deadline: Option<NaiveDateTime>,
     last_used: std::time::Instant,
 }
 
 impl ConversationActor {
-    pub fn new(id: i64, rt: Realtime) -> Self {
-        Self { id, rt, timer: None, deadline: None, last_used: std::time::Instant::now() }
+    pub fn new(id: i64, rt: Core, live: Arc<Live>) -> Self {
+        Self { id, rt, live, timer: None, deadline: None, last_used: std::time::Instant::now() }
     }
 
     /// (Re)arm the inactivity timer for the stored deadline of a chat still in progress.
@@ -84,7 +92,7 @@ impl Actor for ConversationActor {
     }
 
     fn stopped(&mut self, ctx: &mut Context<Self>) {
-        self.rt.registry().forget(self.id, &ctx.address());
+        self.live.remove_if(&self.id, |_, a| *a == ctx.address());
     }
 }
 
@@ -205,13 +213,11 @@ impl Handler<Inbound> for ConversationActor {
         self.last_used = std::time::Instant::now();
         AtomicResponse::new(Box::pin(async move { ops::customer_message(&rt, msg).await }.into_actor(self).map(
             |res, act, ctx| {
-                if let Ok(r) = &res {
-                    if r.conversation.id == act.id {
-                        act.arm(ctx, r.deadline);
-                    } else if r.deadline.is_some() {
-                        // A new conversation was started: its own actor watches it.
-                        act.rt.registry().get(&act.rt, r.conversation.id).do_send(Arm(r.deadline));
-                    }
+                // A new conversation started instead is armed by its own actor (`Changes`).
+                if let Ok(r) = &res
+                    && r.conversation.id == act.id
+                {
+                    act.arm(ctx, r.deadline);
                 }
                 res
             },

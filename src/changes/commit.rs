@@ -1,17 +1,31 @@
-//! Each change as the actors perform it: commit through the store, then publish the events the
-//! commit recorded, rendered once. Nothing is published for a change that did not commit.
+//! Each change as one step: commit through the store, then publish the events the commit
+//! recorded, rendered once. Nothing is published for a change that did not commit, and nothing
+//! outside this file publishes a stored event (DESIGN invariant 1). The conversation actors call
+//! these one at a time per conversation; creations call them directly (a new conversation has no
+//! actor yet).
+
+use std::sync::Arc;
 
 use chrono::NaiveDateTime;
 
-use super::{Realtime, render};
-use crate::bus::BusEvent;
+use crate::bus::{Bus, BusEvent};
 use crate::domain::ChannelScope;
-use crate::http::views::{ConversationView, MessageView};
 use crate::store::audit::Actor as Who;
-use crate::store::conversations::{ConversationPatch, ConversationRow, CreatedConversation, EndReason};
+use crate::store::conversations::{
+    ConversationPatch, ConversationRow, CreatedConversation, EndReason, NewConversation,
+};
 use crate::store::events::EventRow;
 use crate::store::messages::NewReply;
-use crate::store::{self, StoreResult};
+use crate::store::{self, Store, StoreResult};
+use crate::view::event as render;
+use crate::view::{ConversationView, MessageView};
+
+/// What a change needs: the store that commits it and the bus that publishes it.
+#[derive(Clone)]
+pub struct Core {
+    pub store: Store,
+    pub bus: Arc<dyn Bus>,
+}
 
 pub struct Replied {
     pub message: MessageView,
@@ -29,6 +43,8 @@ pub struct Created {
     pub conversation: ConversationView,
     pub message: MessageView,
     pub deadline: Option<NaiveDateTime>,
+    /// False when the idempotency key had been seen: nothing was written or published.
+    pub created: bool,
 }
 
 fn deadline(row: &ConversationRow) -> Option<NaiveDateTime> {
@@ -36,23 +52,32 @@ fn deadline(row: &ConversationRow) -> Option<NaiveDateTime> {
     if c.ended_at.is_none() { c.inactivity_deadline } else { None }
 }
 
-fn publish(rt: &Realtime, events: &[EventRow], body: &str) {
+fn publish(rt: &Core, events: &[EventRow], body: &str) {
     for e in events {
         rt.bus.publish(BusEvent::Stored(render::stored(e, body.to_owned())));
     }
 }
 
-pub async fn created(rt: &Realtime, c: &CreatedConversation) -> StoreResult<Created> {
+/// A new conversation with its first message (REST API), routed and auto-assigned inside its
+/// transaction: one commit, one `conversation.created` event.
+pub async fn create(rt: &Core, input: NewConversation, scope: &ChannelScope, who: Who) -> StoreResult<Created> {
+    let c = store::conversations::create(&rt.store, input, scope, who).await?;
+    created(rt, &c).await
+}
+
+/// Publish a conversation its producer committed with its first message (the mail importer's
+/// batch, [`create`]).
+pub async fn created(rt: &Core, c: &CreatedConversation) -> StoreResult<Created> {
     let row = &c.conversation;
     let conversation = ConversationView::from(row.clone());
     // `store::conversations::create` links no attachments to a first message: none to read.
     let message =
         render::message_views(&rt.store, &row.customer_name, vec![(c.message.clone(), Vec::new())]).await?.remove(0);
     publish(rt, &c.events, &render::body(&conversation, Some(&message)));
-    Ok(Created { conversation, message, deadline: deadline(row) })
+    Ok(Created { conversation, message, deadline: deadline(row), created: c.created })
 }
 
-pub async fn reply(rt: &Realtime, reply: NewReply, scope: &ChannelScope, who: Who) -> StoreResult<Replied> {
+pub async fn reply(rt: &Core, reply: NewReply, scope: &ChannelScope, who: Who) -> StoreResult<Replied> {
     let appended = store::messages::append_reply(&rt.store, reply, scope, who).await?;
     let row = appended.conversation;
     let message = render::message_views(&rt.store, &row.customer_name, vec![(appended.message, appended.attachments)])
@@ -66,7 +91,7 @@ pub async fn reply(rt: &Realtime, reply: NewReply, scope: &ChannelScope, who: Wh
 
 /// Publish a message a channel connector stored with its conversation in one transaction (mail).
 pub async fn appended(
-    rt: &Realtime,
+    rt: &Core,
     message: store::models::Message,
     files: Vec<store::models::Attachment>,
     row: ConversationRow,
@@ -80,7 +105,7 @@ pub async fn appended(
 }
 
 pub async fn update(
-    rt: &Realtime,
+    rt: &Core,
     id: i64,
     patch: &ConversationPatch,
     scope: &ChannelScope,
@@ -93,7 +118,7 @@ pub async fn update(
     Ok(Updated { conversation, deadline: d })
 }
 
-pub async fn merge(rt: &Realtime, id: i64, into: i64, scope: &ChannelScope, who: Who) -> StoreResult<Updated> {
+pub async fn merge(rt: &Core, id: i64, into: i64, scope: &ChannelScope, who: Who) -> StoreResult<Updated> {
     let changed = store::conversations::merge(&rt.store, id, into, scope, who).await?;
     // Each conversation's event carries that conversation.
     let rows = store::conversations::get_many(&rt.store, vec![id, into]).await?;
@@ -107,7 +132,7 @@ pub async fn merge(rt: &Realtime, id: i64, into: i64, scope: &ChannelScope, who:
 }
 
 pub async fn end(
-    rt: &Realtime,
+    rt: &Core,
     id: i64,
     scope: &ChannelScope,
     status: Option<String>,
@@ -132,8 +157,9 @@ pub struct Inbound {
     pub deadline: Option<NaiveDateTime>,
 }
 
-/// A customer's message from a channel, by the last-chat rule; new conversations are routed (CC-12).
-pub async fn customer_message(rt: &Realtime, msg: store::messages::CustomerMessage) -> StoreResult<Inbound> {
+/// A customer's message from a channel, by the last-chat rule; a new conversation is routed
+/// and auto-assigned in the same transaction (CC-12).
+pub async fn customer_message(rt: &Core, msg: store::messages::CustomerMessage) -> StoreResult<Inbound> {
     let appended = store::messages::append_customer(&rt.store, msg, Who::System).await?;
     let row = appended.conversation;
     // A customer message is stored without attachments; only a replayed one may be older.
@@ -145,16 +171,7 @@ pub async fn customer_message(rt: &Realtime, msg: store::messages::CustomerMessa
     let message =
         render::message_views(&rt.store, &row.customer_name, vec![(appended.message, files)]).await?.remove(0);
     let d = deadline(&row);
-    let (id, channel_id, customer_id) =
-        (row.conversation.id, row.conversation.channel_instance_id, row.conversation.customer_id);
-    let mut conversation = ConversationView::from(row);
+    let conversation = ConversationView::from(row);
     publish(rt, &appended.events, &render::body(&conversation, Some(&message)));
-    if appended.created {
-        match crate::channels::routing::assign(rt, id, channel_id, customer_id).await {
-            Ok(Some(agent)) => conversation.assignee_id = Some(agent),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(conversation_id = id, error = %e, "auto-assignment failed"),
-        }
-    }
     Ok(Inbound { conversation, message, created: appended.created, duplicate: appended.duplicate, deadline: d })
 }

@@ -1,0 +1,164 @@
+//! The change layer: the only code that turns a decision into a committed change and then
+//! publishes it (issue #14). Every producer comes through [`Changes`]: the REST handlers, custom
+//! channel inbound, the mail importer, the inactivity sweeper; auto-assignment happens inside the
+//! creation transaction (`store::routing`), so a new conversation is born assigned.
+//!
+//! ```text
+//! producer ─► Changes ─► actor of the conversation (actors/, one change at a time)
+//!                            └─► commit: store (one transaction + event rows + change-feed rows) ─► bus
+//! ```
+//!
+//! - [`commit`]: each change as one step — commit, then publish what the commit recorded.
+//! - [`actors`]: one actor per live conversation; changes to an existing conversation go through it.
+//! - [`feed`]: the durable change feed's consumers (exactly once, cluster-wide, across restarts).
+//!
+//! `realtime` is the delivery side only (hub, sessions, markers) and knows nothing of this module.
+
+pub mod actors;
+pub mod commit;
+pub mod feed;
+
+use std::sync::Arc;
+
+use actix::MailboxError;
+
+use self::actors::conversation::{Arm, ConversationActor, End, Inbound, Merge, Patch, Reply, mailbox};
+use self::actors::{Registry, sweeper};
+use self::commit::Core;
+use crate::bus::{Bus, BusEvent};
+use crate::domain::ChannelScope;
+use crate::store::audit::Actor as Who;
+use crate::store::conversations::{ConversationPatch, CreatedConversation, EndReason, NewConversation};
+use crate::store::messages::{CustomerMessage, NewReply, Target};
+use crate::store::{Store, StoreResult};
+
+pub use self::commit::{Created, Inbound as InboundOutcome, Replied, Updated};
+
+/// Handle on the node's change machinery (cheap to clone).
+#[derive(Clone)]
+pub struct Changes {
+    /// The store every change commits through (also what connectors read from).
+    pub store: Store,
+    core: Core,
+    registry: Arc<Registry>,
+}
+
+impl Changes {
+    /// Start the actor arbiters, the inactivity sweeper and the change-feed consumers.
+    pub fn start(store: Store, bus: Arc<dyn Bus>) -> anyhow::Result<Self> {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(2);
+        let changes =
+            Changes { store: store.clone(), core: Core { store, bus }, registry: Arc::new(Registry::new(threads)?) };
+        sweeper::start(changes.core.clone(), changes.registry.clone());
+        feed::start(changes.core.store.clone());
+        Ok(changes)
+    }
+
+    /// How many conversations have a live actor on this node.
+    pub fn live_actors(&self) -> usize {
+        self.registry.len()
+    }
+
+    /// Send a message to a conversation's actor (starting it if needed).
+    async fn ask<M>(&self, conversation_id: i64, msg: M) -> Result<M::Result, MailboxError>
+    where
+        M: actix::Message + Send + Clone + 'static,
+        M::Result: Send,
+        ConversationActor: actix::Handler<M>,
+    {
+        actors::ask(&self.core, &self.registry, conversation_id, msg).await
+    }
+
+    /// Follow a conversation's stored inactivity deadline (after its creation).
+    async fn arm(&self, conversation_id: i64, deadline: Option<chrono::NaiveDateTime>) {
+        if deadline.is_some() {
+            let _ = self.ask(conversation_id, Arm(deadline)).await;
+        }
+    }
+
+    /// A new conversation with its first message, routed and assigned in one transaction.
+    pub async fn create(&self, input: NewConversation, scope: &ChannelScope, who: Who) -> StoreResult<Created> {
+        let out = commit::create(&self.core, input, scope, who).await?;
+        self.arm(out.conversation.id, out.deadline).await;
+        Ok(out)
+    }
+
+    /// Publish a conversation a connector committed with its first message (mail import).
+    pub async fn created(&self, created: &CreatedConversation) -> StoreResult<Created> {
+        let out = commit::created(&self.core, created).await?;
+        self.arm(out.conversation.id, out.deadline).await;
+        Ok(out)
+    }
+
+    /// Publish a message a connector committed to an existing conversation (mail import).
+    pub async fn appended(
+        &self,
+        message: crate::store::models::Message,
+        files: Vec<crate::store::models::Attachment>,
+        row: crate::store::conversations::ConversationRow,
+        events: &[crate::store::events::EventRow],
+    ) -> StoreResult<Replied> {
+        let id = row.conversation.id;
+        let out = commit::appended(&self.core, message, files, row, events).await?;
+        self.arm(id, out.deadline).await;
+        Ok(out)
+    }
+
+    pub async fn reply(&self, reply: NewReply, scope: &ChannelScope, who: Who) -> StoreResult<Replied> {
+        let id = reply.conversation_id;
+        self.ask(id, Reply(reply, scope.clone(), who)).await.map_err(mailbox)?
+    }
+
+    pub async fn update(
+        &self,
+        id: i64,
+        patch: ConversationPatch,
+        scope: &ChannelScope,
+        who: Who,
+    ) -> StoreResult<Updated> {
+        self.ask(id, Patch(patch, scope.clone(), who)).await.map_err(mailbox)?
+    }
+
+    pub async fn merge(&self, id: i64, into: i64, scope: &ChannelScope, who: Who) -> StoreResult<Updated> {
+        self.ask(id, Merge(into, scope.clone(), who)).await.map_err(mailbox)?
+    }
+
+    pub async fn end(
+        &self,
+        id: i64,
+        status: Option<String>,
+        reason: EndReason,
+        scope: &ChannelScope,
+        who: Who,
+    ) -> StoreResult<Option<Updated>> {
+        self.ask(id, End(status, reason, scope.clone(), who)).await.map_err(mailbox)?
+    }
+
+    /// A customer's message from a channel (CC-8, CC-9). It goes through the actor of the
+    /// conversation it is for: the named one, or for [`Target::Latest`] the one the caller
+    /// believes is the customer's latest (`latest`: read by the caller, or remembered from their
+    /// previous message). The store decides where it lands by the last-chat rule in its
+    /// transaction, so a stale `latest` only means another actor serialised this one change.
+    pub async fn customer_message(&self, msg: CustomerMessage, latest: Option<i64>) -> StoreResult<InboundOutcome> {
+        let via = match &msg.target {
+            Target::Conversation { id, .. } => Some(*id),
+            Target::Latest { .. } => latest,
+        };
+        let out = match via {
+            Some(id) => self.ask(id, Inbound(msg)).await.map_err(mailbox)??,
+            None => commit::customer_message(&self.core, msg).await?,
+        };
+        // A conversation started for it is watched by its own actor.
+        if via != Some(out.conversation.id) {
+            self.arm(out.conversation.id, out.deadline).await;
+        }
+        Ok(out)
+    }
+
+    /// Who an agent is changed (role, active flag, password, channel access, a session or token
+    /// ended): their sockets on every node re-check their credentials (`realtime::identity`).
+    /// Call after the commit; the hub's identity poll repairs a dropped announcement.
+    pub fn access_changed(&self, agent_id: i64) {
+        self.core.bus.publish(BusEvent::Access { agent_id });
+    }
+}

@@ -1,0 +1,211 @@
+//! The durable change feed (issue #14): for consumers that must act on each committed change
+//! exactly once, cluster-wide, across restarts — the owner-offline mail (CC-12) today; the rule
+//! engine, notifications and integration webhooks next.
+//!
+//! **Mechanism: rows written in the change's own transaction, deleted in the consumer's.**
+//! `record_event!` (every change that writes an `events` row) also writes one `change_feed` row
+//! per [`Consumer`] subscribed to that event's kind. A consumer takes its oldest rows in a
+//! transaction that performs its effect and deletes them: commit means "done, once"; a crash
+//! before the commit rolls both back and the rows are taken again. On PostgreSQL the rows are
+//! read `FOR UPDATE SKIP LOCKED`, so consumers on several nodes share the work without waiting
+//! for or repeating each other; on SQLite one process owns the file and the writer lock orders
+//! them. Why not a cursor over `events`: ids are drawn before commit, so a cursor can pass an id
+//! whose transaction commits later (out of order) — exactness would need gap tracking; rows
+//! need none, and a consumer added later starts with what is committed after it.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use super::schema::change_feed;
+use super::{DbConn, Store, StoreError, StoreResult};
+use crate::domain::routing::Presence;
+
+/// The consumers of the feed. Adding one: a variant, the event kinds it wants, its effect in
+/// [`take`] (written in the same transaction as the rows' deletion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumer {
+    /// Mail the customer's owner when a new conversation was given to them while they were not
+    /// online (CC-12, seed 004).
+    OwnerOffline,
+}
+
+impl Consumer {
+    pub const ALL: [Consumer; 1] = [Consumer::OwnerOffline];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consumer::OwnerOffline => "owner_offline",
+        }
+    }
+
+    /// Whether this consumer wants events of `kind`.
+    pub fn wants(self, kind: &str) -> bool {
+        match self {
+            Consumer::OwnerOffline => kind == super::events::CONVERSATION_CREATED,
+        }
+    }
+}
+
+/// Outbox kind of the "a conversation of your customer arrived while you were away" email.
+pub const OWNER_OFFLINE_EMAIL: &str = "email.owner_offline";
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = change_feed)]
+pub struct FeedRow {
+    pub id: i64,
+    pub consumer: String,
+    pub event_id: i64,
+    pub conversation_id: i64,
+    pub kind: String,
+    pub created_at: chrono::NaiveDateTime,
+}
+
+/// Write the feed rows of one event inside its transaction (called by `record_event!`).
+macro_rules! record_feed {
+    ($conn:ident, $event:expr) => {{
+        let event: &$crate::store::events::EventRow = $event;
+        for consumer in $crate::store::feed::Consumer::ALL {
+            if consumer.wants(&event.kind) {
+                diesel::insert_into($crate::store::schema::change_feed::table)
+                    .values((
+                        $crate::store::schema::change_feed::consumer.eq(consumer.as_str()),
+                        $crate::store::schema::change_feed::event_id.eq(event.id),
+                        $crate::store::schema::change_feed::conversation_id.eq(event.conversation_id),
+                        $crate::store::schema::change_feed::kind.eq(&event.kind),
+                        $crate::store::schema::change_feed::created_at.eq(event.created_at),
+                    ))
+                    .execute($conn)
+                    .await?;
+            }
+        }
+    }};
+}
+pub(crate) use record_feed;
+
+/// The owner-offline effect of one `conversation.created` row: queue the mail to the owner when
+/// the conversation went to the customer's owner by the channel's owner rule and the owner is
+/// not online now (normally a second after the creation). Evaluates to whether a mail was queued.
+macro_rules! owner_offline {
+    ($conn:ident, $row:expr, $presence:expr) => {{
+        use $crate::store::channels::{Assign, assign_rule};
+        use $crate::store::models::{ChannelInstance, Conversation};
+        use $crate::store::schema::{channel_instances, conversations, customers, outbox};
+        let row: &FeedRow = $row;
+        let c: Option<Conversation> =
+            conversations::table.find(row.conversation_id).select(Conversation::as_select()).first($conn).await.optional()?;
+        match c {
+            Some(c) => {
+                let channel: ChannelInstance = channel_instances::table
+                    .find(c.channel_instance_id)
+                    .select(ChannelInstance::as_select())
+                    .first($conn)
+                    .await?;
+                let owner: Option<i64> =
+                    customers::table.find(c.customer_id).select(customers::owner_agent_id).first($conn).await?;
+                let presence = $presence;
+                let due = assign_rule(&channel) == Assign::Owner
+                    && owner.is_some()
+                    && c.assignee_id == owner
+                    && owner.is_some_and(|o| presence(o) != Presence::Online);
+                if due {
+                    let t = $crate::store::now();
+                    diesel::insert_into(outbox::table)
+                        .values(&$crate::store::outbox::NewDelivery {
+                            delivery_id: uuid::Uuid::new_v4().to_string(),
+                            channel_instance_id: channel.id,
+                            conversation_id: Some(c.id),
+                            message_id: None,
+                            kind: OWNER_OFFLINE_EMAIL,
+                            payload: serde_json::json!({"agent_id": owner, "conversation_id": c.id}).to_string(),
+                            state: "pending",
+                            attempts: 0,
+                            next_attempt_at: t,
+                            created_at: t,
+                        })
+                        .execute($conn)
+                        .await?;
+                }
+                due
+            }
+            None => false,
+        }
+    }};
+}
+
+/// Act on a batch of `consumer`'s oldest rows — effects and deletion in one transaction.
+/// Returns how many rows were taken (0: nothing waits).
+macro_rules! take_rows {
+    ($conn:ident, $consumer:expr, $rows:expr, $presence:expr) => {{
+        let rows: Vec<FeedRow> = $rows;
+        for row in &rows {
+            match $consumer {
+                Consumer::OwnerOffline => {
+                    if owner_offline!($conn, row, $presence) {
+                        tracing::info!(conversation_id = row.conversation_id, "owner is not online: mail queued");
+                    }
+                }
+            }
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        diesel::delete(change_feed::table.filter(change_feed::id.eq_any(&ids))).execute($conn).await?;
+        Ok::<usize, StoreError>(rows.len())
+    }};
+}
+
+/// Take up to `limit` of `consumer`'s rows: act on them and delete them, in one transaction.
+pub async fn take(store: &Store, consumer: Consumer, limit: i64) -> StoreResult<usize> {
+    store
+        .run(move |store| async move {
+            let presence = &|a: i64| store.presence(a);
+            let mut conn = store.write().await?;
+            let name = consumer.as_str();
+            match &mut conn {
+                DbConn::Postgres(pooled) => {
+                    let conn: &mut diesel_async::AsyncPgConnection = &mut *pooled;
+                    conn.transaction::<_, StoreError, _>(async move |conn| {
+                        let rows: Vec<FeedRow> = change_feed::table
+                            .filter(change_feed::consumer.eq(name))
+                            .order(change_feed::id)
+                            .limit(limit)
+                            .for_update()
+                            .skip_locked()
+                            .select(FeedRow::as_select())
+                            .load(conn)
+                            .await?;
+                        take_rows!(conn, consumer, rows, presence)
+                    })
+                    .await
+                }
+                DbConn::Sqlite(pooled, _) => {
+                    let conn: &mut super::SqliteConn = &mut *pooled;
+                    conn.transaction::<_, StoreError, _>(async move |conn| {
+                        let rows: Vec<FeedRow> = change_feed::table
+                            .filter(change_feed::consumer.eq(name))
+                            .order(change_feed::id)
+                            .limit(limit)
+                            .select(FeedRow::as_select())
+                            .load(conn)
+                            .await?;
+                        take_rows!(conn, consumer, rows, presence)
+                    })
+                    .await
+                }
+            }
+        })
+        .await
+}
+
+/// How many rows wait for `consumer` (metrics, tests).
+pub async fn pending(store: &Store, consumer: Consumer) -> StoreResult<i64> {
+    let name = consumer.as_str();
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            Ok(crate::db_run!(conn => change_feed::table
+                .filter(change_feed::consumer.eq(name))
+                .count()
+                .get_result::<i64>(conn)
+                .await)?)
+        })
+        .await
+}
