@@ -72,7 +72,9 @@ pub enum Event {
     /// An agent's reply, visible to the customer (by API, dashboard, rule or mail).
     AgentReply,
     /// An internal note (CORE-10).
-    AgentNote,
+    Note,
+    /// Properties other than the status change (assignee, team, tags, priority, subject, fields).
+    Edit,
     /// A status of this base is set (an agent, a rule, `#close#` by mail: EM-13).
     SetStatus(StatusBase),
     /// "End chat" by an agent, the inactivity timeout or a rule (CORE-5).
@@ -86,7 +88,7 @@ pub enum Event {
 impl Event {
     /// Every event, for exhaustive tests.
     pub fn all() -> impl Iterator<Item = Event> {
-        [Event::CustomerMessage, Event::AgentReply, Event::AgentNote]
+        [Event::CustomerMessage, Event::AgentReply, Event::Note, Event::Edit]
             .into_iter()
             .chain(StatusBase::ALL.iter().map(|&b| Event::SetStatus(b)))
             .chain([Event::EndChat, Event::MergeInto, Event::MergedFrom])
@@ -175,7 +177,7 @@ pub fn decide(state: State, event: Event) -> Outcome {
             }
         }
         Event::AgentReply => apply(S::Keep, if live { C::KeepAlive } else { C::None }),
-        Event::AgentNote => apply(S::Keep, C::None),
+        Event::Note | Event::Edit => apply(S::Keep, C::None),
         Event::SetStatus(base) => {
             apply(S::Set(base), if base == StatusBase::Closed && live { C::End } else { C::None })
         }
@@ -193,25 +195,25 @@ mod tests {
     /// the survivor, `-` unchanged, `!merged` / `!chat` refused, else the new status (`keep` or a
     /// base) and, after `+`, the chat change (`alive`, `revive`, `end`).
     const TABLE: &str = "
-        base    phase  merged | customer     reply       note  set:open  set:pending  set:closed   end       merge_into   merged_from
-        open    ticket no     | keep         keep        keep  open      pending      closed       !chat     closed       keep
-        open    ticket yes    | follow       !merged     !merged !merged !merged      !merged      !chat     !merged      !merged
-        open    live   no     | keep+alive   keep+alive  keep  open      pending      closed+end   keep+end  closed+end   keep
-        open    live   yes    | follow       !merged     !merged !merged !merged      !merged      keep+end  !merged      !merged
-        open    ended  no     | keep+revive  keep        keep  open      pending      closed       -         closed       keep
-        open    ended  yes    | follow       !merged     !merged !merged !merged      !merged      -         !merged      !merged
-        pending ticket no     | open         keep        keep  open      pending      closed       !chat     closed       keep
-        pending ticket yes    | follow       !merged     !merged !merged !merged      !merged      !chat     !merged      !merged
-        pending live   no     | open+alive   keep+alive  keep  open      pending      closed+end   keep+end  closed+end   keep
-        pending live   yes    | follow       !merged     !merged !merged !merged      !merged      keep+end  !merged      !merged
-        pending ended  no     | open+revive  keep        keep  open      pending      closed       -         closed       keep
-        pending ended  yes    | follow       !merged     !merged !merged !merged      !merged      -         !merged      !merged
-        closed  ticket no     | new          keep        keep  open      pending      closed       !chat     closed       keep
-        closed  ticket yes    | follow       !merged     !merged !merged !merged      !merged      !chat     !merged      !merged
-        closed  live   no     | new          keep+alive  keep  open      pending      closed+end   keep+end  closed+end   keep
-        closed  live   yes    | follow       !merged     !merged !merged !merged      !merged      keep+end  !merged      !merged
-        closed  ended  no     | new          keep        keep  open      pending      closed       -         closed       keep
-        closed  ended  yes    | follow       !merged     !merged !merged !merged      !merged      -         !merged      !merged
+        base    phase  merged | customer    reply       note        edit        set:open    set:pending set:closed  end         merge_into  merged_from
+        open    ticket no     | keep        keep        keep        keep        open        pending     closed      !chat       closed      keep
+        open    ticket yes    | follow      !merged     !merged     !merged     !merged     !merged     !merged     !chat       !merged     !merged
+        open    live   no     | keep+alive  keep+alive  keep        keep        open        pending     closed+end  keep+end    closed+end  keep
+        open    live   yes    | follow      !merged     !merged     !merged     !merged     !merged     !merged     keep+end    !merged     !merged
+        open    ended  no     | keep+revive keep        keep        keep        open        pending     closed      -           closed      keep
+        open    ended  yes    | follow      !merged     !merged     !merged     !merged     !merged     !merged     -           !merged     !merged
+        pending ticket no     | open        keep        keep        keep        open        pending     closed      !chat       closed      keep
+        pending ticket yes    | follow      !merged     !merged     !merged     !merged     !merged     !merged     !chat       !merged     !merged
+        pending live   no     | open+alive  keep+alive  keep        keep        open        pending     closed+end  keep+end    closed+end  keep
+        pending live   yes    | follow      !merged     !merged     !merged     !merged     !merged     !merged     keep+end    !merged     !merged
+        pending ended  no     | open+revive keep        keep        keep        open        pending     closed      -           closed      keep
+        pending ended  yes    | follow      !merged     !merged     !merged     !merged     !merged     !merged     -           !merged     !merged
+        closed  ticket no     | new         keep        keep        keep        open        pending     closed      !chat       closed      keep
+        closed  ticket yes    | follow      !merged     !merged     !merged     !merged     !merged     !merged     !chat       !merged     !merged
+        closed  live   no     | new         keep+alive  keep        keep        open        pending     closed+end  keep+end    closed+end  keep
+        closed  live   yes    | follow      !merged     !merged     !merged     !merged     !merged     !merged     keep+end    !merged     !merged
+        closed  ended  no     | new         keep        keep        keep        open        pending     closed      -           closed      keep
+        closed  ended  yes    | follow      !merged     !merged     !merged     !merged     !merged     !merged     -           !merged     !merged
     ";
 
     fn cell(outcome: Outcome) -> String {
@@ -260,7 +262,7 @@ mod tests {
         let states: Vec<State> = State::all().collect();
         let events: Vec<Event> = Event::all().collect();
         assert_eq!(states.len(), 3 * 3 * 2);
-        assert_eq!(events.len(), 9);
+        assert_eq!(events.len(), 10);
         assert_eq!(rows.len(), states.len(), "one row per state");
         for state in &states {
             let key = row_key(*state);

@@ -199,7 +199,7 @@ pub async fn delete(store: &Store, id: i64, actor: Actor) -> StoreResult<()> {
 
 /// New conversations and customer messages need an enabled channel.
 pub(crate) fn ensure_enabled(channel: &ChannelInstance) -> StoreResult<()> {
-    if channel.enabled { Ok(()) } else { Err(StoreError::Rule(format!("channel {} is disabled", channel.id))) }
+    if channel.enabled { Ok(()) } else { Err(super::Violation::ChannelDisabled { channel_id: channel.id }.into()) }
 }
 
 /// The properties a channel gives its new conversations (CC-12), read from its settings'
