@@ -390,7 +390,9 @@ async fn core_7_a_customer_message_reopens_every_pending_status() {
     let srv = TestServer::start().await;
     let admin = srv.agent("admin@example.com", "admin").await;
     let (ch, _) = channel(&admin, "http://127.0.0.1:9/hook", "async").await;
-    admin.ok_post("/api/v1/statuses", json!({"key": "waiting_customer", "name": "Waiting", "base": "pending"}), 201).await;
+    admin
+        .ok_post("/api/v1/statuses", json!({"key": "waiting_customer", "name": "Waiting", "base": "pending"}), 201)
+        .await;
     admin.ok_post("/api/v1/statuses", json!({"key": "in_progress", "name": "In progress", "base": "open"}), 201).await;
     let conv = inbound(&admin, ch, json!({"user_custom_id": "u", "content": "one"})).await.1["conversation_id"]
         .as_i64()

@@ -1059,10 +1059,13 @@ async fn a_customer_mail_to_a_closed_ticket_starts_a_new_one() {
         async move { admin.ok_get(&format!("/api/v1/conversations/{id}")).await["status"].as_str().unwrap().to_owned() }
     };
 
-    let ticket = match import(mail("a@customer.test", ann(), MailTarget::New { team_id: None, subscribers: vec![] }, false)).await {
-        Imported::Created(c) => c.conversation.conversation.id,
-        _ => panic!("a new ticket"),
-    };
+    let ticket =
+        match import(mail("a@customer.test", ann(), MailTarget::New { team_id: None, subscribers: vec![] }, false))
+            .await
+        {
+            Imported::Created(c) => c.conversation.conversation.id,
+            _ => panic!("a new ticket"),
+        };
     let reply = MailTarget::Reply { conversation_id: ticket };
     // Pending → a customer's mail joins and reopens it.
     patch_ok(&admin, &format!("/api/v1/conversations/{ticket}"), json!({"status": "pending"})).await;

@@ -9,7 +9,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::store::{StoreError, Violation};
+use crate::store::StoreError;
 
 /// The body of every error answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -157,6 +157,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Violation;
     use actix_web::body::MessageBody;
 
     fn body(err: ApiError) -> (u16, serde_json::Value) {
@@ -185,7 +186,10 @@ mod tests {
                 serde_json::json!({"error": "rule_violation", "message": "agent 7 has no access to this conversation's channel"})
             )
         );
-        assert_eq!(body(StoreError::from(Violation::ChannelDisabled { channel_id: 3 }).into()).1["error"], "rule_violation");
+        assert_eq!(
+            body(StoreError::from(Violation::ChannelDisabled { channel_id: 3 }).into()).1["error"],
+            "rule_violation"
+        );
         let throttled = ApiError::TooManyRequests { message: "wait".into(), retry_after_secs: 42 };
         assert_eq!(throttled.error_response().headers().get("retry-after").unwrap(), "42");
         assert_eq!(body(throttled).1["error"], "too_many_requests");
@@ -204,7 +208,11 @@ mod tests {
                 422,
                 "unknown_reference",
             ),
-            (db(DatabaseErrorKind::Unknown, "relation \"agents\" does not exist at postgres://u:pw@db"), 500, "internal"),
+            (
+                db(DatabaseErrorKind::Unknown, "relation \"agents\" does not exist at postgres://u:pw@db"),
+                500,
+                "internal",
+            ),
             (StoreError::Db(DieselError::QueryBuilderError("SELECT secret FROM agents".into())), 500, "internal"),
             (StoreError::Pool("connection to postgres://u:pw@db refused".into()), 500, "internal"),
             (StoreError::BadData { what: "mode", value: "chatty".into() }, 500, "internal"),

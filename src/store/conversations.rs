@@ -229,7 +229,11 @@ pub(crate) fn lifecycle_state(c: &Conversation, base: StatusBase) -> StoreResult
 /// What `event` does to `c` (status base `base`), by the lifecycle: its effect, `None` for a no-op;
 /// a refusal is the store's error. For every event but a customer's message, which alone may
 /// start a conversation or follow a merge (its callers match [`lifecycle::decide`] themselves).
-pub(crate) fn effect(c: &Conversation, base: StatusBase, event: lifecycle::Event) -> StoreResult<Option<lifecycle::Effect>> {
+pub(crate) fn effect(
+    c: &Conversation,
+    base: StatusBase,
+    event: lifecycle::Event,
+) -> StoreResult<Option<lifecycle::Effect>> {
     match lifecycle::decide(lifecycle_state(c, base)?, event) {
         lifecycle::Outcome::Apply(effect) => Ok(Some(effect)),
         lifecycle::Outcome::Refuse(why) => Err(Violation::refused(c.id, c.merged_into_id, why).into()),
@@ -371,12 +375,11 @@ macro_rules! apply_patch {
         let effect = $crate::store::conversations::effect(&before, before_base, event)?;
         let closed_at: Option<NaiveDateTime> =
             if new_base == StatusBase::Closed { before.closed_at.or(Some(t)) } else { None };
-        let (ended_at, deadline) =
-            if effect.is_some_and(|e| e.chat == $crate::domain::lifecycle::ChatChange::End) {
-                (Some(t), None)
-            } else {
-                (before.ended_at, before.inactivity_deadline)
-            };
+        let (ended_at, deadline) = if effect.is_some_and(|e| e.chat == $crate::domain::lifecycle::ChatChange::End) {
+            (Some(t), None)
+        } else {
+            (before.ended_at, before.inactivity_deadline)
+        };
 
         if status_key != before.status {
             changed.insert("status".into(), json!(status_key));

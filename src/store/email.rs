@@ -6,7 +6,9 @@
 //!
 //! Decisions are made before: the connector parses the mail, applies the junk rules and the
 //! threading rules (`channels::email`, through [`ThreadedMail::route`]), and hands over an
-//! [`IncomingMail`] that says what to do.
+//! [`IncomingMail`] that says what to do. What a mail does to the ticket it threads into is the
+//! conversation lifecycle's call (`domain::lifecycle`, the rule of every channel): a customer's
+//! mail reopens a pending ticket and starts a new one when the ticket is closed (CORE-7).
 //! This module only makes it so, atomically and idempotently: the same Message-ID on the same
 //! mailbox, or already in the target ticket, is never stored twice (a crash between commit and
 //! the server-side delete re-imports it as a no-op).
@@ -24,8 +26,7 @@ use super::messages::decorate_one;
 use super::models::{Attachment, ChannelInstance, Conversation, Message};
 use super::schema::{
     agents, attachments, channel_access, channel_instances, conversation_subscribers, conversation_tags, conversations,
-    customer_identities, customers, mail_log, mail_sources, mailbox_seen, mailbox_state, messages, outbox,
-    teams,
+    customer_identities, customers, mail_log, mail_sources, mailbox_seen, mailbox_state, messages, outbox, teams,
 };
 use super::{Store, StoreError, StoreResult, now};
 use crate::blobs::Blobs;

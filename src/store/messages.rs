@@ -326,9 +326,10 @@ pub struct AppendedCustomer {
     pub duplicate: bool,
 }
 
-/// Add a customer's message by the last-chat rule (CC-9): the target conversation (following
-/// merges) if it is open or pending; a new conversation if it is closed or there is none. A
-/// pending conversation is reopened; a chat that had ended becomes live again.
+/// Add a customer's message by the last-chat rule (CC-9), as `domain::lifecycle` decides it for
+/// every channel: the target conversation (following merges) if it is open or pending; a new
+/// conversation if it is closed or there is none. A pending one (any status whose base is
+/// pending) is reopened to `open`; a chat that had ended becomes live again.
 ///
 /// One conversation per customer under concurrency (CORE-7, issue #13): the decision to *start*
 /// a conversation is made under the customer's decision lock ([`super::locks`]), reading their
