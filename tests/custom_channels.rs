@@ -383,6 +383,30 @@ async fn cc_9_last_chat_rule_and_cc_10_listing() {
     assert_eq!(admin.ok_get(&format!("/api/v1/conversations/{newer}")).await["last_seq"], before);
 }
 
+// covers CORE-7 / CC-9 b with the one lifecycle rule of every channel (#14): a customer's message reopens any status
+// whose base is pending — not only the built-in `pending` — and keeps an open-based custom status as it is.
+#[tokio::test]
+async fn core_7_a_customer_message_reopens_every_pending_status() {
+    let srv = TestServer::start().await;
+    let admin = srv.agent("admin@example.com", "admin").await;
+    let (ch, _) = channel(&admin, "http://127.0.0.1:9/hook", "async").await;
+    admin
+        .ok_post("/api/v1/statuses", json!({"key": "waiting_customer", "name": "Waiting", "base": "pending"}), 201)
+        .await;
+    admin.ok_post("/api/v1/statuses", json!({"key": "in_progress", "name": "In progress", "base": "open"}), 201).await;
+    let conv = inbound(&admin, ch, json!({"user_custom_id": "u", "content": "one"})).await.1["conversation_id"]
+        .as_i64()
+        .unwrap();
+    let path = format!("/api/v1/conversations/{conv}");
+    for (set, after) in [("waiting_customer", "open"), ("pending", "open"), ("in_progress", "in_progress")] {
+        let (s, b) = admin.patch(&path, json!({"status": set})).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let a = inbound(&admin, ch, json!({"user_custom_id": "u", "content": format!("after {set}")})).await.1;
+        assert_eq!((a["conversation_id"].as_i64(), a["created"].as_bool()), (Some(conv), Some(false)), "{set}");
+        assert_eq!(admin.ok_get(&path).await["status"], after, "a customer's message to a {set:?} conversation");
+    }
+}
+
 // covers CC-5: the customer data sent with a first message (name, email, phone, company) is stored on the customer.
 #[tokio::test]
 async fn cc_5_customer_data_sent_with_the_first_message_is_stored() {

@@ -1008,3 +1008,85 @@ async fn a_batch_threads_within_itself_and_stops_at_a_failing_mail() {
     assert_eq!(messages(&admin, ticket).await.len(), 2);
     assert_eq!(tickets(&admin, channel).await.len(), 1);
 }
+
+/// covers CORE-7 with EM-6 and EM-13 (#14: one lifecycle rule for every channel): a customer's mail threaded into a
+/// pending ticket reopens it; into a closed ticket it starts a new ticket (before, mail reopened a closed ticket while
+/// the custom channel started a new conversation); an agent's mail to the closed ticket joins it and leaves it closed;
+/// `#close#` closes. Needs no mail server: the store is called as the connector calls it.
+#[tokio::test]
+async fn a_customer_mail_to_a_closed_ticket_starts_a_new_one() {
+    use switchboard::store::email::{
+        BatchImport, BatchMail, Imported, IncomingMail, MailTarget, RawSource, Route, Sender, ThreadedMail,
+        import_batch,
+    };
+
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@desk.test", "admin").await;
+    let channel = admin.channel("email", "Lifecycle inbox", None).await;
+    let mail = |message_id: &str, sender: Sender, target: MailTarget, close: bool| IncomingMail {
+        channel_id: channel,
+        message_id: message_id.to_owned(),
+        sender,
+        subject: "Printer".into(),
+        text: message_id.into(),
+        html: None,
+        files: vec![],
+        source: RawSource::Inline(format!("Message-ID: <{message_id}>\r\n\r\n.\r\n").into_bytes()),
+        from_address: "ann@customer.test".into(),
+        recipients: vec![],
+        target,
+        note: false,
+        close,
+        unsubscribe: false,
+    };
+    let ann = || Sender::Customer { email: "ann@customer.test".into(), name: Some("Ann".into()), create: true };
+    let import = |m: IncomingMail| async {
+        let BatchImport { mut stored, failed } = import_batch(
+            server.store(),
+            vec![BatchMail::Thread(ThreadedMail {
+                number: None,
+                ids: vec![],
+                route: Box::new(move |_| Route::Store { mail: Box::new(m), subject: "Printer".into() }),
+            })],
+        )
+        .await;
+        assert!(failed.is_none(), "{failed:?}");
+        assert_eq!(stored.len(), 1);
+        stored.remove(0)
+    };
+    let status = |id: i64| {
+        let admin = &admin;
+        async move { admin.ok_get(&format!("/api/v1/conversations/{id}")).await["status"].as_str().unwrap().to_owned() }
+    };
+
+    let ticket =
+        match import(mail("a@customer.test", ann(), MailTarget::New { team_id: None, subscribers: vec![] }, false))
+            .await
+        {
+            Imported::Created(c) => c.conversation.conversation.id,
+            _ => panic!("a new ticket"),
+        };
+    let reply = MailTarget::Reply { conversation_id: ticket };
+    // Pending → a customer's mail joins and reopens it.
+    patch_ok(&admin, &format!("/api/v1/conversations/{ticket}"), json!({"status": "pending"})).await;
+    assert!(matches!(import(mail("b@customer.test", ann(), reply.clone(), false)).await, Imported::Appended { .. }));
+    assert_eq!(status(ticket).await, "open");
+    // `#close#` closes it (EM-13).
+    assert!(matches!(import(mail("c@customer.test", ann(), reply.clone(), true)).await, Imported::Appended { .. }));
+    assert_eq!(status(ticket).await, "closed");
+    // An agent's mail to the closed ticket joins it; it stays closed.
+    let agent = Sender::Agent { id: admin.agent_id };
+    assert!(matches!(import(mail("d@desk.test", agent, reply.clone(), false)).await, Imported::Appended { .. }));
+    assert_eq!(status(ticket).await, "closed");
+    // Closed → the customer's mail starts a new ticket (CORE-7); the closed one is left as it was.
+    let follow_up = match import(mail("e@customer.test", ann(), reply.clone(), false)).await {
+        Imported::Created(c) => c.conversation.conversation.id,
+        _ => panic!("a customer's mail to a closed ticket starts a new one"),
+    };
+    assert_ne!(follow_up, ticket);
+    assert_eq!(status(ticket).await, "closed");
+    assert_eq!(status(follow_up).await, "open");
+    assert_eq!(messages(&admin, ticket).await.len(), 4);
+    let texts: Vec<Value> = messages(&admin, follow_up).await.iter().map(|m| m["content"].clone()).collect();
+    assert_eq!(texts, [json!("e@customer.test")]);
+}

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod html;
 pub mod kinds;
+pub mod lifecycle;
 pub mod linking;
 pub mod routing;
 pub mod status;

@@ -104,7 +104,8 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => Self::NotFound("not found".into()),
             StoreError::Conflict(m) => Self::Conflict(m),
             StoreError::BadReference(m) => Self::Unprocessable { code: "unknown_reference", message: m },
-            StoreError::Rule(m) => Self::Unprocessable { code: "rule_violation", message: m },
+            // Every rule the store enforces is one code for clients; the text says which.
+            StoreError::Rule(v) => Self::Unprocessable { code: "rule_violation", message: v.to_string() },
             StoreError::PoolTimeout(_) => Self::Unavailable(err.to_string()),
             other => Self::Internal(other.into()),
         }
@@ -156,6 +157,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Violation;
     use actix_web::body::MessageBody;
 
     fn body(err: ApiError) -> (u16, serde_json::Value) {
@@ -177,10 +179,52 @@ mod tests {
             body(StoreError::BadReference("team 9 does not exist".into()).into()).1["error"],
             "unknown_reference"
         );
-        assert_eq!(body(StoreError::Rule("no".into()).into()).0, 422);
+        assert_eq!(
+            body(StoreError::from(Violation::NoChannelAccess { agent_id: 7 }).into()),
+            (
+                422,
+                serde_json::json!({"error": "rule_violation", "message": "agent 7 has no access to this conversation's channel"})
+            )
+        );
+        assert_eq!(
+            body(StoreError::from(Violation::ChannelDisabled { channel_id: 3 }).into()).1["error"],
+            "rule_violation"
+        );
         let throttled = ApiError::TooManyRequests { message: "wait".into(), retry_after_secs: 42 };
         assert_eq!(throttled.error_response().headers().get("retry-after").unwrap(), "42");
         assert_eq!(body(throttled).1["error"], "too_many_requests");
+    }
+
+    /// The database's own words (table, column and constraint names, values, connection
+    /// details) never reach a client, whatever the error (#14 item 6).
+    #[test]
+    fn database_errors_do_not_leak_details() {
+        use diesel::result::{DatabaseErrorKind, Error as DieselError};
+        let db = |kind, text: &str| StoreError::from(DieselError::DatabaseError(kind, Box::new(text.to_owned())));
+        let cases = [
+            (db(DatabaseErrorKind::UniqueViolation, "UNIQUE constraint failed: agents.email"), 409, "conflict"),
+            (
+                db(DatabaseErrorKind::ForeignKeyViolation, "insert on table \"messages\" violates fk_messages_secret"),
+                422,
+                "unknown_reference",
+            ),
+            (
+                db(DatabaseErrorKind::Unknown, "relation \"agents\" does not exist at postgres://u:pw@db"),
+                500,
+                "internal",
+            ),
+            (StoreError::Db(DieselError::QueryBuilderError("SELECT secret FROM agents".into())), 500, "internal"),
+            (StoreError::Pool("connection to postgres://u:pw@db refused".into()), 500, "internal"),
+            (StoreError::BadData { what: "mode", value: "chatty".into() }, 500, "internal"),
+        ];
+        for (err, status, code) in cases {
+            let (got_status, json) = body(err.into());
+            assert_eq!((got_status, json["error"].as_str().unwrap()), (status, code));
+            let message = json["message"].as_str().unwrap();
+            for secret in ["agents", "messages", "fk_", "postgres", "pw@", "SELECT", "chatty", "UNIQUE"] {
+                assert!(!message.contains(secret), "{message:?} leaks {secret:?}");
+            }
+        }
     }
 
     #[test]

@@ -145,7 +145,7 @@ pub async fn update(store: &Store, id: i64, patch: AgentPatch, actor: Actor) -> 
                     .get_result(conn)
                     .await?;
                 if others == 0 {
-                    return Err(StoreError::Rule("the last active admin cannot be demoted or deactivated".into()));
+                    return Err(super::Violation::LastAdmin.into());
                 }
             }
             // Every change of the agent row is one of who they are: open sockets re-check (issue #13).

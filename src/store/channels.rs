@@ -200,7 +200,7 @@ pub async fn delete(store: &Store, id: i64, actor: Actor) -> StoreResult<()> {
 
 /// New conversations and customer messages need an enabled channel.
 pub(crate) fn ensure_enabled(channel: &ChannelInstance) -> StoreResult<()> {
-    if channel.enabled { Ok(()) } else { Err(StoreError::Rule(format!("channel {} is disabled", channel.id))) }
+    if channel.enabled { Ok(()) } else { Err(super::Violation::ChannelDisabled { channel_id: channel.id }.into()) }
 }
 
 /// The `routing` object of a channel's settings.

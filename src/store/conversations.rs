@@ -18,8 +18,9 @@ use super::models::{ChannelInstance, Conversation, Customer, Message};
 use super::schema::{
     audit_log, channel_instances, conversation_tags, conversations, customer_identities, customers, messages, statuses,
 };
-use super::{Store, StoreError, StoreResult, channels, now};
-use crate::domain::{ChannelScope, Direction, Mode, Source};
+use super::{Store, StoreError, StoreResult, Violation, channels, now};
+use crate::domain::lifecycle::{self, ChatChange, Event};
+use crate::domain::{ChannelScope, Direction, Mode, Source, StatusBase};
 use crate::{db_run, db_tx};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
@@ -203,6 +204,44 @@ macro_rules! load_in_scope {
 }
 pub(crate) use load_in_scope;
 
+/// The base of status `$key` inside a transaction. A key without a row (there is a foreign key,
+/// so never in practice) counts as open, the default of a new conversation.
+macro_rules! status_base {
+    ($conn:ident, $key:expr) => {{
+        use $crate::store::schema::statuses;
+        let base: Option<String> =
+            statuses::table.filter(statuses::key.eq($key)).select(statuses::base).first($conn).await.optional()?;
+        match base {
+            Some(b) => $crate::store::stored::<$crate::domain::StatusBase>("status base", &b)?,
+            None => $crate::domain::StatusBase::Open,
+        }
+    }};
+}
+pub(crate) use status_base;
+
+/// The lifecycle state of conversation `c`, whose status has base `base` ([`crate::domain::lifecycle`]).
+pub(crate) fn lifecycle_state(c: &Conversation, base: StatusBase) -> StoreResult<lifecycle::State> {
+    let mode: Mode = super::stored("mode", &c.mode)?;
+    let phase = lifecycle::Phase::of(mode == Mode::Sync, c.ended_at.is_some());
+    Ok(lifecycle::State { base, phase, merged: c.merged_into_id.is_some() })
+}
+
+/// What `event` does to `c` (status base `base`), by the lifecycle: its effect, `None` for a no-op;
+/// a refusal is the store's error. For every event but a customer's message, which alone may
+/// start a conversation or follow a merge (its callers match [`lifecycle::decide`] themselves).
+pub(crate) fn effect(
+    c: &Conversation,
+    base: StatusBase,
+    event: lifecycle::Event,
+) -> StoreResult<Option<lifecycle::Effect>> {
+    match lifecycle::decide(lifecycle_state(c, base)?, event) {
+        lifecycle::Outcome::Apply(effect) => Ok(Some(effect)),
+        lifecycle::Outcome::Refuse(why) => Err(Violation::refused(c.id, c.merged_into_id, why).into()),
+        // Never for these events: the transition table in `domain::lifecycle` shows it.
+        lifecycle::Outcome::Unchanged | lifecycle::Outcome::StartNew | lifecycle::Outcome::FollowMerge => Ok(None),
+    }
+}
+
 /// Apply a [`ConversationPatch`] to `$before` inside a transaction: validates references,
 /// statuses and their conditions, writes the row, the tags and one audit entry. Evaluates to the
 /// updated `Conversation`. Shared by `PATCH` and "reply and set status".
@@ -214,7 +253,7 @@ macro_rules! apply_patch {
         #[allow(unused_imports)]
         use $crate::domain::status::FilledIn;
         #[allow(unused_imports)]
-        use $crate::domain::{Mode, StatusBase, missing_required_fields};
+        use $crate::domain::{StatusBase, missing_required_fields};
         #[allow(unused_imports)]
         use $crate::store::audit;
         #[allow(unused_imports)]
@@ -269,7 +308,7 @@ macro_rules! apply_patch {
                 .optional()?
                 .ok_or_else(|| StoreError::BadReference(format!("agent {agent_id} does not exist")))?;
             if !active {
-                return Err(StoreError::Rule(format!("agent {agent_id} is deactivated")));
+                return Err($crate::store::Violation::AgentDeactivated { agent_id }.into());
             }
             let is_admin = role == "super_admin" || role == "admin";
             if !is_admin {
@@ -280,9 +319,7 @@ macro_rules! apply_patch {
                     .get_result($conn)
                     .await?;
                 if has == 0 {
-                    return Err(StoreError::Rule(format!(
-                        "agent {agent_id} has no access to this conversation's channel"
-                    )));
+                    return Err($crate::store::Violation::NoChannelAccess { agent_id }.into());
                 }
             }
         }
@@ -324,18 +361,25 @@ macro_rules! apply_patch {
                 },
             );
             if !missing.is_empty() {
-                return Err(StoreError::Rule(format!(
-                    "status {status_key:?} requires these to be filled in first: {}",
-                    missing.join(", ")
-                )));
+                return Err($crate::store::Violation::StatusIncomplete { status: status_key, missing }.into());
             }
         }
-        let closing = status.base == StatusBase::Closed.as_str();
-        let closed_at: Option<NaiveDateTime> = if closing { before.closed_at.or(Some(t)) } else { None };
-        // Closing a chat that is still in progress ends it (CORE-5).
-        let active_chat = before.mode == Mode::Sync.as_str() && before.ended_at.is_none();
-        let (ended_at, deadline) =
-            if closing && active_chat { (Some(t), None) } else { (before.ended_at, before.inactivity_deadline) };
+        // The lifecycle decides: a merged conversation is refused, closing a live chat ends it (CORE-5).
+        let new_base: StatusBase = $crate::store::stored("status base", &status.base)?;
+        let before_base = $crate::store::conversations::status_base!($conn, &before.status);
+        let event = if patch.status.is_some() {
+            $crate::domain::lifecycle::Event::SetStatus(new_base)
+        } else {
+            $crate::domain::lifecycle::Event::Edit
+        };
+        let effect = $crate::store::conversations::effect(&before, before_base, event)?;
+        let closed_at: Option<NaiveDateTime> =
+            if new_base == StatusBase::Closed { before.closed_at.or(Some(t)) } else { None };
+        let (ended_at, deadline) = if effect.is_some_and(|e| e.chat == $crate::domain::lifecycle::ChatChange::End) {
+            (Some(t), None)
+        } else {
+            (before.ended_at, before.inactivity_deadline)
+        };
 
         if status_key != before.status {
             changed.insert("status".into(), json!(status_key));
@@ -874,10 +918,8 @@ pub async fn update(
         let scope: &ChannelScope = &scope;
         let mut conn = store.write().await?;
         db_tx!(conn => {
+            // A merged one is refused by the lifecycle, in `apply_patch!`.
             let before: Conversation = load_in_scope!(conn, id, scope);
-            if let Some(into) = before.merged_into_id {
-                return Err(StoreError::Rule(format!("conversation {id} was merged into {into}; change that one")));
-            }
             let updated = apply_patch!(conn, before, patch, actor);
             let event = record_event!(conn, updated.id, updated.channel_instance_id, events::CONVERSATION_UPDATED, None, None, updated.updated_at);
             let mut rows = decorate!(conn, vec![updated]);
@@ -895,9 +937,7 @@ pub async fn merge(store: &Store, id: i64, into: i64, scope: &ChannelScope, acto
         let store = &store;
         let scope: &ChannelScope = &scope;
         if id == into {
-            return Err(StoreError::Rule(
-                "a conversation cannot be merged into itself".into(),
-            ));
+            return Err(Violation::SelfMerge.into());
         }
         let mut conn = store.write().await?;
         db_tx!(conn => {
@@ -910,12 +950,11 @@ pub async fn merge(store: &Store, id: i64, into: i64, scope: &ChannelScope, acto
                 .optional()?
                 .filter(|c| scope.allows(c.channel_instance_id))
                 .ok_or_else(|| StoreError::BadReference(format!("conversation {into} does not exist")))?;
-            if source.merged_into_id.is_some() {
-                return Err(StoreError::Rule(format!("conversation {id} is already merged")));
-            }
-            if target.merged_into_id.is_some() {
-                return Err(StoreError::Rule(format!("conversation {into} is itself merged; merge into its survivor")));
-            }
+            // The lifecycle: neither may have been merged already.
+            let source_base = status_base!(conn, &source.status);
+            effect(&source, source_base, Event::MergeInto)?;
+            let target_base = status_base!(conn, &target.status);
+            effect(&target, target_base, Event::MergedFrom)?;
             let t = now();
             let closed = statuses::table
                 .filter(statuses::base.eq("closed"))
@@ -1023,8 +1062,11 @@ pub async fn end_chat(
             db_tx!(conn => {
                 let t = now();
                 let before: Conversation = load_in_scope!(conn, id, scope);
-                if before.mode != Mode::Sync.as_str() {
-                    return Err(StoreError::Rule(format!("conversation {id} is a ticket, not a chat")));
+                // The lifecycle: a ticket is refused, an ended chat is a no-op, a live one ends
+                // (once: the conditional update below decides races).
+                let base = status_base!(conn, &before.status);
+                if effect(&before, base, Event::EndChat)?.is_none_or(|e| e.chat != ChatChange::End) {
+                    return Ok(None);
                 }
                 let base = conversations::table
                     .filter(conversations::id.eq(id))

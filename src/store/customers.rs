@@ -290,7 +290,7 @@ pub async fn add_identity(
         db_tx!(conn => {
             let customer: Customer = find_visible_customer!(conn, id, &scope_ids).ok_or(StoreError::NotFound)?;
             if customer.merged_into_id.is_some() {
-                return Err(StoreError::Rule(format!("customer {id} was merged into another customer")));
+                return Err(super::Violation::CustomerMerged { id }.into());
             }
             if let Some(ch) = channel_instance_id {
                 let no_channel = || StoreError::BadReference(format!("channel {ch} does not exist"));
@@ -389,9 +389,7 @@ pub async fn merge(store: &Store, id: i64, into: i64, scope: &ChannelScope, acto
     store.run(move |store| async move {
         let store = &store;
         if id == into {
-            return Err(StoreError::Rule(
-                "a customer cannot be merged into itself".into(),
-            ));
+            return Err(super::Violation::CustomerSelfMerge.into());
         }
         let mut conn = store.write().await?;
         db_tx!(conn => {
@@ -399,7 +397,7 @@ pub async fn merge(store: &Store, id: i64, into: i64, scope: &ChannelScope, acto
             let target: Customer = find_visible_customer!(conn, into, &scope_ids)
                 .ok_or_else(|| StoreError::BadReference(format!("customer {into} does not exist")))?;
             if source.merged_into_id.is_some() || target.merged_into_id.is_some() {
-                return Err(StoreError::Rule("one of these customers was already merged".into()));
+                return Err(super::Violation::CustomerAlreadyMerged.into());
             }
             diesel::update(customer_identities::table.filter(customer_identities::customer_id.eq(id)))
                 .set(customer_identities::customer_id.eq(into))

@@ -6,7 +6,9 @@
 //!
 //! Decisions are made before: the connector parses the mail, applies the junk rules and the
 //! threading rules (`channels::email`, through [`ThreadedMail::route`]), and hands over an
-//! [`IncomingMail`] that says what to do.
+//! [`IncomingMail`] that says what to do. What a mail does to the ticket it threads into is the
+//! conversation lifecycle's call (`domain::lifecycle`, the rule of every channel): a customer's
+//! mail reopens a pending ticket and starts a new one when the ticket is closed (CORE-7).
 //! This module only makes it so, atomically and idempotently: the same Message-ID on the same
 //! mailbox, or already in the target ticket, is never stored twice (a crash between commit and
 //! the server-side delete re-imports it as a no-op).
@@ -18,19 +20,19 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::audit::Actor;
-use super::conversations::{ConversationRow, CreatedConversation, insert_conversation};
+use super::conversations::{ConversationRow, CreatedConversation, insert_conversation, lifecycle_state, status_base};
 use super::events::{self, EventRow, record_event};
 use super::messages::decorate_one;
 use super::models::{Attachment, ChannelInstance, Conversation, Message};
 use super::schema::{
     agents, attachments, channel_access, channel_instances, conversation_subscribers, conversation_tags, conversations,
-    customer_identities, customers, mail_log, mail_sources, mailbox_seen, mailbox_state, messages, outbox, statuses,
-    teams,
+    customer_identities, customers, mail_log, mail_sources, mailbox_seen, mailbox_state, messages, outbox, teams,
 };
 use super::{Store, StoreError, StoreResult, now};
 use crate::blobs::Blobs;
 use crate::channels::email::{TicketLookup, TicketRef};
 use crate::db_tx;
+use crate::domain::lifecycle::{self, ChatChange, Effect, Event, Outcome, StatusChange};
 use crate::domain::{Direction, Source, StatusBase};
 use crate::{db_run, store};
 
@@ -296,13 +298,62 @@ macro_rules! import_mail {
         });
         let ext = Some(mail.message_id.clone());
 
-        let (message_id, imported) = match &mail.target {
-            MailTarget::New { team_id, subscribers } => {
+        // Threading named a ticket (its merge survivor, EM-6; one merged since is followed here).
+        // Whether the mail joins it is the lifecycle's call, as on every channel: a customer's mail
+        // to a closed ticket starts a new one (CORE-7), to a pending one reopens it.
+        let from_customer = agent_id.is_none();
+        let event = if mail.note {
+            Event::Note
+        } else if from_customer {
+            Event::CustomerMessage
+        } else {
+            Event::AgentReply
+        };
+        let joined: Option<(Conversation, StatusBase, Effect)> = match &mail.target {
+            MailTarget::New { .. } => None,
+            MailTarget::Reply { conversation_id } => {
+                let mut conv: Conversation = conversations::table
+                    .find(*conversation_id)
+                    .select(Conversation::as_select())
+                    .first($conn)
+                    .await
+                    .optional()?
+                    .ok_or_else(|| {
+                        StoreError::BadReference(format!("conversation {conversation_id} does not exist"))
+                    })?;
+                let mut hops = 0;
+                while let Some(into) = conv.merged_into_id {
+                    hops += 1;
+                    if hops > 32 {
+                        return Err(store::Violation::MergeChainTooLong.into());
+                    }
+                    conv = conversations::table.find(into).select(Conversation::as_select()).first($conn).await?;
+                }
+                let base = status_base!($conn, &conv.status);
+                match lifecycle::decide(lifecycle_state(&conv, base)?, event) {
+                    Outcome::Apply(effect) => Some((conv, base, effect)),
+                    Outcome::StartNew => None,
+                    // Not for a conversation that is not merged.
+                    Outcome::Unchanged | Outcome::FollowMerge => {
+                        Some((conv, base, Effect { status: StatusChange::Keep, chat: ChatChange::None }))
+                    }
+                    Outcome::Refuse(why) => {
+                        return Err(store::Violation::refused(conv.id, conv.merged_into_id, why).into());
+                    }
+                }
+            }
+        };
+        let (message_id, imported) = match joined {
+            None => {
+                // A follow-up of a closed ticket gets the mailbox's defaults and no subscribers (EM-10).
+                let no_subscribers: Vec<String> = Vec::new();
+                let (team_id, subscribers) = match &mail.target {
+                    MailTarget::New { team_id, subscribers } => (*team_id, subscribers),
+                    MailTarget::Reply { .. } => (None, &no_subscribers),
+                };
                 let Some(customer_id) = customer_id else {
                     if agent_id.is_some() {
-                        return Err(StoreError::Rule(
-                            "an agent's mail cannot start a ticket on their own behalf".into(),
-                        ));
+                        return Err(store::Violation::AgentMailStartsTicket.into());
                     }
                     return Ok(None);
                 };
@@ -323,7 +374,7 @@ macro_rules! import_mail {
                 );
                 if let Some(team) = team_id {
                     let exists: Option<i64> =
-                        teams::table.find(*team).select(teams::id).first($conn).await.optional()?;
+                        teams::table.find(team).select(teams::id).first($conn).await.optional()?;
                     if exists.is_some() {
                         diesel::update(conversations::table.find(conversation.id))
                             .set(conversations::team_id.eq(exists))
@@ -362,38 +413,24 @@ macro_rules! import_mail {
                     }),
                 )
             }
-            MailTarget::Reply { conversation_id } => {
-                let conv: Conversation = conversations::table
-                    .find(*conversation_id)
-                    .select(Conversation::as_select())
-                    .first($conn)
-                    .await
-                    .optional()?
-                    .ok_or_else(|| {
-                        StoreError::BadReference(format!("conversation {conversation_id} does not exist"))
-                    })?;
-                let base: String = statuses::table
-                    .filter(statuses::key.eq(&conv.status))
-                    .select(statuses::base)
-                    .first($conn)
-                    .await
-                    .optional()?
-                    .unwrap_or_else(|| StatusBase::Open.as_str().to_owned());
-                let from_customer = agent_id.is_none();
+            Some((conv, base, effect)) => {
                 let direction = match (from_customer, mail.note) {
                     (_, true) => Direction::Note,
                     (true, false) => Direction::In,
                     (false, false) => Direction::Out,
                 };
-                // A customer's mail reopens a pending or closed ticket; `#close#` closes it.
-                let status = if mail.close {
-                    StatusBase::Closed.as_str().to_owned()
-                } else if from_customer && !mail.note && base != StatusBase::Open.as_str() {
-                    StatusBase::Open.as_str().to_owned()
+                // The lifecycle's effect (a customer's mail reopens a pending ticket), then
+                // `#close#` (EM-13) as a status change. Built-in statuses are keyed by their base.
+                let effect = if mail.close {
+                    super::conversations::effect(&conv, base, Event::SetStatus(StatusBase::Closed))?.unwrap_or(effect)
                 } else {
-                    conv.status.clone()
+                    effect
                 };
-                let closing = mail.close && base != StatusBase::Closed.as_str();
+                let status = match effect.status {
+                    StatusChange::Keep => conv.status.clone(),
+                    StatusChange::Set(base) => base.as_str().to_owned(),
+                };
+                let closing = mail.close && base != StatusBase::Closed;
                 let closed_at = if mail.close {
                     conv.closed_at.or(Some(t))
                 } else if status != conv.status {

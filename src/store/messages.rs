@@ -8,14 +8,15 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::audit::Actor;
-use super::conversations::{ConversationPatch, ConversationRow, apply_patch, load_in_scope};
+use super::conversations::{ConversationPatch, ConversationRow, apply_patch, effect, load_in_scope, status_base};
 use super::events::{self, EventRow, record_event};
 use super::models::{Attachment, Conversation, Message};
 use super::schema::{
     agents, attachments, channel_instances, conversation_tags, conversations, customers, messages, outbox,
 };
-use super::{Store, StoreError, StoreResult, now};
-use crate::domain::{ChannelScope, Direction, Mode, Source};
+use super::{Store, StoreError, StoreResult, Violation, now};
+use crate::domain::lifecycle::{self, ChatChange, Event, StatusChange};
+use crate::domain::{ChannelScope, Direction, Source, StatusBase};
 use crate::{db_run, db_tx};
 
 #[derive(Clone)]
@@ -106,11 +107,9 @@ pub async fn append_reply(
         db_tx!(conn => {
             let t = now();
             let before: Conversation = load_in_scope!(conn, reply.conversation_id, scope);
-            if let Some(into) = before.merged_into_id {
-                return Err(StoreError::Rule(format!(
-                    "conversation {} was merged into {into}; reply there", before.id
-                )));
-            }
+            // The lifecycle: a merged conversation is refused; a reply keeps a live chat alive.
+            let base = status_base!(conn, &before.status);
+            let effect = effect(&before, base, if reply.note { Event::Note } else { Event::AgentReply })?;
             if let Some(quoted) = reply.quoted_message_id {
                 let found: i64 = messages::table
                     .filter(messages::id.eq(quoted))
@@ -134,7 +133,7 @@ pub async fn append_reply(
                         return Err(StoreError::BadReference(format!("attachment {id} does not exist")));
                     }
                     Some(a) if a.message_id.is_some() => {
-                        return Err(StoreError::Rule(format!("attachment {id} is already part of a message")));
+                        return Err(Violation::AttachmentInUse { id: *id }.into());
                     }
                     Some(_) => {}
                 }
@@ -146,9 +145,7 @@ pub async fn append_reply(
                 .await?;
 
             let direction = if reply.note { Direction::Note } else { Direction::Out };
-            let active_chat = before.mode == Mode::Sync.as_str() && before.ended_at.is_none();
-            // Only what the customer can see keeps a chat alive; notes are internal.
-            let deadline = if active_chat && !reply.note {
+            let deadline = if effect.is_some_and(|e| e.chat == ChatChange::KeepAlive) {
                 Some(t + Duration::seconds(timeout_s))
             } else {
                 before.inactivity_deadline
@@ -329,9 +326,10 @@ pub struct AppendedCustomer {
     pub duplicate: bool,
 }
 
-/// Add a customer's message by the last-chat rule (CC-9): the target conversation (following
-/// merges) if it is open or pending; a new conversation if it is closed or there is none. A
-/// pending conversation is reopened; a chat that had ended becomes live again.
+/// Add a customer's message by the last-chat rule (CC-9), as `domain::lifecycle` decides it for
+/// every channel: the target conversation (following merges) if it is open or pending; a new
+/// conversation if it is closed or there is none. A pending one (any status whose base is
+/// pending) is reopened to `open`; a chat that had ended becomes live again.
 ///
 /// One conversation per customer under concurrency (CORE-7, issue #13): the decision to *start*
 /// a conversation is made under the customer's decision lock ([`super::locks`]), reading their
@@ -350,7 +348,6 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
     use super::locks::{DecisionLock as _, Subject};
     use super::models::{ChannelInstance, Customer};
     use super::schema::{customer_identities, statuses};
-    use crate::domain::StatusBase;
     use diesel::sql_types::Bool;
     store
         .run(move |store| async move {
@@ -370,7 +367,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                     }};
                 }
                 // (channel, customer, earlier message with this external id, conversation, its status' base)
-                let (channel, customer, seen, start, start_open): (ChannelInstance, Customer, Option<i64>, Option<Conversation>, Option<bool>) = match &target {
+                let (channel, customer, seen, start, start_base): (ChannelInstance, Customer, Option<i64>, Option<Conversation>, Option<StatusBase>) = match &target {
                     Target::Latest { user_custom_id, profile } => {
                         let (channel, customer, seen, latest, base): (ChannelInstance, Option<Customer>, Option<i64>, Option<Conversation>, Option<String>) =
                             channel_instances::table
@@ -431,8 +428,8 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                                     (channel, customer, seen, latest, None)
                                 }
                                 None => {
-                                    let open = base.map(|b| b != StatusBase::Closed.as_str());
-                                    (channel, customer, seen, latest, open)
+                                    let base = base.map(|b| super::stored::<StatusBase>("status base", &b)).transpose()?;
+                                    (channel, customer, seen, latest, base)
                                 }
                             },
                         }
@@ -481,30 +478,37 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                         return Err(StoreError::BadReference(format!("conversation {id} is not user {}'s on this channel", customer.id)));
                     }
                 }
-                // The conversation a message for `$start` joins: it, or the survivor it was merged
-                // into (CC-9 c), if that is open or pending (`$open`: its status is known to be).
+                // The conversation a message for `$start` joins, and how, by the lifecycle: it, or
+                // the survivor it was merged into (CC-9 c); none when that is closed (CORE-7) or
+                // there is none. `$base`: its status' base, when already read.
                 macro_rules! joinable {
-                    ($start:expr, $open:expr) => {{
+                    ($start:expr, $base:expr) => {{
                         let mut current: Option<Conversation> = $start;
-                        let mut open: Option<bool> = $open;
+                        let mut base: Option<StatusBase> = $base;
                         let mut hops = 0;
-                        while let Some(into) = current.as_ref().and_then(|c| c.merged_into_id) {
-                            hops += 1;
-                            if hops > 32 {
-                                return Err(StoreError::Rule("merge chain too long".into()));
+                        loop {
+                            let Some(c) = current else { break None };
+                            let b = match base {
+                                Some(b) => b,
+                                None => status_base!(conn, &c.status),
+                            };
+                            match lifecycle::decide(super::conversations::lifecycle_state(&c, b)?, Event::CustomerMessage) {
+                                lifecycle::Outcome::Apply(effect) => break Some((c, effect)),
+                                lifecycle::Outcome::FollowMerge => {
+                                    hops += 1;
+                                    if hops > 32 {
+                                        return Err(Violation::MergeChainTooLong.into());
+                                    }
+                                    let into = c.merged_into_id.unwrap_or(c.id);
+                                    current = Some(conversations::table.find(into).select(Conversation::as_select()).first(conn).await?);
+                                    base = None;
+                                }
+                                lifecycle::Outcome::StartNew => break None,
+                                // Never for a customer's message (the table in `domain::lifecycle`).
+                                lifecycle::Outcome::Unchanged => break Some((c, lifecycle::Effect { status: StatusChange::Keep, chat: ChatChange::None })),
+                                lifecycle::Outcome::Refuse(why) => return Err(Violation::refused(c.id, c.merged_into_id, why).into()),
                             }
-                            current = Some(conversations::table.find(into).select(Conversation::as_select()).first(conn).await?);
-                            open = None;
                         }
-                        let open = match (&current, open) {
-                            (Some(_), Some(known)) => known,
-                            (Some(c), None) => {
-                                let base: String = statuses::table.filter(statuses::key.eq(&c.status)).select(statuses::base).first(conn).await?;
-                                base != StatusBase::Closed.as_str()
-                            }
-                            (None, _) => false,
-                        };
-                        current.filter(|_| open)
                     }};
                 }
                 // The name of the conversation's customer: known unless it is a merge survivor.
@@ -517,8 +521,8 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                         }
                     };
                 }
-                let conv = match joinable!(start, start_open) {
-                    Some(conv) => conv,
+                let (conv, effect) = match joinable!(start, start_base) {
+                    Some(joined) => joined,
                     None => {
                         // Start a conversation only under the customer's decision lock, deciding
                         // again from their latest conversation as read after taking it: a
@@ -533,7 +537,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                             .await
                             .optional()?;
                         match joinable!(latest, None) {
-                            Some(conv) => conv,
+                            Some(joined) => joined,
                             None => {
                                 let (conversation, message, event, tags) = insert_conversation!(
                                     conn, &channel, customer_id, &msg.subject, Direction::In, Source::Channel, None::<i64>,
@@ -546,16 +550,22 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                         }
                     }
                 };
-                let sync = conv.mode == Mode::Sync.as_str();
-                let deadline = sync.then(|| t + Duration::seconds(channel.inactivity_timeout_s));
-                let reopen_status: String = if conv.status == "pending" { "open".into() } else { conv.status.clone() };
+                // The lifecycle's effect: a pending conversation reopens, a chat is live (again).
+                let live = matches!(effect.chat, ChatChange::KeepAlive | ChatChange::Revive);
+                let deadline = if live { Some(t + Duration::seconds(channel.inactivity_timeout_s)) } else { conv.inactivity_deadline };
+                let ended_at = if live { None } else { conv.ended_at };
+                // Built-in statuses are keyed by their base.
+                let reopen_status: String = match effect.status {
+                    StatusChange::Keep => conv.status.clone(),
+                    StatusChange::Set(base) => base.as_str().to_owned(),
+                };
                 let updated: Conversation = diesel::update(conversations::table.find(conv.id))
                     .set((
                         conversations::last_seq.eq(conversations::last_seq + 1),
                         conversations::updated_at.eq(t),
                         conversations::last_customer_activity_at.eq(Some(t)),
                         conversations::inactivity_deadline.eq(deadline),
-                        conversations::ended_at.eq(if sync { None } else { conv.ended_at }),
+                        conversations::ended_at.eq(ended_at),
                         conversations::status.eq(&reopen_status),
                     ))
                     .returning(Conversation::as_returning())

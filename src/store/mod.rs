@@ -134,8 +134,8 @@ pub enum StoreError {
     #[error("unknown reference: {0}")]
     BadReference(String),
     /// The request is well-formed but breaks a rule that needs the database to check.
-    #[error("{0}")]
-    Rule(String),
+    #[error(transparent)]
+    Rule(#[from] Violation),
     #[error("database is busy: no connection within {0:?}")]
     PoolTimeout(Duration),
     #[error("database error: {0}")]
@@ -147,17 +147,78 @@ pub enum StoreError {
     Secret(#[from] crate::secrets::SecretError),
     #[error("no secret key is loaded: channel secrets cannot be read or written")]
     NoSecretKey,
+    /// A stored value outside its closed set (a damaged row, see [`stored`]): never the client's fault.
+    #[error("stored {what} {value:?} is not valid")]
+    BadData { what: &'static str, value: String },
+}
+
+/// A rule the store enforces, one variant per rule; the text is for people, the variant for code.
+/// Every one is answered `422 rule_violation` (`http::error`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    #[error("channel {channel_id} is disabled")]
+    ChannelDisabled { channel_id: i64 },
+    #[error("agent {agent_id} has no access to this conversation's channel")]
+    NoChannelAccess { agent_id: i64 },
+    #[error("agent {agent_id} is deactivated")]
+    AgentDeactivated { agent_id: i64 },
+    #[error("the last active admin cannot be demoted or deactivated")]
+    LastAdmin,
+    #[error("status {status:?} requires these to be filled in first: {}", missing.join(", "))]
+    StatusIncomplete { status: String, missing: Vec<String> },
+    #[error("the built-in status {key:?} cannot be deleted")]
+    BuiltinStatus { key: String },
+    /// The conversation lifecycle refused the change ([`crate::domain::lifecycle`]).
+    #[error("conversation {id} was merged into {into}; act on that one")]
+    ConversationMerged { id: i64, into: i64 },
+    #[error("conversation {id} is a ticket, not a chat")]
+    NotAChat { id: i64 },
+    #[error("a conversation cannot be merged into itself")]
+    SelfMerge,
+    #[error("merge chain too long")]
+    MergeChainTooLong,
+    #[error("attachment {id} is already part of a message")]
+    AttachmentInUse { id: i64 },
+    #[error("an agent's mail cannot start a ticket on their own behalf")]
+    AgentMailStartsTicket,
+    #[error("customer {id} was merged into another customer")]
+    CustomerMerged { id: i64 },
+    #[error("a customer cannot be merged into itself")]
+    CustomerSelfMerge,
+    #[error("one of these customers was already merged")]
+    CustomerAlreadyMerged,
+}
+
+impl Violation {
+    /// The violation for a lifecycle refusal of conversation `id` (`into`: its survivor, if merged).
+    /// (`Merged` is decided only for a conversation that has a survivor.)
+    pub fn refused(id: i64, into: Option<i64>, refusal: crate::domain::lifecycle::Refusal) -> Self {
+        use crate::domain::lifecycle::Refusal;
+        match refusal {
+            Refusal::Merged => Self::ConversationMerged { id, into: into.unwrap_or(id) },
+            Refusal::NotAChat => Self::NotAChat { id },
+        }
+    }
+}
+
+/// Parse a stored text value of a closed set, or fail as a damaged row (answered 500, not 422).
+pub(crate) fn stored<T: std::str::FromStr>(what: &'static str, value: &str) -> StoreResult<T> {
+    value.parse().map_err(|_| StoreError::BadData { what, value: value.to_owned() })
 }
 
 impl From<DieselError> for StoreError {
+    /// The database's own text (constraint and column names, values) is logged, never passed on:
+    /// callers and clients get a fixed message.
     fn from(err: DieselError) -> Self {
         match err {
             DieselError::NotFound => Self::NotFound,
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-                Self::Conflict(info.message().to_owned())
+                tracing::debug!(detail = info.message(), "unique violation");
+                Self::Conflict("a record with this value already exists".to_owned())
             }
             DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info) => {
-                Self::BadReference(info.message().to_owned())
+                tracing::debug!(detail = info.message(), "foreign key violation");
+                Self::BadReference("a referenced record does not exist".to_owned())
             }
             other => Self::Db(other),
         }

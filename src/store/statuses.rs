@@ -141,7 +141,7 @@ pub async fn delete(store: &Store, key: &str, actor: Actor) -> StoreResult<()> {
         db_tx!(conn => {
             let status: Status = statuses::table.filter(statuses::key.eq(key)).select(Status::as_select()).first(conn).await?;
             if status.builtin {
-                return Err(StoreError::Rule(format!("the built-in status {key:?} cannot be deleted")));
+                return Err(super::Violation::BuiltinStatus { key: key.to_owned() }.into());
             }
             let used: i64 = conversations::table.filter(conversations::status.eq(key)).count().get_result(conn).await?;
             if used > 0 {

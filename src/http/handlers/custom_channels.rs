@@ -475,8 +475,10 @@ fn disabled(channel_id: i64) -> ApiError {
 /// before; the transaction read it again, so if it was disabled or deleted meanwhile (on another
 /// node, say), answer as the check would have.
 async fn refused(state: &State, channel_id: i64, e: StoreError) -> ApiError {
-    if !matches!(e, StoreError::Rule(_) | StoreError::BadReference(_)) {
-        return e.into();
+    match e {
+        StoreError::Rule(store::Violation::ChannelDisabled { channel_id }) => return disabled(channel_id),
+        StoreError::BadReference(_) => {}
+        other => return other.into(),
     }
     match store::channels::get(&state.store, channel_id, &ChannelScope::All).await {
         Err(StoreError::NotFound) => ApiError::not_found("custom channel"),
