@@ -31,6 +31,7 @@ use crate::bus::local::LocalBus;
 use crate::bus::redis::RedisBus;
 use crate::bus::{Bus, BusEvent};
 use crate::domain::ChannelScope;
+use crate::shutdown::Shutdown;
 use crate::store::audit::Actor as Who;
 use crate::store::conversations::{ConversationPatch, CreatedConversation, EndReason};
 use crate::store::messages::NewReply;
@@ -49,33 +50,39 @@ pub struct Realtime {
     pub hub: Hub,
     /// Distinguishes this node's sockets from other nodes' in marker ids.
     pub node_id: Arc<str>,
+    /// The node's shutdown owner: agent sockets close when it closes connections.
+    pub shutdown: Shutdown,
     registry: Arc<Registry>,
 }
 
 impl Realtime {
     /// Start the hub, the bus (Redis when `redis_url` is given, else in-process), the actor
-    /// arbiters and the inactivity sweeper.
-    pub async fn start(store: Store, redis_url: Option<&str>) -> anyhow::Result<Self> {
+    /// arbiters and the inactivity sweeper. Their loops run under `shutdown`; the arbiter threads
+    /// end with [`Registry::stop`] (see `server::RunningServer::stop` for the order).
+    pub async fn start(store: Store, redis_url: Option<&str>, shutdown: &Shutdown) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::channel::<BusEvent>(HUB_QUEUE);
         let bus: Arc<dyn Bus> = match redis_url {
             Some(url) => {
                 let deployment = crate::store::events::deployment_id(&store).await?;
                 Arc::new(
-                    RedisBus::connect(url, deployment, tx).await.map_err(|e| anyhow::anyhow!("Redis at {url}: {e}"))?,
+                    RedisBus::connect(url, deployment, tx, shutdown)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("Redis at {url}: {e}"))?,
                 )
             }
             None => Arc::new(LocalBus::new(tx)),
         };
-        let hub = Hub::start(store.clone(), rx).await?;
+        let hub = Hub::start(store.clone(), rx, shutdown).await?;
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(2);
         let rt = Realtime {
             store,
             bus,
             hub,
             node_id: uuid::Uuid::new_v4().simple().to_string()[..8].into(),
+            shutdown: shutdown.clone(),
             registry: Arc::new(Registry::new(threads)?),
         };
-        actors::sweeper::start(rt.clone());
+        actors::sweeper::start(rt.clone(), shutdown);
         tracing::info!(bus = rt.bus.kind(), node = %rt.node_id, "real-time core started");
         Ok(rt)
     }
