@@ -22,6 +22,7 @@ pub struct RawConfig {
     pub data_dir: Option<String>,
     pub db_pool_size: Option<usize>,
     pub workers: Option<usize>,
+    pub shutdown_grace_secs: Option<u64>,
     pub log: Option<String>,
     pub log_format: Option<String>,
     pub session_ttl_hours: Option<u64>,
@@ -48,6 +49,12 @@ pub const VARIABLES: &[(&str, &str, &str, &str)] = &[
     ("data_dir", "SWITCHBOARD_DATA_DIR", "data", "attachments and the default SQLite file"),
     ("db_pool_size", "SWITCHBOARD_DB_POOL_SIZE", "16 (PostgreSQL), 8 (SQLite)", "database connections per process"),
     ("workers", "SWITCHBOARD_WORKERS", "number of CPUs", "HTTP worker threads"),
+    (
+        "shutdown_grace_secs",
+        "SWITCHBOARD_SHUTDOWN_GRACE_SECS",
+        "10",
+        "on SIGTERM/SIGINT: how long in-flight requests and background tasks get to finish before the process exits",
+    ),
     ("log", "SWITCHBOARD_LOG", "info", "log filter, `tracing` env-filter syntax (e.g. `info,switchboard=debug`)"),
     ("log_format", "SWITCHBOARD_LOG_FORMAT", "human", "`human` or `json`"),
     ("session_ttl_hours", "SWITCHBOARD_SESSION_TTL_HOURS", "336", "how long a dashboard login lasts"),
@@ -146,6 +153,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub db_pool_size: usize,
     pub workers: usize,
+    /// How long a stop may take (`server::RunningServer::stop`).
+    pub shutdown_grace: std::time::Duration,
     pub log: String,
     pub log_format: LogFormat,
     pub session_ttl_hours: u64,
@@ -237,6 +246,9 @@ impl RawConfig {
         if let Some(v) = get("SWITCHBOARD_WORKERS") {
             self.workers = Some(parse("SWITCHBOARD_WORKERS", v)?);
         }
+        if let Some(v) = get("SWITCHBOARD_SHUTDOWN_GRACE_SECS") {
+            self.shutdown_grace_secs = Some(parse("SWITCHBOARD_SHUTDOWN_GRACE_SECS", v)?);
+        }
         if let Some(v) = get("SWITCHBOARD_LOG") {
             self.log = Some(v);
         }
@@ -327,6 +339,10 @@ impl Settings {
         if !(1..=256).contains(&workers) {
             return Err(invalid("workers", "must be between 1 and 256".into()));
         }
+        let shutdown_grace_secs = raw.shutdown_grace_secs.unwrap_or(10);
+        if !(1..=3600).contains(&shutdown_grace_secs) {
+            return Err(invalid("shutdown_grace_secs", "must be between 1 and 3600".into()));
+        }
         let log_format = match raw.log_format.as_deref().unwrap_or("human") {
             "human" => LogFormat::Human,
             "json" => LogFormat::Json,
@@ -388,6 +404,7 @@ impl Settings {
             data_dir,
             db_pool_size,
             workers,
+            shutdown_grace: std::time::Duration::from_secs(shutdown_grace_secs),
             log: raw.log.unwrap_or_else(|| "info".into()),
             log_format,
             session_ttl_hours,
@@ -536,6 +553,7 @@ mod tests {
             ("DATABASE_URL", "mysql://x", "database_url"),
             ("SWITCHBOARD_LOG_FORMAT", "xml", "log_format"),
             ("SWITCHBOARD_DB_POOL_SIZE", "0", "db_pool_size"),
+            ("SWITCHBOARD_SHUTDOWN_GRACE_SECS", "0", "shutdown_grace_secs"),
             ("SWITCHBOARD_LOGIN_FAILURE_WINDOW_SECS", "0", "login_failure_window_secs"),
             ("SWITCHBOARD_LOGIN_FAILURES_PER_ADDRESS", "2000000", "login_failures_per_address"),
             ("SWITCHBOARD_METRICS_TOKEN", "short", "metrics_token"),

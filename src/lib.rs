@@ -15,6 +15,7 @@ pub mod outbound;
 pub mod realtime;
 pub mod secrets;
 pub mod server;
+pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 pub mod view;

@@ -97,7 +97,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), settings)) {
+    let result = runtime.block_on(run(cli.command.unwrap_or(Command::Serve), settings));
+    // Everything the server started was stopped and awaited by `RunningServer::wait`; what is left
+    // is at most a blocking call still in progress, which must not hold the exit.
+    runtime.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -110,6 +114,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             let running = server::start(settings, StartOptions::default()).await?;
+            // Until SIGTERM/SIGINT, then the whole node stops within shutdown_grace_secs.
             running.wait().await?;
             tracing::info!("stopped");
             Ok(())

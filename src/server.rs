@@ -1,9 +1,12 @@
 //! Building and starting the server from [`Settings`]: connect and migrate the store, print the
-//! first-run hint, bind, and run actix-web until stopped. Used by `switchboard serve` and by the
-//! integration tests, which start servers in-process on port 0.
+//! first-run hint, bind, and run actix-web until stopped — and stopping it again (#14 item 8):
+//! [`RunningServer::stop`] is the one place that ends everything the node started, in order,
+//! within `shutdown_grace_secs` (ARCHITECTURE.md, "Stopping"). Used by `switchboard serve` and by
+//! the integration tests, which start servers in-process on port 0.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::middleware::{Compress, from_fn};
@@ -16,11 +19,13 @@ use crate::channels::email::mailbox::Mailboxes;
 use crate::config::Settings;
 use crate::http::{AppState, routes};
 use crate::realtime::Realtime;
+use crate::shutdown::Shutdown;
 use crate::store::{self, Store};
 use crate::telemetry::{Metrics, track_requests};
 
-/// How long in-flight requests get to finish on SIGTERM.
-const SHUTDOWN_GRACE_SECS: u64 = 10;
+/// The part of the grace period kept back from the HTTP drain for the background tasks and the
+/// actor threads (at most; a quarter of a shorter grace period).
+const RESERVE: Duration = Duration::from_secs(2);
 
 /// A server that is accepting connections.
 pub struct RunningServer {
@@ -31,36 +36,134 @@ pub struct RunningServer {
     pub realtime: Realtime,
     pub changes: Changes,
     pub mailboxes: Mailboxes,
+    /// Every background task of the node; [`Self::stop`] ends them.
+    shutdown: Shutdown,
+    /// How long [`Self::stop`] may take.
+    grace: Duration,
+    handle_signals: bool,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     /// The `metrics_bind` listener, if any.
     metrics: Option<(ServerHandle, tokio::task::JoinHandle<std::io::Result<()>>)>,
 }
 
+/// Why a stop was not clean.
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    #[error("in-flight requests were still running when the grace period ran out; their connections were closed")]
+    HttpOverran,
+    #[error("the HTTP server failed: {0}")]
+    Http(#[from] std::io::Error),
+    #[error("the HTTP server task failed: {0}")]
+    HttpTask(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Background(#[from] crate::shutdown::StopError),
+}
+
 impl RunningServer {
-    /// Wait until the server stops (SIGTERM/SIGINT when signals are handled, or [`Self::stop`]).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        let result = self.task.await;
-        self.mailboxes.stop_all();
-        if let Some((handle, task)) = self.metrics {
-            handle.stop(true).await;
-            task.await??;
-        }
-        result??;
-        Ok(())
+    /// The node's shutdown owner: how many background tasks still run (tests check it is none after a stop).
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
     }
 
-    /// Stop accepting, let in-flight requests finish, and wait.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        self.handle.stop(true).await;
-        self.wait().await
+    /// Run until SIGTERM or SIGINT (when signals are handled) or until the HTTP server ends by
+    /// itself, then [`Self::stop`].
+    pub async fn wait(mut self) -> Result<(), StopError> {
+        if self.handle_signals {
+            tokio::select! {
+                signal = termination() => {
+                    tracing::info!(%signal, grace = ?self.grace, "stopping");
+                }
+                ended = &mut self.task => {
+                    tracing::warn!(?ended, "the HTTP server ended by itself; stopping");
+                }
+            }
+        } else {
+            let _ = (&mut self.task).await;
+        }
+        self.stop().await
+    }
+
+    /// Stop the node within the grace period, in this order: stop accepting and drain the
+    /// in-flight requests (the HTTP listeners); stop the mailbox connectors; cancel every
+    /// background task and wait for them; end the actor threads and join them. What was accepted
+    /// was committed before its answer; what did not finish in time is dropped whole (an open
+    /// transaction rolls back, an outbox claim lapses).
+    pub async fn stop(self) -> Result<(), StopError> {
+        let start = tokio::time::Instant::now();
+        let deadline = start + self.grace;
+        let http_deadline = deadline - RESERVE.min(self.grace / 4);
+        // Agent sockets close now rather than hold the drain until its deadline.
+        self.shutdown.close_connections();
+        let http = drain(self.handle, self.task, http_deadline).await;
+        let metrics = match self.metrics {
+            Some((handle, task)) => drain(handle, task, http_deadline).await,
+            None => Ok(()),
+        };
+        self.mailboxes.stop_all().await;
+        let tasks = self.shutdown.stop(deadline).await;
+        let threads = self.changes.stop(deadline).await;
+        tracing::debug!(took = ?start.elapsed(), "stopped");
+        http?;
+        metrics?;
+        tasks?;
+        threads?;
+        Ok(())
+    }
+}
+
+/// Stop a listener gracefully; past `deadline`, close its connections.
+async fn drain(
+    handle: ServerHandle,
+    mut task: tokio::task::JoinHandle<std::io::Result<()>>,
+    deadline: tokio::time::Instant,
+) -> Result<(), StopError> {
+    if task.is_finished() {
+        return Ok(task.await??);
+    }
+    let graceful = async {
+        handle.stop(true).await;
+        (&mut task).await
+    };
+    match tokio::time::timeout_at(deadline, graceful).await {
+        Ok(ended) => Ok(ended??),
+        Err(_) => {
+            handle.stop(false).await;
+            let _ = task.await;
+            Err(StopError::HttpOverran)
+        }
+    }
+}
+
+/// The first SIGTERM or SIGINT, by name.
+async fn termination() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+            _ => {
+                tracing::warn!("cannot listen for SIGTERM/SIGINT; stop the process with SIGKILL");
+                std::future::pending().await
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "Ctrl-C",
+            Err(_) => std::future::pending().await,
+        }
     }
 }
 
 /// Options that differ between the real process and in-process test servers.
 #[derive(Debug, Clone, Copy)]
 pub struct StartOptions {
-    /// Install SIGTERM/SIGINT handlers (graceful shutdown). Off for test servers.
+    /// Stop on SIGTERM/SIGINT in [`RunningServer::wait`]. Off for test servers.
     pub handle_signals: bool,
 }
 
@@ -108,28 +211,73 @@ async fn open_secrets(settings: &Settings, store: &Store) -> anyhow::Result<()> 
 }
 
 pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<RunningServer> {
+    let shutdown = Shutdown::new();
     let settings = Arc::new(settings);
     let store = open_store(&settings).await?;
-    let realtime = Realtime::start(store.clone(), settings.redis_url.as_deref()).await?;
-    let changes = Changes::start(store.clone(), realtime.bus.clone())?;
+    let realtime = match Realtime::start(store.clone(), settings.redis_url.as_deref(), &shutdown).await {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = shutdown.stop(tokio::time::Instant::now() + RESERVE).await;
+            return Err(e);
+        }
+    };
+    let changes = match Changes::start(store.clone(), realtime.bus.clone(), &shutdown) {
+        Ok(changes) => changes,
+        Err(e) => {
+            let _ = shutdown.stop(tokio::time::Instant::now() + RESERVE).await;
+            return Err(e);
+        }
+    };
     let blobs = Blobs::new(&settings.data_dir);
     let outbound = crate::outbound::Policy::new(settings.allowed_internal.clone());
+    let mailboxes = Mailboxes::new(changes.clone(), blobs.clone(), outbound.clone());
+    let node = Node { settings, store, realtime, changes, mailboxes, shutdown, blobs, outbound };
+    match serve(&node, options).await {
+        Ok(running) => Ok(running),
+        Err(e) => {
+            // Whatever started before the failure stops with it.
+            let deadline = tokio::time::Instant::now() + RESERVE;
+            node.mailboxes.stop_all().await;
+            let _ = node.shutdown.stop(deadline).await;
+            let _ = node.changes.stop(deadline).await;
+            Err(e)
+        }
+    }
+}
+
+/// What [`serve`] starts the rest from.
+struct Node {
+    settings: Arc<Settings>,
+    store: Store,
+    realtime: Realtime,
+    changes: Changes,
+    mailboxes: Mailboxes,
+    shutdown: Shutdown,
+    blobs: Blobs,
+    outbound: crate::outbound::Policy,
+}
+
+/// Start the dispatcher, the mailbox connectors and the HTTP listeners. Nothing listens before
+/// the last fallible step.
+async fn serve(node: &Node, options: StartOptions) -> anyhow::Result<RunningServer> {
+    let Node { settings, store, realtime, changes, mailboxes, shutdown, blobs, outbound } = node;
     crate::channels::dispatcher::start(
         changes.clone(),
         blobs.clone(),
         settings.public_url.clone(),
         settings.outbox_backoff_scale,
         outbound.clone(),
+        shutdown,
     );
-    let mailboxes = Mailboxes::new(changes.clone(), blobs.clone(), outbound);
     let readers = mailboxes.start_all().await?;
     if readers > 0 {
         tracing::info!(mailboxes = readers, "mailbox connectors started");
     }
+    let any_admin = store::agents::any_admin(store).await?;
     let state = web::Data::new(AppState {
         store: store.clone(),
         settings: settings.clone(),
-        blobs,
+        blobs: blobs.clone(),
         metrics: Metrics::global(),
         realtime: realtime.clone(),
         changes: changes.clone(),
@@ -138,7 +286,7 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
         routes: crate::store::cache::Cache::new(crate::http::handlers::custom_channels::ROUTE_TTL),
         login_throttle: {
             let throttle = Arc::new(crate::auth::throttle::LoginThrottle::new(settings.login_limits));
-            throttle.sweep_in_background();
+            throttle.sweep_in_background(shutdown);
             throttle
         },
     });
@@ -146,13 +294,11 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
     let addr = listener.local_addr()?;
     let (max_body, max_upload) = (settings.max_body_bytes, settings.max_upload_bytes);
-    let metrics = match settings.metrics_bind {
-        Some(bind) => Some(start_metrics_listener(bind, state.clone(), options)?),
-        None => None,
-    };
-    let mut server = HttpServer::new(move || {
+    let grace = settings.shutdown_grace;
+    let app_state = state.clone();
+    let server = HttpServer::new(move || {
         App::new()
-            .app_data(state.clone())
+            .app_data(app_state.clone())
             .wrap(from_fn(crate::http::reject_nul))
             .wrap(from_fn(track_requests))
             .wrap(Compress::default())
@@ -160,11 +306,15 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
             .configure(|cfg| routes::configure(cfg, max_body, max_upload))
     })
     .workers(settings.workers)
-    .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+    .shutdown_timeout(grace.as_secs())
+    // Signals are handled by `RunningServer::wait`, which stops everything, not only HTTP.
+    .disable_signals()
     .listen(listener)?;
-    if !options.handle_signals {
-        server = server.disable_signals();
-    }
+    let metrics = match settings.metrics_bind {
+        Some(bind) => Some(start_metrics_listener(bind, state, grace)?),
+        None => None,
+    };
+    // Nothing fails from here on.
     let server = server.run();
     let handle = server.handle();
     let task = tokio::spawn(server);
@@ -175,7 +325,7 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
         format!("http://{addr}")
     };
     tracing::info!(%addr, backend = store.backend_name(), "Switchboard is listening");
-    if !store::agents::any_admin(&store).await? {
+    if !any_admin {
         // Printed (not only logged) so a first-time user sees it whatever the log settings.
         eprintln!(
             "\nSwitchboard is running at {public}\n\
@@ -190,20 +340,33 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
     }
     let metrics_addr = metrics.as_ref().map(|(addr, ..)| *addr);
     let metrics = metrics.map(|(_, handle, task)| (handle, task));
-    Ok(RunningServer { addr, metrics_addr, store, realtime, changes, mailboxes, handle, task, metrics })
+    Ok(RunningServer {
+        addr,
+        metrics_addr,
+        store: store.clone(),
+        realtime: realtime.clone(),
+        changes: changes.clone(),
+        mailboxes: mailboxes.clone(),
+        shutdown: shutdown.clone(),
+        grace,
+        handle_signals: options.handle_signals,
+        handle,
+        task,
+        metrics,
+    })
 }
 
 /// The `metrics_bind` listener: `/metrics` only (with the token check, if one is set), one worker.
 fn start_metrics_listener(
     bind: SocketAddr,
     state: web::Data<AppState>,
-    options: StartOptions,
+    grace: Duration,
 ) -> anyhow::Result<(SocketAddr, ServerHandle, tokio::task::JoinHandle<std::io::Result<()>>)> {
     use crate::http::handlers::ops;
     let listener = std::net::TcpListener::bind(bind)
         .map_err(|e| anyhow::anyhow!("cannot listen on {bind} (metrics_bind): {e}"))?;
     let addr = listener.local_addr()?;
-    let mut server = HttpServer::new(move || {
+    let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(ops::MetricsListener)
@@ -211,12 +374,10 @@ fn start_metrics_listener(
             .default_service(web::to(ops::api_not_found))
     })
     .workers(1)
-    .shutdown_timeout(SHUTDOWN_GRACE_SECS)
-    .listen(listener)?;
-    if !options.handle_signals {
-        server = server.disable_signals();
-    }
-    let server = server.run();
+    .shutdown_timeout(grace.as_secs())
+    .disable_signals()
+    .listen(listener)?
+    .run();
     let handle = server.handle();
     tracing::info!(%addr, "metrics listening");
     Ok((addr, handle, tokio::spawn(server)))

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use common::ws::WsClient;
-use common::{Api, TestServer, assert_error};
+use common::{Api, SilentHook, TestServer, assert_error};
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -319,6 +319,38 @@ async fn pending_deliveries_survive_a_restart() {
     let log = admin.ok_get(&format!("/api/v1/custom-channels/{ch}/deliveries")).await;
     assert!(log.as_array().unwrap().iter().all(|d| d["state"] == "delivered"));
     rx.stop().await;
+}
+
+/// #14 item 8: a stopped server leaves nothing running — not the dispatcher with a delivery in
+/// flight to a receiver that never answers, not the hub, sweeper or actor threads — and it closes
+/// its agent sockets (1012) instead of letting them hold the stop.
+#[tokio::test]
+async fn a_stopped_server_leaves_no_task_or_thread_running() {
+    let srv = fast_server().await;
+    let admin = srv.agent("admin@example.com", "admin").await;
+    let hook = SilentHook::start().await;
+    let (ch, _) = channel(&admin, &hook.url, "async").await;
+    let conv = inbound(&admin, ch, json!({"user_custom_id": "u", "content": "hi"})).await.1["conversation_id"]
+        .as_i64()
+        .unwrap();
+    admin.ok_post(&format!("/api/v1/conversations/{conv}/messages"), json!({"content": "queued"}), 201).await;
+    hook.wait_connected(Duration::from_secs(10)).await;
+    let mut ws = WsClient::connect(&srv.base, admin.token.as_deref().unwrap(), None).await;
+    let socket = tokio::spawn(async move { ws.closed_within(Duration::from_secs(30)).await });
+
+    let left = srv.leftovers();
+    assert!(left.tasks() >= 3, "dispatcher, attempt, hub, sweeper are tracked: {}", left.tasks());
+    assert!(left.actor_threads() > 0);
+    let started = std::time::Instant::now();
+    srv.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped well within the grace period: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(left.tasks(), 0, "no background task outlives the stop");
+    assert_eq!(left.actor_threads(), 0, "the actor threads were joined");
+    assert_eq!(socket.await.unwrap(), Some(1012), "the agent socket was told the server is stopping");
 }
 
 #[tokio::test]

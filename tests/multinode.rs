@@ -789,3 +789,23 @@ async fn a_change_feed_consumer_sees_each_of_1000_changes_exactly_once_across_a_
         assert_eq!(c.conversation(1, id).await["assignee_id"], c.ann.id, "born assigned to the owner");
     }
 }
+
+/// #14 item 8 on the Redis bus: a stopped node leaves its bus reader and publisher (and every
+/// other background task) stopped, and its actor threads joined.
+#[tokio::test]
+async fn a_stopped_node_leaves_its_redis_bus_tasks_stopped() {
+    let Some(redis) = tools("a_stopped_node_leaves_its_redis_bus_tasks_stopped") else {
+        return;
+    };
+    let srv = common::TestServer::start_with(|raw| raw.redis_url = Some(redis)).await;
+    let admin = srv.agent("admin@example.com", "admin").await;
+    let mut ws = WsClient::connect(&srv.base, admin.token.as_deref().unwrap(), None).await;
+    let left = srv.leftovers();
+    assert!(left.tasks() >= 5, "hub, bus reader and publisher, dispatcher, sweeper: {}", left.tasks());
+    let started = Instant::now();
+    srv.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(5), "stopped in {:?}", started.elapsed());
+    assert_eq!(left.tasks(), 0, "no background task outlives the stop");
+    assert_eq!(left.actor_threads(), 0);
+    assert_eq!(ws.closed_within(WAIT).await, Some(1012));
+}

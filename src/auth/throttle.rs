@@ -157,10 +157,10 @@ impl LoginThrottle {
         }
     }
 
-    /// Call [`Self::forget_idle`] every [`SWEEP_EVERY`] while the throttle is alive.
-    pub fn sweep_in_background(self: &Arc<Self>) {
+    /// Call [`Self::forget_idle`] every [`SWEEP_EVERY`] while the throttle is alive and the node runs.
+    pub fn sweep_in_background(self: &Arc<Self>, shutdown: &crate::shutdown::Shutdown) {
         let weak: Weak<Self> = Arc::downgrade(self);
-        tokio::spawn(async move {
+        shutdown.spawn(async move {
             let mut tick = tokio::time::interval(SWEEP_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

@@ -16,6 +16,8 @@
 //! which sends what has accumulated as one pipeline over an auto-reconnecting connection. The
 //! subscriber reconnects with backoff and reloads the markers each time. Anything lost in between
 //! is repaired by the hubs (stored events from the event log; markers by their periodic refresh).
+//! Both tasks run until the node stops ([`Shutdown`]); events still queued then are dropped like
+//! any other lost publish.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +27,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::{Bus, BusEvent, MarkerKind, MarkerUpdate};
+use crate::shutdown::Shutdown;
 
 const QUEUE: usize = 65_536;
 /// Most events sent in one pipeline.
@@ -72,16 +75,22 @@ pub struct RedisBus {
 impl RedisBus {
     /// Connect, subscribe and read the current markers (failing fast if Redis does not answer),
     /// then publish and follow the channel in the background, feeding `hub`: first the markers
-    /// that were live in Redis, then everything published from the moment of subscribing.
-    pub async fn connect(url: &str, deployment: i64, hub: mpsc::Sender<BusEvent>) -> anyhow::Result<Self> {
+    /// that were live in Redis, then everything published from the moment of subscribing — until
+    /// `shutdown` stops the node.
+    pub async fn connect(
+        url: &str,
+        deployment: i64,
+        hub: mpsc::Sender<BusEvent>,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<Self> {
         let client = ::redis::Client::open(url)?;
         let names = Arc::new(Names::new(deployment));
         let config = ConnectionManagerConfig::new().set_number_of_retries(2).set_max_delay(Duration::from_secs(2));
         let mut conn = client.get_connection_manager_with_config(config).await?;
         let first = subscribe(&client, &names, &mut conn).await?;
         let (outgoing, queue) = mpsc::channel::<BusEvent>(QUEUE);
-        tokio::spawn(publisher(conn.clone(), names.clone(), queue));
-        tokio::spawn(subscriber(client, conn, names, hub, first));
+        shutdown.spawn(publisher(conn.clone(), names.clone(), queue));
+        shutdown.spawn(subscriber(client, conn, names, hub, first));
         Ok(Self { outgoing })
     }
 }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::store::feed::{self, Consumer};
 
@@ -14,10 +15,10 @@ const IDLE_POLL: Duration = Duration::from_millis(250);
 const BATCH: i64 = 100;
 
 /// Start one task per consumer.
-pub fn start(store: Store) {
+pub fn start(store: Store, shutdown: &Shutdown) {
     for consumer in Consumer::ALL {
         let store = store.clone();
-        tokio::spawn(async move {
+        shutdown.spawn(async move {
             loop {
                 match feed::take(&store, consumer, BATCH).await {
                     Ok(n) if n as i64 == BATCH => continue,

@@ -27,6 +27,7 @@ use self::actors::{Registry, sweeper};
 use self::commit::Core;
 use crate::bus::{Bus, BusEvent};
 use crate::domain::ChannelScope;
+use crate::shutdown::{Shutdown, StopError};
 use crate::store::audit::Actor as Who;
 use crate::store::conversations::{ConversationPatch, CreatedConversation, EndReason, NewConversation};
 use crate::store::messages::{CustomerMessage, NewReply, Target};
@@ -44,14 +45,26 @@ pub struct Changes {
 }
 
 impl Changes {
-    /// Start the actor arbiters, the inactivity sweeper and the change-feed consumers.
-    pub fn start(store: Store, bus: Arc<dyn Bus>) -> anyhow::Result<Self> {
+    /// Start the actor arbiters, the inactivity sweeper and the change-feed consumers. Their loops
+    /// run under `shutdown`; the arbiter threads end with [`Self::stop`] (see
+    /// `server::RunningServer::stop` for the order).
+    pub fn start(store: Store, bus: Arc<dyn Bus>, shutdown: &Shutdown) -> anyhow::Result<Self> {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(2);
         let changes =
             Changes { store: store.clone(), core: Core { store, bus }, registry: Arc::new(Registry::new(threads)?) };
-        sweeper::start(changes.core.clone(), changes.registry.clone());
-        feed::start(changes.core.store.clone());
+        sweeper::start(changes.core.clone(), changes.registry.clone(), shutdown);
+        feed::start(changes.core.store.clone(), shutdown);
         Ok(changes)
+    }
+
+    /// End and join the actor arbiter threads (after the tracked tasks stopped).
+    pub async fn stop(&self, deadline: tokio::time::Instant) -> Result<(), StopError> {
+        self.registry.stop(deadline).await
+    }
+
+    /// Actor arbiter threads not yet ended (tests check none is left after a stop).
+    pub fn actor_threads_running(&self) -> usize {
+        self.registry.threads_running()
     }
 
     /// How many conversations have a live actor on this node.

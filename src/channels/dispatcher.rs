@@ -2,6 +2,10 @@
 //! CC-7, EO-3). Every node runs one; a delivery is claimed in the store before it is sent, so
 //! two nodes never send the same one at once, and only the oldest pending delivery of a
 //! conversation is ever due, so a conversation's replies arrive in order.
+//!
+//! The loop and every attempt run under the node's [`Shutdown`]: when the node stops, nothing
+//! more is claimed, and an attempt cut short records nothing — its claim lapses and the delivery
+//! is tried again (by this node after a restart, or by another one), with the same delivery id.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +17,7 @@ use crate::blobs::Blobs;
 use crate::changes::Changes;
 use crate::outbound::Policy;
 use crate::outbound::http_client::HttpClient;
+use crate::shutdown::Shutdown;
 use crate::store::models::OutboxItem;
 use crate::store::{self, Store};
 
@@ -23,11 +28,12 @@ const PARALLEL: usize = 16;
 const BATCH: i64 = 500;
 
 /// Start delivering. `public_url` builds attachment links; `scale` shrinks the retry schedule; `policy` says which
-/// internal targets webhooks and SMTP may reach.
-pub fn start(rt: Changes, blobs: Blobs, public_url: String, scale: f64, policy: Policy) {
+/// internal targets webhooks and SMTP may reach. Runs until `shutdown` stops the node.
+pub fn start(rt: Changes, blobs: Blobs, public_url: String, scale: f64, policy: Policy, shutdown: &Shutdown) {
     let http = HttpClient::new(policy.clone());
     let slots = Arc::new(Semaphore::new(PARALLEL));
-    tokio::spawn(async move {
+    let attempts = shutdown.clone();
+    shutdown.spawn(async move {
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -40,6 +46,9 @@ pub fn start(rt: Changes, blobs: Blobs, public_url: String, scale: f64, policy: 
                 }
             }
             for (route, item) in due {
+                if attempts.is_stopping() {
+                    return;
+                }
                 let until = store::now() + chrono::Duration::from_std(CLAIM).unwrap_or_default();
                 match store::outbox::claim(&rt.store, item.id, until).await {
                     Ok(true) => {}
@@ -54,7 +63,7 @@ pub fn start(rt: Changes, blobs: Blobs, public_url: String, scale: f64, policy: 
                 };
                 let (store, http, public_url, blobs, policy) =
                     (rt.store.clone(), http.clone(), public_url.clone(), blobs.clone(), policy.clone());
-                tokio::spawn(async move {
+                attempts.spawn(async move {
                     let out =
                         Out { store: &store, http: &http, policy: &policy, blobs: &blobs, public_url: &public_url };
                     attempt(&out, route, &item, scale).await;

@@ -13,6 +13,9 @@
 //!   check ([`Hub::baseline`]); the hub keeps the lowest such version, so a change committed
 //!   after any of its sockets looked is announced, and a new agent costs no burst of re-checks.
 //!
+//! The loop (bus events, repair, marker expiry, identity poll) runs until the node stops
+//! ([`Shutdown`]).
+//!
 //! Sockets receive frames over a bounded broadcast channel: a socket that falls behind by more
 //! than its capacity is told it lagged and is dropped with its resume cursor, never slowing the
 //! others down.
@@ -26,6 +29,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::cursor::Cursor;
 use super::markers::{Change, Markers, Who};
 use crate::bus::{BusEvent, StoredEvent, TypingEvent};
+use crate::shutdown::Shutdown;
 use crate::store::{self, Store};
 use crate::view::event as render;
 
@@ -80,8 +84,9 @@ pub struct Snapshot {
 
 impl Hub {
     /// Start the hub's loop, reading the bus from `incoming`. The cursor starts at the newest
-    /// stored event, so nothing from before the node started is replayed to it.
-    pub async fn start(store: Store, incoming: mpsc::Receiver<BusEvent>) -> anyhow::Result<Self> {
+    /// stored event, so nothing from before the node started is replayed to it. Runs until `shutdown`
+    /// stops the node.
+    pub async fn start(store: Store, incoming: mpsc::Receiver<BusEvent>, shutdown: &Shutdown) -> anyhow::Result<Self> {
         let start = store::events::max_id(&store).await?;
         let (frames, _) = broadcast::channel(SOCKET_BUFFER);
         let hub = Hub {
@@ -92,7 +97,7 @@ impl Hub {
                 local: HashMap::new(),
             })),
         };
-        tokio::spawn(hub.clone().run(store, incoming));
+        shutdown.spawn(hub.clone().run(store, incoming));
         Ok(hub)
     }
 

@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 use crate::bus::local::LocalBus;
 use crate::bus::redis::RedisBus;
 use crate::bus::{Bus, BusEvent};
+use crate::shutdown::Shutdown;
 use crate::store::Store;
 
 use self::hub::Hub;
@@ -41,25 +42,36 @@ pub struct Realtime {
     pub hub: Hub,
     /// Distinguishes this node's sockets from other nodes' in marker ids.
     pub node_id: Arc<str>,
+    /// The node's shutdown owner: agent sockets close when it closes connections.
+    pub shutdown: Shutdown,
 }
 
 impl Realtime {
-    /// Start the hub and the bus (Redis when `redis_url` is given, else in-process). The hub's
-    /// presence picture is handed to the store, whose creation transactions route by it (CC-12).
-    pub async fn start(store: Store, redis_url: Option<&str>) -> anyhow::Result<Self> {
+    /// Start the hub and the bus (Redis when `redis_url` is given, else in-process); their loops
+    /// run under `shutdown`. The hub's presence picture is handed to the store, whose creation
+    /// transactions route by it (CC-12).
+    pub async fn start(store: Store, redis_url: Option<&str>, shutdown: &Shutdown) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::channel::<BusEvent>(HUB_QUEUE);
         let bus: Arc<dyn Bus> = match redis_url {
             Some(url) => {
                 let deployment = crate::store::events::deployment_id(&store).await?;
                 Arc::new(
-                    RedisBus::connect(url, deployment, tx).await.map_err(|e| anyhow::anyhow!("Redis at {url}: {e}"))?,
+                    RedisBus::connect(url, deployment, tx, shutdown)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("Redis at {url}: {e}"))?,
                 )
             }
             None => Arc::new(LocalBus::new(tx)),
         };
-        let hub = Hub::start(store.clone(), rx).await?;
+        let hub = Hub::start(store.clone(), rx, shutdown).await?;
         store.install_presence(Arc::new(hub.clone()));
-        let rt = Realtime { store, bus, hub, node_id: uuid::Uuid::new_v4().simple().to_string()[..8].into() };
+        let rt = Realtime {
+            store,
+            bus,
+            hub,
+            node_id: uuid::Uuid::new_v4().simple().to_string()[..8].into(),
+            shutdown: shutdown.clone(),
+        };
         tracing::info!(bus = rt.bus.kind(), node = %rt.node_id, "real-time core started");
         Ok(rt)
     }

@@ -248,6 +248,12 @@ impl Session {
                     }
                     Err(RecvError::Closed) => return,
                 },
+                _ = self.rt.shutdown.connections_closing() => {
+                    // The node is stopping: the client reconnects (to another node) and resumes.
+                    let ws = self.ws.clone();
+                    let _ = ws.close(Some(CloseReason { code: CloseCode::Restart, description: Some("server stopping".into()) })).await;
+                    return;
+                }
                 _ = tick.tick() => {
                     let now = Instant::now();
                     let lapsed: Vec<i64> = self.replying.iter().filter(|(_, (_, until))| *until <= now).map(|(c, _)| *c).collect();

@@ -170,10 +170,79 @@ impl TestServer {
         api
     }
 
+    /// Stop the server the way SIGTERM does (`RunningServer::stop`): afterwards no background task
+    /// of it runs and its actor threads have ended.
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.stop().await.expect("clean stop");
         }
+    }
+
+    /// What a stop must leave with nothing running: the server's background tasks and its actor threads.
+    pub fn leftovers(&self) -> Leftovers {
+        let running = self.running.as_ref().expect("running");
+        Leftovers { shutdown: running.shutdown().clone(), changes: running.changes.clone() }
+    }
+}
+
+/// A webhook receiver on a loopback port that accepts connections and never answers (a hung
+/// integrator): a delivery to it stays in flight until the sender gives up or stops.
+pub struct SilentHook {
+    pub url: String,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentHook {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = connections.clone();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        Self { url, connections, task }
+    }
+
+    /// Wait until a delivery attempt has connected (panics after `within`).
+    pub async fn wait_connected(&self, within: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while std::sync::atomic::AtomicUsize::load(&self.connections, std::sync::atomic::Ordering::SeqCst) == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no delivery attempt reached the webhook within {within:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for SilentHook {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Handles kept across [`TestServer::stop`] to check that it left nothing running.
+pub struct Leftovers {
+    shutdown: switchboard::shutdown::Shutdown,
+    changes: switchboard::changes::Changes,
+}
+
+impl Leftovers {
+    /// Background tasks still running.
+    pub fn tasks(&self) -> usize {
+        self.shutdown.running()
+    }
+
+    /// Actor arbiter threads still running.
+    pub fn actor_threads(&self) -> usize {
+        self.changes.actor_threads_running()
     }
 }
 

@@ -9,22 +9,43 @@
 //! from the store. The [`sweeper`] ends chats whose stored deadline passed while no actor was
 //! watching (a restart, a dead node) — the store's conditional update makes every end happen
 //! exactly once however many timers and sweepers race for it.
+//!
+//! [`Registry::stop`] ends the arbiter threads and joins them (the last step of a node's stop,
+//! after nothing sends to actors any more): each thread's runtime is dropped with its actors.
 
 pub mod conversation;
 pub mod sweeper;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use actix::{Actor, Addr, MailboxError};
 use actix_rt::ArbiterHandle;
 use dashmap::DashMap;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use self::conversation::{ConversationActor, Live};
 use super::commit::Core;
+use crate::shutdown::StopError;
 
 pub struct Registry {
     actors: Arc<Live>,
     arbiters: Vec<ArbiterHandle>,
+    /// Each arbiter thread: what ends it, and the thread to join ([`Self::stop`]).
+    threads: Mutex<Vec<(oneshot::Sender<()>, JoinHandle<()>)>>,
+    /// Arbiter threads not yet ended (their runtime and actors dropped).
+    alive: Arc<AtomicUsize>,
+}
+
+/// Counts an arbiter thread down when it ends (declared before its system, so dropped after it).
+struct Alive(Arc<AtomicUsize>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Registry {
@@ -32,16 +53,24 @@ impl Registry {
     /// actors every [`conversation::SWEEP`] (one timer per thread rather than one per actor).
     pub fn new(threads: usize) -> anyhow::Result<Self> {
         let mut arbiters = Vec::new();
+        let mut joins = Vec::new();
+        let alive = Arc::new(AtomicUsize::new(0));
         for i in 0..threads.max(1) {
             let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::Builder::new().name(format!("switchboard-actors-{i}")).spawn(move || {
+            let (stop, stopped) = oneshot::channel::<()>();
+            alive.fetch_add(1, Ordering::SeqCst);
+            let guard = Alive(alive.clone());
+            let thread = std::thread::Builder::new().name(format!("switchboard-actors-{i}")).spawn(move || {
+                let _alive = guard;
                 let system = actix_rt::System::new();
                 system.block_on(async move {
                     let _ = tx.send(actix_rt::Arbiter::current());
-                    std::future::pending::<()>().await;
+                    // Until `stop`: then the system, its runtime and every actor on it are dropped.
+                    let _ = stopped.await;
                 });
             })?;
             arbiters.push(rx.recv()?);
+            joins.push((stop, thread));
         }
         let actors: Arc<Live> = Arc::new(DashMap::new());
         let n = arbiters.len();
@@ -62,7 +91,34 @@ impl Registry {
                 }
             });
         }
-        Ok(Self { actors, arbiters })
+        Ok(Self { actors, arbiters, threads: Mutex::new(joins), alive })
+    }
+
+    /// End the arbiter threads (dropping their actors) and join them, waiting until `deadline`.
+    /// Call when nothing sends to actors any more; an actor asked afterwards answers
+    /// `MailboxError::Closed`.
+    pub async fn stop(&self, deadline: Instant) -> Result<(), StopError> {
+        let threads: Vec<_> = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut joins = Vec::with_capacity(threads.len());
+        for (stop, thread) in threads {
+            let _ = stop.send(());
+            joins.push(thread);
+        }
+        let count = joins.len();
+        let joined = tokio::task::spawn_blocking(move || {
+            for thread in joins {
+                let _ = thread.join();
+            }
+        });
+        match tokio::time::timeout_at(deadline, joined).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(StopError::ThreadsOverran { threads: count }),
+        }
+    }
+
+    /// How many arbiter threads are still running (0 after [`Self::stop`]).
+    pub fn threads_running(&self) -> usize {
+        self.alive.load(Ordering::SeqCst)
     }
 
     /// The arbiter of a conversation.

@@ -95,10 +95,14 @@ impl Mailboxes {
         }
     }
 
-    /// Stop every connector (the server is stopping).
-    pub fn stop_all(&self) {
-        for (_, r) in self.lock().drain() {
-            r.task.abort();
+    /// Stop every connector and wait until each has ended (the server is stopping).
+    pub async fn stop_all(&self) {
+        let tasks: Vec<JoinHandle<()>> = self.lock().drain().map(|(_, r)| r.task).collect();
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
         }
     }
 
