@@ -8,6 +8,7 @@ pub mod auth;
 pub mod blobs;
 pub mod bus;
 pub mod channels;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod http;

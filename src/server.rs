@@ -40,6 +40,7 @@ impl RunningServer {
     pub async fn wait(self) -> anyhow::Result<()> {
         let result = self.task.await;
         self.mailboxes.stop_all();
+        self.mailboxes.release_leases().await;
         if let Some((handle, task)) = self.metrics {
             handle.stop(true).await;
             task.await??;

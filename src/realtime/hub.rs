@@ -13,6 +13,9 @@
 //!   check ([`Hub::baseline`]); the hub keeps the lowest such version, so a change committed
 //!   after any of its sockets looked is announced, and a new agent costs no burst of re-checks.
 //!
+//! - Channel changes (issue #14): a [`BusEvent::Channel`] invalidates the store's cached channel rows and is handed
+//!   to this node's mailbox supervisor ([`Hub::channel_changes`]), which acts on it (`channels::email::mailbox`).
+//!
 //! Sockets receive frames over a bounded broadcast channel: a socket that falls behind by more
 //! than its capacity is told it lagged and is dropped with its resume cursor, never slowing the
 //! others down.
@@ -26,7 +29,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::cursor::Cursor;
 use super::markers::{Change, Markers, Who};
 use super::render;
-use crate::bus::{BusEvent, StoredEvent, TypingEvent};
+use crate::bus::{BusEvent, ChannelChange, StoredEvent, TypingEvent};
 use crate::store::{self, Store};
 
 /// Frames buffered per socket before it counts as too slow.
@@ -34,6 +37,8 @@ pub const SOCKET_BUFFER: usize = 4096;
 /// How old an event must be before repair delivers it instead of waiting for the bus.
 pub const REPAIR_AFTER: Duration = Duration::from_secs(1);
 const TICK: Duration = Duration::from_secs(1);
+/// Channel changes buffered for a slow mailbox supervisor (one that lags reconciles from the database anyway).
+const CHANNEL_CHANGES: usize = 256;
 
 /// What the hub hands to every socket of this node.
 #[derive(Debug, Clone)]
@@ -68,6 +73,8 @@ struct State {
 #[derive(Clone)]
 pub struct Hub {
     frames: broadcast::Sender<Arc<Frame>>,
+    /// Channel changes from the bus, for this node's mailbox supervisor.
+    channels: broadcast::Sender<ChannelChange>,
     state: Arc<Mutex<State>>,
 }
 
@@ -86,6 +93,7 @@ impl Hub {
         let (frames, _) = broadcast::channel(SOCKET_BUFFER);
         let hub = Hub {
             frames,
+            channels: broadcast::channel(CHANNEL_CHANGES).0,
             state: Arc::new(Mutex::new(State {
                 cursor: Cursor::at(start),
                 markers: Markers::default(),
@@ -103,6 +111,11 @@ impl Hub {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Frame>> {
         self.frames.subscribe()
+    }
+
+    /// Channel changes announced on the bus from now on (issue #14).
+    pub fn channel_changes(&self) -> broadcast::Receiver<ChannelChange> {
+        self.channels.subscribe()
     }
 
     /// A tracked socket of `agent_id` checked its credential after reading `version`: anything
@@ -167,8 +180,8 @@ impl Hub {
             tokio::select! {
                 event = incoming.recv() => {
                     let Some(event) = event else { return };
-                    if matches!(event, BusEvent::Access { .. }) {
-                        // Some node changed an agent's access: cached principals are reloaded.
+                    if matches!(event, BusEvent::Access { .. } | BusEvent::Channel(_)) {
+                        // Some node changed an agent's access or a channel: cached principals and channels are reloaded.
                         store.changed();
                     }
                     self.handle(event);
@@ -196,6 +209,10 @@ impl Hub {
             }
             BusEvent::Typing(t) => self.send(Frame::Typing(t)),
             BusEvent::Access { agent_id } => self.send(Frame::Access { agent_id }),
+            BusEvent::Channel(change) => {
+                // No supervisor subscribed (yet) is fine: it reconciles from the database when it starts.
+                let _ = self.channels.send(change);
+            }
         }
     }
 

@@ -24,6 +24,7 @@ pub mod counters;
 pub mod customers;
 pub mod email;
 pub mod events;
+pub mod leases;
 pub mod locks;
 pub mod messages;
 pub mod models;
