@@ -12,7 +12,8 @@
 //! - leaves one another node holds alone until it expires ([`Timing::ttl`] after its holder last renewed it),
 //! - lets go of one it holds that is no longer wanted.
 //!
-//! When the database cannot be reached, a node keeps the leases it holds only until their expiry, so it stops
+//! There is no balancing: the first node to find a lease free takes it, so after a cluster start the first node up
+//! may run every job. When the database cannot be reached, a node keeps the leases it holds only until their expiry, so it stops
 //! before another node may take over. [`Leases::release_all`] hands everything back on a clean stop, so the other
 //! nodes take over at their next call; after a crash (SIGKILL) they take over within [`Timing::ttl`] plus one call.
 //!

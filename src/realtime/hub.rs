@@ -29,7 +29,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::cursor::Cursor;
 use super::markers::{Change, Markers, Who};
 use super::render;
-use crate::bus::{BusEvent, ChannelChange, StoredEvent, TypingEvent};
+use crate::bus::{BusEvent, ChannelChange, ChannelChangeKind, StoredEvent, TypingEvent};
 use crate::store::{self, Store};
 
 /// Frames buffered per socket before it counts as too slow.
@@ -180,7 +180,7 @@ impl Hub {
             tokio::select! {
                 event = incoming.recv() => {
                     let Some(event) = event else { return };
-                    if matches!(event, BusEvent::Access { .. } | BusEvent::Channel(_)) {
+                    if matches!(event, BusEvent::Access { .. } | BusEvent::Channel(ChannelChange { what: ChannelChangeKind::Changed, .. })) {
                         // Some node changed an agent's access or a channel: cached principals and channels are reloaded.
                         store.changed();
                     }
