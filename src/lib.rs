@@ -8,6 +8,7 @@ pub mod blobs;
 pub mod bus;
 pub mod changes;
 pub mod channels;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -101,6 +101,7 @@ impl RunningServer {
             None => Ok(()),
         };
         self.mailboxes.stop_all().await;
+        self.mailboxes.release_leases().await;
         let tasks = self.shutdown.stop(deadline).await;
         let threads = self.changes.stop(deadline).await;
         tracing::debug!(took = ?start.elapsed(), "stopped");
@@ -230,7 +231,7 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
     };
     let blobs = Blobs::new(&settings.data_dir);
     let outbound = crate::outbound::Policy::new(settings.allowed_internal.clone());
-    let mailboxes = Mailboxes::new(changes.clone(), blobs.clone(), outbound.clone());
+    let mailboxes = Mailboxes::new(realtime.clone(), changes.clone(), blobs.clone(), outbound.clone());
     let node = Node { settings, store, realtime, changes, mailboxes, shutdown, blobs, outbound };
     match serve(&node, options).await {
         Ok(running) => Ok(running),

@@ -1090,3 +1090,65 @@ async fn a_customer_mail_to_a_closed_ticket_starts_a_new_one() {
     let texts: Vec<Value> = messages(&admin, follow_up).await.iter().map(|m| m["content"].clone()).collect();
     assert_eq!(texts, [json!("e@customer.test")]);
 }
+
+// covers issue #14 (each mailbox polled by one node): the lease a node needs to poll a mailbox, on this run's database
+// (SQLite, or PostgreSQL with SWITCHBOARD_TEST_DATABASE) — held by one node at a time, renewed, released, taken over
+// only once expired, and taken at once by a node that is alone.
+#[tokio::test]
+async fn a_mailbox_lease_is_held_by_one_node_at_a_time() {
+    use std::collections::HashSet;
+    use std::time::Instant;
+    use switchboard::cluster::lease::{Job, Leases, Timing};
+
+    let server = TestServer::start().await;
+    let store = server.store().clone();
+    // Generous margins: a call may wait for the SQLite writer while other tests import mail.
+    let timing = Timing { ttl: Duration::from_secs(3), renew_every: Duration::from_millis(500) };
+    let a = Leases::new(store.clone(), "node-a".into(), timing);
+    let b = Leases::new(store.clone(), "node-b".into(), timing);
+    let job = Job::Mailbox(1_000_001);
+    let only = HashSet::from([job]);
+
+    assert_eq!(a.hold(&[job]).await, only, "a free lease is taken");
+    assert!(b.hold(&[job]).await.is_empty(), "held by a: b waits");
+    assert_eq!(a.hold(&[job]).await, only, "a keeps it");
+    assert_eq!(polled_by(&store, job).await.as_deref(), Some("node-a"));
+
+    // Released when no longer wanted: b takes it at its next call.
+    assert!(a.hold(&[]).await.is_empty());
+    assert_eq!(polled_by(&store, job).await, None);
+    assert_eq!(b.hold(&[job]).await, only);
+    assert!(a.hold(&[job]).await.is_empty(), "now held by b: a waits");
+
+    // Renewed while b keeps calling, past its time-to-live: a never gets it.
+    let until = Instant::now() + timing.ttl + Duration::from_secs(1);
+    while Instant::now() < until {
+        assert_eq!(b.hold(&[job]).await, only, "b renews its lease");
+        assert!(a.hold(&[job]).await.is_empty(), "a never gets a lease b renews");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // b stops calling (it died): a takes over once the lease expired, not before.
+    let died = Instant::now();
+    let taken = loop {
+        if a.hold(&[job]).await == only {
+            break died.elapsed();
+        }
+        assert!(died.elapsed() < timing.ttl * 3, "a did not take over the expired lease");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(taken >= timing.ttl - timing.renew_every, "taken over after {taken:?}, before b's lease could expire");
+    assert_eq!(polled_by(&store, job).await.as_deref(), Some("node-a"));
+
+    // A node that is alone takes any lease at once; a clean stop hands everything back.
+    let solo = Leases::solo(store.clone(), "node-solo".into(), timing);
+    assert_eq!(solo.hold(&[job]).await, only);
+    solo.release_all().await;
+    assert_eq!(polled_by(&store, job).await, None);
+}
+
+/// Who holds `job`'s lease, if anyone.
+async fn polled_by(store: &switchboard::store::Store, job: switchboard::cluster::lease::Job) -> Option<String> {
+    let leases = switchboard::store::leases::of(store, &[job.lease_name()]).await.unwrap();
+    leases.into_iter().next().map(|l| l.holder)
+}

@@ -4,6 +4,9 @@
 //! their TTL; a socket resumes on the other node without gap or duplicate; a chat ends by
 //! inactivity exactly once across the nodes, not while someone wrote just in time, and on time
 //! when a node dies or the whole cluster restarts inside the window. DESIGN invariants 1, 2, 3, 6.
+//! Issue #14: a mailbox changed through one node is acted on by the node polling it within 2 s, and each mailbox is
+//! polled by one node at a time, taken over by the other within 30 s of a SIGKILL (a tiny POP3 server in the test
+//! records the logins).
 //!
 //! Needs `SWITCHBOARD_TEST_DATABASE=postgres://…` (an admin URL) and `SWITCHBOARD_TEST_REDIS=redis://…`;
 //! without them each test says it is skipped, unless `SWITCHBOARD_REQUIRE_TOOLS=1` (then it fails).
@@ -808,4 +811,231 @@ async fn a_stopped_node_leaves_its_redis_bus_tasks_stopped() {
     assert_eq!(left.tasks(), 0, "no background task outlives the stop");
     assert_eq!(left.actor_threads(), 0);
     assert_eq!(ws.closed_within(WAIT).await, Some(1012));
+}
+
+/// A POP3 server on loopback with an empty maildrop, for the mailbox tests of issue #14: it records every login (the
+/// user name says which settings the connector used) and how many sessions were open at once.
+struct FakePop3 {
+    port: u16,
+    log: Arc<Mutex<Pop3Log>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Pop3Log {
+    /// User and time of each accepted `PASS`.
+    logins: Vec<(String, Instant)>,
+    open: usize,
+    most_open: usize,
+}
+
+impl FakePop3 {
+    async fn start() -> FakePop3 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let log = Arc::new(Mutex::new(Pop3Log::default()));
+        let shared = log.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                tokio::spawn(Self::session(conn, shared.clone()));
+            }
+        });
+        FakePop3 { port, log, task }
+    }
+
+    async fn session(conn: tokio::net::TcpStream, log: Arc<Mutex<Pop3Log>>) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        {
+            let mut l = log.lock().unwrap();
+            l.open += 1;
+            l.most_open = l.most_open.max(l.open);
+        }
+        let (read, mut write) = conn.into_split();
+        let mut lines = tokio::io::BufReader::new(read).lines();
+        let mut user = String::new();
+        let _ = write.write_all(b"+OK fake POP3 ready\r\n").await;
+        while let Ok(Some(line)) = lines.next_line().await {
+            let (command, arg) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+            let answer: &[u8] = match command.to_ascii_uppercase().as_str() {
+                "USER" => {
+                    user = arg.to_owned();
+                    b"+OK\r\n"
+                }
+                "PASS" => {
+                    log.lock().unwrap().logins.push((user.clone(), Instant::now()));
+                    b"+OK logged in\r\n"
+                }
+                "CAPA" => b"+OK\r\nUSER\r\nUIDL\r\n.\r\n",
+                "UIDL" | "LIST" => b"+OK 0 messages\r\n.\r\n",
+                "STAT" => b"+OK 0 0\r\n",
+                "QUIT" => {
+                    let _ = write.write_all(b"+OK bye\r\n").await;
+                    break;
+                }
+                _ => b"-ERR unknown command\r\n",
+            };
+            if write.write_all(answer).await.is_err() {
+                break;
+            }
+        }
+        log.lock().unwrap().open -= 1;
+    }
+
+    /// Logins as `user` since `since`.
+    fn logins(&self, user: &str, since: Instant) -> usize {
+        self.log.lock().unwrap().logins.iter().filter(|(u, at)| u == user && *at >= since).count()
+    }
+
+    fn most_open(&self) -> usize {
+        self.log.lock().unwrap().most_open
+    }
+
+    /// Wait until `user` logs in after `since`; how long after `since` it did, or `None` within `timeout`.
+    async fn wait_login(&self, user: &str, since: Instant, timeout: Duration) -> Option<Duration> {
+        let deadline = since + timeout;
+        loop {
+            let first = self.log.lock().unwrap().logins.iter().find(|(u, at)| u == user && *at >= since).map(|l| l.1);
+            if let Some(at) = first {
+                return Some(at - since);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for FakePop3 {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A POP3 mailbox on `pop3`, polled every 5 s (the shortest interval), logging in as `user`; its id.
+async fn pop3_mailbox(api: &Api, pop3: &FakePop3, name: &str, user: &str) -> i64 {
+    let body = json!({
+        "name": name, "protocol": "pop3", "host": "127.0.0.1", "port": pop3.port, "tls": "none",
+        "username": user, "password": "pw", "folder": "INBOX", "poll_interval_s": 5,
+        "smtp": {"host": "127.0.0.1", "port": common::mail::closed_port(), "tls": "none",
+                 "from_address": format!("{user}@example.test")}
+    });
+    api.ok_post("/api/v1/email-channels", body, 201).await["id"].as_i64().unwrap()
+}
+
+impl Cluster {
+    /// Which nodes say a connector of mailbox `id` runs on them.
+    async fn polling(&self, id: i64) -> Vec<usize> {
+        let mut on = Vec::new();
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].is_some() {
+                let m = self.admin(i).ok_get(&format!("/api/v1/email-channels/{id}")).await;
+                if m["health"]["running"] == true {
+                    on.push(i);
+                }
+            }
+        }
+        on
+    }
+
+    /// Wait (up to `timeout`) until exactly one node polls mailbox `id`; that node.
+    async fn poller(&self, id: i64, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let on = self.polling(id).await;
+            if let [one] = on[..] {
+                return one;
+            }
+            assert!(Instant::now() < deadline, "mailbox {id}: polled by nodes {on:?}, not by exactly one");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Issue #14, item 4: a mailbox edited through the node that does not poll it is polled with its new settings by
+/// the node that does within 2 s; one disabled there stops being polled within 2 s.
+#[tokio::test]
+async fn a_mailbox_changed_on_one_node_is_acted_on_by_the_node_polling_it_within_2s() {
+    let Some(redis) = tools("a_mailbox_changed_on_one_node_is_acted_on_by_the_node_polling_it_within_2s") else {
+        return;
+    };
+    const WITHIN: Duration = Duration::from_secs(2);
+    let c = Cluster::start(redis, None).await;
+    let pop3 = FakePop3::start().await;
+    let start = Instant::now();
+    let edited = pop3_mailbox(&c.admin(0), &pop3, "Edited", "edited-old").await;
+    let disabled = pop3_mailbox(&c.admin(0), &pop3, "Disabled", "disabled").await;
+    assert!(pop3.wait_login("edited-old", start, WAIT).await.is_some(), "the first mailbox is polled");
+    assert!(pop3.wait_login("disabled", start, WAIT).await.is_some(), "the second mailbox is polled");
+
+    // Edited through the other node: the poller logs in with the new user name at once.
+    let holder = c.poller(edited, WAIT).await;
+    let t = Instant::now();
+    let (s, b) =
+        c.admin(1 - holder).patch(&format!("/api/v1/email-channels/{edited}"), json!({"username": "edited-new"})).await;
+    assert_eq!(s.as_u16(), 200, "{b}");
+    let after = pop3.wait_login("edited-new", t, WITHIN).await;
+    assert!(after.is_some(), "node {holder} did not log in with the edited settings within {WITHIN:?}");
+    assert_eq!(c.poller(edited, WAIT).await, holder, "still polled by one node");
+
+    // Disabled through the other node: the poller stops within 2 s, and nobody logs in as it again.
+    let holder = c.poller(disabled, WAIT).await;
+    let t = Instant::now();
+    let (s, b) =
+        c.admin(1 - holder).patch(&format!("/api/v1/email-channels/{disabled}"), json!({"enabled": false})).await;
+    assert_eq!(s.as_u16(), 200, "{b}");
+    loop {
+        if c.polling(disabled).await.is_empty() {
+            break;
+        }
+        assert!(t.elapsed() < WITHIN, "node {holder} still polls the disabled mailbox after {:?}", t.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Longer than the poll interval: a connector still running anywhere would log in again.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(pop3.logins("disabled", t + WITHIN), 0, "the disabled mailbox was polled again");
+    assert_eq!(pop3.logins("edited-old", t + WITHIN), 0, "the edited mailbox was polled with its old settings");
+    let view = c.admin(holder).ok_get(&format!("/api/v1/email-channels/{disabled}")).await;
+    assert_eq!(view["health"]["polled_by"], Value::Null, "{view}");
+}
+
+/// Issue #14, item 4: a mailbox is polled by one node at a time — one node runs its connector, the server sees the
+/// logins of one poller, never two sessions at once — and after a SIGKILL of that node the other takes it over
+/// within 30 s.
+#[tokio::test]
+async fn a_mailbox_is_polled_by_one_node_at_a_time_and_taken_over_when_its_node_is_killed() {
+    let Some(redis) = tools("a_mailbox_is_polled_by_one_node_at_a_time_and_taken_over_when_its_node_is_killed") else {
+        return;
+    };
+    const TAKEOVER: Duration = Duration::from_secs(30);
+    // With a 5 s poll interval one poller logs in at most 3 times in 11 s; two would log in at least 4 times.
+    const WINDOW: Duration = Duration::from_secs(11);
+    let mut c = Cluster::start(redis, None).await;
+    let pop3 = FakePop3::start().await;
+    let id = pop3_mailbox(&c.admin(1), &pop3, "Shared", "shared").await;
+    let holder = c.poller(id, WAIT).await;
+    let polled_by =
+        c.admin(holder).ok_get(&format!("/api/v1/email-channels/{id}")).await["health"]["polled_by"].clone();
+    assert!(polled_by.is_string(), "{polled_by}");
+
+    let from = Instant::now();
+    while from.elapsed() < WINDOW {
+        assert_eq!(c.polling(id).await, vec![holder], "only node {holder} polls, all along");
+        let other = c.admin(1 - holder).ok_get(&format!("/api/v1/email-channels/{id}")).await;
+        assert_eq!(other["health"]["polled_by"], polled_by, "both nodes name the same poller");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let logins = pop3.logins("shared", from);
+    assert!((1..=3).contains(&logins), "{logins} logins in {WINDOW:?}: more than one node polls");
+    assert_eq!(pop3.most_open(), 1, "two sessions were open at once");
+
+    c.kill(holder);
+    let killed = Instant::now();
+    let survivor = 1 - holder;
+    let after = pop3.wait_login("shared", killed, TAKEOVER).await;
+    assert!(after.is_some(), "nobody polled the mailbox within {TAKEOVER:?} of the SIGKILL");
+    assert_eq!(c.polling(id).await, vec![survivor], "node {survivor} took it over");
+    let now_by = c.admin(survivor).ok_get(&format!("/api/v1/email-channels/{id}")).await["health"]["polled_by"].clone();
+    assert!(now_by.is_string() && now_by != polled_by, "the lease changed hands: {polled_by} → {now_by}");
+    eprintln!("taken over {:?} after the SIGKILL", after.unwrap());
 }

@@ -27,6 +27,25 @@ pub enum BusEvent {
     /// Who an agent is changed (role, active flag, password, channel access, a session or API
     /// token ended): their sockets re-check their credentials (`realtime::identity`).
     Access { agent_id: i64 },
+    /// A channel's configuration was committed (created, edited, enabled, disabled, deleted), or an admin asked for
+    /// a mailbox check now (issue #14): every node drops its cached channel rows and its mailbox supervisor
+    /// reconciles from the database (`channels::email::mailbox`), which it also does every second on its own.
+    Channel(ChannelChange),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelChange {
+    pub channel_id: i64,
+    pub what: ChannelChangeKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelChangeKind {
+    /// Its row changed (or is gone): reload it.
+    Changed,
+    /// "Check now" (EM-4): the node polling the mailbox checks it at once.
+    CheckNow,
 }
 
 /// A change from the event log, with its JSON already rendered once by the node that made it.
@@ -101,5 +120,9 @@ mod tests {
         assert!(text.contains(r#""kind":{"k":"viewing","conversation_id":9,"channel_id":2}"#), "{text}");
         assert_eq!(serde_json::from_str::<BusEvent>(&text).unwrap(), e);
         assert_eq!(serde_json::to_string(&BusEvent::Access { agent_id: 4 }).unwrap(), r#"{"t":"access","agent_id":4}"#);
+        let c = BusEvent::Channel(ChannelChange { channel_id: 5, what: ChannelChangeKind::CheckNow });
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(text, r#"{"t":"channel","channel_id":5,"what":"check_now"}"#);
+        assert_eq!(serde_json::from_str::<BusEvent>(&text).unwrap(), c);
     }
 }

@@ -174,4 +174,13 @@ impl Changes {
     pub fn access_changed(&self, agent_id: i64) {
         self.core.bus.publish(BusEvent::Access { agent_id });
     }
+
+    /// A channel's row was committed (created, edited, enabled, disabled, deleted): every node drops
+    /// its cached channel rows and its mailbox supervisor reconciles. Call after the commit; each
+    /// supervisor's periodic reconcile repairs a dropped announcement, and the channel cache's
+    /// time-to-live bounds a stale row.
+    pub fn channel_changed(&self, channel_id: i64) {
+        use crate::bus::{ChannelChange, ChannelChangeKind};
+        self.core.bus.publish(BusEvent::Channel(ChannelChange { channel_id, what: ChannelChangeKind::Changed }));
+    }
 }

@@ -15,6 +15,8 @@
 //!
 //! The loop (bus events, repair, marker expiry, identity poll) runs until the node stops
 //! ([`Shutdown`]).
+//! - Channel changes (issue #14): a [`BusEvent::Channel`] invalidates the store's cached channel rows and is handed
+//!   to this node's mailbox supervisor ([`Hub::channel_changes`]), which acts on it (`channels::email::mailbox`).
 //!
 //! Sockets receive frames over a bounded broadcast channel: a socket that falls behind by more
 //! than its capacity is told it lagged and is dropped with its resume cursor, never slowing the
@@ -28,7 +30,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::cursor::Cursor;
 use super::markers::{Change, Markers, Who};
-use crate::bus::{BusEvent, StoredEvent, TypingEvent};
+use crate::bus::{BusEvent, ChannelChange, ChannelChangeKind, StoredEvent, TypingEvent};
 use crate::shutdown::Shutdown;
 use crate::store::{self, Store};
 use crate::view::event as render;
@@ -38,6 +40,8 @@ pub const SOCKET_BUFFER: usize = 4096;
 /// How old an event must be before repair delivers it instead of waiting for the bus.
 pub const REPAIR_AFTER: Duration = Duration::from_secs(1);
 const TICK: Duration = Duration::from_secs(1);
+/// Channel changes buffered for a slow mailbox supervisor (one that lags reconciles from the database anyway).
+const CHANNEL_CHANGES: usize = 256;
 
 /// What the hub hands to every socket of this node.
 #[derive(Debug, Clone)]
@@ -72,6 +76,8 @@ struct State {
 #[derive(Clone)]
 pub struct Hub {
     frames: broadcast::Sender<Arc<Frame>>,
+    /// Channel changes from the bus, for this node's mailbox supervisor.
+    channels: broadcast::Sender<ChannelChange>,
     state: Arc<Mutex<State>>,
 }
 
@@ -91,6 +97,7 @@ impl Hub {
         let (frames, _) = broadcast::channel(SOCKET_BUFFER);
         let hub = Hub {
             frames,
+            channels: broadcast::channel(CHANNEL_CHANGES).0,
             state: Arc::new(Mutex::new(State {
                 cursor: Cursor::at(start),
                 markers: Markers::default(),
@@ -108,6 +115,11 @@ impl Hub {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Frame>> {
         self.frames.subscribe()
+    }
+
+    /// Channel changes announced on the bus from now on (issue #14).
+    pub fn channel_changes(&self) -> broadcast::Receiver<ChannelChange> {
+        self.channels.subscribe()
     }
 
     /// A tracked socket of `agent_id` checked its credential after reading `version`: anything
@@ -172,8 +184,8 @@ impl Hub {
             tokio::select! {
                 event = incoming.recv() => {
                     let Some(event) = event else { return };
-                    if matches!(event, BusEvent::Access { .. }) {
-                        // Some node changed an agent's access: cached principals are reloaded.
+                    if matches!(event, BusEvent::Access { .. } | BusEvent::Channel(ChannelChange { what: ChannelChangeKind::Changed, .. })) {
+                        // Some node changed an agent's access or a channel: cached principals and channels are reloaded.
                         store.changed();
                     }
                     self.handle(event);
@@ -201,6 +213,10 @@ impl Hub {
             }
             BusEvent::Typing(t) => self.send(Frame::Typing(t)),
             BusEvent::Access { agent_id } => self.send(Frame::Access { agent_id }),
+            BusEvent::Channel(change) => {
+                // No supervisor subscribed (yet) is fine: it reconciles from the database when it starts.
+                let _ = self.channels.send(change);
+            }
         }
     }
 

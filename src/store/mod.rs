@@ -25,6 +25,7 @@ pub mod customers;
 pub mod email;
 pub mod events;
 pub mod feed;
+pub mod leases;
 pub mod locks;
 pub mod messages;
 pub mod models;

@@ -232,6 +232,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    leases (name) {
+        name -> Text,
+        holder -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> agents (agent_id));
 diesel::joinable!(api_tokens -> agents (agent_id));
 diesel::joinable!(team_members -> teams (team_id));

@@ -207,8 +207,10 @@ pub async fn update(
     };
     let c = store::channels::update(&state.store, *id, patch, actor(&p)).await?;
     if kind == ChannelKind::Email {
-        // Enabled or disabled here: start or stop its connector as the mailbox API would.
-        state.mailboxes.reload(&c);
+        // Enabled or disabled here: every node starts or stops its connector as the mailbox API would.
+        state.mailboxes.changed(c.id).await;
+    } else {
+        state.changes.channel_changed(c.id);
     }
     Ok(web::Json(ChannelView::new(c, true)))
 }
@@ -217,8 +219,8 @@ pub async fn update(
 #[utoipa::path(delete, operation_id = "channels_delete", path = "/api/v1/channels/{id}", tag = "channels", params(("id" = i64, Path)), responses((status = 204)))]
 pub async fn delete(state: State, Admin(p): Admin, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     store::channels::delete(&state.store, *id, actor(&p)).await?;
-    // A mailbox's connector stops with it (a no-op for other kinds).
-    state.mailboxes.stop(*id);
+    // Every node forgets it; a mailbox's connector stops with it.
+    state.mailboxes.changed(*id).await;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -107,7 +107,10 @@ pub struct SmtpView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MailboxHealth {
+    /// A connector for it runs on the node that answered this request.
     pub running: bool,
+    /// The node that polls it (its id, as in its logs) while that node's lease lasts; null when none does (issue #14).
+    pub polled_by: Option<String>,
     pub consecutive_failures: i64,
     pub last_error: Option<String>,
     pub last_checked_at: Option<DateTime<Utc>>,
@@ -190,6 +193,7 @@ async fn view(state: &State, c: ChannelInstance) -> ApiResult<EmailChannelView> 
         },
         health: MailboxHealth {
             running: state.mailboxes.is_running(c.id),
+            polled_by: state.mailboxes.polled_by(c.id).await?,
             consecutive_failures: h.consecutive_failures,
             last_error: h.last_error,
             last_checked_at: h.last_checked_at.map(|t| t.and_utc()),
@@ -273,7 +277,7 @@ pub async fn create(
         actor(&p),
     )
     .await?;
-    state.mailboxes.reload(&channel);
+    state.mailboxes.changed(channel.id).await;
     Ok(HttpResponse::Created().json(view(&state, channel).await?))
 }
 
@@ -350,7 +354,7 @@ pub async fn update(
     if b.enabled == Some(true) {
         store::email::reset_failures(&state.store, c.id).await?;
     }
-    state.mailboxes.reload(&c);
+    state.mailboxes.changed(c.id).await;
     Ok(web::Json(view(&state, c).await?))
 }
 
@@ -359,8 +363,8 @@ pub async fn update(
     params(("id" = i64, Path)), responses((status = 204)))]
 pub async fn delete(state: State, Admin(p): Admin, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     mailbox(&state, *id, &ChannelScope::All).await?;
-    state.mailboxes.stop(*id);
     store::channels::delete(&state.store, *id, actor(&p)).await?;
+    state.mailboxes.changed(*id).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -376,9 +380,8 @@ pub async fn check(state: State, Admin(_p): Admin, id: web::Path<i64>) -> ApiRes
             c.disabled_reason.map(|r| format!(": {r}")).unwrap_or_default()
         )));
     }
-    if !state.mailboxes.check_now(c.id) {
-        state.mailboxes.reload(&c);
-    }
+    // Here, or on the node that polls it (a mailbox just enabled is checked as soon as its connector starts).
+    state.mailboxes.check_now(c.id);
     Ok(HttpResponse::Accepted().json(json!({"checking": true})))
 }
 
