@@ -7,7 +7,8 @@ import { api, ApiError, errorText, qs } from '../api';
 import { ago, bytes, full, KIND_LABEL } from '../format';
 import { app, loadReference, toast } from '../state';
 import { useStore } from '../store';
-import type { Agent, Channel, ChannelKind, Delivery, EmailChannel, MailLogEntry, MailProtocol, Role, Status, Team, TlsMode, Token } from '../types';
+import { OFFERED_KINDS } from '../types';
+import type { Agent, Channel, ChannelKind, Delivery, EmailChannel, MailLogEntry, MailProtocol, OfferedKind, Role, Status, Team, TlsMode, Token } from '../types';
 import { Link, Modal } from '../components/common';
 
 const TABS = [
@@ -480,31 +481,21 @@ function Statuses() {
 // Channels
 
 /** Kinds configured with free-form settings; mailboxes have their own form and API (MailboxForm). */
-type GenericKind = Exclude<ChannelKind, 'email'>;
+type GenericKind = Exclude<OfferedKind, 'email'>;
 
 /** Suggested settings per kind (the admin may add others). Secret ones are never sent back. */
 const KIND_FIELDS: Record<GenericKind, { key: string; label: string; type?: string; secret?: boolean }[]> = {
   custom: [{ key: 'webhook_url', label: 'Webhook URL (agent replies are POSTed here)', type: 'url' }],
-  mattermost: [
-    { key: 'server_url', label: 'Mattermost server URL', type: 'url' },
-    { key: 'bot_token', label: 'Bot token', secret: true },
-  ],
-  zalo: [
-    { key: 'app_id', label: 'Application ID' },
-    { key: 'app_secret', label: 'Application secret', secret: true },
-    { key: 'access_token', label: 'OA access token', secret: true },
-    { key: 'refresh_token', label: 'OA refresh token', secret: true },
-  ],
 };
 const MASK = '********';
 
 /** The kind picker of a new channel's dialog: email switches to the mailbox form. */
-function KindField({ kind, onChange, disabled }: { kind: ChannelKind; onChange?: (k: ChannelKind) => void; disabled?: boolean }) {
+function KindField({ kind, onChange, disabled }: { kind: ChannelKind; onChange?: (k: OfferedKind) => void; disabled?: boolean }) {
   return (
     <label class="field">
       <span>Kind</span>
-      <select value={kind} onChange={(e) => onChange?.(e.currentTarget.value as ChannelKind)} disabled={disabled}>
-        {(['custom', 'email', 'mattermost', 'zalo'] as ChannelKind[]).map((k) => (
+      <select value={kind} onChange={(e) => onChange?.(e.currentTarget.value as OfferedKind)} disabled={disabled}>
+        {OFFERED_KINDS.map((k) => (
           <option key={k} value={k}>
             {KIND_LABEL[k]}
           </option>
@@ -516,7 +507,7 @@ function KindField({ kind, onChange, disabled }: { kind: ChannelKind; onChange?:
 
 /** Adding a channel: the generic form, or the mailbox form when the kind is email. */
 function NewChannel({ onClose, onSaved }: { onClose: () => void; onSaved: () => void }) {
-  const [kind, setKind] = useState<ChannelKind>('custom');
+  const [kind, setKind] = useState<OfferedKind>('custom');
   const kindField = <KindField kind={kind} onChange={setKind} />;
   return kind === 'email' ? (
     <MailboxForm mailbox={null} kindField={kindField} onClose={onClose} onSaved={onSaved} />
@@ -1410,7 +1401,7 @@ function Channels() {
       toast(errorText(e), 'error');
     }
   };
-  const kinds: GenericKind[] = ['mattermost', 'zalo', 'custom'];
+  const kinds: GenericKind[] = OFFERED_KINDS.filter((k): k is GenericKind => k !== 'email');
   const reload = () => {
     loadReference().catch((e) => toast(errorText(e), 'error'));
   };
