@@ -8,6 +8,8 @@
 #![allow(dead_code)]
 
 pub mod cases;
+pub mod child;
+pub mod dovecot;
 pub mod mail;
 pub mod ws;
 

@@ -3,7 +3,7 @@
 //! server, `migrate` is idempotent, SIGTERM stops the server gracefully, bad configuration is a
 //! clear error.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
