@@ -202,9 +202,10 @@ pub(crate) fn ensure_enabled(channel: &ChannelInstance) -> StoreResult<()> {
     if channel.enabled { Ok(()) } else { Err(StoreError::Rule(format!("channel {} is disabled", channel.id))) }
 }
 
-/// The properties a channel gives its new conversations (CC-12), read from its settings'
-/// `routing` object: `team_id`, `priority`, `status`, `tags`. Unknown or malformed values are
-/// ignored here; the channel endpoints validate them on the way in.
+/// The properties a channel gives its new conversations (CC-12), the `routing` part of its
+/// settings as the one reader reads them (`channels::settings`): `team_id`, `priority`, `status`,
+/// `tags`. Unknown priorities and tags that are not tags are ignored here; the channel endpoints
+/// validate them on the way in.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Defaults {
     pub team_id: Option<i64>,
@@ -215,20 +216,14 @@ pub struct Defaults {
 
 impl Defaults {
     pub fn of(channel: &ChannelInstance) -> Self {
-        let settings: serde_json::Value = serde_json::from_str(&channel.settings).unwrap_or_default();
-        let routing = &settings["routing"];
+        let routing = crate::channels::settings::read(channel).routing();
         Self {
-            team_id: routing["team_id"].as_i64(),
-            priority: routing["priority"]
-                .as_str()
-                .filter(|p| p.parse::<crate::domain::Priority>().is_ok())
-                .map(str::to_owned),
-            status: routing["status"].as_str().map(str::to_owned),
+            team_id: routing.team_id,
+            priority: routing.priority.filter(|p| p.parse::<crate::domain::Priority>().is_ok()),
+            status: routing.status,
             tags: {
-                let mut tags: Vec<String> = routing["tags"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|t| t.as_str().and_then(crate::domain::text::normalize_tag)).collect())
-                    .unwrap_or_default();
+                let mut tags: Vec<String> =
+                    routing.tags.iter().filter_map(|t| crate::domain::text::normalize_tag(t)).collect();
                 tags.sort();
                 tags.dedup();
                 tags
