@@ -9,8 +9,8 @@
 //! ```
 //!
 //! Needs Debian's Dovecot (`/usr/sbin/dovecot`, package `dovecot-imapd`; `scripts/test.sh` installs it) and, for
-//! the comparison, Python 3 with `venv`: django-helpdesk (PyPI, pinned in `bench/django_helpdesk/requirements.txt`)
-//! is installed on first use by `bench/django_helpdesk/setup.sh` into `DJANGO_HELPDESK_VENV`
+//! the comparison, Python 3 with `venv`: django-helpdesk (PyPI, pinned in `benches/reference/django_helpdesk/requirements.txt`)
+//! is installed on first use by `benches/reference/django_helpdesk/setup.sh` into `DJANGO_HELPDESK_VENV`
 //! (default `/var/tmp/switchboard-tools/django-helpdesk-venv`).
 //!
 //! 1. The mailbox: `EMAIL_MAILS` (2,000) mails made from the corpus `tests/resources/email/` (62 real-world-shaped
@@ -19,7 +19,7 @@
 //!    header-less case gets a unique last body line instead. How our rules (parse, EM-12 junk rules) classify each
 //!    mail is computed in-process and printed: junk and unparseable mail is logged, not ticketed — both count as
 //!    imported.
-//! 2. Switchboard: a private Dovecot (`benches/common/dovecot.rs`, plain IMAP on a loopback port) holding the
+//! 2. Switchboard: a private Dovecot (the test kit's `tests/common/dovecot.rs`, plain IMAP on a loopback port) holding the
 //!    mailbox; the release server with SQLite in a temporary folder, an admin and an API token from the CLI; then
 //!    `POST /api/v1/email-channels` (IMAP, `"tls": "none"`, `poll_interval_s` 5, SMTP at a closed loopback port:
 //!    nothing is sent), and the wall time from that request until every mail is stored or logged
@@ -31,9 +31,9 @@
 //! 4. Parse + sanitise: `switchboard::channels::email::parse::parse` in-process (this release build) on a generated
 //!    mail whose HTML has 2,000 links, and on the corpus case `html/two_thousand_links.eml`; `EMAIL_PARSE_RUNS` (50)
 //!    runs each after 3 warm-up runs. Measured first, before any server starts.
-//! 5. django-helpdesk: a fresh Dovecot with the same mails, the minimal Django project of `bench/django_helpdesk/`
+//! 5. django-helpdesk: a fresh Dovecot with the same mails, the minimal Django project of `benches/reference/django_helpdesk/`
 //!    (SQLite in WAL mode, like ours), one Queue reading it over IMAP, and `python manage.py get_email` timed by
-//!    `bench/django_helpdesk/run_import.py` until it returns. Its importer gives up on a whole queue at the first mail
+//!    `benches/reference/django_helpdesk/run_import.py` until it returns. Its importer gives up on a whole queue at the first mail
 //!    it cannot decode (the mail stays first in the mailbox, so running it again stops at the same place): the run
 //!    on all mails is reported as it went, then, when it stopped early, the same mailbox without the copies of the
 //!    case it stopped at is imported again (at most `EMAIL_DJANGO_ROUNDS`, 3, runs in all), and the rate comparison
@@ -43,7 +43,10 @@
 //! printed at the start (`BENCH_SERVER_LOG=info` for more).
 
 mod common;
-#[path = "common/dovecot.rs"]
+// The test kit's Dovecot fixture, the one the email tests use (#14 item 10).
+#[path = "../tests/common/child.rs"]
+mod child;
+#[path = "../tests/common/dovecot.rs"]
 mod dovecot;
 
 use std::collections::BTreeMap;
@@ -56,12 +59,12 @@ use common::http::{HttpConn, json_headers};
 use common::proc::{self, Node, NodeConfig};
 use common::ws::{Proto, Reply, WsConn};
 use common::{env_string, env_usize, thousands};
-use dovecot::Dovecot;
+use dovecot::{Dovecot, Listeners};
 use serde_json::{Value, json};
 use switchboard::channels::email::junk::{Us, Verdict, classify};
 use switchboard::channels::email::parse::parse;
 
-/// Who "us" is for the mailbox: the corpus's mailboxes and Message-ID domain (tests/email_corpus.rs), and the
+/// Who "us" is for the mailbox: the corpus's mailboxes and Message-ID domain (tests/email/corpus.rs), and the
 /// mailbox's login, as `EmailSettings::our_addresses` lists them for the settings the benchmark creates.
 const ADDRESS: &str = "support@acme.test";
 const FROM_ADDRESS: &str = "support@mail.acme.test";
@@ -545,10 +548,10 @@ async fn get_json(http: &mut HttpConn, headers: &str, path: &str) -> anyhow::Res
 }
 
 async fn switchboard(cfg: &Cfg, mails: &[Mail], probe_idle: bool) -> anyhow::Result<SbOutcome> {
-    let dovecot = Dovecot::start()?;
+    let dovecot = Dovecot::try_start(Listeners::PlainImap).map_err(anyhow::Error::msg)?;
     let t = Instant::now();
     for m in mails {
-        dovecot.deliver(&m.raw, false)?;
+        dovecot.deliver_timed(&m.raw, false);
     }
     eprintln!(
         "    Dovecot on 127.0.0.1:{} holds {} mails (delivered in {:.1} s)",
@@ -573,7 +576,7 @@ async fn switchboard(cfg: &Cfg, mails: &[Mail], probe_idle: bool) -> anyhow::Res
         "name": "Benchmark mailbox", "protocol": "imap", "host": "127.0.0.1", "port": dovecot.imap_port(),
         "tls": "none", "username": dovecot.user(), "password": dovecot.password(), "folder": "INBOX",
         "poll_interval_s": 5, "address": ADDRESS,
-        "smtp": {"host": "127.0.0.1", "port": dovecot::free_port(), "tls": "none",
+        "smtp": {"host": "127.0.0.1", "port": child::closed_port(), "tls": "none",
                  "from_address": FROM_ADDRESS, "from_name": "Acme Support", "reply_to": REPLY_TO},
     });
     let cpu0 = proc::cpu_time(node.pid());
@@ -684,7 +687,7 @@ async fn idle_probes(cfg: &Cfg, dovecot: &Dovecot, addr: &str, token: &str) -> a
                  Hello, idle-probe-{k}: the printer on floor 2 is offline again.\r\n",
                 std::process::id()
             );
-            let (_, at) = dovecot.deliver(raw.as_bytes(), true)?;
+            let (_, at) = dovecot.deliver_timed(raw.as_bytes(), true);
             let got = tokio::time::timeout(Duration::from_secs(15), async {
                 while let Some((n, seen)) = rx.recv().await {
                     if n == k {
@@ -740,7 +743,7 @@ impl DjangoRun {
 }
 
 fn django_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/django_helpdesk")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/reference/django_helpdesk")
 }
 
 /// The venv's python, installing django-helpdesk first when it is missing.
@@ -754,17 +757,20 @@ fn django_python(cfg: &Cfg) -> anyhow::Result<PathBuf> {
             .status()
             .is_ok_and(|s| s.success());
     if !ready {
-        eprintln!("    installing django-helpdesk into {} (bench/django_helpdesk/setup.sh)", cfg.venv.display());
+        eprintln!(
+            "    installing django-helpdesk into {} (benches/reference/django_helpdesk/setup.sh)",
+            cfg.venv.display()
+        );
     }
     let out = Command::new("bash")
         .arg(django_dir().join("setup.sh"))
         .arg(&cfg.venv)
         .stdin(Stdio::null())
         .output()
-        .context("run bench/django_helpdesk/setup.sh")?;
+        .context("run benches/reference/django_helpdesk/setup.sh")?;
     if !out.status.success() {
         bail!(
-            "bench/django_helpdesk/setup.sh failed: {}{}",
+            "benches/reference/django_helpdesk/setup.sh failed: {}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -821,10 +827,10 @@ fn django_run(
     cases: &[String],
     round: usize,
 ) -> anyhow::Result<(DjangoRun, Option<usize>)> {
-    let dovecot = Dovecot::start()?;
+    let dovecot = Dovecot::try_start(Listeners::PlainImap).map_err(anyhow::Error::msg)?;
     let mut by_file = std::collections::HashMap::new();
     for &i in subset {
-        let (name, _) = dovecot.deliver(&mails[i].raw, false)?;
+        let (name, _) = dovecot.deliver_timed(&mails[i].raw, false);
         by_file.insert(name, i);
     }
     let work = cfg.log_dir.join(format!("django-helpdesk-run{}", round + 1));

@@ -1,7 +1,7 @@
 //! Fan-out benchmark (issue #3): how fast one stored message reaches every subscribed agent socket,
 //! beside two references doing the same broadcast on the same machine — a Socket.IO server
-//! (`bench/socketio/`, with `@socket.io/redis-adapter` for two nodes) and a minimal raw WebSocket
-//! broadcaster in Rust (`bench/raw_ws/server.rs`, the ceiling). Then the memory of idle sockets and
+//! (`benches/reference/socketio/`, with `@socket.io/redis-adapter` for two nodes) and a minimal raw WebSocket
+//! broadcaster in Rust (`benches/reference/raw_ws/server.rs`, the ceiling). Then the memory of idle sockets and
 //! of idle conversation actors.
 //!
 //! ```sh
@@ -36,14 +36,14 @@
 //!   `FANOUT_ACTOR_CONTROL` (20,000) more PATCHes to running actors (RSS growth per request).
 //!
 //! `FANOUT_MAX_MINUTES` (25) bounds the whole run. Needs: the release binary (`cargo bench` builds
-//! it; `SWITCHBOARD_BIN` overrides), Node.js + `npm ci` in `bench/socketio` (run automatically when
+//! it; `SWITCHBOARD_BIN` overrides), Node.js + `npm ci` in `benches/reference/socketio` (run automatically when
 //! `node_modules` is missing), PostgreSQL at `BENCH_PG_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`, trust auth; a database is created per run and
 //! dropped) and Redis at `BENCH_REDIS_URL` (default `redis://127.0.0.1:6379`). Everything listens
 //! on 127.0.0.1 and is killed when the benchmark ends; server logs stay in a temporary folder.
 
 mod common;
-#[path = "../bench/raw_ws/server.rs"]
+#[path = "reference/raw_ws/server.rs"]
 mod raw_ws;
 
 use std::path::PathBuf;
@@ -306,73 +306,67 @@ async fn start_switchboard(nodes: usize, cfg: &Cfg) -> anyhow::Result<Cluster> {
 }
 
 fn socketio_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench").join("socketio")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/reference/socketio")
 }
 
 async fn start_socketio(nodes: usize, cfg: &Cfg) -> anyhow::Result<Cluster> {
     let dir = socketio_dir();
     if !dir.join("node_modules").join("socket.io").exists() {
-        eprintln!("bench/socketio: node_modules missing, running `npm ci` there");
+        eprintln!("benches/reference/socketio: node_modules missing, running `npm ci` there");
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&dir)
             .status()
-            .context("run npm ci in bench/socketio (needs Node.js and npm)")?;
+            .context("run npm ci in benches/reference/socketio (needs Node.js and npm)")?;
         if !status.success() {
             bail!("npm ci in {} failed", dir.display());
         }
     }
     let key = format!("switchboard-bench-{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis());
-    let mut guards = Vec::new();
-    let mut addrs = Vec::new();
-    let mut pids = Vec::new();
-    for i in 0..nodes {
+    reference_cluster(System::SocketIo, nodes, cfg, "socketio", || {
         let mut cmd = Command::new("node");
         cmd.arg("server.js").current_dir(&dir).env("PORT", "0");
         if nodes > 1 {
             cmd.env("REDIS_URL", proc::redis_url()).env("REDIS_KEY", &key);
         }
-        let name = format!("socketio-{nodes}n-{i}");
-        let mut g = proc::spawn(&name, cmd, &cfg.log_dir.join(format!("{name}.log")))?;
-        let addr = g.wait_for_line("listening on ", Duration::from_secs(30))?;
-        addrs.push(addr);
-        pids.push(g.pid());
-        guards.push(g);
-    }
-    Ok(Cluster {
-        system: System::SocketIo,
-        addrs,
-        pids,
-        token: None,
-        path: String::new(),
-        customers: 0,
-        _guards: guards,
-        _pg: None,
-        _dir: tempfile::tempdir()?,
+        cmd
     })
 }
 
 async fn start_raw(nodes: usize, cfg: &Cfg) -> anyhow::Result<Cluster> {
     let exe = std::env::current_exe()?;
     let channel = format!("switchboard-bench-raw-{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis());
-    let mut guards = Vec::new();
-    let mut addrs = Vec::new();
-    let mut pids = Vec::new();
-    for i in 0..nodes {
+    reference_cluster(System::Raw, nodes, cfg, "raw", || {
         let mut cmd = Command::new(&exe);
         cmd.env(ROLE_VAR, "raw-ws");
         if nodes > 1 {
             cmd.env("RAW_REDIS_URL", proc::redis_url()).env("RAW_REDIS_CHANNEL", &channel);
         }
-        let name = format!("raw-{nodes}n-{i}");
-        let mut g = proc::spawn(&name, cmd, &cfg.log_dir.join(format!("{name}.log")))?;
+        cmd
+    })
+}
+
+/// `nodes` processes of a reference server (each made by `command`), started and listening.
+fn reference_cluster(
+    system: System,
+    nodes: usize,
+    cfg: &Cfg,
+    prefix: &str,
+    command: impl Fn() -> Command,
+) -> anyhow::Result<Cluster> {
+    let mut guards = Vec::new();
+    let mut addrs = Vec::new();
+    let mut pids = Vec::new();
+    for i in 0..nodes {
+        let name = format!("{prefix}-{nodes}n-{i}");
+        let mut g = proc::spawn(&name, command(), &cfg.log_dir.join(format!("{name}.log")))?;
         let addr = g.wait_for_line("listening on ", Duration::from_secs(30))?;
         addrs.push(addr);
         pids.push(g.pid());
         guards.push(g);
     }
     Ok(Cluster {
-        system: System::Raw,
+        system,
         addrs,
         pids,
         token: None,

@@ -130,7 +130,7 @@ ensure_socat() { # scripts/schemathesis.sh reaches PostgreSQL from its network n
   command -v socat >/dev/null 2>&1 || { say "installing socat (Debian package)"; apt_install socat; }
 }
 
-ensure_mail_servers() { # Debian's Dovecot for IMAP/POP3 and aiosmtpd (PyPI) as the SMTP sink (tests/email_net.rs)
+ensure_mail_servers() { # Debian's Dovecot for IMAP/POP3 and aiosmtpd (PyPI) as the SMTP sink (tests/email/net.rs)
   if [ ! -x /usr/sbin/dovecot ] || [ ! -x /usr/lib/dovecot/imap ] || [ ! -x /usr/lib/dovecot/pop3 ] \
     || ! command -v openssl >/dev/null 2>&1; then
     say "installing Dovecot (Debian packages dovecot-imapd, dovecot-pop3d)"

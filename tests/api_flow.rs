@@ -3,6 +3,14 @@
 
 mod common;
 
+// More suites in this binary (few integration-test binaries keep the build short; #14 item 10).
+#[path = "api_flow/bad_input.rs"]
+mod bad_input;
+#[path = "api_flow/cli.rs"]
+mod cli;
+#[path = "api_flow/ops.rs"]
+mod ops;
+
 use common::{Api, TestServer, assert_error};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -309,11 +317,44 @@ async fn external_message_id_is_idempotent() {
     assert_eq!(admin.ok_get("/api/v1/conversations").await["total"], 1);
 }
 
+/// #14 item 12: Mattermost and Zalo have no connector yet, so they cannot be created, and a reply on
+/// a channel of such a kind (written by its coming connector) gets no outbox row that would stay
+/// pending for ever; the same reply on a custom channel is queued.
+#[tokio::test]
+async fn kinds_without_a_connector_are_not_offered_and_queue_nothing() {
+    let srv = TestServer::start().await;
+    let admin = srv.agent("ann@example.com", "admin").await;
+    for kind in ["mattermost", "zalo"] {
+        let got = admin.post("/api/v1/channels", json!({"kind": kind, "name": "Chat"})).await;
+        assert_error(&got, 400, "validation_failed");
+        assert_eq!(got.1["message"], "kind: must be one of: email, custom", "{kind}");
+    }
+    assert_eq!(admin.ok_get("/api/v1/channels").await, json!([]), "nothing was stored");
+
+    let reply = |c: i64| {
+        let admin = &admin;
+        async move { admin.ok_post(&format!("/api/v1/conversations/{c}/messages"), json!({"content": "hello"}), 201).await }
+    };
+    let deliveries = |ch: i64| {
+        let admin = &admin;
+        async move { admin.ok_get(&format!("/api/v1/channels/{ch}/deliveries")).await }
+    };
+    let chat = srv.future_channel("mattermost", "Team chat").await;
+    let c = admin.inbound(chat, "mm-user", "hi").await;
+    assert_eq!(reply(c).await["message"]["direction"], "out");
+    assert_eq!(deliveries(chat).await, json!([]), "no sender: nothing queued");
+
+    let custom = admin.channel("custom", "Shop", Some("sync")).await;
+    let c = admin.inbound(custom, "u", "hi").await;
+    reply(c).await;
+    assert_eq!(deliveries(custom).await.as_array().map(Vec::len), Some(1), "a kind with a sender queues the reply");
+}
+
 #[tokio::test]
 async fn chats_stay_out_of_the_ticket_list_until_they_end() {
     let srv = TestServer::start().await;
     let admin = srv.agent("ann@example.com", "admin").await;
-    let chat = admin.channel("mattermost", "MM bot", None).await;
+    let chat = admin.channel("custom", "Chat", Some("sync")).await;
     let tickets = admin.channel("email", "Inbox", None).await;
     let c = admin.inbound(chat, "mm-user", "hi there").await;
     admin.inbound(tickets, "mail", "a ticket").await;

@@ -493,7 +493,7 @@ async fn inbound_idempotency_and_bad_input_change_nothing() {
         "validation_failed",
     );
     // Any kind but custom.
-    let other = admin.channel("mattermost", "Team chat", None).await;
+    let other = admin.channel("email", "Inbox", None).await;
     assert_error(&inbound(&admin, other, json!({"user_custom_id": "u", "content": "x"})).await, 404, "not_found");
     admin.patch(&format!("/api/v1/custom-channels/{ch}"), json!({"enabled": false})).await;
     assert_error(&inbound(&admin, ch, json!({"user_custom_id": "u", "content": "x"})).await, 422, "channel_disabled");

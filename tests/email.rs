@@ -9,6 +9,13 @@
 
 mod common;
 
+// The email corpus and the network clients' suites, in this binary (few integration-test binaries keep the
+// build short; #14 item 10).
+#[path = "email/corpus.rs"]
+mod corpus;
+#[path = "email/net.rs"]
+mod net;
+
 use std::time::Duration;
 
 use common::mail::{Dovecot, SmtpSink, mail_servers};

@@ -4,8 +4,10 @@
 //!
 //! - [`custom`]: integrator channels over HTTP, reply webhook.
 //! - [`email`]: parsing, threading, junk rules and subject commands of mail (no I/O yet).
+//! - [`settings`]: the one typed reader of a channel's `settings` JSON, by kind, with its routing part.
 //! - [`dispatcher`]: drains the durable outbox with retries and backoff.
 
 pub mod custom;
 pub mod dispatcher;
 pub mod email;
+pub mod settings;

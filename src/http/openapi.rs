@@ -22,7 +22,7 @@ use super::handlers::{
 #[openapi(
     info(
         title = "Switchboard API",
-        description = "Omnichannel help desk: conversations from email, Mattermost, Zalo and custom channels. \
+        description = "Omnichannel help desk: conversations from email and custom channels. \
             Authenticate with `Authorization: Bearer <token>` (API tokens) or the dashboard's session cookie \
             (then send `X-CSRF-Token` on POST/PATCH/PUT/DELETE). Errors are `{\"error\": code, \"message\": text}`.",
         license(name = "AGPL-3.0-or-later")

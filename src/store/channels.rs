@@ -237,16 +237,31 @@ pub enum Assign {
     Owner,
 }
 
-/// A channel's auto-assignment rule, read from its settings (CC-12); a malformed one assigns
-/// nobody (the channel endpoints validate it on the way in).
-pub fn assign_rule(channel: &ChannelInstance) -> Assign {
-    let settings: serde_json::Value = serde_json::from_str(&channel.settings).unwrap_or_default();
-    serde_json::from_value(settings["routing"]["assign"].clone()).unwrap_or_default()
+/// The `routing` part of a channel's settings (CC-12), as the store's creation transactions read
+/// it (the same key and type `channels::settings::read` reads with the rest). Mailboxes have no
+/// routing yet; a malformed part reads as the defaults (the channel endpoints validate it on the
+/// way in).
+pub fn routing_of(channel: &ChannelInstance) -> RoutingSettings {
+    #[derive(Deserialize, Default)]
+    struct RoutingOnly {
+        #[serde(default)]
+        routing: RoutingSettings,
+    }
+    if channel.kind == crate::domain::ChannelKind::Email.as_str() {
+        return RoutingSettings::default();
+    }
+    serde_json::from_str::<RoutingOnly>(&channel.settings).unwrap_or_default().routing
 }
 
-/// The properties a channel gives its new conversations (CC-12), read from its settings'
-/// `routing` object: `team_id`, `priority`, `status`, `tags`. Unknown or malformed values are
-/// ignored here; the channel endpoints validate them on the way in.
+/// A channel's auto-assignment rule (CC-12).
+pub fn assign_rule(channel: &ChannelInstance) -> Assign {
+    routing_of(channel).assign
+}
+
+/// The properties a channel gives its new conversations (CC-12), the `routing` part of its
+/// settings as the one reader reads them (`channels::settings`): `team_id`, `priority`, `status`,
+/// `tags`. Unknown priorities and tags that are not tags are ignored here; the channel endpoints
+/// validate them on the way in.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Defaults {
     pub team_id: Option<i64>,
@@ -257,20 +272,14 @@ pub struct Defaults {
 
 impl Defaults {
     pub fn of(channel: &ChannelInstance) -> Self {
-        let settings: serde_json::Value = serde_json::from_str(&channel.settings).unwrap_or_default();
-        let routing = &settings["routing"];
+        let routing = routing_of(channel);
         Self {
-            team_id: routing["team_id"].as_i64(),
-            priority: routing["priority"]
-                .as_str()
-                .filter(|p| p.parse::<crate::domain::Priority>().is_ok())
-                .map(str::to_owned),
-            status: routing["status"].as_str().map(str::to_owned),
+            team_id: routing.team_id,
+            priority: routing.priority.filter(|p| p.parse::<crate::domain::Priority>().is_ok()),
+            status: routing.status,
             tags: {
-                let mut tags: Vec<String> = routing["tags"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|t| t.as_str().and_then(crate::domain::text::normalize_tag)).collect())
-                    .unwrap_or_default();
+                let mut tags: Vec<String> =
+                    routing.tags.iter().filter_map(|t| crate::domain::text::normalize_tag(t)).collect();
                 tags.sort();
                 tags.dedup();
                 tags

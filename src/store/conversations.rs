@@ -687,7 +687,7 @@ macro_rules! insert_conversation {
             .returning(Message::as_returning())
             .get_result($conn)
             .await?;
-        if direction == Direction::Out && channel.enabled {
+        if outbox_repo::queues_reply(&channel.kind, channel.enabled, direction) {
             diesel::insert_into(outbox::table)
                 .values(&outbox_repo::new_delivery(channel.id, conversation.id, message.id, t))
                 .execute($conn)

@@ -138,9 +138,9 @@ pub async fn append_reply(
                     Some(_) => {}
                 }
             }
-            let (timeout_s, channel_enabled): (i64, bool) = channel_instances::table
+            let (timeout_s, channel_enabled, channel_kind): (i64, bool, String) = channel_instances::table
                 .find(before.channel_instance_id)
-                .select((channel_instances::inactivity_timeout_s, channel_instances::enabled))
+                .select((channel_instances::inactivity_timeout_s, channel_instances::enabled, channel_instances::kind))
                 .first(conn)
                 .await?;
 
@@ -191,8 +191,7 @@ pub async fn append_reply(
                     .get_results(conn)
                     .await?
             };
-            // A disabled channel queues nothing new.
-            if direction == Direction::Out && channel_enabled {
+            if super::outbox::queues_reply(&channel_kind, channel_enabled, direction) {
                 diesel::insert_into(outbox::table)
                     .values(&super::outbox::new_delivery(before.channel_instance_id, before.id, message.id, t))
                     .execute(conn)

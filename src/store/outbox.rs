@@ -1,6 +1,7 @@
 //! The durable outbox: one row per outbound delivery (an agent reply to send by SMTP, to POST to
 //! a webhook, …), written in the same transaction as the message it delivers, so a crash can
 //! never lose a reply nor send one that was not stored. Each channel's dispatcher drains it.
+//! Whether a message gets a row at all is one pure decision, [`queues_reply`].
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -10,6 +11,16 @@ use super::models::OutboxItem;
 use super::schema::outbox;
 use super::{Store, StoreResult};
 use crate::db_run;
+use crate::domain::{ChannelKind, Direction};
+
+/// Whether a new message gets an outbox row: only outbound messages, only on an enabled channel
+/// (a disabled one queues nothing new), and only on a kind that has a sender — a row for a kind
+/// without one would stay pending for ever (#14 item 12).
+pub fn queues_reply(channel_kind: &str, channel_enabled: bool, direction: Direction) -> bool {
+    direction == Direction::Out
+        && channel_enabled
+        && channel_kind.parse::<ChannelKind>().is_ok_and(ChannelKind::has_sender)
+}
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = outbox)]
@@ -289,4 +300,21 @@ pub async fn enqueue_notification(
                 .await)?)
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_outbound_messages_on_enabled_channels_with_a_sender_are_queued() {
+        assert!(queues_reply("email", true, Direction::Out));
+        assert!(queues_reply("custom", true, Direction::Out));
+        assert!(!queues_reply("custom", false, Direction::Out), "disabled");
+        assert!(!queues_reply("custom", true, Direction::In));
+        assert!(!queues_reply("email", true, Direction::Note));
+        assert!(!queues_reply("mattermost", true, Direction::Out), "no sender");
+        assert!(!queues_reply("zalo", true, Direction::Out), "no sender");
+        assert!(!queues_reply("fax", true, Direction::Out), "unknown kind");
+    }
 }

@@ -1,10 +1,7 @@
 //! Real mail servers for the email tests (EM-1, EM-4, EO-1, EO-3), each private to one test:
 //!
-//! - [`Dovecot`]: Debian's Dovecot (`dovecot-imapd`, `dovecot-pop3d`) with its own configuration file
-//!   (`dovecot -F -c FILE`): IMAP, IMAPS, POP3 and POP3S on free loopback ports, a self-signed certificate made at
-//!   start (`openssl req`), one passwd-file user, the mailbox a maildir in a temporary folder. Mail is delivered by
-//!   writing into the maildir (`tmp/` then rename into `new/`), and the maildir tells what is left and what is
-//!   `\Seen`. `stop` / `start_again` (same ports) make "server down" tests.
+//! - [`Dovecot`]: the kit's one Dovecot fixture ([`super::dovecot`], shared with the email benchmark): IMAP,
+//!   IMAPS, POP3 and POP3S on free loopback ports, the mailbox a maildir in a temporary folder.
 //! - [`SmtpSink`]: `python -m aiosmtpd` with a small handler that writes each mail it receives (envelope + the
 //!   exact bytes) into a folder, optionally with STARTTLS or implicit TLS; [`SmtpSink::wait_for`] reads them back.
 //!
@@ -19,18 +16,16 @@
 //! dovecot.deliver(b"From: a@b.test\r\nSubject: hi\r\n\r\nbody\r\n");
 //! ```
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-pub const DOVECOT: &str = "/usr/sbin/dovecot";
-/// How long a server may take to start answering.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
+#[allow(unused_imports)]
+pub use super::child::{closed_port, self_signed_certificate};
+use super::child::{read_log, terminate, wait_ready};
+#[allow(unused_imports)]
+pub use super::dovecot::{DOVECOT, Dovecot, StoredMail};
 
 /// The Python that runs aiosmtpd.
 pub fn aiosmtpd_python() -> String {
@@ -111,356 +106,6 @@ pub fn mail_servers(test: &str) -> bool {
 fn require(tool: Tool) {
     let missing = missing_for(&[tool]);
     assert!(missing.is_empty(), "the {tool:?} fixture needs {} (scripts/test.sh installs them)", missing.join(", "));
-}
-
-/// Free loopback ports (bound together, then released).
-fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<TcpListener> =
-        (0..N).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a loopback port")).collect();
-    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
-}
-
-/// A port where nothing listens (for "wrong port" tests).
-pub fn closed_port() -> u16 {
-    free_ports::<1>()[0]
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// A self-signed server certificate for `localhost` and 127.0.0.1: (certificate, key) PEM files in `dir`.
-pub fn self_signed_certificate(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
-        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "2"])
-        // A server certificate, not the CA certificate `req -x509` makes by default: a verifying client then
-        // refuses it for what it is (an unknown issuer).
-        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("run openssl");
-    assert!(out.status.success(), "openssl req failed: {}", String::from_utf8_lossy(&out.stderr));
-    // Dovecot reads the key as root before dropping privileges; aiosmtpd runs as us. Readable is enough.
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    (cert, key)
-}
-
-/// Send SIGTERM, wait up to 10 s, then SIGKILL.
-fn terminate(child: &mut Child) {
-    if child.try_wait().ok().flatten().is_some() {
-        return;
-    }
-    // SAFETY: kill on the pid of a child we spawned and have not reaped yet.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// Wait until `port` accepts a connection whose first line starts with `greeting` (or, when `greeting` is empty,
-/// until it accepts at all); fails early when `child` exits. `log` is shown on failure.
-fn wait_ready(child: &mut Child, port: u16, greeting: &str, log: &Path) {
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the server exited ({status}) before answering on {port}:\n{}", read_log(log));
-        }
-        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
-            if greeting.is_empty() {
-                return;
-            }
-            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut line = String::new();
-            if BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with(greeting) {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "the server did not answer on port {port} in time:\n{}", read_log(log));
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-fn read_log(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| format!("({}: {e})", path.display()))
-}
-
-/// A mail in the maildir and its flags.
-#[derive(Debug, Clone)]
-pub struct StoredMail {
-    pub raw: Vec<u8>,
-    pub seen: bool,
-    pub deleted: bool,
-}
-
-/// A private Dovecot. Stopped when dropped.
-pub struct Dovecot {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    child: Option<Child>,
-    ports: [u16; 4],
-    /// Owner of the maildir files when we run as root (Dovecot will not read mail as root).
-    mail_owner: Option<(u32, u32)>,
-}
-
-const USER: &str = "desk@example.test";
-/// With a space and a quote: IMAP quoting and POP3's PASS both have to cope.
-const PASSWORD: &str = "s3cret \"pass\" word";
-
-impl Dovecot {
-    /// Start on free loopback ports; panics (with Dovecot's log) when it does not come up.
-    pub fn start() -> Dovecot {
-        require(Tool::Dovecot);
-        let dir = tempfile::Builder::new().prefix("sb-dovecot-").tempdir().expect("temp dir");
-        // The mail processes run as another user: they must be able to reach the maildir.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mail_owner = is_root().then_some((65534, 65534));
-        let mut dovecot =
-            Dovecot { config: dir.path().join("dovecot.conf"), dir, child: None, ports: [0; 4], mail_owner };
-        dovecot.prepare();
-        // A port taken by someone else between choosing and binding makes Dovecot exit: choose again.
-        for attempt in 1..=3 {
-            dovecot.ports = free_ports::<4>();
-            dovecot.write_config();
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dovecot.spawn())) {
-                Ok(()) => return dovecot,
-                Err(e) if attempt == 3 => std::panic::resume_unwind(e),
-                Err(_) => {}
-            }
-        }
-        unreachable!()
-    }
-
-    pub fn imap_port(&self) -> u16 {
-        self.ports[0]
-    }
-
-    pub fn imaps_port(&self) -> u16 {
-        self.ports[1]
-    }
-
-    pub fn pop3_port(&self) -> u16 {
-        self.ports[2]
-    }
-
-    pub fn pop3s_port(&self) -> u16 {
-        self.ports[3]
-    }
-
-    pub fn user(&self) -> &str {
-        USER
-    }
-
-    pub fn password(&self) -> &str {
-        PASSWORD
-    }
-
-    pub fn log(&self) -> String {
-        read_log(&self.dir.path().join("dovecot.log"))
-    }
-
-    fn maildir(&self) -> PathBuf {
-        self.dir.path().join("mail").join(USER)
-    }
-
-    fn chown(&self, path: &Path) {
-        if let Some((uid, gid)) = self.mail_owner {
-            std::os::unix::fs::chown(path, Some(uid), Some(gid)).expect("chown for the mail user");
-        }
-    }
-
-    fn prepare(&self) {
-        let root = self.dir.path();
-        for sub in ["run", "state"] {
-            std::fs::create_dir_all(root.join(sub)).unwrap();
-        }
-        let maildir = self.maildir();
-        for sub in ["tmp", "new", "cur"] {
-            std::fs::create_dir_all(maildir.join(sub)).unwrap();
-        }
-        for path in [root.join("mail"), maildir.clone(), maildir.join("tmp"), maildir.join("new"), maildir.join("cur")]
-        {
-            self.chown(&path);
-        }
-        self_signed_certificate(root);
-        std::fs::write(root.join("users"), format!("{USER}:{{PLAIN}}{PASSWORD}::::::\n")).unwrap();
-        std::fs::set_permissions(root.join("users"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    }
-
-    fn write_config(&self) {
-        let root = self.dir.path().display().to_string();
-        let [imap, imaps, pop3, pop3s] = self.ports;
-        let (uid, gid) = self.mail_owner.unwrap_or_else(|| unsafe { (libc::geteuid(), libc::getegid()) });
-        // Not root: Dovecot's "rootless" setup — every process as us, no chroot.
-        let rootless = if self.mail_owner.is_none() {
-            let me = std::env::var("USER").unwrap_or_else(|_| {
-                let out = Command::new("id").arg("-un").output().expect("id -un");
-                String::from_utf8_lossy(&out.stdout).trim().to_owned()
-            });
-            format!(
-                "default_internal_user = {me}\ndefault_login_user = {me}\n\
-                 service anvil {{\n  chroot =\n}}\nservice imap-login {{\n  chroot =\n}}\n\
-                 service pop3-login {{\n  chroot =\n}}\n"
-            )
-        } else {
-            String::new()
-        };
-        let config = format!(
-            r#"# A private Dovecot for one test (tests/common/mail.rs).
-protocols = imap pop3
-listen = 127.0.0.1
-base_dir = {root}/run
-state_dir = {root}/state
-log_path = {root}/dovecot.log
-ssl = yes
-ssl_cert = <{root}/cert.pem
-ssl_key = <{root}/key.pem
-auth_mechanisms = plain login
-disable_plaintext_auth = no
-auth_failure_delay = 0
-mail_location = maildir:{root}/mail/%u
-mail_uid = {uid}
-mail_gid = {gid}
-first_valid_uid = 1
-first_valid_gid = 1
-mailbox_idle_check_interval = 1 secs
-{rootless}passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN {root}/users
-}}
-userdb {{
-  driver = static
-  args = home={root}/mail/%u
-}}
-# No growing delay after failed logins from 127.0.0.1 (tests log in wrongly on purpose): without this
-# listener the auth process has no penalty table.
-service anvil {{
-  unix_listener anvil-auth-penalty {{
-    mode = 0
-  }}
-}}
-service imap-login {{
-  inet_listener imap {{
-    port = {imap}
-  }}
-  inet_listener imaps {{
-    port = {imaps}
-    ssl = yes
-  }}
-}}
-service pop3-login {{
-  inet_listener pop3 {{
-    port = {pop3}
-  }}
-  inet_listener pop3s {{
-    port = {pop3s}
-    ssl = yes
-  }}
-}}
-"#
-        );
-        std::fs::write(&self.config, config).unwrap();
-    }
-
-    fn spawn(&mut self) {
-        let out = std::fs::File::create(self.dir.path().join("dovecot.out")).unwrap();
-        let mut child = Command::new(DOVECOT)
-            .arg("-F")
-            .arg("-c")
-            .arg(&self.config)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("start dovecot");
-        let log = self.dir.path().join("dovecot.out");
-        let ready = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            wait_ready(&mut child, self.imap_port(), "* OK", &log);
-            wait_ready(&mut child, self.pop3_port(), "+OK", &log);
-            wait_ready(&mut child, self.imaps_port(), "", &log);
-            wait_ready(&mut child, self.pop3s_port(), "", &log);
-        }));
-        if let Err(e) = ready {
-            terminate(&mut child);
-            std::panic::resume_unwind(e);
-        }
-        self.child = Some(child);
-    }
-
-    /// Stop the server (its ports refuse connections until [`Dovecot::start_again`]).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            terminate(&mut child);
-        }
-    }
-
-    /// Start again on the same ports, with the same mailbox.
-    pub fn start_again(&mut self) {
-        assert!(self.child.is_none(), "Dovecot is running");
-        self.spawn();
-    }
-
-    /// Put a mail into the inbox as a delivery agent would: written into `tmp/`, then renamed into `new/`.
-    pub fn deliver(&self, raw: &[u8]) {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-        let name = format!("{}.M{}P{}Q{n}.switchboard-test", now.as_secs(), now.subsec_micros(), std::process::id());
-        let tmp = self.maildir().join("tmp").join(&name);
-        let mut file = std::fs::File::create(&tmp).expect("create a maildir file");
-        file.write_all(raw).unwrap();
-        file.sync_all().unwrap();
-        drop(file);
-        self.chown(&tmp);
-        std::fs::rename(&tmp, self.maildir().join("new").join(&name)).expect("move into new/");
-    }
-
-    /// The mails in the inbox (not yet expunged), with their flags.
-    pub fn messages(&self) -> Vec<StoredMail> {
-        let mut found = Vec::new();
-        for sub in ["new", "cur"] {
-            let mut entries: Vec<_> = std::fs::read_dir(self.maildir().join(sub))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.is_file())
-                .collect();
-            entries.sort();
-            for path in entries {
-                let name = path.file_name().unwrap().to_string_lossy().into_owned();
-                let flags = name.rsplit_once(":2,").map(|(_, f)| f.to_owned()).unwrap_or_default();
-                let mut raw = Vec::new();
-                // A file can be renamed by Dovecot (new/ → cur/, flag changes) between listing and reading.
-                let Ok(mut file) = std::fs::File::open(&path) else { continue };
-                file.read_to_end(&mut raw).unwrap();
-                found.push(StoredMail { raw, seen: flags.contains('S'), deleted: flags.contains('T') });
-            }
-        }
-        found
-    }
-
-    /// How many mails the inbox holds.
-    pub fn count(&self) -> usize {
-        self.messages().len()
-    }
-}
-
-impl Drop for Dovecot {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// One mail the sink received.
@@ -582,12 +227,9 @@ impl SmtpSink {
         command.arg("--").arg(root);
         let mut child = command.spawn().expect("start aiosmtpd");
         let greeting = if self.tls == SinkTls::Implicit { "" } else { "220" };
-        let ready = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            wait_ready(&mut child, self.port, greeting, &log_path)
-        }));
-        if let Err(e) = ready {
+        if let Err(e) = wait_ready(&mut child, self.port, greeting, &log_path) {
             terminate(&mut child);
-            std::panic::resume_unwind(e);
+            panic!("aiosmtpd: {e}");
         }
         self.child = Some(child);
     }

@@ -60,7 +60,7 @@ async fn the_dashboard_sends_a_self_only_content_security_policy() {
         assert_eq!(headers.get("x-content-type-options").unwrap(), "nosniff", "{path}");
         assert!(headers.get("referrer-policy").is_some(), "{path}");
     }
-    // Swagger UI (`/api/docs/`, checked in tests/ops.rs) is outside the dashboard's policy: its page
+    // Swagger UI (`/api/docs/`, checked in tests/api_flow/ops.rs) is outside the dashboard's policy: its page
     // needs no change.
 }
 

@@ -28,7 +28,11 @@ export interface Team {
   created_at: string;
 }
 
+/** Kinds a stored channel may have; Mattermost and Zalo come with their connectors (#14 item 12). */
 export type ChannelKind = 'email' | 'mattermost' | 'zalo' | 'custom';
+/** The kinds an admin may add: those with a working connector (the server's ChannelKind::OFFERED). */
+export type OfferedKind = 'custom' | 'email';
+export const OFFERED_KINDS: readonly OfferedKind[] = ['custom', 'email'];
 
 export interface Channel {
   id: number;

@@ -24,8 +24,9 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// A custom channel's settings text, read by the one reader ([`crate::channels::settings`]).
     pub fn of(settings_json: &str) -> Self {
-        serde_json::from_str(settings_json).unwrap_or_default()
+        super::settings::read_text(Some(crate::domain::ChannelKind::Custom), settings_json).custom().unwrap_or_default()
     }
 
     /// The webhook URL as agents see it: without user name, password, query string or fragment, where an

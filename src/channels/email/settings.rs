@@ -132,8 +132,9 @@ pub struct EmailSettings {
 }
 
 impl EmailSettings {
+    /// A mailbox's settings text, read by the one reader ([`crate::channels::settings`]); `None` when unset.
     pub fn of(raw: &str) -> Option<Self> {
-        serde_json::from_str(raw).ok()
+        crate::channels::settings::read_text(Some(crate::domain::ChannelKind::Email), raw).email()
     }
 
     /// Nothing configured yet (an email channel made through the generic channel API): every

@@ -2,7 +2,8 @@
 //! by each channel's own endpoints as they arrive; here they are a JSON object. Mailboxes are the
 //! exception: their settings are given and changed only through `/api/v1/email-channels`, which
 //! validates them (an email channel made here has none, and no connector until completed there);
-//! changes made here (enable, disable, delete) reach the mailbox's connector.
+//! changes made here (enable, disable, delete) reach the mailbox's connector. Only the kinds with a
+//! working connector may be created ([`ChannelKind::OFFERED`]; #14 item 12).
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -25,14 +26,25 @@ const MAX_SETTINGS_BYTES: usize = 64 * 1024;
 const MAILBOX_SETTINGS: &str =
     "mailboxes are added and their settings changed with /api/v1/email-channels, which checks them";
 
+/// The channel kinds that may be created, as the OpenAPI document lists them: [`ChannelKind::OFFERED`]
+/// (a unit test keeps the two equal).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum OfferedChannelKind {
+    Email,
+    Custom,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannelRequest {
-    /// `email`, `mattermost`, `zalo` or `custom`. An `email` channel made here has no mailbox (no settings may be
+    /// `email` or `custom`. An `email` channel made here has no mailbox (no settings may be
     /// given): add mailboxes with `POST /api/v1/email-channels`, or complete this one with its `PATCH`.
+    #[schema(value_type = OfferedChannelKind)]
     pub kind: String,
     pub name: String,
-    /// Required for `custom`; email is always `async`, Mattermost and Zalo always `sync`.
+    /// Required for `custom`; email is always `async`.
     pub mode: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub settings: Option<Map<String, Value>>,
@@ -141,7 +153,7 @@ pub async fn create(
     body: crate::http::body::Body<CreateChannelRequest>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    let kind: ChannelKind = body.kind.parse().map_err(|e| ApiError::field("kind", e))?;
+    let kind = ChannelKind::parse_offered(&body.kind).map_err(|e| ApiError::field("kind", e))?;
     if kind == ChannelKind::Email && body.settings.as_ref().is_some_and(|s| !s.is_empty()) {
         return Err(ApiError::field("settings", MAILBOX_SETTINGS));
     }
@@ -251,5 +263,13 @@ mod tests {
         assert_eq!(merged["smtp"]["port"], 587);
         let changed: Map<String, Value> = serde_json::from_str(r#"{"password":"new-one"}"#).unwrap();
         assert_eq!(keep_masked(changed, &old)["password"], "new-one");
+    }
+
+    #[test]
+    fn the_openapi_kinds_are_the_offered_kinds() {
+        let doc: Value = serde_json::from_str(&crate::http::openapi::document_json()).unwrap();
+        let listed = &doc["components"]["schemas"]["OfferedChannelKind"]["enum"];
+        let offered: Vec<&str> = ChannelKind::OFFERED.iter().map(|k| k.as_str()).collect();
+        assert_eq!(listed, &serde_json::json!(offered), "{listed}");
     }
 }

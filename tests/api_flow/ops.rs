@@ -1,6 +1,6 @@
 //! Operations endpoints, the served dashboard and the OpenAPI document (issue #2 points 6, 7, 10).
 
-mod common;
+use crate::common;
 
 use common::{TestServer, assert_error};
 use reqwest::StatusCode;

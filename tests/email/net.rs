@@ -11,7 +11,7 @@
 //! Without Dovecot, openssl or aiosmtpd each test says it is skipped, unless `SWITCHBOARD_REQUIRE_TOOLS=1`
 //! (scripts/test.sh installs them and sets it).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install django-helpdesk (PyPI, pinned in requirements.txt) into a venv for benches/email_import.rs.
-# Usage: bench/django_helpdesk/setup.sh [VENV]   (default /var/tmp/switchboard-tools/django-helpdesk-venv)
+# Usage: benches/reference/django_helpdesk/setup.sh [VENV]   (default /var/tmp/switchboard-tools/django-helpdesk-venv)
 # Uses Debian's /usr/bin/python3 (3.11 on Debian 12) when present, else python3.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -3,7 +3,7 @@
 //! server, `migrate` is idempotent, SIGTERM stops the server gracefully — under load, within the
 //! grace period, keeping what it accepted (#14 item 8) — bad configuration is a clear error.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

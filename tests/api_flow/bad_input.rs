@@ -6,7 +6,7 @@
 //! data the admin can see (teams, channels, statuses, agents, tokens, conversations, messages,
 //! customers, deliveries, the audit log) is compared with what it was before.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
@@ -136,38 +136,9 @@ async fn assert_no_server_errors(srv: &TestServer) {
     assert!(bad.is_empty(), "5xx answers were counted: {bad:#?}");
 }
 
-/// A route of the `/api/v1` scope as `src/http/routes.rs` declares it: (METHOD, pattern).
+/// The `/api/v1` routes of `src/http/routes.rs` (read by the test kit): (METHOD, pattern).
 fn api_routes() -> Vec<(String, String)> {
-    let src: String = include_str!("../src/http/routes.rs").chars().filter(|c| !c.is_whitespace()).collect();
-    let scope = src.split("web::scope(\"/api/v1\")").nth(1).expect("routes.rs has the /api/v1 scope");
-    let mut out = Vec::new();
-    let mut resource: Option<String> = None;
-    let mut rest = scope;
-    while !rest.is_empty() {
-        if let Some(after) = rest.strip_prefix("web::resource(\"") {
-            let end = after.find('"').unwrap();
-            resource = Some(after[..end].to_owned());
-            rest = &after[end..];
-        } else if let Some(after) = rest.strip_prefix(".route(") {
-            let (pattern, after) = match after.strip_prefix('"') {
-                Some(p) => {
-                    let end = p.find('"').unwrap();
-                    (p[..end].to_owned(), &p[end + 2..])
-                }
-                None => (resource.clone().expect("a route inside a resource"), after),
-            };
-            let after = after.strip_prefix("web::").expect("web::<method>()");
-            let method = after[..after.find('(').unwrap()].to_uppercase();
-            out.push((method, pattern));
-            rest = after;
-        } else {
-            let mut chars = rest.chars();
-            chars.next();
-            rest = chars.as_str();
-        }
-    }
-    assert!(out.len() >= 40, "parsed only {} routes: {out:?}", out.len());
-    out
+    common::cases::api_routes().into_iter().map(|r| (r.method, r.pattern)).collect()
 }
 
 fn long(n: usize) -> String {

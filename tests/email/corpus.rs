@@ -7,9 +7,9 @@
 //! `text_contains`, `html_contains`, `html_absent` (lists of strings). Every case's sanitised HTML is also checked
 //! for the invariants of email.md (no script, no event handler, no `javascript:`, nothing loaded remotely).
 //!
-//! `UPDATE_EXPECT=1 cargo test --test email_corpus` rewrites the snapshots (review the diff before committing);
-//! `SHOW_CASE=html/hostile_html cargo test --test email_corpus -- --nocapture` prints a case's text and HTML.
-//! `cargo test --test email_corpus -- --ignored --nocapture` prints how long parsing the largest cases takes; it
+//! `UPDATE_EXPECT=1 cargo test --test email corpus` rewrites the snapshots (review the diff before committing);
+//! `SHOW_CASE=html/hostile_html cargo test --test email corpus -- --nocapture` prints a case's text and HTML.
+//! `cargo test --test email corpus -- --ignored --nocapture` prints how long parsing the largest cases takes; it
 //! asserts nothing about time (a shared machine makes timings noise).
 
 use std::collections::HashMap;
