@@ -30,8 +30,8 @@ pub fn read(channel: &ChannelInstance) -> ChannelSettings {
 /// [`read`] from the kind and the settings text (`None`: a kind this build does not know).
 pub fn read_text(kind: Option<ChannelKind>, settings: &str) -> ChannelSettings {
     match kind {
-        Some(ChannelKind::Email) => ChannelSettings::Email(serde_json::from_str(settings).ok().map(Box::new)),
-        Some(ChannelKind::Custom) => ChannelSettings::Custom(serde_json::from_str(settings).unwrap_or_default()),
+        Some(ChannelKind::Email) => ChannelSettings::Email(EmailSettings::of(settings).map(Box::new)),
+        Some(ChannelKind::Custom) => ChannelSettings::Custom(custom::Settings::of(settings)),
         Some(ChannelKind::Mattermost | ChannelKind::Zalo) | None => {
             #[derive(serde::Deserialize, Default)]
             struct RoutingOnly {

@@ -132,9 +132,10 @@ pub struct EmailSettings {
 }
 
 impl EmailSettings {
-    /// A mailbox's settings text, read by the one reader ([`crate::channels::settings`]); `None` when unset.
+    /// A mailbox's settings text; `None` when unset or unreadable. `channels::settings::read`
+    /// dispatches here by kind.
     pub fn of(raw: &str) -> Option<Self> {
-        crate::channels::settings::read_text(Some(crate::domain::ChannelKind::Email), raw).email()
+        serde_json::from_str(raw).ok()
     }
 
     /// Nothing configured yet (an email channel made through the generic channel API): every

@@ -318,6 +318,8 @@ pub async fn update(
         secret: None,
     };
     let c = store::channels::update(&state.store, *id, patch, actor(&p)).await?;
+    // Every node drops its cached row now (issue #14), not when the cache expires.
+    state.changes.channel_changed(c.id);
     Ok(web::Json(CustomChannelView::new(c, Viewer::Admin)))
 }
 
@@ -327,6 +329,7 @@ pub async fn update(
 pub async fn delete(state: State, Admin(p): Admin, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     custom_channel(&state, *id, &ChannelScope::All).await?;
     store::channels::delete(&state.store, *id, actor(&p)).await?;
+    state.changes.channel_changed(*id);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -341,6 +344,8 @@ pub async fn rotate_secret(
     custom_channel(&state, *id, &ChannelScope::All).await?;
     let patch = store::channels::ChannelPatch { secret: Some(random_secret()), ..Default::default() };
     let c = store::channels::update(&state.store, *id, patch, actor(&p)).await?;
+    // The old secret stops working on every node at once.
+    state.changes.channel_changed(c.id);
     Ok(web::Json(CustomChannelView::new(c, Viewer::AdminWithSecret)))
 }
 
