@@ -94,6 +94,8 @@ macro_rules! owner_offline {
         let c: Option<Conversation> =
             conversations::table.find(row.conversation_id).select(Conversation::as_select()).first($conn).await.optional()?;
         match c {
+            // Most new conversations are not assigned: nothing more to read.
+            Some(c) if c.assignee_id.is_none() => false,
             Some(c) => {
                 let channel: ChannelInstance = channel_instances::table
                     .find(c.channel_instance_id)
