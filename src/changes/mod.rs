@@ -67,11 +67,6 @@ impl Changes {
         self.registry.threads_running()
     }
 
-    /// How many conversations have a live actor on this node.
-    pub fn live_actors(&self) -> usize {
-        self.registry.len()
-    }
-
     /// Send a message to a conversation's actor (starting it if needed).
     async fn ask<M>(&self, conversation_id: i64, msg: M) -> Result<M::Result, MailboxError>
     where

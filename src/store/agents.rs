@@ -280,31 +280,3 @@ pub async fn set_channels(store: &Store, agent_id: i64, channel_ids: &[i64], act
     })
     .await
 }
-
-/// Of `candidates`, the active agents who may work in `channel_id` (admins always may), in id order.
-pub async fn with_channel_access(store: &Store, candidates: &[i64], channel_id: i64) -> StoreResult<Vec<i64>> {
-    let candidates = candidates.to_vec();
-    store
-        .run(move |store| async move {
-            let mut conn = store.read().await?;
-            let rows: Vec<(i64, String)> = db_run!(conn => agents::table
-                .filter(agents::id.eq_any(&candidates))
-                .filter(agents::active.eq(true))
-                .select((agents::id, agents::role))
-                .order(agents::id)
-                .load(conn)
-                .await)?;
-            let granted: Vec<i64> = db_run!(conn => channel_access::table
-                .filter(channel_access::channel_instance_id.eq(channel_id))
-                .filter(channel_access::agent_id.eq_any(&candidates))
-                .select(channel_access::agent_id)
-                .load(conn)
-                .await)?;
-            Ok(rows
-                .into_iter()
-                .filter(|(id, role)| role == "admin" || role == "super_admin" || granted.contains(id))
-                .map(|(id, _)| id)
-                .collect())
-        })
-        .await
-}

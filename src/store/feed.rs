@@ -105,9 +105,9 @@ macro_rules! owner_offline {
                 let owner: Option<i64> =
                     customers::table.find(c.customer_id).select(customers::owner_agent_id).first($conn).await?;
                 let presence = $presence;
+                // The assignee is known (unassigned rows stopped above): it must be the owner.
                 let due = assign_rule(&channel) == Assign::Owner
-                    && owner.is_some()
-                    && c.assignee_id == owner
+                    && owner == c.assignee_id
                     && owner.is_some_and(|o| presence(o) != Presence::Online);
                 if due {
                     let t = $crate::store::now();

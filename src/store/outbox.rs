@@ -269,39 +269,6 @@ pub async fn context(store: &Store, message_id: i64) -> StoreResult<Option<Deliv
         .await
 }
 
-/// Queue a notification (e.g. an email to an agent) that a connector will deliver.
-pub async fn enqueue_notification(
-    store: &Store,
-    channel_instance_id: i64,
-    conversation_id: i64,
-    kind: &'static str,
-    payload: serde_json::Value,
-) -> StoreResult<OutboxItem> {
-    store
-        .run(move |store| async move {
-            let t = super::now();
-            let mut conn = store.write().await?;
-            let row = NewDelivery {
-                delivery_id: uuid::Uuid::new_v4().to_string(),
-                channel_instance_id,
-                conversation_id: Some(conversation_id),
-                message_id: None,
-                kind,
-                payload: payload.to_string(),
-                state: "pending",
-                attempts: 0,
-                next_attempt_at: t,
-                created_at: t,
-            };
-            Ok(db_run!(conn => diesel::insert_into(outbox::table)
-                .values(&row)
-                .returning(OutboxItem::as_returning())
-                .get_result(conn)
-                .await)?)
-        })
-        .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ macro_rules! route_new {
         #[allow(unused_imports)]
         use $crate::store::channels::{Assign, assign_rule};
         #[allow(unused_imports)]
-        use $crate::store::schema::{agents, channel_access, counters, customers, team_members};
+        use $crate::store::schema::{agents, channel_access, customers, team_members};
         let channel: &$crate::store::models::ChannelInstance = $channel;
         let eligible = |rows: Vec<(i64, String)>, granted: Vec<i64>| -> Vec<i64> {
             rows.into_iter()
@@ -25,12 +25,14 @@ macro_rules! route_new {
                 .map(|(id, _)| id)
                 .collect()
         };
-        let candidates: Vec<i64> = match assign_rule(channel) {
+        let rule = assign_rule(channel);
+        let candidates: Vec<i64> = match &rule {
             Assign::Nobody => Vec::new(),
-            Assign::RoundRobin { mut agent_ids, team_ids } => {
+            Assign::RoundRobin { agent_ids, team_ids } => {
+                let mut agent_ids = agent_ids.clone();
                 if !team_ids.is_empty() {
                     let members: Vec<i64> = team_members::table
-                        .filter(team_members::team_id.eq_any(&team_ids))
+                        .filter(team_members::team_id.eq_any(team_ids))
                         .select(team_members::agent_id)
                         .load($conn)
                         .await?;
@@ -64,22 +66,12 @@ macro_rules! route_new {
                 .load($conn)
                 .await?;
             let able = eligible(rows, granted);
-            match assign_rule(channel) {
+            match rule {
                 Assign::Owner => able.iter().next().copied(),
                 _ => {
                     let presence = $presence;
                     if able.iter().any(|a| presence(*a) == Presence::Online) {
-                        let name = format!("round_robin:{}", channel.id);
-                        diesel::insert_into(counters::table)
-                            .values((counters::name.eq(&name), counters::value.eq(0i64)))
-                            .on_conflict_do_nothing()
-                            .execute($conn)
-                            .await?;
-                        let turn: i64 = diesel::update(counters::table.find(&name))
-                            .set(counters::value.eq(counters::value + 1))
-                            .returning(counters::value)
-                            .get_result($conn)
-                            .await?;
+                        let turn = $crate::store::counters::next_in!($conn, &format!("round_robin:{}", channel.id));
                         round_robin(&able, presence, turn as u64)
                     } else {
                         None
