@@ -260,6 +260,15 @@ pub async fn update(
         .await
 }
 
+/// An identity to link to a customer ([`add_identity`]).
+pub struct NewIdentity<'a> {
+    /// `email`, `phone` or `external`.
+    pub kind: &'a str,
+    /// The channel of an external id; `None` for the global ones (email, phone).
+    pub channel_instance_id: Option<i64>,
+    pub value: &'a str,
+}
+
 /// Link an identity to a customer visible in `scope` (`NotFound` otherwise). An external id
 /// names a channel, which must be in `scope` (else it "does not exist"). An identity owned by
 /// someone else is a conflict: merge the customers instead (the owner is named only when the
@@ -267,12 +276,11 @@ pub async fn update(
 pub async fn add_identity(
     store: &Store,
     id: i64,
-    kind: &str,
-    channel_instance_id: Option<i64>,
-    value: &str,
+    new: NewIdentity<'_>,
     scope: &ChannelScope,
     actor: Actor,
 ) -> StoreResult<Identity> {
+    let NewIdentity { kind, channel_instance_id, value } = new;
     let kind = kind.to_owned();
     let value = value.to_owned();
     let scope_ids = scope.ids();
