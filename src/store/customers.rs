@@ -13,84 +13,86 @@
 //! its external ids on channels of the scope only. An agent lists the companies that have a
 //! customer visible to them. Admins have [`ChannelScope::All`]: no filter at all.
 
+use diesel::dsl;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde_json::json;
 
 use super::audit::{self, Actor};
+use super::conversations::find_or_create_company;
 use super::models::{Company, Customer, Identity};
-use super::schema::{audit_log, companies, conversations, customer_identities, customers};
-use super::{Store, StoreError, StoreResult, now};
+use super::schema::{audit_log, channel_instances, companies, conversations, customer_identities, customers};
+use super::{Store, StoreError, StoreResult, Tx, now};
+use crate::db;
 use crate::domain::ChannelScope;
-use crate::{db_run, db_tx};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
-/// The filter "this `customers` row is visible to an agent limited to the channels `$ids`"
-/// (a `&Vec<i64>`): an identity or a conversation on one of them, its own or its survivor's.
-/// For lists (search, companies); [`find_visible_customer!`] is the same rule for one customer.
-/// A macro so that one body compiles for both backends inside `db_run!`.
-macro_rules! customer_in_scope {
-    ($ids:expr) => {{
-        let ids: &Vec<i64> = $ids;
-        let by_identity =
-            customer_identities::table.filter(customer_identities::channel_instance_id.eq_any(ids.clone()));
-        let by_conversation = conversations::table.filter(conversations::channel_instance_id.eq_any(ids.clone()));
-        customers::id
-            .eq_any(by_identity.clone().select(customer_identities::customer_id))
-            .or(customers::id.eq_any(by_conversation.clone().select(conversations::customer_id)))
-            .or(customers::merged_into_id.eq_any(by_identity.select(customer_identities::customer_id.nullable())))
-            .or(customers::merged_into_id.eq_any(by_conversation.select(conversations::customer_id.nullable())))
-    }};
+/// The filter "this `customers` row is visible to an agent limited to the channels `ids`": an
+/// identity or a conversation on one of them, its own or its survivor's. For lists (search,
+/// companies); [`find_visible_customer`] is the same rule for one customer.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn customer_in_scope(ids: Vec<i64>) -> _ {
+    let by_identity: dsl::EqAny<customer_identities::channel_instance_id, Vec<i64>> =
+        customer_identities::channel_instance_id.eq_any(ids.clone());
+    let by_conversation: dsl::EqAny<conversations::channel_instance_id, Vec<i64>> =
+        conversations::channel_instance_id.eq_any(ids.clone());
+    let survivor_by_identity: dsl::EqAny<customer_identities::channel_instance_id, Vec<i64>> =
+        customer_identities::channel_instance_id.eq_any(ids.clone());
+    let survivor_by_conversation: dsl::EqAny<conversations::channel_instance_id, Vec<i64>> =
+        conversations::channel_instance_id.eq_any(ids);
+    customers::id
+        .eq_any(customer_identities::table.filter(by_identity).select(customer_identities::customer_id))
+        .or(customers::id.eq_any(conversations::table.filter(by_conversation).select(conversations::customer_id)))
+        .or(customers::merged_into_id.eq_any(
+            customer_identities::table.filter(survivor_by_identity).select(customer_identities::customer_id.nullable()),
+        ))
+        .or(customers::merged_into_id.eq_any(
+            conversations::table.filter(survivor_by_conversation).select(conversations::customer_id.nullable()),
+        ))
 }
 
-/// Load one customer, or `None` when it is absent or not visible in the scope (`$ids`, a
-/// `&Option<Vec<i64>>` as [`ChannelScope::ids`] gives it): the rule of [`customer_in_scope!`],
-/// asked of this customer (and its survivor) alone, so that one profile never costs a look at
-/// every customer of the agent's channels.
-macro_rules! find_visible_customer {
-    ($conn:ident, $id:expr, $ids:expr) => {{
-        #[allow(unused_imports)]
-        use $crate::store::{
-            models::Customer,
-            schema::{conversations, customer_identities, customers},
-        };
-        let found: Option<Customer> =
-            customers::table.find($id).select(Customer::as_select()).first($conn).await.optional()?;
-        let scope_ids: &Option<Vec<i64>> = $ids;
-        match (found, scope_ids) {
-            (Some(customer), Some(ids)) => {
-                let owners: Vec<i64> = std::iter::once(customer.id).chain(customer.merged_into_id).collect();
-                let visible: bool = diesel::select(
+/// Load one customer, or `None` when it is absent or not visible in the scope (`scope_ids` as
+/// [`ChannelScope::ids`] gives it): the rule of [`customer_in_scope`], asked of this customer (and
+/// its survivor) alone, so that one profile never costs a look at every customer of the agent's
+/// channels.
+pub(crate) async fn find_visible_customer(
+    tx: &mut Tx<'_>,
+    id: i64,
+    scope_ids: &Option<Vec<i64>>,
+) -> StoreResult<Option<Customer>> {
+    let found: Option<Customer> =
+        db!(tx, customers::table.find(id).select(Customer::as_select()).first(tx).await.optional())?;
+    match (found, scope_ids) {
+        (Some(customer), Some(ids)) => {
+            let owners: Vec<i64> = std::iter::once(customer.id).chain(customer.merged_into_id).collect();
+            let visible: bool = db!(
+                tx,
+                diesel::select(
                     diesel::dsl::exists(
                         customer_identities::table
-                            .filter(customer_identities::customer_id.eq_any(owners.clone()))
-                            .filter(customer_identities::channel_instance_id.eq_any(ids.clone())),
+                            .filter(customer_identities::customer_id.eq_any(&owners))
+                            .filter(customer_identities::channel_instance_id.eq_any(ids)),
                     )
                     .or(diesel::dsl::exists(
                         conversations::table
-                            .filter(conversations::customer_id.eq_any(owners))
-                            .filter(conversations::channel_instance_id.eq_any(ids.clone())),
+                            .filter(conversations::customer_id.eq_any(&owners))
+                            .filter(conversations::channel_instance_id.eq_any(ids)),
                     )),
                 )
-                .get_result($conn)
-                .await?;
-                visible.then_some(customer)
-            }
-            (found, _) => found,
+                .get_result(tx)
+                .await
+            )?;
+            Ok(visible.then_some(customer))
         }
-    }};
+        (found, _) => Ok(found),
+    }
 }
-pub(crate) use find_visible_customer;
 
-/// The filter "this identity is shown in the scope `$ids`": global (no channel) or on one of them.
-macro_rules! identity_in_scope {
-    ($ids:expr) => {{
-        let ids: &Vec<i64> = $ids;
-        customer_identities::channel_instance_id
-            .is_null()
-            .or(customer_identities::channel_instance_id.eq_any(ids.clone()))
-    }};
+/// The filter "this identity is shown in the scope `ids`": global (no channel) or on one of them.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn identity_in_scope(ids: Vec<i64>) -> _ {
+    customer_identities::channel_instance_id.is_null().or(customer_identities::channel_instance_id.eq_any(ids))
 }
 
 pub struct CustomerDetail {
@@ -133,45 +135,45 @@ pub async fn search(
     offset: i64,
     scope: &ChannelScope,
 ) -> StoreResult<(Vec<Customer>, i64)> {
-    let q = q.map(str::to_owned);
+    let pattern = q.map(like_pattern);
     let scope_ids = scope.ids();
     store
         .run(move |store| async move {
-            let store = &store;
-            let q: Option<&str> = q.as_deref();
-            let pattern = q.map(like_pattern);
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => {
-                macro_rules! filtered {
-                    () => {{
-                        let mut query = customers::table.filter(customers::merged_into_id.is_null()).into_boxed();
+            let tx = &mut conn.tx();
+            // One boxed query for the total, one for the page.
+            Ok(db!(tx, {
+                let filtered = || {
+                    let mut query = customers::table.filter(customers::merged_into_id.is_null()).into_boxed();
+                    if let Some(ids) = &scope_ids {
+                        query = query.filter(customer_in_scope(ids.clone()));
+                    }
+                    if let Some(p) = &pattern {
+                        let mut matching = customer_identities::table
+                            .filter(lower(customer_identities::value).like(p.clone()).escape('\\'))
+                            .select(customer_identities::customer_id)
+                            .into_boxed();
                         if let Some(ids) = &scope_ids {
-                            query = query.filter(customer_in_scope!(ids));
+                            matching = matching.filter(identity_in_scope(ids.clone()));
                         }
-                        if let Some(p) = &pattern {
-                            let mut matching = customer_identities::table
-                                .filter(lower(customer_identities::value).like(p.clone()).escape('\\'))
-                                .select(customer_identities::customer_id)
-                                .into_boxed();
-                            if let Some(ids) = &scope_ids {
-                                matching = matching.filter(identity_in_scope!(ids));
-                            }
-                            query = query.filter(
-                                lower(customers::name).like(p.clone()).escape('\\').or(customers::id.eq_any(matching)),
-                            );
-                        }
-                        query
-                    }};
+                        query = query.filter(
+                            lower(customers::name).like(p.clone()).escape('\\').or(customers::id.eq_any(matching)),
+                        );
+                    }
+                    query
+                };
+                async {
+                    let total: i64 = filtered().count().get_result(tx).await?;
+                    let rows = filtered()
+                        .select(Customer::as_select())
+                        .order(customers::id.desc())
+                        .limit(limit)
+                        .offset(offset)
+                        .load(tx)
+                        .await?;
+                    Ok::<_, diesel::result::Error>((rows, total))
                 }
-                let total: i64 = filtered!().count().get_result(conn).await?;
-                let rows = filtered!()
-                    .select(Customer::as_select())
-                    .order(customers::id.desc())
-                    .limit(limit)
-                    .offset(offset)
-                    .load(conn)
-                    .await?;
-                Ok::<_, diesel::result::Error>((rows, total))
+                .await
             })?)
         })
         .await
@@ -182,25 +184,27 @@ pub async fn get(store: &Store, id: i64, scope: &ChannelScope) -> StoreResult<Cu
     let scope_ids = scope.ids();
     store
         .run(move |store| async move {
-            let store = &store;
             let mut conn = store.read().await?;
-            db_run!(conn => {
-                let customer: Customer = find_visible_customer!(conn, id, &scope_ids).ok_or(StoreError::NotFound)?;
+            let tx = &mut conn.tx();
+            let customer = find_visible_customer(tx, id, &scope_ids).await?.ok_or(StoreError::NotFound)?;
+            let identities: Vec<Identity> = db!(tx, {
                 let mut identities = customer_identities::table
                     .filter(customer_identities::customer_id.eq(id))
                     .order(customer_identities::id)
                     .select(Identity::as_select())
                     .into_boxed();
                 if let Some(ids) = &scope_ids {
-                    identities = identities.filter(identity_in_scope!(ids));
+                    identities = identities.filter(identity_in_scope(ids.clone()));
                 }
-                let identities = identities.load(conn).await?;
-                let company = match customer.company_id {
-                    Some(cid) => companies::table.find(cid).select(Company::as_select()).first(conn).await.optional()?,
-                    None => None,
-                };
-                Ok(CustomerDetail { customer, identities, company })
-            })
+                identities.load(tx).await
+            })?;
+            let company = match customer.company_id {
+                Some(cid) => {
+                    db!(tx, companies::table.find(cid).select(Company::as_select()).first(tx).await.optional())?
+                }
+                None => None,
+            };
+            Ok(CustomerDetail { customer, identities, company })
         })
         .await
 }
@@ -214,55 +218,55 @@ pub async fn update(
     actor: Actor,
 ) -> StoreResult<Customer> {
     let scope_ids = scope.ids();
-    store.run(move |store| async move {
-        let store = &store;
-        let mut conn = store.write().await?;
-        db_tx!(conn => {
-            let before: Customer = find_visible_customer!(conn, id, &scope_ids).ok_or(StoreError::NotFound)?;
-            let company_id = match &patch.company {
-                None => before.company_id,
-                Some(None) => None,
-                Some(Some(name)) => {
-                    let existing: Option<i64> = companies::table
-                        .filter(companies::name.eq(name))
-                        .select(companies::id)
-                        .first(conn)
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            conn.transaction(async |tx| {
+                let before = find_visible_customer(tx, id, &scope_ids).await?.ok_or(StoreError::NotFound)?;
+                let company_id = match &patch.company {
+                    None => before.company_id,
+                    Some(None) => None,
+                    Some(Some(name)) => Some(find_or_create_company(tx, name, now()).await?),
+                };
+                let customer: Customer = db!(
+                    tx,
+                    diesel::update(customers::table.find(id))
+                        .set((
+                            customers::name.eq(patch.name.as_ref().unwrap_or(&before.name)),
+                            customers::company_id.eq(company_id),
+                            customers::owner_agent_id.eq(patch.owner_agent_id.unwrap_or(before.owner_agent_id)),
+                            customers::notes.eq(patch.notes.as_ref().unwrap_or(&before.notes)),
+                            customers::custom_fields.eq(patch.custom_fields.as_ref().unwrap_or(&before.custom_fields)),
+                            customers::updated_at.eq(now()),
+                        ))
+                        .returning(Customer::as_returning())
+                        .get_result(tx)
                         .await
-                        .optional()?;
-                    match existing {
-                        Some(cid) => Some(cid),
-                        None => Some(
-                            diesel::insert_into(companies::table)
-                                .values((companies::name.eq(name), companies::created_at.eq(now())))
-                                .returning(companies::id)
-                                .get_result::<i64>(conn)
-                                .await?,
-                        ),
-                    }
-                }
-            };
-            let customer: Customer = diesel::update(customers::table.find(id))
-                .set((
-                    customers::name.eq(patch.name.as_ref().unwrap_or(&before.name)),
-                    customers::company_id.eq(company_id),
-                    customers::owner_agent_id.eq(patch.owner_agent_id.unwrap_or(before.owner_agent_id)),
-                    customers::notes.eq(patch.notes.as_ref().unwrap_or(&before.notes)),
-                    customers::custom_fields.eq(patch.custom_fields.as_ref().unwrap_or(&before.custom_fields)),
-                    customers::updated_at.eq(now()),
-                ))
-                .returning(Customer::as_returning())
-                .get_result(conn)
-                .await?;
-            diesel::insert_into(audit_log::table)
-                .values(&audit::entry(actor, "customer.update", "customer", Some(id), json!({
-                    "name": customer.name, "company_id": customer.company_id, "owner_agent_id": customer.owner_agent_id
-                })))
-                .execute(conn)
-                .await?;
-            Ok(customer)
+                )?;
+                let entry = audit::entry(
+                    actor,
+                    "customer.update",
+                    "customer",
+                    Some(id),
+                    json!({
+                        "name": customer.name, "company_id": customer.company_id, "owner_agent_id": customer.owner_agent_id
+                    }),
+                );
+                db!(tx, diesel::insert_into(audit_log::table).values(&entry).execute(tx).await)?;
+                Ok(customer)
+            })
+            .await
         })
-    })
-    .await
+        .await
+}
+
+/// An identity to link to a customer ([`add_identity`]).
+pub struct NewIdentity<'a> {
+    /// `email`, `phone` or `external`.
+    pub kind: &'a str,
+    /// The channel of an external id; `None` for the global ones (email, phone).
+    pub channel_instance_id: Option<i64>,
+    pub value: &'a str,
 }
 
 /// Link an identity to a customer visible in `scope` (`NotFound` otherwise). An external id
@@ -272,77 +276,89 @@ pub async fn update(
 pub async fn add_identity(
     store: &Store,
     id: i64,
-    kind: &str,
-    channel_instance_id: Option<i64>,
-    value: &str,
+    new: NewIdentity<'_>,
     scope: &ChannelScope,
     actor: Actor,
 ) -> StoreResult<Identity> {
+    let NewIdentity { kind, channel_instance_id, value } = new;
     let kind = kind.to_owned();
     let value = value.to_owned();
     let scope_ids = scope.ids();
     let channel_allowed = channel_instance_id.is_none_or(|ch| scope.allows(ch));
-    store.run(move |store| async move {
-        let store = &store;
-        let kind: &str = &kind;
-        let value: &str = &value;
-        let mut conn = store.write().await?;
-        db_tx!(conn => {
-            let customer: Customer = find_visible_customer!(conn, id, &scope_ids).ok_or(StoreError::NotFound)?;
-            if customer.merged_into_id.is_some() {
-                return Err(super::Violation::CustomerMerged { id }.into());
-            }
-            if let Some(ch) = channel_instance_id {
-                let no_channel = || StoreError::BadReference(format!("channel {ch} does not exist"));
-                if !channel_allowed {
-                    return Err(no_channel());
+    store
+        .run(move |store| async move {
+            let (kind, value) = (kind.as_str(), value.as_str());
+            let mut conn = store.write().await?;
+            conn.transaction(async |tx| {
+                let customer = find_visible_customer(tx, id, &scope_ids).await?.ok_or(StoreError::NotFound)?;
+                if customer.merged_into_id.is_some() {
+                    return Err(super::Violation::CustomerMerged { id }.into());
                 }
-                super::schema::channel_instances::table
-                    .find(ch)
-                    .select(super::schema::channel_instances::id)
-                    .first::<i64>(conn)
-                    .await
-                    .optional()?
+                if let Some(ch) = channel_instance_id {
+                    let no_channel = || StoreError::BadReference(format!("channel {ch} does not exist"));
+                    if !channel_allowed {
+                        return Err(no_channel());
+                    }
+                    db!(
+                        tx,
+                        channel_instances::table
+                            .find(ch)
+                            .select(channel_instances::id)
+                            .first::<i64>(tx)
+                            .await
+                            .optional()
+                    )?
                     .ok_or_else(no_channel)?;
-            }
-            let mut q = customer_identities::table
-                .filter(customer_identities::kind.eq(kind))
-                .filter(customer_identities::value.eq(value))
-                .select(Identity::as_select())
-                .into_boxed();
-            if let Some(ch) = channel_instance_id {
-                q = q.filter(customer_identities::channel_instance_id.eq(ch));
-            }
-            if let Some(existing) = q.first(conn).await.optional()? {
-                if existing.customer_id == id {
-                    return Err(StoreError::Conflict(format!("this customer already has {kind} {value:?}")));
                 }
-                let owner_visible = find_visible_customer!(conn, existing.customer_id, &scope_ids).is_some();
-                return Err(StoreError::Conflict(if owner_visible {
-                    format!("{kind} {value:?} belongs to customer {}", existing.customer_id)
-                } else {
-                    format!("{kind} {value:?} belongs to another customer")
-                }));
-            }
-            let identity: Identity = diesel::insert_into(customer_identities::table)
-                .values((
-                    customer_identities::customer_id.eq(id),
-                    customer_identities::kind.eq(kind),
-                    customer_identities::channel_instance_id.eq(channel_instance_id),
-                    customer_identities::value.eq(value),
-                    customer_identities::created_at.eq(now()),
-                ))
-                .returning(Identity::as_returning())
-                .get_result(conn)
-                .await?;
-            diesel::insert_into(audit_log::table)
-                .values(&audit::entry(actor, "customer.identity.add", "customer", Some(id), json!({"kind": kind, "value": value, "channel_id": channel_instance_id})))
-                .execute(conn)
-                .await?;
-            Ok(identity)
+                let existing: Option<Identity> = db!(tx, {
+                    let mut q = customer_identities::table
+                        .filter(customer_identities::kind.eq(kind))
+                        .filter(customer_identities::value.eq(value))
+                        .select(Identity::as_select())
+                        .into_boxed();
+                    if let Some(ch) = channel_instance_id {
+                        q = q.filter(customer_identities::channel_instance_id.eq(ch));
+                    }
+                    q.first(tx).await.optional()
+                })?;
+                if let Some(existing) = existing {
+                    if existing.customer_id == id {
+                        return Err(StoreError::Conflict(format!("this customer already has {kind} {value:?}")));
+                    }
+                    let owner_visible = find_visible_customer(tx, existing.customer_id, &scope_ids).await?.is_some();
+                    return Err(StoreError::Conflict(if owner_visible {
+                        format!("{kind} {value:?} belongs to customer {}", existing.customer_id)
+                    } else {
+                        format!("{kind} {value:?} belongs to another customer")
+                    }));
+                }
+                let identity: Identity = db!(
+                    tx,
+                    diesel::insert_into(customer_identities::table)
+                        .values((
+                            customer_identities::customer_id.eq(id),
+                            customer_identities::kind.eq(kind),
+                            customer_identities::channel_instance_id.eq(channel_instance_id),
+                            customer_identities::value.eq(value),
+                            customer_identities::created_at.eq(now()),
+                        ))
+                        .returning(Identity::as_returning())
+                        .get_result(tx)
+                        .await
+                )?;
+                let entry = audit::entry(
+                    actor,
+                    "customer.identity.add",
+                    "customer",
+                    Some(id),
+                    json!({"kind": kind, "value": value, "channel_id": channel_instance_id}),
+                );
+                db!(tx, diesel::insert_into(audit_log::table).values(&entry).execute(tx).await)?;
+                Ok(identity)
+            })
+            .await
         })
-    })
-    .await
+        .await
 }
 
 /// Unlink one identity of a customer visible in `scope`; `NotFound` when the customer is not
@@ -355,29 +371,36 @@ pub async fn remove_identity(
     actor: Actor,
 ) -> StoreResult<()> {
     let scope_ids = scope.ids();
-    store.run(move |store| async move {
-        let store = &store;
-        let mut conn = store.write().await?;
-        db_tx!(conn => {
-            find_visible_customer!(conn, id, &scope_ids).ok_or(StoreError::NotFound)?;
-            let mut q = customer_identities::table
-                .find(identity_id)
-                .filter(customer_identities::customer_id.eq(id))
-                .select(Identity::as_select())
-                .into_boxed();
-            if let Some(ids) = &scope_ids {
-                q = q.filter(identity_in_scope!(ids));
-            }
-            let identity: Identity = q.first(conn).await?;
-            diesel::delete(customer_identities::table.find(identity_id)).execute(conn).await?;
-            diesel::insert_into(audit_log::table)
-                .values(&audit::entry(actor, "customer.identity.remove", "customer", Some(id), json!({"kind": identity.kind, "value": identity.value})))
-                .execute(conn)
-                .await?;
-            Ok(())
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            conn.transaction(async |tx| {
+                find_visible_customer(tx, id, &scope_ids).await?.ok_or(StoreError::NotFound)?;
+                let identity: Identity = db!(tx, {
+                    let mut q = customer_identities::table
+                        .find(identity_id)
+                        .filter(customer_identities::customer_id.eq(id))
+                        .select(Identity::as_select())
+                        .into_boxed();
+                    if let Some(ids) = &scope_ids {
+                        q = q.filter(identity_in_scope(ids.clone()));
+                    }
+                    q.first(tx).await
+                })?;
+                db!(tx, diesel::delete(customer_identities::table.find(identity_id)).execute(tx).await)?;
+                let entry = audit::entry(
+                    actor,
+                    "customer.identity.remove",
+                    "customer",
+                    Some(id),
+                    json!({"kind": identity.kind, "value": identity.value}),
+                );
+                db!(tx, diesel::insert_into(audit_log::table).values(&entry).execute(tx).await)?;
+                Ok(())
+            })
+            .await
         })
-    })
-    .await
+        .await
 }
 
 /// Merge customer `id` into `into`: identities and conversations move to the survivor, which
@@ -386,52 +409,73 @@ pub async fn remove_identity(
 /// Both must be visible in `scope`: `id` is `NotFound` otherwise, `into` "does not exist".
 pub async fn merge(store: &Store, id: i64, into: i64, scope: &ChannelScope, actor: Actor) -> StoreResult<Customer> {
     let scope_ids = scope.ids();
-    store.run(move |store| async move {
-        let store = &store;
-        if id == into {
-            return Err(super::Violation::CustomerSelfMerge.into());
-        }
-        let mut conn = store.write().await?;
-        db_tx!(conn => {
-            let source: Customer = find_visible_customer!(conn, id, &scope_ids).ok_or(StoreError::NotFound)?;
-            let target: Customer = find_visible_customer!(conn, into, &scope_ids)
-                .ok_or_else(|| StoreError::BadReference(format!("customer {into} does not exist")))?;
-            if source.merged_into_id.is_some() || target.merged_into_id.is_some() {
-                return Err(super::Violation::CustomerAlreadyMerged.into());
+    store
+        .run(move |store| async move {
+            if id == into {
+                return Err(super::Violation::CustomerSelfMerge.into());
             }
-            diesel::update(customer_identities::table.filter(customer_identities::customer_id.eq(id)))
-                .set(customer_identities::customer_id.eq(into))
-                .execute(conn)
-                .await?;
-            let moved = diesel::update(conversations::table.filter(conversations::customer_id.eq(id)))
-                .set(conversations::customer_id.eq(into))
-                .execute(conn)
-                .await?;
-            diesel::update(customers::table.filter(customers::merged_into_id.eq(id)))
-                .set(customers::merged_into_id.eq(into))
-                .execute(conn)
-                .await?;
-            diesel::update(customers::table.find(id))
-                .set((customers::merged_into_id.eq(into), customers::updated_at.eq(now())))
-                .execute(conn)
-                .await?;
-            let survivor: Customer = diesel::update(customers::table.find(into))
-                .set((
-                    customers::company_id.eq(target.company_id.or(source.company_id)),
-                    customers::owner_agent_id.eq(target.owner_agent_id.or(source.owner_agent_id)),
-                    customers::updated_at.eq(now()),
-                ))
-                .returning(Customer::as_returning())
-                .get_result(conn)
-                .await?;
-            diesel::insert_into(audit_log::table)
-                .values(&audit::entry(actor, "customer.merge", "customer", Some(into), json!({"merged": id, "conversations_moved": moved})))
-                .execute(conn)
-                .await?;
-            Ok(survivor)
+            let mut conn = store.write().await?;
+            conn.transaction(async |tx| {
+                let source = find_visible_customer(tx, id, &scope_ids).await?.ok_or(StoreError::NotFound)?;
+                let target = find_visible_customer(tx, into, &scope_ids)
+                    .await?
+                    .ok_or_else(|| StoreError::BadReference(format!("customer {into} does not exist")))?;
+                if source.merged_into_id.is_some() || target.merged_into_id.is_some() {
+                    return Err(super::Violation::CustomerAlreadyMerged.into());
+                }
+                db!(
+                    tx,
+                    diesel::update(customer_identities::table.filter(customer_identities::customer_id.eq(id)))
+                        .set(customer_identities::customer_id.eq(into))
+                        .execute(tx)
+                        .await
+                )?;
+                let moved = db!(
+                    tx,
+                    diesel::update(conversations::table.filter(conversations::customer_id.eq(id)))
+                        .set(conversations::customer_id.eq(into))
+                        .execute(tx)
+                        .await
+                )?;
+                db!(
+                    tx,
+                    diesel::update(customers::table.filter(customers::merged_into_id.eq(id)))
+                        .set(customers::merged_into_id.eq(into))
+                        .execute(tx)
+                        .await
+                )?;
+                db!(
+                    tx,
+                    diesel::update(customers::table.find(id))
+                        .set((customers::merged_into_id.eq(into), customers::updated_at.eq(now())))
+                        .execute(tx)
+                        .await
+                )?;
+                let survivor: Customer = db!(
+                    tx,
+                    diesel::update(customers::table.find(into))
+                        .set((
+                            customers::company_id.eq(target.company_id.or(source.company_id)),
+                            customers::owner_agent_id.eq(target.owner_agent_id.or(source.owner_agent_id)),
+                            customers::updated_at.eq(now()),
+                        ))
+                        .returning(Customer::as_returning())
+                        .get_result(tx)
+                        .await
+                )?;
+                let entry = audit::entry(
+                    actor,
+                    "customer.merge",
+                    "customer",
+                    Some(into),
+                    json!({"merged": id, "conversations_moved": moved}),
+                );
+                db!(tx, diesel::insert_into(audit_log::table).values(&entry).execute(tx).await)?;
+                Ok(survivor)
+            })
+            .await
         })
-    })
-    .await
+        .await
 }
 
 /// Companies by name; in a limited scope only those with a customer visible in it.
@@ -441,25 +485,24 @@ pub async fn list_companies(
     limit: i64,
     scope: &ChannelScope,
 ) -> StoreResult<Vec<Company>> {
-    let q = q.map(str::to_owned);
+    let pattern = q.map(like_pattern);
     let scope_ids = scope.ids();
     store
         .run(move |store| async move {
-            let store = &store;
-            let q: Option<&str> = q.as_deref();
-            let pattern = q.map(like_pattern);
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => {
+            let tx = &mut conn.tx();
+            Ok(db!(tx, {
                 let mut query = companies::table.select(Company::as_select()).into_boxed();
-                if let Some(p) = pattern {
-                    query = query.filter(lower(companies::name).like(p).escape('\\'));
+                if let Some(p) = &pattern {
+                    query = query.filter(lower(companies::name).like(p.clone()).escape('\\'));
                 }
                 if let Some(ids) = &scope_ids {
-                    query = query.filter(companies::id.nullable().eq_any(
-                        customers::table.filter(customer_in_scope!(ids)).select(customers::company_id),
-                    ));
+                    query =
+                        query.filter(companies::id.nullable().eq_any(
+                            customers::table.filter(customer_in_scope(ids.clone())).select(customers::company_id),
+                        ));
                 }
-                query.order(companies::name).limit(limit).load(conn).await
+                query.order(companies::name).limit(limit).load(tx).await
             })?)
         })
         .await

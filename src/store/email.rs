@@ -25,7 +25,7 @@ use super::events::{self, EventRow, record_event};
 use super::messages::decorate_one;
 use super::models::{Attachment, ChannelInstance, Conversation, Message};
 use super::schema::{
-    agents, attachments, channel_access, channel_instances, conversation_subscribers, conversation_tags, conversations,
+    agents, attachments, channel_access, channel_instances, conversation_subscribers, conversations,
     customer_identities, customers, mail_log, mail_sources, mailbox_seen, mailbox_state, messages, outbox, teams,
 };
 use super::{Store, StoreError, StoreResult, now};

@@ -14,14 +14,11 @@
 //! taken before a [`Subject::CustomerChannel`] lock, never after; both before any row lock the
 //! decision then takes (the conversation row, the numbering counter).
 
-use std::future::Future;
-
-use diesel::result::QueryResult;
 use diesel::sql_types::BigInt;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use sha2::{Digest, Sha256};
 
-use super::SqliteConn;
+use super::{StoreResult, Tx};
 
 /// What a lock is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,24 +48,17 @@ impl Subject<'_> {
     }
 }
 
-/// A connection that can hold a [`Subject`]'s lock until its transaction ends.
-pub trait DecisionLock {
-    /// Wait for and take the lock of `subject`; call it inside a transaction.
-    fn lock(&mut self, subject: Subject<'_>) -> impl Future<Output = QueryResult<()>> + Send;
-}
-
-impl DecisionLock for AsyncPgConnection {
-    fn lock(&mut self, subject: Subject<'_>) -> impl Future<Output = QueryResult<()>> + Send {
-        let query = diesel::sql_query("SELECT pg_advisory_xact_lock($1)").bind::<BigInt, _>(subject.key());
-        async move { query.execute(self).await.map(|_| ()) }
+/// Wait for and take the lock of `subject` until the transaction `tx` ends; call it inside a
+/// transaction. On SQLite there is nothing to take: the store's writer lock already serialises
+/// every write transaction.
+pub(crate) async fn take(tx: &mut Tx<'_>, subject: Subject<'_>) -> StoreResult<()> {
+    match tx.reborrow() {
+        Tx::Postgres(tx) => {
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1)").bind::<BigInt, _>(subject.key()).execute(tx).await?;
+        }
+        Tx::Sqlite(_) => {}
     }
-}
-
-impl DecisionLock for SqliteConn {
-    fn lock(&mut self, _subject: Subject<'_>) -> impl Future<Output = QueryResult<()>> + Send {
-        // The store's writer lock already serialises every write transaction.
-        std::future::ready(Ok(()))
-    }
+    Ok(())
 }
 
 #[cfg(test)]

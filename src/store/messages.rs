@@ -7,17 +7,23 @@ use chrono::Duration;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+use diesel::sql_types::Bool;
+
 use super::audit::Actor;
-use super::conversations::{ConversationPatch, ConversationRow, apply_patch, effect, load_in_scope, status_base};
-use super::events::{self, EventRow, record_event};
-use super::models::{Attachment, Conversation, Message};
-use super::schema::{
-    agents, attachments, channel_instances, conversation_tags, conversations, customers, messages, outbox,
+use super::conversations::{
+    Contact, ConversationPatch, ConversationRow, Inserted, NewConversationRow, apply_patch, decorate_one, effect,
+    insert, load_in_scope, resolve_contact, status_base, tags_of,
 };
-use super::{Store, StoreError, StoreResult, Violation, now};
+use super::events::{self, EventRow, NewEvent};
+use super::locks::{self, Subject};
+use super::models::{Attachment, ChannelInstance, Conversation, Customer, Message};
+use super::schema::{
+    agents, attachments, channel_instances, conversations, customer_identities, customers, messages, outbox, statuses,
+};
+use super::{Store, StoreError, StoreResult, Tx, Violation, now};
+use crate::db;
 use crate::domain::lifecycle::{self, ChatChange, Event, StatusChange};
 use crate::domain::{ChannelScope, Direction, Source, StatusBase};
-use crate::{db_run, db_tx};
 
 #[derive(Clone)]
 pub struct NewReply {
@@ -53,11 +59,10 @@ pub async fn list(
     let scope = scope.clone();
     store
         .run(move |store| async move {
-            let store = &store;
-            let scope: &ChannelScope = &scope;
             let mut conn = store.read().await?;
-            let rows: Vec<Message> = db_run!(conn => {
-                let c: Conversation = load_in_scope!(conn, conversation_id, scope);
+            let tx = &mut conn.tx();
+            let c = load_in_scope(tx, conversation_id, &scope).await?;
+            let mut rows: Vec<Message> = db!(tx, {
                 let mut q = messages::table
                     .filter(messages::conversation_id.eq(c.id))
                     .select(Message::as_select())
@@ -69,17 +74,16 @@ pub async fn list(
                     q = q.filter(messages::seq.lt(before));
                 }
                 // Paging backwards from `before` wants the newest of the range.
-                let mut rows: Vec<Message> = if before_seq.is_some() && after_seq.is_none() {
-                    q.order(messages::seq.desc()).limit(limit).load(conn).await?
+                if before_seq.is_some() && after_seq.is_none() {
+                    q.order(messages::seq.desc()).limit(limit).load(tx).await
                 } else {
-                    q.order(messages::seq.asc()).limit(limit).load(conn).await?
-                };
-                rows.sort_by_key(|m| m.seq);
-                rows
-            });
+                    q.order(messages::seq.asc()).limit(limit).load(tx).await
+                }
+            })?;
+            rows.sort_by_key(|m| m.seq);
             drop(conn);
             let ids: Vec<i64> = rows.iter().map(|m| m.id).collect();
-            let files = super::attachments::for_messages(store, &ids).await?;
+            let files = super::attachments::for_messages(&store, &ids).await?;
             Ok(rows
                 .into_iter()
                 .map(|m| {
@@ -100,128 +104,163 @@ pub async fn append_reply(
     actor: Actor,
 ) -> StoreResult<AppendedMessage> {
     let scope = scope.clone();
-    store.run(move |store| async move {
-        let store = &store;
-        let scope: &ChannelScope = &scope;
-        let mut conn = store.write().await?;
-        db_tx!(conn => {
-            let t = now();
-            let before: Conversation = load_in_scope!(conn, reply.conversation_id, scope);
-            // The lifecycle: a merged conversation is refused; a reply keeps a live chat alive.
-            let base = status_base!(conn, &before.status);
-            let effect = effect(&before, base, if reply.note { Event::Note } else { Event::AgentReply })?;
-            if let Some(quoted) = reply.quoted_message_id {
-                let found: i64 = messages::table
-                    .filter(messages::id.eq(quoted))
-                    .filter(messages::conversation_id.eq(before.id))
-                    .count()
-                    .get_result(conn)
-                    .await?;
-                if found == 0 {
-                    return Err(StoreError::BadReference(format!("message {quoted} is not in this conversation")));
-                }
-            }
-            let files: Vec<Attachment> = attachments::table
-                .filter(attachments::id.eq_any(&reply.attachment_ids))
-                .select(Attachment::as_select())
-                .load(conn)
-                .await?;
-            for id in &reply.attachment_ids {
-                match files.iter().find(|a| a.id == *id) {
-                    None => return Err(StoreError::BadReference(format!("attachment {id} does not exist"))),
-                    Some(a) if a.uploaded_by != Some(reply.agent_id) => {
-                        return Err(StoreError::BadReference(format!("attachment {id} does not exist")));
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            conn.transaction(async |tx| {
+                let t = now();
+                let before = load_in_scope(tx, reply.conversation_id, &scope).await?;
+                // The lifecycle: a merged conversation is refused; a reply keeps a live chat alive.
+                let base = status_base(tx, &before.status).await?;
+                let effect = effect(&before, base, if reply.note { Event::Note } else { Event::AgentReply })?;
+                if let Some(quoted) = reply.quoted_message_id {
+                    let found: i64 = db!(
+                        tx,
+                        messages::table
+                            .filter(messages::id.eq(quoted))
+                            .filter(messages::conversation_id.eq(before.id))
+                            .count()
+                            .get_result(tx)
+                            .await
+                    )?;
+                    if found == 0 {
+                        return Err(StoreError::BadReference(format!("message {quoted} is not in this conversation")));
                     }
-                    Some(a) if a.message_id.is_some() => {
-                        return Err(Violation::AttachmentInUse { id: *id }.into());
-                    }
-                    Some(_) => {}
                 }
-            }
-            let (timeout_s, channel_enabled, channel_kind): (i64, bool, String) = channel_instances::table
-                .find(before.channel_instance_id)
-                .select((channel_instances::inactivity_timeout_s, channel_instances::enabled, channel_instances::kind))
-                .first(conn)
-                .await?;
+                let files: Vec<Attachment> = db!(
+                    tx,
+                    attachments::table
+                        .filter(attachments::id.eq_any(&reply.attachment_ids))
+                        .select(Attachment::as_select())
+                        .load(tx)
+                        .await
+                )?;
+                for id in &reply.attachment_ids {
+                    match files.iter().find(|a| a.id == *id) {
+                        None => return Err(StoreError::BadReference(format!("attachment {id} does not exist"))),
+                        Some(a) if a.uploaded_by != Some(reply.agent_id) => {
+                            return Err(StoreError::BadReference(format!("attachment {id} does not exist")));
+                        }
+                        Some(a) if a.message_id.is_some() => {
+                            return Err(Violation::AttachmentInUse { id: *id }.into());
+                        }
+                        Some(_) => {}
+                    }
+                }
+                let (timeout_s, channel_enabled, channel_kind): (i64, bool, String) = db!(
+                    tx,
+                    channel_instances::table
+                        .find(before.channel_instance_id)
+                        .select((
+                            channel_instances::inactivity_timeout_s,
+                            channel_instances::enabled,
+                            channel_instances::kind,
+                        ))
+                        .first(tx)
+                        .await
+                )?;
 
-            let direction = if reply.note { Direction::Note } else { Direction::Out };
-            let deadline = if effect.is_some_and(|e| e.chat == ChatChange::KeepAlive) {
-                Some(t + Duration::seconds(timeout_s))
-            } else {
-                before.inactivity_deadline
-            };
-            let (first_response, last_agent) = if reply.note {
-                (before.first_response_at, before.last_agent_activity_at)
-            } else {
-                (before.first_response_at.or(Some(t)), Some(t))
-            };
-            let seq: i64 = diesel::update(conversations::table.find(before.id))
-                .set((
-                    conversations::last_seq.eq(conversations::last_seq + 1),
-                    conversations::updated_at.eq(t),
-                    conversations::first_response_at.eq(first_response),
-                    conversations::last_agent_activity_at.eq(last_agent),
-                    conversations::inactivity_deadline.eq(deadline),
-                ))
-                .returning(conversations::last_seq)
-                .get_result(conn)
+                let direction = if reply.note { Direction::Note } else { Direction::Out };
+                let deadline = if effect.is_some_and(|e| e.chat == ChatChange::KeepAlive) {
+                    Some(t + Duration::seconds(timeout_s))
+                } else {
+                    before.inactivity_deadline
+                };
+                let (first_response, last_agent) = if reply.note {
+                    (before.first_response_at, before.last_agent_activity_at)
+                } else {
+                    (before.first_response_at.or(Some(t)), Some(t))
+                };
+                let seq: i64 = db!(
+                    tx,
+                    diesel::update(conversations::table.find(before.id))
+                        .set((
+                            conversations::last_seq.eq(conversations::last_seq + 1),
+                            conversations::updated_at.eq(t),
+                            conversations::first_response_at.eq(first_response),
+                            conversations::last_agent_activity_at.eq(last_agent),
+                            conversations::inactivity_deadline.eq(deadline),
+                        ))
+                        .returning(conversations::last_seq)
+                        .get_result(tx)
+                        .await
+                )?;
+                let message: Message = db!(
+                    tx,
+                    diesel::insert_into(messages::table)
+                        .values((
+                            messages::conversation_id.eq(before.id),
+                            messages::seq.eq(seq),
+                            messages::direction.eq(direction.as_str()),
+                            messages::source.eq(reply.source.as_str()),
+                            messages::author_agent_id.eq(reply.agent_id),
+                            messages::body_text.eq(&reply.content),
+                            messages::body_html.eq(&reply.content_html),
+                            messages::quoted_message_id.eq(reply.quoted_message_id),
+                            messages::channel_instance_id.eq(before.channel_instance_id),
+                            messages::created_at.eq(t),
+                        ))
+                        .returning(Message::as_returning())
+                        .get_result(tx)
+                        .await
+                )?;
+                let linked: Vec<Attachment> = if reply.attachment_ids.is_empty() {
+                    Vec::new()
+                } else {
+                    db!(
+                        tx,
+                        diesel::update(attachments::table.filter(attachments::id.eq_any(&reply.attachment_ids)))
+                            .set(attachments::message_id.eq(message.id))
+                            .returning(Attachment::as_returning())
+                            .get_results(tx)
+                            .await
+                    )?
+                };
+                if super::outbox::queues_reply(&channel_kind, channel_enabled, direction) {
+                    let delivery = super::outbox::new_delivery(before.channel_instance_id, before.id, message.id, t);
+                    db!(tx, diesel::insert_into(outbox::table).values(&delivery).execute(tx).await)?;
+                }
+                let current: Conversation =
+                    db!(tx, conversations::table.find(before.id).select(Conversation::as_select()).first(tx).await)?;
+                let updated = match &reply.then {
+                    Some(patch) if !patch.is_empty() => apply_patch(tx, current, patch, actor).await?,
+                    _ => current,
+                };
+                let event = events::record(
+                    tx,
+                    NewEvent {
+                        conversation_id: updated.id,
+                        channel_instance_id: updated.channel_instance_id,
+                        kind: events::MESSAGE_CREATED,
+                        seq: Some(seq),
+                        message_id: Some(message.id),
+                        created_at: t,
+                    },
+                )
                 .await?;
-            let message: Message = diesel::insert_into(messages::table)
-                .values((
-                    messages::conversation_id.eq(before.id),
-                    messages::seq.eq(seq),
-                    messages::direction.eq(direction.as_str()),
-                    messages::source.eq(reply.source.as_str()),
-                    messages::author_agent_id.eq(reply.agent_id),
-                    messages::body_text.eq(&reply.content),
-                    messages::body_html.eq(&reply.content_html),
-                    messages::quoted_message_id.eq(reply.quoted_message_id),
-                    messages::channel_instance_id.eq(before.channel_instance_id),
-                    messages::created_at.eq(t),
-                ))
-                .returning(Message::as_returning())
-                .get_result(conn)
-                .await?;
-            let linked: Vec<Attachment> = if reply.attachment_ids.is_empty() {
-                Vec::new()
-            } else {
-                diesel::update(attachments::table.filter(attachments::id.eq_any(&reply.attachment_ids)))
-                    .set(attachments::message_id.eq(message.id))
-                    .returning(Attachment::as_returning())
-                    .get_results(conn)
-                    .await?
-            };
-            if super::outbox::queues_reply(&channel_kind, channel_enabled, direction) {
-                diesel::insert_into(outbox::table)
-                    .values(&super::outbox::new_delivery(before.channel_instance_id, before.id, message.id, t))
-                    .execute(conn)
-                    .await?;
-            }
-            let current: Conversation = conversations::table.find(before.id).select(Conversation::as_select()).first(conn).await?;
-            let updated = match &reply.then {
-                Some(patch) if !patch.is_empty() => apply_patch!(conn, current, patch, actor),
-                _ => current,
-            };
-            let event = record_event!(conn, updated.id, updated.channel_instance_id, events::MESSAGE_CREATED, Some(seq), Some(message.id), t);
-        let tags: Vec<String> = conversation_tags::table
-                .filter(conversation_tags::conversation_id.eq(updated.id))
-                .select(conversation_tags::tag)
-                .order(conversation_tags::tag)
-                .load(conn)
-                .await?;
-            let customer_name: String = customers::table.find(updated.customer_id).select(customers::name).first(conn).await?;
-            let channel_kind: String = channel_instances::table.find(updated.channel_instance_id).select(channel_instances::kind).first(conn).await?;
-            let mut files = linked;
-            files.sort_by_key(|a| a.id);
-            Ok(AppendedMessage {
-                message,
-                attachments: files,
-                conversation: ConversationRow { conversation: updated, tags, customer_name, channel_kind },
-                events: vec![event],
+                let tags = tags_of(tx, updated.id).await?;
+                let customer_name: String =
+                    db!(tx, customers::table.find(updated.customer_id).select(customers::name).first(tx).await)?;
+                let channel_kind: String = db!(
+                    tx,
+                    channel_instances::table
+                        .find(updated.channel_instance_id)
+                        .select(channel_instances::kind)
+                        .first(tx)
+                        .await
+                )?;
+                let mut files = linked;
+                files.sort_by_key(|a| a.id);
+                Ok(AppendedMessage {
+                    message,
+                    attachments: files,
+                    conversation: ConversationRow { conversation: updated, tags, customer_name, channel_kind },
+                    events: vec![event],
+                })
             })
+            .await
         })
-    })
-    .await
+        .await
 }
 
 /// One message, if its conversation is in scope.
@@ -229,10 +268,9 @@ pub async fn get(store: &Store, id: i64, scope: &ChannelScope) -> StoreResult<Me
     let scope = scope.clone();
     store
         .run(move |store| async move {
-            let store = &store;
-            let scope: &ChannelScope = &scope;
             let mut conn = store.read().await?;
-            let m: Message = db_run!(conn => messages::table.find(id).select(Message::as_select()).first(conn).await)?;
+            let tx = &mut conn.tx();
+            let m: Message = db!(tx, messages::table.find(id).select(Message::as_select()).first(tx).await)?;
             if !scope.allows(m.channel_instance_id) {
                 return Err(StoreError::NotFound);
             }
@@ -246,14 +284,12 @@ pub async fn agent_names(store: &Store, ids: &[i64]) -> StoreResult<Vec<(i64, St
     let ids = ids.to_vec();
     store
         .run(move |store| async move {
-            let store = &store;
-            let ids: &[i64] = &ids;
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => agents::table
-            .filter(agents::id.eq_any(ids))
-            .select((agents::id, agents::name))
-            .load(conn)
-            .await)?)
+            let tx = &mut conn.tx();
+            Ok(db!(
+                tx,
+                agents::table.filter(agents::id.eq_any(&ids)).select((agents::id, agents::name)).load(tx).await
+            )?)
         })
         .await
 }
@@ -265,12 +301,16 @@ pub async fn get_many(store: &Store, ids: Vec<i64>) -> StoreResult<Vec<(Message,
             let ids = ids.clone();
             move |store| async move {
                 let mut conn = store.read().await?;
-                Ok(db_run!(conn => messages::table
-                    .filter(messages::id.eq_any(&ids))
-                    .order(messages::id)
-                    .select(Message::as_select())
-                    .load(conn)
-                    .await)?)
+                let tx = &mut conn.tx();
+                Ok(db!(
+                    tx,
+                    messages::table
+                        .filter(messages::id.eq_any(&ids))
+                        .order(messages::id)
+                        .select(Message::as_select())
+                        .load(tx)
+                        .await
+                )?)
             }
         })
         .await?;
@@ -343,49 +383,53 @@ pub struct AppendedCustomer {
 /// then the conversation update, the message, the event, the conversation's tags. Nothing else is
 /// read back: the update and inserts return their rows.
 pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) -> StoreResult<AppendedCustomer> {
-    use super::conversations::{insert_conversation, load_in_scope, resolve_contact};
-    use super::locks::{DecisionLock as _, Subject};
-    use super::models::{ChannelInstance, Customer};
-    use super::schema::{customer_identities, statuses};
-    use diesel::sql_types::Bool;
     store
         .run(move |store| async move {
+            let presence = |a: i64| store.presence(a);
             let mut conn = store.write().await?;
-            db_tx!(conn => {
+            conn.transaction(async |tx| {
                 let t = now();
                 let ext: String = msg.external_message_id.clone().unwrap_or_default();
                 let ext_given = msg.external_message_id.is_some();
                 let target = msg.target.clone();
                 let no_channel = || StoreError::BadReference(format!("channel {} does not exist", msg.channel_id));
-                // An idempotent replay: the earlier message, nothing written.
-                macro_rules! replay {
-                    ($seen:expr) => {{
-                        let message: Message = messages::table.find($seen).select(Message::as_select()).first(conn).await?;
-                        let row = decorate_one!(conn, message.conversation_id);
-                        return Ok(AppendedCustomer { message, conversation: row, events: vec![], created: false, duplicate: true });
-                    }};
-                }
                 // (channel, customer, earlier message with this external id, conversation, its status' base)
-                let (channel, customer, seen, start, start_base): (ChannelInstance, Customer, Option<i64>, Option<Conversation>, Option<StatusBase>) = match &target {
+                let (channel, customer, seen, start, start_base): (
+                    ChannelInstance,
+                    Customer,
+                    Option<i64>,
+                    Option<Conversation>,
+                    Option<StatusBase>,
+                ) = match &target {
                     Target::Latest { user_custom_id, profile } => {
-                        let (channel, customer, seen, latest, base): (ChannelInstance, Option<Customer>, Option<i64>, Option<Conversation>, Option<String>) =
+                        let (channel, customer, seen, latest, base): (
+                            ChannelInstance,
+                            Option<Customer>,
+                            Option<i64>,
+                            Option<Conversation>,
+                            Option<String>,
+                        ) = db!(
+                            tx,
                             channel_instances::table
-                                .left_join(customer_identities::table.on(
-                                    customer_identities::channel_instance_id.eq(channel_instances::id.nullable())
+                                .left_join(
+                                    customer_identities::table.on(customer_identities::channel_instance_id
+                                        .eq(channel_instances::id.nullable())
                                         .and(customer_identities::kind.eq("external"))
                                         // Owned binds: diesel wants this joined query 'static.
-                                        .and(customer_identities::value.eq(user_custom_id.clone())),
-                                ))
+                                        .and(customer_identities::value.eq(user_custom_id.clone()))),
+                                )
                                 .left_join(customers::table.on(customers::id.eq(customer_identities::customer_id)))
-                                .left_join(messages::table.on(
-                                    messages::channel_instance_id.eq(channel_instances::id)
+                                .left_join(
+                                    messages::table.on(messages::channel_instance_id
+                                        .eq(channel_instances::id)
                                         .and(messages::provider_message_id.eq(ext.clone()))
-                                        .and(ext_given.into_sql::<Bool>()),
-                                ))
-                                .left_join(conversations::table.on(
-                                    conversations::channel_instance_id.eq(channel_instances::id)
-                                        .and(conversations::customer_id.eq(customers::id)),
-                                ))
+                                        .and(ext_given.into_sql::<Bool>())),
+                                )
+                                .left_join(
+                                    conversations::table.on(conversations::channel_instance_id
+                                        .eq(channel_instances::id)
+                                        .and(conversations::customer_id.eq(customers::id))),
+                                )
                                 .left_join(statuses::table.on(statuses::key.eq(conversations::status)))
                                 .filter(channel_instances::id.eq(msg.channel_id))
                                 .order(conversations::id.desc())
@@ -396,227 +440,314 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                                     Option::<Conversation>::as_select(),
                                     statuses::base.nullable(),
                                 ))
-                                .first(conn)
+                                .first(tx)
                                 .await
-                                .optional()?
-                                .ok_or_else(no_channel)?;
+                                .optional()
+                        )?
+                        .ok_or_else(no_channel)?;
                         super::channels::ensure_enabled(&channel)?;
                         match (customer, seen) {
-                            (None, Some(seen)) => replay!(seen),
+                            (None, Some(seen)) => return replay(tx, seen).await,
                             // A new customer (or one a concurrent message is creating: the id's
                             // lock makes this wait for it, and then find it). Their latest
                             // conversation is read under the decision lock below.
                             (None, None) => {
-                                let id = resolve_contact!(
-                                    conn, &channel, user_custom_id, &profile.name, &profile.email, &profile.phone, &profile.company, t
-                                );
-                                let customer: Customer = customers::table.find(id).select(Customer::as_select()).first(conn).await?;
+                                let contact = Contact {
+                                    channel: &channel,
+                                    external_id: user_custom_id,
+                                    name: &profile.name,
+                                    email: &profile.email,
+                                    phone: &profile.phone,
+                                    company: &profile.company,
+                                };
+                                let id = resolve_contact(tx, &contact, t).await?;
+                                let customer: Customer =
+                                    db!(tx, customers::table.find(id).select(Customer::as_select()).first(tx).await)?;
                                 (channel, customer, None, None, None)
                             }
                             (Some(customer), seen) => match customer.merged_into_id {
                                 // Merged away: the survivor's latest conversation (read below).
                                 Some(survivor) => {
-                                    let latest = conversations::table
-                                        .filter(conversations::channel_instance_id.eq(channel.id))
-                                        .filter(conversations::customer_id.eq(survivor))
-                                        .order(conversations::id.desc())
-                                        .select(Conversation::as_select())
-                                        .first(conn)
-                                        .await
-                                        .optional()?;
+                                    let latest = latest_conversation(tx, channel.id, survivor).await?;
                                     (channel, customer, seen, latest, None)
                                 }
                                 None => {
-                                    let base = base.map(|b| super::stored::<StatusBase>("status base", &b)).transpose()?;
+                                    let base =
+                                        base.map(|b| super::stored::<StatusBase>("status base", &b)).transpose()?;
                                     (channel, customer, seen, latest, base)
                                 }
                             },
                         }
                     }
                     Target::Conversation { id, customer_id } => {
-                        let channel: ChannelInstance = channel_instances::table
-                            .find(msg.channel_id)
-                            .select(ChannelInstance::as_select())
-                            .first(conn)
-                            .await
-                            .optional()?
-                            .ok_or_else(no_channel)?;
-                        super::channels::ensure_enabled(&channel)?;
-                        let customer: Customer = customers::table
-                            .find(*customer_id)
-                            .select(Customer::as_select())
-                            .first(conn)
-                            .await
-                            .optional()?
-                            // Answered like a customer who is not this conversation's: the id of one on a
-                            // channel the caller may not see must not answer differently (invariant 4).
-                            .ok_or_else(|| StoreError::BadReference(format!("conversation {id} is not user {customer_id}'s on this channel")))?;
-                        let seen: Option<i64> = if ext_given {
-                            messages::table
-                                .filter(messages::channel_instance_id.eq(channel.id))
-                                .filter(messages::provider_message_id.eq(&ext))
-                                .select(messages::id)
-                                .first(conn)
+                        let channel: ChannelInstance = db!(
+                            tx,
+                            channel_instances::table
+                                .find(msg.channel_id)
+                                .select(ChannelInstance::as_select())
+                                .first(tx)
                                 .await
-                                .optional()?
+                                .optional()
+                        )?
+                        .ok_or_else(no_channel)?;
+                        super::channels::ensure_enabled(&channel)?;
+                        let customer: Customer = db!(
+                            tx,
+                            customers::table
+                                .find(*customer_id)
+                                .select(Customer::as_select())
+                                .first(tx)
+                                .await
+                                .optional()
+                        )?
+                        // Answered like a customer who is not this conversation's: the id of one on a
+                        // channel the caller may not see must not answer differently (invariant 4).
+                        .ok_or_else(|| {
+                            StoreError::BadReference(format!(
+                                "conversation {id} is not user {customer_id}'s on this channel"
+                            ))
+                        })?;
+                        let seen: Option<i64> = if ext_given {
+                            db!(
+                                tx,
+                                messages::table
+                                    .filter(messages::channel_instance_id.eq(channel.id))
+                                    .filter(messages::provider_message_id.eq(&ext))
+                                    .select(messages::id)
+                                    .first(tx)
+                                    .await
+                                    .optional()
+                            )?
                         } else {
                             None
                         };
                         // An idempotent replay is answered below without looking at the target.
-                        let c: Option<Conversation> = if seen.is_some() { None } else { Some(load_in_scope!(conn, *id, ChannelScope::All)) };
+                        let c: Option<Conversation> =
+                            if seen.is_some() { None } else { Some(load_in_scope(tx, *id, &ChannelScope::All).await?) };
                         (channel, customer, seen, c, None)
                     }
                 };
                 let customer_id = customer.merged_into_id.unwrap_or(customer.id);
                 if let Some(seen) = seen {
-                    replay!(seen);
+                    return replay(tx, seen).await;
                 }
                 if let (Target::Conversation { id, .. }, Some(c)) = (&target, &start) {
-                    let owner = customers::table.find(c.customer_id).select(customers::merged_into_id).first::<Option<i64>>(conn).await?;
+                    let owner: Option<i64> = db!(
+                        tx,
+                        customers::table.find(c.customer_id).select(customers::merged_into_id).first(tx).await
+                    )?;
                     if c.channel_instance_id != channel.id || owner.unwrap_or(c.customer_id) != customer_id {
-                        return Err(StoreError::BadReference(format!("conversation {id} is not user {}'s on this channel", customer.id)));
+                        return Err(StoreError::BadReference(format!(
+                            "conversation {id} is not user {}'s on this channel",
+                            customer.id
+                        )));
                     }
                 }
-                // The conversation a message for `$start` joins, and how, by the lifecycle: it, or
-                // the survivor it was merged into (CC-9 c); none when that is closed (CORE-7) or
-                // there is none. `$base`: its status' base, when already read.
-                macro_rules! joinable {
-                    ($start:expr, $base:expr) => {{
-                        let mut current: Option<Conversation> = $start;
-                        let mut base: Option<StatusBase> = $base;
-                        let mut hops = 0;
-                        loop {
-                            let Some(c) = current else { break None };
-                            let b = match base {
-                                Some(b) => b,
-                                None => status_base!(conn, &c.status),
-                            };
-                            match lifecycle::decide(super::conversations::lifecycle_state(&c, b)?, Event::CustomerMessage) {
-                                lifecycle::Outcome::Apply(effect) => break Some((c, effect)),
-                                lifecycle::Outcome::FollowMerge => {
-                                    hops += 1;
-                                    if hops > 32 {
-                                        return Err(Violation::MergeChainTooLong.into());
-                                    }
-                                    let into = c.merged_into_id.unwrap_or(c.id);
-                                    current = Some(conversations::table.find(into).select(Conversation::as_select()).first(conn).await?);
-                                    base = None;
-                                }
-                                lifecycle::Outcome::StartNew => break None,
-                                // Never for a customer's message (the table in `domain::lifecycle`).
-                                lifecycle::Outcome::Unchanged => break Some((c, lifecycle::Effect { status: StatusChange::Keep, chat: ChatChange::None })),
-                                lifecycle::Outcome::Refuse(why) => return Err(Violation::refused(c.id, c.merged_into_id, why).into()),
-                            }
-                        }
-                    }};
-                }
-                // The name of the conversation's customer: known unless it is a merge survivor.
-                macro_rules! customer_name {
-                    ($id:expr) => {
-                        if $id == customer.id {
-                            customer.name.clone()
-                        } else {
-                            customers::table.find($id).select(customers::name).first::<String>(conn).await?
-                        }
-                    };
-                }
-                let (conv, effect) = match joinable!(start, start_base) {
+                let (conv, effect) = match joinable(tx, start, start_base).await? {
                     Some(joined) => joined,
                     None => {
                         // Start a conversation only under the customer's decision lock, deciding
                         // again from their latest conversation as read after taking it: a
                         // concurrent message may have started one meanwhile (CORE-7, issue #13).
-                        conn.lock(Subject::CustomerChannel { channel_id: channel.id, customer_id }).await?;
-                        let latest: Option<Conversation> = conversations::table
-                            .filter(conversations::channel_instance_id.eq(channel.id))
-                            .filter(conversations::customer_id.eq(customer_id))
-                            .order(conversations::id.desc())
-                            .select(Conversation::as_select())
-                            .first(conn)
-                            .await
-                            .optional()?;
-                        match joinable!(latest, None) {
+                        locks::take(tx, Subject::CustomerChannel { channel_id: channel.id, customer_id }).await?;
+                        let latest = latest_conversation(tx, channel.id, customer_id).await?;
+                        match joinable(tx, latest, None).await? {
                             Some(joined) => joined,
                             None => {
-                                let (conversation, message, event, tags) = insert_conversation!(
-                                    conn, &channel, customer_id, &msg.subject, Direction::In, Source::Channel, None::<i64>,
-                                    &msg.content, &msg.content_html, &msg.external_message_id, t, actor, |a: i64| store.presence(a)
-                                );
-                                let customer_name = customer_name!(conversation.customer_id);
-                                let row = ConversationRow { conversation, tags, customer_name, channel_kind: channel.kind.clone() };
-                                return Ok(AppendedCustomer { message, conversation: row, events: vec![event], created: true, duplicate: false });
+                                let Inserted { conversation, message, event, tags } = insert(
+                                    tx,
+                                    &NewConversationRow {
+                                        channel: &channel,
+                                        customer_id,
+                                        subject: &msg.subject,
+                                        direction: Direction::In,
+                                        source: Source::Channel,
+                                        author_agent_id: None,
+                                        content: &msg.content,
+                                        content_html: &msg.content_html,
+                                        external_id: &msg.external_message_id,
+                                        t,
+                                        actor,
+                                        presence: &presence,
+                                    },
+                                )
+                                .await?;
+                                let customer_name = customer_name(tx, &customer, conversation.customer_id).await?;
+                                let row = ConversationRow {
+                                    conversation,
+                                    tags,
+                                    customer_name,
+                                    channel_kind: channel.kind.clone(),
+                                };
+                                return Ok(AppendedCustomer {
+                                    message,
+                                    conversation: row,
+                                    events: vec![event],
+                                    created: true,
+                                    duplicate: false,
+                                });
                             }
                         }
                     }
                 };
                 // The lifecycle's effect: a pending conversation reopens, a chat is live (again).
                 let live = matches!(effect.chat, ChatChange::KeepAlive | ChatChange::Revive);
-                let deadline = if live { Some(t + Duration::seconds(channel.inactivity_timeout_s)) } else { conv.inactivity_deadline };
+                let deadline = if live {
+                    Some(t + Duration::seconds(channel.inactivity_timeout_s))
+                } else {
+                    conv.inactivity_deadline
+                };
                 let ended_at = if live { None } else { conv.ended_at };
                 // Built-in statuses are keyed by their base.
                 let reopen_status: String = match effect.status {
                     StatusChange::Keep => conv.status.clone(),
                     StatusChange::Set(base) => base.as_str().to_owned(),
                 };
-                let updated: Conversation = diesel::update(conversations::table.find(conv.id))
-                    .set((
-                        conversations::last_seq.eq(conversations::last_seq + 1),
-                        conversations::updated_at.eq(t),
-                        conversations::last_customer_activity_at.eq(Some(t)),
-                        conversations::inactivity_deadline.eq(deadline),
-                        conversations::ended_at.eq(ended_at),
-                        conversations::status.eq(&reopen_status),
-                    ))
-                    .returning(Conversation::as_returning())
-                    .get_result(conn)
-                    .await?;
+                let updated: Conversation = db!(
+                    tx,
+                    diesel::update(conversations::table.find(conv.id))
+                        .set((
+                            conversations::last_seq.eq(conversations::last_seq + 1),
+                            conversations::updated_at.eq(t),
+                            conversations::last_customer_activity_at.eq(Some(t)),
+                            conversations::inactivity_deadline.eq(deadline),
+                            conversations::ended_at.eq(ended_at),
+                            conversations::status.eq(&reopen_status),
+                        ))
+                        .returning(Conversation::as_returning())
+                        .get_result(tx)
+                        .await
+                )?;
                 let seq = updated.last_seq;
-                let message: Message = diesel::insert_into(messages::table)
-                    .values((
-                        messages::conversation_id.eq(conv.id),
-                        messages::seq.eq(seq),
-                        messages::direction.eq(Direction::In.as_str()),
-                        messages::source.eq(Source::Channel.as_str()),
-                        messages::author_customer_id.eq(Some(customer_id)),
-                        messages::body_text.eq(&msg.content),
-                        messages::body_html.eq(&msg.content_html),
-                        messages::channel_instance_id.eq(channel.id),
-                        messages::provider_message_id.eq(&msg.external_message_id),
-                        messages::created_at.eq(t),
-                    ))
-                    .returning(Message::as_returning())
-                    .get_result(conn)
-                    .await?;
-                let event = record_event!(conn, conv.id, channel.id, events::MESSAGE_CREATED, Some(seq), Some(message.id), t);
+                let message: Message = db!(
+                    tx,
+                    diesel::insert_into(messages::table)
+                        .values((
+                            messages::conversation_id.eq(conv.id),
+                            messages::seq.eq(seq),
+                            messages::direction.eq(Direction::In.as_str()),
+                            messages::source.eq(Source::Channel.as_str()),
+                            messages::author_customer_id.eq(Some(customer_id)),
+                            messages::body_text.eq(&msg.content),
+                            messages::body_html.eq(&msg.content_html),
+                            messages::channel_instance_id.eq(channel.id),
+                            messages::provider_message_id.eq(&msg.external_message_id),
+                            messages::created_at.eq(t),
+                        ))
+                        .returning(Message::as_returning())
+                        .get_result(tx)
+                        .await
+                )?;
+                let event = events::record(
+                    tx,
+                    NewEvent {
+                        conversation_id: conv.id,
+                        channel_instance_id: channel.id,
+                        kind: events::MESSAGE_CREATED,
+                        seq: Some(seq),
+                        message_id: Some(message.id),
+                        created_at: t,
+                    },
+                )
+                .await?;
                 // The row as updated, decorated with what this transaction already read.
-                let tags: Vec<String> = conversation_tags::table
-                    .filter(conversation_tags::conversation_id.eq(updated.id))
-                    .select(conversation_tags::tag)
-                    .order(conversation_tags::tag)
-                    .load(conn)
-                    .await?;
-                let customer_name = customer_name!(updated.customer_id);
-                let row = ConversationRow { conversation: updated, tags, customer_name, channel_kind: channel.kind.clone() };
-                Ok(AppendedCustomer { message, conversation: row, events: vec![event], created: false, duplicate: false })
+                let tags = tags_of(tx, updated.id).await?;
+                let customer_name = customer_name(tx, &customer, updated.customer_id).await?;
+                let row =
+                    ConversationRow { conversation: updated, tags, customer_name, channel_kind: channel.kind.clone() };
+                Ok(AppendedCustomer {
+                    message,
+                    conversation: row,
+                    events: vec![event],
+                    created: false,
+                    duplicate: false,
+                })
             })
+            .await
         })
         .await
 }
 
-/// Load one conversation with its tags, customer name and channel kind inside a transaction.
-macro_rules! decorate_one {
-    ($conn:ident, $id:expr) => {{
-        let c: Conversation = conversations::table.find($id).select(Conversation::as_select()).first($conn).await?;
-        let tags: Vec<String> = conversation_tags::table
-            .filter(conversation_tags::conversation_id.eq(c.id))
-            .select(conversation_tags::tag)
-            .order(conversation_tags::tag)
-            .load($conn)
-            .await?;
-        let customer_name: String = customers::table.find(c.customer_id).select(customers::name).first($conn).await?;
-        let channel_kind: String =
-            channel_instances::table.find(c.channel_instance_id).select(channel_instances::kind).first($conn).await?;
-        ConversationRow { conversation: c, tags, customer_name, channel_kind }
-    }};
+/// An idempotent replay of a customer message: the earlier message `seen`, nothing written.
+async fn replay(tx: &mut Tx<'_>, seen: i64) -> StoreResult<AppendedCustomer> {
+    let message: Message = db!(tx, messages::table.find(seen).select(Message::as_select()).first(tx).await)?;
+    let row = decorate_one(tx, message.conversation_id).await?;
+    Ok(AppendedCustomer { message, conversation: row, events: vec![], created: false, duplicate: true })
 }
-pub(crate) use decorate_one;
+
+/// The newest conversation of `customer_id` on channel `channel_id`, if any.
+async fn latest_conversation(tx: &mut Tx<'_>, channel_id: i64, customer_id: i64) -> StoreResult<Option<Conversation>> {
+    Ok(db!(
+        tx,
+        conversations::table
+            .filter(conversations::channel_instance_id.eq(channel_id))
+            .filter(conversations::customer_id.eq(customer_id))
+            .order(conversations::id.desc())
+            .select(Conversation::as_select())
+            .first(tx)
+            .await
+            .optional()
+    )?)
+}
+
+/// The conversation a customer's message for `start` joins, and how, by the lifecycle: it, or the
+/// survivor it was merged into (CC-9 c); none when that is closed (CORE-7) or there is none.
+/// `base`: its status' base, when already read.
+async fn joinable(
+    tx: &mut Tx<'_>,
+    start: Option<Conversation>,
+    base: Option<StatusBase>,
+) -> StoreResult<Option<(Conversation, lifecycle::Effect)>> {
+    let mut current = start;
+    let mut base = base;
+    let mut hops = 0;
+    loop {
+        let Some(c) = current else { return Ok(None) };
+        let b = match base {
+            Some(b) => b,
+            None => status_base(tx, &c.status).await?,
+        };
+        match lifecycle::decide(super::conversations::lifecycle_state(&c, b)?, Event::CustomerMessage) {
+            lifecycle::Outcome::Apply(effect) => return Ok(Some((c, effect))),
+            lifecycle::Outcome::FollowMerge => {
+                hops += 1;
+                if hops > 32 {
+                    return Err(Violation::MergeChainTooLong.into());
+                }
+                let into = c.merged_into_id.unwrap_or(c.id);
+                current =
+                    Some(db!(tx, conversations::table.find(into).select(Conversation::as_select()).first(tx).await)?);
+                base = None;
+            }
+            lifecycle::Outcome::StartNew => return Ok(None),
+            // Never for a customer's message (the table in `domain::lifecycle`).
+            lifecycle::Outcome::Unchanged => {
+                return Ok(Some((c, lifecycle::Effect { status: StatusChange::Keep, chat: ChatChange::None })));
+            }
+            lifecycle::Outcome::Refuse(why) => return Err(Violation::refused(c.id, c.merged_into_id, why).into()),
+        }
+    }
+}
+
+/// The name of customer `id`, the one a conversation of `customer` belongs to: known unless it is
+/// a merge survivor.
+async fn customer_name(tx: &mut Tx<'_>, customer: &Customer, id: i64) -> StoreResult<String> {
+    if id == customer.id {
+        Ok(customer.name.clone())
+    } else {
+        Ok(db!(tx, customers::table.find(id).select(customers::name).first::<String>(tx).await)?)
+    }
+}
+
+/// Shims for code not yet written against [`Tx`] (`store::email`).
+mod shims {
+    /// [`super::super::conversations::decorate_one`] with `$conn`, a concrete connection: the
+    /// decorated `ConversationRow` of conversation `$id`.
+    macro_rules! decorate_one {
+        ($conn:ident, $id:expr) => {
+            $crate::store::conversations::decorate_one(&mut $crate::store::Tx::from(&mut *$conn), $id).await?
+        };
+    }
+    pub(crate) use decorate_one;
+}
+pub(crate) use shims::decorate_one;

@@ -179,8 +179,8 @@ pub async fn add_identity(
     if kind != "external" && body.channel_id.is_some() {
         return Err(ApiError::field("channel_id", "only external ids belong to a channel"));
     }
-    let identity =
-        store::customers::add_identity(&state.store, *id, kind, channel, &value, &p.scope, actor(&p)).await?;
+    let new = store::customers::NewIdentity { kind, channel_instance_id: channel, value: &value };
+    let identity = store::customers::add_identity(&state.store, *id, new, &p.scope, actor(&p)).await?;
     Ok(HttpResponse::Created().json(IdentityView::from(identity)))
 }
 
