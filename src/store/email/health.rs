@@ -7,8 +7,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use crate::db_run;
-use crate::db_tx;
+use crate::db;
 use crate::store::schema::{channel_instances, mail_log, mailbox_seen, mailbox_state};
 use crate::store::{Store, StoreResult, now};
 
@@ -32,17 +31,15 @@ pub async fn mailbox_state(store: &Store, channel_id: i64) -> StoreResult<(Mailb
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            let row: Option<MailboxState> = db_run!(conn => mailbox_state::table
-                .find(channel_id)
-                .select(MailboxState::as_select())
-                .first(conn)
-                .await
-                .optional())?;
-            let logged: i64 = db_run!(conn => mail_log::table
-                .filter(mail_log::channel_instance_id.eq(channel_id))
-                .count()
-                .get_result(conn)
-                .await)?;
+            let tx = &mut conn.tx();
+            let row: Option<MailboxState> = db!(
+                tx,
+                mailbox_state::table.find(channel_id).select(MailboxState::as_select()).first(tx).await.optional()
+            )?;
+            let logged: i64 = db!(
+                tx,
+                mail_log::table.filter(mail_log::channel_instance_id.eq(channel_id)).count().get_result(tx).await
+            )?;
             Ok((row.unwrap_or(MailboxState { channel_instance_id: channel_id, ..Default::default() }), logged))
         })
         .await
@@ -53,23 +50,27 @@ pub async fn record_success(store: &Store, channel_id: i64) -> StoreResult<()> {
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
+            let tx = &mut conn.tx();
             let t = now();
-            db_run!(conn => diesel::insert_into(mailbox_state::table)
-                .values((
-                    mailbox_state::channel_instance_id.eq(channel_id),
-                    mailbox_state::last_checked_at.eq(Some(t)),
-                    mailbox_state::last_success_at.eq(Some(t)),
-                ))
-                .on_conflict(mailbox_state::channel_instance_id)
-                .do_update()
-                .set((
-                    mailbox_state::consecutive_failures.eq(0),
-                    mailbox_state::last_error.eq(None::<String>),
-                    mailbox_state::last_checked_at.eq(Some(t)),
-                    mailbox_state::last_success_at.eq(Some(t)),
-                ))
-                .execute(conn)
-                .await)?;
+            db!(
+                tx,
+                diesel::insert_into(mailbox_state::table)
+                    .values((
+                        mailbox_state::channel_instance_id.eq(channel_id),
+                        mailbox_state::last_checked_at.eq(Some(t)),
+                        mailbox_state::last_success_at.eq(Some(t)),
+                    ))
+                    .on_conflict(mailbox_state::channel_instance_id)
+                    .do_update()
+                    .set((
+                        mailbox_state::consecutive_failures.eq(0),
+                        mailbox_state::last_error.eq(None::<String>),
+                        mailbox_state::last_checked_at.eq(Some(t)),
+                        mailbox_state::last_success_at.eq(Some(t)),
+                    ))
+                    .execute(tx)
+                    .await
+            )?;
             Ok(())
         })
         .await
@@ -82,38 +83,46 @@ pub async fn record_failure(store: &Store, channel_id: i64, error: String) -> St
     store
         .run_change(move |store| async move {
             let mut conn = store.write().await?;
-            db_tx!(conn => {
+            conn.transaction(async |tx| {
                 let t = now();
-                let failures: i64 = diesel::insert_into(mailbox_state::table)
-                    .values((
-                        mailbox_state::channel_instance_id.eq(channel_id),
-                        mailbox_state::consecutive_failures.eq(1),
-                        mailbox_state::last_error.eq(Some(&error)),
-                        mailbox_state::last_checked_at.eq(Some(t)),
-                    ))
-                    .on_conflict(mailbox_state::channel_instance_id)
-                    .do_update()
-                    .set((
-                        mailbox_state::consecutive_failures.eq(mailbox_state::consecutive_failures + 1),
-                        mailbox_state::last_error.eq(Some(&error)),
-                        mailbox_state::last_checked_at.eq(Some(t)),
-                    ))
-                    .returning(mailbox_state::consecutive_failures)
-                    .get_result(conn)
-                    .await?;
+                let failures: i64 = db!(
+                    tx,
+                    diesel::insert_into(mailbox_state::table)
+                        .values((
+                            mailbox_state::channel_instance_id.eq(channel_id),
+                            mailbox_state::consecutive_failures.eq(1),
+                            mailbox_state::last_error.eq(Some(&error)),
+                            mailbox_state::last_checked_at.eq(Some(t)),
+                        ))
+                        .on_conflict(mailbox_state::channel_instance_id)
+                        .do_update()
+                        .set((
+                            mailbox_state::consecutive_failures.eq(mailbox_state::consecutive_failures + 1),
+                            mailbox_state::last_error.eq(Some(&error)),
+                            mailbox_state::last_checked_at.eq(Some(t)),
+                        ))
+                        .returning(mailbox_state::consecutive_failures)
+                        .get_result(tx)
+                        .await
+                )?;
                 if failures >= MAX_FAILURES {
                     let reason = format!("{failures} connection failures in a row; last: {error}");
-                    diesel::update(channel_instances::table.find(channel_id).filter(channel_instances::enabled.eq(true)))
-                        .set((
-                            channel_instances::enabled.eq(false),
-                            channel_instances::disabled_reason.eq(Some(reason)),
-                            channel_instances::updated_at.eq(t),
-                        ))
-                        .execute(conn)
-                        .await?;
+                    let enabled = channel_instances::table.find(channel_id).filter(channel_instances::enabled.eq(true));
+                    db!(
+                        tx,
+                        diesel::update(enabled)
+                            .set((
+                                channel_instances::enabled.eq(false),
+                                channel_instances::disabled_reason.eq(Some(&reason)),
+                                channel_instances::updated_at.eq(t),
+                            ))
+                            .execute(tx)
+                            .await
+                    )?;
                 }
                 Ok(failures)
             })
+            .await
         })
         .await
 }
@@ -123,10 +132,14 @@ pub async fn reset_failures(store: &Store, channel_id: i64) -> StoreResult<()> {
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
-            db_run!(conn => diesel::update(mailbox_state::table.find(channel_id))
-                .set((mailbox_state::consecutive_failures.eq(0), mailbox_state::last_error.eq(None::<String>)))
-                .execute(conn)
-                .await)?;
+            let tx = &mut conn.tx();
+            db!(
+                tx,
+                diesel::update(mailbox_state::table.find(channel_id))
+                    .set((mailbox_state::consecutive_failures.eq(0), mailbox_state::last_error.eq(None::<String>)))
+                    .execute(tx)
+                    .await
+            )?;
             Ok(())
         })
         .await
@@ -137,11 +150,15 @@ pub async fn seen_keys(store: &Store, channel_id: i64) -> StoreResult<HashSet<St
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            let keys: Vec<String> = db_run!(conn => mailbox_seen::table
-                .filter(mailbox_seen::channel_instance_id.eq(channel_id))
-                .select(mailbox_seen::mail_key)
-                .load(conn)
-                .await)?;
+            let tx = &mut conn.tx();
+            let keys: Vec<String> = db!(
+                tx,
+                mailbox_seen::table
+                    .filter(mailbox_seen::channel_instance_id.eq(channel_id))
+                    .select(mailbox_seen::mail_key)
+                    .load(tx)
+                    .await
+            )?;
             Ok(keys.into_iter().collect())
         })
         .await
@@ -151,15 +168,19 @@ pub async fn mark_seen(store: &Store, channel_id: i64, key: String) -> StoreResu
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
-            db_run!(conn => diesel::insert_into(mailbox_seen::table)
-                .values((
-                    mailbox_seen::channel_instance_id.eq(channel_id),
-                    mailbox_seen::mail_key.eq(&key),
-                    mailbox_seen::created_at.eq(now()),
-                ))
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await)?;
+            let tx = &mut conn.tx();
+            db!(
+                tx,
+                diesel::insert_into(mailbox_seen::table)
+                    .values((
+                        mailbox_seen::channel_instance_id.eq(channel_id),
+                        mailbox_seen::mail_key.eq(&key),
+                        mailbox_seen::created_at.eq(now()),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(tx)
+                    .await
+            )?;
             Ok(())
         })
         .await

@@ -6,7 +6,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::blobs::Blobs;
-use crate::db_run;
+use crate::db;
+use crate::store::Tx;
 use crate::store::schema::{mail_log, mail_sources, messages};
 use crate::store::{Store, StoreResult, now};
 
@@ -106,11 +107,11 @@ pub struct MailLogRow {
     pub created_at: NaiveDateTime,
 }
 
-/// Log a [`LoggedMail`] (`$m`, a reference) once: the same Message-ID on the same mailbox is logged once.
-macro_rules! write_log {
-    ($conn:ident, $m:expr) => {{
-        let m: &LoggedMail = $m;
-        let (storage_key, content) = m.source.columns();
+/// Log a [`LoggedMail`] once: the same Message-ID on the same mailbox is logged once.
+pub(super) async fn write_log(tx: &mut Tx<'_>, m: &LoggedMail) -> StoreResult<()> {
+    let (storage_key, content) = m.source.columns();
+    db!(
+        tx,
         diesel::insert_into(mail_log::table)
             .values((
                 mail_log::channel_instance_id.eq(m.channel_id),
@@ -125,22 +126,27 @@ macro_rules! write_log {
                 mail_log::created_at.eq(now()),
             ))
             .on_conflict_do_nothing()
-            .execute($conn)
+            .execute(tx)
             .await
-    }};
+    )?;
+    Ok(())
 }
 
 pub async fn mail_log(store: &Store, channel_id: i64, limit: i64) -> StoreResult<Vec<MailLogRow>> {
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => mail_log::table
-                .filter(mail_log::channel_instance_id.eq(channel_id))
-                .order(mail_log::id.desc())
-                .limit(limit)
-                .select(MailLogRow::as_select())
-                .load(conn)
-                .await)?)
+            let tx = &mut conn.tx();
+            Ok(db!(
+                tx,
+                mail_log::table
+                    .filter(mail_log::channel_instance_id.eq(channel_id))
+                    .order(mail_log::id.desc())
+                    .limit(limit)
+                    .select(MailLogRow::as_select())
+                    .load(tx)
+                    .await
+            )?)
         })
         .await
 }
@@ -156,20 +162,24 @@ pub async fn record_source(
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
+            let tx = &mut conn.tx();
             let (storage_key, content) = source.columns();
-            db_run!(conn => diesel::insert_into(mail_sources::table)
-                .values((
-                    mail_sources::message_id.eq(message_id),
-                    mail_sources::storage_key.eq(storage_key),
-                    mail_sources::content.eq(content),
-                    mail_sources::size_bytes.eq(source.size_bytes()),
-                    mail_sources::from_address.eq(&from),
-                    mail_sources::recipients.eq(serde_json::to_string(&to).unwrap_or_else(|_| "[]".into())),
-                    mail_sources::created_at.eq(now()),
-                ))
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await)?;
+            db!(
+                tx,
+                diesel::insert_into(mail_sources::table)
+                    .values((
+                        mail_sources::message_id.eq(message_id),
+                        mail_sources::storage_key.eq(storage_key),
+                        mail_sources::content.eq(content),
+                        mail_sources::size_bytes.eq(source.size_bytes()),
+                        mail_sources::from_address.eq(&from),
+                        mail_sources::recipients.eq(serde_json::to_string(&to).unwrap_or_else(|_| "[]".into())),
+                        mail_sources::created_at.eq(now()),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(tx)
+                    .await
+            )?;
             Ok(())
         })
         .await
@@ -180,15 +190,19 @@ pub async fn source_of(store: &Store, conversation_id: i64, message_id: i64) -> 
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
+            let tx = &mut conn.tx();
             let of_conversation =
                 messages::table.filter(messages::conversation_id.eq(conversation_id)).select(messages::id);
-            let row: Option<SourceColumns> = db_run!(conn => mail_sources::table
-                .find(message_id)
-                .filter(mail_sources::message_id.eq_any(of_conversation))
-                .select((mail_sources::storage_key, mail_sources::content, mail_sources::size_bytes))
-                .first(conn)
-                .await
-                .optional())?;
+            let row: Option<SourceColumns> = db!(
+                tx,
+                mail_sources::table
+                    .find(message_id)
+                    .filter(mail_sources::message_id.eq_any(of_conversation))
+                    .select((mail_sources::storage_key, mail_sources::content, mail_sources::size_bytes))
+                    .first(tx)
+                    .await
+                    .optional()
+            )?;
             Ok(row.and_then(RawSource::from_columns))
         })
         .await
@@ -199,13 +213,17 @@ pub async fn logged_source(store: &Store, channel_id: i64, log_id: i64) -> Store
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            let row: Option<SourceColumns> = db_run!(conn => mail_log::table
-                .find(log_id)
-                .filter(mail_log::channel_instance_id.eq(channel_id))
-                .select((mail_log::storage_key, mail_log::content, mail_log::size_bytes))
-                .first(conn)
-                .await
-                .optional())?;
+            let tx = &mut conn.tx();
+            let row: Option<SourceColumns> = db!(
+                tx,
+                mail_log::table
+                    .find(log_id)
+                    .filter(mail_log::channel_instance_id.eq(channel_id))
+                    .select((mail_log::storage_key, mail_log::content, mail_log::size_bytes))
+                    .first(tx)
+                    .await
+                    .optional()
+            )?;
             Ok(row.and_then(RawSource::from_columns))
         })
         .await

@@ -4,13 +4,11 @@
 //! connection health (EM-5) and the remote keys it already imported, [`outgoing`] what an outgoing mail needs.
 //! This file holds the types they share and re-exports their public items (`store::email::X`).
 
-#[macro_use]
-mod mail_log;
-#[macro_use]
-mod thread_index;
 mod health;
 mod import;
+mod mail_log;
 mod outgoing;
+mod thread_index;
 
 pub use self::health::{
     MAX_FAILURES, MailboxState, mailbox_state, mark_seen, record_failure, record_success, reset_failures, seen_keys,

@@ -4,14 +4,13 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use crate::db_run;
-use crate::db_tx;
+use crate::db;
 use crate::store::models::{Attachment, ChannelInstance, Conversation, Message};
 use crate::store::schema::{
     agents, attachments, channel_instances, conversation_subscribers, conversations, customer_identities, customers,
     messages,
 };
-use crate::store::{Store, StoreError, StoreResult};
+use crate::store::{Store, StoreResult, Tx};
 
 /// Everything an outgoing mail for `message_id` needs (EO-1).
 #[derive(Debug, Clone)]
@@ -34,54 +33,72 @@ pub async fn outgoing_context(store: &Store, message_id: i64) -> StoreResult<Out
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            db_run!(conn => {
-                let message: Message = messages::table.find(message_id).select(Message::as_select()).first(conn).await?;
-                let conversation: Conversation =
-                    conversations::table.find(message.conversation_id).select(Conversation::as_select()).first(conn).await?;
-                let channel: ChannelInstance = channel_instances::table
+            let tx = &mut conn.tx();
+            let message: Message =
+                db!(tx, messages::table.find(message_id).select(Message::as_select()).first(tx).await)?;
+            let conversation: Conversation = db!(
+                tx,
+                conversations::table.find(message.conversation_id).select(Conversation::as_select()).first(tx).await
+            )?;
+            let channel: ChannelInstance = db!(
+                tx,
+                channel_instances::table
                     .find(conversation.channel_instance_id)
                     .select(ChannelInstance::as_select())
-                    .first(conn)
-                    .await?;
-                let attachments: Vec<Attachment> = attachments::table
+                    .first(tx)
+                    .await
+            )?;
+            let attachments: Vec<Attachment> = db!(
+                tx,
+                attachments::table
                     .filter(attachments::message_id.eq(message.id))
                     .select(Attachment::as_select())
-                    .load(conn)
-                    .await?;
-                let customer_email: Option<String> = customer_identities::table
+                    .load(tx)
+                    .await
+            )?;
+            let customer_email: Option<String> = db!(
+                tx,
+                customer_identities::table
                     .filter(customer_identities::customer_id.eq(conversation.customer_id))
                     .filter(customer_identities::kind.eq("email"))
                     .select(customer_identities::value)
                     .order(customer_identities::id)
-                    .first(conn)
+                    .first(tx)
                     .await
-                    .optional()?;
-                let customer_name: String =
-                    customers::table.find(conversation.customer_id).select(customers::name).first(conn).await?;
-                let subscribers: Vec<String> = conversation_subscribers::table
-                    .filter(conversation_subscribers::conversation_id.eq(conversation.id))
-                    .select(conversation_subscribers::email)
-                    .order(conversation_subscribers::email)
-                    .load(conn)
-                    .await?;
-                let author_name: Option<String> = match message.author_agent_id {
-                    Some(id) => agents::table.find(id).select(agents::name).first(conn).await.optional()?,
-                    None => None,
-                };
-                let earlier: Vec<(Option<String>, String)> = messages::table
+                    .optional()
+            )?;
+            let customer_name: String =
+                db!(tx, customers::table.find(conversation.customer_id).select(customers::name).first(tx).await)?;
+            let subscribers = of_conversation(tx, conversation.id).await?;
+            let author_name: Option<String> = match message.author_agent_id {
+                Some(id) => db!(tx, agents::table.find(id).select(agents::name).first(tx).await.optional())?,
+                None => None,
+            };
+            let earlier: Vec<(Option<String>, String)> = db!(
+                tx,
+                messages::table
                     .filter(messages::conversation_id.eq(conversation.id))
                     .filter(messages::seq.lt(message.seq))
                     .filter(messages::direction.ne("note"))
                     .filter(messages::provider_message_id.is_not_null())
                     .order(messages::seq.asc())
                     .select((messages::provider_message_id, messages::direction))
-                    .load(conn)
-                    .await?;
-                let last_inbound = earlier.iter().rev().find(|(_, d)| d == "in").and_then(|(id, _)| id.clone());
-                let thread = earlier.into_iter().filter_map(|(id, _)| id).collect();
-                Ok::<_, StoreError>(OutgoingContext {
-                    channel, conversation, message, attachments, customer_email, customer_name, subscribers, author_name, thread, last_inbound,
-                })
+                    .load(tx)
+                    .await
+            )?;
+            let last_inbound = earlier.iter().rev().find(|(_, d)| d == "in").and_then(|(id, _)| id.clone());
+            let thread = earlier.into_iter().filter_map(|(id, _)| id).collect();
+            Ok(OutgoingContext {
+                channel,
+                conversation,
+                message,
+                attachments,
+                customer_email,
+                customer_name,
+                subscribers,
+                author_name,
+                thread,
+                last_inbound,
             })
         })
         .await
@@ -93,19 +110,37 @@ pub async fn assign_message_id(store: &Store, message_id: i64, candidate: String
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
-            db_tx!(conn => {
-                let current: Option<String> = messages::table.find(message_id).select(messages::provider_message_id).first(conn).await?;
+            conn.transaction(async |tx| {
+                let current: Option<String> =
+                    db!(tx, messages::table.find(message_id).select(messages::provider_message_id).first(tx).await)?;
                 if let Some(id) = current {
                     return Ok(id);
                 }
-                diesel::update(messages::table.find(message_id))
-                    .set(messages::provider_message_id.eq(Some(&candidate)))
-                    .execute(conn)
-                    .await?;
+                db!(
+                    tx,
+                    diesel::update(messages::table.find(message_id))
+                        .set(messages::provider_message_id.eq(Some(&candidate)))
+                        .execute(tx)
+                        .await
+                )?;
                 Ok(candidate)
             })
+            .await
         })
         .await
+}
+
+/// A ticket's subscribers, by address (EM-10).
+async fn of_conversation(tx: &mut Tx<'_>, conversation_id: i64) -> StoreResult<Vec<String>> {
+    Ok(db!(
+        tx,
+        conversation_subscribers::table
+            .filter(conversation_subscribers::conversation_id.eq(conversation_id))
+            .select(conversation_subscribers::email)
+            .order(conversation_subscribers::email)
+            .load(tx)
+            .await
+    )?)
 }
 
 /// A ticket's subscribers (EM-10).
@@ -113,12 +148,7 @@ pub async fn subscribers(store: &Store, conversation_id: i64) -> StoreResult<Vec
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => conversation_subscribers::table
-                .filter(conversation_subscribers::conversation_id.eq(conversation_id))
-                .select(conversation_subscribers::email)
-                .order(conversation_subscribers::email)
-                .load(conn)
-                .await)?)
+            of_conversation(&mut conn.tx(), conversation_id).await
         })
         .await
 }
