@@ -1,8 +1,9 @@
-//! What the email channel keeps (EM-1…EM-13, EO-1): a mail imported as a new ticket or as a
-//! message of an existing one in one transaction (attachments, subscribers, subject commands,
-//! the raw source) — mails come in batches ([`import_batch`]), read for threading and stored in
-//! order in one call to the database — the lookups threading needs, the log of mail that made no ticket, and each
-//! mailbox's connection health (EM-5) and the remote keys it already imported.
+//! Mail import (EM-1…EM-13): a mail imported as a new ticket or as a message of an existing one in
+//! one transaction (attachments, subscribers, subject commands, the raw source). Mails come in
+//! batches ([`import_until_ticket`]), read for threading and stored in order in one call to the
+//! database, up to a mail that threads into an existing ticket: that one is committed by the
+//! ticket's actor ([`import_to_ticket`], called through `changes::Changes::import_mail`), ordered
+//! with every other change to that conversation, and the batch goes on after it.
 //!
 //! Decisions are made before: the connector parses the mail, applies the junk rules and the
 //! threading rules (`channels::email`, through [`ThreadedMail::route`]), and hands over an
@@ -16,6 +17,8 @@
 use super::mail_log::write_log;
 use super::thread_index::read_thread_index;
 use super::{Imported, IncomingMail, LoggedMail, MailTarget, Sender, ThreadIndex};
+
+use std::sync::Arc;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -505,7 +508,7 @@ async fn import_mail_apart(
 async fn settle(
     tx: &mut Tx<'_>,
     written: StoreResult<Option<Imported>>,
-    mail: IncomingMail,
+    mail: &IncomingMail,
     subject: String,
 ) -> StoreResult<Imported> {
     match written {
@@ -513,12 +516,12 @@ async fn settle(
         Ok(None) => {
             let logged = LoggedMail {
                 channel_id: mail.channel_id,
-                message_id: mail.message_id,
-                from_address: mail.from_address,
+                message_id: mail.message_id.clone(),
+                from_address: mail.from_address.clone(),
                 subject,
                 outcome: "rejected",
                 reason: REJECTED_UNKNOWN_SENDER.to_owned(),
-                source: mail.source,
+                source: mail.source.clone(),
             };
             write_log(tx, &logged).await?;
             Ok(Imported::Logged { outcome: logged.outcome, reason: logged.reason })
@@ -543,51 +546,64 @@ async fn mailbox(tx: &mut Tx<'_>, channel_id: i64) -> StoreResult<ChannelInstanc
     row.ok_or_else(|| StoreError::BadReference(format!("mailbox {channel_id} does not exist")))
 }
 
+/// What became of one mail of a batch.
+// As large as `Imported`, which every caller moves anyway (once per mail).
+#[allow(clippy::large_enum_variant)]
+enum One {
+    Done(Imported),
+    /// It threads into an existing ticket: left to that ticket's actor ([`ToTicket`]), nothing written.
+    ToTicket(Box<IncomingMail>, String),
+}
+
 /// One mail of a batch, with the mailbox row read for the batch so far (all its mail comes from one mailbox).
 async fn import_one(
     tx: &mut Tx<'_>,
     m: BatchMail,
     channel: &mut Option<ChannelInstance>,
     presence: Presence<'_>,
-) -> StoreResult<Imported> {
+) -> StoreResult<One> {
     let threaded = match m {
         BatchMail::Log(logged) => {
             write_log(tx, &logged).await?;
-            return Ok(Imported::Logged { outcome: logged.outcome, reason: logged.reason });
+            return Ok(One::Done(Imported::Logged { outcome: logged.outcome, reason: logged.reason }));
         }
         BatchMail::Thread(threaded) => threaded,
     };
     let index = read_thread_index(tx, threaded.number, threaded.ids).await?;
     let (mail, subject) = match (threaded.route)(&index) {
-        Route::Duplicate { conversation_id } => return Ok(Imported::Duplicate { conversation_id }),
+        Route::Duplicate { conversation_id } => return Ok(One::Done(Imported::Duplicate { conversation_id })),
         Route::Store { mail, subject } => (mail, subject),
     };
+    if let MailTarget::Reply { .. } = mail.target {
+        return Ok(One::ToTicket(mail, subject));
+    }
     let mailbox = match channel {
         Some(c) if c.id == mail.channel_id => c,
         _ => channel.insert(mailbox(tx, mail.channel_id).await?),
     };
     let written = import_mail_apart(tx, mailbox, &mail, presence).await;
-    settle(tx, written, *mail, subject).await
+    settle(tx, written, &mail, subject).await.map(One::Done)
 }
 
-/// The loop of [`import_batch`] on one connection.
-async fn import_each(tx: &mut Tx<'_>, mails: Vec<BatchMail>, presence: Presence<'_>) -> BatchImport {
+/// The loop of [`import_until_ticket`] on one connection.
+async fn import_each(tx: &mut Tx<'_>, mails: Vec<BatchMail>, presence: Presence<'_>) -> BatchStep {
     let mut stored = Vec::new();
-    let mut failed = None;
     let mut channel: Option<ChannelInstance> = None;
-    for m in mails {
+    let mut mails = mails.into_iter();
+    while let Some(m) = mails.next() {
         match import_one(tx, m, &mut channel, presence).await {
-            Ok(imported) => stored.push(imported),
-            Err(e) => {
-                failed = Some(e);
-                break;
+            Ok(One::Done(imported)) => stored.push(imported),
+            Ok(One::ToTicket(mail, subject)) => {
+                let to_ticket = ToTicket { mail: *mail, subject, rest: mails.collect() };
+                return BatchStep { stored, failed: None, to_ticket: Some(to_ticket) };
             }
+            Err(e) => return BatchStep { stored, failed: Some(e), to_ticket: None },
         }
     }
-    BatchImport { stored, failed }
+    BatchStep { stored, failed: None, to_ticket: None }
 }
 
-/// One mail of a batch handed to [`import_batch`].
+/// One mail of a batch handed to [`import_until_ticket`].
 pub enum BatchMail {
     /// Not a ticket (junk, unparseable): logged for admins.
     Log(LoggedMail),
@@ -619,17 +635,37 @@ pub struct BatchImport {
     pub failed: Option<StoreError>,
 }
 
+/// A mail that threads into an existing ticket, and the mails after it: [`import_until_ticket`] stops there, the
+/// mail is committed by that ticket's actor ([`import_to_ticket`], like every change to an existing conversation),
+/// then the rest of the batch goes on.
+pub struct ToTicket {
+    pub mail: IncomingMail,
+    /// The subject it is logged under if its sender is refused (see [`Route::Store`]).
+    pub subject: String,
+    pub rest: Vec<BatchMail>,
+}
+
+/// What [`import_until_ticket`] did: the mails stored, in order, then either the error that stopped it or the mail
+/// for an existing ticket it stopped at (nothing of it or after it written).
+pub struct BatchStep {
+    pub stored: Vec<Imported>,
+    pub failed: Option<StoreError>,
+    pub to_ticket: Option<ToTicket>,
+}
+
 /// Why a refused sender's mail is logged (EM-8).
 const REJECTED_UNKNOWN_SENDER: &str = "unknown sender, and this mailbox does not accept mail from unregistered users";
 
-/// Store a batch of mails in order, each once ([`IncomingMail`] idempotency), in one call to the database.
+/// Store a batch of mails in order, each once ([`IncomingMail`] idempotency), in one call to the database, up to
+/// the first mail that threads into an existing ticket ([`BatchStep::to_ticket`]; the change layer hands it to the
+/// ticket's actor and calls this again with the rest). New tickets, logged and duplicate mail stay here.
 ///
 /// On SQLite the batch is one transaction, each mail a savepoint in it: the single writer commits once for a
 /// few dozen mails rather than once per mail (the commit and the per-mail round trips were most of an import's
-/// database time). On PostgreSQL each mail is its own transaction, so that row locks (the ticket counter, a
-/// ticket a reply updates) are held for one mail only while other nodes import the same mailbox.
+/// database time). On PostgreSQL each mail is its own transaction, so that row locks (the ticket counter)
+/// are held for one mail only while other nodes import the same mailbox.
 /// A mail that fails is rolled back alone; the ones before it stay stored.
-pub async fn import_batch(store: &Store, mails: Vec<BatchMail>) -> BatchImport {
+pub async fn import_until_ticket(store: &Store, mails: Vec<BatchMail>) -> BatchStep {
     let done = store
         .run(move |store| async move {
             let presence = &|a: i64| store.presence(a);
@@ -641,5 +677,21 @@ pub async fn import_batch(store: &Store, mails: Vec<BatchMail>) -> BatchImport {
             }
         })
         .await;
-    done.unwrap_or_else(|e| BatchImport { stored: Vec::new(), failed: Some(e) })
+    done.unwrap_or_else(|e| BatchStep { stored: Vec::new(), failed: Some(e), to_ticket: None })
+}
+
+/// Store one mail that threads into an existing ticket, in its own transaction: called by the ticket's actor
+/// (`changes`), so it is ordered with every other change to that conversation. Idempotent like a batch's mail; the
+/// lifecycle may still start a new ticket (a customer's mail to a closed one, CORE-7), and a refused sender's mail
+/// is logged as `rejected` under `subject`.
+pub async fn import_to_ticket(store: &Store, mail: Arc<IncomingMail>, subject: String) -> StoreResult<Imported> {
+    store
+        .run(move |store| async move {
+            let presence = &|a: i64| store.presence(a);
+            let mut conn = store.write().await?;
+            let mailbox = mailbox(&mut conn.tx(), mail.channel_id).await?;
+            let written = conn.transaction(async |tx| import_mail(tx, &mailbox, &mail, presence).await).await;
+            settle(&mut conn.tx(), written, &mail, subject).await
+        })
+        .await
 }

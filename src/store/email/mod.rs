@@ -13,7 +13,9 @@ mod thread_index;
 pub use self::health::{
     MAX_FAILURES, MailboxState, mailbox_state, mark_seen, record_failure, record_success, reset_failures, seen_keys,
 };
-pub use self::import::{BatchImport, BatchMail, Route, ThreadedMail, import_batch};
+pub use self::import::{
+    BatchImport, BatchMail, BatchStep, Route, ThreadedMail, ToTicket, import_to_ticket, import_until_ticket,
+};
 pub use self::mail_log::{LoggedMail, MailLogRow, RawSource, logged_source, mail_log, record_source, source_of};
 pub use self::outgoing::{OutgoingContext, assign_message_id, outgoing_context, subscribers};
 pub use self::thread_index::{ThreadIndex, agent_addresses};
