@@ -3,8 +3,9 @@
 //! Everything that is not a ticket is logged for admins, never dropped.
 //!
 //! Three steps: [`prepare`] (parse, sanitise, junk rules, attachments and large sources to disk — CPU and
-//! files, no database; blocking), [`store_batch`] (threading and storing a batch of mails in one call to the
-//! database, in mail order) and [`announce`] (published live, auto-assigned). The mailbox connector
+//! files, no database; blocking), [`store_batch`] (threading and storing a batch of mails in mail order through
+//! `Changes::import_mail`: new tickets in one call to the database, a mail to an existing ticket by that ticket's
+//! conversation actor) and [`announce`] (published live, auto-assigned). The mailbox connector
 //! (`mailbox::drain`) runs them as stages side by side and acknowledges a mail on the server only when
 //! `store_batch` returned it as stored: the mail is committed (or logged).
 
