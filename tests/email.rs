@@ -903,7 +903,7 @@ async fn a_batch_threads_within_itself_and_stops_at_a_failing_mail() {
     use switchboard::store::StoreError;
     use switchboard::store::email::{
         BatchImport, BatchMail, Imported, IncomingMail, LoggedMail, MailTarget, RawSource, Route, Sender, ThreadedMail,
-        import_batch, mail_log,
+        mail_log,
     };
 
     let server = TestServer::start().await;
@@ -977,7 +977,7 @@ async fn a_batch_threads_within_itself_and_stops_at_a_failing_mail() {
         ]
     };
 
-    let BatchImport { stored, failed } = import_batch(server.store(), batch(&incoming)).await;
+    let BatchImport { stored, failed } = server.changes().import_mail(batch(&incoming)).await;
     let ticket = match stored.as_slice() {
         [Imported::Created(c), Imported::Appended { conversation, .. }] => {
             assert_eq!(
@@ -1006,7 +1006,7 @@ async fn a_batch_threads_within_itself_and_stops_at_a_failing_mail() {
     assert_eq!(tickets(&admin, channel).await.len(), 1, "one ticket");
 
     // The same batch again (the connector fetches what it could not acknowledge): nothing is stored twice.
-    let BatchImport { stored, failed } = import_batch(server.store(), batch(&incoming)).await;
+    let BatchImport { stored, failed } = server.changes().import_mail(batch(&incoming)).await;
     assert!(
         matches!(stored.as_slice(), [Imported::Duplicate { conversation_id: a }, Imported::Duplicate { conversation_id: b }] if *a == ticket && *b == ticket),
         "both stored mails are recognised"
@@ -1024,7 +1024,6 @@ async fn a_batch_threads_within_itself_and_stops_at_a_failing_mail() {
 async fn a_customer_mail_to_a_closed_ticket_starts_a_new_one() {
     use switchboard::store::email::{
         BatchImport, BatchMail, Imported, IncomingMail, MailTarget, RawSource, Route, Sender, ThreadedMail,
-        import_batch,
     };
 
     let server = TestServer::start().await;
@@ -1048,15 +1047,14 @@ async fn a_customer_mail_to_a_closed_ticket_starts_a_new_one() {
     };
     let ann = || Sender::Customer { email: "ann@customer.test".into(), name: Some("Ann".into()), create: true };
     let import = |m: IncomingMail| async {
-        let BatchImport { mut stored, failed } = import_batch(
-            server.store(),
-            vec![BatchMail::Thread(ThreadedMail {
+        let BatchImport { mut stored, failed } = server
+            .changes()
+            .import_mail(vec![BatchMail::Thread(ThreadedMail {
                 number: None,
                 ids: vec![],
                 route: Box::new(move |_| Route::Store { mail: Box::new(m), subject: "Printer".into() }),
-            })],
-        )
-        .await;
+            })])
+            .await;
         assert!(failed.is_none(), "{failed:?}");
         assert_eq!(stored.len(), 1);
         stored.remove(0)
@@ -1160,4 +1158,78 @@ async fn a_mailbox_lease_is_held_by_one_node_at_a_time() {
 async fn polled_by(store: &switchboard::store::Store, job: switchboard::cluster::lease::Job) -> Option<String> {
     let leases = switchboard::store::leases::of(store, &[job.lease_name()]).await.unwrap();
     leases.into_iter().next().map(|l| l.holder)
+}
+
+/// #14 item 1: a mail that threads into an existing ticket is committed by that ticket's conversation actor, like
+/// every other change to an existing conversation — not inside the importer's batch transaction. With the node's
+/// actors stopped, a new ticket from mail is still stored (creations need no actor) but a reply to it is not:
+/// the importer reports it unstored (so the connector leaves it on the server and fetches it again) and the ticket
+/// is unchanged. Before, the reply was committed by the batch whatever its actor was doing. Before stopping the
+/// actors, a mail and agent replies sent at once to the same ticket are committed one after another, each its own
+/// `seq` with no gap. Needs no mail server: the change layer is called as the connector calls it.
+#[tokio::test]
+async fn a_mail_to_an_existing_ticket_is_committed_by_its_actor() {
+    use switchboard::store::email::{
+        BatchImport, BatchMail, Imported, IncomingMail, MailTarget, RawSource, Route, Sender, ThreadedMail,
+    };
+
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@desk.test", "admin").await;
+    let channel = admin.channel("email", "Actor inbox", None).await;
+    let mail = |message_id: &str, target: MailTarget| IncomingMail {
+        channel_id: channel,
+        message_id: message_id.to_owned(),
+        sender: Sender::Customer { email: "ann@customer.test".into(), name: Some("Ann".into()), create: true },
+        subject: "Printer".into(),
+        text: message_id.into(),
+        html: None,
+        files: vec![],
+        source: RawSource::Inline(format!("Message-ID: <{message_id}>\r\n\r\n.\r\n").into_bytes()),
+        from_address: "ann@customer.test".into(),
+        recipients: vec![],
+        target,
+        note: false,
+        close: false,
+        unsubscribe: false,
+    };
+    let one = |m: IncomingMail| {
+        vec![BatchMail::Thread(ThreadedMail {
+            number: None,
+            ids: vec![],
+            route: Box::new(move |_| Route::Store { mail: Box::new(m), subject: "Printer".into() }),
+        })]
+    };
+    let new = || MailTarget::New { team_id: None, subscribers: vec![] };
+
+    let BatchImport { stored, failed } = server.changes().import_mail(one(mail("a@customer.test", new()))).await;
+    assert!(failed.is_none(), "{failed:?}");
+    let ticket = match stored.as_slice() {
+        [Imported::Created(c)] => c.conversation.conversation.id,
+        _ => panic!("a new ticket"),
+    };
+    let reply = MailTarget::Reply { conversation_id: ticket };
+
+    // A mail and two agent replies at once: the actor commits them one at a time.
+    let changes = server.changes().clone();
+    let by_mail = changes.import_mail(one(mail("b@customer.test", reply.clone())));
+    let path = format!("/api/v1/conversations/{ticket}/messages");
+    let first = admin.ok_post(&path, json!({"content": "one"}), 201);
+    let second = admin.ok_post(&path, json!({"content": "two"}), 201);
+    let (BatchImport { stored, failed }, _, _) = tokio::join!(by_mail, first, second);
+    assert!(failed.is_none(), "{failed:?}");
+    assert!(matches!(stored.as_slice(), [Imported::Appended { .. }]));
+    let seqs: Vec<i64> = messages(&admin, ticket).await.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4], "each change its own seq, no gap");
+
+    // Without actors, the reply waits (not stored); a new ticket does not need one.
+    server.changes().stop(tokio::time::Instant::now() + Duration::from_secs(10)).await.expect("actors stop");
+    let attempt = server.changes().import_mail(one(mail("c@customer.test", reply.clone())));
+    let BatchImport { stored, failed } =
+        tokio::time::timeout(Duration::from_secs(10), attempt).await.expect("the import returns");
+    assert!(stored.is_empty(), "nothing stored without the ticket's actor");
+    assert!(failed.is_some(), "the mail is reported unstored, to be fetched again");
+    assert_eq!(messages(&admin, ticket).await.len(), 4, "the ticket is unchanged");
+    let BatchImport { stored, failed } = server.changes().import_mail(one(mail("d@customer.test", new()))).await;
+    assert!(failed.is_none(), "{failed:?}");
+    assert!(matches!(stored.as_slice(), [Imported::Created(_)]));
 }

@@ -104,6 +104,17 @@ pub async fn appended(
     Ok(Replied { message, conversation, deadline: d })
 }
 
+/// Commit a mail that threads into an existing ticket (the ticket's actor calls this, one change at a time). Only
+/// the commit: the mail importer publishes what it stored in mail order ([`created`], [`appended`]), after the new
+/// tickets stored before it in the same batch.
+pub async fn mail(
+    rt: &Core,
+    mail: Arc<store::email::IncomingMail>,
+    subject: String,
+) -> StoreResult<store::email::Imported> {
+    store::email::import_to_ticket(&rt.store, mail, subject).await
+}
+
 pub async fn update(
     rt: &Core,
     id: i64,

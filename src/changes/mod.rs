@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use actix::MailboxError;
 
-use self::actors::conversation::{Arm, ConversationActor, End, Inbound, Merge, Patch, Reply, mailbox};
+use self::actors::conversation::{Arm, ConversationActor, End, Inbound, MailIn, Merge, Patch, Reply, mailbox};
 use self::actors::{Registry, sweeper};
 use self::commit::Core;
 use crate::bus::{Bus, BusEvent};
@@ -30,6 +30,7 @@ use crate::domain::ChannelScope;
 use crate::shutdown::{Shutdown, StopError};
 use crate::store::audit::Actor as Who;
 use crate::store::conversations::{ConversationPatch, CreatedConversation, EndReason, NewConversation};
+use crate::store::email::{BatchImport, BatchMail, MailTarget, ToTicket};
 use crate::store::messages::{CustomerMessage, NewReply, Target};
 use crate::store::{Store, StoreResult};
 
@@ -91,6 +92,31 @@ impl Changes {
         Ok(out)
     }
 
+    /// Store a batch of mail in order (the mail importer, EM-1…EM-13): new tickets, logged and duplicate mail in the
+    /// batch's transactions (`store::email::import_until_ticket`); a mail that threads into an existing ticket through
+    /// that ticket's actor, like every change to an existing conversation, before the mails after it. Returns what was
+    /// stored, in order (to publish with [`Self::created`] / [`Self::appended`]), and the error that stopped the batch
+    /// early, if one did: that mail and the ones after it were not stored.
+    pub async fn import_mail(&self, mails: Vec<BatchMail>) -> BatchImport {
+        let mut stored = Vec::new();
+        let mut mails = mails;
+        loop {
+            let step = crate::store::email::import_until_ticket(&self.store, mails).await;
+            stored.extend(step.stored);
+            let Some(ToTicket { mail, subject, rest }) = step.to_ticket else {
+                return BatchImport { stored, failed: step.failed };
+            };
+            let MailTarget::Reply { conversation_id } = mail.target else {
+                unreachable!("only a mail for an existing ticket stops a batch")
+            };
+            match self.ask(conversation_id, MailIn(Arc::new(mail), subject)).await.map_err(mailbox) {
+                Ok(Ok(imported)) => stored.push(imported),
+                Ok(Err(e)) | Err(e) => return BatchImport { stored, failed: Some(e) },
+            }
+            mails = rest;
+        }
+    }
+
     /// Publish a conversation a connector committed with its first message (mail import).
     pub async fn created(&self, created: &CreatedConversation) -> StoreResult<Created> {
         let out = commit::created(&self.core, created).await?;
@@ -98,7 +124,8 @@ impl Changes {
         Ok(out)
     }
 
-    /// Publish a message a connector committed to an existing conversation (mail import).
+    /// Publish a message the mail importer committed to an existing conversation (through its actor,
+    /// [`Self::import_mail`]).
     pub async fn appended(
         &self,
         message: crate::store::models::Message,

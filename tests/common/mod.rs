@@ -117,6 +117,11 @@ impl TestServer {
         &self.running.as_ref().expect("running").store
     }
 
+    /// The node's change layer (what connectors commit through).
+    pub fn changes(&self) -> &switchboard::changes::Changes {
+        &self.running.as_ref().expect("running").changes
+    }
+
     /// A channel of a kind the API does not offer yet (Mattermost, Zalo: no connector, #14 item 12),
     /// written straight through the store as its coming connector will; returns its id.
     pub async fn future_channel(&self, kind: &str, name: &str) -> i64 {

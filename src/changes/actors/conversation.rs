@@ -225,6 +225,21 @@ impl Handler<Inbound> for ConversationActor {
     }
 }
 
+/// A mail threaded into this conversation (the importer's; a customer's mail to a closed ticket may start a new
+/// one, CORE-7). Committed here, one change at a time with the others; published by the importer in mail order.
+#[derive(Message, Clone)]
+#[rtype(result = "StoreResult<crate::store::email::Imported>")]
+pub struct MailIn(pub Arc<crate::store::email::IncomingMail>, pub String);
+
+impl Handler<MailIn> for ConversationActor {
+    type Result = AtomicResponse<Self, StoreResult<crate::store::email::Imported>>;
+    fn handle(&mut self, MailIn(mail, subject): MailIn, _: &mut Context<Self>) -> Self::Result {
+        let rt = self.rt.clone();
+        // The importer's announcement arms the deadline (`Changes::appended`, `Changes::created`).
+        serialized!(self, async move { ops::mail(&rt, mail, subject).await }, |_: &crate::store::email::Imported| None)
+    }
+}
+
 /// A mailbox error means the node is shutting down.
 pub fn mailbox(e: MailboxError) -> StoreError {
     StoreError::Pool(format!("conversation actor unavailable: {e}"))

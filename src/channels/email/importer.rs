@@ -3,8 +3,9 @@
 //! Everything that is not a ticket is logged for admins, never dropped.
 //!
 //! Three steps: [`prepare`] (parse, sanitise, junk rules, attachments and large sources to disk — CPU and
-//! files, no database; blocking), [`store_batch`] (threading and storing a batch of mails in one call to the
-//! database, in mail order) and [`announce`] (published live, auto-assigned). The mailbox connector
+//! files, no database; blocking), [`store_batch`] (threading and storing a batch of mails in mail order through
+//! `Changes::import_mail`: new tickets in one call to the database, a mail to an existing ticket by that ticket's
+//! conversation actor) and [`announce`] (published live, auto-assigned). The mailbox connector
 //! (`mailbox::drain`) runs them as stages side by side and acknowledges a mail on the server only when
 //! `store_batch` returned it as stored: the mail is committed (or logged).
 
@@ -19,11 +20,11 @@ use super::settings::EmailSettings;
 use super::threading::{Decision, Via, decide};
 use crate::blobs::Blobs;
 use crate::changes::Changes;
+use crate::store::StoreError;
 use crate::store::email::{
     BatchImport, BatchMail, Imported, IncomingMail, LoggedMail, MailTarget, RawSource, Route, Sender, StoredFile,
     ThreadIndex, ThreadedMail,
 };
-use crate::store::{self, StoreError};
 
 /// The mailbox a mail arrived in, and who the agents are (read once per batch of mail).
 pub struct Mailbox<'a> {
@@ -110,8 +111,8 @@ pub async fn announce(rt: &Changes, imported: Imported) -> Result<(), StoreError
     Ok(())
 }
 
-/// Store prepared mails, in order (a mail may thread into the one before it), in one call to the database
-/// ([`store::email::import_batch`]): threading (EM-6), settings (EM-7…EM-11), commands (EM-13), then the ticket or
+/// Store prepared mails, in order (a mail may thread into the one before it), through the change layer
+/// ([`Changes::import_mail`]: new tickets in one call to the database, a mail for an existing ticket through its actor): threading (EM-6), settings (EM-7…EM-11), commands (EM-13), then the ticket or
 /// message (or the log entry). Returns what became of each mail stored, in order (what to [`announce`]), and the
 /// error that stopped the batch early, if one did: the mail after the last one returned was not stored, nor the ones
 /// after it.
@@ -123,7 +124,7 @@ pub async fn store_batch(
     let span = tracing::info_span!("mails", channel_id = mailbox.channel_id, count = prepared.len());
     let _enter = span.enter();
     let batch: Vec<BatchMail> = prepared.into_iter().map(|p| batch_mail(mailbox, p)).collect();
-    let BatchImport { stored, failed } = store::email::import_batch(&rt.store, batch).await;
+    let BatchImport { stored, failed } = rt.import_mail(batch).await;
     for imported in &stored {
         match imported {
             Imported::Created(c) => {
