@@ -50,26 +50,6 @@ pub(crate) async fn record(tx: &mut Tx<'_>, new: NewEvent) -> StoreResult<EventR
     Ok(row)
 }
 
-/// [`record`] from code not yet written against [`Tx`] (`$conn` a concrete connection); evaluates
-/// to the stored [`EventRow`].
-macro_rules! record_event {
-    ($conn:ident, $conversation_id:expr, $channel_id:expr, $kind:expr, $seq:expr, $message_id:expr, $t:expr) => {
-        $crate::store::events::record(
-            &mut $crate::store::Tx::from(&mut *$conn),
-            $crate::store::events::NewEvent {
-                conversation_id: $conversation_id,
-                channel_instance_id: $channel_id,
-                kind: $kind,
-                seq: $seq,
-                message_id: $message_id,
-                created_at: $t,
-            },
-        )
-        .await?
-    };
-}
-pub(crate) use record_event;
-
 /// Events after `after_id` on channels in `scope`, oldest first.
 pub async fn since(store: &Store, after_id: i64, scope: &ChannelScope, limit: i64) -> StoreResult<Vec<EventRow>> {
     let ids = scope.ids();

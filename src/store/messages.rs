@@ -738,16 +738,3 @@ async fn customer_name(tx: &mut Tx<'_>, customer: &Customer, id: i64) -> StoreRe
         Ok(db!(tx, customers::table.find(id).select(customers::name).first::<String>(tx).await)?)
     }
 }
-
-/// Shims for code not yet written against [`Tx`] (`store::email`).
-mod shims {
-    /// [`super::super::conversations::decorate_one`] with `$conn`, a concrete connection: the
-    /// decorated `ConversationRow` of conversation `$id`.
-    macro_rules! decorate_one {
-        ($conn:ident, $id:expr) => {
-            $crate::store::conversations::decorate_one(&mut $crate::store::Tx::from(&mut *$conn), $id).await?
-        };
-    }
-    pub(crate) use decorate_one;
-}
-pub(crate) use shims::decorate_one;

@@ -31,14 +31,13 @@ use crate::domain::{Direction, Source, StatusBase};
 use crate::store;
 use crate::store::audit::Actor;
 use crate::store::conversations::{
-    ConversationRow, CreatedConversation, insert_conversation, lifecycle_state, status_base,
+    ConversationRow, CreatedConversation, Inserted, NewConversationRow, lifecycle_state,
 };
 use crate::store::events;
-use crate::store::messages::decorate_one;
 use crate::store::models::{Attachment, ChannelInstance, Conversation, Message};
 use crate::store::schema::{
-    attachments, channel_instances, conversation_subscribers, conversation_tags, conversations, customer_identities,
-    customers, mail_sources, mailbox_state, messages, outbox, teams,
+    attachments, channel_instances, conversation_subscribers, conversations, customer_identities, customers,
+    mail_sources, mailbox_state, messages, outbox, teams,
 };
 use crate::store::{Store, StoreError, StoreResult, Tx, now};
 
@@ -163,7 +162,7 @@ async fn joined(
         conv = Some(db!(tx, conversations::table.find(into).select(Conversation::as_select()).first(tx).await)?);
     }
     let conv = conv.expect("checked in the loop");
-    let base = db!(tx, status_base!(tx, &conv.status));
+    let base = store::conversations::status_base(tx, &conv.status).await?;
     Ok(match lifecycle::decide(lifecycle_state(&conv, base)?, event) {
         Outcome::Apply(effect) => Some((conv, base, effect)),
         Outcome::StartNew => None,
@@ -196,24 +195,25 @@ struct NewTicket<'a> {
 async fn create(tx: &mut Tx<'_>, new: NewTicket<'_>, body: Body<'_>, presence: Presence<'_>) -> StoreResult<Imported> {
     let Body { mail, html, ext, files, t } = body;
     let channel = new.channel;
-    let (mut conversation, message, event, tags) = db!(
+    let inserted = store::conversations::insert(
         tx,
-        insert_conversation!(
-            tx,
+        &NewConversationRow {
             channel,
-            new.customer_id,
-            &mail.subject,
-            Direction::In,
-            Source::Channel,
-            None::<i64>,
-            &mail.text,
-            &html,
-            &ext,
+            customer_id: new.customer_id,
+            subject: &mail.subject,
+            direction: Direction::In,
+            source: Source::Channel,
+            author_agent_id: None,
+            content: &mail.text,
+            content_html: &html,
+            external_id: &ext,
             t,
-            Actor::System,
-            presence
-        )
-    );
+            actor: Actor::System,
+            presence,
+        },
+    )
+    .await?;
+    let Inserted { mut conversation, message, event, tags } = inserted;
     if let Some(team) = new.team_id {
         let exists: Option<i64> = db!(tx, teams::table.find(team).select(teams::id).first(tx).await.optional())?;
         if exists.is_some() {
@@ -247,7 +247,7 @@ async fn create(tx: &mut Tx<'_>, new: NewTicket<'_>, body: Body<'_>, presence: P
         Some(customer_name) => {
             ConversationRow { conversation, tags, customer_name, channel_kind: channel.kind.clone() }
         }
-        None => db!(tx, decorate_one!(tx, conversation.id)),
+        None => store::conversations::decorate_one(tx, conversation.id).await?,
     };
     Ok(Imported::Created(CreatedConversation { conversation: row, message, created: true, events: vec![event] }))
 }
@@ -363,7 +363,7 @@ async fn append(tx: &mut Tx<'_>, join: Joining<'_>, body: Body<'_>) -> StoreResu
     }
     // As linked above, without reading them back.
     let files: Vec<Attachment> = files.into_iter().map(|a| Attachment { message_id: Some(message.id), ..a }).collect();
-    let row = db!(tx, decorate_one!(tx, conv.id));
+    let row = store::conversations::decorate_one(tx, conv.id).await?;
     Ok(Imported::Appended { message, attachments: files, conversation: row, events: recorded })
 }
 
