@@ -14,8 +14,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::handlers::{
-    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, email_channels, ops,
-    statuses, teams, tokens,
+    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, email_channels,
+    mattermost_channels, ops, statuses, teams, tokens,
 };
 
 #[derive(OpenApi)]
@@ -44,6 +44,8 @@ use super::handlers::{
         custom_channels::rotate_secret, custom_channels::inbound, custom_channels::deliveries, custom_channels::resend,
         email_channels::create, email_channels::list, email_channels::get, email_channels::update, email_channels::delete,
         email_channels::check, email_channels::log, email_channels::log_source,
+        mattermost_channels::create, mattermost_channels::list, mattermost_channels::get, mattermost_channels::update,
+        mattermost_channels::delete,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(crate::http::error::ErrorBody)),
@@ -58,6 +60,7 @@ use super::handlers::{
         (name = "channels", description = "Channel instances"),
         (name = "custom channels", description = "Integrator channels: inbound API and signed reply webhook (see custom.md)"),
         (name = "email channels", description = "Mailboxes: IMAP/POP3 in, SMTP out (see email.md)"),
+        (name = "mattermost channels", description = "Mattermost bots: DMs and channel posts in, replies as the bot (see docs/mattermost.md)"),
         (name = "statuses", description = "Built-in and custom statuses"),
         (name = "tokens", description = "API tokens"),
         (name = "attachments", description = "File uploads and downloads"),
@@ -109,6 +112,9 @@ pub const ADMIN_ONLY: &[&str] = &[
     "email_channels_check",
     "email_channels_log",
     "email_channels_log_source",
+    "mattermost_channels_create",
+    "mattermost_channels_update",
+    "mattermost_channels_delete",
 ];
 
 const CONFLICT: (u16, &str) = (409, "`conflict`: the change collides with existing data");
@@ -150,6 +156,22 @@ pub const SPECIAL: &[(&str, &[(u16, &str)])] = &[
     (
         "custom_channels_inbound",
         &[(409, "`conflict`: the customer was being created by a concurrent request; retry"), REFERENCE],
+    ),
+    (
+        "mattermost_channels_create",
+        &[(
+            422,
+            "`mattermost_token_rejected` (401 from Mattermost), `mattermost_not_a_bot`, `mattermost_unreachable`, \
+             `unknown_reference`: the bot cannot be connected; nothing is stored",
+        )],
+    ),
+    (
+        "mattermost_channels_update",
+        &[(
+            422,
+            "`mattermost_token_rejected`, `mattermost_not_a_bot`, `mattermost_other_bot`, `mattermost_unreachable`, \
+             `unknown_reference`",
+        )],
     ),
     ("email_channels_check", &[(409, "`conflict`: the mailbox is disabled")]),
     (

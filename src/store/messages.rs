@@ -293,6 +293,9 @@ pub enum Target {
     /// id (`user_custom_id`, CC-4). An id not known on the channel is a new customer, created in
     /// the same transaction with `profile` (CC-5, CC-6) and their first conversation.
     Latest { user_custom_id: String, profile: Profile },
+    /// Like [`Target::Latest`], but always a new conversation for this customer: a connector that keeps its own
+    /// map of places to conversations starts one for a new place (a Mattermost DM, channel or root post, MM-7).
+    Fresh { user_custom_id: String, profile: Profile },
 }
 
 /// What the integrator tells about a customer with a message; used when the customer is new.
@@ -367,7 +370,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                 }
                 // (channel, customer, earlier message with this external id, conversation, its status' base)
                 let (channel, customer, seen, start, start_base): (ChannelInstance, Customer, Option<i64>, Option<Conversation>, Option<StatusBase>) = match &target {
-                    Target::Latest { user_custom_id, profile } => {
+                    Target::Latest { user_custom_id, profile } | Target::Fresh { user_custom_id, profile } => {
                         let (channel, customer, seen, latest, base): (ChannelInstance, Option<Customer>, Option<i64>, Option<Conversation>, Option<String>) =
                             channel_instances::table
                                 .left_join(customer_identities::table.on(
@@ -467,6 +470,8 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                         (channel, customer, seen, c, None)
                     }
                 };
+                let fresh = matches!(target, Target::Fresh { .. });
+                let (start, start_base) = if fresh { (None, None) } else { (start, start_base) };
                 let customer_id = customer.merged_into_id.unwrap_or(customer.id);
                 if let Some(seen) = seen {
                     replay!(seen);
@@ -527,14 +532,14 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                         // again from their latest conversation as read after taking it: a
                         // concurrent message may have started one meanwhile (CORE-7, issue #13).
                         conn.lock(Subject::CustomerChannel { channel_id: channel.id, customer_id }).await?;
-                        let latest: Option<Conversation> = conversations::table
+                        let latest: Option<Conversation> = if fresh { None } else { conversations::table
                             .filter(conversations::channel_instance_id.eq(channel.id))
                             .filter(conversations::customer_id.eq(customer_id))
                             .order(conversations::id.desc())
                             .select(Conversation::as_select())
                             .first(conn)
                             .await
-                            .optional()?;
+                            .optional()? };
                         match joinable!(latest, None) {
                             Some(joined) => joined,
                             None => {

@@ -33,13 +33,15 @@ const MAILBOX_SETTINGS: &str =
 #[allow(dead_code)]
 pub enum OfferedChannelKind {
     Email,
+    Mattermost,
     Custom,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannelRequest {
-    /// `email` or `custom`. An `email` channel made here has no mailbox (no settings may be
+    /// `email`, `mattermost` or `custom`. A `mattermost` channel made here has no bot (connect bots with
+    /// `POST /api/v1/mattermost-channels`). An `email` channel made here has no mailbox (no settings may be
     /// given): add mailboxes with `POST /api/v1/email-channels`, or complete this one with its `PATCH`.
     #[schema(value_type = OfferedChannelKind)]
     pub kind: String,
@@ -156,6 +158,12 @@ pub async fn create(
     let kind = ChannelKind::parse_offered(&body.kind).map_err(|e| ApiError::field("kind", e))?;
     if kind == ChannelKind::Email && body.settings.as_ref().is_some_and(|s| !s.is_empty()) {
         return Err(ApiError::field("settings", MAILBOX_SETTINGS));
+    }
+    if kind == ChannelKind::Mattermost && body.settings.as_ref().is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::field(
+            "settings",
+            "Mattermost bots are connected with /api/v1/mattermost-channels, which checks the bot token",
+        ));
     }
     let name = name_field("name", &body.name, 100)?;
     let mode = resolve_mode(kind, body.mode.as_deref())?;
