@@ -139,7 +139,7 @@ struct Desk {
 impl Desk {
     async fn new() -> Self {
         let srv = TestServer::start().await;
-        let admin = srv.agent("admin@example.com", "admin").await;
+        let admin = srv.agent("admin@example.com", "super_admin").await;
         let ch_a = admin.channel("custom", "Channel A", Some("async")).await;
         let ch_b = admin.channel("custom", "Channel B", Some("async")).await;
         let ch_b_chat = admin.channel("custom", "Channel B chat", Some("sync")).await;
@@ -752,7 +752,7 @@ struct RoleDesk {
 impl RoleDesk {
     async fn new() -> Self {
         let srv = TestServer::start().await;
-        let admin = srv.agent("admin@example.com", "admin").await;
+        let admin = srv.agent("admin@example.com", "super_admin").await;
         let carol = srv.agent("carol@example.com", "agent").await;
         let other = srv.agent("dan@example.com", "agent").await.agent_id;
         let ch = admin.channel("custom", "Shop", Some("async")).await;

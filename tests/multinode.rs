@@ -801,7 +801,7 @@ async fn a_stopped_node_leaves_its_redis_bus_tasks_stopped() {
         return;
     };
     let srv = common::TestServer::start_with(|raw| raw.redis_url = Some(redis)).await;
-    let admin = srv.agent("admin@example.com", "admin").await;
+    let admin = srv.agent("admin@example.com", "super_admin").await;
     let mut ws = WsClient::connect(&srv.base, admin.token.as_deref().unwrap(), None).await;
     let left = srv.leftovers();
     assert!(left.tasks() >= 5, "hub, bus reader and publisher, dispatcher, sweeper: {}", left.tasks());

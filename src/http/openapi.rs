@@ -117,6 +117,24 @@ pub const ADMIN_ONLY: &[&str] = &[
     "mattermost_channels_delete",
 ];
 
+/// The [`ADMIN_ONLY`] operations that need a super admin (`SuperAdmin`): connecting, changing and removing
+/// channels of any kind (CC-11).
+pub const SUPER_ADMIN_ONLY: &[&str] = &[
+    "channels_create",
+    "channels_update",
+    "channels_delete",
+    "custom_channels_create",
+    "custom_channels_update",
+    "custom_channels_delete",
+    "custom_channels_rotate_secret",
+    "email_channels_create",
+    "email_channels_update",
+    "email_channels_delete",
+    "mattermost_channels_create",
+    "mattermost_channels_update",
+    "mattermost_channels_delete",
+];
+
 const CONFLICT: (u16, &str) = (409, "`conflict`: the change collides with existing data");
 const REFERENCE: (u16, &str) =
     (422, "`unknown_reference`: a referenced row does not exist; `rule_violation`: a rule says no");
@@ -214,6 +232,10 @@ impl ErrorResponses {
             out.push((401, "`unauthorized`: no valid credentials"));
         }
         match (ADMIN_ONLY.contains(&id), authenticated && changes) {
+            (true, _) if SUPER_ADMIN_ONLY.contains(&id) => out.push((
+                403,
+                "`forbidden`: this needs a super admin (CC-11: connecting, changing and removing channels); `csrf_failed`: see X-CSRF-Token",
+            )),
             (true, _) => out.push((403, "`forbidden`: this needs an admin; `csrf_failed`: see X-CSRF-Token")),
             (false, true) => out.push((
                 403,

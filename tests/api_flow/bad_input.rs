@@ -176,7 +176,7 @@ impl Desk {
     }
 
     async fn with(srv: TestServer) -> Self {
-        let admin = srv.agent("admin@example.com", "admin").await;
+        let admin = srv.agent("admin@example.com", "super_admin").await;
         let bob = srv.agent("bob@example.com", "agent").await;
         let team = admin.ok_post("/api/v1/teams", json!({"name": "Support"}), 201).await["id"].as_i64().unwrap();
         let inbox = admin.channel("email", "Inbox", None).await;
