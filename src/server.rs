@@ -236,7 +236,8 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
     let blobs = Blobs::new(&settings.data_dir);
     let outbound = crate::outbound::Policy::new(settings.allowed_internal.clone());
     let mailboxes = Mailboxes::new(realtime.clone(), changes.clone(), blobs.clone(), outbound.clone());
-    let bots = crate::channels::mattermost::connector::Bots::new(&realtime, changes.clone(), outbound.clone());
+    let bots =
+        crate::channels::mattermost::connector::Bots::new(&realtime, changes.clone(), blobs.clone(), outbound.clone());
     let node = Node { settings, store, realtime, changes, mailboxes, bots, shutdown, blobs, outbound };
     match serve(&node, options).await {
         Ok(running) => Ok(running),

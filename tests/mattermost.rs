@@ -341,3 +341,95 @@ async fn rt_5_typing_in_mattermost_reaches_the_agent_socket() {
     srv.stop().await;
     mm.stop().await;
 }
+
+/// MM-11: a token revoked while the bot is connected: the next connection is refused with 401 and the channel shows
+/// it needs attention, with the reason; disabling the channel stops its socket.
+#[tokio::test]
+async fn mm_11_a_revoked_token_marks_the_bot_as_needing_attention() {
+    let mm = FakeMattermost::start().await;
+    let (srv, boss, bot) = desk(&mm, true, "group").await;
+    mm.revoke(&mm.bot_token);
+    mm.drop_sockets(false);
+    let view = wait_state(&boss, bot, "needs_attention").await;
+    assert!(view["state_reason"].as_str().is_some_and(|r| r.contains("401")), "{view}");
+    assert_eq!(mm.live_sockets(), 0);
+    srv.stop().await;
+    mm.stop().await;
+}
+
+#[tokio::test]
+async fn a_disabled_bot_keeps_no_socket_and_an_enabled_one_reconnects() {
+    let mm = FakeMattermost::start().await;
+    let (srv, boss, bot) = desk(&mm, true, "group").await;
+    let off = boss
+        .call(reqwest::Method::PATCH, &format!("/api/v1/mattermost-channels/{bot}"), Some(json!({"enabled": false})))
+        .await;
+    assert_eq!(off.0.as_u16(), 200, "{}", off.1);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while mm.live_sockets() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the socket of a disabled bot stays open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let hellos = mm.hellos();
+    let on = boss
+        .call(reqwest::Method::PATCH, &format!("/api/v1/mattermost-channels/{bot}"), Some(json!({"enabled": true})))
+        .await;
+    assert_eq!(on.0.as_u16(), 200, "{}", on.1);
+    mm.wait_socket(hellos + 1, WAIT).await;
+    srv.stop().await;
+    mm.stop().await;
+}
+
+/// MM-10: a file posted to the bot is attached to the customer's message; an agent's attachment is uploaded to
+/// Mattermost (`POST /files`) and attached to the bot's post.
+#[tokio::test]
+async fn mm_10_files_in_and_out() {
+    let mm = FakeMattermost::start().await;
+    let alice = mm.user("alice", "Alice", "", "");
+    let dm = mm.dm(&alice);
+    let (srv, boss, bot) = desk(&mm, true, "group").await;
+    mm.post_file_as(&alice, &dm, "the error log", "log.txt", b"line 1\nline 2\n");
+    let convs = wait_inbound(&boss, bot, 1).await;
+    let id = convs[0]["id"].as_i64().unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let file = loop {
+        let msg = inbound(&boss, id).await.remove(0);
+        if let Some(f) = msg["attachments"].as_array().and_then(|a| a.first()).cloned() {
+            break f;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no attachment: {msg}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(file["file_name"], "log.txt");
+    let bytes = boss
+        .request(reqwest::Method::GET, &format!("/api/v1/attachments/{}", file["id"]))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&bytes[..], b"line 1\nline 2\n");
+
+    let resp = boss
+        .request(reqwest::Method::POST, "/api/v1/attachments?file_name=fix.txt")
+        .header("Content-Type", "text/plain")
+        .body(b"do this".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let attachment = resp.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    boss.ok_post(
+        &format!("/api/v1/conversations/{id}/messages"),
+        json!({"content": "Try this", "attachment_ids": [attachment]}),
+        201,
+    )
+    .await;
+    let posted = mm.wait_bot_posts(1, WAIT).await;
+    let files = posted[0]["file_ids"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{}", posted[0]);
+    assert_eq!(mm.file(files[0].as_str().unwrap()), Some(("fix.txt".to_owned(), b"do this".to_vec())));
+    srv.stop().await;
+    mm.stop().await;
+}

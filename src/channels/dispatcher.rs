@@ -200,7 +200,7 @@ async fn mattermost(out: &Out<'_>, item: &OutboxItem) -> Result<(), Failed> {
             return Err(Failed::Lapse);
         }
     };
-    match deliver(out.http, out.store, &ctx).await {
+    match deliver(out.http, out.store, out.blobs, &ctx).await {
         Ok(()) => Ok(()),
         Err(DeliveryError::Api(MmError::Status { status, code })) if (400..500).contains(&status) => {
             Err(Failed::GiveUp(MmError::Status { status, code }.to_string()))

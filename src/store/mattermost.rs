@@ -178,3 +178,28 @@ pub async fn known_channels(store: &Store, channel_id: i64) -> StoreResult<Vec<S
         })
         .await
 }
+
+/// Attach a file that came with a customer's post to its stored message (MM-10; the bytes are already in
+/// `crate::blobs`). Returns the attachment's id.
+pub async fn attach(store: &Store, message_id: i64, file: super::attachments::NewAttachment) -> StoreResult<i64> {
+    use super::schema::attachments;
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            Ok(db_run!(conn => diesel::insert_into(attachments::table)
+                .values((
+                    attachments::message_id.eq(Some(message_id)),
+                    attachments::uploaded_by.eq(file.uploaded_by),
+                    attachments::file_name.eq(&file.file_name),
+                    attachments::mime_type.eq(&file.mime_type),
+                    attachments::size_bytes.eq(file.size_bytes),
+                    attachments::sha256.eq(&file.sha256),
+                    attachments::storage_key.eq(&file.storage_key),
+                    attachments::created_at.eq(now()),
+                ))
+                .returning(attachments::id)
+                .get_result(conn)
+                .await)?)
+        })
+        .await
+}

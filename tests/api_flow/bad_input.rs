@@ -664,6 +664,29 @@ fn json_routes(d: &Desk) -> Vec<JsonRoute> {
             None,
             true,
         ),
+        r(
+            Method::POST,
+            "/mattermost-channels",
+            "/api/v1/mattermost-channels".into(),
+            json!({"name": "Bot", "server_url": "http://127.0.0.1:9", "bot_token": "t"}),
+            vec![
+                json!({"name": 5, "server_url": "http://127.0.0.1:9", "bot_token": "t"}),
+                json!({"name": "Bot", "server_url": "http://127.0.0.1:9", "bot_token": "t", "mention_only": "yes"}),
+                json!({"name": "Bot", "server_url": "http://127.0.0.1:9", "bot_token": "t", "mode": "sideways"}),
+                json!({"name": "Bot", "server_url": "not a url", "bot_token": "t"}),
+            ],
+            Some(json!({"name": "Bot", "server_url": "http://127.0.0.1:9"})),
+            true,
+        ),
+        r(
+            Method::PATCH,
+            "/mattermost-channels/{id}",
+            format!("/api/v1/mattermost-channels/{shop}"),
+            json!({"name": "Renamed"}),
+            vec![json!({"name": 5}), json!({"enabled": "no"}), json!({"mode": "sideways"}), json!({"server_url": "x"})],
+            None,
+            true,
+        ),
     ]
 }
 

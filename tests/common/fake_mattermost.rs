@@ -180,6 +180,27 @@ impl FakeMattermost {
         id
     }
 
+    /// `user_id` posts `message` with one file (uploaded first, as clients do); returns the post's id.
+    pub fn post_file_as(&self, user_id: &str, channel_id: &str, message: &str, name: &str, bytes: &[u8]) -> String {
+        let mut g = self.lock();
+        let file_id = new_id();
+        let info = json!({"id": file_id, "user_id": user_id, "channel_id": channel_id, "create_at": now_ms(), "name": name,
+            "extension": name.rsplit('.').next().unwrap_or_default(), "size": bytes.len(), "mime_type": "text/plain"});
+        g.files.insert(file_id.clone(), (info, bytes.to_vec()));
+        let post = new_post(&mut g, user_id, channel_id, message, "", vec![file_id]);
+        let id = post["id"].as_str().unwrap().to_owned();
+        broadcast_posted(&mut g, &post);
+        id
+    }
+
+    /// A file's name and bytes, as uploaded.
+    pub fn file(&self, id: &str) -> Option<(String, Vec<u8>)> {
+        self.lock()
+            .files
+            .get(id)
+            .map(|(info, bytes)| (info["name"].as_str().unwrap_or_default().to_owned(), bytes.clone()))
+    }
+
     /// Report `user_id` typing in `channel_id` (thread `parent_id`).
     pub fn typing(&self, user_id: &str, channel_id: &str, parent_id: &str) {
         let mut g = self.lock();
@@ -224,6 +245,11 @@ impl FakeMattermost {
         if !replay {
             g.conns.clear();
         }
+    }
+
+    /// Revoke a token: REST calls and socket upgrades with it get 401 from now on.
+    pub fn revoke(&self, token: &str) {
+        self.lock().tokens.remove(token);
     }
 
     /// Allow resumes again after [`Self::drop_sockets`]`(false)`.
@@ -592,8 +618,11 @@ fn multipart(body: &[u8], boundary: &str) -> Vec<Part> {
         let head = String::from_utf8_lossy(&rest_trim[..head_end]).to_string();
         let data_start = &rest_trim[head_end + 4..];
         let end = find(data_start, format!("\r\n{delimiter}").as_bytes()).unwrap_or(data_start.len());
+        let disposition =
+            head.lines().find(|l| l.to_ascii_lowercase().starts_with("content-disposition:")).unwrap_or_default();
         let attr = |key: &str| {
-            head.split(';')
+            disposition
+                .split(';')
                 .map(str::trim)
                 .find_map(|kv| kv.strip_prefix(&format!("{key}=\"")))
                 .map(|v| v.trim_end_matches('"').to_owned())

@@ -129,6 +129,13 @@ impl Client {
     }
 
     async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Value>) -> Result<T, MmError> {
+        let body = body.map(|b| ("application/json".to_owned(), b.to_string().into_bytes()));
+        let bytes = self.send(method, path, body).await?;
+        serde_json::from_slice(&bytes).map_err(|e| MmError::Decode(e.to_string()))
+    }
+
+    /// One request; the answer's bytes when it is a 2xx.
+    async fn send(&self, method: Method, path: &str, body: Option<(String, Vec<u8>)>) -> Result<Vec<u8>, MmError> {
         let url = format!("{}/api/v4{path}", self.base);
         let mut req = self
             .http
@@ -136,8 +143,8 @@ impl Client {
             .map_err(|e| MmError::Refused(e.to_string()))?
             .timeout(TIMEOUT)
             .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
+        if let Some((content_type, bytes)) = body {
+            req = req.header(reqwest::header::CONTENT_TYPE, content_type).body(bytes);
         }
         let mut response = req.send().await.map_err(|e| match refusal(&e) {
             Some(refused) => MmError::Refused(refused.to_string()),
@@ -162,7 +169,7 @@ impl Client {
         if !(200..300).contains(&status) {
             return Err(MmError::Status { status, code: error_code(&bytes) });
         }
-        serde_json::from_slice(&bytes).map_err(|e| MmError::Decode(e.to_string()))
+        Ok(bytes)
     }
 
     /// `GET /users/me`: who the token belongs to.
@@ -199,6 +206,71 @@ impl Client {
         }
         posts.sort_by(|a, b| a.create_at.cmp(&b.create_at).then_with(|| a.id.cmp(&b.id)));
         Ok(posts)
+    }
+}
+
+/// A file's metadata (`GET /files/{id}/info`, and what `POST /files` answers).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub size: i64,
+    #[serde(default)]
+    pub mime_type: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Uploaded {
+    #[serde(default)]
+    file_infos: Vec<FileInfo>,
+}
+
+impl Client {
+    /// `GET /files/{id}/info`.
+    pub async fn file_info(&self, id: &str) -> Result<FileInfo, MmError> {
+        self.call(Method::GET, &format!("/files/{}/info", segment(id)), None).await
+    }
+
+    /// `GET /files/{id}`: the file's bytes (up to the answer cap).
+    pub async fn file(&self, id: &str) -> Result<Vec<u8>, MmError> {
+        self.send(Method::GET, &format!("/files/{}", segment(id)), None).await
+    }
+
+    /// `POST /files` (multipart: `channel_id`, one `files` part): the uploaded file's id, to attach to a post.
+    pub async fn upload(&self, channel_id: &str, name: &str, mime_type: &str, bytes: &[u8]) -> Result<String, MmError> {
+        let boundary = format!("switchboard{}", uuid::Uuid::new_v4().simple());
+        let safe_name: String = name.chars().filter(|c| !matches!(c, '"' | '\r' | '\n' | '\\')).collect();
+        let mut body = Vec::with_capacity(bytes.len() + 512);
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"channel_id\"\r\n\r\n{channel_id}\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{safe_name}\"\r\nContent-Type: {mime_type}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        let answer = self.send(Method::POST, "/files", Some((content_type, body))).await?;
+        let uploaded: Uploaded = serde_json::from_slice(&answer).map_err(|e| MmError::Decode(e.to_string()))?;
+        uploaded.file_infos.into_iter().next().map(|f| f.id).ok_or_else(|| MmError::Decode("no file_infos".into()))
+    }
+
+    /// `POST /posts` with files already uploaded.
+    pub async fn create_post_with_files(
+        &self,
+        channel_id: &str,
+        message: &str,
+        root_id: &str,
+        file_ids: &[String],
+    ) -> Result<Post, MmError> {
+        let body = json!({"channel_id": channel_id, "message": message, "root_id": root_id, "file_ids": file_ids, "props": {}});
+        self.call(Method::POST, "/posts", Some(body)).await
     }
 }
 

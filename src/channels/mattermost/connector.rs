@@ -28,6 +28,7 @@ use super::api::{Client, MmError, User};
 use super::mapping::{self, Bot, ChannelType, Decision, Post};
 use super::socket::{Frame, Session, SocketError};
 use super::{ConnectionState, ConversationMode, Settings};
+use crate::blobs::Blobs;
 use crate::bus::{Bus, BusEvent, ChannelChange, ChannelChangeKind, TypingEvent};
 use crate::changes::Changes;
 use crate::cluster::lease::{Job, Leases, Timing};
@@ -47,6 +48,8 @@ pub const BACKOFF_START: Duration = Duration::from_millis(200);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How often a bot whose token Mattermost refuses tries again (an admin may have fixed it on the Mattermost side).
 const ATTENTION_RETRY: Duration = Duration::from_secs(60);
+/// The most files taken from one post (Mattermost allows 10).
+const MAX_FILES: usize = 10;
 /// How many times one REST call is retried after a 429 before the re-sync gives up for this connection.
 const RATE_LIMIT_RETRIES: usize = 5;
 
@@ -60,6 +63,7 @@ struct Inner {
     store: Store,
     bus: Arc<dyn Bus>,
     changes: Changes,
+    blobs: Blobs,
     hub_changes: Mutex<Option<broadcast::Receiver<ChannelChange>>>,
     http: HttpClient,
     runtime: tokio::runtime::Handle,
@@ -82,7 +86,7 @@ fn fingerprint(c: &ChannelInstance) -> String {
 
 impl Bots {
     /// Call from inside the runtime connectors should run on.
-    pub fn new(rt: &Realtime, changes: Changes, policy: Policy) -> Self {
+    pub fn new(rt: &Realtime, changes: Changes, blobs: Blobs, policy: Policy) -> Self {
         let leases = if rt.bus.kind() == "local" {
             Leases::solo(rt.store.clone(), rt.node_id.clone(), Timing::DEFAULT)
         } else {
@@ -93,6 +97,7 @@ impl Bots {
                 store: rt.store.clone(),
                 bus: rt.bus.clone(),
                 changes,
+                blobs,
                 hub_changes: Mutex::new(Some(rt.hub.channel_changes())),
                 http: HttpClient::new(policy),
                 runtime: tokio::runtime::Handle::current(),
@@ -167,6 +172,7 @@ impl Bots {
                 store: self.inner.store.clone(),
                 bus: self.inner.bus.clone(),
                 changes: self.inner.changes.clone(),
+                blobs: self.inner.blobs.clone(),
                 api: Client::new(self.inner.http.clone(), &settings.server_url, &token),
                 channel_id: id,
                 settings,
@@ -244,6 +250,7 @@ struct Connector {
     store: Store,
     bus: Arc<dyn Bus>,
     changes: Changes,
+    blobs: Blobs,
     api: Client,
     channel_id: i64,
     settings: Settings,
@@ -500,7 +507,9 @@ impl Connector {
             return;
         }
         let user = self.user(&post.user_id).await;
-        let content = if post.message.trim().is_empty() {
+        let content = if post.message.trim().is_empty() && !post.file_ids.is_empty() {
+            "(files)".to_owned()
+        } else if post.message.trim().is_empty() {
             "(no text)".to_owned()
         } else if place.key.starts_with("dm:") {
             post.message.clone()
@@ -529,6 +538,9 @@ impl Connector {
         };
         match self.changes.customer_message(msg, None).await {
             Ok(out) => {
+                if !out.duplicate {
+                    self.files(post, out.message.id).await;
+                }
                 if link.as_ref().map(|l| l.conversation_id) != Some(out.conversation.id)
                     && let Err(e) = store::mattermost::put_link(
                         &self.store,
@@ -546,6 +558,46 @@ impl Connector {
             Err(StoreError::Rule(store::Violation::ChannelDisabled { .. })) => {}
             Err(e) => {
                 tracing::warn!(channel_id = self.channel_id, post = %post.id, error = %e, "Mattermost post not stored")
+            }
+        }
+    }
+
+    /// MM-10: the files of a stored post, fetched from Mattermost and attached to its message. A file that cannot be
+    /// read is skipped (logged); the message stays.
+    async fn files(&self, post: &Post, message_id: i64) {
+        for file_id in post.file_ids.iter().take(MAX_FILES) {
+            let fetched = async {
+                let info = self.api.file_info(file_id).await?;
+                let bytes = self.api.file(file_id).await?;
+                Ok::<_, MmError>((info, bytes))
+            }
+            .await;
+            let (info, bytes) = match fetched {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(channel_id = self.channel_id, file = %file_id, error = %e, "Mattermost file not fetched");
+                    continue;
+                }
+            };
+            let stored = match self.blobs.put(&bytes).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(channel_id = self.channel_id, error = %e, "cannot store a Mattermost file");
+                    continue;
+                }
+            };
+            let name: String = info.name.chars().filter(|c| !c.is_control()).take(255).collect();
+            let mime = if info.mime_type.is_empty() { "application/octet-stream".to_owned() } else { info.mime_type };
+            let file = store::attachments::NewAttachment {
+                uploaded_by: None,
+                file_name: if name.is_empty() { "file".into() } else { name },
+                mime_type: mime,
+                size_bytes: stored.size as i64,
+                sha256: stored.sha256,
+                storage_key: stored.storage_key,
+            };
+            if let Err(e) = store::mattermost::attach(&self.store, message_id, file).await {
+                tracing::warn!(channel_id = self.channel_id, error = %e, "cannot attach a Mattermost file");
             }
         }
     }
@@ -589,6 +641,8 @@ pub enum DeliveryError {
     NoPlace,
     #[error(transparent)]
     Api(#[from] MmError),
+    #[error("an attachment cannot be read: {0}")]
+    File(String),
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -598,6 +652,7 @@ pub enum DeliveryError {
 pub async fn deliver(
     http: &HttpClient,
     store: &Store,
+    blobs: &Blobs,
     ctx: &store::outbox::DeliveryContext,
 ) -> Result<(), DeliveryError> {
     let settings = Settings::of(&ctx.channel.settings).ok_or(DeliveryError::NoSettings)?;
@@ -610,6 +665,13 @@ pub async fn deliver(
     };
     let text = mapping::reply_text(&ctx.message.body_text, quoted.as_deref());
     let api = Client::new(http.clone(), &settings.server_url, token);
-    api.create_post(&mm_channel, &text, &root).await?;
+    // MM-10: files are uploaded first, then attached to the post.
+    let mut file_ids = Vec::new();
+    for a in ctx.attachments.iter().take(MAX_FILES) {
+        let bytes = blobs.get(&a.storage_key).await.map_err(|e| DeliveryError::File(e.to_string()))?;
+        let mime: String = a.mime_type.chars().filter(|c| !c.is_control()).collect();
+        file_ids.push(api.upload(&mm_channel, &a.file_name, &mime, &bytes).await?);
+    }
+    api.create_post_with_files(&mm_channel, &text, &root, &file_ids).await?;
     Ok(())
 }
