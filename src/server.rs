@@ -295,6 +295,7 @@ async fn serve(node: &Node, options: StartOptions) -> anyhow::Result<RunningServ
         realtime: realtime.clone(),
         changes: changes.clone(),
         mailboxes: mailboxes.clone(),
+        bots: bots.clone(),
         tokens: crate::store::cache::Cache::new(crate::http::session::TOKEN_TTL),
         routes: crate::store::cache::Cache::new(crate::http::handlers::custom_channels::ROUTE_TTL),
         login_throttle: {

@@ -81,6 +81,10 @@ pub struct MattermostChannelView {
     /// Why it is reconnecting or needs attention.
     pub state_reason: Option<String>,
     pub state_since: Option<DateTime<Utc>>,
+    /// A connector for it runs on the node that answered this request.
+    pub running: bool,
+    /// The node that keeps its socket (its id, as in its logs) while that node's lease lasts; null when none does.
+    pub connected_by: Option<String>,
     pub inactivity_timeout_s: i64,
     pub created_at: DateTime<Utc>,
 }
@@ -109,6 +113,12 @@ async fn view(state: &State, c: ChannelInstance) -> ApiResult<MattermostChannelV
         state: conn.as_str().into(),
         state_reason: reason,
         state_since: since,
+        running: state.bots.is_running(c.id),
+        connected_by: {
+            let name = crate::cluster::lease::Job::Mattermost(c.id).lease_name();
+            let now = store::now();
+            store::leases::of(&state.store, &[name]).await?.into_iter().find(|l| l.expires_at > now).map(|l| l.holder)
+        },
         inactivity_timeout_s: c.inactivity_timeout_s,
         created_at: c.created_at.and_utc(),
     })
