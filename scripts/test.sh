@@ -23,7 +23,8 @@ mkdir -p "$TOOLS"
 LOG="$TOOLS/test-output.log"
 : > "$LOG"
 
-say() { printf '\n==> %s\n' "$*"; }
+# Each step is stamped with the seconds since the start, so the log shows where CI time goes.
+say() { printf '\n==> [%ss] %s\n' "$SECONDS" "$*"; }
 
 apt_install() {
   if [ "$(id -u)" != 0 ]; then
@@ -243,5 +244,6 @@ fi
 passed=$(grep -Eo '[0-9]+ passed' "$LOG" | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' "$LOG" | awk '{s+=$1} END {print s+0}')
 echo
+echo "wall time: ${SECONDS}s"
 echo "switchboard: $passed passed, $failed failed"
 exit "$status"

@@ -639,7 +639,7 @@ macro_rules! insert_conversation {
         };
         let is_in = direction == Direction::In;
         let assignee_id: Option<i64> =
-            if is_in { $crate::store::routing::route_new!($conn, channel, customer_id, $presence) } else { None };
+            if is_in { $crate::store::routing::route_new(&mut $crate::store::Tx::from(&mut *$conn), channel, customer_id, &$presence).await? } else { None };
         let sync = channel.mode == Mode::Sync.as_str();
         let deadline = sync.then(|| t + chrono::Duration::seconds(channel.inactivity_timeout_s));
         let conversation: Conversation = diesel::insert_into(conversations::table)

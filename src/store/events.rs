@@ -8,9 +8,9 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::schema::events;
-use super::{Store, StoreResult};
-use crate::db_run;
+use super::{Store, StoreResult, Tx, feed};
 use crate::domain::ChannelScope;
+use crate::{db, db_run};
 
 pub const CONVERSATION_CREATED: &str = "conversation.created";
 pub const MESSAGE_CREATED: &str = "message.created";
@@ -40,25 +40,33 @@ pub struct NewEvent {
     pub created_at: NaiveDateTime,
 }
 
-/// Insert one event inside a transaction, with its change-feed rows (`feed`); evaluates to the
-/// stored [`EventRow`].
+/// Insert one event inside a transaction, with its change-feed rows ([`feed::record`]).
+pub(crate) async fn record(tx: &mut Tx<'_>, new: NewEvent) -> StoreResult<EventRow> {
+    let row: EventRow = db!(
+        tx,
+        diesel::insert_into(events::table).values(&new).returning(EventRow::as_returning()).get_result(tx).await
+    )?;
+    feed::record(tx, &row).await?;
+    Ok(row)
+}
+
+/// [`record`] from code not yet written against [`Tx`] (`$conn` a concrete connection); evaluates
+/// to the stored [`EventRow`].
 macro_rules! record_event {
-    ($conn:ident, $conversation_id:expr, $channel_id:expr, $kind:expr, $seq:expr, $message_id:expr, $t:expr) => {{
-        let row: $crate::store::events::EventRow = diesel::insert_into($crate::store::schema::events::table)
-            .values(&$crate::store::events::NewEvent {
+    ($conn:ident, $conversation_id:expr, $channel_id:expr, $kind:expr, $seq:expr, $message_id:expr, $t:expr) => {
+        $crate::store::events::record(
+            &mut $crate::store::Tx::from(&mut *$conn),
+            $crate::store::events::NewEvent {
                 conversation_id: $conversation_id,
                 channel_instance_id: $channel_id,
                 kind: $kind,
                 seq: $seq,
                 message_id: $message_id,
                 created_at: $t,
-            })
-            .returning($crate::store::events::EventRow::as_returning())
-            .get_result($conn)
-            .await?;
-        $crate::store::feed::record_feed!($conn, &row);
-        row
-    }};
+            },
+        )
+        .await?
+    };
 }
 pub(crate) use record_event;
 

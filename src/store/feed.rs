@@ -3,7 +3,7 @@
 //! engine, notifications and integration webhooks next.
 //!
 //! **Mechanism: rows written in the change's own transaction, deleted in the consumer's.**
-//! `record_event!` (every change that writes an `events` row) also writes one `change_feed` row
+//! [`super::events::record`] (every change that writes an `events` row) also writes one `change_feed` row
 //! per [`Consumer`] subscribed to that event's kind. A consumer takes its oldest rows in a
 //! transaction that performs its effect and deletes them: commit means "done, once"; a crash
 //! before the commit rolls both back and the rows are taken again. On PostgreSQL the rows are
@@ -14,10 +14,14 @@
 //! need none, and a consumer added later starts with what is committed after it.
 
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 
-use super::schema::change_feed;
-use super::{DbConn, Store, StoreError, StoreResult};
+use super::channels::{Assign, assign_rule};
+use super::events::EventRow;
+use super::models::{ChannelInstance, Conversation};
+use super::schema::{change_feed, channel_instances, conversations, customers, outbox};
+use super::{Store, StoreResult, Tx};
+use crate::db;
 use crate::domain::routing::Presence;
 
 /// The consumers of the feed. Adding one: a variant, the event kinds it wants, its effect in
@@ -60,139 +64,111 @@ pub struct FeedRow {
     pub created_at: chrono::NaiveDateTime,
 }
 
-/// Write the feed rows of one event inside its transaction (called by `record_event!`).
-macro_rules! record_feed {
-    ($conn:ident, $event:expr) => {{
-        let event: &$crate::store::events::EventRow = $event;
-        for consumer in $crate::store::feed::Consumer::ALL {
-            if consumer.wants(&event.kind) {
-                diesel::insert_into($crate::store::schema::change_feed::table)
+/// Write the feed rows of one event inside its transaction (called by [`super::events::record`]).
+pub(crate) async fn record(tx: &mut Tx<'_>, event: &EventRow) -> StoreResult<()> {
+    for consumer in Consumer::ALL {
+        if consumer.wants(&event.kind) {
+            db!(
+                tx,
+                diesel::insert_into(change_feed::table)
                     .values((
-                        $crate::store::schema::change_feed::consumer.eq(consumer.as_str()),
-                        $crate::store::schema::change_feed::event_id.eq(event.id),
-                        $crate::store::schema::change_feed::conversation_id.eq(event.conversation_id),
-                        $crate::store::schema::change_feed::kind.eq(&event.kind),
-                        $crate::store::schema::change_feed::created_at.eq(event.created_at),
+                        change_feed::consumer.eq(consumer.as_str()),
+                        change_feed::event_id.eq(event.id),
+                        change_feed::conversation_id.eq(event.conversation_id),
+                        change_feed::kind.eq(&event.kind),
+                        change_feed::created_at.eq(event.created_at),
                     ))
-                    .execute($conn)
-                    .await?;
-            }
+                    .execute(tx)
+                    .await
+            )?;
         }
-    }};
+    }
+    Ok(())
 }
-pub(crate) use record_feed;
 
 /// The owner-offline effect of one `conversation.created` row: queue the mail to the owner when
 /// the conversation went to the customer's owner by the channel's owner rule and the owner is
-/// not online now (normally a second after the creation). Evaluates to whether a mail was queued.
-macro_rules! owner_offline {
-    ($conn:ident, $row:expr, $presence:expr) => {{
-        use $crate::store::channels::{Assign, assign_rule};
-        use $crate::store::models::{ChannelInstance, Conversation};
-        use $crate::store::schema::{channel_instances, conversations, customers, outbox};
-        let row: &FeedRow = $row;
-        let c: Option<Conversation> =
-            conversations::table.find(row.conversation_id).select(Conversation::as_select()).first($conn).await.optional()?;
-        match c {
-            // Most new conversations are not assigned: nothing more to read.
-            Some(c) if c.assignee_id.is_none() => false,
-            Some(c) => {
-                let channel: ChannelInstance = channel_instances::table
-                    .find(c.channel_instance_id)
-                    .select(ChannelInstance::as_select())
-                    .first($conn)
-                    .await?;
-                let owner: Option<i64> =
-                    customers::table.find(c.customer_id).select(customers::owner_agent_id).first($conn).await?;
-                let presence = $presence;
-                // The assignee is known (unassigned rows stopped above): it must be the owner.
-                let due = assign_rule(&channel) == Assign::Owner
-                    && owner == c.assignee_id
-                    && owner.is_some_and(|o| presence(o) != Presence::Online);
-                if due {
-                    let t = $crate::store::now();
-                    diesel::insert_into(outbox::table)
-                        .values(&$crate::store::outbox::NewDelivery {
-                            delivery_id: uuid::Uuid::new_v4().to_string(),
-                            channel_instance_id: channel.id,
-                            conversation_id: Some(c.id),
-                            message_id: None,
-                            kind: OWNER_OFFLINE_EMAIL,
-                            payload: serde_json::json!({"agent_id": owner, "conversation_id": c.id}).to_string(),
-                            state: "pending",
-                            attempts: 0,
-                            next_attempt_at: t,
-                            created_at: t,
-                        })
-                        .execute($conn)
-                        .await?;
-                }
-                due
-            }
-            None => false,
-        }
-    }};
-}
-
-/// Act on a batch of `consumer`'s oldest rows — effects and deletion in one transaction.
-/// Returns how many rows were taken (0: nothing waits).
-macro_rules! take_rows {
-    ($conn:ident, $consumer:expr, $rows:expr, $presence:expr) => {{
-        let rows: Vec<FeedRow> = $rows;
-        for row in &rows {
-            match $consumer {
-                Consumer::OwnerOffline => {
-                    if owner_offline!($conn, row, $presence) {
-                        tracing::info!(conversation_id = row.conversation_id, "owner is not online: mail queued");
-                    }
-                }
-            }
-        }
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        diesel::delete(change_feed::table.filter(change_feed::id.eq_any(&ids))).execute($conn).await?;
-        Ok::<usize, StoreError>(rows.len())
-    }};
+/// not online now (normally a second after the creation). Returns whether a mail was queued.
+async fn owner_offline(
+    tx: &mut Tx<'_>,
+    row: &FeedRow,
+    presence: &(dyn Fn(i64) -> Presence + Sync),
+) -> StoreResult<bool> {
+    let c: Option<Conversation> = db!(
+        tx,
+        conversations::table.find(row.conversation_id).select(Conversation::as_select()).first(tx).await.optional()
+    )?;
+    let c = match c {
+        // Most new conversations are not assigned: nothing more to read.
+        Some(c) if c.assignee_id.is_some() => c,
+        _ => return Ok(false),
+    };
+    let channel: ChannelInstance = db!(
+        tx,
+        channel_instances::table.find(c.channel_instance_id).select(ChannelInstance::as_select()).first(tx).await
+    )?;
+    let owner: Option<i64> =
+        db!(tx, customers::table.find(c.customer_id).select(customers::owner_agent_id).first(tx).await)?;
+    // The assignee is known (unassigned rows stopped above): it must be the owner.
+    let due = assign_rule(&channel) == Assign::Owner
+        && owner == c.assignee_id
+        && owner.is_some_and(|o| presence(o) != Presence::Online);
+    if due {
+        let t = super::now();
+        let delivery = super::outbox::NewDelivery {
+            delivery_id: uuid::Uuid::new_v4().to_string(),
+            channel_instance_id: channel.id,
+            conversation_id: Some(c.id),
+            message_id: None,
+            kind: OWNER_OFFLINE_EMAIL,
+            payload: serde_json::json!({"agent_id": owner, "conversation_id": c.id}).to_string(),
+            state: "pending",
+            attempts: 0,
+            next_attempt_at: t,
+            created_at: t,
+        };
+        db!(tx, diesel::insert_into(outbox::table).values(&delivery).execute(tx).await)?;
+    }
+    Ok(due)
 }
 
 /// Take up to `limit` of `consumer`'s rows: act on them and delete them, in one transaction.
+/// Returns how many rows were taken (0: nothing waits).
 pub async fn take(store: &Store, consumer: Consumer, limit: i64) -> StoreResult<usize> {
     store
         .run(move |store| async move {
-            let presence = &|a: i64| store.presence(a);
+            let presence = |a: i64| store.presence(a);
             let mut conn = store.write().await?;
-            let name = consumer.as_str();
-            match &mut conn {
-                DbConn::Postgres(pooled) => {
-                    let conn: &mut diesel_async::AsyncPgConnection = &mut *pooled;
-                    conn.transaction::<_, StoreError, _>(async move |conn| {
-                        let rows: Vec<FeedRow> = change_feed::table
-                            .filter(change_feed::consumer.eq(name))
-                            .order(change_feed::id)
-                            .limit(limit)
-                            .for_update()
-                            .skip_locked()
-                            .select(FeedRow::as_select())
-                            .load(conn)
-                            .await?;
-                        take_rows!(conn, consumer, rows, presence)
-                    })
-                    .await
+            conn.transaction(async |tx| {
+                let mine = || {
+                    change_feed::table
+                        .filter(change_feed::consumer.eq(consumer.as_str()))
+                        .order(change_feed::id)
+                        .limit(limit)
+                };
+                let rows: Vec<FeedRow> = match tx.reborrow() {
+                    // Consumers on several nodes share the rows without waiting for each other.
+                    Tx::Postgres(tx) => mine().for_update().skip_locked().select(FeedRow::as_select()).load(tx).await?,
+                    // One process owns the file; the writer lock orders consumers.
+                    Tx::Sqlite(tx) => mine().select(FeedRow::as_select()).load(tx).await?,
+                };
+                for row in &rows {
+                    match consumer {
+                        Consumer::OwnerOffline => {
+                            if owner_offline(tx, row, &presence).await? {
+                                tracing::info!(
+                                    conversation_id = row.conversation_id,
+                                    "owner is not online: mail queued"
+                                );
+                            }
+                        }
+                    }
                 }
-                DbConn::Sqlite(pooled, _) => {
-                    let conn: &mut super::SqliteConn = &mut *pooled;
-                    conn.transaction::<_, StoreError, _>(async move |conn| {
-                        let rows: Vec<FeedRow> = change_feed::table
-                            .filter(change_feed::consumer.eq(name))
-                            .order(change_feed::id)
-                            .limit(limit)
-                            .select(FeedRow::as_select())
-                            .load(conn)
-                            .await?;
-                        take_rows!(conn, consumer, rows, presence)
-                    })
-                    .await
-                }
-            }
+                let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+                db!(tx, diesel::delete(change_feed::table.filter(change_feed::id.eq_any(&ids))).execute(tx).await)?;
+                Ok(rows.len())
+            })
+            .await
         })
         .await
 }
@@ -203,11 +179,8 @@ pub async fn pending(store: &Store, consumer: Consumer) -> StoreResult<i64> {
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            Ok(crate::db_run!(conn => change_feed::table
-                .filter(change_feed::consumer.eq(name))
-                .count()
-                .get_result::<i64>(conn)
-                .await)?)
+            let tx = &mut conn.tx();
+            Ok(db!(tx, change_feed::table.filter(change_feed::consumer.eq(name)).count().get_result::<i64>(tx).await)?)
         })
         .await
 }

@@ -36,6 +36,9 @@ pub mod schema;
 pub mod sealing;
 pub mod statuses;
 pub mod teams;
+mod tx;
+
+pub use tx::Tx;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
