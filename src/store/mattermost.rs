@@ -12,7 +12,7 @@ use diesel_async::RunQueryDsl;
 
 use super::schema::{conversations, mattermost_links, mattermost_state};
 use super::{Store, StoreResult, now};
-use crate::db_run;
+use crate::db;
 
 /// A bot's connection as the dashboard shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,13 +40,27 @@ pub async fn state(store: &Store, channel_id: i64) -> StoreResult<Option<BotStat
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            let row: Option<(String, Option<String>, i64, NaiveDateTime)> = db_run!(conn => mattermost_state::table
-                .find(channel_id)
-                .select((mattermost_state::state, mattermost_state::reason, mattermost_state::last_create_at, mattermost_state::updated_at))
-                .first(conn)
-                .await
-                .optional())?;
-            Ok(row.map(|(state, reason, last_create_at, updated_at)| BotState { state, reason, last_create_at, updated_at }))
+            let tx = &mut conn.tx();
+            let row: Option<(String, Option<String>, i64, NaiveDateTime)> = db!(
+                tx,
+                mattermost_state::table
+                    .find(channel_id)
+                    .select((
+                        mattermost_state::state,
+                        mattermost_state::reason,
+                        mattermost_state::last_create_at,
+                        mattermost_state::updated_at
+                    ))
+                    .first(tx)
+                    .await
+                    .optional()
+            )?;
+            Ok(row.map(|(state, reason, last_create_at, updated_at)| BotState {
+                state,
+                reason,
+                last_create_at,
+                updated_at,
+            }))
         })
         .await
 }
@@ -57,20 +71,28 @@ pub async fn set_state(store: &Store, channel_id: i64, state: &str, reason: Opti
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
+            let tx = &mut conn.tx();
             let t = now();
-            db_run!(conn => diesel::insert_into(mattermost_state::table)
-                .values((
-                    mattermost_state::channel_instance_id.eq(channel_id),
-                    mattermost_state::state.eq(&state),
-                    mattermost_state::reason.eq(&reason),
-                    mattermost_state::last_create_at.eq(0_i64),
-                    mattermost_state::updated_at.eq(t),
-                ))
-                .on_conflict(mattermost_state::channel_instance_id)
-                .do_update()
-                .set((mattermost_state::state.eq(&state), mattermost_state::reason.eq(&reason), mattermost_state::updated_at.eq(t)))
-                .execute(conn)
-                .await)?;
+            db!(
+                tx,
+                diesel::insert_into(mattermost_state::table)
+                    .values((
+                        mattermost_state::channel_instance_id.eq(channel_id),
+                        mattermost_state::state.eq(&state),
+                        mattermost_state::reason.eq(&reason),
+                        mattermost_state::last_create_at.eq(0_i64),
+                        mattermost_state::updated_at.eq(t),
+                    ))
+                    .on_conflict(mattermost_state::channel_instance_id)
+                    .do_update()
+                    .set((
+                        mattermost_state::state.eq(&state),
+                        mattermost_state::reason.eq(&reason),
+                        mattermost_state::updated_at.eq(t)
+                    ))
+                    .execute(tx)
+                    .await
+            )?;
             Ok(())
         })
         .await
@@ -81,12 +103,16 @@ pub async fn advance(store: &Store, channel_id: i64, create_at: i64) -> StoreRes
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
-            db_run!(conn => diesel::update(mattermost_state::table
-                    .find(channel_id)
-                    .filter(mattermost_state::last_create_at.lt(create_at)))
+            let tx = &mut conn.tx();
+            db!(
+                tx,
+                diesel::update(
+                    mattermost_state::table.find(channel_id).filter(mattermost_state::last_create_at.lt(create_at))
+                )
                 .set(mattermost_state::last_create_at.eq(create_at))
-                .execute(conn)
-                .await)?;
+                .execute(tx)
+                .await
+            )?;
             Ok(())
         })
         .await
@@ -98,14 +124,23 @@ pub async fn link(store: &Store, channel_id: i64, place: &str) -> StoreResult<Op
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            let row: Option<(i64, i64, String, String)> = db_run!(conn => mattermost_links::table
-                .inner_join(conversations::table.on(conversations::id.eq(mattermost_links::conversation_id)))
-                .filter(mattermost_links::channel_instance_id.eq(channel_id))
-                .filter(mattermost_links::place.eq(&place))
-                .select((mattermost_links::conversation_id, conversations::customer_id, mattermost_links::mm_channel_id, mattermost_links::root_id))
-                .first(conn)
-                .await
-                .optional())?;
+            let tx = &mut conn.tx();
+            let row: Option<(i64, i64, String, String)> = db!(
+                tx,
+                mattermost_links::table
+                    .inner_join(conversations::table.on(conversations::id.eq(mattermost_links::conversation_id)))
+                    .filter(mattermost_links::channel_instance_id.eq(channel_id))
+                    .filter(mattermost_links::place.eq(&place))
+                    .select((
+                        mattermost_links::conversation_id,
+                        conversations::customer_id,
+                        mattermost_links::mm_channel_id,
+                        mattermost_links::root_id
+                    ))
+                    .first(tx)
+                    .await
+                    .optional()
+            )?;
             Ok(row.map(|(conversation_id, customer_id, mm_channel_id, root_id)| Link {
                 conversation_id,
                 customer_id,
@@ -129,19 +164,23 @@ pub async fn put_link(
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
-            db_run!(conn => diesel::insert_into(mattermost_links::table)
-                .values((
-                    mattermost_links::channel_instance_id.eq(channel_id),
-                    mattermost_links::place.eq(&place),
-                    mattermost_links::conversation_id.eq(conversation_id),
-                    mattermost_links::mm_channel_id.eq(&mm_channel_id),
-                    mattermost_links::root_id.eq(&root_id),
-                ))
-                .on_conflict((mattermost_links::channel_instance_id, mattermost_links::place))
-                .do_update()
-                .set(mattermost_links::conversation_id.eq(conversation_id))
-                .execute(conn)
-                .await)?;
+            let tx = &mut conn.tx();
+            db!(
+                tx,
+                diesel::insert_into(mattermost_links::table)
+                    .values((
+                        mattermost_links::channel_instance_id.eq(channel_id),
+                        mattermost_links::place.eq(&place),
+                        mattermost_links::conversation_id.eq(conversation_id),
+                        mattermost_links::mm_channel_id.eq(&mm_channel_id),
+                        mattermost_links::root_id.eq(&root_id),
+                    ))
+                    .on_conflict((mattermost_links::channel_instance_id, mattermost_links::place))
+                    .do_update()
+                    .set(mattermost_links::conversation_id.eq(conversation_id))
+                    .execute(tx)
+                    .await
+            )?;
             Ok(())
         })
         .await
@@ -152,12 +191,16 @@ pub async fn reply_target(store: &Store, conversation_id: i64) -> StoreResult<Op
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => mattermost_links::table
-                .filter(mattermost_links::conversation_id.eq(conversation_id))
-                .select((mattermost_links::mm_channel_id, mattermost_links::root_id))
-                .first(conn)
-                .await
-                .optional())?)
+            let tx = &mut conn.tx();
+            Ok(db!(
+                tx,
+                mattermost_links::table
+                    .filter(mattermost_links::conversation_id.eq(conversation_id))
+                    .select((mattermost_links::mm_channel_id, mattermost_links::root_id))
+                    .first(tx)
+                    .await
+                    .optional()
+            )?)
         })
         .await
 }
@@ -167,11 +210,15 @@ pub async fn known_channels(store: &Store, channel_id: i64) -> StoreResult<Vec<S
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            let mut ids: Vec<String> = db_run!(conn => mattermost_links::table
-                .filter(mattermost_links::channel_instance_id.eq(channel_id))
-                .select(mattermost_links::mm_channel_id)
-                .load(conn)
-                .await)?;
+            let tx = &mut conn.tx();
+            let mut ids: Vec<String> = db!(
+                tx,
+                mattermost_links::table
+                    .filter(mattermost_links::channel_instance_id.eq(channel_id))
+                    .select(mattermost_links::mm_channel_id)
+                    .load(tx)
+                    .await
+            )?;
             ids.sort();
             ids.dedup();
             Ok(ids)
@@ -186,20 +233,24 @@ pub async fn attach(store: &Store, message_id: i64, file: super::attachments::Ne
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
-            Ok(db_run!(conn => diesel::insert_into(attachments::table)
-                .values((
-                    attachments::message_id.eq(Some(message_id)),
-                    attachments::uploaded_by.eq(file.uploaded_by),
-                    attachments::file_name.eq(&file.file_name),
-                    attachments::mime_type.eq(&file.mime_type),
-                    attachments::size_bytes.eq(file.size_bytes),
-                    attachments::sha256.eq(&file.sha256),
-                    attachments::storage_key.eq(&file.storage_key),
-                    attachments::created_at.eq(now()),
-                ))
-                .returning(attachments::id)
-                .get_result(conn)
-                .await)?)
+            let tx = &mut conn.tx();
+            Ok(db!(
+                tx,
+                diesel::insert_into(attachments::table)
+                    .values((
+                        attachments::message_id.eq(Some(message_id)),
+                        attachments::uploaded_by.eq(file.uploaded_by),
+                        attachments::file_name.eq(&file.file_name),
+                        attachments::mime_type.eq(&file.mime_type),
+                        attachments::size_bytes.eq(file.size_bytes),
+                        attachments::sha256.eq(&file.sha256),
+                        attachments::storage_key.eq(&file.storage_key),
+                        attachments::created_at.eq(now()),
+                    ))
+                    .returning(attachments::id)
+                    .get_result(tx)
+                    .await
+            )?)
         })
         .await
 }
