@@ -1075,6 +1075,9 @@ fn sample_request(r: &RouteDef, ids: &Ids) -> Option<Case> {
             Some(json!({"name": "New bot", "server_url": "http://127.0.0.1:9", "bot_token": "t"}))
         }
         ("PATCH", "/mattermost-channels/{id}") => Some(json!({"enabled": false})),
+        ("POST", "/mattermost-channels/{id}/conversations") => {
+            Some(json!({"to": {"kind": "member", "id": "abc"}, "content": "hi"}))
+        }
         _ => return None,
     };
     Some(case(r.method.parse().unwrap(), path, body))

@@ -433,3 +433,77 @@ async fn mm_10_files_in_and_out() {
     srv.stop().await;
     mm.stop().await;
 }
+
+/// MM-12: a new conversation sent from the bot — the autocomplete lists members and channels (each marked), a member
+/// gets a DM (`POST /channels/direct`), a channel gets a post; the customer's answer joins the conversation.
+#[tokio::test]
+async fn mm_12_outbound_to_a_member_and_to_a_channel() {
+    let mm = FakeMattermost::start().await;
+    let alice = mm.user("alice", "Alice", "Liddell", "alice@example.com");
+    mm.user("albert", "Albert", "", "");
+    let sales = mm.channel("alerts", "O");
+    let srv = TestServer::start().await;
+    let boss = srv.agent("boss@example.com", "super_admin").await;
+    let bot = boss
+        .ok_post(
+            "/api/v1/mattermost-channels",
+            json!({"name": "Helpbot", "server_url": mm.url, "bot_token": mm.bot_token, "mattermost_team_id": "team1"}),
+            201,
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    mm.wait_socket(1, WAIT).await;
+
+    let found = boss.ok_get(&format!("/api/v1/mattermost-channels/{bot}/recipients?q=al")).await;
+    let kinds: Vec<(String, String)> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap().to_owned(), r["label"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("member".to_owned(), "Albert (@albert)".to_owned()),
+            ("member".to_owned(), "Alice Liddell (@alice)".to_owned()),
+            ("channel".to_owned(), "alerts".to_owned()),
+        ],
+        "{found}"
+    );
+
+    // To a member: a DM.
+    let conv = boss
+        .ok_post(
+            &format!("/api/v1/mattermost-channels/{bot}/conversations"),
+            json!({"to": {"kind": "member", "id": alice}, "content": "Your order shipped"}),
+            201,
+        )
+        .await;
+    let id = conv["id"].as_i64().unwrap();
+    assert_eq!(conv["customer_name"], "Alice Liddell");
+    let posted = mm.wait_bot_posts(1, WAIT).await;
+    let dm = mm.dm(&alice);
+    assert_eq!(
+        (posted[0]["channel_id"].as_str(), posted[0]["message"].as_str()),
+        (Some(dm.as_str()), Some("Your order shipped"))
+    );
+    mm.post_as(&alice, &dm, "thanks!", "");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while inbound(&boss, id).await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the answer did not join the outbound conversation");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // To a channel: a post there.
+    boss.ok_post(
+        &format!("/api/v1/mattermost-channels/{bot}/conversations"),
+        json!({"to": {"kind": "channel", "id": sales}, "content": "Maintenance at 18:00"}),
+        201,
+    )
+    .await;
+    let posted = mm.wait_bot_posts(2, WAIT).await;
+    assert_eq!((posted[1]["channel_id"].as_str(), posted[1]["root_id"].as_str()), (Some(sales.as_str()), Some("")));
+    srv.stop().await;
+    mm.stop().await;
+}

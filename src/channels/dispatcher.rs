@@ -205,9 +205,9 @@ async fn mattermost(out: &Out<'_>, item: &OutboxItem) -> Result<(), Failed> {
         Err(DeliveryError::Api(MmError::Status { status, code })) if (400..500).contains(&status) => {
             Err(Failed::GiveUp(MmError::Status { status, code }.to_string()))
         }
-        Err(e @ (DeliveryError::NoPlace | DeliveryError::NoSettings | DeliveryError::NoToken)) => {
-            Err(Failed::GiveUp(e.to_string()))
-        }
+        // An outbound conversation's place is recorded just after its creation: try again shortly.
+        Err(e @ DeliveryError::NoPlace) => Err(Failed::Retry(e.to_string())),
+        Err(e @ (DeliveryError::NoSettings | DeliveryError::NoToken)) => Err(Failed::GiveUp(e.to_string())),
         Err(e) => Err(Failed::Retry(e.to_string())),
     }
 }

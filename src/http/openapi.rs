@@ -45,7 +45,7 @@ use super::handlers::{
         email_channels::create, email_channels::list, email_channels::get, email_channels::update, email_channels::delete,
         email_channels::check, email_channels::log, email_channels::log_source,
         mattermost_channels::create, mattermost_channels::list, mattermost_channels::get, mattermost_channels::update,
-        mattermost_channels::delete,
+        mattermost_channels::delete, mattermost_channels::recipients, mattermost_channels::outbound,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(crate::http::error::ErrorBody)),
@@ -189,6 +189,18 @@ pub const SPECIAL: &[(&str, &[(u16, &str)])] = &[
             422,
             "`mattermost_token_rejected`, `mattermost_not_a_bot`, `mattermost_other_bot`, `mattermost_unreachable`, \
              `unknown_reference`",
+        )],
+    ),
+    (
+        "mattermost_channels_recipients",
+        &[(422, "`mattermost_unreachable`: Mattermost did not answer; `rule_violation`: no bot connected")],
+    ),
+    (
+        "mattermost_channels_outbound",
+        &[(
+            422,
+            "`unknown_reference`: Mattermost does not know the member or channel; `mattermost_unreachable`; \
+             `rule_violation`: no bot connected, or the channel is disabled",
         )],
     ),
     ("email_channels_check", &[(409, "`conflict`: the mailbox is disabled")]),

@@ -55,6 +55,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
                 .route("/mattermost-channels/{id}", web::get().to(mattermost_channels::get))
                 .route("/mattermost-channels/{id}", web::patch().to(mattermost_channels::update))
                 .route("/mattermost-channels/{id}", web::delete().to(mattermost_channels::delete))
+                .route("/mattermost-channels/{id}/recipients", web::get().to(mattermost_channels::recipients))
+                .route("/mattermost-channels/{id}/conversations", web::post().to(mattermost_channels::outbound))
                 .route("/email-channels", web::get().to(email_channels::list))
                 .route("/email-channels", web::post().to(email_channels::create))
                 .route("/email-channels/{id}", web::get().to(email_channels::get))

@@ -687,6 +687,19 @@ fn json_routes(d: &Desk) -> Vec<JsonRoute> {
             None,
             true,
         ),
+        r(
+            Method::POST,
+            "/mattermost-channels/{id}/conversations",
+            format!("/api/v1/mattermost-channels/{shop}/conversations"),
+            json!({"to": {"kind": "member", "id": "abc"}, "content": "hi"}),
+            vec![
+                json!({"to": {"kind": "person", "id": "abc"}, "content": "hi"}),
+                json!({"to": "abc", "content": "hi"}),
+                json!({"to": {"kind": "member", "id": "abc"}, "content": 5}),
+            ],
+            Some(json!({"content": "hi"})),
+            true,
+        ),
     ]
 }
 

@@ -274,6 +274,47 @@ impl Client {
     }
 }
 
+#[derive(Debug, Default, Deserialize)]
+struct UserAutocomplete {
+    #[serde(default)]
+    users: Vec<User>,
+    #[serde(default)]
+    out_of_channel: Vec<User>,
+}
+
+impl Client {
+    /// `GET /users/autocomplete?name=…[&team_id=…]&limit=…` (MM-12): users whose name starts with `name`.
+    pub async fn autocomplete_users(
+        &self,
+        name: &str,
+        team_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<User>, MmError> {
+        let mut url = url::form_urlencoded::Serializer::new(String::new());
+        url.append_pair("name", name);
+        if let Some(t) = team_id {
+            url.append_pair("team_id", t);
+        }
+        url.append_pair("limit", &limit.to_string());
+        let found: UserAutocomplete =
+            self.call(Method::GET, &format!("/users/autocomplete?{}", url.finish()), None).await?;
+        let mut users = found.users;
+        users.extend(found.out_of_channel);
+        Ok(users)
+    }
+
+    /// `GET /teams/{team_id}/channels/autocomplete?name=…` (MM-12).
+    pub async fn autocomplete_channels(&self, team_id: &str, name: &str) -> Result<Vec<Channel>, MmError> {
+        let q: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("name", name).finish();
+        self.call(Method::GET, &format!("/teams/{}/channels/autocomplete?{q}", segment(team_id)), None).await
+    }
+
+    /// `POST /channels/direct` with `[bot, other]`: the DM channel between the bot and a user (MM-12).
+    pub async fn direct_channel(&self, bot_user_id: &str, other_user_id: &str) -> Result<Channel, MmError> {
+        self.call(Method::POST, "/channels/direct", Some(json!([bot_user_id, other_user_id]))).await
+    }
+}
+
 /// Ids are `[a-z0-9]{26}`; anything else is dropped rather than put into a path.
 fn segment(id: &str) -> String {
     id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect()

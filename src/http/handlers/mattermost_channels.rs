@@ -351,6 +351,193 @@ pub async fn delete(state: State, SuperAdmin(p): SuperAdmin, id: web::Path<i64>)
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Who an outbound conversation may go to (MM-12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipientKind {
+    /// A Mattermost user: the bot writes to them in a direct message.
+    Member,
+    /// A Mattermost channel the bot is in: the bot posts there.
+    Channel,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recipient {
+    pub kind: RecipientKind,
+    /// The Mattermost user or channel id.
+    pub id: String,
+    /// How to show it: "First Last (@username)" or the channel's display name.
+    pub label: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct RecipientQuery {
+    /// What was typed: the start of a username, or part of a channel name (empty: the first few).
+    #[serde(default)]
+    pub q: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientRef {
+    pub kind: RecipientKind,
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundRequest {
+    pub to: RecipientRef,
+    pub content: String,
+    pub subject: Option<String>,
+}
+
+fn api_error(e: MmError) -> ApiError {
+    match e {
+        MmError::Status { status: 400 | 404, .. } => ApiError::Unprocessable {
+            code: "unknown_reference",
+            message: "Mattermost does not know that member or channel".into(),
+        },
+        other => ApiError::Unprocessable { code: "mattermost_unreachable", message: other.to_string() },
+    }
+}
+
+fn client(state: &State, c: &ChannelInstance) -> ApiResult<(Settings, Client)> {
+    let settings = Settings::of(&c.settings).ok_or_else(|| ApiError::Unprocessable {
+        code: "rule_violation",
+        message: "this Mattermost channel has no bot connected".into(),
+    })?;
+    let token = c.secret.clone().ok_or_else(|| ApiError::Unprocessable {
+        code: "rule_violation",
+        message: "this Mattermost channel has no bot token".into(),
+    })?;
+    let http = HttpClient::new(crate::outbound::Policy::new(state.settings.allowed_internal.clone()));
+    let api = Client::new(http, &settings.server_url, &token);
+    Ok((settings, api))
+}
+
+/// MM-12: members and channels a new conversation from this bot may go to, each marked `member` or `channel`
+/// (channels only when the bot has a `mattermost_team_id`).
+#[utoipa::path(get, operation_id = "mattermost_channels_recipients", path = "/api/v1/mattermost-channels/{id}/recipients", tag = "mattermost channels",
+    params(("id" = i64, Path), RecipientQuery), responses((status = 200, body = [Recipient])))]
+pub async fn recipients(
+    state: State,
+    p: Principal,
+    id: web::Path<i64>,
+    q: web::Query<RecipientQuery>,
+) -> ApiResult<web::Json<Vec<Recipient>>> {
+    let c = bot(&state, *id, &p.scope).await?;
+    let (settings, api) = client(&state, &c)?;
+    let typed: String = q.q.trim().chars().take(64).collect();
+    let team = settings.mattermost_team_id.as_deref();
+    let mut out: Vec<Recipient> = api
+        .autocomplete_users(&typed, team, 25)
+        .await
+        .map_err(api_error)?
+        .into_iter()
+        .filter(|u| !u.is_bot && u.id != settings.bot_user_id)
+        .map(|u| Recipient {
+            kind: RecipientKind::Member,
+            label: format!("{} (@{})", u.display_name(), u.username),
+            id: u.id,
+        })
+        .collect();
+    out.sort_by(|a, b| a.label.cmp(&b.label));
+    if let Some(team) = team {
+        let mut channels: Vec<Recipient> = api
+            .autocomplete_channels(team, &typed)
+            .await
+            .map_err(api_error)?
+            .into_iter()
+            .map(|ch| Recipient {
+                kind: RecipientKind::Channel,
+                label: if ch.display_name.is_empty() { ch.name } else { ch.display_name },
+                id: ch.id,
+            })
+            .collect();
+        channels.sort_by(|a, b| a.label.cmp(&b.label));
+        out.extend(channels);
+    }
+    Ok(web::Json(out))
+}
+
+/// MM-12: a new conversation sent from the bot — a direct message to a member (`POST /channels/direct`) or a post
+/// in a channel. The first message is the agent's, delivered through the outbox like every reply; the customer's
+/// answers (in the DM, or in the channel in group-chat mode) join the conversation.
+#[utoipa::path(post, operation_id = "mattermost_channels_outbound", path = "/api/v1/mattermost-channels/{id}/conversations", tag = "mattermost channels",
+    params(("id" = i64, Path)), request_body = OutboundRequest, responses((status = 201, body = crate::view::ConversationView)))]
+pub async fn outbound(
+    state: State,
+    p: Principal,
+    id: web::Path<i64>,
+    body: crate::http::body::Body<OutboundRequest>,
+) -> ApiResult<HttpResponse> {
+    use crate::store::conversations::{Counterpart, NewConversation};
+    let b = body.into_inner();
+    let c = bot(&state, *id, &p.scope).await?;
+    let (settings, api) = client(&state, &c)?;
+    let content = b.content.trim().to_owned();
+    if content.is_empty() || content.chars().count() > 16_000 {
+        return Err(ApiError::field("content", "must be 1–16000 characters"));
+    }
+    let subject: String = b.subject.as_deref().unwrap_or_default().trim().chars().take(300).collect();
+    let target: String = b.to.id.trim().to_owned();
+    if target.is_empty() || target.len() > 64 || !target.chars().all(|ch| ch.is_ascii_alphanumeric()) {
+        return Err(ApiError::field("to.id", "must be a Mattermost id"));
+    }
+    let (place, mm_channel, counterpart) = match b.to.kind {
+        RecipientKind::Member => {
+            let user = api.user(&target).await.map_err(api_error)?;
+            let dm = api.direct_channel(&settings.bot_user_id, &user.id).await.map_err(api_error)?;
+            let counterpart = Counterpart::Contact {
+                external_id: user.id.clone(),
+                name: crate::domain::text::clean_name(&user.display_name(), 200),
+                email: crate::domain::text::normalize_email(&user.email),
+                phone: None,
+                company: None,
+            };
+            (format!("dm:{}", dm.id), dm.id, counterpart)
+        }
+        RecipientKind::Channel => {
+            let ch = api.channel(&target).await.map_err(api_error)?;
+            let name = if ch.display_name.is_empty() { ch.name.clone() } else { ch.display_name.clone() };
+            let counterpart = Counterpart::Contact {
+                external_id: format!("channel:{}", ch.id),
+                name: crate::domain::text::clean_name(&format!("~{name}"), 200),
+                email: None,
+                phone: None,
+                company: None,
+            };
+            (format!("ch:{}", ch.id), ch.id, counterpart)
+        }
+    };
+    let source = match p.credential {
+        crate::auth::Credential::ApiToken { .. } => crate::domain::Source::Api,
+        crate::auth::Credential::Session { .. } => crate::domain::Source::Agent,
+    };
+    let created = state
+        .changes
+        .create(
+            NewConversation {
+                channel_id: c.id,
+                counterpart,
+                subject,
+                content,
+                content_html: None,
+                external_message_id: None,
+                direction: crate::domain::Direction::Out,
+                source,
+                author_agent_id: Some(p.agent_id),
+            },
+            &p.scope,
+            actor(&p),
+        )
+        .await?;
+    // Before the dispatcher needs it (a delivery that finds no place yet is retried).
+    store::mattermost::put_link(&state.store, c.id, &place, created.conversation.id, &mm_channel, "").await?;
+    Ok(HttpResponse::Created().json(created.conversation))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
