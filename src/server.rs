@@ -36,6 +36,8 @@ pub struct RunningServer {
     pub realtime: Realtime,
     pub changes: Changes,
     pub mailboxes: Mailboxes,
+    /// The Mattermost bot connectors of this node (issue #15).
+    pub bots: crate::channels::mattermost::connector::Bots,
     /// Every background task of the node; [`Self::stop`] ends them.
     shutdown: Shutdown,
     /// How long [`Self::stop`] may take.
@@ -102,6 +104,8 @@ impl RunningServer {
         };
         self.mailboxes.stop_all().await;
         self.mailboxes.release_leases().await;
+        self.bots.stop_all().await;
+        self.bots.release_leases().await;
         let tasks = self.shutdown.stop(deadline).await;
         let threads = self.changes.stop(deadline).await;
         tracing::debug!(took = ?start.elapsed(), "stopped");
@@ -232,13 +236,16 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
     let blobs = Blobs::new(&settings.data_dir);
     let outbound = crate::outbound::Policy::new(settings.allowed_internal.clone());
     let mailboxes = Mailboxes::new(realtime.clone(), changes.clone(), blobs.clone(), outbound.clone());
-    let node = Node { settings, store, realtime, changes, mailboxes, shutdown, blobs, outbound };
+    let bots =
+        crate::channels::mattermost::connector::Bots::new(&realtime, changes.clone(), blobs.clone(), outbound.clone());
+    let node = Node { settings, store, realtime, changes, mailboxes, bots, shutdown, blobs, outbound };
     match serve(&node, options).await {
         Ok(running) => Ok(running),
         Err(e) => {
             // Whatever started before the failure stops with it.
             let deadline = tokio::time::Instant::now() + RESERVE;
             node.mailboxes.stop_all().await;
+            node.bots.stop_all().await;
             let _ = node.shutdown.stop(deadline).await;
             let _ = node.changes.stop(deadline).await;
             Err(e)
@@ -253,6 +260,7 @@ struct Node {
     realtime: Realtime,
     changes: Changes,
     mailboxes: Mailboxes,
+    bots: crate::channels::mattermost::connector::Bots,
     shutdown: Shutdown,
     blobs: Blobs,
     outbound: crate::outbound::Policy,
@@ -261,7 +269,7 @@ struct Node {
 /// Start the dispatcher, the mailbox connectors and the HTTP listeners. Nothing listens before
 /// the last fallible step.
 async fn serve(node: &Node, options: StartOptions) -> anyhow::Result<RunningServer> {
-    let Node { settings, store, realtime, changes, mailboxes, shutdown, blobs, outbound } = node;
+    let Node { settings, store, realtime, changes, mailboxes, bots, shutdown, blobs, outbound } = node;
     crate::channels::dispatcher::start(
         changes.clone(),
         blobs.clone(),
@@ -274,6 +282,10 @@ async fn serve(node: &Node, options: StartOptions) -> anyhow::Result<RunningServ
     if readers > 0 {
         tracing::info!(mailboxes = readers, "mailbox connectors started");
     }
+    let bot_count = bots.start_all().await?;
+    if bot_count > 0 {
+        tracing::info!(bots = bot_count, "Mattermost bot connectors started");
+    }
     let any_admin = store::agents::any_admin(store).await?;
     let state = web::Data::new(AppState {
         store: store.clone(),
@@ -283,6 +295,7 @@ async fn serve(node: &Node, options: StartOptions) -> anyhow::Result<RunningServ
         realtime: realtime.clone(),
         changes: changes.clone(),
         mailboxes: mailboxes.clone(),
+        bots: bots.clone(),
         tokens: crate::store::cache::Cache::new(crate::http::session::TOKEN_TTL),
         routes: crate::store::cache::Cache::new(crate::http::handlers::custom_channels::ROUTE_TTL),
         login_throttle: {
@@ -348,6 +361,7 @@ async fn serve(node: &Node, options: StartOptions) -> anyhow::Result<RunningServ
         realtime: realtime.clone(),
         changes: changes.clone(),
         mailboxes: mailboxes.clone(),
+        bots: bots.clone(),
         shutdown: shutdown.clone(),
         grace,
         handle_signals: options.handle_signals,

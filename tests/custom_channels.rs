@@ -137,7 +137,7 @@ async fn inbound(api: &Api, ch: i64, body: Value) -> (StatusCode, Value) {
 #[tokio::test]
 async fn cc_1_3_14_admin_crud_and_secrets() {
     let srv = TestServer::start().await;
-    let admin = srv.agent("admin@example.com", "admin").await;
+    let admin = srv.agent("admin@example.com", "super_admin").await;
     let agent = srv.agent("agent@example.com", "agent").await;
     let created = admin
         .ok_post(
@@ -205,7 +205,7 @@ async fn cc_1_3_14_admin_crud_and_secrets() {
 #[tokio::test]
 async fn cc_7_reply_webhook_is_signed_and_complete() {
     let srv = fast_server().await;
-    let admin = srv.agent("admin@example.com", "admin").await;
+    let admin = srv.agent("admin@example.com", "super_admin").await;
     let rx = Receiver::start(0).await;
     let (ch, secret) = channel(&admin, &rx.url, "async").await;
     let (s, first) =
@@ -260,7 +260,7 @@ async fn cc_7_reply_webhook_is_signed_and_complete() {
 #[tokio::test]
 async fn webhook_retries_keep_order_and_deliver_exactly_once() {
     let srv = fast_server().await;
-    let admin = srv.agent("admin@example.com", "admin").await;
+    let admin = srv.agent("admin@example.com", "super_admin").await;
     let rx = Receiver::start(3).await;
     let (ch, _) = channel(&admin, &rx.url, "async").await;
     let conv = inbound(&admin, ch, json!({"user_custom_id": "u", "content": "hi"})).await.1["conversation_id"]
@@ -294,7 +294,7 @@ async fn webhook_retries_keep_order_and_deliver_exactly_once() {
 #[tokio::test]
 async fn pending_deliveries_survive_a_restart() {
     let srv = fast_server().await;
-    let admin = srv.agent("admin@example.com", "admin").await;
+    let admin = srv.agent("admin@example.com", "super_admin").await;
     // A port with nobody listening: every attempt fails until the receiver comes up.
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = probe.local_addr().unwrap();
@@ -327,7 +327,7 @@ async fn pending_deliveries_survive_a_restart() {
 #[tokio::test]
 async fn a_stopped_server_leaves_no_task_or_thread_running() {
     let srv = fast_server().await;
-    let admin = srv.agent("admin@example.com", "admin").await;
+    let admin = srv.agent("admin@example.com", "super_admin").await;
     let hook = SilentHook::start().await;
     let (ch, _) = channel(&admin, &hook.url, "async").await;
     let conv = inbound(&admin, ch, json!({"user_custom_id": "u", "content": "hi"})).await.1["conversation_id"]
@@ -356,7 +356,7 @@ async fn a_stopped_server_leaves_no_task_or_thread_running() {
 #[tokio::test]
 async fn cc_9_last_chat_rule_and_cc_10_listing() {
     let srv = TestServer::start().await;
-    let admin = srv.agent("admin@example.com", "admin").await;
+    let admin = srv.agent("admin@example.com", "super_admin").await;
     let (ch, _) = channel(&admin, "http://127.0.0.1:9/hook", "sync").await;
     let (s, a) = inbound(&admin, ch, json!({"user_custom_id": "u", "content": "one"})).await;
     assert_eq!(s, StatusCode::CREATED);
@@ -420,7 +420,7 @@ async fn cc_9_last_chat_rule_and_cc_10_listing() {
 #[tokio::test]
 async fn core_7_a_customer_message_reopens_every_pending_status() {
     let srv = TestServer::start().await;
-    let admin = srv.agent("admin@example.com", "admin").await;
+    let admin = srv.agent("admin@example.com", "super_admin").await;
     let (ch, _) = channel(&admin, "http://127.0.0.1:9/hook", "async").await;
     admin
         .ok_post("/api/v1/statuses", json!({"key": "waiting_customer", "name": "Waiting", "base": "pending"}), 201)
@@ -443,7 +443,7 @@ async fn core_7_a_customer_message_reopens_every_pending_status() {
 #[tokio::test]
 async fn cc_5_customer_data_sent_with_the_first_message_is_stored() {
     let srv = TestServer::start().await;
-    let admin = srv.agent("admin@example.com", "admin").await;
+    let admin = srv.agent("admin@example.com", "super_admin").await;
     let (ch, _) = channel(&admin, "http://127.0.0.1:9/hook", "async").await;
     let (status, a) = inbound(
         &admin,
@@ -467,7 +467,7 @@ async fn cc_5_customer_data_sent_with_the_first_message_is_stored() {
 #[tokio::test]
 async fn inbound_idempotency_and_bad_input_change_nothing() {
     let srv = TestServer::start().await;
-    let admin = srv.agent("admin@example.com", "admin").await;
+    let admin = srv.agent("admin@example.com", "super_admin").await;
     let (ch, _) = channel(&admin, "http://127.0.0.1:9/hook", "async").await;
     let body = json!({"user_custom_id": "u", "content": "once", "external_message_id": "m-1"});
     let (s1, a) = inbound(&admin, ch, body.clone()).await;
@@ -509,7 +509,7 @@ async fn inbound_idempotency_and_bad_input_change_nothing() {
 #[tokio::test]
 async fn cc_12_defaults_and_round_robin_among_online_agents() {
     let srv = TestServer::start().await;
-    let admin = srv.agent("admin@example.com", "admin").await;
+    let admin = srv.agent("admin@example.com", "super_admin").await;
     let team = admin.ok_post("/api/v1/teams", json!({"name": "Sales"}), 201).await["id"].as_i64().unwrap();
     let ann = srv.agent("ann@example.com", "agent").await;
     let bob = srv.agent("bob@example.com", "agent").await;
@@ -603,7 +603,7 @@ async fn cc_12_defaults_and_round_robin_among_online_agents() {
 #[tokio::test]
 async fn cc_12_owner_assignment_emails_an_offline_owner() {
     let srv = TestServer::start().await;
-    let admin = srv.agent("admin@example.com", "admin").await;
+    let admin = srv.agent("admin@example.com", "super_admin").await;
     let owner = srv.agent("owner@example.com", "agent").await;
     let ch = admin
         .ok_post("/api/v1/custom-channels", json!({"name": "VIP", "webhook_url": "http://127.0.0.1:9/", "type": "async", "routing": {"assign": {"mode": "owner"}}}), 201)
@@ -637,7 +637,7 @@ async fn cc_12_owner_assignment_emails_an_offline_owner() {
 #[tokio::test]
 async fn invariant_4_custom_channel_endpoints_respect_channel_access() {
     let srv = TestServer::start().await;
-    let admin = srv.agent("admin@example.com", "admin").await;
+    let admin = srv.agent("admin@example.com", "super_admin").await;
     let outsider = srv.agent("out@example.com", "agent").await;
     let (ch, _) = channel(&admin, "http://127.0.0.1:9/hook", "async").await;
     let first = inbound(&admin, ch, json!({"user_custom_id": "u", "content": "hi"})).await.1;
@@ -663,7 +663,7 @@ async fn invariant_4_custom_channel_endpoints_respect_channel_access() {
 #[tokio::test]
 async fn inbound_caches_see_every_change_at_once() {
     let srv = TestServer::start().await;
-    let admin = srv.agent("admin@example.com", "admin").await;
+    let admin = srv.agent("admin@example.com", "super_admin").await;
     let (ch, _) = channel(&admin, "http://127.0.0.1:9/hook", "async").await;
     let shop = srv.agent("shop@example.com", "agent").await;
     admin.ok_put(&format!("/api/v1/agents/{}/channels", shop.agent_id), json!({"channel_ids": [ch]})).await;

@@ -52,7 +52,7 @@ impl Desk {
     async fn start() -> Self {
         let (dovecot, sink) = (Dovecot::start(), SmtpSink::start());
         let server = TestServer::start().await;
-        let admin = server.agent("admin@desk.test", "admin").await;
+        let admin = server.agent("admin@desk.test", "super_admin").await;
         Desk { dovecot, sink, server, admin }
     }
 }
@@ -487,7 +487,7 @@ async fn reply_waits_for_the_smtp_server_and_is_sent_once() {
     let dovecot = Dovecot::start();
     let mut sink = SmtpSink::start();
     let server = TestServer::start().await;
-    let admin = server.agent("admin@desk.test", "admin").await;
+    let admin = server.agent("admin@desk.test", "super_admin").await;
     let body = mailbox_body(&dovecot, &sink, "imap", dovecot.imap_port(), "none", false);
     let channel = admin.ok_post("/api/v1/email-channels", body, 201).await["id"].as_i64().unwrap();
     dovecot.deliver(&mail("jane@customer.test", "Question", "q.1@customer.test", "", "How?"));
@@ -527,7 +527,7 @@ async fn five_connection_failures_disable_the_mailbox() {
     let mut dovecot = Dovecot::start();
     let sink = SmtpSink::start();
     let server = TestServer::start().await;
-    let admin = server.agent("admin@desk.test", "admin").await;
+    let admin = server.agent("admin@desk.test", "super_admin").await;
     let body = mailbox_body(&dovecot, &sink, "pop3", dovecot.pop3_port(), "none", false);
     let channel = admin.ok_post("/api/v1/email-channels", body, 201).await["id"].as_i64().unwrap();
     let path = format!("/api/v1/email-channels/{channel}");
@@ -565,7 +565,7 @@ async fn five_connection_failures_disable_the_mailbox() {
 #[tokio::test]
 async fn bad_mailbox_settings_are_refused() {
     let server = TestServer::start().await;
-    let admin = server.agent("admin@desk.test", "admin").await;
+    let admin = server.agent("admin@desk.test", "super_admin").await;
     let agent = server.agent("agent@desk.test", "agent").await;
     let good = json!({
         "name": "Support", "protocol": "imap", "host": "127.0.0.1", "port": 10143, "tls": "none",
@@ -650,7 +650,7 @@ async fn an_offline_owner_is_told_by_mail() {
 #[tokio::test]
 async fn agents_see_only_their_mailboxes_and_never_passwords() {
     let server = TestServer::start().await;
-    let admin = server.agent("admin@desk.test", "admin").await;
+    let admin = server.agent("admin@desk.test", "super_admin").await;
     let alice = server.agent("alice@desk.test", "agent").await;
     let bob = server.agent("bob@desk.test", "agent").await;
     let body = json!({
@@ -907,7 +907,7 @@ async fn a_batch_threads_within_itself_and_stops_at_a_failing_mail() {
     };
 
     let server = TestServer::start().await;
-    let admin = server.agent("admin@desk.test", "admin").await;
+    let admin = server.agent("admin@desk.test", "super_admin").await;
     let team = admin.ok_post("/api/v1/teams", json!({"name": "Mail"}), 201).await["id"].as_i64().unwrap();
     let channel = admin.channel("email", "Batch inbox", None).await;
     let incoming = move |message_id: &str, target: MailTarget, text: &str| IncomingMail {
@@ -1027,7 +1027,7 @@ async fn a_customer_mail_to_a_closed_ticket_starts_a_new_one() {
     };
 
     let server = TestServer::start().await;
-    let admin = server.agent("admin@desk.test", "admin").await;
+    let admin = server.agent("admin@desk.test", "super_admin").await;
     let channel = admin.channel("email", "Lifecycle inbox", None).await;
     let mail = |message_id: &str, sender: Sender, target: MailTarget, close: bool| IncomingMail {
         channel_id: channel,

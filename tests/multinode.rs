@@ -801,7 +801,7 @@ async fn a_stopped_node_leaves_its_redis_bus_tasks_stopped() {
         return;
     };
     let srv = common::TestServer::start_with(|raw| raw.redis_url = Some(redis)).await;
-    let admin = srv.agent("admin@example.com", "admin").await;
+    let admin = srv.agent("admin@example.com", "super_admin").await;
     let mut ws = WsClient::connect(&srv.base, admin.token.as_deref().unwrap(), None).await;
     let left = srv.leftovers();
     assert!(left.tasks() >= 5, "hub, bus reader and publisher, dispatcher, sweeper: {}", left.tasks());
@@ -1038,4 +1038,96 @@ async fn a_mailbox_is_polled_by_one_node_at_a_time_and_taken_over_when_its_node_
     let now_by = c.admin(survivor).ok_get(&format!("/api/v1/email-channels/{id}")).await["health"]["polled_by"].clone();
     assert!(now_by.is_string() && now_by != polled_by, "the lease changed hands: {polled_by} → {now_by}");
     eprintln!("taken over {:?} after the SIGKILL", after.unwrap());
+}
+
+/// Issue #15 (MM-11): a Mattermost bot's socket is kept by one node at a time; when that node is killed (SIGKILL)
+/// the other takes it over, and the posts written while nobody listened are read over REST (a fresh `hello`, since
+/// the new node has no connection to resume) — each stored once.
+#[tokio::test]
+async fn a_mattermost_bot_runs_on_one_node_and_moves_to_the_other_after_a_sigkill_losing_nothing() {
+    let Some(redis) = tools("a_mattermost_bot_runs_on_one_node_and_moves_to_the_other_after_a_sigkill_losing_nothing")
+    else {
+        return;
+    };
+    const TAKEOVER: Duration = Duration::from_secs(40);
+    let mut c = Cluster::start(redis, None).await;
+    let mm = common::fake_mattermost::FakeMattermost::start().await;
+    let alice = mm.user("alice", "Alice", "", "");
+    let dm = mm.dm(&alice);
+    let bot = c
+        .admin(1)
+        .ok_post(
+            "/api/v1/mattermost-channels",
+            json!({"name": "Helpbot", "server_url": mm.url, "bot_token": mm.bot_token}),
+            201,
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    mm.wait_socket(1, WAIT).await;
+    let runs_on = |c: &Cluster| {
+        let apis: Vec<(usize, Api)> =
+            (0..c.nodes.len()).filter(|i| c.nodes[*i].is_some()).map(|i| (i, c.admin(i))).collect();
+        async move {
+            let mut on = Vec::new();
+            for (i, api) in apis {
+                if api.ok_get(&format!("/api/v1/mattermost-channels/{bot}")).await["running"] == true {
+                    on.push(i);
+                }
+            }
+            on
+        }
+    };
+    let deadline = Instant::now() + WAIT;
+    let holder = loop {
+        if let [one] = runs_on(&c).await[..] {
+            break one;
+        }
+        assert!(Instant::now() < deadline, "the bot does not run on exactly one node");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let stored = |api: Api| async move {
+        let list = api.ok_get(&format!("/api/v1/conversations?channel={bot}&show_active_chats=true")).await;
+        let mut texts = Vec::new();
+        for conv in list["items"].as_array().unwrap() {
+            let msgs = api.ok_get(&format!("/api/v1/conversations/{}/messages?limit=200", conv["id"])).await;
+            texts.extend(
+                msgs.as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|m| m["direction"] == "in")
+                    .map(|m| m["content"].as_str().unwrap().to_owned()),
+            );
+        }
+        texts
+    };
+    mm.post_as(&alice, &dm, "before", "");
+    let deadline = Instant::now() + WAIT;
+    while stored(c.admin(holder)).await.is_empty() {
+        assert!(Instant::now() < deadline, "the first post was not stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(runs_on(&c).await, vec![holder], "one node keeps the socket all along");
+
+    let hellos = mm.hellos();
+    c.kill(holder);
+    let survivor = 1 - holder;
+    for i in 0..10 {
+        mm.post_as(&alice, &dm, &format!("while down {i}"), "");
+    }
+    mm.wait_socket(hellos + 1, TAKEOVER).await;
+    let mut expected = vec!["before".to_owned()];
+    expected.extend((0..10).map(|i| format!("while down {i}")));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = stored(c.admin(survivor)).await;
+        if got.len() >= expected.len() {
+            assert_eq!(got, expected, "each post once, in order");
+            break;
+        }
+        assert!(Instant::now() < deadline, "stored after the takeover: {got:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(runs_on(&c).await, vec![survivor], "node {survivor} took the bot over");
+    mm.stop().await;
 }

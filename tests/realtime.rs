@@ -29,7 +29,7 @@ struct Desk {
 
 async fn desk(timeout_s: Option<i64>) -> Desk {
     let srv = TestServer::start().await;
-    let admin = srv.agent("admin@example.com", "admin").await;
+    let admin = srv.agent("admin@example.com", "super_admin").await;
     let mut body = json!({"kind": "custom", "name": "Live chat", "mode": "sync"});
     if let Some(t) = timeout_s {
         body["inactivity_timeout_s"] = json!(t);

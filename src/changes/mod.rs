@@ -177,7 +177,7 @@ impl Changes {
     pub async fn customer_message(&self, msg: CustomerMessage, latest: Option<i64>) -> StoreResult<InboundOutcome> {
         let via = match &msg.target {
             Target::Conversation { id, .. } => Some(*id),
-            Target::Latest { .. } => latest,
+            Target::Latest { .. } | Target::Fresh { .. } => latest,
         };
         let out = match via {
             Some(id) => self.ask(id, Inbound(msg)).await.map_err(mailbox)??,

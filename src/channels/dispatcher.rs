@@ -39,7 +39,7 @@ pub fn start(rt: Changes, blobs: Blobs, public_url: String, scale: f64, policy: 
         loop {
             tick.tick().await;
             let mut due = Vec::new();
-            for route in [Route::Webhook, Route::Mail, Route::Notify] {
+            for route in [Route::Webhook, Route::Mail, Route::Mattermost, Route::Notify] {
                 match store::outbox::due(&rt.store, route.channel_kinds(), route.delivery_kinds(), BATCH).await {
                     Ok(items) => due.extend(items.into_iter().map(|i| (route, i))),
                     Err(e) => tracing::warn!(error = %e, "outbox: cannot read due deliveries"),
@@ -81,6 +81,8 @@ enum Route {
     Webhook,
     /// Mailboxes: SMTP (EO-1).
     Mail,
+    /// Mattermost bots: `POST /posts` as the bot (MM-7, MM-8).
+    Mattermost,
     /// Mail to an agent (the offline owner of a new conversation's customer, CC-12), whatever the channel.
     Notify,
 }
@@ -90,13 +92,14 @@ impl Route {
         match self {
             Route::Webhook => &["custom"],
             Route::Mail => &["email"],
+            Route::Mattermost => &["mattermost"],
             Route::Notify => &["custom", "email", "mattermost", "zalo"],
         }
     }
 
     fn delivery_kinds(self) -> &'static [&'static str] {
         match self {
-            Route::Webhook | Route::Mail => &["message.created"],
+            Route::Webhook | Route::Mail | Route::Mattermost => &["message.created"],
             Route::Notify => &[crate::store::feed::OWNER_OFFLINE_EMAIL],
         }
     }
@@ -139,6 +142,7 @@ async fn attempt(out: &Out<'_>, route: Route, item: &OutboxItem, scale: f64) {
                 .map_err(Failed::from),
             None => Err(Failed::GiveUp("nothing to deliver".into())),
         },
+        Route::Mattermost => mattermost(out, item).await,
         Route::Notify => super::email::outgoing::notify_owner(out.store, out.policy, &item.payload, out.public_url)
             .await
             .map_err(Failed::from),
@@ -179,5 +183,31 @@ async fn webhook(out: &Out<'_>, item: &OutboxItem) -> Result<(), Failed> {
             tracing::warn!(error = %e, "outbox: cannot load the message");
             Err(Failed::Lapse)
         }
+    }
+}
+
+/// An agent reply posted by a Mattermost bot. A 4xx other than 429 (the channel or thread is gone, the bot was
+/// removed from it) is recorded as failed; the rest is retried.
+async fn mattermost(out: &Out<'_>, item: &OutboxItem) -> Result<(), Failed> {
+    use super::mattermost::api::MmError;
+    use super::mattermost::connector::{DeliveryError, deliver};
+    let Some(message_id) = item.message_id else { return Err(Failed::GiveUp("nothing to deliver".into())) };
+    let ctx = match store::outbox::context(out.store, message_id).await {
+        Ok(Some(ctx)) => ctx,
+        Ok(None) => return Err(Failed::GiveUp("the message no longer exists".into())),
+        Err(e) => {
+            tracing::warn!(error = %e, "outbox: cannot load the message");
+            return Err(Failed::Lapse);
+        }
+    };
+    match deliver(out.http, out.store, out.blobs, &ctx).await {
+        Ok(()) => Ok(()),
+        Err(DeliveryError::Api(MmError::Status { status, code })) if (400..500).contains(&status) => {
+            Err(Failed::GiveUp(MmError::Status { status, code }.to_string()))
+        }
+        // An outbound conversation's place is recorded just after its creation: try again shortly.
+        Err(e @ DeliveryError::NoPlace) => Err(Failed::Retry(e.to_string())),
+        Err(e @ (DeliveryError::NoSettings | DeliveryError::NoToken)) => Err(Failed::GiveUp(e.to_string())),
+        Err(e) => Err(Failed::Retry(e.to_string())),
     }
 }

@@ -4,10 +4,12 @@
 //!
 //! - [`custom`]: integrator channels over HTTP, reply webhook.
 //! - [`email`]: parsing, threading, junk rules and subject commands of mail (no I/O yet).
+//! - [`mattermost`]: a bot on a Mattermost server — REST client, WebSocket, mapping rules, connector.
 //! - [`settings`]: the one typed reader of a channel's `settings` JSON, by kind, with its routing part.
 //! - [`dispatcher`]: drains the durable outbox with retries and backoff.
 
 pub mod custom;
 pub mod dispatcher;
 pub mod email;
+pub mod mattermost;
 pub mod settings;

@@ -39,6 +39,8 @@ use crate::store::{self, Store};
 pub enum Job {
     /// Polling a mailbox (an email channel instance).
     Mailbox(i64),
+    /// Keeping a Mattermost bot's WebSocket (a Mattermost channel instance, MM-11).
+    Mattermost(i64),
 }
 
 impl Job {
@@ -46,6 +48,7 @@ impl Job {
     pub fn lease_name(&self) -> String {
         match self {
             Job::Mailbox(id) => format!("mailbox:{id}"),
+            Job::Mattermost(id) => format!("mattermost:{id}"),
         }
     }
 }

@@ -53,8 +53,8 @@ impl fmt::Display for UnknownValue {
 }
 
 text_enum!(
-    /// What a channel instance connects to (CORE-1). Mattermost and Zalo are named for their coming
-    /// connectors but not offered yet (#14 item 12): see [`ChannelKind::OFFERED`].
+    /// What a channel instance connects to (CORE-1). Zalo is named for its coming connector but not
+    /// offered yet (#14 item 12): see [`ChannelKind::OFFERED`].
     ChannelKind {
         Email => "email",
         Mattermost => "mattermost",
@@ -74,22 +74,22 @@ impl ChannelKind {
     }
 
     /// The kinds an admin may create today: those with a working connector (#14 item 12).
-    pub const OFFERED: &'static [ChannelKind] = &[ChannelKind::Email, ChannelKind::Custom];
+    pub const OFFERED: &'static [ChannelKind] = &[ChannelKind::Email, ChannelKind::Mattermost, ChannelKind::Custom];
 
     /// Whether something delivers this kind's outbound messages (SMTP for email, the reply webhook
-    /// for custom channels). A reply on a kind without one gets no outbox row: it would stay pending
+    /// for custom channels, `POST /posts` for Mattermost bots). A reply on a kind without one gets no outbox row: it would stay pending
     /// for ever (#14 item 12).
     pub fn has_sender(self) -> bool {
         match self {
-            ChannelKind::Email | ChannelKind::Custom => true,
-            ChannelKind::Mattermost | ChannelKind::Zalo => false,
+            ChannelKind::Email | ChannelKind::Mattermost | ChannelKind::Custom => true,
+            ChannelKind::Zalo => false,
         }
     }
 
     /// Parse a kind an admin asks for: a known kind that is also offered. The error lists the
     /// offered kinds only.
     pub fn parse_offered(text: &str) -> Result<Self, UnknownValue> {
-        const NAMES: &[&str] = &["email", "custom"];
+        const NAMES: &[&str] = &["email", "mattermost", "custom"];
         match text.parse::<ChannelKind>() {
             Ok(kind) if Self::OFFERED.contains(&kind) => Ok(kind),
             _ => Err(UnknownValue { what: "ChannelKind", allowed: NAMES }),
@@ -177,9 +177,10 @@ mod tests {
     fn only_kinds_with_a_connector_are_offered_and_queue_replies() {
         assert_eq!(ChannelKind::parse_offered("email"), Ok(ChannelKind::Email));
         assert_eq!(ChannelKind::parse_offered("custom"), Ok(ChannelKind::Custom));
-        for refused in ["mattermost", "zalo", "fax", ""] {
+        assert_eq!(ChannelKind::parse_offered("mattermost"), Ok(ChannelKind::Mattermost));
+        for refused in ["zalo", "fax", ""] {
             let err = ChannelKind::parse_offered(refused).unwrap_err();
-            assert_eq!(err.to_string(), "must be one of: email, custom", "{refused}");
+            assert_eq!(err.to_string(), "must be one of: email, mattermost, custom", "{refused}");
         }
         for k in ChannelKind::ALL {
             assert_eq!(ChannelKind::OFFERED.contains(k), k.has_sender(), "{k}: offered exactly when it has a sender");

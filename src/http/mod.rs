@@ -36,6 +36,8 @@ pub struct AppState {
     pub changes: crate::changes::Changes,
     /// The mailbox connectors of this node (reloaded when an email channel changes).
     pub mailboxes: crate::channels::email::mailbox::Mailboxes,
+    /// The Mattermost bot connectors of this node (issue #15).
+    pub bots: crate::channels::mattermost::connector::Bots,
     /// API tokens' principals by token hash (see `store::cache`; filled by [`session`]).
     pub tokens: crate::store::cache::Cache<String, session::CachedToken>,
     /// Which conversation a custom channel's customer (`user_custom_id`) last wrote to, to pick

@@ -14,8 +14,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::handlers::{
-    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, email_channels, ops,
-    statuses, teams, tokens,
+    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, email_channels,
+    mattermost_channels, ops, statuses, teams, tokens,
 };
 
 #[derive(OpenApi)]
@@ -44,6 +44,8 @@ use super::handlers::{
         custom_channels::rotate_secret, custom_channels::inbound, custom_channels::deliveries, custom_channels::resend,
         email_channels::create, email_channels::list, email_channels::get, email_channels::update, email_channels::delete,
         email_channels::check, email_channels::log, email_channels::log_source,
+        mattermost_channels::create, mattermost_channels::list, mattermost_channels::get, mattermost_channels::update,
+        mattermost_channels::delete, mattermost_channels::recipients, mattermost_channels::outbound,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(crate::http::error::ErrorBody)),
@@ -58,6 +60,7 @@ use super::handlers::{
         (name = "channels", description = "Channel instances"),
         (name = "custom channels", description = "Integrator channels: inbound API and signed reply webhook (see custom.md)"),
         (name = "email channels", description = "Mailboxes: IMAP/POP3 in, SMTP out (see email.md)"),
+        (name = "mattermost channels", description = "Mattermost bots: DMs and channel posts in, replies as the bot (see docs/mattermost.md)"),
         (name = "statuses", description = "Built-in and custom statuses"),
         (name = "tokens", description = "API tokens"),
         (name = "attachments", description = "File uploads and downloads"),
@@ -109,6 +112,27 @@ pub const ADMIN_ONLY: &[&str] = &[
     "email_channels_check",
     "email_channels_log",
     "email_channels_log_source",
+    "mattermost_channels_create",
+    "mattermost_channels_update",
+    "mattermost_channels_delete",
+];
+
+/// The [`ADMIN_ONLY`] operations that need a super admin (`SuperAdmin`): connecting, changing and removing
+/// channels of any kind (CC-11).
+pub const SUPER_ADMIN_ONLY: &[&str] = &[
+    "channels_create",
+    "channels_update",
+    "channels_delete",
+    "custom_channels_create",
+    "custom_channels_update",
+    "custom_channels_delete",
+    "custom_channels_rotate_secret",
+    "email_channels_create",
+    "email_channels_update",
+    "email_channels_delete",
+    "mattermost_channels_create",
+    "mattermost_channels_update",
+    "mattermost_channels_delete",
 ];
 
 const CONFLICT: (u16, &str) = (409, "`conflict`: the change collides with existing data");
@@ -151,6 +175,34 @@ pub const SPECIAL: &[(&str, &[(u16, &str)])] = &[
         "custom_channels_inbound",
         &[(409, "`conflict`: the customer was being created by a concurrent request; retry"), REFERENCE],
     ),
+    (
+        "mattermost_channels_create",
+        &[(
+            422,
+            "`mattermost_token_rejected` (401 from Mattermost), `mattermost_not_a_bot`, `mattermost_unreachable`, \
+             `unknown_reference`: the bot cannot be connected; nothing is stored",
+        )],
+    ),
+    (
+        "mattermost_channels_update",
+        &[(
+            422,
+            "`mattermost_token_rejected`, `mattermost_not_a_bot`, `mattermost_other_bot`, `mattermost_unreachable`, \
+             `unknown_reference`",
+        )],
+    ),
+    (
+        "mattermost_channels_recipients",
+        &[(422, "`mattermost_unreachable`: Mattermost did not answer; `rule_violation`: no bot connected")],
+    ),
+    (
+        "mattermost_channels_outbound",
+        &[(
+            422,
+            "`unknown_reference`: Mattermost does not know the member or channel; `mattermost_unreachable`; \
+             `rule_violation`: no bot connected, or the channel is disabled",
+        )],
+    ),
     ("email_channels_check", &[(409, "`conflict`: the mailbox is disabled")]),
     (
         "ops_metrics",
@@ -192,6 +244,10 @@ impl ErrorResponses {
             out.push((401, "`unauthorized`: no valid credentials"));
         }
         match (ADMIN_ONLY.contains(&id), authenticated && changes) {
+            (true, _) if SUPER_ADMIN_ONLY.contains(&id) => out.push((
+                403,
+                "`forbidden`: this needs a super admin (CC-11: connecting, changing and removing channels); `csrf_failed`: see X-CSRF-Token",
+            )),
             (true, _) => out.push((403, "`forbidden`: this needs an admin; `csrf_failed`: see X-CSRF-Token")),
             (false, true) => out.push((
                 403,

@@ -4,8 +4,8 @@ use actix_web::{HttpRequest, web};
 
 use super::error::ApiError;
 use super::handlers::{
-    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, email_channels, ops,
-    statuses, teams, tokens,
+    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, email_channels,
+    mattermost_channels, ops, statuses, teams, tokens,
 };
 use super::{openapi, web_assets};
 
@@ -50,6 +50,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
                 .route("/custom-channels/{id}/inbound", web::post().to(custom_channels::inbound))
                 .route("/custom-channels/{id}/deliveries", web::get().to(custom_channels::deliveries))
                 .route("/custom-channels/{id}/deliveries/{delivery}/resend", web::post().to(custom_channels::resend))
+                .route("/mattermost-channels", web::get().to(mattermost_channels::list))
+                .route("/mattermost-channels", web::post().to(mattermost_channels::create))
+                .route("/mattermost-channels/{id}", web::get().to(mattermost_channels::get))
+                .route("/mattermost-channels/{id}", web::patch().to(mattermost_channels::update))
+                .route("/mattermost-channels/{id}", web::delete().to(mattermost_channels::delete))
+                .route("/mattermost-channels/{id}/recipients", web::get().to(mattermost_channels::recipients))
+                .route("/mattermost-channels/{id}/conversations", web::post().to(mattermost_channels::outbound))
                 .route("/email-channels", web::get().to(email_channels::list))
                 .route("/email-channels", web::post().to(email_channels::create))
                 .route("/email-channels/{id}", web::get().to(email_channels::get))

@@ -61,6 +61,25 @@ impl FromRequest for Admin {
     }
 }
 
+/// A principal that must be a super admin: connecting, editing and deleting channels of any kind (CC-11).
+pub struct SuperAdmin(pub Principal);
+
+impl FromRequest for SuperAdmin {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let p = authenticate(&req).await?;
+            if p.role != Role::SuperAdmin {
+                return Err(ApiError::forbidden("only a super admin may connect, change or remove channels (CC-11)"));
+            }
+            Ok(SuperAdmin(p))
+        })
+    }
+}
+
 fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
     req.app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))

@@ -71,7 +71,7 @@ impl TeamView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChannelView {
     pub id: i64,
-    /// `email` or `custom` (the kinds with a connector; see `OfferedChannelKind`).
+    /// `email`, `mattermost` or `custom` (the kinds with a connector; see `OfferedChannelKind`).
     pub kind: String,
     pub name: String,
     /// `sync` (chats) or `async` (tickets).

@@ -46,9 +46,19 @@ impl HttpClient {
     /// A POST to `url`, once the URL is known to be acceptable: http(s) with a host, no credentials, and an IP
     /// literal host only if the policy permits it (a host name is judged by the resolver when connecting).
     pub fn post(&self, url: &str) -> Result<reqwest::RequestBuilder, OutboundError> {
+        self.request(reqwest::Method::POST, url)
+    }
+
+    /// A request of any method to `url`, checked as [`HttpClient::post`] is (the Mattermost REST client).
+    pub fn request(&self, method: reqwest::Method, url: &str) -> Result<reqwest::RequestBuilder, OutboundError> {
         let url = Url::parse(url).map_err(|_| OutboundError::BadUrl)?;
         check_url(&self.policy, &url)?;
-        Ok(self.client.post(url))
+        Ok(self.client.request(method, url))
+    }
+
+    /// The policy its requests obey (for connections it cannot make itself, such as a WebSocket).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 }
 

@@ -333,6 +333,9 @@ pub enum Target {
     /// id (`user_custom_id`, CC-4). An id not known on the channel is a new customer, created in
     /// the same transaction with `profile` (CC-5, CC-6) and their first conversation.
     Latest { user_custom_id: String, profile: Profile },
+    /// Like [`Target::Latest`], but always a new conversation for this customer: a connector that keeps its own
+    /// map of places to conversations starts one for a new place (a Mattermost DM, channel or root post, MM-7).
+    Fresh { user_custom_id: String, profile: Profile },
 }
 
 /// What the integrator tells about a customer with a message; used when the customer is new.
@@ -401,7 +404,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                     Option<Conversation>,
                     Option<StatusBase>,
                 ) = match &target {
-                    Target::Latest { user_custom_id, profile } => {
+                    Target::Latest { user_custom_id, profile } | Target::Fresh { user_custom_id, profile } => {
                         let (channel, customer, seen, latest, base): (
                             ChannelInstance,
                             Option<Customer>,
@@ -527,6 +530,8 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                         (channel, customer, seen, c, None)
                     }
                 };
+                let fresh = matches!(target, Target::Fresh { .. });
+                let (start, start_base) = if fresh { (None, None) } else { (start, start_base) };
                 let customer_id = customer.merged_into_id.unwrap_or(customer.id);
                 if let Some(seen) = seen {
                     return replay(tx, seen).await;
@@ -550,7 +555,8 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                         // again from their latest conversation as read after taking it: a
                         // concurrent message may have started one meanwhile (CORE-7, issue #13).
                         locks::take(tx, Subject::CustomerChannel { channel_id: channel.id, customer_id }).await?;
-                        let latest = latest_conversation(tx, channel.id, customer_id).await?;
+                        let latest =
+                            if fresh { None } else { latest_conversation(tx, channel.id, customer_id).await? };
                         match joinable(tx, latest, None).await? {
                             Some(joined) => joined,
                             None => {

@@ -27,6 +27,7 @@ pub mod events;
 pub mod feed;
 pub mod leases;
 pub mod locks;
+pub mod mattermost;
 pub mod messages;
 pub mod models;
 pub mod outbox;

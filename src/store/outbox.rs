@@ -280,7 +280,7 @@ mod tests {
         assert!(!queues_reply("custom", false, Direction::Out), "disabled");
         assert!(!queues_reply("custom", true, Direction::In));
         assert!(!queues_reply("email", true, Direction::Note));
-        assert!(!queues_reply("mattermost", true, Direction::Out), "no sender");
+        assert!(queues_reply("mattermost", true, Direction::Out), "posted by the bot (#15)");
         assert!(!queues_reply("zalo", true, Direction::Out), "no sender");
         assert!(!queues_reply("fax", true, Direction::Out), "unknown kind");
     }

@@ -277,6 +277,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     mail_log,
     mailbox_state,
     mailbox_seen,
+    mattermost_state,
+    mattermost_links,
 );
 
 diesel::table! {
@@ -354,5 +356,25 @@ diesel::table! {
         conversation_id -> BigInt,
         kind -> Text,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    mattermost_state (channel_instance_id) {
+        channel_instance_id -> BigInt,
+        state -> Text,
+        reason -> Nullable<Text>,
+        last_create_at -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    mattermost_links (channel_instance_id, place) {
+        channel_instance_id -> BigInt,
+        place -> Text,
+        conversation_id -> BigInt,
+        mm_channel_id -> Text,
+        root_id -> Text,
     }
 }

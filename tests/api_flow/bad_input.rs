@@ -176,7 +176,7 @@ impl Desk {
     }
 
     async fn with(srv: TestServer) -> Self {
-        let admin = srv.agent("admin@example.com", "admin").await;
+        let admin = srv.agent("admin@example.com", "super_admin").await;
         let bob = srv.agent("bob@example.com", "agent").await;
         let team = admin.ok_post("/api/v1/teams", json!({"name": "Support"}), 201).await["id"].as_i64().unwrap();
         let inbox = admin.channel("email", "Inbox", None).await;
@@ -662,6 +662,42 @@ fn json_routes(d: &Desk) -> Vec<JsonRoute> {
             json!({"name": "Renamed"}),
             vec![json!({"name": 5}), json!({"enabled": "no"}), json!({"port": -1}), json!({"smtp": "x"})],
             None,
+            true,
+        ),
+        r(
+            Method::POST,
+            "/mattermost-channels",
+            "/api/v1/mattermost-channels".into(),
+            json!({"name": "Bot", "server_url": "http://127.0.0.1:9", "bot_token": "t"}),
+            vec![
+                json!({"name": 5, "server_url": "http://127.0.0.1:9", "bot_token": "t"}),
+                json!({"name": "Bot", "server_url": "http://127.0.0.1:9", "bot_token": "t", "mention_only": "yes"}),
+                json!({"name": "Bot", "server_url": "http://127.0.0.1:9", "bot_token": "t", "mode": "sideways"}),
+                json!({"name": "Bot", "server_url": "not a url", "bot_token": "t"}),
+            ],
+            Some(json!({"name": "Bot", "server_url": "http://127.0.0.1:9"})),
+            true,
+        ),
+        r(
+            Method::PATCH,
+            "/mattermost-channels/{id}",
+            format!("/api/v1/mattermost-channels/{shop}"),
+            json!({"name": "Renamed"}),
+            vec![json!({"name": 5}), json!({"enabled": "no"}), json!({"mode": "sideways"}), json!({"server_url": "x"})],
+            None,
+            true,
+        ),
+        r(
+            Method::POST,
+            "/mattermost-channels/{id}/conversations",
+            format!("/api/v1/mattermost-channels/{shop}/conversations"),
+            json!({"to": {"kind": "member", "id": "abc"}, "content": "hi"}),
+            vec![
+                json!({"to": {"kind": "person", "id": "abc"}, "content": "hi"}),
+                json!({"to": "abc", "content": "hi"}),
+                json!({"to": {"kind": "member", "id": "abc"}, "content": 5}),
+            ],
+            Some(json!({"content": "hi"})),
             true,
         ),
     ]

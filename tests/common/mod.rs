@@ -10,6 +10,7 @@
 pub mod cases;
 pub mod child;
 pub mod dovecot;
+pub mod fake_mattermost;
 pub mod mail;
 pub mod ws;
 

@@ -187,7 +187,7 @@ struct Desk {
 impl Desk {
     async fn new() -> Self {
         let srv = TestServer::start().await;
-        let admin = srv.agent("admin@example.com", "admin").await;
+        let admin = srv.agent("admin@example.com", "super_admin").await;
         let ch_a = admin.channel("custom", "Channel A", Some("async")).await;
         let ch_b = admin.channel("custom", "Channel B", Some("async")).await;
         let alice = srv.agent("alice@example.com", "agent").await;

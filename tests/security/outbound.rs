@@ -189,7 +189,7 @@ async fn webhooks_to_internal_addresses_are_refused_unless_allowed() {
         raw.allowed_internal_hosts = None;
     })
     .await;
-    let admin = server.agent("admin@example.com", "admin").await;
+    let admin = server.agent("admin@example.com", "super_admin").await;
     for (url, _) in internal_targets(v4.port, v6.port) {
         let ch = channel_with_reply(&admin, &url).await;
         let d = delivery_when(&admin, ch, "a refused attempt recorded", |d| d["attempts"].as_i64() >= Some(1)).await;
@@ -206,7 +206,7 @@ async fn webhooks_to_internal_addresses_are_refused_unless_allowed() {
         raw.allowed_internal_hosts = Some("127.0.0.0/8,::1,0.0.0.0,169.254.169.254".into());
     })
     .await;
-    let admin = server.agent("admin@example.com", "admin").await;
+    let admin = server.agent("admin@example.com", "super_admin").await;
     for (url, receiver) in internal_targets(v4.port, v6.port) {
         let ch = channel_with_reply(&admin, &url).await;
         match receiver {
@@ -233,7 +233,7 @@ async fn a_redirecting_receiver_does_not_get_the_reply_delivered_elsewhere() {
         Receiver::start("127.0.0.1:0", Answer::Redirect(format!("http://127.0.0.1:{}/hook", target.port))).await;
     // Loopback allowed (the harness default): this test is about redirects only.
     let server = TestServer::start_with(fast).await;
-    let admin = server.agent("admin@example.com", "admin").await;
+    let admin = server.agent("admin@example.com", "super_admin").await;
     let ch = channel_with_reply(&admin, &format!("http://127.0.0.1:{}/hook", redirecting.port)).await;
     let d = delivery_when(&admin, ch, "a failed attempt", |d| d["attempts"].as_i64() >= Some(1)).await;
     assert_ne!(d["state"], "delivered", "{d}");
@@ -248,7 +248,7 @@ async fn a_400_mb_answer_is_not_read() {
     const HUGE: u64 = 400 * 1024 * 1024;
     let mut receiver = Receiver::start("127.0.0.1:0", Answer::Huge(HUGE)).await;
     let server = TestServer::start_with(fast).await;
-    let admin = server.agent("admin@example.com", "admin").await;
+    let admin = server.agent("admin@example.com", "super_admin").await;
     let ch = channel_with_reply(&admin, &format!("http://127.0.0.1:{}/hook", receiver.port)).await;
     delivery_when(&admin, ch, "delivered", |d| d["state"] == "delivered").await;
     // The receiver learns how much it could write before the server closed the connection.
@@ -281,7 +281,7 @@ async fn mailbox_errors_do_not_echo_what_a_non_mail_server_sent() {
     const MARKER: &str = "internal-secret-7f3a";
     let port = not_a_mail_server(MARKER).await;
     let server = TestServer::start().await;
-    let admin = server.agent("admin@example.com", "admin").await;
+    let admin = server.agent("admin@example.com", "super_admin").await;
     for protocol in ["imap", "pop3"] {
         let body = json!({
             "name": format!("Mailbox {protocol}"), "protocol": protocol, "host": "127.0.0.1", "port": port,
@@ -309,7 +309,7 @@ async fn mailbox_errors_do_not_echo_what_a_non_mail_server_sent() {
 async fn mailbox_hosts_on_internal_addresses_are_refused_without_the_setting() {
     let port = not_a_mail_server("unused").await;
     let server = TestServer::start_with(|raw| raw.allowed_internal_hosts = None).await;
-    let admin = server.agent("admin@example.com", "admin").await;
+    let admin = server.agent("admin@example.com", "super_admin").await;
     let body = json!({
         "name": "Mailbox", "protocol": "imap", "host": "127.0.0.1", "port": port,
         "tls": "none", "username": "u", "password": "p", "poll_interval_s": 60,
@@ -332,7 +332,7 @@ async fn mailbox_hosts_on_internal_addresses_are_refused_without_the_setting() {
 #[tokio::test]
 async fn webhook_urls_with_credentials_are_refused_and_agents_see_them_without_secrets() {
     let server = TestServer::start().await;
-    let admin = server.agent("admin@example.com", "admin").await;
+    let admin = server.agent("admin@example.com", "super_admin").await;
     for url in ["https://user:pw@hooks.example.com/in", "https://token@hooks.example.com/in"] {
         let got =
             admin.post("/api/v1/custom-channels", json!({"name": "Hook", "webhook_url": url, "type": "async"})).await;

@@ -217,7 +217,7 @@ fn key_text(key: &SecretKey) -> Option<switchboard::config::Secret> {
 #[tokio::test]
 async fn secrets_and_passwords_are_sealed_in_the_database_and_never_returned() {
     let server = TestServer::start().await;
-    let admin = server.agent("admin@example.com", "admin").await;
+    let admin = server.agent("admin@example.com", "super_admin").await;
     let mut rx = Receiver::start().await;
     let (custom, secret) = custom_channel(&admin, &rx.url).await;
     let mail = mailbox(&admin).await;
@@ -268,7 +268,7 @@ async fn the_key_file_is_created_private_on_first_start_and_reused() {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "only the owner reads it");
     }
-    let admin = server.agent("admin@example.com", "admin").await;
+    let admin = server.agent("admin@example.com", "super_admin").await;
     let mail = mailbox(&admin).await;
     assert_sealed(&raw_channel(&server, mail).await, Some(&key), &[IMAP_PASSWORD]);
 
@@ -288,7 +288,7 @@ async fn the_key_file_is_created_private_on_first_start_and_reused() {
 async fn a_node_with_another_key_refuses_to_start() {
     let key = SecretKey::generate();
     let server = TestServer::start_with(|raw| raw.secret_key = key_text(&key)).await;
-    let admin = server.agent("admin@example.com", "admin").await;
+    let admin = server.agent("admin@example.com", "super_admin").await;
     let mail = mailbox(&admin).await;
     let before = raw_channel(&server, mail).await;
     assert_sealed(&before, Some(&key), &[IMAP_PASSWORD]);
@@ -311,7 +311,7 @@ async fn a_node_with_another_key_refuses_to_start() {
 async fn rotation_reseals_under_the_new_key_with_the_old_one_as_previous() {
     let old = SecretKey::generate();
     let server = TestServer::start_with(|raw| raw.secret_key = key_text(&old)).await;
-    let admin = server.agent("admin@example.com", "admin").await;
+    let admin = server.agent("admin@example.com", "super_admin").await;
     let (custom, secret) = custom_channel(&admin, "http://127.0.0.1:9/hook").await;
     let mail = mailbox(&admin).await;
     assert_sealed(&raw_channel(&server, custom).await, Some(&old), &[&secret]);
@@ -341,7 +341,7 @@ async fn rotation_reseals_under_the_new_key_with_the_old_one_as_previous() {
 #[tokio::test]
 async fn plaintext_rows_of_older_versions_are_sealed_on_start() {
     let server = TestServer::start().await;
-    let admin = server.agent("admin@example.com", "admin").await;
+    let admin = server.agent("admin@example.com", "super_admin").await;
     let mut rx = Receiver::start().await;
     let (custom, secret) = custom_channel(&admin, &rx.url).await;
     let mail = mailbox(&admin).await;

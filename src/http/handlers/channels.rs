@@ -15,7 +15,7 @@ use crate::auth::{Principal, random_secret};
 use crate::domain::{ChannelKind, ChannelScope, Mode};
 use crate::http::State;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::session::Admin;
+use crate::http::session::{Admin, SuperAdmin};
 use crate::http::views::{ChannelView, DeliveryView};
 use crate::store;
 
@@ -33,13 +33,15 @@ const MAILBOX_SETTINGS: &str =
 #[allow(dead_code)]
 pub enum OfferedChannelKind {
     Email,
+    Mattermost,
     Custom,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannelRequest {
-    /// `email` or `custom`. An `email` channel made here has no mailbox (no settings may be
+    /// `email`, `mattermost` or `custom`. A `mattermost` channel made here has no bot (connect bots with
+    /// `POST /api/v1/mattermost-channels`). An `email` channel made here has no mailbox (no settings may be
     /// given): add mailboxes with `POST /api/v1/email-channels`, or complete this one with its `PATCH`.
     #[schema(value_type = OfferedChannelKind)]
     pub kind: String,
@@ -144,18 +146,24 @@ pub async fn get(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<we
     Ok(web::Json(ChannelView::new(c, p.is_admin())))
 }
 
-/// Add a channel instance (admin). It is at once available to agent access, filters and rules (CC-2).
+/// Add a channel instance (super admin, CC-11). It is at once available to agent access, filters and rules (CC-2).
 #[utoipa::path(post, operation_id = "channels_create", path = "/api/v1/channels", tag = "channels", request_body = CreateChannelRequest,
     responses((status = 201, body = ChannelView), (status = 400, body = crate::http::error::ErrorBody)))]
 pub async fn create(
     state: State,
-    Admin(p): Admin,
+    SuperAdmin(p): SuperAdmin,
     body: crate::http::body::Body<CreateChannelRequest>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let kind = ChannelKind::parse_offered(&body.kind).map_err(|e| ApiError::field("kind", e))?;
     if kind == ChannelKind::Email && body.settings.as_ref().is_some_and(|s| !s.is_empty()) {
         return Err(ApiError::field("settings", MAILBOX_SETTINGS));
+    }
+    if kind == ChannelKind::Mattermost && body.settings.as_ref().is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::field(
+            "settings",
+            "Mattermost bots are connected with /api/v1/mattermost-channels, which checks the bot token",
+        ));
     }
     let name = name_field("name", &body.name, 100)?;
     let mode = resolve_mode(kind, body.mode.as_deref())?;
@@ -179,12 +187,12 @@ pub async fn create(
     Ok(HttpResponse::Created().json(ChannelView::new(channel, true)))
 }
 
-/// Change a channel instance (admin); `enabled: true` also clears a server-set disabled reason.
+/// Change a channel instance (super admin, CC-11); `enabled: true` also clears a server-set disabled reason.
 #[utoipa::path(patch, operation_id = "channels_update", path = "/api/v1/channels/{id}", tag = "channels", params(("id" = i64, Path)), request_body = UpdateChannelRequest,
     responses((status = 200, body = ChannelView)))]
 pub async fn update(
     state: State,
-    Admin(p): Admin,
+    SuperAdmin(p): SuperAdmin,
     id: web::Path<i64>,
     body: crate::http::body::Body<UpdateChannelRequest>,
 ) -> ApiResult<web::Json<ChannelView>> {
@@ -227,9 +235,9 @@ pub async fn update(
     Ok(web::Json(ChannelView::new(c, true)))
 }
 
-/// Delete a channel instance and its conversations (admin).
+/// Delete a channel instance and its conversations (super admin, CC-11).
 #[utoipa::path(delete, operation_id = "channels_delete", path = "/api/v1/channels/{id}", tag = "channels", params(("id" = i64, Path)), responses((status = 204)))]
-pub async fn delete(state: State, Admin(p): Admin, id: web::Path<i64>) -> ApiResult<HttpResponse> {
+pub async fn delete(state: State, SuperAdmin(p): SuperAdmin, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     store::channels::delete(&state.store, *id, actor(&p)).await?;
     // Every node forgets it; a mailbox's connector stops with it.
     state.mailboxes.changed(*id).await;

@@ -15,7 +15,7 @@ use crate::domain::text::{normalize_email, normalize_phone, normalize_tag};
 use crate::domain::{ChannelKind, ChannelScope, Mode, Priority};
 use crate::http::State;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::session::Admin;
+use crate::http::session::{Admin, SuperAdmin};
 use crate::http::views::DeliveryView;
 use crate::store::channels::{Assign, RoutingSettings};
 use crate::store::messages::{CustomerMessage, Profile, Target};
@@ -236,12 +236,12 @@ fn only_custom(found: store::StoreResult<ChannelInstance>) -> ApiResult<ChannelI
     }
 }
 
-/// Add a custom channel (admin). The answer carries the signing secret of its reply webhook.
+/// Add a custom channel (super admin, CC-11). The answer carries the signing secret of its reply webhook.
 #[utoipa::path(post, operation_id = "custom_channels_create", path = "/api/v1/custom-channels", tag = "custom channels",
     request_body = CreateCustomChannel, responses((status = 201, body = CustomChannelView), (status = 400, body = crate::http::error::ErrorBody)))]
 pub async fn create(
     state: State,
-    Admin(p): Admin,
+    SuperAdmin(p): SuperAdmin,
     body: crate::http::body::Body<CreateCustomChannel>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
@@ -283,12 +283,12 @@ pub async fn get(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<we
     Ok(web::Json(CustomChannelView::new(custom_channel(&state, *id, &p.scope).await?, Viewer::of(&p))))
 }
 
-/// Edit, enable or disable a custom channel (admin, CC-14). A disabled channel accepts nothing and queues nothing.
+/// Edit, enable or disable a custom channel (super admin, CC-11, CC-14). A disabled channel accepts nothing and queues nothing.
 #[utoipa::path(patch, operation_id = "custom_channels_update", path = "/api/v1/custom-channels/{id}", tag = "custom channels",
     params(("id" = i64, Path)), request_body = UpdateCustomChannel, responses((status = 200, body = CustomChannelView)))]
 pub async fn update(
     state: State,
-    Admin(p): Admin,
+    SuperAdmin(p): SuperAdmin,
     id: web::Path<i64>,
     body: crate::http::body::Body<UpdateCustomChannel>,
 ) -> ApiResult<web::Json<CustomChannelView>> {
@@ -323,22 +323,22 @@ pub async fn update(
     Ok(web::Json(CustomChannelView::new(c, Viewer::Admin)))
 }
 
-/// Delete a custom channel, its conversations and its queued deliveries (admin, CC-14).
+/// Delete a custom channel, its conversations and its queued deliveries (super admin, CC-11, CC-14).
 #[utoipa::path(delete, operation_id = "custom_channels_delete", path = "/api/v1/custom-channels/{id}", tag = "custom channels",
     params(("id" = i64, Path)), responses((status = 204)))]
-pub async fn delete(state: State, Admin(p): Admin, id: web::Path<i64>) -> ApiResult<HttpResponse> {
+pub async fn delete(state: State, SuperAdmin(p): SuperAdmin, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     custom_channel(&state, *id, &ChannelScope::All).await?;
     store::channels::delete(&state.store, *id, actor(&p)).await?;
     state.changes.channel_changed(*id);
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Replace the signing secret (admin). The old one stops working at once.
+/// Replace the signing secret (super admin, CC-11). The old one stops working at once.
 #[utoipa::path(post, operation_id = "custom_channels_rotate_secret", path = "/api/v1/custom-channels/{id}/secret", tag = "custom channels",
     params(("id" = i64, Path)), responses((status = 200, body = CustomChannelView)))]
 pub async fn rotate_secret(
     state: State,
-    Admin(p): Admin,
+    SuperAdmin(p): SuperAdmin,
     id: web::Path<i64>,
 ) -> ApiResult<web::Json<CustomChannelView>> {
     custom_channel(&state, *id, &ChannelScope::All).await?;

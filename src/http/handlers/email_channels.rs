@@ -15,7 +15,7 @@ use crate::channels::email::settings::{AfterImportSetting, DEFAULT_POLL_S, Email
 use crate::domain::{ChannelKind, ChannelScope, Mode};
 use crate::http::State;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::session::Admin;
+use crate::http::session::{Admin, SuperAdmin};
 use crate::store::models::ChannelInstance;
 use crate::store::{self, StoreError};
 
@@ -233,12 +233,12 @@ async fn mailbox(state: &State, id: i64, scope: &ChannelScope) -> ApiResult<Chan
     Ok(c)
 }
 
-/// Connect a mailbox (admin). Its connector starts at once when it is enabled.
+/// Connect a mailbox (super admin, CC-11). Its connector starts at once when it is enabled.
 #[utoipa::path(post, operation_id = "email_channels_create", path = "/api/v1/email-channels", tag = "email channels",
     request_body = CreateEmailChannel, responses((status = 201, body = EmailChannelView), (status = 400, body = crate::http::error::ErrorBody)))]
 pub async fn create(
     state: State,
-    Admin(p): Admin,
+    SuperAdmin(p): SuperAdmin,
     body: crate::http::body::Body<CreateEmailChannel>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
@@ -300,13 +300,13 @@ pub async fn get(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<we
     Ok(web::Json(view(&state, c).await?))
 }
 
-/// Change a mailbox (admin); `"enabled": true` re-enables one EM-5 disabled. The connector restarts
+/// Change a mailbox (super admin, CC-11); `"enabled": true` re-enables one EM-5 disabled. The connector restarts
 /// with the new settings.
 #[utoipa::path(patch, operation_id = "email_channels_update", path = "/api/v1/email-channels/{id}", tag = "email channels",
     params(("id" = i64, Path)), request_body = UpdateEmailChannel, responses((status = 200, body = EmailChannelView)))]
 pub async fn update(
     state: State,
-    Admin(p): Admin,
+    SuperAdmin(p): SuperAdmin,
     id: web::Path<i64>,
     body: crate::http::body::Body<UpdateEmailChannel>,
 ) -> ApiResult<web::Json<EmailChannelView>> {
@@ -358,10 +358,10 @@ pub async fn update(
     Ok(web::Json(view(&state, c).await?))
 }
 
-/// Delete a mailbox with its tickets (admin). Mail on the server is left alone.
+/// Delete a mailbox with its tickets (super admin, CC-11). Mail on the server is left alone.
 #[utoipa::path(delete, operation_id = "email_channels_delete", path = "/api/v1/email-channels/{id}", tag = "email channels",
     params(("id" = i64, Path)), responses((status = 204)))]
-pub async fn delete(state: State, Admin(p): Admin, id: web::Path<i64>) -> ApiResult<HttpResponse> {
+pub async fn delete(state: State, SuperAdmin(p): SuperAdmin, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     mailbox(&state, *id, &ChannelScope::All).await?;
     store::channels::delete(&state.store, *id, actor(&p)).await?;
     state.mailboxes.changed(*id).await;

@@ -10,6 +10,7 @@ pub mod conversations;
 pub mod custom_channels;
 pub mod customers;
 pub mod email_channels;
+pub mod mattermost_channels;
 pub mod ops;
 pub mod statuses;
 pub mod teams;

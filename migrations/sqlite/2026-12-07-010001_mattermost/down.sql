@@ -1,0 +1,2 @@
+DROP TABLE mattermost_links;
+DROP TABLE mattermost_state;
