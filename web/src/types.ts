@@ -31,8 +31,8 @@ export interface Team {
 /** Kinds a stored channel may have; Mattermost and Zalo come with their connectors (#14 item 12). */
 export type ChannelKind = 'email' | 'mattermost' | 'zalo' | 'custom';
 /** The kinds an admin may add: those with a working connector (the server's ChannelKind::OFFERED). */
-export type OfferedKind = 'custom' | 'email';
-export const OFFERED_KINDS: readonly OfferedKind[] = ['custom', 'email'];
+export type OfferedKind = 'custom' | 'email' | 'mattermost';
+export const OFFERED_KINDS: readonly OfferedKind[] = ['custom', 'email', 'mattermost'];
 
 export interface Channel {
   id: number;
@@ -98,6 +98,24 @@ export interface EmailChannel {
   smtp: SmtpSettings;
   health: MailboxHealth;
   created_at: string;
+}
+
+/** MM-7: one conversation per Mattermost channel (group) or per customer post and its thread (thread). */
+export type MattermostMode = 'group' | 'thread';
+
+/** A Mattermost bot (`/mattermost-channels`); its token is never sent back. */
+export interface MattermostChannel {
+  id: number;
+  name: string;
+  server_url: string;
+  bot_username: string | null;
+  mention_only: boolean;
+  mode: MattermostMode;
+  default_team_id: number | null;
+  enabled: boolean;
+  /** connected, reconnecting or needs_attention (with `state_reason`). */
+  state: string;
+  state_reason: string | null;
 }
 
 /** Mail a mailbox received that made no ticket (EM-8, EM-12). */
