@@ -108,14 +108,20 @@ export interface MattermostChannel {
   id: number;
   name: string;
   server_url: string;
-  bot_username: string | null;
+  bot_user_id: string;
+  bot_username: string;
   mention_only: boolean;
   mode: MattermostMode;
   default_team_id: number | null;
+  /** The Mattermost team whose members and channels "new conversation" offers (MM-12). */
+  mattermost_team_id: string | null;
+  inactivity_timeout_s: number;
   enabled: boolean;
   /** connected, reconnecting or needs_attention (with `state_reason`). */
   state: string;
   state_reason: string | null;
+  state_since: string | null;
+  created_at: string;
 }
 
 /** Mail a mailbox received that made no ticket (EM-8, EM-12). */

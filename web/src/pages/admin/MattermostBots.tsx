@@ -120,6 +120,8 @@ export function MattermostForm({
   const [mentionOnly, setMentionOnly] = useState(bot?.mention_only ?? true);
   const [mode, setMode] = useState<MattermostMode>(bot?.mode ?? 'group');
   const [team, setTeam] = useState<number | ''>(bot?.default_team_id ?? '');
+  const [mmTeam, setMmTeam] = useState(bot?.mattermost_team_id ?? '');
+  const [timeout, setTimeoutS] = useState(String(bot?.inactivity_timeout_s ?? 600));
   const [enabled, setEnabled] = useState(bot?.enabled ?? true);
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
@@ -128,11 +130,14 @@ export function MattermostForm({
     setError('');
     const body: Record<string, unknown> = {
       name,
-      server_url: serverUrl.trim(),
       mention_only: mentionOnly,
       mode,
       default_team_id: team === '' ? null : team,
+      mattermost_team_id: mmTeam.trim() || null,
+      inactivity_timeout_s: Number(timeout) || 600,
     };
+    // The server URL is fixed once connected (MM-3): a bot belongs to one server.
+    if (!bot) body.server_url = serverUrl.trim();
     if (token) body.bot_token = token;
     if (bot) body.enabled = enabled;
     setBusy(true);
@@ -165,6 +170,8 @@ export function MattermostForm({
             placeholder="https://chat.example.com"
             onInput={(e) => setServerUrl(e.currentTarget.value)}
             required
+            readOnly={!!bot}
+            title={bot ? 'A bot stays bound to its server; connect a new bot for another server' : undefined}
           />
         </label>
         <label class="field">
@@ -177,6 +184,14 @@ export function MattermostForm({
             onInput={(e) => setToken(e.currentTarget.value)}
             required={!bot}
           />
+        </label>
+        <label class="field">
+          <span>Mattermost team id (for starting conversations)</span>
+          <input value={mmTeam} autocomplete="off" onInput={(e) => setMmTeam(e.currentTarget.value)} />
+        </label>
+        <label class="field">
+          <span>End idle chats after (seconds)</span>
+          <input type="number" min={1} max={604800} value={timeout} onInput={(e) => setTimeoutS(e.currentTarget.value)} />
         </label>
         <label class="field">
           <span>Default team</span>
