@@ -20,13 +20,20 @@
 //!    as the previous one was answered, for `INBOUND_SECS` (20) seconds (and at most
 //!    `INBOUND_MAX_MESSAGES`), customers in turn, each message with its own `external_message_id`;
 //!    then the frames the sockets received are counted (and timed: request written → frame read);
-//! 4. the server is stopped and the ceiling measured on the same engine with the same client count
+//! 4. Mattermost (issue #15; `INBOUND_MATTERMOST=0` skips it): on the same server and sockets, a bot on the
+//!    test suite's fake Mattermost (`tests/common/fake_mattermost.rs`, in this process, real HTTP and WebSocket
+//!    on loopback), `INBOUND_MM_USERS` (100) users each writing to the bot in their DM; after a warm-up post
+//!    per user, posts go out with at most `INBOUND_CLIENTS` of them not yet seen on the sockets, for
+//!    `INBOUND_SECS`; posts/s counts until the last frame arrived, latency is post written → frame read;
+//! 5. the server is stopped and the ceiling measured on the same engine with the same client count
 //!    and duration: PostgreSQL with `pgbench -n -c CLIENTS -j 2 -T SECS` and a custom script of one
 //!    single-row INSERT; SQLite with CLIENTS threads, one connection each, WAL and
 //!    `synchronous=NORMAL` like the server, serialised by one process-wide lock as the server's
 //!    writer lock does, each doing single-row INSERTs (autocommit).
 
 mod common;
+#[path = "../tests/common/fake_mattermost.rs"]
+mod fake_mattermost;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -59,7 +66,26 @@ struct Cfg {
     sockets: usize,
     max_messages: usize,
     ceiling: bool,
+    mattermost: bool,
+    mm_users: usize,
     log_dir: std::path::PathBuf,
+}
+
+/// Mattermost posts to agent sockets (step 4).
+#[derive(Debug, Clone, Default)]
+struct MmOutcome {
+    posts: usize,
+    elapsed: Duration,
+    p50: u64,
+    p99: u64,
+    frames: u64,
+    expected_frames: u64,
+}
+
+impl MmOutcome {
+    fn rate(&self) -> f64 {
+        self.posts as f64 / self.elapsed.as_secs_f64().max(1e-3)
+    }
 }
 
 #[derive(Default)]
@@ -85,6 +111,8 @@ struct Outcome {
     lost: Option<String>,
     ceiling: Option<Ceiling>,
     ceiling_error: Option<String>,
+    mm: Option<MmOutcome>,
+    mm_error: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +141,8 @@ async fn run(nofile: u64) -> anyhow::Result<()> {
         sockets: env_usize("INBOUND_SOCKETS", 100),
         max_messages: env_usize("INBOUND_MAX_MESSAGES", 2_000_000),
         ceiling: env_string("INBOUND_CEILING", "1") != "0",
+        mattermost: env_string("INBOUND_MATTERMOST", "1") != "0",
+        mm_users: env_usize("INBOUND_MM_USERS", 100).max(1),
         log_dir,
     };
     println!("# Switchboard inbound benchmark — {}", common::today());
@@ -201,6 +231,51 @@ async fn run(nofile: u64) -> anyhow::Result<()> {
             println!("{}: {l}", o.backend);
         }
     }
+    if cfg.mattermost {
+        println!();
+        println!(
+            "## Mattermost posts → messages on the agent sockets ({} users in DMs with the bot, ≤ {} posts in flight), beside the custom channel",
+            cfg.mm_users, cfg.clients
+        );
+        let rows: Vec<Vec<String>> = outcomes
+            .iter()
+            .map(|o| match &o.mm {
+                Some(m) => vec![
+                    o.backend.clone(),
+                    thousands(m.rate()),
+                    format!("{} in {:.1} s", thousands(m.posts as f64), m.elapsed.as_secs_f64()),
+                    ms(m.p50),
+                    ms(m.p99),
+                    format!("{}/{}", thousands(m.frames as f64), thousands(m.expected_frames as f64)),
+                    thousands(o.rate()),
+                    format!("{}/{}", ms(o.fan_p50), ms(o.fan_p99)),
+                ],
+                None => vec![
+                    o.backend.clone(),
+                    o.mm_error.clone().unwrap_or_else(|| "not measured".into()),
+                    "–".into(),
+                    "–".into(),
+                    "–".into(),
+                    "–".into(),
+                    thousands(o.rate()),
+                    format!("{}/{}", ms(o.fan_p50), ms(o.fan_p99)),
+                ],
+            })
+            .collect();
+        common::print_table(
+            &[
+                "database",
+                "posts/s",
+                "posts",
+                "post → socket p50 ms",
+                "p99 ms",
+                "frames received/expected",
+                "custom channel msg/s",
+                "custom request → socket p50/p99 ms",
+            ],
+            &rows,
+        );
+    }
     println!();
     println!("## The same database's ceiling: single-row INSERTs, {} clients, same duration", cfg.clients);
     let rows: Vec<Vec<String>> = outcomes
@@ -269,7 +344,9 @@ async fn run_backend(cfg: &Cfg, postgres: bool) -> anyhow::Result<Outcome> {
         Some(db) => db.url.clone(),
         None => format!("sqlite://{}", dir.path().join("switchboard.db").display()),
     };
-    let node_cfg = NodeConfig { database_url, data_dir: dir.path().join("node"), redis_url: None, env: vec![] };
+    // The fake Mattermost listens on loopback, which the outbound policy refuses unless allowed.
+    let env = vec![("SWITCHBOARD_ALLOWED_INTERNAL_HOSTS".to_owned(), "127.0.0.0/8".to_owned())];
+    let node_cfg = NodeConfig { database_url, data_dir: dir.path().join("node"), redis_url: None, env };
     let token = node_cfg.admin_token("bench@example.com")?;
     let node = Node::start(&format!("switchboard-inbound-{backend}"), &node_cfg, &cfg.log_dir)?;
     let headers = json_headers(Some(&token));
@@ -282,7 +359,7 @@ async fn run_backend(cfg: &Cfg, postgres: bool) -> anyhow::Result<Outcome> {
     let channel = r.json()["id"].as_i64().context("channel id")?;
     let path = Arc::new(format!("/api/v1/custom-channels/{channel}/inbound"));
 
-    let capacity = cfg.customers + cfg.max_messages + 1;
+    let capacity = cfg.customers + cfg.max_messages + 1 + if cfg.mattermost { cfg.mm_users + cfg.max_messages } else { 0 };
     let rec = Arc::new(Recorder::new(capacity, MARKER));
     rec.begin(0, 0);
     let addrs = vec![node.addr.clone()];
@@ -349,6 +426,8 @@ async fn run_backend(cfg: &Cfg, postgres: bool) -> anyhow::Result<Outcome> {
         closed_sockets: rec.closed.load(Relaxed),
         ceiling: None,
         ceiling_error: None,
+        mm: None,
+        mm_error: None,
     };
     eprintln!(
         "    {} messages in {:.1} s = {} msg/s; answer p50 {} ms, p99 {} ms, max {} ms; {} errors; frames {}/{}; server {:.2} cores, generator {:.2}, postgres {:.2}",
@@ -365,11 +444,33 @@ async fn run_backend(cfg: &Cfg, postgres: bool) -> anyhow::Result<Outcome> {
         o.gen_cpu,
         o.db_cpu.unwrap_or(0.0)
     );
+    let mut o = o;
+    if cfg.mattermost {
+        let first_mm = first + load.sent;
+        match mattermost(cfg, &node.addr, &headers, &rec, first_mm).await {
+            Ok(m) => {
+                eprintln!(
+                    "    mattermost: {} posts in {:.1} s = {} posts/s; post → socket p50 {} ms, p99 {} ms; frames {}/{}",
+                    m.posts,
+                    m.elapsed.as_secs_f64(),
+                    thousands(m.rate()),
+                    ms(m.p50),
+                    ms(m.p99),
+                    m.frames,
+                    m.expected_frames
+                );
+                o.mm = Some(m);
+            }
+            Err(e) => {
+                eprintln!("    mattermost failed: {e:#}");
+                o.mm_error = Some(format!("failed: {e}").lines().next().unwrap_or("").to_owned());
+            }
+        }
+    }
     for s in sockets {
         s.abort();
     }
     drop(node);
-    let mut o = o;
     if cfg.ceiling {
         eprintln!("    measuring the {backend} insert ceiling ({} clients, {} s)", cfg.clients, cfg.secs);
         let c = match &pg {
@@ -393,6 +494,80 @@ async fn run_backend(cfg: &Cfg, postgres: bool) -> anyhow::Result<Outcome> {
     }
     drop(pg);
     Ok(o)
+}
+
+/// Step 4: a bot on a fake Mattermost, `mm_users` users writing to it; message ids from `first` on.
+async fn mattermost(cfg: &Cfg, addr: &str, headers: &str, rec: &Arc<Recorder>, first: usize) -> anyhow::Result<MmOutcome> {
+    if cfg.sockets == 0 {
+        bail!("needs at least one agent socket (INBOUND_SOCKETS)");
+    }
+    let sockets = cfg.sockets as u64;
+    let fake = fake_mattermost::FakeMattermost::start().await;
+    let mut http = HttpConn::new(addr);
+    let body = json!({"name": "Benchmark bot", "server_url": fake.url, "bot_token": fake.bot_token,
+                      "mention_only": false, "mode": "group"});
+    let r = http.request("POST", "/api/v1/mattermost-channels", headers, body.to_string().as_bytes()).await?;
+    if r.status != 201 {
+        bail!("connecting the bot: {} {}", r.status, r.text());
+    }
+    fake.wait_socket(1, Duration::from_secs(30)).await;
+    let users: Vec<(String, String)> = (0..cfg.mm_users)
+        .map(|i| {
+            let user = fake.user(&format!("user{i}"), "Bench", &format!("User {i}"), &format!("user{i}@example.test"));
+            let dm = fake.dm(&user);
+            (user, dm)
+        })
+        .collect();
+    // Wait (bounded) until `posts` posts from `rec`'s window have reached every socket.
+    let drain = |posts: usize, within: Duration| {
+        let rec = rec.clone();
+        async move {
+            let until = Instant::now() + within;
+            while rec.frames.load(Relaxed) < posts as u64 * sockets && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    // Warm-up: each user's first post opens their conversation.
+    rec.begin(first, first + users.len());
+    for (i, (user, dm)) in users.iter().enumerate() {
+        rec.sending(first + i);
+        fake.post_as(user, dm, &format!("inbound-id-{} hello from Mattermost", first + i), "");
+    }
+    drain(users.len(), Duration::from_secs(30)).await;
+    if rec.frames.load(Relaxed) < users.len() as u64 * sockets {
+        bail!("warm-up: {} of {} frames arrived", rec.frames.load(Relaxed), users.len() as u64 * sockets);
+    }
+    // Measured: at most `clients` posts not yet on every socket.
+    let start = first + users.len();
+    rec.begin(start, start + cfg.max_messages);
+    let t = Instant::now();
+    let deadline = t + Duration::from_secs_f64(cfg.secs);
+    let mut sent = 0usize;
+    while Instant::now() < deadline && sent < cfg.max_messages {
+        let delivered = (rec.frames.load(Relaxed) / sockets) as usize;
+        if sent.saturating_sub(delivered) >= cfg.clients {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        }
+        let (user, dm) = &users[sent % users.len()];
+        rec.sending(start + sent);
+        fake.post_as(user, dm, &format!("inbound-id-{} my build is red, can you help?", start + sent), "");
+        sent += 1;
+    }
+    drain(sent, Duration::from_secs(10)).await;
+    let last = Duration::from_nanos(rec.last_ns.load(Relaxed));
+    let elapsed = last.saturating_sub(t.duration_since(rec.origin)).max(Duration::from_millis(1));
+    let outcome = MmOutcome {
+        posts: sent,
+        elapsed,
+        p50: rec.latency.quantile(0.5),
+        p99: rec.latency.quantile(0.99),
+        frames: rec.frames.load(Relaxed),
+        expected_frames: sent as u64 * sockets,
+    };
+    fake.stop().await;
+    Ok(outcome)
 }
 
 struct Sent {

@@ -305,3 +305,68 @@ export async function accessibilityProblems(page) {
   });
   return result.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.impact}: ${v.id} (${v.help})\n      ${v.nodes.join('\n      ')}`);
 }
+
+// -------------------------------------------------------------------------------------------
+// The fake Mattermost: the Rust test suite's fake (tests/common/fake_mattermost.rs) run as the example
+// binary `fake_mattermost` (examples/fake_mattermost.rs), driven by JSON lines on its stdin.
+
+export function fakeMattermostPath() {
+  if (process.env.SWITCHBOARD_FAKE_MATTERMOST) return process.env.SWITCHBOARD_FAKE_MATTERMOST;
+  const target = process.env.CARGO_TARGET_DIR ?? '/var/tmp/switchboard-target';
+  for (const p of [join(target, 'debug/examples/fake_mattermost'), join(target, 'release/examples/fake_mattermost')]) {
+    if (existsSync(p)) return p;
+  }
+  throw new Error('no fake Mattermost: run `cargo build --example fake_mattermost` first (`cargo test` builds it too)');
+}
+
+export class FakeMattermost {
+  /** Start it; resolves once it listens (its first line gives the URL and the bot's token). */
+  static async start() {
+    const fake = new FakeMattermost();
+    fake.proc = spawn(fakeMattermostPath(), [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    fake.waiting = [];
+    let buffer = '';
+    fake.proc.stdout.setEncoding('utf8');
+    fake.proc.stdout.on('data', (chunk) => {
+      buffer += chunk;
+      let nl;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        fake.waiting.shift()?.(JSON.parse(line));
+      }
+    });
+    const hello = await new Promise((ok) => fake.waiting.push(ok));
+    Object.assign(fake, hello); // url, bot_id, bot_token
+    return fake;
+  }
+
+  /** One command; its answer (an `error` answer throws). */
+  async call(cmd) {
+    const answer = new Promise((ok) => this.waiting.push(ok));
+    this.proc.stdin.write(JSON.stringify(cmd) + '\n');
+    const got = await answer;
+    if (got.error) throw new Error('fake Mattermost: ' + got.error);
+    return got;
+  }
+
+  async user(username, first, last, email) {
+    return (await this.call({ cmd: 'user', username, first, last, email })).id;
+  }
+
+  async dm(userId) {
+    return (await this.call({ cmd: 'dm', user_id: userId })).channel_id;
+  }
+
+  async post(userId, channelId, message, rootId = '') {
+    return (await this.call({ cmd: 'post', user_id: userId, channel_id: channelId, message, root_id: rootId })).post_id;
+  }
+
+  async botPosts() {
+    return (await this.call({ cmd: 'bot_posts' })).posts;
+  }
+
+  stop() {
+    this.proc?.stdin.end();
+  }
+}

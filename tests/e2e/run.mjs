@@ -5,13 +5,14 @@
 // reply"; A replies (quoting the customer, with a dropped attachment) and ends the chat; the chat
 // moves to the ticket list; B goes offline and A sees it; the server restarts while messages
 // arrive, and both reconnect and resume with nothing missed and nothing twice. An admin connects
-// a mailbox through the Channels form and follows its health and mail log. Screenshots of
+// a mailbox through the Channels form and follows its health and mail log, and connects a Mattermost bot (a fake
+// Mattermost): a DM to the bot becomes a live chat and the agent's reply arrives in the DM. Screenshots of
 // the main screens go to test-artifacts/screenshots/.
 //
 // Needs: the release binary (cargo build --release) with web/dist embedded, and /usr/bin/chromium.
 // Run: (cd tests/e2e && npm ci && node run.mjs). The last line is `e2e: N passed, N failed`.
 
-import { Runner, Server, accessibilityProblems, eventually, launch, shot, signedIn, SCREENSHOTS } from './lib.mjs';
+import { FakeMattermost, Runner, Server, accessibilityProblems, eventually, launch, shot, signedIn, SCREENSHOTS } from './lib.mjs';
 
 const PASSWORD = { admin: 'admin-password-1', ann: 'ann-password-1', bob: 'bob-password-1' };
 const t = new Runner('Switchboard dashboard, two agents, live');
@@ -495,6 +496,62 @@ t.step('an admin adds a mailbox in Administration → Channels; it is listed wit
   await admin.context.close();
 });
 
+t.step('an admin connects a Mattermost bot in Administration → Channels; a DM to the bot is a live chat and the reply arrives in Mattermost (#15)', async () => {
+  s.mm = await FakeMattermost.start();
+  const admin = await signedIn(s.browser, srv.webUrl, 'admin@example.test', PASSWORD.admin);
+  const page = admin.page;
+  await page.goto('/admin/channels');
+  await page.getByRole('heading', { name: 'Channels', exact: true }).waitFor();
+  await page.getByRole('button', { name: 'Add channel' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Add a channel' });
+  await dialog.getByLabel('Kind').selectOption('mattermost');
+  const form = dialog.getByTestId('mattermost-form');
+  await form.getByLabel('Name', { exact: true }).fill('Team chat');
+  await form.getByLabel('Mattermost server URL').fill(s.mm.url);
+  // A wrong token is refused with Mattermost's reason, and nothing is stored.
+  await form.getByLabel('Bot access token').fill('not-the-token');
+  await form.getByRole('button', { name: 'Connect bot' }).click();
+  await form.getByRole('alert').waitFor();
+  if ((await s.admin.get('/mattermost-channels')).length) throw new Error('a bot was stored with a wrong token');
+  await form.getByLabel('Bot access token').fill(s.mm.bot_token);
+  await form.getByRole('button', { name: 'Connect bot' }).click();
+  await dialog.waitFor({ state: 'detached' });
+  const row = page.getByTestId('mattermost-bot').filter({ hasText: 'Team chat' });
+  await row.getByText('@helpbot').waitFor();
+  await eventually(async () => (await row.getByTestId('mattermost-state').getAttribute('data-state')) === 'connected', {
+    timeout: 15_000,
+    what: 'the bot connected',
+  });
+  await screen(page, '21-admin-mattermost-connected');
+  const bot = (await s.admin.get('/mattermost-channels')).find((b) => b.name === 'Team chat');
+  if (JSON.stringify(bot).includes(s.mm.bot_token)) throw new Error('the API shows the bot token');
+  await s.admin.put(`/agents/${s.ann.id}/channels`, { channel_ids: [s.chat.id, s.portal.id, bot.id] });
+  await admin.context.close();
+
+  // A Mattermost user writes to the bot; Ann (signed in again: her access changed) sees the chat live and answers.
+  const alice = await s.mm.user('alice', 'Alice', 'Mattermost', 'alice@example.test');
+  const dm = await s.mm.dm(alice);
+  const A = await signedIn(s.browser, srv.webUrl, 'ann@example.test', PASSWORD.ann);
+  await A.page.getByRole('link', { name: /^Chats/ }).click();
+  await A.page.getByRole('heading', { name: 'Live chats' }).waitFor();
+  await s.mm.post(alice, dm, 'Hi from Mattermost: my build is red');
+  const chat = A.page.locator('[data-testid="chat-row"]').filter({ hasText: 'my build is red' });
+  await chat.waitFor({ timeout: 15_000 });
+  await chat.getByRole('link').click();
+  await messagesIn(A.page).filter({ hasText: 'my build is red' }).waitFor();
+  await A.page.getByRole('textbox', { name: 'Chat reply' }).click();
+  await A.page.keyboard.type('Looking at your build now.');
+  await A.page.keyboard.press('Control+Enter');
+  await messagesIn(A.page).filter({ hasText: 'Looking at your build now.' }).waitFor();
+  const posts = await eventually(
+    async () => (await s.mm.botPosts()).filter((p) => p.channel_id === dm && p.message.includes('Looking at your build now.')),
+    { timeout: 15_000, what: 'the reply posted in the DM' },
+  );
+  if (posts.length !== 1) throw new Error('reply posted ' + posts.length + ' times');
+  await screen(A.page, '22-mattermost-chat-replied');
+  await A.context.close();
+});
+
 t.step('keyboard: Enter opens a ticket, Alt+↓ the next one, K the previous; G C / G T switch screens; ? shows the shortcuts', async () => {
   const page = s.B.page;
   await page.goto('/tickets');
@@ -557,6 +614,7 @@ t.step('A signs out; B sees A go offline', async () => {
 const ok = await t.run({
   after: async () => {
     await s.browser?.close();
+    s.mm?.stop();
     await srv.stop();
     srv.cleanup();
     console.log(`screenshots: ${SCREENSHOTS}`);

@@ -31,8 +31,8 @@ export interface Team {
 /** Kinds a stored channel may have; Mattermost and Zalo come with their connectors (#14 item 12). */
 export type ChannelKind = 'email' | 'mattermost' | 'zalo' | 'custom';
 /** The kinds an admin may add: those with a working connector (the server's ChannelKind::OFFERED). */
-export type OfferedKind = 'custom' | 'email';
-export const OFFERED_KINDS: readonly OfferedKind[] = ['custom', 'email'];
+export type OfferedKind = 'custom' | 'email' | 'mattermost';
+export const OFFERED_KINDS: readonly OfferedKind[] = ['custom', 'email', 'mattermost'];
 
 export interface Channel {
   id: number;
@@ -97,6 +97,30 @@ export interface EmailChannel {
   disabled_reason: string | null;
   smtp: SmtpSettings;
   health: MailboxHealth;
+  created_at: string;
+}
+
+/** MM-7: one conversation per Mattermost channel (group) or per customer post and its thread (thread). */
+export type MattermostMode = 'group' | 'thread';
+
+/** A Mattermost bot (`/mattermost-channels`); its token is never sent back. */
+export interface MattermostChannel {
+  id: number;
+  name: string;
+  server_url: string;
+  bot_user_id: string;
+  bot_username: string;
+  mention_only: boolean;
+  mode: MattermostMode;
+  default_team_id: number | null;
+  /** The Mattermost team whose members and channels "new conversation" offers (MM-12). */
+  mattermost_team_id: string | null;
+  inactivity_timeout_s: number;
+  enabled: boolean;
+  /** connected, reconnecting or needs_attention (with `state_reason`). */
+  state: string;
+  state_reason: string | null;
+  state_since: string | null;
   created_at: string;
 }
 

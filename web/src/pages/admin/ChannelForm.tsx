@@ -1,5 +1,5 @@
 // A channel's settings form for the kinds with free-form settings (custom channels), and the
-// kind picker of a new channel (email switches to the mailbox form). Only the offered kinds are listed (#14 item 12).
+// kind picker of a new channel (email switches to the mailbox form, Mattermost to the bot form). Only the offered kinds are listed (#14 item 12).
 
 import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
@@ -10,10 +10,11 @@ import { useStore } from '../../store';
 import { OFFERED_KINDS } from '../../types';
 import type { Channel, ChannelKind, OfferedKind } from '../../types';
 import { MailboxForm } from './MailboxForm';
+import { MattermostForm } from './MattermostBots';
 import { FormEnd } from './kit';
 
 /** Kinds configured with free-form settings; mailboxes have their own form and API (MailboxForm). */
-export type GenericKind = Exclude<OfferedKind, 'email'>;
+export type GenericKind = Exclude<OfferedKind, 'email' | 'mattermost'>;
 
 /** Suggested settings per kind (the admin may add others). Secret ones are never sent back. */
 const KIND_FIELDS: Record<GenericKind, { key: string; label: string; type?: string; secret?: boolean }[]> = {
@@ -43,6 +44,8 @@ export function NewChannel({ onClose, onSaved }: { onClose: () => void; onSaved:
   const kindField = <KindField kind={kind} onChange={setKind} />;
   return kind === 'email' ? (
     <MailboxForm mailbox={null} kindField={kindField} onClose={onClose} onSaved={onSaved} />
+  ) : kind === 'mattermost' ? (
+    <MattermostForm bot={null} kindField={kindField} onClose={onClose} onSaved={onSaved} />
   ) : (
     <ChannelForm channel={null} kind={kind} kindField={kindField} onClose={onClose} />
   );

@@ -1,4 +1,4 @@
-// Administration › Channels: mailboxes first, then the other offered kinds, each with its settings
+// Administration › Channels: mailboxes first, then Mattermost bots, then the other offered kinds, each with its settings
 // and delivery log.
 
 import { useState } from 'preact/hooks';
@@ -13,6 +13,7 @@ import { ChannelForm, KindField, NewChannel } from './ChannelForm';
 import type { GenericKind } from './ChannelForm';
 import { Deliveries } from './Deliveries';
 import { Mailboxes } from './Mailboxes';
+import { MattermostBots } from './MattermostBots';
 import { confirmDelete, DataTable, SectionHead } from './kit';
 
 export function Channels() {
@@ -22,7 +23,7 @@ export function Channels() {
   const remove = async (c: Channel) => {
     await confirmDelete(`Delete the channel ${c.name} and its conversations?`, `/channels/${c.id}`, loadReference);
   };
-  const kinds: GenericKind[] = OFFERED_KINDS.filter((k): k is GenericKind => k !== 'email');
+  const kinds: GenericKind[] = OFFERED_KINDS.filter((k): k is GenericKind => k !== 'email' && k !== 'mattermost');
   const reload = () => {
     loadReference().catch((e) => toast(errorText(e), 'error'));
   };
@@ -32,6 +33,10 @@ export function Channels() {
       <div class="kind-group">
         <h3>{KIND_LABEL.email}</h3>
         <Mailboxes channels={channels.filter((c) => c.kind === 'email')} onChanged={reload} />
+      </div>
+      <div class="kind-group">
+        <h3>{KIND_LABEL.mattermost}</h3>
+        <MattermostBots onChanged={reload} />
       </div>
       {kinds.map((k) => {
         const list = channels.filter((c) => c.kind === k);
