@@ -124,6 +124,13 @@ export interface MattermostChannel {
   created_at: string;
 }
 
+/** Who a new conversation from a Mattermost bot may go to (MM-12). */
+export interface MattermostRecipient {
+  kind: 'member' | 'channel';
+  id: string;
+  label: string;
+}
+
 /** Mail a mailbox received that made no ticket (EM-8, EM-12). */
 export interface MailLogEntry {
   id: number;

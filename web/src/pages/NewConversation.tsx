@@ -1,36 +1,56 @@
 // A new outbound conversation (CORE-11): pick the channel instance to send from and the
-// customer (autocomplete), write the first message.
+// customer (autocomplete), write the first message. From a Mattermost bot, the recipient is a
+// Mattermost member (a direct message) or channel, each marked as such (MM-12).
 
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, errorText, qs } from '../api';
 import { KIND_LABEL } from '../format';
 import { navigate } from '../router';
 import { app, toast, upsertConversation } from '../state';
 import { useStore } from '../store';
-import type { ConversationCreated, CustomerSummary, Page } from '../types';
+import type { Conversation, ConversationCreated, CustomerSummary, MattermostRecipient, Page } from '../types';
 
-function CustomerPicker({ value, onChange }: { value: CustomerSummary | null; onChange: (c: CustomerSummary | null) => void }) {
-  const [q, setQ] = useState('');
-  const [items, setItems] = useState<CustomerSummary[]>([]);
+/** An autocomplete field: what is typed is looked up (`find`, debounced), arrows and Enter pick an option. */
+function Picker<T>({
+  id,
+  label,
+  placeholder,
+  value,
+  onChange,
+  find,
+  keyOf,
+  textOf,
+  render,
+}: {
+  id: string;
+  label: string;
+  placeholder: string;
+  value: T | null;
+  onChange: (v: T | null) => void;
+  find: (q: string) => Promise<T[]>;
+  keyOf: (v: T) => string;
+  textOf: (v: T) => string;
+  render: (v: T) => preact.ComponentChildren;
+}) {
+  const [q, setQ] = useState(value ? textOf(value) : '');
+  const [items, setItems] = useState<T[]>([]);
   const [open, setOpen] = useState(false);
   const [active, setActive] = useState(0);
-  const input = useRef<HTMLInputElement>(null);
   useEffect(() => {
-    if (value && q === value.name) return;
+    if (value && q === textOf(value)) return;
     const t = window.setTimeout(async () => {
       try {
-        const page = await api.get<Page<CustomerSummary>>('/customers' + qs({ q: q.trim() || undefined, per_page: 8 }));
-        setItems(page.items);
+        setItems(await find(q.trim()));
         setActive(0);
       } catch {
         setItems([]);
       }
     }, 150);
     return () => window.clearTimeout(t);
-  }, [q]);
-  const choose = (c: CustomerSummary) => {
-    onChange(c);
-    setQ(c.name);
+  }, [q, find]);
+  const choose = (v: T) => {
+    onChange(v);
+    setQ(textOf(v));
     setOpen(false);
   };
   const onKey = (e: KeyboardEvent) => {
@@ -48,19 +68,19 @@ function CustomerPicker({ value, onChange }: { value: CustomerSummary | null; on
       setOpen(false);
     }
   };
+  const optionId = (v: T) => id + '-opt-' + keyOf(v);
   return (
     <div class="combo">
-      <label for="customer-input">To (customer)</label>
+      <label for={id}>{label}</label>
       <input
-        id="customer-input"
-        ref={input}
+        id={id}
         role="combobox"
         aria-expanded={open && items.length > 0}
-        aria-controls="customer-options"
+        aria-controls={id + '-options'}
         aria-autocomplete="list"
-        aria-activedescendant={open && items[active] ? 'customer-opt-' + items[active].id : undefined}
+        aria-activedescendant={open && items[active] ? optionId(items[active]) : undefined}
         autocomplete="off"
-        placeholder="Start typing a name…"
+        placeholder={placeholder}
         value={q}
         onInput={(e) => {
           setQ(e.currentTarget.value);
@@ -72,20 +92,20 @@ function CustomerPicker({ value, onChange }: { value: CustomerSummary | null; on
         onKeyDown={onKey as any}
       />
       {open && items.length > 0 && (
-        <ul id="customer-options" role="listbox" class="combo-list" aria-label="Customers">
-          {items.map((c, i) => (
+        <ul id={id + '-options'} role="listbox" class="combo-list" aria-label={label}>
+          {items.map((v, i) => (
             <li
-              key={c.id}
-              id={'customer-opt-' + c.id}
+              key={keyOf(v)}
+              id={optionId(v)}
               role="option"
               aria-selected={i === active}
               class={i === active ? 'active' : ''}
               onMouseDown={(e) => {
                 e.preventDefault();
-                choose(c);
+                choose(v);
               }}
             >
-              {c.name} <span class="muted small">customer #{c.id}</span>
+              {render(v)}
             </li>
           ))}
         </ul>
@@ -94,11 +114,15 @@ function CustomerPicker({ value, onChange }: { value: CustomerSummary | null; on
   );
 }
 
+const findCustomers = async (q: string) =>
+  (await api.get<Page<CustomerSummary>>('/customers' + qs({ q: q || undefined, per_page: 8 }))).items;
+
 export function NewConversationPage() {
   const channels = useStore(app, (s) => s.channels);
   const usable = channels.filter((c) => c.enabled);
   const [channel, setChannel] = useState<number | ''>('');
   const [customer, setCustomer] = useState<CustomerSummary | null>(null);
+  const [recipient, setRecipient] = useState<MattermostRecipient | null>(null);
   const [subject, setSubject] = useState('');
   const [content, setContent] = useState('');
   const [error, setError] = useState('');
@@ -106,30 +130,51 @@ export function NewConversationPage() {
   useEffect(() => {
     if (channel === '' && usable.length) setChannel(usable[0].id);
   }, [usable.length]);
+  const ch = usable.find((c) => c.id === channel);
+  // A Mattermost bot writes to a member (a direct message) or in a channel, not to a stored customer (MM-12).
+  const bot = ch?.kind === 'mattermost' ? ch.id : null;
+  const findRecipients = useMemo(
+    () => async (q: string) => (bot ? api.get<MattermostRecipient[]>(`/mattermost-channels/${bot}/recipients` + qs({ q })) : []),
+    [bot],
+  );
+  useEffect(() => setRecipient(null), [bot]);
   const submit = async (e: Event) => {
     e.preventDefault();
-    if (!channel || !customer || !content.trim()) {
-      setError(!channel ? 'Choose the channel to send from.' : !customer ? 'Choose the customer from the list.' : 'Write the message.');
+    const to = bot ? recipient : customer;
+    if (!channel || !to || !content.trim()) {
+      setError(
+        !channel ? 'Choose the channel to send from.' : !to ? (bot ? 'Choose a member or channel from the list.' : 'Choose the customer from the list.') : 'Write the message.',
+      );
       return;
     }
     setBusy(true);
     setError('');
     try {
-      const res = await api.post<ConversationCreated>('/conversations', {
-        channel,
-        customer_id: customer.id,
-        content: content.trim(),
-        subject: subject.trim() || undefined,
-      });
-      upsertConversation(res.conversation);
-      toast(`Conversation #${res.number} started`, 'success');
-      navigate((res.conversation.active_chat ? '/chats/' : '/tickets/') + res.conversation_id);
+      let conversation: Conversation;
+      if (bot && recipient) {
+        conversation = await api.post<Conversation>(`/mattermost-channels/${bot}/conversations`, {
+          to: { kind: recipient.kind, id: recipient.id },
+          content: content.trim(),
+          subject: subject.trim() || undefined,
+        });
+      } else {
+        conversation = (
+          await api.post<ConversationCreated>('/conversations', {
+            channel,
+            customer_id: customer!.id,
+            content: content.trim(),
+            subject: subject.trim() || undefined,
+          })
+        ).conversation;
+      }
+      upsertConversation(conversation);
+      toast(`Conversation #${conversation.number} started`, 'success');
+      navigate((conversation.active_chat ? '/chats/' : '/tickets/') + conversation.id);
     } catch (err) {
       setError(errorText(err));
       setBusy(false);
     }
   };
-  const ch = usable.find((c) => c.id === channel);
   return (
     <div class="page narrow">
       <h1>New conversation</h1>
@@ -146,7 +191,40 @@ export function NewConversationPage() {
             ))}
           </select>
         </label>
-        <CustomerPicker value={customer} onChange={setCustomer} />
+        {bot ? (
+          <Picker<MattermostRecipient>
+            key={'bot-' + bot}
+            id="recipient-input"
+            label="To (Mattermost member or channel)"
+            placeholder="Start typing a username or channel…"
+            value={recipient}
+            onChange={setRecipient}
+            find={findRecipients}
+            keyOf={(r) => r.kind + '-' + r.id}
+            textOf={(r) => r.label}
+            render={(r) => (
+              <>
+                {r.label} <span class={'pill small ' + (r.kind === 'member' ? 'status-open' : 'status-pending')}>{r.kind}</span>
+              </>
+            )}
+          />
+        ) : (
+          <Picker<CustomerSummary>
+            id="customer-input"
+            label="To (customer)"
+            placeholder="Start typing a name…"
+            value={customer}
+            onChange={setCustomer}
+            find={findCustomers}
+            keyOf={(c) => String(c.id)}
+            textOf={(c) => c.name}
+            render={(c) => (
+              <>
+                {c.name} <span class="muted small">customer #{c.id}</span>
+              </>
+            )}
+          />
+        )}
         {ch?.mode !== 'sync' && (
           <label class="field">
             <span>Subject</span>
