@@ -18,7 +18,7 @@ use chrono::Duration;
 use super::AppState;
 use super::error::ApiError;
 use crate::auth::{CSRF_HEADER, Credential, Principal, SESSION_COOKIE, secret_hash, secrets_equal};
-use crate::domain::{ChannelScope, Role};
+use crate::domain::ChannelScope;
 use crate::store::{self, models::Agent};
 
 /// How long a cached API-token principal may be used without a change announced (`store::cache`).
@@ -121,10 +121,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
 }
 
 async fn principal(store: &store::Store, agent: Agent, credential: Credential) -> Result<Principal, ApiError> {
-    let role: Role = agent
-        .role
-        .parse()
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("agent {} has unknown role {:?}", agent.id, agent.role)))?;
+    let role = agent.role;
     let scope = if role.is_admin() {
         ChannelScope::All
     } else {

@@ -8,19 +8,20 @@ use super::audit::{self, Actor};
 use super::models::{Agent, NewAgent};
 use super::schema::{agents, api_tokens, audit_log, channel_access, channel_instances, sessions, team_members};
 use super::{Store, StoreError, StoreResult, now};
+use crate::domain::Role;
 use crate::{db_run, db_tx};
 
 pub struct CreateAgent {
     pub email: String,
     pub name: String,
     pub password_hash: Option<String>,
-    pub role: String,
+    pub role: Role,
 }
 
 #[derive(Default)]
 pub struct AgentPatch {
     pub name: Option<String>,
-    pub role: Option<String>,
+    pub role: Option<Role>,
     pub active: Option<bool>,
     pub password_hash: Option<String>,
     /// With a new password: what else ends in the same transaction (issue #13).
@@ -47,7 +48,7 @@ pub async fn create(store: &Store, input: CreateAgent, actor: Actor) -> StoreRes
                     email: &input.email,
                     name: &input.name,
                     password_hash: input.password_hash.as_deref(),
-                    role: &input.role,
+                    role: input.role,
                     active: true,
                     created_at: t,
                     updated_at: t,
@@ -113,7 +114,7 @@ pub async fn any_admin(store: &Store) -> StoreResult<bool> {
             let store = &store;
             let mut conn = store.read().await?;
             let n: i64 = db_run!(conn => agents::table
-            .filter(agents::role.eq_any(["super_admin", "admin"]))
+            .filter(agents::role.eq_any([Role::SuperAdmin, Role::Admin]))
             .filter(agents::active.eq(true))
             .count()
             .get_result(conn)
@@ -130,16 +131,16 @@ pub async fn update(store: &Store, id: i64, patch: AgentPatch, actor: Actor) -> 
         db_tx!(conn => {
             let before: Agent = agents::table.find(id).select(Agent::as_select()).first(conn).await?;
             let name = patch.name.clone().unwrap_or(before.name.clone());
-            let role = patch.role.clone().unwrap_or(before.role.clone());
+            let role = patch.role.unwrap_or(before.role);
             let active = patch.active.unwrap_or(before.active);
             let password_hash = patch.password_hash.clone().or(before.password_hash.clone());
             // Never leave the desk without an active admin.
-            let was_admin = before.active && (before.role == "super_admin" || before.role == "admin");
-            let is_admin = active && (role == "super_admin" || role == "admin");
+            let was_admin = before.active && before.role.is_admin();
+            let is_admin = active && role.is_admin();
             if was_admin && !is_admin {
                 let others: i64 = agents::table
                     .filter(agents::id.ne(id))
-                    .filter(agents::role.eq_any(["super_admin", "admin"]))
+                    .filter(agents::role.eq_any([Role::SuperAdmin, Role::Admin]))
                     .filter(agents::active.eq(true))
                     .count()
                     .get_result(conn)
@@ -152,7 +153,7 @@ pub async fn update(store: &Store, id: i64, patch: AgentPatch, actor: Actor) -> 
             let agent: Agent = diesel::update(agents::table.find(id))
                 .set((
                     agents::name.eq(&name),
-                    agents::role.eq(&role),
+                    agents::role.eq(role),
                     agents::active.eq(active),
                     agents::password_hash.eq(&password_hash),
                     agents::updated_at.eq(now()),

@@ -12,13 +12,13 @@ use super::audit::{self, Actor};
 use super::models::ChannelInstance;
 use super::schema::{audit_log, channel_instances};
 use super::{Store, StoreError, StoreResult, now, sealing};
-use crate::domain::ChannelScope;
+use crate::domain::{ChannelKind, ChannelScope, Mode};
 use crate::{db_run, db_tx};
 
 pub struct CreateChannel {
-    pub kind: String,
+    pub kind: ChannelKind,
     pub name: String,
-    pub mode: String,
+    pub mode: Mode,
     pub settings: String,
     pub secret: Option<String>,
     pub enabled: bool,
@@ -29,7 +29,7 @@ pub struct CreateChannel {
 #[derive(Default)]
 pub struct ChannelPatch {
     pub name: Option<String>,
-    pub mode: Option<String>,
+    pub mode: Option<Mode>,
     pub settings: Option<String>,
     pub enabled: Option<bool>,
     pub inactivity_timeout_s: Option<i64>,
@@ -37,14 +37,12 @@ pub struct ChannelPatch {
     pub secret: Option<String>,
 }
 
-pub async fn list(store: &Store, scope: &ChannelScope, kind: Option<&str>) -> StoreResult<Vec<ChannelInstance>> {
+pub async fn list(store: &Store, scope: &ChannelScope, kind: Option<ChannelKind>) -> StoreResult<Vec<ChannelInstance>> {
     let scope = scope.clone();
-    let kind = kind.map(str::to_owned);
     store
         .run(move |store| async move {
             let store = &store;
             let scope: &ChannelScope = &scope;
-            let kind: Option<&str> = kind.as_deref();
             let ids = scope.ids();
             let mut conn = store.read().await?;
             let rows = db_run!(conn => {
@@ -53,7 +51,7 @@ pub async fn list(store: &Store, scope: &ChannelScope, kind: Option<&str>) -> St
                     q = q.filter(channel_instances::id.eq_any(ids.clone()));
                 }
                 if let Some(kind) = kind {
-                    q = q.filter(channel_instances::kind.eq(kind.to_owned()));
+                    q = q.filter(channel_instances::kind.eq(kind));
                 }
                 q.order(channel_instances::id).load::<ChannelInstance>(conn).await
             })?;
@@ -104,9 +102,9 @@ pub async fn create(store: &Store, input: CreateChannel, actor: Actor) -> StoreR
             let t = now();
             let ch: ChannelInstance = diesel::insert_into(channel_instances::table)
                 .values((
-                    channel_instances::kind.eq(&input.kind),
+                    channel_instances::kind.eq(input.kind),
                     channel_instances::name.eq(&input.name),
-                    channel_instances::mode.eq(&input.mode),
+                    channel_instances::mode.eq(input.mode),
                     channel_instances::settings.eq(&settings),
                     channel_instances::secret.eq(&secret),
                     channel_instances::enabled.eq(input.enabled),
@@ -141,7 +139,7 @@ pub async fn update(store: &Store, id: i64, patch: ChannelPatch, actor: Actor) -
             let ch: ChannelInstance = diesel::update(channel_instances::table.find(id))
                 .set((
                     channel_instances::name.eq(patch.name.as_ref().unwrap_or(&before.name)),
-                    channel_instances::mode.eq(patch.mode.as_ref().unwrap_or(&before.mode)),
+                    channel_instances::mode.eq(patch.mode.unwrap_or(before.mode)),
                     channel_instances::settings.eq(sealed_settings.as_ref().unwrap_or(&before.settings)),
                     channel_instances::enabled.eq(enabled),
                     // Re-enabling clears the reason it was disabled (EM-5).
@@ -247,7 +245,7 @@ pub fn routing_of(channel: &ChannelInstance) -> RoutingSettings {
         #[serde(default)]
         routing: RoutingSettings,
     }
-    if channel.kind == crate::domain::ChannelKind::Email.as_str() {
+    if channel.kind == crate::domain::ChannelKind::Email {
         return RoutingSettings::default();
     }
     serde_json::from_str::<RoutingOnly>(&channel.settings).unwrap_or_default().routing

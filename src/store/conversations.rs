@@ -221,7 +221,7 @@ pub(crate) use status_base;
 
 /// The lifecycle state of conversation `c`, whose status has base `base` ([`crate::domain::lifecycle`]).
 pub(crate) fn lifecycle_state(c: &Conversation, base: StatusBase) -> StoreResult<lifecycle::State> {
-    let mode: Mode = super::stored("mode", &c.mode)?;
+    let mode = c.mode;
     let phase = lifecycle::Phase::of(mode == Mode::Sync, c.ended_at.is_some());
     Ok(lifecycle::State { base, phase, merged: c.merged_into_id.is_some() })
 }
@@ -365,7 +365,7 @@ macro_rules! apply_patch {
             }
         }
         // The lifecycle decides: a merged conversation is refused, closing a live chat ends it (CORE-5).
-        let new_base: StatusBase = $crate::store::stored("status base", &status.base)?;
+        let new_base: StatusBase = status.base;
         let before_base = $crate::store::conversations::status_base!($conn, &before.status);
         let event = if patch.status.is_some() {
             $crate::domain::lifecycle::Event::SetStatus(new_base)
@@ -640,7 +640,7 @@ macro_rules! insert_conversation {
         let is_in = direction == Direction::In;
         let assignee_id: Option<i64> =
             if is_in { $crate::store::routing::route_new(&mut $crate::store::Tx::from(&mut *$conn), channel, customer_id, &$presence).await? } else { None };
-        let sync = channel.mode == Mode::Sync.as_str();
+        let sync = channel.mode == Mode::Sync;
         let deadline = sync.then(|| t + chrono::Duration::seconds(channel.inactivity_timeout_s));
         let conversation: Conversation = diesel::insert_into(conversations::table)
             .values((
@@ -687,7 +687,7 @@ macro_rules! insert_conversation {
             .returning(Message::as_returning())
             .get_result($conn)
             .await?;
-        if outbox_repo::queues_reply(&channel.kind, channel.enabled, direction) {
+        if outbox_repo::queues_reply(channel.kind.as_str(), channel.enabled, direction) {
             diesel::insert_into(outbox::table)
                 .values(&outbox_repo::new_delivery(channel.id, conversation.id, message.id, t))
                 .execute($conn)
@@ -895,7 +895,7 @@ pub async fn create(
             );
             // Decorated with what is known: the channel's kind and the tags it was given.
             let customer_name: String = customers::table.find(conversation.customer_id).select(customers::name).first(conn).await?;
-            let channel_kind = channel.kind.clone();
+            let channel_kind = channel.kind.to_string();
             let row = ConversationRow { conversation, tags, customer_name, channel_kind };
             Ok(CreatedConversation { conversation: row, message, created: true, events: vec![event] })
         })

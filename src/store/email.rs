@@ -398,7 +398,7 @@ macro_rules! import_mail {
                 // As inserted: nothing else changed the row since (read back only for a merged customer's survivor).
                 let row = match customer_name {
                     Some(customer_name) => {
-                        ConversationRow { conversation, tags, customer_name, channel_kind: channel.kind.clone() }
+                        ConversationRow { conversation, tags, customer_name, channel_kind: channel.kind.to_string() }
                     }
                     None => decorate_one!($conn, conversation.id),
                 };

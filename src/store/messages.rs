@@ -543,7 +543,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                                     &msg.content, &msg.content_html, &msg.external_message_id, t, actor, |a: i64| store.presence(a)
                                 );
                                 let customer_name = customer_name!(conversation.customer_id);
-                                let row = ConversationRow { conversation, tags, customer_name, channel_kind: channel.kind.clone() };
+                                let row = ConversationRow { conversation, tags, customer_name, channel_kind: channel.kind.to_string() };
                                 return Ok(AppendedCustomer { message, conversation: row, events: vec![event], created: true, duplicate: false });
                             }
                         }
@@ -596,7 +596,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                     .load(conn)
                     .await?;
                 let customer_name = customer_name!(updated.customer_id);
-                let row = ConversationRow { conversation: updated, tags, customer_name, channel_kind: channel.kind.clone() };
+                let row = ConversationRow { conversation: updated, tags, customer_name, channel_kind: channel.kind.to_string() };
                 Ok(AppendedCustomer { message, conversation: row, events: vec![event], created: false, duplicate: false })
             })
         })

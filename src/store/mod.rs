@@ -151,7 +151,8 @@ pub enum StoreError {
     Secret(#[from] crate::secrets::SecretError),
     #[error("no secret key is loaded: channel secrets cannot be read or written")]
     NoSecretKey,
-    /// A stored value outside its closed set (a damaged row, see [`stored`]): never the client's fault.
+    /// A stored value outside its closed set (a damaged row, read as a `domain` enum or parsed
+    /// with [`stored`]): never the client's fault.
     #[error("stored {what} {value:?} is not valid")]
     BadData { what: &'static str, value: String },
 }
@@ -223,6 +224,13 @@ impl From<DieselError> for StoreError {
             DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info) => {
                 tracing::debug!(detail = info.message(), "foreign key violation");
                 Self::BadReference("a referenced record does not exist".to_owned())
+            }
+            // A row with a value outside its closed set (`domain::kinds::BadStoredValue`).
+            DieselError::DeserializationError(source) => {
+                match source.downcast::<crate::domain::kinds::BadStoredValue>() {
+                    Ok(bad) => Self::BadData { what: bad.what, value: bad.value },
+                    Err(source) => Self::Db(DieselError::DeserializationError(source)),
+                }
             }
             other => Self::Db(other),
         }
@@ -550,4 +558,20 @@ async fn open_sqlite(path: String) -> diesel::ConnectionResult<SqliteConn> {
 pub fn now() -> chrono::NaiveDateTime {
     use chrono::{SubsecRound, Utc};
     Utc::now().naive_utc().trunc_subsecs(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_enumerated_value_reads_as_bad_data() {
+        let bad = crate::domain::kinds::BadStoredValue { what: "Role", value: "overlord".into() };
+        match StoreError::from(DieselError::DeserializationError(Box::new(bad))) {
+            StoreError::BadData { what, value } => assert_eq!((what, value.as_str()), ("Role", "overlord")),
+            other => panic!("expected BadData, got {other:?}"),
+        }
+        let other = StoreError::from(DieselError::DeserializationError("truncated row".into()));
+        assert!(matches!(other, StoreError::Db(_)), "{other:?}");
+    }
 }

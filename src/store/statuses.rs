@@ -8,6 +8,7 @@ use super::audit::{self, Actor};
 use super::models::Status;
 use super::schema::{audit_log, conversations, statuses};
 use super::{Store, StoreError, StoreResult, now};
+use crate::domain::StatusBase;
 use crate::{db_run, db_tx};
 
 pub async fn list(store: &Store) -> StoreResult<Vec<Status>> {
@@ -44,19 +45,17 @@ pub async fn create(
     store: &Store,
     key: &str,
     name: &str,
-    base: &str,
+    base: StatusBase,
     required_fields: &[String],
     actor: Actor,
 ) -> StoreResult<Status> {
     let key = key.to_owned();
     let name = name.to_owned();
-    let base = base.to_owned();
     let required_fields = required_fields.to_vec();
     store.run(move |store| async move {
         let store = &store;
         let key: &str = &key;
         let name: &str = &name;
-        let base: &str = &base;
         let required_fields: &[String] = &required_fields;
         let required = serde_json::to_string(required_fields).unwrap_or_else(|_| "[]".into());
         let mut conn = store.write().await?;

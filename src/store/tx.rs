@@ -58,8 +58,8 @@ impl Tx<'_> {
     /// The same connection for a shorter borrow (what [`db!`] matches on).
     pub fn reborrow(&mut self) -> Tx<'_> {
         match self {
-            Tx::Postgres(c) => Tx::Postgres(&mut **c),
-            Tx::Sqlite(c) => Tx::Sqlite(&mut **c),
+            Tx::Postgres(c) => Tx::Postgres(c),
+            Tx::Sqlite(c) => Tx::Sqlite(c),
         }
     }
 
@@ -106,8 +106,8 @@ impl DbConn {
     /// This connection, borrowed for store functions, outside any transaction (reads).
     pub fn tx(&mut self) -> Tx<'_> {
         match self {
-            DbConn::Postgres(c) => Tx::Postgres(&mut **c),
-            DbConn::Sqlite(c, _) => Tx::Sqlite(&mut **c),
+            DbConn::Postgres(c) => Tx::Postgres(c),
+            DbConn::Sqlite(c, _) => Tx::Sqlite(c),
         }
     }
 
