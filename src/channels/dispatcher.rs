@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use super::custom;
 use crate::blobs::Blobs;
 use crate::changes::Changes;
+use crate::domain::ChannelKind;
 use crate::outbound::Policy;
 use crate::outbound::http_client::HttpClient;
 use crate::shutdown::Shutdown;
@@ -86,11 +87,11 @@ enum Route {
 }
 
 impl Route {
-    fn channel_kinds(self) -> &'static [&'static str] {
+    fn channel_kinds(self) -> &'static [ChannelKind] {
         match self {
-            Route::Webhook => &["custom"],
-            Route::Mail => &["email"],
-            Route::Notify => &["custom", "email", "mattermost", "zalo"],
+            Route::Webhook => &[ChannelKind::Custom],
+            Route::Mail => &[ChannelKind::Email],
+            Route::Notify => ChannelKind::ALL,
         }
     }
 
