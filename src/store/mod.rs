@@ -498,14 +498,12 @@ impl Store {
             DatabaseUrl::Postgres(_) => latest_version(&POSTGRES_MIGRATIONS),
         };
         let mut conn = self.read().await?;
-        let applied: Vec<Version> = db_run!(conn => {
-            diesel_async::RunQueryDsl::load(
-                diesel::sql_query("SELECT version FROM __diesel_schema_migrations"),
-                conn,
-            )
-            .await
-        })
-        .map_err(StoreError::from)?;
+        let tx = &mut conn.tx();
+        let applied: Vec<Version> = crate::db!(
+            tx,
+            diesel_async::RunQueryDsl::load(diesel::sql_query("SELECT version FROM __diesel_schema_migrations"), tx)
+                .await
+        )?;
         Ok(applied.iter().any(|v| v.version == expected))
     }
 }
