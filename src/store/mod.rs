@@ -2,16 +2,18 @@
 //!
 //! Owns the connection pools, the embedded migrations of both backends, the diesel schema and
 //! the repositories (one file per aggregate). The backend is chosen at run time from
-//! `DATABASE_URL`; every query is written once and compiled for both backends through
-//! [`db_run!`] / [`db_tx!`], which match on [`DbConn`] and run the same body against
-//! `AsyncPgConnection` or `SyncConnectionWrapper<SqliteConnection>`.
+//! `DATABASE_URL`; every query is written once and compiled for both backends: in `async fn`s over
+//! a borrowed [`Tx`] with the statement inside [`db!`](crate::db) (see `tx`), or, in the files not
+//! yet moved, through [`db_run!`] / [`db_tx!`], which match on [`DbConn`] and run the same body
+//! against `AsyncPgConnection` or `SyncConnectionWrapper<SqliteConnection>`.
 //!
 //! SQLite allows one writer at a time. Rather than let concurrent write transactions fight over
 //! the file lock (`SQLITE_BUSY`), [`Store::write`] hands out connections behind a process-wide
 //! async mutex; readers use [`Store::read`] and never wait for it (WAL mode).
 //!
 //! Architecture invariant: nothing outside `store/` builds SQL or sees a diesel type; callers get
-//! plain row structs from [`models`] and a [`StoreError`].
+//! plain row structs from [`models`] and a [`StoreError`]. (The closed sets of `domain` carry
+//! their own `Text` conversions, `domain::kinds`, so rows hold them typed.)
 
 pub mod agents;
 pub mod attachments;
