@@ -359,7 +359,8 @@ async fn run_backend(cfg: &Cfg, postgres: bool) -> anyhow::Result<Outcome> {
     let channel = r.json()["id"].as_i64().context("channel id")?;
     let path = Arc::new(format!("/api/v1/custom-channels/{channel}/inbound"));
 
-    let capacity = cfg.customers + cfg.max_messages + 1 + if cfg.mattermost { cfg.mm_users + cfg.max_messages } else { 0 };
+    let capacity =
+        cfg.customers + cfg.max_messages + 1 + if cfg.mattermost { cfg.mm_users + cfg.max_messages } else { 0 };
     let rec = Arc::new(Recorder::new(capacity, MARKER));
     rec.begin(0, 0);
     let addrs = vec![node.addr.clone()];
@@ -497,7 +498,13 @@ async fn run_backend(cfg: &Cfg, postgres: bool) -> anyhow::Result<Outcome> {
 }
 
 /// Step 4: a bot on a fake Mattermost, `mm_users` users writing to it; message ids from `first` on.
-async fn mattermost(cfg: &Cfg, addr: &str, headers: &str, rec: &Arc<Recorder>, first: usize) -> anyhow::Result<MmOutcome> {
+async fn mattermost(
+    cfg: &Cfg,
+    addr: &str,
+    headers: &str,
+    rec: &Arc<Recorder>,
+    first: usize,
+) -> anyhow::Result<MmOutcome> {
     if cfg.sockets == 0 {
         bail!("needs at least one agent socket (INBOUND_SOCKETS)");
     }

@@ -45,7 +45,9 @@ fn run(fake: &fake_mattermost::FakeMattermost, cmd: &Value) -> Value {
     match field("cmd") {
         "user" => json!({"id": fake.user(field("username"), field("first"), field("last"), field("email"))}),
         "dm" => json!({"channel_id": fake.dm(field("user_id"))}),
-        "post" => json!({"post_id": fake.post_as(field("user_id"), field("channel_id"), field("message"), field("root_id"))}),
+        "post" => {
+            json!({"post_id": fake.post_as(field("user_id"), field("channel_id"), field("message"), field("root_id"))})
+        }
         "bot_posts" => json!({"posts": fake.bot_posts()}),
         other => json!({"error": format!("unknown command {other:?}")}),
     }

@@ -141,12 +141,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!(e))?;
             let agent = store::agents::create(
                 &store,
-                store::agents::CreateAgent {
-                    email,
-                    name,
-                    password_hash: Some(hash),
-                    role: Role::SuperAdmin.as_str().into(),
-                },
+                store::agents::CreateAgent { email, name, password_hash: Some(hash), role: Role::SuperAdmin },
                 Actor::System,
             )
             .await?;

@@ -6,6 +6,8 @@ mod common;
 
 #[path = "security/customer_scope.rs"]
 mod customer_scope;
+#[path = "security/damaged_rows.rs"]
+mod damaged_rows;
 #[path = "security/hardening.rs"]
 mod hardening;
 #[path = "security/html_policy.rs"]

@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use super::custom;
 use crate::blobs::Blobs;
 use crate::changes::Changes;
+use crate::domain::ChannelKind;
 use crate::outbound::Policy;
 use crate::outbound::http_client::HttpClient;
 use crate::shutdown::Shutdown;
@@ -88,12 +89,12 @@ enum Route {
 }
 
 impl Route {
-    fn channel_kinds(self) -> &'static [&'static str] {
+    fn channel_kinds(self) -> &'static [ChannelKind] {
         match self {
-            Route::Webhook => &["custom"],
-            Route::Mail => &["email"],
-            Route::Mattermost => &["mattermost"],
-            Route::Notify => &["custom", "email", "mattermost", "zalo"],
+            Route::Webhook => &[ChannelKind::Custom],
+            Route::Mail => &[ChannelKind::Email],
+            Route::Mattermost => &[ChannelKind::Mattermost],
+            Route::Notify => ChannelKind::ALL,
         }
     }
 

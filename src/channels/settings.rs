@@ -24,7 +24,7 @@ pub enum ChannelSettings {
 
 /// The settings of `channel`, read by its kind.
 pub fn read(channel: &ChannelInstance) -> ChannelSettings {
-    read_text(channel.kind.parse().ok(), &channel.settings)
+    read_text(Some(channel.kind), &channel.settings)
 }
 
 /// [`read`] from the kind and the settings text (`None`: a kind this build does not know).

@@ -1,13 +1,43 @@
 //! Small closed sets stored as text: channel kinds, modes, message directions and sources, priorities.
+//!
+//! Each is read from and written to the database as itself (diesel `Text` on both backends), so
+//! row structs hold the enum, never a string to compare by hand. A stored value outside the set
+//! (a damaged row) fails the read with [`BadStoredValue`], which the store answers as
+//! `StoreError::BadData` (a 500, never the client's fault).
 
 use std::fmt;
 
-/// Defines a string-backed enum with `as_str`, `FromStr`, `Display` and `ALL`.
+/// Defines a string-backed enum with `as_str`, `FromStr`, `Display`, `ALL`, and the diesel
+/// conversions to and from `Text` for every backend whose `str`/`String` have them.
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::diesel::expression::AsExpression, ::diesel::deserialize::FromSqlRow)]
+        #[diesel(sql_type = ::diesel::sql_types::Text)]
         pub enum $name { $($variant),+ }
+
+        impl<DB> ::diesel::serialize::ToSql<::diesel::sql_types::Text, DB> for $name
+        where
+            DB: ::diesel::backend::Backend,
+            str: ::diesel::serialize::ToSql<::diesel::sql_types::Text, DB>,
+        {
+            fn to_sql<'b>(&'b self, out: &mut ::diesel::serialize::Output<'b, '_, DB>) -> ::diesel::serialize::Result {
+                <str as ::diesel::serialize::ToSql<::diesel::sql_types::Text, DB>>::to_sql(self.as_str(), out)
+            }
+        }
+
+        impl<DB> ::diesel::deserialize::FromSql<::diesel::sql_types::Text, DB> for $name
+        where
+            DB: ::diesel::backend::Backend,
+            String: ::diesel::deserialize::FromSql<::diesel::sql_types::Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> ::diesel::deserialize::Result<Self> {
+                let text = <String as ::diesel::deserialize::FromSql<::diesel::sql_types::Text, DB>>::from_sql(bytes)?;
+                text.parse().map_err(|_| {
+                    Box::new($crate::domain::kinds::BadStoredValue { what: stringify!($name), value: text }).into()
+                })
+            }
+        }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -27,6 +57,12 @@ macro_rules! text_enum {
                         allowed: &[$($text),+],
                     }),
                 }
+            }
+        }
+
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
             }
         }
 
@@ -51,6 +87,21 @@ impl fmt::Display for UnknownValue {
         write!(f, "must be one of: {}", self.allowed.join(", "))
     }
 }
+
+/// A stored value outside its closed set, met while reading a row (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadStoredValue {
+    pub what: &'static str,
+    pub value: String,
+}
+
+impl fmt::Display for BadStoredValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stored {} {:?} is not valid", self.what, self.value)
+    }
+}
+
+impl std::error::Error for BadStoredValue {}
 
 text_enum!(
     /// What a channel instance connects to (CORE-1). Zalo is named for its coming connector but not

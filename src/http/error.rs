@@ -216,6 +216,16 @@ mod tests {
             (StoreError::Db(DieselError::QueryBuilderError("SELECT secret FROM agents".into())), 500, "internal"),
             (StoreError::Pool("connection to postgres://u:pw@db refused".into()), 500, "internal"),
             (StoreError::BadData { what: "mode", value: "chatty".into() }, 500, "internal"),
+            // A damaged enumerated value, as diesel reports it when a row is read (#14 item 6).
+            (
+                StoreError::from(DieselError::DeserializationError(Box::new(crate::domain::kinds::BadStoredValue {
+                    what: "Mode",
+                    value: "chatty".into(),
+                }))),
+                500,
+                "internal",
+            ),
+            (StoreError::from(DieselError::DeserializationError("bad UNIQUE agents row".into())), 500, "internal"),
         ];
         for (err, status, code) in cases {
             let (got_status, json) = body(err.into());

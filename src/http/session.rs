@@ -140,10 +140,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
 }
 
 async fn principal(store: &store::Store, agent: Agent, credential: Credential) -> Result<Principal, ApiError> {
-    let role: Role = agent
-        .role
-        .parse()
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("agent {} has unknown role {:?}", agent.id, agent.role)))?;
+    let role = agent.role;
     let scope = if role.is_admin() {
         ChannelScope::All
     } else {

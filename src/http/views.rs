@@ -33,7 +33,7 @@ impl AgentView {
             id: a.id,
             email: a.email,
             name: a.name,
-            role: a.role,
+            role: a.role.to_string(),
             active: a.active,
             channel_ids,
             team_ids,
@@ -96,9 +96,9 @@ impl ChannelView {
         let settings = show_settings.then(|| mask_secrets(json_object(&c.settings)));
         Self {
             id: c.id,
-            kind: c.kind,
+            kind: c.kind.to_string(),
             name: c.name,
-            mode: c.mode,
+            mode: c.mode.to_string(),
             settings,
             enabled: c.enabled,
             disabled_reason: c.disabled_reason,
@@ -142,7 +142,7 @@ impl From<models::Status> for StatusView {
             required_fields: s.required_fields(),
             key: s.key,
             name: s.name,
-            base: s.base,
+            base: s.base.to_string(),
             builtin: s.builtin,
             position: s.position,
         }

@@ -60,8 +60,7 @@ pub async fn standing(store: &Store, credential: &Credential) -> StoreResult<Sta
         Credential::ApiToken { id } => store::auth::token_by_id(store, *id).await?.map(|(_, a)| (a, None)),
     };
     let Some((agent, expires_at)) = found else { return Ok(Standing::Ended) };
-    // An unknown role grants nothing: treat it as the least.
-    let role: Role = agent.role.parse().unwrap_or(Role::Agent);
+    let role = agent.role;
     let scope = if role.is_admin() {
         ChannelScope::All
     } else {

@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 use super::models::Attachment;
 use super::schema::{attachments, conversations, messages};
 use super::{Store, StoreResult, now};
-use crate::db_run;
+use crate::db;
 
 pub struct NewAttachment {
     pub uploaded_by: Option<i64>,
@@ -21,10 +21,9 @@ pub struct NewAttachment {
 pub async fn insert(store: &Store, a: NewAttachment) -> StoreResult<Attachment> {
     store
         .run(move |store| async move {
-            let store = &store;
             let mut conn = store.write().await?;
-            Ok(db_run!(conn => diesel::insert_into(attachments::table)
-            .values((
+            let tx = &mut conn.tx();
+            let values = (
                 attachments::uploaded_by.eq(a.uploaded_by),
                 attachments::file_name.eq(&a.file_name),
                 attachments::mime_type.eq(&a.mime_type),
@@ -32,10 +31,15 @@ pub async fn insert(store: &Store, a: NewAttachment) -> StoreResult<Attachment> 
                 attachments::sha256.eq(&a.sha256),
                 attachments::storage_key.eq(&a.storage_key),
                 attachments::created_at.eq(now()),
-            ))
-            .returning(Attachment::as_returning())
-            .get_result(conn)
-            .await)?)
+            );
+            Ok(db!(
+                tx,
+                diesel::insert_into(attachments::table)
+                    .values(values)
+                    .returning(Attachment::as_returning())
+                    .get_result(tx)
+                    .await
+            )?)
         })
         .await
 }
@@ -45,23 +49,22 @@ pub async fn insert(store: &Store, a: NewAttachment) -> StoreResult<Attachment> 
 pub async fn get(store: &Store, id: i64) -> StoreResult<(Attachment, Option<i64>)> {
     store
         .run(move |store| async move {
-            let store = &store;
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => {
-                let a: Attachment = attachments::table.find(id).select(Attachment::as_select()).first(conn).await?;
-                let channel = match a.message_id {
-                    Some(m) => Some(
-                        messages::table
-                            .inner_join(conversations::table)
-                            .filter(messages::id.eq(m))
-                            .select(conversations::channel_instance_id)
-                            .first::<i64>(conn)
-                            .await?,
-                    ),
-                    None => None,
-                };
-                Ok::<_, diesel::result::Error>((a, channel))
-            })?)
+            let tx = &mut conn.tx();
+            let a: Attachment = db!(tx, attachments::table.find(id).select(Attachment::as_select()).first(tx).await)?;
+            let channel = match a.message_id {
+                Some(m) => Some(db!(
+                    tx,
+                    messages::table
+                        .inner_join(conversations::table)
+                        .filter(messages::id.eq(m))
+                        .select(conversations::channel_instance_id)
+                        .first::<i64>(tx)
+                        .await
+                )?),
+                None => None,
+            };
+            Ok((a, channel))
         })
         .await
 }
@@ -71,15 +74,17 @@ pub async fn for_messages(store: &Store, message_ids: &[i64]) -> StoreResult<Vec
     let message_ids = message_ids.to_vec();
     store
         .run(move |store| async move {
-            let store = &store;
-            let message_ids: &[i64] = &message_ids;
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => attachments::table
-            .filter(attachments::message_id.eq_any(message_ids))
-            .order(attachments::id)
-            .select(Attachment::as_select())
-            .load(conn)
-            .await)?)
+            let tx = &mut conn.tx();
+            Ok(db!(
+                tx,
+                attachments::table
+                    .filter(attachments::message_id.eq_any(&message_ids))
+                    .order(attachments::id)
+                    .select(Attachment::as_select())
+                    .load(tx)
+                    .await
+            )?)
         })
         .await
 }

@@ -7,8 +7,8 @@ use diesel_async::RunQueryDsl;
 
 use super::models::AuditEntry;
 use super::schema::audit_log;
-use super::{Store, StoreResult, now};
-use crate::db_run;
+use super::{Store, StoreResult, Tx, now};
+use crate::db;
 
 /// Who made a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +47,8 @@ pub struct NewAuditEntry {
     pub created_at: NaiveDateTime,
 }
 
-/// Build an entry; insert it with `diesel::insert_into(audit_log::table).values(&entry)` inside
-/// the transaction that makes the change.
+/// Build an entry; insert it with [`write`] (or `diesel::insert_into(audit_log::table).values(&entry)`)
+/// inside the transaction that makes the change.
 pub fn entry(
     actor: Actor,
     action: impl Into<String>,
@@ -68,6 +68,12 @@ pub fn entry(
     }
 }
 
+/// Insert `entry` inside the transaction of the change it describes.
+pub(crate) async fn write(tx: &mut Tx<'_>, entry: NewAuditEntry) -> StoreResult<()> {
+    db!(tx, diesel::insert_into(audit_log::table).values(&entry).execute(tx).await)?;
+    Ok(())
+}
+
 /// Newest first, optionally for one entity.
 pub async fn list(
     store: &Store,
@@ -78,10 +84,10 @@ pub async fn list(
     let entity = entity.map(|(a, b)| (a.to_owned(), b));
     store
         .run(move |store| async move {
-            let store = &store;
             let entity: Option<(&str, Option<i64>)> = entity.as_ref().map(|(a, b)| (a.as_str(), *b));
             let mut conn = store.read().await?;
-            let rows = db_run!(conn => {
+            let tx = &mut conn.tx();
+            let rows = db!(tx, {
                 let mut q = audit_log::table.select(AuditEntry::as_select()).into_boxed();
                 if let Some((ty, id)) = entity {
                     q = q.filter(audit_log::entity_type.eq(ty.to_owned()));
@@ -92,7 +98,7 @@ pub async fn list(
                 if let Some(before) = before_id {
                     q = q.filter(audit_log::id.lt(before));
                 }
-                q.order(audit_log::id.desc()).limit(limit).load(conn).await
+                q.order(audit_log::id.desc()).limit(limit).load(tx).await
             })?;
             Ok(rows)
         })

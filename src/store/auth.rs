@@ -7,9 +7,9 @@ use serde_json::json;
 
 use super::audit::{self, Actor};
 use super::models::{Agent, ApiToken, Session};
-use super::schema::{agents, api_tokens, audit_log, sessions};
-use super::{Store, StoreResult, now};
-use crate::{db_run, db_tx};
+use super::schema::{agents, api_tokens, sessions};
+use super::{Store, StoreResult, Tx, now};
+use crate::db;
 
 /// Record a new session. Expired sessions of anyone are swept on the way.
 pub async fn create_session(
@@ -23,25 +23,21 @@ pub async fn create_session(
     let csrf_token = csrf_token.to_owned();
     store
         .run(move |store| async move {
-            let store = &store;
-            let token_hash: &str = &token_hash;
-            let csrf_token: &str = &csrf_token;
             let mut conn = store.write().await?;
-            db_tx!(conn => {
+            conn.transaction(async |tx| {
                 let t = now();
-                diesel::delete(sessions::table.filter(sessions::expires_at.lt(t))).execute(conn).await?;
-                diesel::insert_into(sessions::table)
-                    .values((
-                        sessions::token_hash.eq(token_hash),
-                        sessions::csrf_token.eq(csrf_token),
-                        sessions::agent_id.eq(agent_id),
-                        sessions::created_at.eq(t),
-                        sessions::expires_at.eq(expires_at),
-                    ))
-                    .execute(conn)
-                    .await?;
+                db!(tx, diesel::delete(sessions::table.filter(sessions::expires_at.lt(t))).execute(tx).await)?;
+                let row = (
+                    sessions::token_hash.eq(&token_hash),
+                    sessions::csrf_token.eq(&csrf_token),
+                    sessions::agent_id.eq(agent_id),
+                    sessions::created_at.eq(t),
+                    sessions::expires_at.eq(expires_at),
+                );
+                db!(tx, diesel::insert_into(sessions::table).values(row).execute(tx).await)?;
                 Ok(())
             })
+            .await
         })
         .await
 }
@@ -51,20 +47,34 @@ pub async fn session(store: &Store, token_hash: &str) -> StoreResult<Option<(Ses
     let token_hash = token_hash.to_owned();
     store
         .run(move |store| async move {
-            let store = &store;
-            let token_hash: &str = &token_hash;
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => sessions::table
-            .inner_join(agents::table)
-            .filter(sessions::token_hash.eq(token_hash))
-            .filter(sessions::expires_at.gt(now()))
-            .filter(agents::active.eq(true))
-            .select((Session::as_select(), Agent::as_select()))
-            .first(conn)
-            .await
-            .optional())?)
+            let tx = &mut conn.tx();
+            Ok(db!(
+                tx,
+                sessions::table
+                    .inner_join(agents::table)
+                    .filter(sessions::token_hash.eq(&token_hash))
+                    .filter(sessions::expires_at.gt(now()))
+                    .filter(agents::active.eq(true))
+                    .select((Session::as_select(), Agent::as_select()))
+                    .first(tx)
+                    .await
+                    .optional()
+            )?)
         })
         .await
+}
+
+/// Bump the agent's identity version: their open sockets re-check who they are (issue #13).
+async fn identity_changed(tx: &mut Tx<'_>, agent_id: i64) -> StoreResult<()> {
+    db!(
+        tx,
+        diesel::update(agents::table.find(agent_id))
+            .set(agents::identity_version.eq(agents::identity_version + 1))
+            .execute(tx)
+            .await
+    )?;
+    Ok(())
 }
 
 /// End a session (sign-out). Its agent's open sockets re-check their credentials (issue #13).
@@ -72,23 +82,22 @@ pub async fn delete_session(store: &Store, token_hash: &str) -> StoreResult<()> 
     let token_hash = token_hash.to_owned();
     store
         .run(move |store| async move {
-            let store = &store;
-            let token_hash: &str = &token_hash;
             let mut conn = store.write().await?;
-            db_tx!(conn => {
-                let agent: Option<i64> = diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash)))
-                    .returning(sessions::agent_id)
-                    .get_result(conn)
-                    .await
-                    .optional()?;
+            conn.transaction(async |tx| {
+                let agent: Option<i64> = db!(
+                    tx,
+                    diesel::delete(sessions::table.filter(sessions::token_hash.eq(&token_hash)))
+                        .returning(sessions::agent_id)
+                        .get_result(tx)
+                        .await
+                        .optional()
+                )?;
                 if let Some(agent_id) = agent {
-                    diesel::update(agents::table.find(agent_id))
-                        .set(agents::identity_version.eq(agents::identity_version + 1))
-                        .execute(conn)
-                        .await?;
+                    identity_changed(tx, agent_id).await?;
                 }
                 Ok(())
             })
+            .await
         })
         .await
 }
@@ -104,33 +113,33 @@ pub async fn create_token(
     let name = name.to_owned();
     let token_hash = token_hash.to_owned();
     let prefix = prefix.to_owned();
-    store.run(move |store| async move {
-        let store = &store;
-        let name: &str = &name;
-        let token_hash: &str = &token_hash;
-        let prefix: &str = &prefix;
-        let mut conn = store.write().await?;
-        db_tx!(conn => {
-            agents::table.find(agent_id).select(agents::id).first::<i64>(conn).await?;
-            let token: ApiToken = diesel::insert_into(api_tokens::table)
-                .values((
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            conn.transaction(async |tx| {
+                db!(tx, agents::table.find(agent_id).select(agents::id).first::<i64>(tx).await)?;
+                let row = (
                     api_tokens::agent_id.eq(agent_id),
-                    api_tokens::name.eq(name),
-                    api_tokens::token_hash.eq(token_hash),
-                    api_tokens::prefix.eq(prefix),
+                    api_tokens::name.eq(&name),
+                    api_tokens::token_hash.eq(&token_hash),
+                    api_tokens::prefix.eq(&prefix),
                     api_tokens::created_at.eq(now()),
-                ))
-                .returning(ApiToken::as_returning())
-                .get_result(conn)
-                .await?;
-            diesel::insert_into(audit_log::table)
-                .values(&audit::entry(actor, "token.create", "api_token", Some(token.id), json!({"agent_id": agent_id, "name": name})))
-                .execute(conn)
-                .await?;
-            Ok(token)
+                );
+                let token: ApiToken = db!(
+                    tx,
+                    diesel::insert_into(api_tokens::table)
+                        .values(row)
+                        .returning(ApiToken::as_returning())
+                        .get_result(tx)
+                        .await
+                )?;
+                let details = json!({"agent_id": agent_id, "name": name});
+                audit::write(tx, audit::entry(actor, "token.create", "api_token", Some(token.id), details)).await?;
+                Ok(token)
+            })
+            .await
         })
-    })
-    .await
+        .await
 }
 
 /// The token with this hash and its (active) agent.
@@ -138,17 +147,19 @@ pub async fn token(store: &Store, token_hash: &str) -> StoreResult<Option<(ApiTo
     let token_hash = token_hash.to_owned();
     store
         .run(move |store| async move {
-            let store = &store;
-            let token_hash: &str = &token_hash;
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => api_tokens::table
-            .inner_join(agents::table)
-            .filter(api_tokens::token_hash.eq(token_hash))
-            .filter(agents::active.eq(true))
-            .select((ApiToken::as_select(), Agent::as_select()))
-            .first(conn)
-            .await
-            .optional())?)
+            let tx = &mut conn.tx();
+            Ok(db!(
+                tx,
+                api_tokens::table
+                    .inner_join(agents::table)
+                    .filter(api_tokens::token_hash.eq(&token_hash))
+                    .filter(agents::active.eq(true))
+                    .select((ApiToken::as_select(), Agent::as_select()))
+                    .first(tx)
+                    .await
+                    .optional()
+            )?)
         })
         .await
 }
@@ -158,14 +169,18 @@ pub async fn token_by_id(store: &Store, id: i64) -> StoreResult<Option<(ApiToken
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => api_tokens::table
-            .inner_join(agents::table)
-            .filter(api_tokens::id.eq(id))
-            .filter(agents::active.eq(true))
-            .select((ApiToken::as_select(), Agent::as_select()))
-            .first(conn)
-            .await
-            .optional())?)
+            let tx = &mut conn.tx();
+            Ok(db!(
+                tx,
+                api_tokens::table
+                    .inner_join(agents::table)
+                    .filter(api_tokens::id.eq(id))
+                    .filter(agents::active.eq(true))
+                    .select((ApiToken::as_select(), Agent::as_select()))
+                    .first(tx)
+                    .await
+                    .optional()
+            )?)
         })
         .await
 }
@@ -173,26 +188,30 @@ pub async fn token_by_id(store: &Store, id: i64) -> StoreResult<Option<(ApiToken
 /// Note that a token was used. Called at most once a minute per token, so a busy integration
 /// does not turn every read into a write.
 pub async fn touch_token(store: &Store, id: i64) -> StoreResult<()> {
-    store.run(move |store| async move {
-        let store = &store;
-        let mut conn = store.write().await?;
-        db_run!(conn => diesel::update(api_tokens::table.find(id)).set(api_tokens::last_used_at.eq(now())).execute(conn).await)?;
-        Ok(())
-    })
-    .await
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            let tx = &mut conn.tx();
+            db!(
+                tx,
+                diesel::update(api_tokens::table.find(id)).set(api_tokens::last_used_at.eq(now())).execute(tx).await
+            )?;
+            Ok(())
+        })
+        .await
 }
 
 pub async fn list_tokens(store: &Store, agent_id: Option<i64>) -> StoreResult<Vec<ApiToken>> {
     store
         .run(move |store| async move {
-            let store = &store;
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => {
+            let tx = &mut conn.tx();
+            Ok(db!(tx, {
                 let mut q = api_tokens::table.select(ApiToken::as_select()).into_boxed();
                 if let Some(a) = agent_id {
                     q = q.filter(api_tokens::agent_id.eq(a));
                 }
-                q.order(api_tokens::id).load(conn).await
+                q.order(api_tokens::id).load(tx).await
             })?)
         })
         .await
@@ -201,9 +220,9 @@ pub async fn list_tokens(store: &Store, agent_id: Option<i64>) -> StoreResult<Ve
 pub async fn get_token(store: &Store, id: i64) -> StoreResult<ApiToken> {
     store
         .run(move |store| async move {
-            let store = &store;
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => api_tokens::table.find(id).select(ApiToken::as_select()).first(conn).await)?)
+            let tx = &mut conn.tx();
+            Ok(db!(tx, api_tokens::table.find(id).select(ApiToken::as_select()).first(tx).await)?)
         })
         .await
 }
@@ -211,25 +230,22 @@ pub async fn get_token(store: &Store, id: i64) -> StoreResult<ApiToken> {
 pub async fn delete_token(store: &Store, id: i64, actor: Actor) -> StoreResult<()> {
     store
         .run_change(move |store| async move {
-            let store = &store;
             let mut conn = store.write().await?;
-            db_tx!(conn => {
-                let agent_id: i64 = diesel::delete(api_tokens::table.find(id))
-                    .returning(api_tokens::agent_id)
-                    .get_result(conn)
-                    .await
-                    .optional()?
-                    .ok_or(super::StoreError::NotFound)?;
-                diesel::update(agents::table.find(agent_id))
-                    .set(agents::identity_version.eq(agents::identity_version + 1))
-                    .execute(conn)
-                    .await?;
-                diesel::insert_into(audit_log::table)
-                    .values(&audit::entry(actor, "token.delete", "api_token", Some(id), json!({})))
-                    .execute(conn)
-                    .await?;
+            conn.transaction(async |tx| {
+                let agent_id: i64 = db!(
+                    tx,
+                    diesel::delete(api_tokens::table.find(id))
+                        .returning(api_tokens::agent_id)
+                        .get_result(tx)
+                        .await
+                        .optional()
+                )?
+                .ok_or(super::StoreError::NotFound)?;
+                identity_changed(tx, agent_id).await?;
+                audit::write(tx, audit::entry(actor, "token.delete", "api_token", Some(id), json!({}))).await?;
                 Ok(())
             })
+            .await
         })
         .await
 }

@@ -10,15 +10,15 @@ use serde_json::json;
 
 use super::audit::{self, Actor};
 use super::models::ChannelInstance;
-use super::schema::{audit_log, channel_instances};
-use super::{Store, StoreError, StoreResult, now, sealing};
-use crate::domain::ChannelScope;
-use crate::{db_run, db_tx};
+use super::schema::channel_instances;
+use super::{Store, StoreError, StoreResult, Tx, now, sealing};
+use crate::db;
+use crate::domain::{ChannelKind, ChannelScope, Mode};
 
 pub struct CreateChannel {
-    pub kind: String,
+    pub kind: ChannelKind,
     pub name: String,
-    pub mode: String,
+    pub mode: Mode,
     pub settings: String,
     pub secret: Option<String>,
     pub enabled: bool,
@@ -29,7 +29,7 @@ pub struct CreateChannel {
 #[derive(Default)]
 pub struct ChannelPatch {
     pub name: Option<String>,
-    pub mode: Option<String>,
+    pub mode: Option<Mode>,
     pub settings: Option<String>,
     pub enabled: Option<bool>,
     pub inactivity_timeout_s: Option<i64>,
@@ -37,45 +37,48 @@ pub struct ChannelPatch {
     pub secret: Option<String>,
 }
 
-pub async fn list(store: &Store, scope: &ChannelScope, kind: Option<&str>) -> StoreResult<Vec<ChannelInstance>> {
-    let scope = scope.clone();
-    let kind = kind.map(str::to_owned);
+pub async fn list(store: &Store, scope: &ChannelScope, kind: Option<ChannelKind>) -> StoreResult<Vec<ChannelInstance>> {
+    let ids = scope.ids();
     store
         .run(move |store| async move {
-            let store = &store;
-            let scope: &ChannelScope = &scope;
-            let kind: Option<&str> = kind.as_deref();
-            let ids = scope.ids();
-            let mut conn = store.read().await?;
-            let rows = db_run!(conn => {
-                let mut q = channel_instances::table.select(ChannelInstance::as_select()).into_boxed();
-                if let Some(ids) = &ids {
-                    q = q.filter(channel_instances::id.eq_any(ids.clone()));
-                }
-                if let Some(kind) = kind {
-                    q = q.filter(channel_instances::kind.eq(kind.to_owned()));
-                }
-                q.order(channel_instances::id).load::<ChannelInstance>(conn).await
-            })?;
-            rows.into_iter().map(|c| sealing::open_channel(store, c)).collect()
+            let rows: Vec<ChannelInstance> = {
+                let mut conn = store.read().await?;
+                let tx = &mut conn.tx();
+                db!(tx, {
+                    let mut q = channel_instances::table.select(ChannelInstance::as_select()).into_boxed();
+                    if let Some(ids) = &ids {
+                        q = q.filter(channel_instances::id.eq_any(ids));
+                    }
+                    if let Some(kind) = kind {
+                        q = q.filter(channel_instances::kind.eq(kind));
+                    }
+                    q.order(channel_instances::id).load(tx).await
+                })?
+            };
+            rows.into_iter().map(|c| sealing::open_channel(&store, c)).collect()
         })
         .await
 }
 
+/// The channel row as stored (its secrets sealed), inside a transaction or on a borrowed connection.
+async fn row(tx: &mut Tx<'_>, id: i64) -> StoreResult<ChannelInstance> {
+    Ok(db!(tx, channel_instances::table.find(id).select(ChannelInstance::as_select()).first(tx).await)?)
+}
+
 /// The channel, if it exists and `scope` allows it.
 pub async fn get(store: &Store, id: i64, scope: &ChannelScope) -> StoreResult<ChannelInstance> {
-    let scope = scope.clone();
-    store.run(move |store| async move {
-        let store = &store;
-        let scope: &ChannelScope = &scope;
-        if !scope.allows(id) {
-            return Err(StoreError::NotFound);
-        }
-        let mut conn = store.read().await?;
-        let c = db_run!(conn => channel_instances::table.find(id).select(ChannelInstance::as_select()).first(conn).await)?;
-        sealing::open_channel(store, c)
-    })
-    .await
+    if !scope.allows(id) {
+        return Err(StoreError::NotFound);
+    }
+    store
+        .run(move |store| async move {
+            let c = {
+                let mut conn = store.read().await?;
+                row(&mut conn.tx(), id).await?
+            };
+            sealing::open_channel(&store, c)
+        })
+        .await
 }
 
 /// [`get`] through the store's channel cache: for endpoints that read the channel on every
@@ -95,105 +98,141 @@ pub async fn get_cached(store: &Store, id: i64, scope: &ChannelScope) -> StoreRe
 }
 
 pub async fn create(store: &Store, input: CreateChannel, actor: Actor) -> StoreResult<ChannelInstance> {
-    store.run_change(move |store| async move {
-        let store = &store;
-        let settings = sealing::seal_settings(store, &input.settings)?;
-        let secret = sealing::seal_secret(store, input.secret.as_deref())?;
-        let mut conn = store.write().await?;
-        let ch = db_tx!(conn => {
-            let t = now();
-            let ch: ChannelInstance = diesel::insert_into(channel_instances::table)
-                .values((
-                    channel_instances::kind.eq(&input.kind),
-                    channel_instances::name.eq(&input.name),
-                    channel_instances::mode.eq(&input.mode),
-                    channel_instances::settings.eq(&settings),
-                    channel_instances::secret.eq(&secret),
-                    channel_instances::enabled.eq(input.enabled),
-                    channel_instances::inactivity_timeout_s.eq(input.inactivity_timeout_s),
-                    channel_instances::default_team_id.eq(input.default_team_id),
-                    channel_instances::created_at.eq(t),
-                    channel_instances::updated_at.eq(t),
-                ))
-                .returning(ChannelInstance::as_returning())
-                .get_result(conn)
+    store
+        .run_change(move |store| async move {
+            let settings = sealing::seal_settings(&store, &input.settings)?;
+            let secret = sealing::seal_secret(&store, input.secret.as_deref())?;
+            let mut conn = store.write().await?;
+            let ch = conn
+                .transaction(async |tx| {
+                    let t = now();
+                    let values = (
+                        channel_instances::kind.eq(input.kind),
+                        channel_instances::name.eq(&input.name),
+                        channel_instances::mode.eq(input.mode),
+                        channel_instances::settings.eq(&settings),
+                        channel_instances::secret.eq(&secret),
+                        channel_instances::enabled.eq(input.enabled),
+                        channel_instances::inactivity_timeout_s.eq(input.inactivity_timeout_s),
+                        channel_instances::default_team_id.eq(input.default_team_id),
+                        channel_instances::created_at.eq(t),
+                        channel_instances::updated_at.eq(t),
+                    );
+                    let ch: ChannelInstance = db!(
+                        tx,
+                        diesel::insert_into(channel_instances::table)
+                            .values(values)
+                            .returning(ChannelInstance::as_returning())
+                            .get_result(tx)
+                            .await
+                    )?;
+                    let details = json!({"kind": ch.kind, "name": ch.name, "mode": ch.mode});
+                    audit::write(tx, audit::entry(actor, "channel.create", "channel", Some(ch.id), details)).await?;
+                    Ok(ch)
+                })
                 .await?;
-            diesel::insert_into(audit_log::table)
-                .values(&audit::entry(actor, "channel.create", "channel", Some(ch.id), json!({"kind": ch.kind, "name": ch.name, "mode": ch.mode})))
-                .execute(conn)
-                .await?;
-            Ok(ch)
-        })?;
-        sealing::open_channel(store, ch)
-    })
-    .await
+            sealing::open_channel(&store, ch)
+        })
+        .await
 }
 
 pub async fn update(store: &Store, id: i64, patch: ChannelPatch, actor: Actor) -> StoreResult<ChannelInstance> {
-    store.run_change(move |store| async move {
-        let store = &store;
-        let sealed_settings = patch.settings.as_deref().map(|s| sealing::seal_settings(store, s)).transpose()?;
-        let sealed_secret = sealing::seal_secret(store, patch.secret.as_deref())?;
-        let mut conn = store.write().await?;
-        let ch = db_tx!(conn => {
-            let before: ChannelInstance = channel_instances::table.find(id).select(ChannelInstance::as_select()).first(conn).await?;
-            let enabled = patch.enabled.unwrap_or(before.enabled);
-            let ch: ChannelInstance = diesel::update(channel_instances::table.find(id))
-                .set((
-                    channel_instances::name.eq(patch.name.as_ref().unwrap_or(&before.name)),
-                    channel_instances::mode.eq(patch.mode.as_ref().unwrap_or(&before.mode)),
-                    channel_instances::settings.eq(sealed_settings.as_ref().unwrap_or(&before.settings)),
-                    channel_instances::enabled.eq(enabled),
+    store
+        .run_change(move |store| async move {
+            let store = &store;
+            let sealed_settings = patch.settings.as_deref().map(|s| sealing::seal_settings(store, s)).transpose()?;
+            let sealed_secret = sealing::seal_secret(store, patch.secret.as_deref())?;
+            let mut conn = store.write().await?;
+            let ch = conn
+                .transaction(async |tx| {
+                    let before = row(tx, id).await?;
+                    let enabled = patch.enabled.unwrap_or(before.enabled);
                     // Re-enabling clears the reason it was disabled (EM-5).
-                    channel_instances::disabled_reason.eq(if enabled { None } else { before.disabled_reason.clone() }),
-                    channel_instances::inactivity_timeout_s.eq(patch.inactivity_timeout_s.unwrap_or(before.inactivity_timeout_s)),
-                    channel_instances::default_team_id.eq(patch.default_team_id.unwrap_or(before.default_team_id)),
-                    channel_instances::secret.eq(sealed_secret.clone().or(before.secret.clone())),
-                    channel_instances::updated_at.eq(now()),
-                ))
-                .returning(ChannelInstance::as_returning())
-                .get_result(conn)
+                    let disabled_reason = if enabled { None } else { before.disabled_reason.clone() };
+                    let values = (
+                        channel_instances::name.eq(patch.name.as_ref().unwrap_or(&before.name)),
+                        channel_instances::mode.eq(patch.mode.unwrap_or(before.mode)),
+                        channel_instances::settings.eq(sealed_settings.as_ref().unwrap_or(&before.settings)),
+                        channel_instances::enabled.eq(enabled),
+                        channel_instances::disabled_reason.eq(disabled_reason),
+                        channel_instances::inactivity_timeout_s
+                            .eq(patch.inactivity_timeout_s.unwrap_or(before.inactivity_timeout_s)),
+                        channel_instances::default_team_id.eq(patch.default_team_id.unwrap_or(before.default_team_id)),
+                        channel_instances::secret.eq(sealed_secret.clone().or(before.secret.clone())),
+                        channel_instances::updated_at.eq(now()),
+                    );
+                    let ch: ChannelInstance = db!(
+                        tx,
+                        diesel::update(channel_instances::table.find(id))
+                            .set(values)
+                            .returning(ChannelInstance::as_returning())
+                            .get_result(tx)
+                            .await
+                    )?;
+                    let changed = channel_changes(store, &before, &ch, &patch);
+                    audit::write(tx, audit::entry(actor, "channel.update", "channel", Some(id), changed)).await?;
+                    Ok(ch)
+                })
                 .await?;
-            let mut changed = serde_json::Map::new();
-            if ch.name != before.name { changed.insert("name".into(), json!(ch.name)); }
-            if ch.mode != before.mode { changed.insert("mode".into(), json!(ch.mode)); }
-            if ch.enabled != before.enabled { changed.insert("enabled".into(), json!(ch.enabled)); }
-            // Sealing draws a fresh nonce, so compare what the settings say, not their stored text.
-            let said = |text: &str| sealing::open_settings(store, text).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-            if patch.settings.as_deref().is_some_and(|new| serde_json::from_str::<serde_json::Value>(new).ok() != said(&before.settings)) {
-                changed.insert("settings".into(), json!("changed"));
-            }
-            if ch.inactivity_timeout_s != before.inactivity_timeout_s { changed.insert("inactivity_timeout_s".into(), json!(ch.inactivity_timeout_s)); }
-            if ch.default_team_id != before.default_team_id { changed.insert("default_team_id".into(), json!(ch.default_team_id)); }
-            if patch.secret.is_some() { changed.insert("secret".into(), json!("rotated")); }
-            diesel::insert_into(audit_log::table)
-                .values(&audit::entry(actor, "channel.update", "channel", Some(id), serde_json::Value::Object(changed)))
-                .execute(conn)
-                .await?;
-            Ok(ch)
-        })?;
-        sealing::open_channel(store, ch)
-    })
-    .await
+            sealing::open_channel(store, ch)
+        })
+        .await
+}
+
+/// What a channel update changed, for the audit log (secrets named, never shown).
+fn channel_changes(
+    store: &Store,
+    before: &ChannelInstance,
+    ch: &ChannelInstance,
+    patch: &ChannelPatch,
+) -> serde_json::Value {
+    let mut changed = serde_json::Map::new();
+    if ch.name != before.name {
+        changed.insert("name".into(), json!(ch.name));
+    }
+    if ch.mode != before.mode {
+        changed.insert("mode".into(), json!(ch.mode));
+    }
+    if ch.enabled != before.enabled {
+        changed.insert("enabled".into(), json!(ch.enabled));
+    }
+    // Sealing draws a fresh nonce, so compare what the settings say, not their stored text.
+    let said = |text: &str| {
+        sealing::open_settings(store, text).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    };
+    if patch
+        .settings
+        .as_deref()
+        .is_some_and(|new| serde_json::from_str::<serde_json::Value>(new).ok() != said(&before.settings))
+    {
+        changed.insert("settings".into(), json!("changed"));
+    }
+    if ch.inactivity_timeout_s != before.inactivity_timeout_s {
+        changed.insert("inactivity_timeout_s".into(), json!(ch.inactivity_timeout_s));
+    }
+    if ch.default_team_id != before.default_team_id {
+        changed.insert("default_team_id".into(), json!(ch.default_team_id));
+    }
+    if patch.secret.is_some() {
+        changed.insert("secret".into(), json!("rotated"));
+    }
+    serde_json::Value::Object(changed)
 }
 
 /// Delete a channel instance and everything that hangs off it (its conversations included).
 pub async fn delete(store: &Store, id: i64, actor: Actor) -> StoreResult<()> {
     store
         .run_change(move |store| async move {
-            let store = &store;
             let mut conn = store.write().await?;
-            db_tx!(conn => {
-                let n = diesel::delete(channel_instances::table.find(id)).execute(conn).await?;
+            conn.transaction(async |tx| {
+                let n = db!(tx, diesel::delete(channel_instances::table.find(id)).execute(tx).await)?;
                 if n == 0 {
                     return Err(StoreError::NotFound);
                 }
-                diesel::insert_into(audit_log::table)
-                    .values(&audit::entry(actor, "channel.delete", "channel", Some(id), json!({})))
-                    .execute(conn)
-                    .await?;
+                audit::write(tx, audit::entry(actor, "channel.delete", "channel", Some(id), json!({}))).await?;
                 Ok(())
             })
+            .await
         })
         .await
 }
@@ -247,7 +286,7 @@ pub fn routing_of(channel: &ChannelInstance) -> RoutingSettings {
         #[serde(default)]
         routing: RoutingSettings,
     }
-    if channel.kind == crate::domain::ChannelKind::Email.as_str() {
+    if channel.kind == crate::domain::ChannelKind::Email {
         return RoutingSettings::default();
     }
     serde_json::from_str::<RoutingOnly>(&channel.settings).unwrap_or_default().routing

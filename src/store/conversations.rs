@@ -26,7 +26,7 @@ use crate::domain::lifecycle::{self, ChatChange, Event};
 use crate::domain::linking::{self, Found, Owner};
 use crate::domain::routing::Presence;
 use crate::domain::status::FilledIn;
-use crate::domain::{ChannelScope, Direction, Mode, Source, StatusBase, missing_required_fields};
+use crate::domain::{ChannelKind, ChannelScope, Direction, Mode, Role, Source, StatusBase, missing_required_fields};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
@@ -36,7 +36,7 @@ pub struct ConversationRow {
     pub conversation: Conversation,
     pub tags: Vec<String>,
     pub customer_name: String,
-    pub channel_kind: String,
+    pub channel_kind: ChannelKind,
 }
 
 /// Who the first message of a new conversation is from.
@@ -169,7 +169,7 @@ pub(crate) async fn decorate(tx: &mut Tx<'_>, rows: Vec<Conversation>) -> StoreR
             .load(tx)
             .await
     )?;
-    let kinds: Vec<(i64, String)> = db!(
+    let kinds: Vec<(i64, ChannelKind)> = db!(
         tx,
         channel_instances::table
             .filter(channel_instances::id.eq_any(&channel_ids))
@@ -177,23 +177,24 @@ pub(crate) async fn decorate(tx: &mut Tx<'_>, rows: Vec<Conversation>) -> StoreR
             .load(tx)
             .await
     )?;
-    Ok(rows
-        .into_iter()
-        .map(|c| ConversationRow {
-            tags: tags.iter().filter(|(id, _)| *id == c.id).map(|(_, t)| t.clone()).collect(),
-            customer_name: names
-                .iter()
-                .find(|(id, _)| *id == c.customer_id)
-                .map(|(_, n)| n.clone())
-                .unwrap_or_default(),
-            channel_kind: kinds
-                .iter()
-                .find(|(id, _)| *id == c.channel_instance_id)
-                .map(|(_, k)| k.clone())
-                .unwrap_or_default(),
-            conversation: c,
+    rows.into_iter()
+        .map(|c| {
+            // A conversation's channel exists (a foreign key); a missing one is a damaged row.
+            let channel_kind = kinds.iter().find(|(id, _)| *id == c.channel_instance_id).map(|(_, k)| *k).ok_or(
+                StoreError::BadData { what: "conversation channel", value: c.channel_instance_id.to_string() },
+            )?;
+            Ok(ConversationRow {
+                tags: tags.iter().filter(|(id, _)| *id == c.id).map(|(_, t)| t.clone()).collect(),
+                customer_name: names
+                    .iter()
+                    .find(|(id, _)| *id == c.customer_id)
+                    .map(|(_, n)| n.clone())
+                    .unwrap_or_default(),
+                channel_kind,
+                conversation: c,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// [`decorate`] for one conversation.
@@ -216,17 +217,14 @@ pub(crate) async fn load_in_scope(tx: &mut Tx<'_>, id: i64, scope: &ChannelScope
 /// The base of status `key`. A key without a row (there is a foreign key, so never in practice)
 /// counts as open, the default of a new conversation.
 pub(crate) async fn status_base(tx: &mut Tx<'_>, key: &str) -> StoreResult<StatusBase> {
-    let base: Option<String> =
+    let base: Option<StatusBase> =
         db!(tx, statuses::table.filter(statuses::key.eq(key)).select(statuses::base).first(tx).await.optional())?;
-    match base {
-        Some(b) => super::stored::<StatusBase>("status base", &b),
-        None => Ok(StatusBase::Open),
-    }
+    Ok(base.unwrap_or(StatusBase::Open))
 }
 
 /// The lifecycle state of conversation `c`, whose status has base `base` ([`crate::domain::lifecycle`]).
 pub(crate) fn lifecycle_state(c: &Conversation, base: StatusBase) -> StoreResult<lifecycle::State> {
-    let mode: Mode = super::stored("mode", &c.mode)?;
+    let mode = c.mode;
     let phase = lifecycle::Phase::of(mode == Mode::Sync, c.ended_at.is_some());
     Ok(lifecycle::State { base, phase, merged: c.merged_into_id.is_some() })
 }
@@ -291,14 +289,13 @@ pub(crate) async fn apply_patch(
 
     let assignee_id = patch.assignee_id.unwrap_or(before.assignee_id);
     if let Some(Some(agent_id)) = patch.assignee_id {
-        let (role, active): (String, bool) =
+        let (role, active): (Role, bool) =
             db!(tx, agents::table.find(agent_id).select((agents::role, agents::active)).first(tx).await.optional())?
                 .ok_or_else(|| StoreError::BadReference(format!("agent {agent_id} does not exist")))?;
         if !active {
             return Err(Violation::AgentDeactivated { agent_id }.into());
         }
-        let is_admin = role == "super_admin" || role == "admin";
-        if !is_admin {
+        if !role.is_admin() {
             let has: i64 = db!(
                 tx,
                 channel_access::table
@@ -345,7 +342,7 @@ pub(crate) async fn apply_patch(
         }
     }
     // The lifecycle decides: a merged conversation is refused, closing a live chat ends it (CORE-5).
-    let new_base: StatusBase = super::stored("status base", &status.base)?;
+    let new_base: StatusBase = status.base;
     let before_base = status_base(tx, &before.status).await?;
     let event = if patch.status.is_some() { Event::SetStatus(new_base) } else { Event::Edit };
     let effect = effect(&before, before_base, event)?;
@@ -634,7 +631,7 @@ pub(crate) async fn insert(tx: &mut Tx<'_>, new: &NewConversationRow<'_>) -> Sto
     let is_in = direction == Direction::In;
     let assignee_id: Option<i64> =
         if is_in { super::routing::route_new(tx, channel, customer_id, new.presence).await? } else { None };
-    let sync = channel.mode == Mode::Sync.as_str();
+    let sync = channel.mode == Mode::Sync;
     let deadline = sync.then(|| t + chrono::Duration::seconds(channel.inactivity_timeout_s));
     let priority = defaults.priority.as_deref().unwrap_or("normal");
     let conversation: Conversation = db!(
@@ -691,7 +688,7 @@ pub(crate) async fn insert(tx: &mut Tx<'_>, new: &NewConversationRow<'_>) -> Sto
             .get_result(tx)
             .await
     )?;
-    if super::outbox::queues_reply(&channel.kind, channel.enabled, direction) {
+    if super::outbox::queues_reply(channel.kind, channel.enabled, direction) {
         let delivery = super::outbox::new_delivery(channel.id, conversation.id, message.id, t);
         db!(tx, diesel::insert_into(outbox::table).values(&delivery).execute(tx).await)?;
     }
@@ -727,7 +724,7 @@ pub(crate) async fn decorate_one(tx: &mut Tx<'_>, id: i64) -> StoreResult<Conver
     let c: Conversation = db!(tx, conversations::table.find(id).select(Conversation::as_select()).first(tx).await)?;
     let tags = tags_of(tx, c.id).await?;
     let customer_name: String = db!(tx, customers::table.find(c.customer_id).select(customers::name).first(tx).await)?;
-    let channel_kind: String =
+    let channel_kind: ChannelKind =
         db!(tx, channel_instances::table.find(c.channel_instance_id).select(channel_instances::kind).first(tx).await)?;
     Ok(ConversationRow { conversation: c, tags, customer_name, channel_kind })
 }
@@ -964,7 +961,7 @@ pub async fn create(
                 // Decorated with what is known: the channel's kind and the tags it was given.
                 let customer_name: String =
                     db!(tx, customers::table.find(conversation.customer_id).select(customers::name).first(tx).await)?;
-                let channel_kind = channel.kind.clone();
+                let channel_kind = channel.kind;
                 let row = ConversationRow { conversation, tags, customer_name, channel_kind };
                 Ok(CreatedConversation { conversation: row, message, created: true, events: vec![event] })
             })
@@ -1027,7 +1024,7 @@ pub async fn merge(store: &Store, id: i64, into: i64, scope: &ChannelScope, acto
                 let closed = db!(
                     tx,
                     statuses::table
-                        .filter(statuses::base.eq("closed"))
+                        .filter(statuses::base.eq(StatusBase::Closed))
                         .filter(statuses::builtin.eq(true))
                         .select(statuses::key)
                         .first::<String>(tx)

@@ -1,4 +1,5 @@
-//! Named counters (conversation numbers, round-robin turns).
+//! Named counters (conversation numbers, round-robin turns) and values drawn once per database
+//! (the deployment id, the secret key id).
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -26,4 +27,17 @@ pub(crate) async fn next(tx: &mut Tx<'_>, name: &str) -> StoreResult<i64> {
             .await
     )?;
     Ok(value)
+}
+
+/// The value of counter `name`, set to `value` by the first caller (later callers get that one).
+pub(crate) async fn get_or_init(tx: &mut Tx<'_>, name: &str, value: i64) -> StoreResult<i64> {
+    db!(
+        tx,
+        diesel::insert_into(counters::table)
+            .values((counters::name.eq(name), counters::value.eq(value)))
+            .on_conflict_do_nothing()
+            .execute(tx)
+            .await
+    )?;
+    Ok(db!(tx, counters::table.find(name).select(counters::value).first::<i64>(tx).await)?)
 }

@@ -9,8 +9,8 @@ use diesel_async::RunQueryDsl;
 
 use super::schema::events;
 use super::{Store, StoreResult, Tx, feed};
+use crate::db;
 use crate::domain::ChannelScope;
-use crate::{db, db_run};
 
 pub const CONVERSATION_CREATED: &str = "conversation.created";
 pub const MESSAGE_CREATED: &str = "message.created";
@@ -56,12 +56,13 @@ pub async fn since(store: &Store, after_id: i64, scope: &ChannelScope, limit: i6
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => {
+            let tx = &mut conn.tx();
+            Ok(db!(tx, {
                 let mut q = events::table.filter(events::id.gt(after_id)).select(EventRow::as_select()).into_boxed();
-                if let Some(ids) = ids {
+                if let Some(ids) = &ids {
                     q = q.filter(events::channel_instance_id.eq_any(ids));
                 }
-                q.order(events::id.asc()).limit(limit).load(conn).await
+                q.order(events::id.asc()).limit(limit).load(tx).await
             })?)
         })
         .await
@@ -72,8 +73,8 @@ pub async fn max_id(store: &Store) -> StoreResult<i64> {
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            let max: Option<i64> =
-                db_run!(conn => events::table.select(diesel::dsl::max(events::id)).first(conn).await)?;
+            let tx = &mut conn.tx();
+            let max: Option<i64> = db!(tx, events::table.select(diesel::dsl::max(events::id)).first(tx).await)?;
             Ok(max.unwrap_or(0))
         })
         .await
@@ -84,20 +85,11 @@ pub async fn max_id(store: &Store) -> StoreResult<i64> {
 /// The Redis bus names its channel and keys after it, so two deployments sharing one Redis server
 /// never receive each other's events or markers (their event and conversation ids overlap).
 pub async fn deployment_id(store: &Store) -> StoreResult<i64> {
-    use super::schema::counters;
-    const NAME: &str = "deployment_id";
     let candidate = (rand::random::<u64>() >> 1) as i64;
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
-            Ok(db_run!(conn => {
-                diesel::insert_into(counters::table)
-                    .values((counters::name.eq(NAME), counters::value.eq(candidate)))
-                    .on_conflict_do_nothing()
-                    .execute(conn)
-                    .await?;
-                counters::table.find(NAME).select(counters::value).first::<i64>(conn).await
-            })?)
+            super::counters::get_or_init(&mut conn.tx(), "deployment_id", candidate).await
         })
         .await
 }

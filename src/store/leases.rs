@@ -13,7 +13,7 @@ use diesel_async::RunQueryDsl;
 
 use super::schema::leases;
 use super::{Store, StoreResult};
-use crate::db_run;
+use crate::db;
 
 /// One lease as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -34,11 +34,8 @@ pub async fn of(store: &Store, names: &[String]) -> StoreResult<Vec<Lease>> {
                 return Ok(Vec::new());
             }
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => leases::table
-                .filter(leases::name.eq_any(&names))
-                .select(Lease::as_select())
-                .load(conn)
-                .await)?)
+            let tx = &mut conn.tx();
+            Ok(db!(tx, leases::table.filter(leases::name.eq_any(&names)).select(Lease::as_select()).load(tx).await)?)
         })
         .await
 }
@@ -58,27 +55,22 @@ pub async fn take(store: &Store, name: &str, holder: &str, expires_at: NaiveDate
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
-            let updated = db_run!(conn => {
-                let set = (leases::holder.eq(&holder), leases::expires_at.eq(expires_at));
-                let row = leases::table.filter(leases::name.eq(&name));
-                match how {
-                    Take::IfFree { now } => {
-                        diesel::update(row.filter(leases::holder.eq(&holder).or(leases::expires_at.le(now))))
-                            .set(set)
-                            .execute(conn)
-                            .await
-                    }
-                    Take::Always => diesel::update(row).set(set).execute(conn).await,
+            let tx = &mut conn.tx();
+            let set = (leases::holder.eq(&holder), leases::expires_at.eq(expires_at));
+            let row = leases::table.filter(leases::name.eq(&name));
+            let updated = match how {
+                Take::IfFree { now } => {
+                    let free = row.filter(leases::holder.eq(&holder).or(leases::expires_at.le(now)));
+                    db!(tx, diesel::update(free).set(set).execute(tx).await)?
                 }
-            })?;
+                Take::Always => db!(tx, diesel::update(row).set(set).execute(tx).await)?,
+            };
             if updated > 0 {
                 return Ok(true);
             }
-            let inserted = db_run!(conn => diesel::insert_into(leases::table)
-                .values((leases::name.eq(&name), leases::holder.eq(&holder), leases::expires_at.eq(expires_at)))
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await)?;
+            let values = (leases::name.eq(&name), leases::holder.eq(&holder), leases::expires_at.eq(expires_at));
+            let inserted =
+                db!(tx, diesel::insert_into(leases::table).values(values).on_conflict_do_nothing().execute(tx).await)?;
             Ok(inserted > 0)
         })
         .await
@@ -93,11 +85,9 @@ pub async fn release(store: &Store, names: &[String], holder: &str) -> StoreResu
                 return Ok(0);
             }
             let mut conn = store.write().await?;
-            Ok(db_run!(conn => diesel::delete(
-                leases::table.filter(leases::name.eq_any(&names)).filter(leases::holder.eq(&holder))
-            )
-            .execute(conn)
-            .await)?)
+            let tx = &mut conn.tx();
+            let held = leases::table.filter(leases::name.eq_any(&names)).filter(leases::holder.eq(&holder));
+            Ok(db!(tx, diesel::delete(held).execute(tx).await)?)
         })
         .await
 }

@@ -23,7 +23,7 @@ use super::schema::{
 use super::{Store, StoreError, StoreResult, Tx, Violation, now};
 use crate::db;
 use crate::domain::lifecycle::{self, ChatChange, Event, StatusChange};
-use crate::domain::{ChannelScope, Direction, Source, StatusBase};
+use crate::domain::{ChannelKind, ChannelScope, Direction, Source, StatusBase};
 
 #[derive(Clone)]
 pub struct NewReply {
@@ -147,7 +147,7 @@ pub async fn append_reply(
                         Some(_) => {}
                     }
                 }
-                let (timeout_s, channel_enabled, channel_kind): (i64, bool, String) = db!(
+                let (timeout_s, channel_enabled, channel_kind): (i64, bool, ChannelKind) = db!(
                     tx,
                     channel_instances::table
                         .find(before.channel_instance_id)
@@ -216,7 +216,7 @@ pub async fn append_reply(
                             .await
                     )?
                 };
-                if super::outbox::queues_reply(&channel_kind, channel_enabled, direction) {
+                if super::outbox::queues_reply(channel_kind, channel_enabled, direction) {
                     let delivery = super::outbox::new_delivery(before.channel_instance_id, before.id, message.id, t);
                     db!(tx, diesel::insert_into(outbox::table).values(&delivery).execute(tx).await)?;
                 }
@@ -241,7 +241,7 @@ pub async fn append_reply(
                 let tags = tags_of(tx, updated.id).await?;
                 let customer_name: String =
                     db!(tx, customers::table.find(updated.customer_id).select(customers::name).first(tx).await)?;
-                let channel_kind: String = db!(
+                let channel_kind: ChannelKind = db!(
                     tx,
                     channel_instances::table
                         .find(updated.channel_instance_id)
@@ -410,7 +410,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                             Option<Customer>,
                             Option<i64>,
                             Option<Conversation>,
-                            Option<String>,
+                            Option<StatusBase>,
                         ) = db!(
                             tx,
                             channel_instances::table
@@ -474,11 +474,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                                     let latest = latest_conversation(tx, channel.id, survivor).await?;
                                     (channel, customer, seen, latest, None)
                                 }
-                                None => {
-                                    let base =
-                                        base.map(|b| super::stored::<StatusBase>("status base", &b)).transpose()?;
-                                    (channel, customer, seen, latest, base)
-                                }
+                                None => (channel, customer, seen, latest, base),
                             },
                         }
                     }
@@ -579,12 +575,8 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                                 )
                                 .await?;
                                 let customer_name = customer_name(tx, &customer, conversation.customer_id).await?;
-                                let row = ConversationRow {
-                                    conversation,
-                                    tags,
-                                    customer_name,
-                                    channel_kind: channel.kind.clone(),
-                                };
+                                let row =
+                                    ConversationRow { conversation, tags, customer_name, channel_kind: channel.kind };
                                 return Ok(AppendedCustomer {
                                     message,
                                     conversation: row,
@@ -659,8 +651,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                 // The row as updated, decorated with what this transaction already read.
                 let tags = tags_of(tx, updated.id).await?;
                 let customer_name = customer_name(tx, &customer, updated.customer_id).await?;
-                let row =
-                    ConversationRow { conversation: updated, tags, customer_name, channel_kind: channel.kind.clone() };
+                let row = ConversationRow { conversation: updated, tags, customer_name, channel_kind: channel.kind };
                 Ok(AppendedCustomer {
                     message,
                     conversation: row,

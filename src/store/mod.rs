@@ -2,16 +2,18 @@
 //!
 //! Owns the connection pools, the embedded migrations of both backends, the diesel schema and
 //! the repositories (one file per aggregate). The backend is chosen at run time from
-//! `DATABASE_URL`; every query is written once and compiled for both backends through
-//! [`db_run!`] / [`db_tx!`], which match on [`DbConn`] and run the same body against
-//! `AsyncPgConnection` or `SyncConnectionWrapper<SqliteConnection>`.
+//! `DATABASE_URL`; every query is written once and compiled for both backends: store code is
+//! ordinary `async fn`s over a borrowed [`Tx`] (`AsyncPgConnection` or
+//! `SyncConnectionWrapper<SqliteConnection>`), with only the statement inside [`db!`](crate::db),
+//! the leaf that picks the backend (see `tx`).
 //!
 //! SQLite allows one writer at a time. Rather than let concurrent write transactions fight over
 //! the file lock (`SQLITE_BUSY`), [`Store::write`] hands out connections behind a process-wide
 //! async mutex; readers use [`Store::read`] and never wait for it (WAL mode).
 //!
 //! Architecture invariant: nothing outside `store/` builds SQL or sees a diesel type; callers get
-//! plain row structs from [`models`] and a [`StoreError`].
+//! plain row structs from [`models`] and a [`StoreError`]. (The closed sets of `domain` carry
+//! their own `Text` conversions, `domain::kinds`, so rows hold them typed.)
 
 pub mod agents;
 pub mod attachments;
@@ -152,7 +154,8 @@ pub enum StoreError {
     Secret(#[from] crate::secrets::SecretError),
     #[error("no secret key is loaded: channel secrets cannot be read or written")]
     NoSecretKey,
-    /// A stored value outside its closed set (a damaged row, see [`stored`]): never the client's fault.
+    /// A stored value outside its closed set (a damaged row, read as a `domain` enum or parsed
+    /// with [`stored`]): never the client's fault.
     #[error("stored {what} {value:?} is not valid")]
     BadData { what: &'static str, value: String },
 }
@@ -206,11 +209,6 @@ impl Violation {
     }
 }
 
-/// Parse a stored text value of a closed set, or fail as a damaged row (answered 500, not 422).
-pub(crate) fn stored<T: std::str::FromStr>(what: &'static str, value: &str) -> StoreResult<T> {
-    value.parse().map_err(|_| StoreError::BadData { what, value: value.to_owned() })
-}
-
 impl From<DieselError> for StoreError {
     /// The database's own text (constraint and column names, values) is logged, never passed on:
     /// callers and clients get a fixed message.
@@ -225,6 +223,13 @@ impl From<DieselError> for StoreError {
                 tracing::debug!(detail = info.message(), "foreign key violation");
                 Self::BadReference("a referenced record does not exist".to_owned())
             }
+            // A row with a value outside its closed set (`domain::kinds::BadStoredValue`).
+            DieselError::DeserializationError(source) => {
+                match source.downcast::<crate::domain::kinds::BadStoredValue>() {
+                    Ok(bad) => Self::BadData { what: bad.what, value: bad.value },
+                    Err(source) => Self::Db(DieselError::DeserializationError(source)),
+                }
+            }
             other => Self::Db(other),
         }
     }
@@ -237,44 +242,14 @@ enum Pools {
     Sqlite(Pool<SqliteConn>),
 }
 
-/// A pooled connection of either backend. Match on it with [`db_run!`].
+/// A pooled connection of either backend; store functions borrow it as a [`Tx`] ([`DbConn::tx`],
+/// [`DbConn::transaction`]).
 // It lives on the stack of one request and is moved rarely; boxing would allocate per checkout.
 #[allow(clippy::large_enum_variant)]
 pub enum DbConn {
     Postgres(Object<AsyncPgConnection>),
     /// The guard, when present, is the SQLite writer lock held for this connection's lifetime.
     Sqlite(Object<SqliteConn>, Option<OwnedMutexGuard<()>>),
-}
-
-/// Run `$body` with `$conn` bound to the concrete connection of either backend. The body is
-/// compiled once per backend, so it must only use query builders both support.
-#[macro_export]
-macro_rules! db_run {
-    ($conn:ident => $body:expr) => {
-        match &mut $conn {
-            $crate::store::DbConn::Postgres(pooled) => {
-                let $conn: &mut ::diesel_async::AsyncPgConnection = &mut *pooled;
-                $body
-            }
-            $crate::store::DbConn::Sqlite(pooled, _) => {
-                let $conn: &mut $crate::store::SqliteConn = &mut *pooled;
-                $body
-            }
-        }
-    };
-}
-
-/// Like [`db_run!`], inside one transaction: commits when the body returns `Ok`, rolls back on `Err`.
-#[macro_export]
-macro_rules! db_tx {
-    ($conn:ident => $body:expr) => {
-        $crate::db_run!($conn => {
-            use ::diesel_async::AsyncConnection as _;
-            $conn
-                .transaction::<_, $crate::store::StoreError, _>(async move |$conn| { $body })
-                .await
-        })
-    };
 }
 
 /// The database handle shared by the whole process (cheap to clone).
@@ -491,14 +466,12 @@ impl Store {
             DatabaseUrl::Postgres(_) => latest_version(&POSTGRES_MIGRATIONS),
         };
         let mut conn = self.read().await?;
-        let applied: Vec<Version> = db_run!(conn => {
-            diesel_async::RunQueryDsl::load(
-                diesel::sql_query("SELECT version FROM __diesel_schema_migrations"),
-                conn,
-            )
-            .await
-        })
-        .map_err(StoreError::from)?;
+        let tx = &mut conn.tx();
+        let applied: Vec<Version> = crate::db!(
+            tx,
+            diesel_async::RunQueryDsl::load(diesel::sql_query("SELECT version FROM __diesel_schema_migrations"), tx)
+                .await
+        )?;
         Ok(applied.iter().any(|v| v.version == expected))
     }
 }
@@ -551,4 +524,20 @@ async fn open_sqlite(path: String) -> diesel::ConnectionResult<SqliteConn> {
 pub fn now() -> chrono::NaiveDateTime {
     use chrono::{SubsecRound, Utc};
     Utc::now().naive_utc().trunc_subsecs(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_enumerated_value_reads_as_bad_data() {
+        let bad = crate::domain::kinds::BadStoredValue { what: "Role", value: "overlord".into() };
+        match StoreError::from(DieselError::DeserializationError(Box::new(bad))) {
+            StoreError::BadData { what, value } => assert_eq!((what, value.as_str()), ("Role", "overlord")),
+            other => panic!("expected BadData, got {other:?}"),
+        }
+        let other = StoreError::from(DieselError::DeserializationError("truncated row".into()));
+        assert!(matches!(other, StoreError::Db(_)), "{other:?}");
+    }
 }

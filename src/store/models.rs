@@ -1,12 +1,14 @@
 //! Row structs: what a query returns and what an insert takes. Plain data, no behaviour.
 //!
-//! Enumerated columns (role, mode, status, …) stay `String` here; the repositories parse them into
-//! `domain` types where a decision depends on them, and the HTTP layer validates them on the way in.
+//! Enumerated columns come out as their `domain` enums (role, channel kind, mode, status base,
+//! message direction and source): a damaged stored value fails the read as `StoreError::BadData`.
+//! A conversation's `status` is a key into the admin's statuses and stays text.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::*;
+use crate::domain::{ChannelKind, Direction, Mode, Role, Source, StatusBase};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = agents)]
@@ -15,7 +17,7 @@ pub struct Agent {
     pub email: String,
     pub name: String,
     pub password_hash: Option<String>,
-    pub role: String,
+    pub role: Role,
     pub active: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -27,7 +29,7 @@ pub struct NewAgent<'a> {
     pub email: &'a str,
     pub name: &'a str,
     pub password_hash: Option<&'a str>,
-    pub role: &'a str,
+    pub role: Role,
     pub active: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -72,9 +74,9 @@ pub struct Team {
 #[diesel(table_name = channel_instances)]
 pub struct ChannelInstance {
     pub id: i64,
-    pub kind: String,
+    pub kind: ChannelKind,
     pub name: String,
-    pub mode: String,
+    pub mode: Mode,
     pub settings: String,
     pub secret: Option<String>,
     pub enabled: bool,
@@ -104,7 +106,7 @@ pub struct Status {
     pub id: i64,
     pub key: String,
     pub name: String,
-    pub base: String,
+    pub base: StatusBase,
     pub required_fields: String,
     pub builtin: bool,
     pub position: i64,
@@ -157,7 +159,7 @@ pub struct Conversation {
     pub number: i64,
     pub channel_instance_id: i64,
     pub customer_id: i64,
-    pub mode: String,
+    pub mode: Mode,
     pub status: String,
     pub assignee_id: Option<i64>,
     pub team_id: Option<i64>,
@@ -182,8 +184,8 @@ pub struct Message {
     pub id: i64,
     pub conversation_id: i64,
     pub seq: i64,
-    pub direction: String,
-    pub source: String,
+    pub direction: Direction,
+    pub source: Source,
     pub author_agent_id: Option<i64>,
     pub author_customer_id: Option<i64>,
     pub body_text: String,

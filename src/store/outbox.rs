@@ -10,16 +10,14 @@ use diesel_async::RunQueryDsl;
 use super::models::OutboxItem;
 use super::schema::outbox;
 use super::{Store, StoreResult};
-use crate::db_run;
+use crate::db;
 use crate::domain::{ChannelKind, Direction};
 
 /// Whether a new message gets an outbox row: only outbound messages, only on an enabled channel
 /// (a disabled one queues nothing new), and only on a kind that has a sender — a row for a kind
 /// without one would stay pending for ever (#14 item 12).
-pub fn queues_reply(channel_kind: &str, channel_enabled: bool, direction: Direction) -> bool {
-    direction == Direction::Out
-        && channel_enabled
-        && channel_kind.parse::<ChannelKind>().is_ok_and(ChannelKind::has_sender)
+pub fn queues_reply(channel_kind: ChannelKind, channel_enabled: bool, direction: Direction) -> bool {
+    direction == Direction::Out && channel_enabled && channel_kind.has_sender()
 }
 
 #[derive(Debug, Insertable)]
@@ -57,15 +55,18 @@ pub fn new_delivery(channel_instance_id: i64, conversation_id: i64, message_id: 
 pub async fn list_for_channel(store: &Store, channel_instance_id: i64, limit: i64) -> StoreResult<Vec<OutboxItem>> {
     store
         .run(move |store| async move {
-            let store = &store;
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => outbox::table
-            .filter(outbox::channel_instance_id.eq(channel_instance_id))
-            .order(outbox::id.desc())
-            .limit(limit)
-            .select(OutboxItem::as_select())
-            .load(conn)
-            .await)?)
+            let tx = &mut conn.tx();
+            Ok(db!(
+                tx,
+                outbox::table
+                    .filter(outbox::channel_instance_id.eq(channel_instance_id))
+                    .order(outbox::id.desc())
+                    .limit(limit)
+                    .select(OutboxItem::as_select())
+                    .load(tx)
+                    .await
+            )?)
         })
         .await
 }
@@ -74,14 +75,17 @@ pub async fn list_for_channel(store: &Store, channel_instance_id: i64, limit: i6
 pub async fn for_message(store: &Store, message_id: i64) -> StoreResult<Vec<OutboxItem>> {
     store
         .run(move |store| async move {
-            let store = &store;
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => outbox::table
-            .filter(outbox::message_id.eq(message_id))
-            .order(outbox::id)
-            .select(OutboxItem::as_select())
-            .load(conn)
-            .await)?)
+            let tx = &mut conn.tx();
+            Ok(db!(
+                tx,
+                outbox::table
+                    .filter(outbox::message_id.eq(message_id))
+                    .order(outbox::id)
+                    .select(OutboxItem::as_select())
+                    .load(tx)
+                    .await
+            )?)
         })
         .await
 }
@@ -91,50 +95,55 @@ pub async fn for_message(store: &Store, message_id: i64) -> StoreResult<Vec<Outb
 /// earlier one is being retried).
 pub async fn due(
     store: &Store,
-    channel_kinds: &[&'static str],
+    channel_kinds: &[ChannelKind],
     delivery_kinds: &[&'static str],
     limit: i64,
 ) -> StoreResult<Vec<OutboxItem>> {
     use super::schema::channel_instances;
-    let kinds: Vec<&'static str> = channel_kinds.to_vec();
+    let kinds: Vec<ChannelKind> = channel_kinds.to_vec();
     let delivery_kinds: Vec<&'static str> = delivery_kinds.to_vec();
     store
         .run(move |store| async move {
             let t = super::now();
             let mut conn = store.read().await?;
-            db_run!(conn => {
-                let candidates: Vec<OutboxItem> = outbox::table
+            let tx = &mut conn.tx();
+            let candidates: Vec<OutboxItem> = db!(
+                tx,
+                outbox::table
                     .inner_join(channel_instances::table)
                     .filter(outbox::state.eq("pending"))
                     .filter(outbox::next_attempt_at.le(t))
                     .filter(outbox::locked_until.is_null().or(outbox::locked_until.lt(t)))
                     .filter(channel_instances::enabled.eq(true))
-                    .filter(channel_instances::kind.eq_any(kinds))
+                    .filter(channel_instances::kind.eq_any(&kinds))
                     .filter(outbox::kind.eq_any(&delivery_kinds))
                     .order(outbox::id)
                     .limit(limit)
                     .select(OutboxItem::as_select())
-                    .load(conn)
-                    .await?;
-                let conversations: Vec<i64> = candidates.iter().filter_map(|c| c.conversation_id).collect();
-                // Order holds within one stream (replies; notifications): a notification waiting for a
-                // mailbox must not hold a conversation's replies back.
-                let firsts: Vec<(Option<i64>, Option<i64>)> = outbox::table
+                    .load(tx)
+                    .await
+            )?;
+            let conversations: Vec<i64> = candidates.iter().filter_map(|c| c.conversation_id).collect();
+            // Order holds within one stream (replies; notifications): a notification waiting for a
+            // mailbox must not hold a conversation's replies back.
+            let firsts: Vec<(Option<i64>, Option<i64>)> = db!(
+                tx,
+                outbox::table
                     .filter(outbox::state.eq("pending"))
                     .filter(outbox::kind.eq_any(&delivery_kinds))
                     .filter(outbox::conversation_id.eq_any(&conversations))
                     .group_by(outbox::conversation_id)
                     .select((outbox::conversation_id, diesel::dsl::min(outbox::id)))
-                    .load(conn)
-                    .await?;
-                Ok(candidates
-                    .into_iter()
-                    .filter(|c| match c.conversation_id {
-                        None => true,
-                        Some(conv) => firsts.iter().any(|(fc, first)| *fc == Some(conv) && *first == Some(c.id)),
-                    })
-                    .collect())
-            })
+                    .load(tx)
+                    .await
+            )?;
+            Ok(candidates
+                .into_iter()
+                .filter(|c| match c.conversation_id {
+                    None => true,
+                    Some(conv) => firsts.iter().any(|(fc, first)| *fc == Some(conv) && *first == Some(c.id)),
+                })
+                .collect())
         })
         .await
 }
@@ -145,15 +154,12 @@ pub async fn claim(store: &Store, id: i64, until: NaiveDateTime) -> StoreResult<
         .run(move |store| async move {
             let t = super::now();
             let mut conn = store.write().await?;
-            let n = db_run!(conn => diesel::update(
-                outbox::table
-                    .filter(outbox::id.eq(id))
-                    .filter(outbox::state.eq("pending"))
-                    .filter(outbox::locked_until.is_null().or(outbox::locked_until.lt(t))),
-            )
-            .set(outbox::locked_until.eq(Some(until)))
-            .execute(conn)
-            .await)?;
+            let tx = &mut conn.tx();
+            let free = outbox::table
+                .filter(outbox::id.eq(id))
+                .filter(outbox::state.eq("pending"))
+                .filter(outbox::locked_until.is_null().or(outbox::locked_until.lt(t)));
+            let n = db!(tx, diesel::update(free).set(outbox::locked_until.eq(Some(until))).execute(tx).await)?;
             Ok(n == 1)
         })
         .await
@@ -171,26 +177,25 @@ pub async fn finish(
         .run(move |store| async move {
             let t = super::now();
             let mut conn = store.write().await?;
-            db_run!(conn => {
-                let q = diesel::update(outbox::table.find(id));
-                match next {
-                    None => q
-                        .set((outbox::state.eq("delivered"), outbox::delivered_at.eq(Some(t)), outbox::attempts.eq(outbox::attempts + 1),
-                              outbox::last_error.eq(None::<String>), outbox::locked_until.eq(None::<NaiveDateTime>)))
-                        .execute(conn)
-                        .await,
-                    Some(Some(at)) => q
-                        .set((outbox::attempts.eq(outbox::attempts + 1), outbox::next_attempt_at.eq(at), outbox::last_error.eq(error),
-                              outbox::locked_until.eq(None::<NaiveDateTime>)))
-                        .execute(conn)
-                        .await,
-                    Some(None) => q
-                        .set((outbox::state.eq("failed"), outbox::attempts.eq(outbox::attempts + 1), outbox::last_error.eq(error),
-                              outbox::locked_until.eq(None::<NaiveDateTime>)))
-                        .execute(conn)
-                        .await,
+            let tx = &mut conn.tx();
+            let row = outbox::table.find(id);
+            let unlocked = outbox::locked_until.eq(None::<NaiveDateTime>);
+            let attempted = outbox::attempts.eq(outbox::attempts + 1);
+            match next {
+                None => {
+                    let delivered = (outbox::state.eq("delivered"), outbox::delivered_at.eq(Some(t)));
+                    let values = (delivered, attempted, outbox::last_error.eq(None::<String>), unlocked);
+                    db!(tx, diesel::update(row).set(values).execute(tx).await)?
                 }
-            })?;
+                Some(Some(at)) => {
+                    let values = (attempted, outbox::next_attempt_at.eq(at), outbox::last_error.eq(&error), unlocked);
+                    db!(tx, diesel::update(row).set(values).execute(tx).await)?
+                }
+                Some(None) => {
+                    let values = (outbox::state.eq("failed"), attempted, outbox::last_error.eq(&error), unlocked);
+                    db!(tx, diesel::update(row).set(values).execute(tx).await)?
+                }
+            };
             Ok(())
         })
         .await
@@ -200,7 +205,8 @@ pub async fn get(store: &Store, id: i64) -> StoreResult<OutboxItem> {
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => outbox::table.find(id).select(OutboxItem::as_select()).first(conn).await)?)
+            let tx = &mut conn.tx();
+            Ok(db!(tx, outbox::table.find(id).select(OutboxItem::as_select()).first(tx).await)?)
         })
         .await
 }
@@ -210,11 +216,20 @@ pub async fn resend(store: &Store, id: i64) -> StoreResult<OutboxItem> {
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
-            Ok(db_run!(conn => diesel::update(outbox::table.find(id))
-                .set((outbox::state.eq("pending"), outbox::next_attempt_at.eq(super::now()), outbox::locked_until.eq(None::<NaiveDateTime>)))
-                .returning(OutboxItem::as_returning())
-                .get_result(conn)
-                .await)?)
+            let tx = &mut conn.tx();
+            let values = (
+                outbox::state.eq("pending"),
+                outbox::next_attempt_at.eq(super::now()),
+                outbox::locked_until.eq(None::<NaiveDateTime>),
+            );
+            Ok(db!(
+                tx,
+                diesel::update(outbox::table.find(id))
+                    .set(values)
+                    .returning(OutboxItem::as_returning())
+                    .get_result(tx)
+                    .await
+            )?)
         })
         .await
 }
@@ -237,34 +252,52 @@ pub async fn context(store: &Store, message_id: i64) -> StoreResult<Option<Deliv
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
-            db_run!(conn => {
-                let Some(message) = messages::table.find(message_id).select(Message::as_select()).first(conn).await.optional()? else {
-                    return Ok(None);
-                };
-                let conversation: Conversation = conversations::table.find(message.conversation_id).select(Conversation::as_select()).first(conn).await?;
-                let channel: ChannelInstance = channel_instances::table.find(message.channel_instance_id).select(ChannelInstance::as_select()).first(conn).await?;
-                let channel = super::sealing::open_channel(&store, channel)?;
-                let files: Vec<Attachment> = attachments::table
+            let tx = &mut conn.tx();
+            let message: Option<Message> =
+                db!(tx, messages::table.find(message_id).select(Message::as_select()).first(tx).await.optional())?;
+            let Some(message) = message else {
+                return Ok(None);
+            };
+            let conversation: Conversation = db!(
+                tx,
+                conversations::table.find(message.conversation_id).select(Conversation::as_select()).first(tx).await
+            )?;
+            let channel: ChannelInstance = db!(
+                tx,
+                channel_instances::table
+                    .find(message.channel_instance_id)
+                    .select(ChannelInstance::as_select())
+                    .first(tx)
+                    .await
+            )?;
+            let channel = super::sealing::open_channel(&store, channel)?;
+            let files: Vec<Attachment> = db!(
+                tx,
+                attachments::table
                     .filter(attachments::message_id.eq(message.id))
                     .order(attachments::id)
                     .select(Attachment::as_select())
-                    .load(conn)
-                    .await?;
-                let external_id: Option<String> = customer_identities::table
+                    .load(tx)
+                    .await
+            )?;
+            let external_id: Option<String> = db!(
+                tx,
+                customer_identities::table
                     .filter(customer_identities::customer_id.eq(conversation.customer_id))
                     .filter(customer_identities::kind.eq("external"))
                     .filter(customer_identities::channel_instance_id.eq(channel.id))
                     .order(customer_identities::id)
                     .select(customer_identities::value)
-                    .first(conn)
+                    .first(tx)
                     .await
-                    .optional()?;
-                let author_name: String = match message.author_agent_id {
-                    Some(a) => agents::table.find(a).select(agents::name).first(conn).await.optional()?.unwrap_or_default(),
-                    None => String::new(),
-                };
-                Ok(Some(DeliveryContext { channel, conversation, message, attachments: files, external_id, author_name }))
-            })
+                    .optional()
+            )?;
+            let author_name: Option<String> = match message.author_agent_id {
+                Some(a) => db!(tx, agents::table.find(a).select(agents::name).first(tx).await.optional())?,
+                None => None,
+            };
+            let author_name = author_name.unwrap_or_default();
+            Ok(Some(DeliveryContext { channel, conversation, message, attachments: files, external_id, author_name }))
         })
         .await
 }
@@ -275,13 +308,12 @@ mod tests {
 
     #[test]
     fn only_outbound_messages_on_enabled_channels_with_a_sender_are_queued() {
-        assert!(queues_reply("email", true, Direction::Out));
-        assert!(queues_reply("custom", true, Direction::Out));
-        assert!(!queues_reply("custom", false, Direction::Out), "disabled");
-        assert!(!queues_reply("custom", true, Direction::In));
-        assert!(!queues_reply("email", true, Direction::Note));
-        assert!(queues_reply("mattermost", true, Direction::Out), "posted by the bot (#15)");
-        assert!(!queues_reply("zalo", true, Direction::Out), "no sender");
-        assert!(!queues_reply("fax", true, Direction::Out), "unknown kind");
+        assert!(queues_reply(ChannelKind::Email, true, Direction::Out));
+        assert!(queues_reply(ChannelKind::Custom, true, Direction::Out));
+        assert!(!queues_reply(ChannelKind::Custom, false, Direction::Out), "disabled");
+        assert!(!queues_reply(ChannelKind::Custom, true, Direction::In));
+        assert!(!queues_reply(ChannelKind::Email, true, Direction::Note));
+        assert!(queues_reply(ChannelKind::Mattermost, true, Direction::Out), "posted by the bot (#15)");
+        assert!(!queues_reply(ChannelKind::Zalo, true, Direction::Out), "no sender");
     }
 }

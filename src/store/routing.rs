@@ -53,7 +53,7 @@ pub(crate) async fn route_new(
     if candidates.is_empty() {
         return Ok(None);
     }
-    let rows: Vec<(i64, String)> = db!(
+    let rows: Vec<(i64, Role)> = db!(
         tx,
         agents::table
             .filter(agents::id.eq_any(&candidates))
@@ -71,11 +71,8 @@ pub(crate) async fn route_new(
             .load(tx)
             .await
     )?;
-    let able: Vec<i64> = rows
-        .into_iter()
-        .filter(|(id, role)| role.parse::<Role>().is_ok_and(|r| r.is_admin()) || granted.contains(id))
-        .map(|(id, _)| id)
-        .collect();
+    let able: Vec<i64> =
+        rows.into_iter().filter(|(id, role)| role.is_admin() || granted.contains(id)).map(|(id, _)| id).collect();
     match rule {
         Assign::Owner => Ok(able.into_iter().next()),
         _ if able.iter().any(|a| presence(*a) == Presence::Online) => {

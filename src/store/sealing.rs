@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::models::ChannelInstance;
 use super::schema::{channel_instances, counters};
 use super::{Store, StoreError, StoreResult};
-use crate::db_run;
+use crate::db;
 use crate::secrets::KeyId;
 
 /// The counter that records which key seals this database's secrets.
@@ -76,14 +76,7 @@ async fn record_key(store: &Store, current: KeyId) -> StoreResult<KeyId> {
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
-            let value = db_run!(conn => {
-                diesel::insert_into(counters::table)
-                    .values((counters::name.eq(KEY_COUNTER), counters::value.eq(candidate)))
-                    .on_conflict_do_nothing()
-                    .execute(conn)
-                    .await?;
-                counters::table.find(KEY_COUNTER).select(counters::value).first::<i64>(conn).await
-            })?;
+            let value = super::counters::get_or_init(&mut conn.tx(), KEY_COUNTER, candidate).await?;
             Ok(KeyId(value as u64))
         })
         .await
@@ -94,9 +87,11 @@ async fn set_recorded_key(store: &Store, current: KeyId) -> StoreResult<()> {
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
-            db_run!(conn => {
-                diesel::update(counters::table.find(KEY_COUNTER)).set(counters::value.eq(value)).execute(conn).await
-            })?;
+            let tx = &mut conn.tx();
+            db!(
+                tx,
+                diesel::update(counters::table.find(KEY_COUNTER)).set(counters::value.eq(value)).execute(tx).await
+            )?;
             Ok(())
         })
         .await
@@ -109,13 +104,15 @@ async fn reseal_channels(store: &Store) -> StoreResult<usize> {
             let secrets = store.secrets()?;
             let rows: Vec<(i64, String, Option<String>)> = {
                 let mut conn = store.read().await?;
-                db_run!(conn => {
+                let tx = &mut conn.tx();
+                db!(
+                    tx,
                     channel_instances::table
                         .select((channel_instances::id, channel_instances::settings, channel_instances::secret))
                         .order(channel_instances::id)
-                        .load(conn)
+                        .load(tx)
                         .await
-                })?
+                )?
             };
             let mut sealed = 0;
             for (id, settings, secret) in rows {
@@ -128,23 +125,16 @@ async fn reseal_channels(store: &Store) -> StoreResult<usize> {
                     None => None,
                 };
                 let mut conn = store.write().await?;
+                let tx = &mut conn.tx();
                 // Each rewrite only if the value is still the one read: an admin's change made
                 // meanwhile (already sealed) wins, and running this twice changes nothing.
                 if let Some(new) = new_settings {
-                    sealed += db_run!(conn => {
-                        diesel::update(channel_instances::table.find(id).filter(channel_instances::settings.eq(&settings)))
-                            .set(channel_instances::settings.eq(new))
-                            .execute(conn)
-                            .await
-                    })?;
+                    let row = channel_instances::table.find(id).filter(channel_instances::settings.eq(&settings));
+                    sealed += db!(tx, diesel::update(row).set(channel_instances::settings.eq(&new)).execute(tx).await)?;
                 }
                 if let (Some(old), Some(new)) = (&secret, new_secret) {
-                    sealed += db_run!(conn => {
-                        diesel::update(channel_instances::table.find(id).filter(channel_instances::secret.eq(old)))
-                            .set(channel_instances::secret.eq(new))
-                            .execute(conn)
-                            .await
-                    })?;
+                    let row = channel_instances::table.find(id).filter(channel_instances::secret.eq(old));
+                    sealed += db!(tx, diesel::update(row).set(channel_instances::secret.eq(&new)).execute(tx).await)?;
                 }
             }
             Ok(sealed)

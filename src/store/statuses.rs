@@ -6,36 +6,35 @@ use serde_json::json;
 
 use super::audit::{self, Actor};
 use super::models::Status;
-use super::schema::{audit_log, conversations, statuses};
-use super::{Store, StoreError, StoreResult, now};
-use crate::{db_run, db_tx};
+use super::schema::{conversations, statuses};
+use super::{Store, StoreError, StoreResult, Tx, now};
+use crate::db;
+use crate::domain::StatusBase;
 
 pub async fn list(store: &Store) -> StoreResult<Vec<Status>> {
     store
         .run(move |store| async move {
-            let store = &store;
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => statuses::table
-            .order((statuses::position, statuses::id))
-            .select(Status::as_select())
-            .load(conn)
-            .await)?)
+            let tx = &mut conn.tx();
+            Ok(db!(
+                tx,
+                statuses::table.order((statuses::position, statuses::id)).select(Status::as_select()).load(tx).await
+            )?)
         })
         .await
+}
+
+/// The status with this key.
+async fn by_key(tx: &mut Tx<'_>, key: &str) -> StoreResult<Status> {
+    Ok(db!(tx, statuses::table.filter(statuses::key.eq(key)).select(Status::as_select()).first(tx).await)?)
 }
 
 pub async fn get(store: &Store, key: &str) -> StoreResult<Status> {
     let key = key.to_owned();
     store
         .run(move |store| async move {
-            let store = &store;
-            let key: &str = &key;
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => statuses::table
-            .filter(statuses::key.eq(key))
-            .select(Status::as_select())
-            .first(conn)
-            .await)?)
+            by_key(&mut conn.tx(), &key).await
         })
         .await
 }
@@ -44,49 +43,50 @@ pub async fn create(
     store: &Store,
     key: &str,
     name: &str,
-    base: &str,
+    base: StatusBase,
     required_fields: &[String],
     actor: Actor,
 ) -> StoreResult<Status> {
     let key = key.to_owned();
     let name = name.to_owned();
-    let base = base.to_owned();
     let required_fields = required_fields.to_vec();
-    store.run(move |store| async move {
-        let store = &store;
-        let key: &str = &key;
-        let name: &str = &name;
-        let base: &str = &base;
-        let required_fields: &[String] = &required_fields;
-        let required = serde_json::to_string(required_fields).unwrap_or_else(|_| "[]".into());
-        let mut conn = store.write().await?;
-        db_tx!(conn => {
-            let position: Option<i64> = statuses::table.select(diesel::dsl::max(statuses::position)).first(conn).await?;
-            let status: Status = diesel::insert_into(statuses::table)
-                .values((
-                    statuses::key.eq(key),
-                    statuses::name.eq(name),
+    let required = serde_json::to_string(&required_fields).unwrap_or_else(|_| "[]".into());
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            conn.transaction(async |tx| {
+                let position: Option<i64> =
+                    db!(tx, statuses::table.select(diesel::dsl::max(statuses::position)).first(tx).await)?;
+                let row = (
+                    statuses::key.eq(&key),
+                    statuses::name.eq(&name),
                     statuses::base.eq(base),
                     statuses::required_fields.eq(&required),
                     statuses::builtin.eq(false),
                     statuses::position.eq(position.unwrap_or(0) + 1),
                     statuses::created_at.eq(now()),
-                ))
-                .returning(Status::as_returning())
-                .get_result(conn)
-                .await
+                );
+                let status: Status = db!(
+                    tx,
+                    diesel::insert_into(statuses::table)
+                        .values(row)
+                        .returning(Status::as_returning())
+                        .get_result(tx)
+                        .await
+                )
                 .map_err(|e| match StoreError::from(e) {
-                    StoreError::Conflict(_) => StoreError::Conflict(format!("a status with key {key:?} already exists")),
+                    StoreError::Conflict(_) => {
+                        StoreError::Conflict(format!("a status with key {key:?} already exists"))
+                    }
                     other => other,
                 })?;
-            diesel::insert_into(audit_log::table)
-                .values(&audit::entry(actor, "status.create", "status", Some(status.id), json!({"key": key, "base": base, "required_fields": required_fields})))
-                .execute(conn)
-                .await?;
-            Ok(status)
+                let details = json!({"key": key, "base": base, "required_fields": required_fields});
+                audit::write(tx, audit::entry(actor, "status.create", "status", Some(status.id), details)).await?;
+                Ok(status)
+            })
+            .await
         })
-    })
-    .await
+        .await
 }
 
 pub async fn update(
@@ -99,61 +99,56 @@ pub async fn update(
 ) -> StoreResult<Status> {
     let key = key.to_owned();
     let name = name.map(str::to_owned);
-    let required_fields = required_fields.map(<[String]>::to_vec);
-    store.run(move |store| async move {
-        let store = &store;
-        let key: &str = &key;
-        let name: Option<&str> = name.as_deref();
-        let required_fields: Option<&[String]> = required_fields.as_deref();
-        let mut conn = store.write().await?;
-        db_tx!(conn => {
-            let before: Status = statuses::table.filter(statuses::key.eq(key)).select(Status::as_select()).first(conn).await?;
-            let required = match required_fields {
-                Some(r) => serde_json::to_string(r).unwrap_or_else(|_| "[]".into()),
-                None => before.required_fields.clone(),
-            };
-            let status: Status = diesel::update(statuses::table.find(before.id))
-                .set((
-                    statuses::name.eq(name.unwrap_or(&before.name)),
-                    statuses::required_fields.eq(&required),
-                    statuses::position.eq(position.unwrap_or(before.position)),
-                ))
-                .returning(Status::as_returning())
-                .get_result(conn)
-                .await?;
-            diesel::insert_into(audit_log::table)
-                .values(&audit::entry(actor, "status.update", "status", Some(status.id), json!({"name": status.name, "required_fields": status.required_fields()})))
-                .execute(conn)
-                .await?;
-            Ok(status)
+    let required = required_fields.map(|r| serde_json::to_string(r).unwrap_or_else(|_| "[]".into()));
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            conn.transaction(async |tx| {
+                let before = by_key(tx, &key).await?;
+                let required = required.as_ref().unwrap_or(&before.required_fields);
+                let status: Status = db!(
+                    tx,
+                    diesel::update(statuses::table.find(before.id))
+                        .set((
+                            statuses::name.eq(name.as_ref().unwrap_or(&before.name)),
+                            statuses::required_fields.eq(required),
+                            statuses::position.eq(position.unwrap_or(before.position)),
+                        ))
+                        .returning(Status::as_returning())
+                        .get_result(tx)
+                        .await
+                )?;
+                let details = json!({"name": status.name, "required_fields": status.required_fields()});
+                audit::write(tx, audit::entry(actor, "status.update", "status", Some(status.id), details)).await?;
+                Ok(status)
+            })
+            .await
         })
-    })
-    .await
+        .await
 }
 
 /// Delete a custom status that no conversation uses. Built-in statuses stay.
 pub async fn delete(store: &Store, key: &str, actor: Actor) -> StoreResult<()> {
     let key = key.to_owned();
-    store.run(move |store| async move {
-        let store = &store;
-        let key: &str = &key;
-        let mut conn = store.write().await?;
-        db_tx!(conn => {
-            let status: Status = statuses::table.filter(statuses::key.eq(key)).select(Status::as_select()).first(conn).await?;
-            if status.builtin {
-                return Err(super::Violation::BuiltinStatus { key: key.to_owned() }.into());
-            }
-            let used: i64 = conversations::table.filter(conversations::status.eq(key)).count().get_result(conn).await?;
-            if used > 0 {
-                return Err(StoreError::Conflict(format!("{used} conversation(s) still have status {key:?}")));
-            }
-            diesel::delete(statuses::table.find(status.id)).execute(conn).await?;
-            diesel::insert_into(audit_log::table)
-                .values(&audit::entry(actor, "status.delete", "status", Some(status.id), json!({"key": key})))
-                .execute(conn)
-                .await?;
-            Ok(())
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            conn.transaction(async |tx| {
+                let status = by_key(tx, &key).await?;
+                if status.builtin {
+                    return Err(super::Violation::BuiltinStatus { key: key.clone() }.into());
+                }
+                let used: i64 =
+                    db!(tx, conversations::table.filter(conversations::status.eq(&key)).count().get_result(tx).await)?;
+                if used > 0 {
+                    return Err(StoreError::Conflict(format!("{used} conversation(s) still have status {key:?}")));
+                }
+                db!(tx, diesel::delete(statuses::table.find(status.id)).execute(tx).await)?;
+                audit::write(tx, audit::entry(actor, "status.delete", "status", Some(status.id), json!({"key": key})))
+                    .await?;
+                Ok(())
+            })
+            .await
         })
-    })
-    .await
+        .await
 }

@@ -6,9 +6,9 @@ use serde_json::json;
 
 use super::audit::{self, Actor};
 use super::models::Team;
-use super::schema::{agents, audit_log, team_members, teams};
+use super::schema::{agents, team_members, teams};
 use super::{Store, StoreError, StoreResult, now};
-use crate::{db_run, db_tx};
+use crate::db;
 
 fn conflict(name: &str) -> impl Fn(diesel::result::Error) -> StoreError + '_ {
     move |e| match StoreError::from(e) {
@@ -20,17 +20,17 @@ fn conflict(name: &str) -> impl Fn(diesel::result::Error) -> StoreError + '_ {
 pub async fn list(store: &Store) -> StoreResult<Vec<(Team, Vec<i64>)>> {
     store
         .run(move |store| async move {
-            let store = &store;
             let mut conn = store.read().await?;
-            let (teams, members): (Vec<Team>, Vec<(i64, i64)>) = db_run!(conn => {
-                let t = teams::table.order(teams::name).select(Team::as_select()).load(conn).await?;
-                let m = team_members::table
+            let tx = &mut conn.tx();
+            let teams: Vec<Team> = db!(tx, teams::table.order(teams::name).select(Team::as_select()).load(tx).await)?;
+            let members: Vec<(i64, i64)> = db!(
+                tx,
+                team_members::table
                     .select((team_members::team_id, team_members::agent_id))
                     .order((team_members::team_id, team_members::agent_id))
-                    .load(conn)
-                    .await?;
-                Ok::<_, diesel::result::Error>((t, m))
-            })?;
+                    .load(tx)
+                    .await
+            )?;
             Ok(teams
                 .into_iter()
                 .map(|t| {
@@ -45,18 +45,19 @@ pub async fn list(store: &Store) -> StoreResult<Vec<(Team, Vec<i64>)>> {
 pub async fn get(store: &Store, id: i64) -> StoreResult<(Team, Vec<i64>)> {
     store
         .run(move |store| async move {
-            let store = &store;
             let mut conn = store.read().await?;
-            Ok(db_run!(conn => {
-                let t = teams::table.find(id).select(Team::as_select()).first(conn).await?;
-                let m = team_members::table
+            let tx = &mut conn.tx();
+            let team: Team = db!(tx, teams::table.find(id).select(Team::as_select()).first(tx).await)?;
+            let members: Vec<i64> = db!(
+                tx,
+                team_members::table
                     .filter(team_members::team_id.eq(id))
                     .select(team_members::agent_id)
                     .order(team_members::agent_id)
-                    .load(conn)
-                    .await?;
-                Ok::<_, diesel::result::Error>((t, m))
-            })?)
+                    .load(tx)
+                    .await
+            )?;
+            Ok((team, members))
         })
         .await
 }
@@ -66,23 +67,19 @@ pub async fn create(store: &Store, name: &str, description: &str, actor: Actor) 
     let description = description.to_owned();
     store
         .run(move |store| async move {
-            let store = &store;
-            let name: &str = &name;
-            let description: &str = &description;
             let mut conn = store.write().await?;
-            db_tx!(conn => {
-                let team: Team = diesel::insert_into(teams::table)
-                    .values((teams::name.eq(name), teams::description.eq(description), teams::created_at.eq(now())))
-                    .returning(Team::as_returning())
-                    .get_result(conn)
-                    .await
-                    .map_err(conflict(name))?;
-                diesel::insert_into(audit_log::table)
-                    .values(&audit::entry(actor, "team.create", "team", Some(team.id), json!({"name": name})))
-                    .execute(conn)
+            conn.transaction(async |tx| {
+                let row = (teams::name.eq(&name), teams::description.eq(&description), teams::created_at.eq(now()));
+                let team: Team = db!(
+                    tx,
+                    diesel::insert_into(teams::table).values(row).returning(Team::as_returning()).get_result(tx).await
+                )
+                .map_err(conflict(&name))?;
+                audit::write(tx, audit::entry(actor, "team.create", "team", Some(team.id), json!({"name": name})))
                     .await?;
                 Ok(team)
             })
+            .await
         })
         .await
 }
@@ -96,79 +93,73 @@ pub async fn update(
 ) -> StoreResult<Team> {
     let name = name.map(str::to_owned);
     let description = description.map(str::to_owned);
-    store.run(move |store| async move {
-        let store = &store;
-        let name: Option<&str> = name.as_deref();
-        let description: Option<&str> = description.as_deref();
-        let mut conn = store.write().await?;
-        db_tx!(conn => {
-            let before: Team = teams::table.find(id).select(Team::as_select()).first(conn).await?;
-            let new_name = name.unwrap_or(&before.name);
-            let team: Team = diesel::update(teams::table.find(id))
-                .set((teams::name.eq(new_name), teams::description.eq(description.unwrap_or(&before.description))))
-                .returning(Team::as_returning())
-                .get_result(conn)
-                .await
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            conn.transaction(async |tx| {
+                let before: Team = db!(tx, teams::table.find(id).select(Team::as_select()).first(tx).await)?;
+                let new_name = name.as_deref().unwrap_or(&before.name);
+                let new_description = description.as_deref().unwrap_or(&before.description);
+                let team: Team = db!(
+                    tx,
+                    diesel::update(teams::table.find(id))
+                        .set((teams::name.eq(new_name), teams::description.eq(new_description)))
+                        .returning(Team::as_returning())
+                        .get_result(tx)
+                        .await
+                )
                 .map_err(conflict(new_name))?;
-            diesel::insert_into(audit_log::table)
-                .values(&audit::entry(actor, "team.update", "team", Some(id), json!({"name": team.name, "description": team.description})))
-                .execute(conn)
-                .await?;
-            Ok(team)
+                let details = json!({"name": team.name, "description": team.description});
+                audit::write(tx, audit::entry(actor, "team.update", "team", Some(id), details)).await?;
+                Ok(team)
+            })
+            .await
         })
-    })
-    .await
+        .await
 }
 
 pub async fn delete(store: &Store, id: i64, actor: Actor) -> StoreResult<()> {
     store
         .run(move |store| async move {
-            let store = &store;
             let mut conn = store.write().await?;
-            db_tx!(conn => {
-                let n = diesel::delete(teams::table.find(id)).execute(conn).await?;
+            conn.transaction(async |tx| {
+                let n = db!(tx, diesel::delete(teams::table.find(id)).execute(tx).await)?;
                 if n == 0 {
                     return Err(StoreError::NotFound);
                 }
-                diesel::insert_into(audit_log::table)
-                    .values(&audit::entry(actor, "team.delete", "team", Some(id), json!({})))
-                    .execute(conn)
-                    .await?;
+                audit::write(tx, audit::entry(actor, "team.delete", "team", Some(id), json!({}))).await?;
                 Ok(())
             })
+            .await
         })
         .await
 }
 
 /// Replace the members of a team with exactly `agent_ids`.
 pub async fn set_members(store: &Store, id: i64, agent_ids: &[i64], actor: Actor) -> StoreResult<Vec<i64>> {
-    let agent_ids = agent_ids.to_vec();
-    store.run(move |store| async move {
-        let store = &store;
-        let agent_ids: &[i64] = &agent_ids;
-        let mut ids = agent_ids.to_vec();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut conn = store.write().await?;
-        db_tx!(conn => {
-            teams::table.find(id).select(teams::id).first::<i64>(conn).await?;
-            let known: Vec<i64> = agents::table.filter(agents::id.eq_any(&ids)).select(agents::id).load(conn).await?;
-            if let Some(missing) = ids.iter().find(|a| !known.contains(a)) {
-                return Err(StoreError::BadReference(format!("agent {missing} does not exist")));
-            }
-            diesel::delete(team_members::table.filter(team_members::team_id.eq(id))).execute(conn).await?;
-            for a in &ids {
-                diesel::insert_into(team_members::table)
-                    .values((team_members::team_id.eq(id), team_members::agent_id.eq(*a)))
-                    .execute(conn)
+    let mut ids = agent_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            conn.transaction(async |tx| {
+                db!(tx, teams::table.find(id).select(teams::id).first::<i64>(tx).await)?;
+                let known: Vec<i64> =
+                    db!(tx, agents::table.filter(agents::id.eq_any(&ids)).select(agents::id).load(tx).await)?;
+                if let Some(missing) = ids.iter().find(|a| !known.contains(a)) {
+                    return Err(StoreError::BadReference(format!("agent {missing} does not exist")));
+                }
+                db!(tx, diesel::delete(team_members::table.filter(team_members::team_id.eq(id))).execute(tx).await)?;
+                for a in &ids {
+                    let row = (team_members::team_id.eq(id), team_members::agent_id.eq(*a));
+                    db!(tx, diesel::insert_into(team_members::table).values(row).execute(tx).await)?;
+                }
+                audit::write(tx, audit::entry(actor, "team.members", "team", Some(id), json!({"agent_ids": ids})))
                     .await?;
-            }
-            diesel::insert_into(audit_log::table)
-                .values(&audit::entry(actor, "team.members", "team", Some(id), json!({"agent_ids": ids})))
-                .execute(conn)
-                .await?;
-            Ok(ids)
+                Ok(ids.clone())
+            })
+            .await
         })
-    })
-    .await
+        .await
 }

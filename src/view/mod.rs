@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use crate::domain::Mode;
 use crate::store::conversations::ConversationRow;
 use crate::store::models;
 
@@ -65,11 +66,11 @@ impl From<ConversationRow> for ConversationView {
             id: c.id,
             number: c.number,
             channel_id: c.channel_instance_id,
-            channel_kind: row.channel_kind,
+            channel_kind: row.channel_kind.to_string(),
             customer_id: c.customer_id,
             customer_name: row.customer_name,
-            active_chat: c.mode == "sync" && c.ended_at.is_none(),
-            mode: c.mode,
+            active_chat: c.mode == Mode::Sync && c.ended_at.is_none(),
+            mode: c.mode.to_string(),
             status: c.status,
             assignee_id: c.assignee_id,
             team_id: c.team_id,
@@ -147,8 +148,8 @@ impl MessageView {
             id: m.id,
             conversation_id: m.conversation_id,
             seq: m.seq,
-            direction: m.direction,
-            source: m.source,
+            direction: m.direction.to_string(),
+            source: m.source.to_string(),
             author,
             content: m.body_text,
             content_html: m.body_html,

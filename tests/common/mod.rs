@@ -127,9 +127,9 @@ impl TestServer {
     /// written straight through the store as its coming connector will; returns its id.
     pub async fn future_channel(&self, kind: &str, name: &str) -> i64 {
         let input = store::channels::CreateChannel {
-            kind: kind.into(),
+            kind: kind.parse().expect("a known channel kind"),
             name: name.into(),
-            mode: "sync".into(),
+            mode: switchboard::domain::Mode::Sync,
             settings: "{}".into(),
             secret: None,
             enabled: true,
@@ -158,7 +158,7 @@ impl TestServer {
                 email: email.into(),
                 name: email.split('@').next().unwrap().into(),
                 password_hash: Some(hash),
-                role: role.into(),
+                role: role.parse().expect("a known role"),
             },
             Actor::System,
         )

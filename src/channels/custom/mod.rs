@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Source;
 use crate::outbound::http_client::{HttpClient, drain_capped, refusal};
 use crate::store::outbox::DeliveryContext;
 
@@ -91,8 +92,8 @@ pub fn webhook(ctx: &DeliveryContext, public_url: &str) -> protocol::Webhook {
                 })
                 .collect(),
             quoted_message_id: m.quoted_message_id,
-            sent_via_rule: u8::from(m.source == "rule"),
-            b_from_api: u8::from(m.source == "api"),
+            sent_via_rule: u8::from(m.source == Source::Rule),
+            b_from_api: u8::from(m.source == Source::Api),
             created_at: m.created_at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         },
     }

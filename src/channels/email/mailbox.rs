@@ -31,7 +31,7 @@ use crate::blobs::Blobs;
 use crate::bus::{BusEvent, ChannelChange, ChannelChangeKind};
 use crate::changes::Changes;
 use crate::cluster::lease::{Job, Leases, Timing};
-use crate::domain::ChannelScope;
+use crate::domain::{ChannelKind, ChannelScope};
 use crate::outbound::Policy;
 use crate::realtime::Realtime;
 use crate::store::email::Imported;
@@ -130,25 +130,26 @@ impl Mailboxes {
         if self.inner.stopped.load(Ordering::Acquire) {
             return Ok(());
         }
-        let channels = match store::channels::list(&self.inner.rt.store, &ChannelScope::All, Some("email")).await {
-            Ok(c) => c,
-            Err(e) => {
-                // Without the rows, keep what runs while its lease lasts.
-                let jobs: Vec<Job> = self.lock().keys().map(|id| Job::Mailbox(*id)).collect();
-                let held = self.inner.leases.hold(&jobs).await;
-                self.lock().retain(|id, r| {
-                    let keep = held.contains(&Job::Mailbox(*id));
-                    if !keep {
-                        r.task.abort();
-                    }
-                    keep
-                });
-                return Err(e);
-            }
-        };
+        let channels =
+            match store::channels::list(&self.inner.rt.store, &ChannelScope::All, Some(ChannelKind::Email)).await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Without the rows, keep what runs while its lease lasts.
+                    let jobs: Vec<Job> = self.lock().keys().map(|id| Job::Mailbox(*id)).collect();
+                    let held = self.inner.leases.hold(&jobs).await;
+                    self.lock().retain(|id, r| {
+                        let keep = held.contains(&Job::Mailbox(*id));
+                        if !keep {
+                            r.task.abort();
+                        }
+                        keep
+                    });
+                    return Err(e);
+                }
+            };
         let wanted: Vec<&ChannelInstance> = channels
             .iter()
-            .filter(|c| c.enabled && c.kind == "email" && EmailSettings::of(&c.settings).is_some())
+            .filter(|c| c.enabled && c.kind == ChannelKind::Email && EmailSettings::of(&c.settings).is_some())
             .collect();
         let jobs: Vec<Job> = wanted.iter().map(|c| Job::Mailbox(c.id)).collect();
         let held = self.inner.leases.hold(&jobs).await;

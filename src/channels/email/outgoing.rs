@@ -9,6 +9,7 @@ use super::net::{self, Address, OutgoingAttachment, OutgoingMail};
 use super::settings::EmailSettings;
 use super::threading;
 use crate::blobs::Blobs;
+use crate::domain::{Direction, Mode};
 use crate::outbound::Policy;
 use crate::store::email::{OutgoingContext, RawSource};
 use crate::store::{self, Store};
@@ -35,7 +36,7 @@ pub async fn deliver(store: &Store, blobs: &Blobs, policy: &Policy, message_id: 
     let ctx = store::email::outgoing_context(store, message_id)
         .await
         .map_err(|e| SendFailure::transient(format!("cannot load the message: {e}")))?;
-    if ctx.message.direction != "out" {
+    if ctx.message.direction != Direction::Out {
         return Err(SendFailure::permanent("only replies to the customer are sent"));
     }
     let settings = EmailSettings::of(&ctx.channel.settings)
@@ -133,7 +134,9 @@ pub async fn notify_owner(store: &Store, policy: &Policy, payload: &str, public_
     let row =
         store::conversations::get(store, p.conversation_id, &crate::domain::ChannelScope::All).await.map_err(load)?;
     let mailboxes =
-        store::channels::list(store, &crate::domain::ChannelScope::All, Some("email")).await.map_err(load)?;
+        store::channels::list(store, &crate::domain::ChannelScope::All, Some(crate::domain::ChannelKind::Email))
+            .await
+            .map_err(load)?;
     let settings = mailboxes
         .iter()
         .filter(|c| c.enabled)
@@ -156,7 +159,7 @@ pub async fn notify_owner(store: &Store, policy: &Policy, payload: &str, public_
             agent.name,
             row.customer_name,
             public_url.trim_end_matches('/'),
-            if c.mode == "sync" { "chats" } else { "tickets" },
+            if c.mode == Mode::Sync { "chats" } else { "tickets" },
             c.id
         ),
         html: None,

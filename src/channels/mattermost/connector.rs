@@ -128,7 +128,7 @@ impl Bots {
         if self.inner.stopped.load(Ordering::Acquire) {
             return Ok(());
         }
-        let kind = ChannelKind::Mattermost.as_str();
+        let kind = ChannelKind::Mattermost;
         let channels = match store::channels::list(&self.inner.store, &ChannelScope::All, Some(kind)).await {
             Ok(c) => c,
             Err(e) => {

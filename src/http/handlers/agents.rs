@@ -100,12 +100,9 @@ pub async fn create(
         Some(pw) => Some(hash_password(pw).await?),
         None => None,
     };
-    let agent = store::agents::create(
-        &state.store,
-        store::agents::CreateAgent { email, name, password_hash, role: role.as_str().into() },
-        actor(&p),
-    )
-    .await?;
+    let agent =
+        store::agents::create(&state.store, store::agents::CreateAgent { email, name, password_hash, role }, actor(&p))
+            .await?;
     if !body.channel_ids.is_empty() {
         store::agents::set_channels(&state.store, agent.id, &body.channel_ids, actor(&p)).await?;
     }
@@ -133,7 +130,7 @@ pub async fn update(
         return Err(ApiError::forbidden("agents may change only their own name and password"));
     }
     let target = store::agents::get(&state.store, id).await?;
-    let target_role: Role = target.role.parse().unwrap_or(Role::Agent);
+    let target_role = target.role;
     let role = match body.role.as_deref() {
         Some(r) => Some(parse_role(r)?),
         None => None,
@@ -163,13 +160,7 @@ pub async fn update(
     };
     let end_sessions =
         password_hash.is_some().then_some(store::agents::EndSessions { keep, revoke_tokens: body.revoke_tokens });
-    let patch = store::agents::AgentPatch {
-        name,
-        role: role.map(|r| r.as_str().to_owned()),
-        active: body.active,
-        password_hash,
-        end_sessions,
-    };
+    let patch = store::agents::AgentPatch { name, role, active: body.active, password_hash, end_sessions };
     let agent = store::agents::update(&state.store, id, patch, actor(&p)).await?;
     // A new role, a deactivation, a new password: the agent's sockets re-check on every node, and
     // other nodes drop their cached principals of this agent too.

@@ -82,7 +82,7 @@ pub async fn login(
         agent_id: agent.id,
         name: agent.name.clone(),
         email: agent.email.clone(),
-        role: agent.role.parse().unwrap_or(Role::Agent),
+        role: agent.role,
         scope: crate::domain::ChannelScope::All,
         credential: Credential::Session { token_hash: secret_hash(&token), csrf_token: csrf },
     };
@@ -150,7 +150,7 @@ pub async fn setup(state: State, body: crate::http::body::Body<SetupRequest>) ->
     let hash = hash_password(body.password).await?;
     let agent = store::agents::create(
         &state.store,
-        store::agents::CreateAgent { email, name, password_hash: Some(hash), role: Role::SuperAdmin.as_str().into() },
+        store::agents::CreateAgent { email, name, password_hash: Some(hash), role: Role::SuperAdmin },
         Actor::System,
     )
     .await?;

@@ -132,10 +132,11 @@ fn keep_masked(mut new: Map<String, Value>, old: &Map<String, Value>) -> Map<Str
 /// Channel instances the caller may work in (all of them for admins).
 #[utoipa::path(get, operation_id = "channels_list", path = "/api/v1/channels", tag = "channels", params(ChannelQuery), responses((status = 200, body = [ChannelView])))]
 pub async fn list(state: State, p: Principal, q: web::Query<ChannelQuery>) -> ApiResult<web::Json<Vec<ChannelView>>> {
-    if let Some(kind) = &q.kind {
-        kind.parse::<ChannelKind>().map_err(|e| ApiError::field("kind", e))?;
-    }
-    let rows = store::channels::list(&state.store, &p.scope, q.kind.as_deref()).await?;
+    let kind = match &q.kind {
+        Some(kind) => Some(kind.parse::<ChannelKind>().map_err(|e| ApiError::field("kind", e))?),
+        None => None,
+    };
+    let rows = store::channels::list(&state.store, &p.scope, kind).await?;
     Ok(web::Json(rows.into_iter().map(|c| ChannelView::new(c, p.is_admin())).collect()))
 }
 
@@ -172,9 +173,9 @@ pub async fn create(
     let channel = store::channels::create(
         &state.store,
         store::channels::CreateChannel {
-            kind: kind.as_str().into(),
+            kind,
             name,
-            mode: mode.as_str().into(),
+            mode,
             settings,
             secret: (kind == ChannelKind::Custom).then(random_secret),
             enabled: body.enabled.unwrap_or(true),
@@ -198,10 +199,9 @@ pub async fn update(
 ) -> ApiResult<web::Json<ChannelView>> {
     let body = body.into_inner();
     let current = store::channels::get(&state.store, *id, &ChannelScope::All).await?;
-    let kind: ChannelKind =
-        current.kind.parse().map_err(|_| ApiError::internal(anyhow::anyhow!("bad kind in store")))?;
+    let kind = current.kind;
     let mode = match body.mode.as_deref() {
-        Some(m) => Some(resolve_mode(kind, Some(m))?.as_str().to_owned()),
+        Some(m) => Some(resolve_mode(kind, Some(m))?),
         None => None,
     };
     let name = match body.name.as_deref() {

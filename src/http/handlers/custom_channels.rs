@@ -103,7 +103,7 @@ impl CustomChannelView {
                 Viewer::Agent => settings.webhook_url_for_agents(),
                 Viewer::Admin | Viewer::AdminWithSecret => settings.webhook_url,
             },
-            kind: c.mode,
+            kind: c.mode.as_str().to_owned(),
             enabled: c.enabled,
             secret: if viewer == Viewer::AdminWithSecret { c.secret } else { None },
             routing: settings.routing,
@@ -230,7 +230,7 @@ async fn custom_channel_cached(state: &State, id: i64, scope: &ChannelScope) -> 
 /// A channel that is not there, out of scope or of another kind is "no such custom channel".
 fn only_custom(found: store::StoreResult<ChannelInstance>) -> ApiResult<ChannelInstance> {
     match found {
-        Ok(c) if c.kind == ChannelKind::Custom.as_str() => Ok(c),
+        Ok(c) if c.kind == ChannelKind::Custom => Ok(c),
         Ok(_) | Err(StoreError::NotFound) => Err(ApiError::not_found("custom channel")),
         Err(other) => Err(other.into()),
     }
@@ -254,9 +254,9 @@ pub async fn create(
     let channel = store::channels::create(
         &state.store,
         store::channels::CreateChannel {
-            kind: ChannelKind::Custom.as_str().into(),
+            kind: ChannelKind::Custom,
             name,
-            mode: mode.as_str().into(),
+            mode,
             settings: serde_json::to_string(&settings).map_err(ApiError::internal)?,
             secret: Some(random_secret()),
             enabled: true,
@@ -273,7 +273,7 @@ pub async fn create(
 #[utoipa::path(get, operation_id = "custom_channels_list", path = "/api/v1/custom-channels", tag = "custom channels",
     responses((status = 200, body = [CustomChannelView])))]
 pub async fn list(state: State, p: Principal) -> ApiResult<web::Json<Vec<CustomChannelView>>> {
-    let rows = store::channels::list(&state.store, &p.scope, Some(ChannelKind::Custom.as_str())).await?;
+    let rows = store::channels::list(&state.store, &p.scope, Some(ChannelKind::Custom)).await?;
     Ok(web::Json(rows.into_iter().map(|c| CustomChannelView::new(c, Viewer::of(&p))).collect()))
 }
 
@@ -308,7 +308,7 @@ pub async fn update(
     let patch = store::channels::ChannelPatch {
         name,
         mode: match body.kind.as_deref() {
-            Some(k) => Some(mode(k)?.as_str().to_owned()),
+            Some(k) => Some(mode(k)?),
             None => None,
         },
         settings: Some(serde_json::to_string(&settings).map_err(ApiError::internal)?),

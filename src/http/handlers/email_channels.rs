@@ -227,7 +227,7 @@ async fn mailbox(state: &State, id: i64, scope: &ChannelScope) -> ApiResult<Chan
         StoreError::NotFound => ApiError::not_found("email channel"),
         other => other.into(),
     })?;
-    if c.kind != ChannelKind::Email.as_str() {
+    if c.kind != ChannelKind::Email {
         return Err(ApiError::not_found("email channel"));
     }
     Ok(c)
@@ -265,9 +265,9 @@ pub async fn create(
     let channel = store::channels::create(
         &state.store,
         store::channels::CreateChannel {
-            kind: ChannelKind::Email.as_str().into(),
+            kind: ChannelKind::Email,
             name,
-            mode: Mode::Async.as_str().into(),
+            mode: Mode::Async,
             settings: serde_json::to_string(&settings).map_err(ApiError::internal)?,
             secret: None,
             enabled: b.enabled.unwrap_or(true),
@@ -285,7 +285,7 @@ pub async fn create(
 #[utoipa::path(get, operation_id = "email_channels_list", path = "/api/v1/email-channels", tag = "email channels",
     responses((status = 200, body = [EmailChannelView])))]
 pub async fn list(state: State, p: Principal) -> ApiResult<web::Json<Vec<EmailChannelView>>> {
-    let rows = store::channels::list(&state.store, &p.scope, Some(ChannelKind::Email.as_str())).await?;
+    let rows = store::channels::list(&state.store, &p.scope, Some(ChannelKind::Email)).await?;
     let mut out = Vec::with_capacity(rows.len());
     for c in rows {
         out.push(view(&state, c).await?);

@@ -208,7 +208,7 @@ async fn verify(state: &State, server_url: &str, token: &str) -> ApiResult<crate
 
 async fn bot(state: &State, id: i64, scope: &ChannelScope) -> ApiResult<ChannelInstance> {
     match store::channels::get(&state.store, id, scope).await {
-        Ok(c) if c.kind == ChannelKind::Mattermost.as_str() => Ok(c),
+        Ok(c) if c.kind == ChannelKind::Mattermost => Ok(c),
         Ok(_) | Err(StoreError::NotFound) => Err(ApiError::not_found("Mattermost channel")),
         Err(other) => Err(other.into()),
     }
@@ -242,9 +242,9 @@ pub async fn create(
     let channel = store::channels::create(
         &state.store,
         store::channels::CreateChannel {
-            kind: ChannelKind::Mattermost.as_str().into(),
+            kind: ChannelKind::Mattermost,
             name,
-            mode: Mode::Sync.as_str().into(),
+            mode: Mode::Sync,
             settings: serde_json::to_string(&settings).map_err(ApiError::internal)?,
             secret: Some(secret),
             enabled: b.enabled.unwrap_or(true),
@@ -262,7 +262,7 @@ pub async fn create(
 #[utoipa::path(get, operation_id = "mattermost_channels_list", path = "/api/v1/mattermost-channels", tag = "mattermost channels",
     responses((status = 200, body = [MattermostChannelView])))]
 pub async fn list(state: State, p: Principal) -> ApiResult<web::Json<Vec<MattermostChannelView>>> {
-    let rows = store::channels::list(&state.store, &p.scope, Some(ChannelKind::Mattermost.as_str())).await?;
+    let rows = store::channels::list(&state.store, &p.scope, Some(ChannelKind::Mattermost)).await?;
     let mut out = Vec::with_capacity(rows.len());
     for c in rows {
         out.push(view(&state, c).await?);

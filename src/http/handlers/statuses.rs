@@ -68,8 +68,7 @@ pub async fn create(
     let name = name_field("name", &body.name, 60)?;
     let base: StatusBase = body.base.parse().map_err(|e| ApiError::field("base", e))?;
     check_required(&body.required_fields)?;
-    let s = store::statuses::create(&state.store, &body.key, &name, base.as_str(), &body.required_fields, actor(&p))
-        .await?;
+    let s = store::statuses::create(&state.store, &body.key, &name, base, &body.required_fields, actor(&p)).await?;
     Ok(HttpResponse::Created().json(StatusView::from(s)))
 }
 

@@ -52,8 +52,7 @@ pub async fn create(
             code: "unknown_reference",
             message: format!("agent {agent_id} does not exist"),
         })?;
-        let role: crate::domain::Role = target.role.parse().unwrap_or(crate::domain::Role::SuperAdmin);
-        if !p.role.may_grant(role) {
+        if !p.role.may_grant(target.role) {
             return Err(ApiError::forbidden("only a super admin may create a token for a super admin"));
         }
     }
@@ -82,8 +81,7 @@ pub async fn delete(state: State, p: Principal, id: web::Path<i64>) -> ApiResult
         }
         // Like creating one: only a super admin touches a super admin's tokens (issue #13, 7a).
         let owner = store::agents::get(&state.store, token.agent_id).await?;
-        let role: crate::domain::Role = owner.role.parse().unwrap_or(crate::domain::Role::SuperAdmin);
-        if !p.role.may_grant(role) {
+        if !p.role.may_grant(owner.role) {
             return Err(ApiError::forbidden("only a super admin may revoke a super admin's token"));
         }
     }

@@ -244,9 +244,7 @@ async fn create(tx: &mut Tx<'_>, new: NewTicket<'_>, body: Body<'_>, presence: P
     link_files(tx, &files, message.id).await?;
     // As inserted: nothing else changed the row since (read back only for a merged customer's survivor).
     let row = match new.customer_name {
-        Some(customer_name) => {
-            ConversationRow { conversation, tags, customer_name, channel_kind: channel.kind.clone() }
-        }
+        Some(customer_name) => ConversationRow { conversation, tags, customer_name, channel_kind: channel.kind },
         None => store::conversations::decorate_one(tx, conversation.id).await?,
     };
     Ok(Imported::Created(CreatedConversation { conversation: row, message, created: true, events: vec![event] }))

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db;
+use crate::domain::Direction;
 use crate::store::models::{Attachment, ChannelInstance, Conversation, Message};
 use crate::store::schema::{
     agents, attachments, channel_instances, conversation_subscribers, conversations, customer_identities, customers,
@@ -74,19 +75,19 @@ pub async fn outgoing_context(store: &Store, message_id: i64) -> StoreResult<Out
                 Some(id) => db!(tx, agents::table.find(id).select(agents::name).first(tx).await.optional())?,
                 None => None,
             };
-            let earlier: Vec<(Option<String>, String)> = db!(
+            let earlier: Vec<(Option<String>, Direction)> = db!(
                 tx,
                 messages::table
                     .filter(messages::conversation_id.eq(conversation.id))
                     .filter(messages::seq.lt(message.seq))
-                    .filter(messages::direction.ne("note"))
+                    .filter(messages::direction.ne(Direction::Note))
                     .filter(messages::provider_message_id.is_not_null())
                     .order(messages::seq.asc())
                     .select((messages::provider_message_id, messages::direction))
                     .load(tx)
                     .await
             )?;
-            let last_inbound = earlier.iter().rev().find(|(_, d)| d == "in").and_then(|(id, _)| id.clone());
+            let last_inbound = earlier.iter().rev().find(|(_, d)| *d == Direction::In).and_then(|(id, _)| id.clone());
             let thread = earlier.into_iter().filter_map(|(id, _)| id).collect();
             Ok(OutgoingContext {
                 channel,
