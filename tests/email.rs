@@ -1174,7 +1174,7 @@ async fn a_mail_to_an_existing_ticket_is_committed_by_its_actor() {
     };
 
     let server = TestServer::start().await;
-    let admin = server.agent("admin@desk.test", "admin").await;
+    let admin = server.agent("admin@desk.test", "super_admin").await;
     let channel = admin.channel("email", "Actor inbox", None).await;
     let mail = |message_id: &str, target: MailTarget| IncomingMail {
         channel_id: channel,

@@ -508,11 +508,14 @@ fn pool_error<E: std::fmt::Display>(err: deadpool::managed::PoolError<E>) -> Sto
 }
 
 /// Open one SQLite connection with the settings every connection needs: WAL so readers never
-/// wait for the writer, a busy timeout for other processes, and enforced foreign keys.
+/// wait for the writer, a busy timeout for other processes, and enforced foreign keys. The busy
+/// timeout comes first: setting the journal mode takes a lock, and without the timeout a writer
+/// elsewhere (another process, or a server stopping in the same process) fails it at once with
+/// "database is locked".
 async fn open_sqlite(path: String) -> diesel::ConnectionResult<SqliteConn> {
     let mut conn = SqliteConn::establish(&path).await?;
     conn.batch_execute(&format!(
-        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
+        "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
          PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
     ))
     .await
