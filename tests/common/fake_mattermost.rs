@@ -1,5 +1,5 @@
 //! A fake Mattermost server (7.1+) for the Mattermost channel's tests (issue #15): real HTTP and a real WebSocket on
-//! a loopback port, implementing every call and event of `../shared/channels/mattermost.md` with the same paths,
+//! a loopback port, implementing every call and event `docs/mattermost.md` lists (Mattermost's API v4) with the same paths,
 //! shapes and status codes — the error body `{"id","message","request_id","status_code","is_oauth"}`, 401 for a
 //! bad token, 429 `limit exceeded` with the `X-Ratelimit-*` headers — plus `GET /channels/{id}/posts?since=`, which
 //! follows Mattermost's API (`PostList`: `order` newest first and `posts` by id) and is what the connector re-syncs

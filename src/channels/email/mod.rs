@@ -1,4 +1,4 @@
-//! The email channel (EM-*, EO-*; facts in `shared/channels/email.md`).
+//! The email channel (EM-*, EO-*; the contract for admins in `docs/email.md`).
 //!
 //! The protocol part — bytes and types, no storage, no network, no async, never a panic on hostile input; it
 //! reports facts ("a reply to ticket 7 through `References`", "an autoreply") and decides nothing:

@@ -5,8 +5,8 @@
 //! (authentication challenge, `hello`, events, resume by `connection_id` + `sequence_number`), [`mapping`] the pure
 //! rules (which posts are taken, which conversation a post belongs to, where a reply goes), [`connector`] the
 //! supervisor and the per-bot loop (one node at a time, by lease; reconnect with backoff; re-sync over REST after
-//! a fresh `hello`). Every connection goes through the one outgoing policy (`crate::outbound`). The protocol facts
-//! are in `../shared/channels/mattermost.md`; the contract for admins in `docs/mattermost.md`.
+//! a fresh `hello`). Every connection goes through the one outgoing policy (`crate::outbound`). The Mattermost calls
+//! and events it relies on, and the contract for admins, are in `docs/mattermost.md`.
 
 pub mod api;
 pub mod connector;
