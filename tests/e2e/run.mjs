@@ -543,8 +543,12 @@ t.step('an admin connects a Mattermost bot in Administration → Channels; a DM 
   await A.page.keyboard.type('Looking at your build now.');
   await A.page.keyboard.press('Control+Enter');
   await messagesIn(A.page).filter({ hasText: 'Looking at your build now.' }).waitFor();
+  // (An empty list is truthy: wait for one.)
   const posts = await eventually(
-    async () => (await s.mm.botPosts()).filter((p) => p.channel_id === dm && p.message.includes('Looking at your build now.')),
+    async () => {
+      const mine = (await s.mm.botPosts()).filter((p) => p.channel_id === dm && p.message.includes('Looking at your build now.'));
+      return mine.length ? mine : null;
+    },
     { timeout: 15_000, what: 'the reply posted in the DM' },
   );
   if (posts.length !== 1) throw new Error('reply posted ' + posts.length + ' times');
