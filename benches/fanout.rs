@@ -261,7 +261,9 @@ async fn start_switchboard(nodes: usize, cfg: &Cfg) -> anyhow::Result<Cluster> {
             database_url: database_url.clone(),
             data_dir: dir.path().join(format!("node{i}")),
             redis_url: redis.clone(),
-            env: vec![],
+            // Every node of a deployment seals and opens secrets with the same key (README, "Secrets at
+            // rest"); without it the second node refuses to start. A benchmark-only key.
+            env: vec![("SWITCHBOARD_SECRET_KEY".to_owned(), "c3dpdGNoYm9hcmQtZmFub3V0LWJlbmNoLWtleSEhISE=".to_owned())],
         })
         .collect();
     let token = configs[0].admin_token("bench@example.com")?;
