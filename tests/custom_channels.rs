@@ -295,10 +295,12 @@ async fn webhook_retries_keep_order_and_deliver_exactly_once() {
 async fn pending_deliveries_survive_a_restart() {
     let srv = fast_server().await;
     let admin = srv.agent("admin@example.com", "super_admin").await;
-    // A port with nobody listening: every attempt fails until the receiver comes up.
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = probe.local_addr().unwrap();
-    drop(probe);
+    // A port with nobody listening: every attempt is refused until the receiver comes up. The port
+    // stays reserved by a bound socket that never listens, so no other server (the restarted one,
+    // another test's) can take it meanwhile; it is let go just before the receiver binds it.
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = reserved.local_addr().unwrap();
     let url = format!("http://{addr}/hook");
     let (ch, _) = channel(&admin, &url, "async").await;
     let conv = inbound(&admin, ch, json!({"user_custom_id": "u", "content": "hi"})).await.1["conversation_id"]
@@ -311,6 +313,7 @@ async fn pending_deliveries_survive_a_restart() {
     }
     let token = admin.token.clone().unwrap();
     let srv = srv.restart().await;
+    drop(reserved);
     let rx = Receiver::start_on(&addr.to_string(), 0).await;
     let got = rx.wait_accepted(3, Duration::from_secs(30)).await;
     let texts: Vec<&str> = got.iter().map(|w| w["message"]["content"].as_str().unwrap()).collect();
