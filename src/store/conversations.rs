@@ -12,12 +12,12 @@ use diesel_async::RunQueryDsl;
 use serde_json::json;
 
 use super::audit::{self, Actor};
-use super::customers::like_pattern;
+use super::customers::{find_or_create_company, like_pattern};
 use super::events::{self, EventRow, NewEvent};
 use super::locks::{self, Subject};
 use super::models::{ChannelInstance, Conversation, Customer, Message, Status};
 use super::schema::{
-    agents, audit_log, channel_access, channel_instances, companies, conversation_tags, conversations, counters,
+    agents, audit_log, channel_access, channel_instances, conversation_tags, conversations, counters,
     customer_identities, customers, messages, outbox, statuses, teams,
 };
 use super::{Store, StoreError, StoreResult, Tx, Violation, channels, now};
@@ -421,23 +421,6 @@ pub(crate) async fn apply_patch(
         db!(tx, diesel::insert_into(audit_log::table).values(&entry).execute(tx).await)?;
     }
     Ok(updated)
-}
-
-/// Find a company by name or create it; returns its id.
-pub(crate) async fn find_or_create_company(tx: &mut Tx<'_>, name: &str, t: NaiveDateTime) -> StoreResult<i64> {
-    let existing: Option<i64> =
-        db!(tx, companies::table.filter(companies::name.eq(name)).select(companies::id).first(tx).await.optional())?;
-    match existing {
-        Some(id) => Ok(id),
-        None => Ok(db!(
-            tx,
-            diesel::insert_into(companies::table)
-                .values((companies::name.eq(name), companies::created_at.eq(t)))
-                .returning(companies::id)
-                .get_result::<i64>(tx)
-                .await
-        )?),
-    }
 }
 
 /// Who a message from an integrator's contact is from: their id on the channel and what the

@@ -19,7 +19,6 @@ use diesel_async::RunQueryDsl;
 use serde_json::json;
 
 use super::audit::{self, Actor};
-use super::conversations::find_or_create_company;
 use super::models::{Company, Customer, Identity};
 use super::schema::{audit_log, channel_instances, companies, conversations, customer_identities, customers};
 use super::{Store, StoreError, StoreResult, Tx, now};
@@ -506,4 +505,21 @@ pub async fn list_companies(
             })?)
         })
         .await
+}
+
+/// Find a company by name or create it; returns its id.
+pub(crate) async fn find_or_create_company(tx: &mut Tx<'_>, name: &str, t: chrono::NaiveDateTime) -> StoreResult<i64> {
+    let existing: Option<i64> =
+        db!(tx, companies::table.filter(companies::name.eq(name)).select(companies::id).first(tx).await.optional())?;
+    match existing {
+        Some(id) => Ok(id),
+        None => Ok(db!(
+            tx,
+            diesel::insert_into(companies::table)
+                .values((companies::name.eq(name), companies::created_at.eq(t)))
+                .returning(companies::id)
+                .get_result::<i64>(tx)
+                .await
+        )?),
+    }
 }
