@@ -104,6 +104,17 @@ impl fmt::Display for BadStoredValue {
 impl std::error::Error for BadStoredValue {}
 
 text_enum!(
+    /// A Mattermost bot's connection, as admins see it (MM-11): the WebSocket is open and
+    /// authenticated; not connected now (not yet, dropped, rate-limited) and trying again; or
+    /// Mattermost refused the token or the account, and an admin must act (the reason says what).
+    ConnectionState {
+        Connected => "connected",
+        Reconnecting => "reconnecting",
+        NeedsAttention => "needs_attention",
+    }
+);
+
+text_enum!(
     /// What a channel instance connects to (CORE-1). Zalo is named for its coming connector but not
     /// offered yet (#14 item 12): see [`ChannelKind::OFFERED`].
     ChannelKind {

@@ -13,12 +13,12 @@ use diesel_async::RunQueryDsl;
 use super::schema::{conversations, mattermost_links, mattermost_state};
 use super::{Store, StoreResult, now};
 use crate::db;
+use crate::domain::ConnectionState;
 
 /// A bot's connection as the dashboard shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BotState {
-    /// `connected`, `reconnecting` or `needs_attention` (`channels::mattermost::ConnectionState`).
-    pub state: String,
+    pub state: ConnectionState,
     pub reason: Option<String>,
     pub last_create_at: i64,
     pub updated_at: NaiveDateTime,
@@ -41,7 +41,7 @@ pub async fn state(store: &Store, channel_id: i64) -> StoreResult<Option<BotStat
         .run(move |store| async move {
             let mut conn = store.read().await?;
             let tx = &mut conn.tx();
-            let row: Option<(String, Option<String>, i64, NaiveDateTime)> = db!(
+            let row: Option<(ConnectionState, Option<String>, i64, NaiveDateTime)> = db!(
                 tx,
                 mattermost_state::table
                     .find(channel_id)
@@ -66,8 +66,12 @@ pub async fn state(store: &Store, channel_id: i64) -> StoreResult<Option<BotStat
 }
 
 /// Record the bot's connection state (and the reason, for `needs_attention` and `reconnecting`).
-pub async fn set_state(store: &Store, channel_id: i64, state: &str, reason: Option<String>) -> StoreResult<()> {
-    let state = state.to_owned();
+pub async fn set_state(
+    store: &Store,
+    channel_id: i64,
+    state: ConnectionState,
+    reason: Option<String>,
+) -> StoreResult<()> {
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;

@@ -335,7 +335,7 @@ impl Connector {
     }
 
     async fn set_state(&self, state: ConnectionState, reason: Option<String>) {
-        if let Err(e) = store::mattermost::set_state(&self.store, self.channel_id, state.as_str(), reason).await {
+        if let Err(e) = store::mattermost::set_state(&self.store, self.channel_id, state, reason).await {
             tracing::warn!(channel_id = self.channel_id, error = %e, "cannot record the Mattermost bot's state");
         }
     }

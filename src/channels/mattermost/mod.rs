@@ -28,36 +28,7 @@ pub enum ConversationMode {
     Thread,
 }
 
-/// A bot's connection, as admins see it (MM-11).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConnectionState {
-    /// The WebSocket is open and authenticated.
-    Connected,
-    /// Not connected now (not yet, dropped, rate-limited): the connector is trying again.
-    Reconnecting,
-    /// Mattermost refused the token (401) or the account: an admin must act; the reason says what.
-    NeedsAttention,
-}
-
-impl ConnectionState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConnectionState::Connected => "connected",
-            ConnectionState::Reconnecting => "reconnecting",
-            ConnectionState::NeedsAttention => "needs_attention",
-        }
-    }
-
-    /// The stored text (anything unknown reads as reconnecting).
-    pub fn parse(text: &str) -> Self {
-        match text {
-            "connected" => ConnectionState::Connected,
-            "needs_attention" => ConnectionState::NeedsAttention,
-            _ => ConnectionState::Reconnecting,
-        }
-    }
-}
+pub use crate::domain::ConnectionState;
 
 /// A bot's settings (the channel instance's `settings` JSON; the token is the instance's sealed `secret`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

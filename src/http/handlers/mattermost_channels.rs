@@ -93,7 +93,7 @@ async fn view(state: &State, c: ChannelInstance) -> ApiResult<MattermostChannelV
     let s = Settings::of(&c.settings).unwrap_or_default();
     let bot = store::mattermost::state(&state.store, c.id).await?;
     let (conn, reason, since) = match bot {
-        Some(b) => (ConnectionState::parse(&b.state), b.reason, Some(b.updated_at.and_utc())),
+        Some(b) => (b.state, b.reason, Some(b.updated_at.and_utc())),
         None => (ConnectionState::Reconnecting, Some("not connected yet".to_owned()), None),
     };
     Ok(MattermostChannelView {
