@@ -12,22 +12,7 @@ use super::{Store, StoreResult, Tx, feed};
 use crate::db;
 use crate::domain::ChannelScope;
 
-pub const CONVERSATION_CREATED: &str = "conversation.created";
-pub const MESSAGE_CREATED: &str = "message.created";
-pub const CONVERSATION_UPDATED: &str = "conversation.updated";
-pub const CONVERSATION_ENDED: &str = "conversation.ended";
-
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
-#[diesel(table_name = events)]
-pub struct EventRow {
-    pub id: i64,
-    pub conversation_id: i64,
-    pub channel_instance_id: i64,
-    pub kind: String,
-    pub seq: Option<i64>,
-    pub message_id: Option<i64>,
-    pub created_at: NaiveDateTime,
-}
+pub use super::models::{CONVERSATION_CREATED, CONVERSATION_ENDED, CONVERSATION_UPDATED, EventRow, MESSAGE_CREATED};
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = events)]

@@ -17,8 +17,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::channels::{Assign, assign_rule};
-use super::events::EventRow;
-use super::models::{ChannelInstance, Conversation};
+use super::models::{CONVERSATION_CREATED, ChannelInstance, Conversation, EventRow};
 use super::schema::{change_feed, channel_instances, conversations, customers, outbox};
 use super::{Store, StoreResult, Tx};
 use crate::db;
@@ -45,7 +44,7 @@ impl Consumer {
     /// Whether this consumer wants events of `kind`.
     pub fn wants(self, kind: &str) -> bool {
         match self {
-            Consumer::OwnerOffline => kind == super::events::CONVERSATION_CREATED,
+            Consumer::OwnerOffline => kind == CONVERSATION_CREATED,
         }
     }
 }

@@ -242,3 +242,21 @@ pub struct AuditEntry {
     pub details: String,
     pub created_at: NaiveDateTime,
 }
+
+/// Kinds of `events` rows (the change feed's consumers subscribe by kind, `store::feed`).
+pub const CONVERSATION_CREATED: &str = "conversation.created";
+pub const MESSAGE_CREATED: &str = "message.created";
+pub const CONVERSATION_UPDATED: &str = "conversation.updated";
+pub const CONVERSATION_ENDED: &str = "conversation.ended";
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = events)]
+pub struct EventRow {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub channel_instance_id: i64,
+    pub kind: String,
+    pub seq: Option<i64>,
+    pub message_id: Option<i64>,
+    pub created_at: NaiveDateTime,
+}
