@@ -7,6 +7,8 @@
 //! - A receiver answering 400 MB is not read: the delivery is recorded and the connection closed early.
 //! - A mailbox pointed at something that is not a mail server shows an error without what that server sent.
 //! - A webhook URL with credentials is refused (400); agents see webhook URLs without credentials or query.
+//! - A Mattermost server on an internal address is refused when a bot is connected, and by the connector's
+//!   WebSocket on a node that does not allow it.
 //!
 //! Servers here start with the setting unset unless a test is about something else; receivers run in this
 //! process on loopback ports.
@@ -377,4 +379,66 @@ async fn webhook_urls_with_credentials_are_refused_and_agents_see_them_without_s
     let for_admin = admin.ok_get(&format!("/api/v1/custom-channels/{ch}")).await;
     assert_eq!(for_admin["webhook_url"], whole, "admins see it whole");
     server.stop().await;
+}
+
+/// The first connector after #13 (Mattermost, #15) obeys the same policy: without the setting a super admin cannot
+/// connect a bot to an internal server — by address, by name or the metadata address; nothing reaches it — and a
+/// bot connected while its server was allowed makes no connection from a node that no longer allows it (the
+/// WebSocket is judged when connecting too); its state says why.
+#[tokio::test]
+async fn a_mattermost_server_on_an_internal_address_is_refused_unless_allowed() {
+    use crate::common::fake_mattermost::FakeMattermost;
+
+    let receiver = Receiver::start("127.0.0.1:0", Answer::Ok).await;
+    let server = TestServer::start_with(|raw| raw.allowed_internal_hosts = None).await;
+    let admin = server.agent("admin@example.com", "super_admin").await;
+    for url in [
+        format!("http://127.0.0.1:{}", receiver.port),
+        format!("http://localhost:{}", receiver.port),
+        format!("http://2130706433:{}", receiver.port),
+        "http://169.254.169.254".to_owned(),
+    ] {
+        let got = admin
+            .post("/api/v1/mattermost-channels", json!({"name": "Bot", "server_url": url, "bot_token": "t0k"}))
+            .await;
+        assert_error(&got, 422, "mattermost_unreachable");
+        let message = got.1["message"].as_str().unwrap();
+        assert!(
+            message.contains("internal address") && message.contains("SWITCHBOARD_ALLOWED_INTERNAL_HOSTS"),
+            "{url}: {message}"
+        );
+    }
+    assert_eq!(receiver.requests(), 0, "nothing reached the internal server");
+    assert_eq!(admin.ok_get("/api/v1/mattermost-channels").await, json!([]), "nothing stored");
+    server.stop().await;
+
+    let mm = FakeMattermost::start().await;
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@example.com", "super_admin").await;
+    let bot = admin
+        .ok_post(
+            "/api/v1/mattermost-channels",
+            json!({"name": "Bot", "server_url": mm.url, "bot_token": mm.bot_token}),
+            201,
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    mm.wait_socket(1, WAIT).await;
+    let server = server.restart_with(|raw| raw.allowed_internal_hosts = None).await;
+    let hellos = mm.hellos();
+    let admin = Api::with_token(&server.base, admin.token.as_deref().unwrap(), admin.agent_id);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let view = admin.ok_get(&format!("/api/v1/mattermost-channels/{bot}")).await;
+        if view["state_reason"].as_str().is_some_and(|r| r.contains("internal address")) {
+            assert_ne!(view["state"], "connected", "{view}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the refusal is not shown: {view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(mm.hellos(), hellos, "no socket to the no longer allowed server");
+    server.stop().await;
+    mm.stop().await;
 }
