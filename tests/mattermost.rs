@@ -507,3 +507,303 @@ async fn mm_12_outbound_to_a_member_and_to_a_channel() {
     srv.stop().await;
     mm.stop().await;
 }
+
+/// MM-11: after a refused replay the re-sync reads every channel of the bot with posts since its point
+/// (`GET /users/{bot}/channels`), not only those it has conversations in: a new user's FIRST direct message, sent
+/// while the socket was down, becomes exactly one conversation.
+#[tokio::test]
+async fn mm_11_a_first_dm_sent_while_the_socket_was_down_is_not_lost() {
+    let mm = FakeMattermost::start().await;
+    let alice = mm.user("alice", "Alice", "", "");
+    let dm = mm.dm(&alice);
+    let (srv, boss, bot) = desk(&mm, true, "group").await;
+    mm.post_as(&alice, &dm, "before", "");
+    wait_inbound(&boss, bot, 1).await;
+
+    // Down, and the server forgets the connection: the reconnect gets a fresh hello.
+    let hellos = mm.hellos();
+    mm.set_down(true);
+    mm.drop_sockets(false);
+    let bob = mm.user("bob", "Bob", "", "");
+    let bob_dm = mm.dm(&bob);
+    mm.post_as(&bob, &bob_dm, "first words from bob", "");
+    mm.allow_replay();
+    mm.set_down(false);
+    mm.wait_socket(hellos + 1, WAIT).await;
+    let convs = wait_inbound(&boss, bot, 2).await;
+    assert_eq!(convs.len(), 2, "{convs:?}");
+    let bobs = convs.iter().find(|c| c["customer_name"] == "Bob").expect("Bob's conversation")["id"].as_i64().unwrap();
+    let texts: Vec<Value> = inbound(&boss, bobs).await.iter().map(|m| m["content"].clone()).collect();
+    assert_eq!(texts, vec![json!("first words from bob")]);
+    assert!(mm.channel_lists() > 0, "the bot's channels were listed");
+
+    // The re-sync made the DM a place like any other: Bob's next message joins his conversation.
+    mm.post_as(&bob, &bob_dm, "still there?", "");
+    wait_inbound(&boss, bot, 3).await;
+    assert_eq!(conversations(&boss, bot).await.len(), 2);
+    assert_eq!(inbound(&boss, bobs).await.len(), 2);
+    srv.stop().await;
+    mm.stop().await;
+}
+
+/// MM-11 on a server older than 6.1 (no `GET /users/{id}/channels`: 404): the re-sync falls back to the channels
+/// the bot has conversations in, and still gets every post there.
+#[tokio::test]
+async fn mm_11_an_older_server_falls_back_to_the_known_channels() {
+    let mm = FakeMattermost::start().await;
+    mm.old_server(true);
+    let alice = mm.user("alice", "Alice", "", "");
+    let dm = mm.dm(&alice);
+    let (srv, boss, bot) = desk(&mm, true, "group").await;
+    mm.post_as(&alice, &dm, "before", "");
+    wait_inbound(&boss, bot, 1).await;
+    let (hellos, reads) = (mm.hellos(), mm.post_reads());
+    mm.set_down(true);
+    mm.drop_sockets(false);
+    for i in 0..3 {
+        mm.post_as(&alice, &dm, &format!("during {i}"), "");
+    }
+    mm.allow_replay();
+    mm.set_down(false);
+    mm.wait_socket(hellos + 1, WAIT).await;
+    let convs = wait_inbound(&boss, bot, 4).await;
+    assert_eq!(convs.len(), 1);
+    assert!(mm.post_reads() > reads, "re-synced over REST");
+    assert_eq!(mm.channel_lists(), 0);
+    srv.stop().await;
+    mm.stop().await;
+}
+
+/// MM-10: a post's files are committed with its message: the live event on the agent socket already lists them
+/// (`conversation.created` for the first post, `message.created` for a later one).
+#[tokio::test]
+async fn mm_10_the_live_event_already_lists_the_files() {
+    let mm = FakeMattermost::start().await;
+    let alice = mm.user("alice", "Alice", "", "");
+    let dm = mm.dm(&alice);
+    let (srv, boss, _bot) = desk(&mm, true, "group").await;
+    let mut socket = WsClient::connect(&srv.base, boss.token.as_deref().unwrap(), None).await;
+
+    mm.post_file_as(&alice, &dm, "a screenshot", "screen.png", b"\x89PNG not really");
+    let created = socket.wait_for("conversation.created", WAIT, |f| f["type"] == "conversation.created").await;
+    let files = created["message"]["attachments"].as_array().cloned().unwrap_or_default();
+    assert_eq!(files.len(), 1, "{created}");
+    assert_eq!(files[0]["file_name"], "screen.png");
+
+    mm.post_file_as(&alice, &dm, "the error log", "log.txt", b"line 1\n");
+    let added = socket
+        .wait_for("message.created", WAIT, |f| f["type"] == "message.created" && f["message"]["direction"] == "in")
+        .await;
+    let files = added["message"]["attachments"].as_array().cloned().unwrap_or_default();
+    assert_eq!(files.len(), 1, "{added}");
+    assert_eq!(files[0]["file_name"], "log.txt");
+    assert_eq!(added["message"]["content"], "the error log");
+    socket.close().await;
+    srv.stop().await;
+    mm.stop().await;
+}
+
+/// MM-7b + MM-12: in thread mode an outbound conversation to a channel starts a thread — the agent's first post is
+/// its root, later replies go under it, and a customer's reply in that thread joins the conversation. Each outbound
+/// conversation to the same channel is its own thread.
+#[tokio::test]
+async fn mm_7b_an_outbound_conversation_to_a_channel_in_thread_mode_is_a_thread() {
+    let mm = FakeMattermost::start().await;
+    let alice = mm.user("alice", "Alice", "", "");
+    let support = mm.channel("support", "O");
+    let (srv, boss, bot) = desk(&mm, true, "thread").await;
+    let start = |content: &'static str| {
+        let boss = &boss;
+        let support = support.clone();
+        async move {
+            boss.ok_post(
+                &format!("/api/v1/mattermost-channels/{bot}/conversations"),
+                json!({"to": {"kind": "channel", "id": support}, "content": content}),
+                201,
+            )
+            .await["id"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+
+    let one = start("Maintenance tonight").await;
+    let posted = mm.wait_bot_posts(1, WAIT).await;
+    let root = posted[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!((posted[0]["channel_id"].as_str(), posted[0]["root_id"].as_str()), (Some(support.as_str()), Some("")));
+
+    boss.ok_post(&format!("/api/v1/conversations/{one}/messages"), json!({"content": "Done"}), 201).await;
+    let posted = mm.wait_bot_posts(2, WAIT).await;
+    assert_eq!(posted[1]["message"], "Done");
+    assert_eq!(posted[1]["root_id"], root.as_str(), "later replies go under the first post");
+
+    // A reply in that thread, without a mention, joins the conversation.
+    mm.post_as(&alice, &support, "thanks, works again", &root);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while inbound(&boss, one).await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the thread reply did not join the conversation");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(inbound(&boss, one).await[0]["content"], "@alice: thanks, works again");
+
+    // A second outbound conversation to the same channel is another thread.
+    let two = start("Second notice").await;
+    let posted = mm.wait_bot_posts(3, WAIT).await;
+    let root2 = posted[2]["id"].as_str().unwrap().to_owned();
+    assert_eq!(posted[2]["root_id"], "");
+    mm.post_as(&alice, &support, "noted", &root2);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while inbound(&boss, two).await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the reply in the second thread did not join it");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(inbound(&boss, one).await.len(), 1);
+    assert_eq!(conversations(&boss, bot).await.len(), 2);
+    srv.stop().await;
+    mm.stop().await;
+}
+
+/// MM-12: an outbound conversation's link is committed with it, so its first message is posted at once — never
+/// after a retry (the first retry comes 10 s later). Several are started at the same time.
+#[tokio::test]
+async fn mm_12_outbound_dms_are_delivered_at_once() {
+    const PROMPTLY: Duration = Duration::from_secs(3);
+    let mm = FakeMattermost::start().await;
+    let users: Vec<String> = (0..12).map(|i| mm.user(&format!("user{i}"), "User", &i.to_string(), "")).collect();
+    let (srv, boss, bot) = desk(&mm, true, "group").await;
+    let started = tokio::time::Instant::now();
+    let boss = &boss;
+    let creations = users.iter().map(|u| {
+        let body = json!({"to": {"kind": "member", "id": u}, "content": format!("hello {u}")});
+        async move { boss.ok_post(&format!("/api/v1/mattermost-channels/{bot}/conversations"), body, 201).await }
+    });
+    futures_util::future::join_all(creations).await;
+    let deadline = started + PROMPTLY;
+    loop {
+        let n = mm.bot_posts().len();
+        if n == users.len() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{n} of {} first messages posted within {PROMPTLY:?}",
+            users.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for u in &users {
+        let dm = mm.dm(u);
+        assert!(mm.bot_posts().iter().any(|p| p["channel_id"] == dm.as_str()), "no post in {u}'s DM");
+    }
+    srv.stop().await;
+    mm.stop().await;
+}
+
+/// MM-9: Mattermost conversations are chats (CORE-5): a DM chat ends by inactivity (the channel's timeout); a later
+/// DM while it is open joins it again (CORE-7, CC-9 b: the chat is live again); once it is closed, a later DM starts
+/// a new conversation, and the DM's replies come from that one.
+#[tokio::test]
+async fn mm_9_a_dm_chat_ends_by_inactivity_and_a_dm_after_it_was_closed_starts_a_new_one() {
+    let mm = FakeMattermost::start().await;
+    let alice = mm.user("alice", "Alice", "", "");
+    let dm = mm.dm(&alice);
+    let srv = TestServer::start().await;
+    let boss = srv.agent("boss@example.com", "super_admin").await;
+    let bot = boss
+        .ok_post(
+            "/api/v1/mattermost-channels",
+            json!({"name": "Helpbot", "server_url": mm.url, "bot_token": mm.bot_token, "inactivity_timeout_s": 1}),
+            201,
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    mm.wait_socket(1, WAIT).await;
+    wait_state(&boss, bot, "connected").await;
+    let mut socket = WsClient::connect(&srv.base, boss.token.as_deref().unwrap(), None).await;
+
+    mm.post_as(&alice, &dm, "hello?", "");
+    let first = wait_inbound(&boss, bot, 1).await[0]["id"].as_i64().unwrap();
+    let ended = socket.wait_for("conversation.ended", WAIT, |f| f["type"] == "conversation.ended").await;
+    assert_eq!(ended["conversation_id"], first);
+    assert_eq!(ended["conversation"]["active_chat"], false);
+    assert_eq!(boss.ok_get("/api/v1/conversations").await["total"], 1, "the ended chat is in the ticket list");
+
+    // Still open: the next DM makes it live again.
+    mm.post_as(&alice, &dm, "are you there?", "");
+    wait_inbound(&boss, bot, 2).await;
+    assert_eq!(conversations(&boss, bot).await.len(), 1);
+    assert_eq!(boss.ok_get(&format!("/api/v1/conversations/{first}")).await["active_chat"], true);
+    socket.wait_for("ended again", WAIT, |f| f["type"] == "conversation.ended" && f["conversation_id"] == first).await;
+
+    // Closed: the next DM starts a new chat, and the agent's reply to it is posted in the DM.
+    let closed = boss
+        .call(reqwest::Method::PATCH, &format!("/api/v1/conversations/{first}"), Some(json!({"status": "closed"})))
+        .await;
+    assert_eq!(closed.0.as_u16(), 200, "{}", closed.1);
+    mm.post_as(&alice, &dm, "new problem", "");
+    let convs = wait_inbound(&boss, bot, 3).await;
+    assert_eq!(convs.len(), 2, "{convs:?}");
+    let second = convs[1]["id"].as_i64().unwrap();
+    assert_ne!(second, first);
+    let texts: Vec<Value> = inbound(&boss, second).await.iter().map(|m| m["content"].clone()).collect();
+    assert_eq!(texts, vec![json!("new problem")]);
+    assert_eq!(convs[1]["active_chat"], true);
+    boss.ok_post(&format!("/api/v1/conversations/{second}/messages"), json!({"content": "Looking"}), 201).await;
+    let posted = mm.wait_bot_posts(1, WAIT).await;
+    assert_eq!((posted[0]["channel_id"].as_str(), posted[0]["message"].as_str()), (Some(dm.as_str()), Some("Looking")));
+    socket.close().await;
+    srv.stop().await;
+    mm.stop().await;
+}
+
+/// MM-11 with the inbound pipeline: posts of different channels are stored concurrently, each channel's in order;
+/// a socket dropped half-way without replay loses nothing and stores nothing twice (the re-sync point passes only
+/// committed posts).
+#[tokio::test]
+async fn mm_11_many_channels_at_once_each_in_order_across_a_refused_replay() {
+    const USERS: usize = 6;
+    const POSTS: usize = 12;
+    let mm = FakeMattermost::start().await;
+    let users: Vec<(String, String)> = (0..USERS)
+        .map(|i| {
+            let u = mm.user(&format!("user{i}"), &format!("User{i}"), "", "");
+            let dm = mm.dm(&u);
+            (u, dm)
+        })
+        .collect();
+    let (srv, boss, bot) = desk(&mm, true, "group").await;
+    for n in 0..POSTS {
+        if n == POSTS / 2 {
+            let hellos = mm.hellos();
+            mm.set_down(true);
+            mm.drop_sockets(false);
+            for (u, dm) in &users {
+                mm.post_as(u, dm, &format!("{u} {n} (down)"), "");
+            }
+            mm.allow_replay();
+            mm.set_down(false);
+            mm.wait_socket(hellos + 1, WAIT).await;
+            continue;
+        }
+        for (u, dm) in &users {
+            mm.post_as(u, dm, &format!("{u} {n}"), "");
+        }
+    }
+    let convs = wait_inbound(&boss, bot, USERS * POSTS).await;
+    assert_eq!(convs.len(), USERS);
+    for conv in &convs {
+        let texts: Vec<String> = inbound(&boss, conv["id"].as_i64().unwrap())
+            .await
+            .iter()
+            .map(|m| m["content"].as_str().unwrap().to_owned())
+            .collect();
+        let user = texts[0].split(' ').next().unwrap().to_owned();
+        let expected: Vec<String> = (0..POSTS)
+            .map(|n| if n == POSTS / 2 { format!("{user} {n} (down)") } else { format!("{user} {n}") })
+            .collect();
+        assert_eq!(texts, expected, "each post once, in its channel's order");
+    }
+    srv.stop().await;
+    mm.stop().await;
+}

@@ -173,11 +173,11 @@ pub struct Inbound {
 pub async fn customer_message(rt: &Core, msg: store::messages::CustomerMessage) -> StoreResult<Inbound> {
     let appended = store::messages::append_customer(&rt.store, msg, Who::System).await?;
     let row = appended.conversation;
-    // A customer message is stored without attachments; only a replayed one may be older.
+    // Its files were written with it; a replayed one's are the earlier message's.
     let files = if appended.duplicate {
         store::attachments::for_messages(&rt.store, &[appended.message.id]).await?
     } else {
-        Vec::new()
+        appended.attachments
     };
     let message =
         render::message_views(&rt.store, &row.customer_name, vec![(appended.message, files)]).await?.remove(0);

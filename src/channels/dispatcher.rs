@@ -206,7 +206,8 @@ async fn mattermost(out: &Out<'_>, item: &OutboxItem) -> Result<(), Failed> {
         Err(DeliveryError::Api(MmError::Status { status, code })) if (400..500).contains(&status) => {
             Err(Failed::GiveUp(MmError::Status { status, code }.to_string()))
         }
-        // An outbound conversation's place is recorded just after its creation: try again shortly.
+        // No link for the conversation (an outbound one's is committed with it; an inbound one's may have moved on
+        // to a newer conversation, or not be recorded yet): tried again later.
         Err(e @ DeliveryError::NoPlace) => Err(Failed::Retry(e.to_string())),
         Err(e @ (DeliveryError::NoSettings | DeliveryError::NoToken)) => Err(Failed::GiveUp(e.to_string())),
         Err(e) => Err(Failed::Retry(e.to_string())),

@@ -6,9 +6,11 @@ use diesel_async::RunQueryDsl;
 
 use super::models::Attachment;
 use super::schema::{attachments, conversations, messages};
-use super::{Store, StoreResult, now};
+use super::{Store, StoreResult, Tx, now};
 use crate::db;
 
+/// An attachment's row before it is written; its bytes are already in `crate::blobs`.
+#[derive(Debug, Clone)]
 pub struct NewAttachment {
     pub uploaded_by: Option<i64>,
     pub file_name: String,
@@ -42,6 +44,38 @@ pub async fn insert(store: &Store, a: NewAttachment) -> StoreResult<Attachment> 
             )?)
         })
         .await
+}
+
+/// Write `files` as the attachments of message `message_id`, in the caller's transaction (a connector's inbound
+/// message and its files commit together, MM-10). Returns them in the order given.
+pub(super) async fn insert_for_message(
+    tx: &mut Tx<'_>,
+    message_id: i64,
+    files: &[NewAttachment],
+    t: chrono::NaiveDateTime,
+) -> StoreResult<Vec<Attachment>> {
+    let mut out = Vec::with_capacity(files.len());
+    for f in files {
+        let values = (
+            attachments::message_id.eq(Some(message_id)),
+            attachments::uploaded_by.eq(f.uploaded_by),
+            attachments::file_name.eq(&f.file_name),
+            attachments::mime_type.eq(&f.mime_type),
+            attachments::size_bytes.eq(f.size_bytes),
+            attachments::sha256.eq(&f.sha256),
+            attachments::storage_key.eq(&f.storage_key),
+            attachments::created_at.eq(t),
+        );
+        out.push(db!(
+            tx,
+            diesel::insert_into(attachments::table)
+                .values(values)
+                .returning(Attachment::as_returning())
+                .get_result(tx)
+                .await
+        )?);
+    }
+    Ok(out)
 }
 
 /// The attachment and, when it is linked to a message, that message's conversation's channel

@@ -864,93 +864,93 @@ pub async fn create(
     let scope = scope.clone();
     store
         .run(move |store| async move {
-            if !scope.allows(input.channel_id) {
-                return Err(StoreError::BadReference(format!("channel {} does not exist", input.channel_id)));
-            }
             let presence = |a: i64| store.presence(a);
             let mut conn = store.write().await?;
-            conn.transaction(async |tx| {
-                let t = now();
-                let channel: ChannelInstance = db!(
-                    tx,
-                    channel_instances::table
-                        .find(input.channel_id)
-                        .select(ChannelInstance::as_select())
-                        .first(tx)
-                        .await
-                        .optional()
-                )?
-                .ok_or_else(|| StoreError::BadReference(format!("channel {} does not exist", input.channel_id)))?;
-                channels::ensure_enabled(&channel)?;
-
-                // Idempotency: the same provider message id on this channel changes nothing.
-                if let Some(ext) = &input.external_message_id {
-                    let seen: Option<Message> = db!(
-                        tx,
-                        messages::table
-                            .filter(messages::channel_instance_id.eq(channel.id))
-                            .filter(messages::provider_message_id.eq(ext))
-                            .select(Message::as_select())
-                            .first(tx)
-                            .await
-                            .optional()
-                    )?;
-                    if let Some(message) = seen {
-                        let c: Conversation = db!(
-                            tx,
-                            conversations::table
-                                .find(message.conversation_id)
-                                .select(Conversation::as_select())
-                                .first(tx)
-                                .await
-                        )?;
-                        let conversation = decorate_row(tx, c).await?;
-                        return Ok(CreatedConversation { conversation, message, created: false, events: vec![] });
-                    }
-                }
-
-                let customer_id: i64 = match &input.counterpart {
-                    Counterpart::Customer(id) => {
-                        // A customer the caller may not see does not exist for them (store::customers).
-                        let c: Customer = super::customers::find_visible_customer(tx, *id, &scope.ids())
-                            .await?
-                            .ok_or_else(|| StoreError::BadReference(format!("customer {id} does not exist")))?;
-                        c.merged_into_id.unwrap_or(c.id)
-                    }
-                    Counterpart::Contact { external_id, name, email, phone, company } => {
-                        let contact = Contact { channel: &channel, external_id, name, email, phone, company };
-                        resolve_contact(tx, &contact, t).await?
-                    }
-                };
-
-                let Inserted { conversation, message, event, tags } = insert(
-                    tx,
-                    &NewConversationRow {
-                        channel: &channel,
-                        customer_id,
-                        subject: &input.subject,
-                        direction: input.direction,
-                        source: input.source,
-                        author_agent_id: input.author_agent_id,
-                        content: &input.content,
-                        content_html: &input.content_html,
-                        external_id: &input.external_message_id,
-                        t,
-                        actor,
-                        presence: &presence,
-                    },
-                )
-                .await?;
-                // Decorated with what is known: the channel's kind and the tags it was given.
-                let customer_name: String =
-                    db!(tx, customers::table.find(conversation.customer_id).select(customers::name).first(tx).await)?;
-                let channel_kind = channel.kind;
-                let row = ConversationRow { conversation, tags, customer_name, channel_kind };
-                Ok(CreatedConversation { conversation: row, message, created: true, events: vec![event] })
-            })
-            .await
+            conn.transaction(async |tx| create_in(tx, &input, &scope, actor, &presence).await).await
         })
         .await
+}
+
+/// [`create`] in the caller's transaction (a connector that writes its own rows with the conversation, e.g. the
+/// Mattermost link of an outbound conversation, `store::mattermost::create_outbound`).
+pub(super) async fn create_in(
+    tx: &mut Tx<'_>,
+    input: &NewConversation,
+    scope: &ChannelScope,
+    actor: Actor,
+    presence: &(dyn Fn(i64) -> Presence + Sync),
+) -> StoreResult<CreatedConversation> {
+    if !scope.allows(input.channel_id) {
+        return Err(StoreError::BadReference(format!("channel {} does not exist", input.channel_id)));
+    }
+    let t = now();
+    let channel: ChannelInstance = db!(
+        tx,
+        channel_instances::table.find(input.channel_id).select(ChannelInstance::as_select()).first(tx).await.optional()
+    )?
+    .ok_or_else(|| StoreError::BadReference(format!("channel {} does not exist", input.channel_id)))?;
+    channels::ensure_enabled(&channel)?;
+
+    // Idempotency: the same provider message id on this channel changes nothing.
+    if let Some(ext) = &input.external_message_id {
+        let seen: Option<Message> = db!(
+            tx,
+            messages::table
+                .filter(messages::channel_instance_id.eq(channel.id))
+                .filter(messages::provider_message_id.eq(ext))
+                .select(Message::as_select())
+                .first(tx)
+                .await
+                .optional()
+        )?;
+        if let Some(message) = seen {
+            let c: Conversation = db!(
+                tx,
+                conversations::table.find(message.conversation_id).select(Conversation::as_select()).first(tx).await
+            )?;
+            let conversation = decorate_row(tx, c).await?;
+            return Ok(CreatedConversation { conversation, message, created: false, events: vec![] });
+        }
+    }
+
+    let customer_id: i64 = match &input.counterpart {
+        Counterpart::Customer(id) => {
+            // A customer the caller may not see does not exist for them (store::customers).
+            let c: Customer = super::customers::find_visible_customer(tx, *id, &scope.ids())
+                .await?
+                .ok_or_else(|| StoreError::BadReference(format!("customer {id} does not exist")))?;
+            c.merged_into_id.unwrap_or(c.id)
+        }
+        Counterpart::Contact { external_id, name, email, phone, company } => {
+            let contact = Contact { channel: &channel, external_id, name, email, phone, company };
+            resolve_contact(tx, &contact, t).await?
+        }
+    };
+
+    let Inserted { conversation, message, event, tags } = insert(
+        tx,
+        &NewConversationRow {
+            channel: &channel,
+            customer_id,
+            subject: &input.subject,
+            direction: input.direction,
+            source: input.source,
+            author_agent_id: input.author_agent_id,
+            content: &input.content,
+            content_html: &input.content_html,
+            external_id: &input.external_message_id,
+            t,
+            actor,
+            presence,
+        },
+    )
+    .await?;
+    // Decorated with what is known: the channel's kind and the tags it was given.
+    let customer_name: String =
+        db!(tx, customers::table.find(conversation.customer_id).select(customers::name).first(tx).await)?;
+    let channel_kind = channel.kind;
+    let row = ConversationRow { conversation, tags, customer_name, channel_kind };
+    Ok(CreatedConversation { conversation: row, message, created: true, events: vec![event] })
 }
 
 pub async fn update(

@@ -2,7 +2,8 @@
 //! state for the dashboard (MM-11: connected / reconnecting / needs attention, with the reason) and the newest post
 //! `create_at` stored, from which a fresh `hello` re-syncs; and the links from a Mattermost *place* (a DM or
 //! channel in group-chat mode, a root post in thread mode; MM-5, MM-7) to its conversation, which also say where
-//! agent replies go (channel id and `root_id`).
+//! agent replies go (channel id and `root_id`). An outbound conversation (MM-12) is created here with its link in one
+//! transaction ([`create_outbound`]); in thread mode its link is re-keyed to its first post ([`thread_started`]).
 //!
 //! Storage only: which place a post belongs to is decided in `channels::mattermost::mapping`.
 
@@ -10,10 +11,12 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::schema::{conversations, mattermost_links, mattermost_state};
-use super::{Store, StoreResult, now};
+use super::audit::Actor;
+use super::conversations::{CreatedConversation, NewConversation};
+use super::schema::{conversations, mattermost_links, mattermost_state, messages};
+use super::{Store, StoreResult, Tx, now};
 use crate::db;
-use crate::domain::ConnectionState;
+use crate::domain::{ChannelScope, ConnectionState};
 
 /// A bot's connection as the dashboard shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,42 +172,152 @@ pub async fn put_link(
         .run(move |store| async move {
             let mut conn = store.write().await?;
             let tx = &mut conn.tx();
+            write_link(tx, channel_id, &place, conversation_id, &mm_channel_id, &root_id).await
+        })
+        .await
+}
+
+async fn write_link(
+    tx: &mut Tx<'_>,
+    channel_id: i64,
+    place: &str,
+    conversation_id: i64,
+    mm_channel_id: &str,
+    root_id: &str,
+) -> StoreResult<()> {
+    db!(
+        tx,
+        diesel::insert_into(mattermost_links::table)
+            .values((
+                mattermost_links::channel_instance_id.eq(channel_id),
+                mattermost_links::place.eq(place),
+                mattermost_links::conversation_id.eq(conversation_id),
+                mattermost_links::mm_channel_id.eq(mm_channel_id),
+                mattermost_links::root_id.eq(root_id),
+            ))
+            .on_conflict((mattermost_links::channel_instance_id, mattermost_links::place))
+            .do_update()
+            .set(mattermost_links::conversation_id.eq(conversation_id))
+            .execute(tx)
+            .await
+    )?;
+    Ok(())
+}
+
+/// Where replies of a conversation go: the link of the place it came from (or was started for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyTarget {
+    pub place: String,
+    pub mm_channel_id: String,
+    /// Empty: top-level.
+    pub root_id: String,
+}
+
+/// The place of an outbound conversation in a channel in thread mode before its first post exists (MM-7b): the
+/// post will be the thread's root, and the link is re-keyed to `root:{post}` by [`thread_started`].
+pub fn unstarted_thread(conversation_id: i64) -> String {
+    format!("new:{conversation_id}")
+}
+
+/// Where replies of a conversation go, if it came from (or was started for) a Mattermost place.
+pub async fn reply_target(store: &Store, conversation_id: i64) -> StoreResult<Option<ReplyTarget>> {
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            let tx = &mut conn.tx();
+            let row: Option<(String, String, String)> = db!(
+                tx,
+                mattermost_links::table
+                    .filter(mattermost_links::conversation_id.eq(conversation_id))
+                    .order(mattermost_links::place)
+                    .select((mattermost_links::place, mattermost_links::mm_channel_id, mattermost_links::root_id))
+                    .first(tx)
+                    .await
+                    .optional()
+            )?;
+            Ok(row.map(|(place, mm_channel_id, root_id)| ReplyTarget { place, mm_channel_id, root_id }))
+        })
+        .await
+}
+
+/// The first post of a thread-mode outbound conversation was posted as `post_id` (MM-7b): the conversation is now
+/// the place `root:{post_id}` — later replies go under it, and the customers' replies in that thread join it.
+pub async fn thread_started(store: &Store, channel_id: i64, conversation_id: i64, post_id: &str) -> StoreResult<()> {
+    let (old, place, root) = (unstarted_thread(conversation_id), format!("root:{post_id}"), post_id.to_owned());
+    store
+        .run(move |store| async move {
+            let mut conn = store.write().await?;
+            let tx = &mut conn.tx();
             db!(
                 tx,
-                diesel::insert_into(mattermost_links::table)
-                    .values((
-                        mattermost_links::channel_instance_id.eq(channel_id),
-                        mattermost_links::place.eq(&place),
-                        mattermost_links::conversation_id.eq(conversation_id),
-                        mattermost_links::mm_channel_id.eq(&mm_channel_id),
-                        mattermost_links::root_id.eq(&root_id),
-                    ))
-                    .on_conflict((mattermost_links::channel_instance_id, mattermost_links::place))
-                    .do_update()
-                    .set(mattermost_links::conversation_id.eq(conversation_id))
-                    .execute(tx)
-                    .await
+                diesel::update(
+                    mattermost_links::table
+                        .filter(mattermost_links::channel_instance_id.eq(channel_id))
+                        .filter(mattermost_links::place.eq(&old))
+                )
+                .set((mattermost_links::place.eq(&place), mattermost_links::root_id.eq(&root)))
+                .execute(tx)
+                .await
             )?;
             Ok(())
         })
         .await
 }
 
-/// Where replies of a conversation go: (Mattermost channel id, root id), if it came from a Mattermost place.
-pub async fn reply_target(store: &Store, conversation_id: i64) -> StoreResult<Option<(String, String)>> {
+/// Where an outbound conversation's replies go (MM-12): `place` `None` is a thread not started yet
+/// ([`unstarted_thread`]).
+#[derive(Debug, Clone)]
+pub struct OutboundPlace {
+    pub place: Option<String>,
+    pub mm_channel_id: String,
+}
+
+/// MM-12: an outbound conversation and its link in ONE transaction, so the dispatcher never claims its first
+/// message before it knows where to post it. A replay (the same `external_message_id`) writes nothing.
+pub async fn create_outbound(
+    store: &Store,
+    input: NewConversation,
+    scope: &ChannelScope,
+    actor: Actor,
+    at: OutboundPlace,
+) -> StoreResult<CreatedConversation> {
+    let scope = scope.clone();
+    store
+        .run(move |store| async move {
+            let presence = |a: i64| store.presence(a);
+            let mut conn = store.write().await?;
+            conn.transaction(async |tx| {
+                let created = super::conversations::create_in(tx, &input, &scope, actor, &presence).await?;
+                if created.created {
+                    let id = created.conversation.conversation.id;
+                    let place = at.place.clone().unwrap_or_else(|| unstarted_thread(id));
+                    write_link(tx, input.channel_id, &place, id, &at.mm_channel_id, "").await?;
+                }
+                Ok(created)
+            })
+            .await
+        })
+        .await
+}
+
+/// Whether the post `post_id` is stored already (its id is the message's provider id).
+pub async fn has_post(store: &Store, channel_id: i64, post_id: &str) -> StoreResult<bool> {
+    let post_id = post_id.to_owned();
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
             let tx = &mut conn.tx();
-            Ok(db!(
+            let found: Option<i64> = db!(
                 tx,
-                mattermost_links::table
-                    .filter(mattermost_links::conversation_id.eq(conversation_id))
-                    .select((mattermost_links::mm_channel_id, mattermost_links::root_id))
+                messages::table
+                    .filter(messages::channel_instance_id.eq(channel_id))
+                    .filter(messages::provider_message_id.eq(&post_id))
+                    .select(messages::id)
                     .first(tx)
                     .await
                     .optional()
-            )?)
+            )?;
+            Ok(found.is_some())
         })
         .await
 }
@@ -226,35 +339,6 @@ pub async fn known_channels(store: &Store, channel_id: i64) -> StoreResult<Vec<S
             ids.sort();
             ids.dedup();
             Ok(ids)
-        })
-        .await
-}
-
-/// Attach a file that came with a customer's post to its stored message (MM-10; the bytes are already in
-/// `crate::blobs`). Returns the attachment's id.
-pub async fn attach(store: &Store, message_id: i64, file: super::attachments::NewAttachment) -> StoreResult<i64> {
-    use super::schema::attachments;
-    store
-        .run(move |store| async move {
-            let mut conn = store.write().await?;
-            let tx = &mut conn.tx();
-            Ok(db!(
-                tx,
-                diesel::insert_into(attachments::table)
-                    .values((
-                        attachments::message_id.eq(Some(message_id)),
-                        attachments::uploaded_by.eq(file.uploaded_by),
-                        attachments::file_name.eq(&file.file_name),
-                        attachments::mime_type.eq(&file.mime_type),
-                        attachments::size_bytes.eq(file.size_bytes),
-                        attachments::sha256.eq(&file.sha256),
-                        attachments::storage_key.eq(&file.storage_key),
-                        attachments::created_at.eq(now()),
-                    ))
-                    .returning(attachments::id)
-                    .get_result(tx)
-                    .await
-            )?)
         })
         .await
 }

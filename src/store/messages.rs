@@ -356,10 +356,15 @@ pub struct CustomerMessage {
     /// Idempotency key on the channel.
     pub external_message_id: Option<String>,
     pub subject: String,
+    /// Files that came with it (bytes already in `crate::blobs`): written in the message's transaction, so the
+    /// message is never seen, published or lost without them (MM-10).
+    pub attachments: Vec<super::attachments::NewAttachment>,
 }
 
 pub struct AppendedCustomer {
     pub message: Message,
+    /// The files written with it (none for a duplicate: the caller reads the earlier message's).
+    pub attachments: Vec<Attachment>,
     pub conversation: ConversationRow,
     pub events: Vec<EventRow>,
     /// A new conversation was started (none open, or the last one closed: CC-9 a).
@@ -574,11 +579,14 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                                     },
                                 )
                                 .await?;
+                                let files =
+                                    super::attachments::insert_for_message(tx, message.id, &msg.attachments, t).await?;
                                 let customer_name = customer_name(tx, &customer, conversation.customer_id).await?;
                                 let row =
                                     ConversationRow { conversation, tags, customer_name, channel_kind: channel.kind };
                                 return Ok(AppendedCustomer {
                                     message,
+                                    attachments: files,
                                     conversation: row,
                                     events: vec![event],
                                     created: true,
@@ -636,6 +644,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                         .get_result(tx)
                         .await
                 )?;
+                let files = super::attachments::insert_for_message(tx, message.id, &msg.attachments, t).await?;
                 let event = events::record(
                     tx,
                     NewEvent {
@@ -654,6 +663,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                 let row = ConversationRow { conversation: updated, tags, customer_name, channel_kind: channel.kind };
                 Ok(AppendedCustomer {
                     message,
+                    attachments: files,
                     conversation: row,
                     events: vec![event],
                     created: false,
@@ -669,7 +679,14 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
 async fn replay(tx: &mut Tx<'_>, seen: i64) -> StoreResult<AppendedCustomer> {
     let message: Message = db!(tx, messages::table.find(seen).select(Message::as_select()).first(tx).await)?;
     let row = decorate_one(tx, message.conversation_id).await?;
-    Ok(AppendedCustomer { message, conversation: row, events: vec![], created: false, duplicate: true })
+    Ok(AppendedCustomer {
+        message,
+        attachments: Vec::new(),
+        conversation: row,
+        events: vec![],
+        created: false,
+        duplicate: true,
+    })
 }
 
 /// The newest conversation of `customer_id` on channel `channel_id`, if any.

@@ -1,9 +1,10 @@
 //! A fake Mattermost server (7.1+) for the Mattermost channel's tests (issue #15): real HTTP and a real WebSocket on
 //! a loopback port, implementing every call and event `docs/mattermost.md` lists (Mattermost's API v4) with the same paths,
 //! shapes and status codes — the error body `{"id","message","request_id","status_code","is_oauth"}`, 401 for a
-//! bad token, 429 `limit exceeded` with the `X-Ratelimit-*` headers — plus `GET /channels/{id}/posts?since=`, which
-//! follows Mattermost's API (`PostList`: `order` newest first and `posts` by id) and is what the connector re-syncs
-//! with.
+//! bad token, 429 `limit exceeded` with the `X-Ratelimit-*` headers — plus what the connector re-syncs with:
+//! `GET /users/{id}/channels` (the bot's channels with their `last_post_at`; answered 404 as by a server older than
+//! 6.1 after [`FakeMattermost::old_server`]) and `GET /channels/{id}/posts?since=`, which follows Mattermost's API
+//! (`PostList`: `order` newest first and `posts` by id).
 //!
 //! The WebSocket: the authentication challenge (`{"seq":1,"action":"authentication_challenge",…}` answered
 //! `{"status":"OK","seq_reply":1}`), `hello` with a `connection_id`, events with `seq` counting per connection from
@@ -59,6 +60,12 @@ struct Inner {
     hellos: usize,
     /// `GET /channels/{id}/posts` calls answered (re-syncs).
     post_reads: usize,
+    /// `GET /users/{id}/channels` calls answered.
+    channel_lists: usize,
+    /// Behave like a server older than 6.1: `GET /users/{id}/channels` is not a route (404).
+    old_server: bool,
+    /// The WebSocket is unavailable (upgrades answered 503), as while Mattermost restarts.
+    down: bool,
     last_create_at: i64,
 }
 
@@ -108,6 +115,7 @@ impl FakeMattermost {
                 .route("/api/v4/users/me", web::get().to(me))
                 .route("/api/v4/users/autocomplete", web::get().to(users_autocomplete))
                 .route("/api/v4/users/ids", web::post().to(users_by_ids))
+                .route("/api/v4/users/{id}/channels", web::get().to(user_channels))
                 .route("/api/v4/users/{id}", web::get().to(user))
                 .route("/api/v4/channels/direct", web::post().to(direct))
                 .route("/api/v4/channels/{id}", web::get().to(channel))
@@ -158,7 +166,8 @@ impl FakeMattermost {
         self.lock().channels.insert(
             id.clone(),
             json!({"id": id, "type": kind, "name": name, "display_name": name, "team_id": "team1",
-                   "create_at": now_ms(), "update_at": now_ms(), "delete_at": 0, "header": "", "purpose": ""}),
+                   "create_at": now_ms(), "update_at": now_ms(), "delete_at": 0, "header": "", "purpose": "",
+                   "last_post_at": 0}),
         );
         id
     }
@@ -247,6 +256,24 @@ impl FakeMattermost {
         }
     }
 
+    /// Make the WebSocket unavailable (`true`: upgrades are answered 503 and live sockets closed, keeping their queues
+    /// only when replay is allowed) or available again (`false`): the connector cannot reconnect in between.
+    pub fn set_down(&self, down: bool) {
+        let mut g = self.lock();
+        g.down = down;
+        if down {
+            let replay = g.replay;
+            for conn in g.conns.values_mut() {
+                if let Some(tx) = conn.live.take() {
+                    let _ = tx.send(Cmd::Close);
+                }
+            }
+            if !replay {
+                g.conns.clear();
+            }
+        }
+    }
+
     /// Revoke a token: REST calls and socket upgrades with it get 401 from now on.
     pub fn revoke(&self, token: &str) {
         self.lock().tokens.remove(token);
@@ -270,6 +297,16 @@ impl FakeMattermost {
     /// `GET /channels/{id}/posts` calls answered so far (how often the connector re-synced a channel).
     pub fn post_reads(&self) -> usize {
         self.lock().post_reads
+    }
+
+    /// `GET /users/{id}/channels` calls answered so far.
+    pub fn channel_lists(&self) -> usize {
+        self.lock().channel_lists
+    }
+
+    /// Behave like a Mattermost server older than 6.1, which has no `GET /users/{id}/channels` (404).
+    pub fn old_server(&self, old: bool) {
+        self.lock().old_server = old;
     }
 
     /// Answer the next `n` REST calls 429.
@@ -306,7 +343,8 @@ fn direct_channel(g: &mut Inner, a: &str, b: &str) -> String {
     g.channels.insert(
         id.clone(),
         json!({"id": id, "type": "D", "name": name, "display_name": "", "team_id": "",
-               "create_at": now_ms(), "update_at": now_ms(), "delete_at": 0, "header": "", "purpose": ""}),
+               "create_at": now_ms(), "update_at": now_ms(), "delete_at": 0, "header": "", "purpose": "",
+               "last_post_at": 0}),
     );
     id
 }
@@ -325,6 +363,9 @@ fn new_post(
         "channel_id": channel_id, "root_id": root_id, "original_id": "", "message": message, "type": "", "props": {},
         "hashtags": "", "pending_post_id": "", "reply_count": 0, "file_ids": file_ids, "metadata": {}});
     g.posts.push(post.clone());
+    if let Some(c) = g.channels.get_mut(channel_id) {
+        c["last_post_at"] = json!(t);
+    }
     post
 }
 
@@ -430,6 +471,35 @@ async fn users_by_ids(req: HttpRequest, state: Shared, body: web::Json<Vec<Strin
     authorized!(req, state);
     let g = state.lock().unwrap();
     let found: Vec<&Value> = body.iter().filter_map(|id| g.users.get(id)).collect();
+    HttpResponse::Ok().json(found)
+}
+
+/// `GET /users/{id}/channels[?include_deleted=…]` (Mattermost 6.1+): the channels of every team the user is a
+/// member of, with `last_post_at`. Here the bot is a member of every channel but the DMs of others; a user of the
+/// open, private and group channels and their own DMs. `me` is the caller.
+async fn user_channels(
+    req: HttpRequest,
+    state: Shared,
+    id: web::Path<String>,
+    q: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let me = authorized!(req, state);
+    let mut g = state.lock().unwrap();
+    if g.old_server {
+        return error(404, "api.context.404.app_error", "Sorry, we could not find the page.");
+    }
+    g.channel_lists += 1;
+    let user = if id.as_str() == "me" { me } else { id.into_inner() };
+    if !g.users.contains_key(&user) {
+        return error(404, "app.user.missing_account.const", "Unable to find the user.");
+    }
+    let deleted = q.get("include_deleted").is_some_and(|v| v == "true");
+    let found: Vec<&Value> = g
+        .channels
+        .values()
+        .filter(|c| c["type"] != "D" || c["name"].as_str().is_some_and(|n| n.split("__").any(|m| m == user)))
+        .filter(|c| deleted || c["delete_at"].as_i64().unwrap_or(0) == 0)
+        .collect();
     HttpResponse::Ok().json(found)
 }
 
@@ -653,6 +723,9 @@ async fn websocket(
     state: Shared,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    if state.lock().unwrap().down {
+        return Ok(error(503, "api.web_socket.connect.unavailable", "The server is restarting."));
+    }
     // A Bearer header on the upgrade must be valid (official clients send one); without one the challenge decides.
     if req.headers().contains_key("Authorization") {
         let token = req

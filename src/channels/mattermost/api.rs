@@ -85,6 +85,9 @@ pub struct Channel {
     pub display_name: String,
     #[serde(default)]
     pub team_id: String,
+    /// When the newest post in it was made (ms); what a re-sync skips quiet channels by.
+    #[serde(default)]
+    pub last_post_at: i64,
 }
 
 /// `GET /channels/{id}/posts` answers a post list.
@@ -185,6 +188,12 @@ impl Client {
     /// `GET /channels/{id}`.
     pub async fn channel(&self, id: &str) -> Result<Channel, MmError> {
         self.call(Method::GET, &format!("/channels/{}", segment(id)), None).await
+    }
+
+    /// `GET /users/{id}/channels?include_deleted=false` (Mattermost 6.1+): every channel of every team the user is a
+    /// member of, DMs and group messages included. An older server answers 404 (or 501).
+    pub async fn user_channels(&self, user_id: &str) -> Result<Vec<Channel>, MmError> {
+        self.call(Method::GET, &format!("/users/{}/channels?include_deleted=false", segment(user_id)), None).await
     }
 
     /// `POST /posts`: a post as the bot, top-level (`root_id` empty) or in a thread.

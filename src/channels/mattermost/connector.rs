@@ -10,22 +10,24 @@
 //! One bot's loop ([`run`]): open the WebSocket (resuming with `connection_id` + the next `sequence_number` after
 //! a drop), and read events. A `hello` with the connection id we asked to resume means the server replays what we
 //! missed; a fresh one (a new id: first connect, or the server could not replay) — or a gap in `seq` — starts a
-//! re-sync: the posts of every Mattermost channel the bot has conversations in, since the newest `create_at`
-//! stored (`store::mattermost`), read over REST. Each post is stored once whichever way it arrives: its id is the
-//! message's provider id, unique per channel instance. Backoff between attempts doubles from
+//! re-sync over REST from the stored re-sync point (`super::inbound`: every channel of the bot with posts since).
+//! Posts go to the inbound pipeline (`super::inbound::Pipeline`: in order per channel, channels concurrently). Each
+//! post is stored once whichever way it arrives: its id is the message's provider id, unique per channel instance.
+//! Backoff between attempts doubles from
 //! [`BACKOFF_START`] to [`BACKOFF_MAX`]; a 401 (token revoked) marks the bot as needing attention and retries
 //! slowly; a 429 waits as long as `X-Ratelimit-Reset` says.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::api::{Client, MmError, User};
-use super::mapping::{self, Bot, ChannelType, Decision, Post};
+use super::inbound::{Inbound, Pipeline, Progress};
+use super::mapping::{self, ChannelType};
 use super::socket::{Frame, Session, SocketError};
-use super::{ConnectionState, ConversationMode, Settings};
+use super::{ConnectionState, Settings};
 use crate::blobs::Blobs;
-use crate::bus::{Bus, BusEvent, TypingEvent};
+use crate::bus::Bus;
 use crate::changes::Changes;
 use crate::cluster::lease::Job;
 use crate::cluster::supervisor::{self, Starter, Supervisor};
@@ -33,7 +35,6 @@ use crate::domain::{ChannelKind, ChannelScope};
 use crate::outbound::Policy;
 use crate::outbound::http_client::HttpClient;
 use crate::realtime::Realtime;
-use crate::store::messages::{CustomerMessage, Profile, Target};
 use crate::store::models::ChannelInstance;
 use crate::store::{self, Store, StoreError};
 
@@ -47,8 +48,8 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const ATTENTION_RETRY: Duration = Duration::from_secs(60);
 /// The most files taken from one post (Mattermost allows 10).
 const MAX_FILES: usize = 10;
-/// How many times one REST call is retried after a 429 before the re-sync gives up for this connection.
-const RATE_LIMIT_RETRIES: usize = 5;
+/// How often the inbound pipeline's re-sync point is written while a socket is open.
+const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
 /// Handle on every bot connector of this node (cheap to clone): a [`Supervisor`] that starts [`run`].
 #[derive(Clone)]
@@ -168,16 +169,29 @@ impl Backoff {
     }
 }
 
-/// The bot's loop (see the module docs). Ends only when aborted.
-async fn run(mut c: Connector) {
+/// The bot's loop (see the module docs). Ends only when aborted (its lanes with it).
+async fn run(c: Connector) {
+    let pipeline = Pipeline::new(Inbound {
+        store: c.store,
+        bus: c.bus,
+        changes: c.changes,
+        blobs: c.blobs,
+        api: c.api,
+        channel_id: c.channel_id,
+        settings: c.settings,
+        users: Mutex::new(c.users),
+        channel_types: Mutex::new(c.channel_types),
+        progress: Progress::default(),
+    });
+    let bot = pipeline.inbound();
     let mut resume: Option<(String, i64)> = None;
     let mut backoff = Backoff::new();
-    c.set_state(ConnectionState::Reconnecting, Some("connecting".into())).await;
+    set_state(bot, ConnectionState::Reconnecting, Some("connecting".into())).await;
     loop {
         let opened = Session::open(
-            c.api.http().policy(),
-            c.api.server_url(),
-            c.api.token(),
+            bot.api.http().policy(),
+            bot.api.server_url(),
+            bot.api.token(),
             resume.as_ref().map(|(id, next)| (id.as_str(), *next)),
         )
         .await;
@@ -185,328 +199,95 @@ async fn run(mut c: Connector) {
             Err(SocketError::Unauthorized) => Ended::Unauthorized(SocketError::Unauthorized.to_string()),
             Err(e) => Ended::Dropped(e.to_string()),
             Ok(mut session) => {
-                let ended = c.session(&mut session, &mut resume, &mut backoff).await;
+                let ended = read_session(&pipeline, &mut session, &mut resume, &mut backoff).await;
                 session.close().await;
                 ended
             }
         };
+        pipeline.flush().await;
         match ended {
             Ended::Unauthorized(reason) => {
-                tracing::warn!(channel_id = c.channel_id, %reason, "Mattermost bot needs attention");
-                c.set_state(ConnectionState::NeedsAttention, Some(reason)).await;
+                tracing::warn!(channel_id = bot.channel_id, %reason, "Mattermost bot needs attention");
+                set_state(bot, ConnectionState::NeedsAttention, Some(reason)).await;
                 resume = None;
                 tokio::time::sleep(ATTENTION_RETRY).await;
             }
             Ended::Dropped(reason) => {
-                tracing::info!(channel_id = c.channel_id, %reason, "Mattermost socket lost; reconnecting");
-                c.set_state(ConnectionState::Reconnecting, Some(reason)).await;
+                tracing::info!(channel_id = bot.channel_id, %reason, "Mattermost socket lost; reconnecting");
+                set_state(bot, ConnectionState::Reconnecting, Some(reason)).await;
                 tokio::time::sleep(backoff.step()).await;
             }
         }
     }
 }
 
-impl Connector {
-    fn bot(&self) -> Bot<'_> {
-        Bot {
-            user_id: &self.settings.bot_user_id,
-            username: &self.settings.bot_username,
-            mention_only: self.settings.mention_only,
-            mode: self.settings.mode,
-        }
+async fn set_state(bot: &Inbound, state: ConnectionState, reason: Option<String>) {
+    if let Err(e) = store::mattermost::set_state(&bot.store, bot.channel_id, state, reason).await {
+        tracing::warn!(channel_id = bot.channel_id, error = %e, "cannot record the Mattermost bot's state");
     }
+}
 
-    async fn set_state(&self, state: ConnectionState, reason: Option<String>) {
-        if let Err(e) = store::mattermost::set_state(&self.store, self.channel_id, state, reason).await {
-            tracing::warn!(channel_id = self.channel_id, error = %e, "cannot record the Mattermost bot's state");
-        }
-    }
-
-    /// Read one socket until it ends.
-    async fn session(
-        &mut self,
-        session: &mut Session,
-        resume: &mut Option<(String, i64)>,
-        backoff: &mut Backoff,
-    ) -> Ended {
-        loop {
-            let frame = match session.next().await {
+/// Read one socket until it ends, handing posts to the pipeline and writing its re-sync point every
+/// [`FLUSH_EVERY`].
+async fn read_session(
+    pipeline: &Pipeline,
+    session: &mut Session,
+    resume: &mut Option<(String, i64)>,
+    backoff: &mut Backoff,
+) -> Ended {
+    let bot = pipeline.inbound();
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let frame = tokio::select! {
+            frame = session.next() => match frame {
                 Ok(f) => f,
                 Err(e) => return Ended::Dropped(e.to_string()),
-            };
-            match frame {
-                Frame::Reply { seq_reply: 1, ok: false } => {
-                    return Ended::Unauthorized("Mattermost refused the bot token on the WebSocket".into());
-                }
-                Frame::Reply { .. } => {}
-                Frame::Hello { connection_id, seq } => {
-                    let resumed = resume.as_ref().is_some_and(|(id, _)| *id == connection_id);
-                    if !resumed {
-                        *resume = Some((connection_id, seq.unwrap_or(0) + 1));
-                    }
-                    self.set_state(ConnectionState::Connected, None).await;
-                    backoff.reset();
-                    if !resumed && let Err(e) = self.resync().await {
-                        if matches!(e, MmError::Unauthorized) {
-                            return Ended::Unauthorized(e.to_string());
-                        }
-                        tracing::warn!(channel_id = self.channel_id, error = %e, "Mattermost re-sync incomplete");
-                    }
-                }
-                other => {
-                    let mut gap = false;
-                    if let (Some(seq), Some((_, next))) = (other.seq(), resume.as_mut()) {
-                        gap = seq > *next;
-                        *next = (*next).max(seq + 1);
-                    }
-                    self.event(other).await;
-                    if gap && let Err(e) = self.resync().await {
-                        tracing::warn!(channel_id = self.channel_id, error = %e, "Mattermost re-sync after a gap incomplete");
-                    }
-                }
+            },
+            _ = flush.tick() => {
+                pipeline.flush().await;
+                continue;
             }
-        }
-    }
-
-    async fn event(&mut self, frame: Frame) {
+        };
         match frame {
-            Frame::Posted { post, channel_type, mentions, .. } => {
-                let kind = ChannelType::parse(&channel_type);
-                self.channel_types.insert(post.channel_id.clone(), kind);
-                self.post(*post, kind, mentions.as_deref()).await;
+            Frame::Reply { seq_reply: 1, ok: false } => {
+                return Ended::Unauthorized("Mattermost refused the bot token on the WebSocket".into());
             }
-            Frame::Typing { user_id, channel_id, parent_id, .. } => {
-                self.typing(&user_id, &channel_id, &parent_id).await
-            }
-            _ => {}
-        }
-    }
-
-    /// Read what was posted since the newest stored post in every channel the bot has conversations in.
-    async fn resync(&mut self) -> Result<(), MmError> {
-        let state = store::mattermost::state(&self.store, self.channel_id).await.ok().flatten();
-        let since = state.map(|s| s.last_create_at).unwrap_or(0);
-        if since == 0 {
-            // Nothing stored yet: posts from now on are ours.
-            let _ =
-                store::mattermost::advance(&self.store, self.channel_id, chrono::Utc::now().timestamp_millis()).await;
-            return Ok(());
-        }
-        let channels = store::mattermost::known_channels(&self.store, self.channel_id).await.unwrap_or_default();
-        for channel in channels {
-            let posts = self
-                .with_retries(|api| {
-                    let channel = channel.clone();
-                    async move { api.posts_since(&channel, since).await }
-                })
-                .await?;
-            let kind = self.channel_type(&channel).await?;
-            for post in posts {
-                if post.create_at >= since {
-                    self.post(post, kind, None).await;
+            Frame::Reply { .. } => {}
+            Frame::Hello { connection_id, seq } => {
+                let resumed = resume.as_ref().is_some_and(|(id, _)| *id == connection_id);
+                if !resumed {
+                    *resume = Some((connection_id, seq.unwrap_or(0) + 1));
+                }
+                set_state(bot, ConnectionState::Connected, None).await;
+                backoff.reset();
+                if !resumed && let Err(e) = pipeline.resync().await {
+                    if matches!(e, MmError::Unauthorized) {
+                        return Ended::Unauthorized(e.to_string());
+                    }
+                    tracing::warn!(channel_id = bot.channel_id, error = %e, "Mattermost re-sync incomplete");
                 }
             }
-        }
-        Ok(())
-    }
-
-    /// A REST call, waiting out 429s as `X-Ratelimit-Reset` asks.
-    async fn with_retries<T, F, Fut>(&self, call: F) -> Result<T, MmError>
-    where
-        F: Fn(Client) -> Fut,
-        Fut: std::future::Future<Output = Result<T, MmError>>,
-    {
-        let mut tries = 0;
-        loop {
-            match call(self.api.clone()).await {
-                Err(MmError::RateLimited(wait)) if tries < RATE_LIMIT_RETRIES => {
-                    tries += 1;
-                    tracing::info!(channel_id = self.channel_id, ?wait, "Mattermost rate limit; waiting");
-                    tokio::time::sleep(wait).await;
+            other => {
+                let mut gap = false;
+                if let (Some(seq), Some((_, next))) = (other.seq(), resume.as_mut()) {
+                    gap = seq > *next;
+                    *next = (*next).max(seq + 1);
                 }
-                other => return other,
-            }
-        }
-    }
-
-    async fn channel_type(&mut self, id: &str) -> Result<ChannelType, MmError> {
-        if let Some(t) = self.channel_types.get(id) {
-            return Ok(*t);
-        }
-        let channel = self
-            .with_retries(|api| {
-                let id = id.to_owned();
-                async move { api.channel(&id).await }
-            })
-            .await?;
-        let kind = ChannelType::parse(&channel.kind);
-        self.channel_types.insert(id.to_owned(), kind);
-        Ok(kind)
-    }
-
-    async fn user(&mut self, id: &str) -> User {
-        if let Some(u) = self.users.get(id) {
-            return u.clone();
-        }
-        let found = self
-            .with_retries(|api| {
-                let id = id.to_owned();
-                async move { api.user(&id).await }
-            })
-            .await;
-        match found {
-            Ok(u) => {
-                self.users.insert(id.to_owned(), u.clone());
-                u
-            }
-            Err(e) => {
-                tracing::info!(channel_id = self.channel_id, error = %e, "Mattermost user not readable; named by id");
-                User { id: id.to_owned(), username: id.to_owned(), ..Default::default() }
-            }
-        }
-    }
-
-    /// Store one post if the rules take it (see `mapping`); idempotent by the post id.
-    async fn post(&mut self, post: Post, kind: ChannelType, mentions: Option<&[String]>) {
-        let decision = mapping::decide(&self.bot(), &post, kind, mentions);
-        if let Decision::Take(place) = decision {
-            self.take(&post, place).await;
-        }
-        if let Err(e) = store::mattermost::advance(&self.store, self.channel_id, post.create_at).await {
-            tracing::warn!(channel_id = self.channel_id, error = %e, "cannot record the Mattermost cursor");
-        }
-    }
-
-    async fn take(&mut self, post: &Post, place: mapping::Place) {
-        let link = match store::mattermost::link(&self.store, self.channel_id, &place.key).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(channel_id = self.channel_id, error = %e, "cannot read the Mattermost link");
-                return;
-            }
-        };
-        if link.is_none() && !place.may_start {
-            return;
-        }
-        let user = self.user(&post.user_id).await;
-        let content = if post.message.trim().is_empty() && !post.file_ids.is_empty() {
-            "(files)".to_owned()
-        } else if post.message.trim().is_empty() {
-            "(no text)".to_owned()
-        } else if place.key.starts_with("dm:") {
-            post.message.clone()
-        } else {
-            mapping::shared_text(&user.username, &post.message)
-        };
-        let target = match &link {
-            Some(l) => Target::Conversation { id: l.conversation_id, customer_id: l.customer_id },
-            None => Target::Fresh {
-                user_custom_id: post.user_id.clone(),
-                profile: Profile {
-                    name: crate::domain::text::clean_name(&user.display_name(), 200),
-                    email: crate::domain::text::normalize_email(&user.email),
-                    phone: None,
-                    company: None,
-                },
-            },
-        };
-        let msg = CustomerMessage {
-            channel_id: self.channel_id,
-            target,
-            content,
-            content_html: None,
-            external_message_id: Some(post.id.clone()),
-            subject: String::new(),
-        };
-        match self.changes.customer_message(msg, None).await {
-            Ok(out) => {
-                if !out.duplicate {
-                    self.files(post, out.message.id).await;
+                match other {
+                    Frame::Posted { post, channel_type, mentions, .. } => {
+                        let kind = ChannelType::parse(&channel_type);
+                        bot.learn_channel_type(&post.channel_id, kind);
+                        pipeline.post(*post, kind, mentions).await;
+                    }
+                    Frame::Typing { user_id, channel_id, parent_id, .. } => {
+                        bot.typing(&user_id, &channel_id, &parent_id).await
+                    }
+                    _ => {}
                 }
-                if link.as_ref().map(|l| l.conversation_id) != Some(out.conversation.id)
-                    && let Err(e) = store::mattermost::put_link(
-                        &self.store,
-                        self.channel_id,
-                        &place.key,
-                        out.conversation.id,
-                        &place.mm_channel_id,
-                        &place.root_id,
-                    )
-                    .await
-                {
-                    tracing::warn!(channel_id = self.channel_id, error = %e, "cannot record the Mattermost link");
+                if gap && let Err(e) = pipeline.resync().await {
+                    tracing::warn!(channel_id = bot.channel_id, error = %e, "Mattermost re-sync after a gap incomplete");
                 }
-            }
-            Err(StoreError::Rule(store::Violation::ChannelDisabled { .. })) => {}
-            Err(e) => {
-                tracing::warn!(channel_id = self.channel_id, post = %post.id, error = %e, "Mattermost post not stored")
-            }
-        }
-    }
-
-    /// MM-10: the files of a stored post, fetched from Mattermost and attached to its message. A file that cannot be
-    /// read is skipped (logged); the message stays.
-    async fn files(&self, post: &Post, message_id: i64) {
-        for file_id in post.file_ids.iter().take(MAX_FILES) {
-            let fetched = async {
-                let info = self.api.file_info(file_id).await?;
-                let bytes = self.api.file(file_id).await?;
-                Ok::<_, MmError>((info, bytes))
-            }
-            .await;
-            let (info, bytes) = match fetched {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::warn!(channel_id = self.channel_id, file = %file_id, error = %e, "Mattermost file not fetched");
-                    continue;
-                }
-            };
-            let stored = match self.blobs.put(&bytes).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(channel_id = self.channel_id, error = %e, "cannot store a Mattermost file");
-                    continue;
-                }
-            };
-            let name: String = info.name.chars().filter(|c| !c.is_control()).take(255).collect();
-            let mime = if info.mime_type.is_empty() { "application/octet-stream".to_owned() } else { info.mime_type };
-            let file = store::attachments::NewAttachment {
-                uploaded_by: None,
-                file_name: if name.is_empty() { "file".into() } else { name },
-                mime_type: mime,
-                size_bytes: stored.size as i64,
-                sha256: stored.sha256,
-                storage_key: stored.storage_key,
-            };
-            if let Err(e) = store::mattermost::attach(&self.store, message_id, file).await {
-                tracing::warn!(channel_id = self.channel_id, error = %e, "cannot attach a Mattermost file");
-            }
-        }
-    }
-
-    /// RT-5: a Mattermost user typing where a conversation is shows as the customer typing.
-    async fn typing(&mut self, user_id: &str, channel_id: &str, parent_id: &str) {
-        if user_id == self.settings.bot_user_id {
-            return;
-        }
-        let keys = [
-            format!("dm:{channel_id}"),
-            match self.settings.mode {
-                ConversationMode::Group => format!("ch:{channel_id}"),
-                ConversationMode::Thread => format!("root:{parent_id}"),
-            },
-        ];
-        for key in keys {
-            if let Ok(Some(link)) = store::mattermost::link(&self.store, self.channel_id, &key).await {
-                let name = self.user(user_id).await.display_name();
-                self.bus.publish(BusEvent::Typing(TypingEvent {
-                    conversation_id: link.conversation_id,
-                    channel_id: self.channel_id,
-                    agent_id: None,
-                    name,
-                    state: "start".into(),
-                }));
-                return;
             }
         }
     }
@@ -539,8 +320,8 @@ pub async fn deliver(
 ) -> Result<(), DeliveryError> {
     let settings = Settings::of(&ctx.channel.settings).ok_or(DeliveryError::NoSettings)?;
     let token = ctx.channel.secret.as_deref().ok_or(DeliveryError::NoToken)?;
-    let (mm_channel, root) =
-        store::mattermost::reply_target(store, ctx.conversation.id).await?.ok_or(DeliveryError::NoPlace)?;
+    let target = store::mattermost::reply_target(store, ctx.conversation.id).await?.ok_or(DeliveryError::NoPlace)?;
+    let (mm_channel, root) = (target.mm_channel_id.as_str(), target.root_id.as_str());
     let quoted = match ctx.message.quoted_message_id {
         Some(id) => store::messages::get(store, id, &ChannelScope::All).await.ok().map(|m| m.body_text),
         None => None,
@@ -552,8 +333,15 @@ pub async fn deliver(
     for a in ctx.attachments.iter().take(MAX_FILES) {
         let bytes = blobs.get(&a.storage_key).await.map_err(|e| DeliveryError::File(e.to_string()))?;
         let mime: String = a.mime_type.chars().filter(|c| !c.is_control()).collect();
-        file_ids.push(api.upload(&mm_channel, &a.file_name, &mime, &bytes).await?);
+        file_ids.push(api.upload(mm_channel, &a.file_name, &mime, &bytes).await?);
     }
-    api.create_post_with_files(&mm_channel, &text, &root, &file_ids).await?;
+    let post = api.create_post_with_files(mm_channel, &text, root, &file_ids).await?;
+    // MM-7b: the first post of an outbound conversation in thread mode is its thread's root.
+    if target.place == store::mattermost::unstarted_thread(ctx.conversation.id)
+        && let Err(e) = store::mattermost::thread_started(store, ctx.channel.id, ctx.conversation.id, &post.id).await
+    {
+        // Posted all the same: posting again would be a duplicate. Later replies go top-level.
+        tracing::warn!(conversation_id = ctx.conversation.id, error = %e, "cannot record the Mattermost thread root");
+    }
     Ok(())
 }

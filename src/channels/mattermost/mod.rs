@@ -4,12 +4,14 @@
 //! One module per job: [`api`] is the REST client (`/api/v4`, Bearer token), [`socket`] the WebSocket session
 //! (authentication challenge, `hello`, events, resume by `connection_id` + `sequence_number`), [`mapping`] the pure
 //! rules (which posts are taken, which conversation a post belongs to, where a reply goes), [`connector`] the
-//! supervisor and the per-bot loop (one node at a time, by lease; reconnect with backoff; re-sync over REST after
-//! a fresh `hello`). Every connection goes through the one outgoing policy (`crate::outbound`). The Mattermost calls
+//! supervisor and the per-bot loop (one node at a time, by lease; reconnect with backoff), [`inbound`] what happens
+//! to the posts read (the pipeline to the change layer, the re-sync point, the re-sync over REST after a fresh
+//! `hello`, files). Every connection goes through the one outgoing policy (`crate::outbound`). The Mattermost calls
 //! and events it relies on, and the contract for admins, are in `docs/mattermost.md`.
 
 pub mod api;
 pub mod connector;
+pub mod inbound;
 pub mod mapping;
 pub mod socket;
 

@@ -460,6 +460,7 @@ pub async fn inbound(
         content_html: html,
         external_message_id: ext,
         subject,
+        attachments: Vec::new(),
     };
     let out = match state.changes.customer_message(msg, latest).await {
         Ok(out) => out,
@@ -524,6 +525,7 @@ pub async fn customer_message(
         content_html: html.filter(|h| !h.trim().is_empty()).map(sanitize_html),
         external_message_id: external_message_id(ext)?,
         subject: String::new(),
+        attachments: Vec::new(),
     };
     let out = state.changes.customer_message(msg, None).await?;
     let body = json!({

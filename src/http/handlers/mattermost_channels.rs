@@ -515,26 +515,32 @@ pub async fn outbound(
         crate::auth::Credential::ApiToken { .. } => crate::domain::Source::Api,
         crate::auth::Credential::Session { .. } => crate::domain::Source::Agent,
     };
-    let created = state
-        .changes
-        .create(
-            NewConversation {
-                channel_id: c.id,
-                counterpart,
-                subject,
-                content,
-                content_html: None,
-                external_message_id: None,
-                direction: crate::domain::Direction::Out,
-                source,
-                author_agent_id: Some(p.agent_id),
-            },
-            &p.scope,
-            actor(&p),
-        )
-        .await?;
-    // Before the dispatcher needs it (a delivery that finds no place yet is retried).
-    store::mattermost::put_link(&state.store, c.id, &place, created.conversation.id, &mm_channel, "").await?;
+    // MM-7b: in thread mode the first post to a channel becomes the thread's root; its place is known once posted.
+    let place = match (b.to.kind, settings.mode) {
+        (RecipientKind::Channel, ConversationMode::Thread) => None,
+        _ => Some(place),
+    };
+    // The link is written in the conversation's transaction: the dispatcher never claims the first message before
+    // it knows where to post it.
+    let committed = store::mattermost::create_outbound(
+        &state.store,
+        NewConversation {
+            channel_id: c.id,
+            counterpart,
+            subject,
+            content,
+            content_html: None,
+            external_message_id: None,
+            direction: crate::domain::Direction::Out,
+            source,
+            author_agent_id: Some(p.agent_id),
+        },
+        &p.scope,
+        actor(&p),
+        store::mattermost::OutboundPlace { place, mm_channel_id: mm_channel },
+    )
+    .await?;
+    let created = state.changes.created(&committed).await?;
     Ok(HttpResponse::Created().json(created.conversation))
 }
 
