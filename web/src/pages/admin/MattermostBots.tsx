@@ -4,11 +4,12 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../../api';
-import { app, loadReference, toast } from '../../state';
-import { useStore } from '../../store';
+import { loadReference, toast } from '../../state';
 import type { ComponentChildren } from 'preact';
 import type { MattermostChannel, MattermostMode } from '../../types';
 import { Modal } from '../../components/common';
+import { basicsFields, basicsOf, ChannelBasics } from './ChannelBasics';
+import type { Basics } from './ChannelBasics';
 import { confirmDelete, DataTable, FormEnd } from './kit';
 
 /** How often the bots' connection states are read while the page is open. */
@@ -113,28 +114,25 @@ export function MattermostForm({
   onClose: () => void;
   onSaved: () => void;
 }) {
-  const teams = useStore(app, (s) => s.teams);
   const [name, setName] = useState(bot?.name ?? '');
   const [serverUrl, setServerUrl] = useState(bot?.server_url ?? '');
   const [token, setToken] = useState('');
   const [mentionOnly, setMentionOnly] = useState(bot?.mention_only ?? true);
   const [mode, setMode] = useState<MattermostMode>(bot?.mode ?? 'group');
-  const [team, setTeam] = useState<number | ''>(bot?.default_team_id ?? '');
   const [mmTeam, setMmTeam] = useState(bot?.mattermost_team_id ?? '');
-  const [timeout, setTimeoutS] = useState(String(bot?.inactivity_timeout_s ?? 600));
-  const [enabled, setEnabled] = useState(bot?.enabled ?? true);
+  const [basics, setBasics] = useState<Basics>(() => basicsOf(bot));
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
   const submit = async (e: Event) => {
     e.preventDefault();
     setError('');
+    const { enabled, ...shared } = basicsFields(basics);
     const body: Record<string, unknown> = {
       name,
       mention_only: mentionOnly,
       mode,
-      default_team_id: team === '' ? null : team,
       mattermost_team_id: mmTeam.trim() || null,
-      inactivity_timeout_s: Number(timeout) || 600,
+      ...shared,
     };
     // The server URL is fixed once connected (MM-3): a bot belongs to one server.
     if (!bot) body.server_url = serverUrl.trim();
@@ -189,21 +187,6 @@ export function MattermostForm({
           <span>Mattermost team id (for starting conversations)</span>
           <input value={mmTeam} autocomplete="off" onInput={(e) => setMmTeam(e.currentTarget.value)} />
         </label>
-        <label class="field">
-          <span>End idle chats after (seconds)</span>
-          <input type="number" min={1} max={604800} value={timeout} onInput={(e) => setTimeoutS(e.currentTarget.value)} />
-        </label>
-        <label class="field">
-          <span>Default team</span>
-          <select value={team} onChange={(e) => setTeam(e.currentTarget.value ? Number(e.currentTarget.value) : '')}>
-            <option value="">None</option>
-            {teams.map((t) => (
-              <option key={t.id} value={t.id}>
-                {t.name}
-              </option>
-            ))}
-          </select>
-        </label>
       </div>
       <fieldset class="settings">
         <legend>Conversations</legend>
@@ -216,12 +199,8 @@ export function MattermostForm({
           <input type="checkbox" checked={mentionOnly} onChange={(e) => setMentionOnly(e.currentTarget.checked)} /> In channels, take only
           posts that mention the bot (direct messages always count)
         </label>
-        {bot && (
-          <label class="check">
-            <input type="checkbox" checked={enabled} onChange={(e) => setEnabled(e.currentTarget.checked)} /> Enabled
-          </label>
-        )}
       </fieldset>
+      <ChannelBasics idPrefix="mattermost" enabledLabel={bot ? 'Enabled' : undefined} value={basics} onChange={(b) => setBasics({ ...basics, ...b })} />
       <FormEnd error={error} onCancel={onClose} submit={bot ? 'Save' : 'Connect bot'} busy={busy} />
     </form>
   );

@@ -1,5 +1,6 @@
 // The administration pages' small shared kit: loading on mount with errors as toasts, a form's error
-// line, a section's heading with its main action, a data table's frame, and deleting after a confirmation.
+// line, a labelled field with room for the API's complaint about it, a section's heading with its main action, a
+// data table's frame, and deleting after a confirmation.
 
 import type { ComponentChildren } from 'preact';
 import { useEffect } from 'preact/hooks';
@@ -18,6 +19,31 @@ export function FormError({ error }: { error: string }) {
       {error}
     </p>
   ) : null;
+}
+
+/** A labelled control (`children`) with room for the API's complaint about it: announced, and tied to the control
+ *  when the control spreads `controlProps(id, error)`. */
+export function Field({ id, label, error, children }: { id: string; label: string; error?: string; children: ComponentChildren }) {
+  return (
+    <div class="field">
+      <label for={id}>{label}</label>
+      {children}
+      {error && (
+        <div class="field-error" id={id + '-error'} role="alert">
+          {error}
+        </div>
+      )}
+    </div>
+  );
+}
+
+/** The props that tie a control to its `Field`'s label and error. */
+export function controlProps(id: string, error?: string) {
+  return {
+    id,
+    'aria-invalid': error ? ('true' as const) : undefined,
+    'aria-describedby': error ? id + '-error' : undefined,
+  };
 }
 
 /** A section's heading, with its main action (e.g. "New team") when it has one. */
