@@ -28,11 +28,11 @@ export interface Team {
   created_at: string;
 }
 
-/** Kinds a stored channel may have; Mattermost and Zalo come with their connectors (#14 item 12). */
+/** Kinds a stored channel may have (#14 item 12). */
 export type ChannelKind = 'email' | 'mattermost' | 'zalo' | 'custom';
 /** The kinds an admin may add: those with a working connector (the server's ChannelKind::OFFERED). */
-export type OfferedKind = 'custom' | 'email' | 'mattermost';
-export const OFFERED_KINDS: readonly OfferedKind[] = ['custom', 'email', 'mattermost'];
+export type OfferedKind = 'custom' | 'email' | 'mattermost' | 'zalo';
+export const OFFERED_KINDS: readonly OfferedKind[] = ['custom', 'email', 'mattermost', 'zalo'];
 
 export interface Channel {
   id: number;
@@ -118,6 +118,29 @@ export interface MattermostChannel {
   inactivity_timeout_s: number;
   enabled: boolean;
   /** connected, reconnecting or needs_attention (with `state_reason`). */
+  state: string;
+  state_reason: string | null;
+  state_since: string | null;
+  created_at: string;
+}
+
+/** A Zalo Official Account (`/zalo-channels`, docs/zalo.md). The app secret, the OA secret key and the tokens are
+ *  write-only: never sent back. */
+export interface ZaloChannel {
+  id: number;
+  name: string;
+  app_id: string;
+  api_base_url: string;
+  oauth_base_url: string;
+  /** Where Zalo posts its events: pasted into Zalo's developer console (ZL-2). */
+  webhook_url: string;
+  /** Zalo's domain-verification file, served at the server's root (ZL-2). */
+  verification_file_name: string | null;
+  verification_content: string | null;
+  default_team_id: number | null;
+  inactivity_timeout_s: number;
+  enabled: boolean;
+  /** connected or needs_attention (with `state_reason`, e.g. a refused token refresh). */
   state: string;
   state_reason: string | null;
   state_since: string | null;

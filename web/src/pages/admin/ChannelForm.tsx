@@ -1,5 +1,6 @@
 // A channel's settings form for the kinds with free-form settings (custom channels), and the
-// kind picker of a new channel (email switches to the mailbox form, Mattermost to the bot form). Only the offered kinds are listed (#14 item 12).
+// kind picker of a new channel (email switches to the mailbox form, Mattermost to the bot form, Zalo to the Official
+// Account form). Only the offered kinds are listed (#14 item 12).
 
 import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
@@ -10,12 +11,13 @@ import { OFFERED_KINDS } from '../../types';
 import type { Channel, ChannelKind, OfferedKind } from '../../types';
 import { MailboxForm } from './MailboxForm';
 import { MattermostForm } from './MattermostBots';
+import { ZaloForm } from './ZaloChannels';
 import { basicsFields, basicsOf, ChannelBasics } from './ChannelBasics';
 import type { Basics } from './ChannelBasics';
 import { FormEnd } from './kit';
 
-/** Kinds configured with free-form settings; mailboxes have their own form and API (MailboxForm). */
-export type GenericKind = Exclude<OfferedKind, 'email' | 'mattermost'>;
+/** Kinds configured with free-form settings; mailboxes, Mattermost bots and Zalo accounts have their own forms and APIs. */
+export type GenericKind = Exclude<OfferedKind, 'email' | 'mattermost' | 'zalo'>;
 
 /** Suggested settings per kind (the admin may add others). Secret ones are never sent back. */
 const KIND_FIELDS: Record<GenericKind, { key: string; label: string; type?: string; secret?: boolean }[]> = {
@@ -39,7 +41,7 @@ export function KindField({ kind, onChange, disabled }: { kind: ChannelKind; onC
   );
 }
 
-/** Adding a channel: the generic form, or the mailbox form when the kind is email. */
+/** Adding a channel: the generic form, or the kind's own form (mailbox, Mattermost bot, Zalo account). */
 export function NewChannel({ onClose, onSaved }: { onClose: () => void; onSaved: () => void }) {
   const [kind, setKind] = useState<OfferedKind>('custom');
   const kindField = <KindField kind={kind} onChange={setKind} />;
@@ -47,6 +49,8 @@ export function NewChannel({ onClose, onSaved }: { onClose: () => void; onSaved:
     <MailboxForm mailbox={null} kindField={kindField} onClose={onClose} onSaved={onSaved} />
   ) : kind === 'mattermost' ? (
     <MattermostForm bot={null} kindField={kindField} onClose={onClose} onSaved={onSaved} />
+  ) : kind === 'zalo' ? (
+    <ZaloForm zalo={null} kindField={kindField} onClose={onClose} onSaved={onSaved} />
   ) : (
     <ChannelForm channel={null} kind={kind} kindField={kindField} onClose={onClose} />
   );

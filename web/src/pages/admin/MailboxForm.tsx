@@ -3,11 +3,11 @@
 
 import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
-import { api, ApiError, errorText } from '../../api';
+import { api, errorText } from '../../api';
 import { toast } from '../../state';
 import type { EmailChannel, MailProtocol, TlsMode } from '../../types';
 import { ChannelBasics } from './ChannelBasics';
-import { controlProps, Field, FormEnd } from './kit';
+import { controlProps, Field, fieldProblem, FormEnd } from './kit';
 
 const TLS_LABEL: Record<TlsMode, string> = {
   implicit: 'SSL/TLS (implicit)',
@@ -171,14 +171,6 @@ const MAILBOX_FIELDS = new Set([
   'smtp.reply_to',
 ]);
 
-/** A `{"error","message"}` answer about one field, as [field, problem]. */
-function fieldProblem(e: unknown): [string, string] | null {
-  if (!(e instanceof ApiError) || e.status !== 400) return null;
-  const m = /^([a-z_]+(?:\.[a-z_]+)?): ([\s\S]+)$/.exec(e.message);
-  if (!m || !MAILBOX_FIELDS.has(m[1])) return null;
-  return [m[1], m[2].charAt(0).toUpperCase() + m[2].slice(1)];
-}
-
 const fieldId = (key: string) => 'mailbox-' + key.replace(/[._]/g, '-');
 
 /** A mailbox's labelled control (kit's `Field`, named by its API field). */
@@ -252,7 +244,7 @@ export function MailboxForm({ mailbox, kindField, onClose, onSaved }: { mailbox:
       onClose();
     } catch (err) {
       setBusy(false);
-      const problem = fieldProblem(err);
+      const problem = fieldProblem(err, MAILBOX_FIELDS);
       if (problem) {
         setErrors({ [problem[0]]: problem[1] });
         // After the re-render: take the admin to the field.

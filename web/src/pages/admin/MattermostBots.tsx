@@ -10,17 +10,10 @@ import type { MattermostChannel, MattermostMode } from '../../types';
 import { Modal } from '../../components/common';
 import { basicsFields, basicsOf, ChannelBasics } from './ChannelBasics';
 import type { Basics } from './ChannelBasics';
-import { confirmDelete, DataTable, FormEnd } from './kit';
+import { confirmDelete, ConnectionState, DataTable, FormEnd } from './kit';
 
 /** How often the bots' connection states are read while the page is open. */
 const STATE_REFRESH_MS = 3000;
-
-const STATE_LABEL: Record<string, { text: string; pill: string }> = {
-  connected: { text: 'connected', pill: 'delivery-delivered' },
-  reconnecting: { text: 'reconnecting', pill: 'delivery-pending' },
-  needs_attention: { text: 'needs attention', pill: 'delivery-failed' },
-  disabled: { text: 'disabled', pill: 'status-closed' },
-};
 
 const MODE_LABEL: Record<MattermostMode, string> = {
   group: 'Group chat: one conversation per Mattermost channel',
@@ -69,7 +62,7 @@ export function MattermostBots({ onChanged }: { onChanged: () => void }) {
               {b.mention_only && <div class="muted small">channel posts that mention the bot</div>}
             </td>
             <td>
-              <BotState bot={b} />
+              <ConnectionState enabled={b.enabled} state={b.state} reason={b.state_reason} testid="mattermost-state" />
             </td>
             <td class="actions">
               <button type="button" class="btn small" onClick={() => setEditing(b)}>
@@ -88,17 +81,6 @@ export function MattermostBots({ onChanged }: { onChanged: () => void }) {
         </Modal>
       )}
     </>
-  );
-}
-
-function BotState({ bot }: { bot: MattermostChannel }) {
-  const state = bot.enabled ? bot.state : 'disabled';
-  const label = STATE_LABEL[state] ?? { text: state, pill: 'delivery-pending' };
-  return (
-    <div data-testid="mattermost-state" data-state={state} aria-live="polite">
-      <span class={'pill ' + label.pill}>{label.text}</span>
-      {bot.state_reason && state !== 'connected' && <div class="form-error inline small">{bot.state_reason}</div>}
-    </div>
   );
 }
 
