@@ -226,6 +226,17 @@ export interface Author {
   name: string;
 }
 
+/** Where an outgoing message is on its way to the customer (any channel with a sender): pending/sent/failed from
+ *  the outbox, delivered/read from the channel's receipts (Zalo). */
+export type DeliveryState = 'pending' | 'sent' | 'failed' | 'delivered' | 'read';
+
+export interface Delivery {
+  state: DeliveryState;
+  /** Why it failed (the channel's or the receiver's words), when `state` is failed. */
+  error: string | null;
+  updated_at: string;
+}
+
 export interface Message {
   id: number;
   conversation_id: number;
@@ -238,6 +249,8 @@ export interface Message {
   quoted_message_id: number | null;
   external_message_id: string | null;
   attachments: Attachment[];
+  /** Outgoing messages sent through the outbox; null for the rest. */
+  delivery: Delivery | null;
   created_at: string;
 }
 
@@ -296,7 +309,8 @@ export interface Token {
   last_used_at: string | null;
 }
 
-export interface Delivery {
+/** A row of a channel's delivery log (the outbox, Deliveries page). */
+export interface DeliveryLogEntry {
   id: number;
   delivery_id: string;
   conversation_id: number | null;
@@ -326,7 +340,7 @@ export interface Who {
 export type ServerFrame =
   | { type: 'hello'; agent_id: number; socket: string; cursor: string; presence: (Who & { status: Presence })[] }
   | {
-      type: 'message.created' | 'conversation.created' | 'conversation.updated' | 'conversation.ended';
+      type: 'message.created' | 'message.updated' | 'conversation.created' | 'conversation.updated' | 'conversation.ended';
       event_id: number;
       conversation_id: number;
       seq: number | null;

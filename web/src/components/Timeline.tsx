@@ -1,14 +1,15 @@
 // The messages of one conversation, in seq order: customer messages, agent replies, internal
-// notes (visibly different), quotes of earlier messages (MM-8), attachments and images.
+// notes (visibly different), quotes of earlier messages (MM-8), attachments and images, and where each outgoing
+// message is on its way (sending, sent, delivered, read, or not delivered and why), live.
 
 import { Fragment } from 'preact';
 import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
 import { bytes, clock, full } from '../format';
 import { app, loadEarlier, type Thread } from '../state';
 import { useStore } from '../store';
-import type { Attachment, Message } from '../types';
+import type { Attachment, Delivery, DeliveryState, Message } from '../types';
 import { Avatar, Spinner } from './common';
-import { IconFile, IconQuote } from './icons';
+import { IconAlert, IconCheck, IconCheckDouble, IconClock, IconFile, IconQuote } from './icons';
 
 const URL_RE = /(https?:\/\/[^\s<>"')]+[^\s<>"').,;:!?])/g;
 
@@ -47,6 +48,25 @@ function Attachments({ files }: { files: Attachment[] }) {
           <span class="muted small">{bytes(f.size)}</span>
         </a>
       ))}
+    </div>
+  );
+}
+
+const DELIVERY: Record<DeliveryState, { text: string; Icon: typeof IconCheck }> = {
+  pending: { text: 'Sending…', Icon: IconClock },
+  sent: { text: 'Sent', Icon: IconCheck },
+  delivered: { text: 'Delivered', Icon: IconCheckDouble },
+  read: { text: 'Read', Icon: IconCheckDouble },
+  failed: { text: 'Not delivered', Icon: IconAlert },
+};
+
+/** An outgoing message's delivery: an icon and its words (a failure says why), the time of the change on hover. */
+function DeliveryMark({ d }: { d: Delivery }) {
+  const { text, Icon } = DELIVERY[d.state] ?? { text: d.state, Icon: IconClock };
+  return (
+    <div class={'delivery-mark ' + d.state} data-testid="delivery" data-state={d.state} title={full(d.updated_at)}>
+      <Icon size={14} />
+      <span>{d.state === 'failed' ? `${text}: ${d.error || 'no reason given'}` : text}</span>
     </div>
   );
 }
@@ -97,6 +117,7 @@ function MessageItem({ m, thread, onQuote }: { m: Message; thread: Message[]; on
           {m.content_html ? <div class="msg-html" dangerouslySetInnerHTML={{ __html: m.content_html }} /> : <PlainText text={m.content} />}
           <Attachments files={m.attachments} />
         </div>
+        {kind === 'out' && m.delivery && <DeliveryMark d={m.delivery} />}
       </div>
     </article>
   );
@@ -117,6 +138,8 @@ export function Timeline({ id, thread, onQuote }: { id: number; thread: Thread |
   const count = thread?.items.length ?? 0;
   const lastSeq = thread?.items[count - 1]?.seq ?? 0;
   const firstSeq = thread?.items[0]?.seq ?? 0;
+  // A delivery mark appearing under the last message makes it taller: stay at the bottom.
+  const lastDelivery = thread?.items[count - 1]?.delivery?.state;
   const prevFirst = useRef(firstSeq);
   const prevHeight = useRef(0);
   const typingUntil = useStore(app, (s) => s.customerTyping[id]);
@@ -133,7 +156,7 @@ export function Timeline({ id, thread, onQuote }: { id: number; thread: Thread |
     }
     prevFirst.current = firstSeq;
     prevHeight.current = el.scrollHeight;
-  }, [count, lastSeq, firstSeq, customerTyping]);
+  }, [count, lastSeq, firstSeq, customerTyping, lastDelivery]);
 
   useEffect(() => {
     stick.current = true;
