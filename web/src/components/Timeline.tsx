@@ -1,11 +1,12 @@
 // The messages of one conversation, in seq order: customer messages, agent replies, internal
-// notes (visibly different), quotes of earlier messages (MM-8), attachments and images, and where each outgoing
+// notes (visibly different), quotes of earlier messages (MM-8, Zalo's quote_msg_id), attachments (images and stickers
+// inline, voice and video playable, every file downloadable), links (a location's map link too), and where each outgoing
 // message is on its way (sending, sent, delivered, read, or not delivered and why), live.
 
 import { Fragment } from 'preact';
 import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
 import { bytes, clock, full } from '../format';
-import { app, loadEarlier, type Thread } from '../state';
+import { app, loadEarlier, snippet, type Thread } from '../state';
 import { useStore } from '../store';
 import type { Attachment, Delivery, DeliveryState, Message } from '../types';
 import { Avatar, Spinner } from './common';
@@ -30,10 +31,22 @@ function PlainText({ text }: { text: string }) {
   );
 }
 
+function FileLink({ f }: { f: Attachment }) {
+  return (
+    <a class="file-attachment" href={f.url} target="_blank" rel="noopener" download={f.file_name}>
+      <IconFile size={16} />
+      <span class="file-name">{f.file_name}</span>
+      <span class="muted small">{bytes(f.size)}</span>
+    </a>
+  );
+}
+
+/** Images (a sticker or a GIF is one) inline; voice notes and videos playable, and downloadable like any file. */
 function Attachments({ files }: { files: Attachment[] }) {
   if (!files.length) return null;
   const images = files.filter((f) => f.mime_type.startsWith('image/') && f.mime_type !== 'image/svg+xml');
-  const others = files.filter((f) => !images.includes(f));
+  const media = files.filter((f) => f.mime_type.startsWith('audio/') || f.mime_type.startsWith('video/'));
+  const others = files.filter((f) => !images.includes(f) && !media.includes(f));
   return (
     <div class="attachments">
       {images.map((f) => (
@@ -41,12 +54,18 @@ function Attachments({ files }: { files: Attachment[] }) {
           <img src={f.url} alt={f.file_name} loading="lazy" />
         </a>
       ))}
+      {media.map((f) => (
+        <div key={f.id} class="media-attachment">
+          {f.mime_type.startsWith('audio/') ? (
+            <audio controls preload="metadata" src={f.url} aria-label={f.file_name} />
+          ) : (
+            <video controls preload="metadata" src={f.url} aria-label={f.file_name} />
+          )}
+          <FileLink f={f} />
+        </div>
+      ))}
       {others.map((f) => (
-        <a key={f.id} class="file-attachment" href={f.url} target="_blank" rel="noopener" download={f.file_name}>
-          <IconFile size={16} />
-          <span class="file-name">{f.file_name}</span>
-          <span class="muted small">{bytes(f.size)}</span>
-        </a>
+        <FileLink key={f.id} f={f} />
       ))}
     </div>
   );
@@ -78,7 +97,7 @@ function QuotedBlock({ id, thread }: { id: number; thread: Message[] }) {
       {q ? (
         <>
           <span class="quoted-author">{q.author.name}</span>
-          <span class="quoted-text">{q.content.length > 200 ? q.content.slice(0, 200) + '…' : q.content}</span>
+          <span class="quoted-text">{snippet(q) || 'A message without text'}</span>
         </>
       ) : (
         <span class="muted">Quoting an earlier message</span>
