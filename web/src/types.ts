@@ -134,16 +134,20 @@ export interface ZaloChannel {
   oauth_base_url: string;
   /** Where Zalo posts its events: pasted into Zalo's developer console (ZL-2). */
   webhook_url: string;
-  /** Zalo's domain-verification file, served at the server's root (ZL-2). */
-  verification_file_name: string | null;
-  verification_content: string | null;
+  /** Zalo's domain-verification file, served at the root of the server's public URL (ZL-2). Its content is not
+   *  sent back. */
+  domain_verification: { file_name: string; url: string } | null;
   default_team_id: number | null;
   inactivity_timeout_s: number;
   enabled: boolean;
-  /** connected or needs_attention (with `state_reason`, e.g. a refused token refresh). */
+  /** connected or needs_attention (with `state_reason`, e.g. a refused token refresh, or no tokens yet). */
   state: string;
   state_reason: string | null;
   state_since: string | null;
+  /** When the stored access token expires (null: unknown; it is refreshed an hour before). */
+  access_token_expires_at: string | null;
+  /** Webhook events stored and not yet processed. */
+  events_pending: number;
   created_at: string;
 }
 

@@ -79,13 +79,14 @@ const DELIVERY: Record<DeliveryState, { text: string; Icon: typeof IconCheck }> 
   failed: { text: 'Not delivered', Icon: IconAlert },
 };
 
-/** An outgoing message's delivery: an icon and its words (a failure says why), the time of the change on hover. */
+/** An outgoing message's delivery: an icon and its words (a failure says why, and so does a retry), the time of the
+ *  change on hover. */
 function DeliveryMark({ d }: { d: Delivery }) {
   const { text, Icon } = DELIVERY[d.state] ?? { text: d.state, Icon: IconClock };
   return (
     <div class={'delivery-mark ' + d.state} data-testid="delivery" data-state={d.state} title={full(d.updated_at)}>
       <Icon size={14} />
-      <span>{d.state === 'failed' ? `${text}: ${d.error || 'no reason given'}` : text}</span>
+      <span>{d.state === 'failed' ? `${text}: ${d.error || 'no reason given'}` : d.state === 'pending' && d.error ? `${text} (trying again after: ${d.error})` : text}</span>
     </div>
   );
 }

@@ -6,6 +6,7 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../../api';
+import { full } from '../../format';
 import { loadReference, toast } from '../../state';
 import type { ZaloChannel } from '../../types';
 import { Modal } from '../../components/common';
@@ -36,23 +37,14 @@ const ZALO_FIELDS: ReadonlySet<string> = new Set([
   ...SECRETS.map(([k]) => k),
   'api_base_url',
   'oauth_base_url',
-  'verification_file_name',
-  'verification_content',
+  'domain_verification.file_name',
+  'domain_verification.content',
+  'access_token_expires_in',
   'default_team_id',
   'inactivity_timeout_s',
 ]);
 
-const fieldId = (key: string) => 'zalo-' + key.replace(/_/g, '-');
-
-/** Where the server serves the verification file: at its root, on the webhook URL's origin. */
-function verificationUrl(z: ZaloChannel): string | null {
-  if (!z.verification_file_name) return null;
-  try {
-    return new URL('/' + z.verification_file_name, z.webhook_url).toString();
-  } catch {
-    return null;
-  }
-}
+const fieldId = (key: string) => 'zalo-' + key.replace(/[._]/g, '-');
 
 /** The Zalo accounts, their states refreshed every few seconds. */
 export function ZaloChannels({ onChanged }: { onChanged: () => void }) {
@@ -96,6 +88,12 @@ export function ZaloChannels({ onChanged }: { onChanged: () => void }) {
             </td>
             <td>
               <ConnectionState enabled={z.enabled} state={z.state} reason={z.state_reason} testid="zalo-state" />
+              {z.access_token_expires_at && (
+                <div class="muted small">
+                  Token valid until <time dateTime={z.access_token_expires_at}>{full(z.access_token_expires_at)}</time>
+                </div>
+              )}
+              {z.events_pending > 0 && <div class="muted small">{z.events_pending} events waiting</div>}
             </td>
             <td class="actions">
               <button type="button" class="btn small" onClick={() => setEditing(z)}>
@@ -139,7 +137,7 @@ function CopyButton({ value, label }: { value: string; label: string }) {
 
 /** After connecting: what to paste into Zalo's console, and where the domain-verification file is served. */
 function ZaloSetup({ zalo, children }: { zalo: ZaloChannel; children?: ComponentChildren }) {
-  const verification = verificationUrl(zalo);
+  const verification = zalo.domain_verification?.url;
   return (
     <section class="zalo-setup" data-testid="zalo-setup" aria-labelledby="zalo-setup-title">
       <h3 id="zalo-setup-title">Connect it in Zalo's developer console</h3>
@@ -158,7 +156,7 @@ function ZaloSetup({ zalo, children }: { zalo: ZaloChannel; children?: Component
             .
           </>
         ) : (
-          <>not set. Zalo asks you to verify the webhook's domain: enter the file it gives you under Settings → Domain verification.</>
+          <>not set. If Zalo asks you to verify the webhook's domain, enter the file name it gives you under Settings → Domain verification.</>
         )}
       </p>
       {children}
@@ -174,6 +172,7 @@ interface ZaloDraft {
   api_base_url: string;
   oauth_base_url: string;
   verification_file_name: string;
+  /** Not sent back by the API: empty keeps the stored content while the file name stays. */
   verification_content: string;
   basics: Basics;
 }
@@ -186,13 +185,19 @@ function draftOf(z: ZaloChannel | null): ZaloDraft {
     // Zalo's defaults stay empty (shown as placeholders), so the stored value follows Zalo's.
     api_base_url: z && z.api_base_url !== DEFAULT_API_BASE ? z.api_base_url : '',
     oauth_base_url: z && z.oauth_base_url !== DEFAULT_OAUTH_BASE ? z.oauth_base_url : '',
-    verification_file_name: z?.verification_file_name ?? '',
-    verification_content: z?.verification_content ?? '',
+    verification_file_name: z?.domain_verification?.file_name ?? '',
+    verification_content: '',
     basics: basicsOf(z),
   };
 }
 
-/** The draft as the API's fields, secrets apart. */
+/** The draft's domain verification as the API's field: null for none. */
+function verificationOf(d: ZaloDraft): { file_name: string; content: string | null } | null {
+  const file_name = d.verification_file_name.trim();
+  return file_name ? { file_name, content: d.verification_content.trim() ? d.verification_content : null } : null;
+}
+
+/** The draft as the API's fields, secrets and domain verification apart. */
 function apiFields(d: ZaloDraft, creating: boolean): Record<string, unknown> {
   const { enabled, ...shared } = basicsFields(d.basics);
   const fields: Record<string, unknown> = {
@@ -200,8 +205,6 @@ function apiFields(d: ZaloDraft, creating: boolean): Record<string, unknown> {
     app_id: d.app_id.trim(),
     api_base_url: d.api_base_url.trim() || DEFAULT_API_BASE,
     oauth_base_url: d.oauth_base_url.trim() || DEFAULT_OAUTH_BASE,
-    verification_file_name: d.verification_file_name.trim() || null,
-    verification_content: d.verification_content || null,
     ...shared,
   };
   // A new account starts enabled; the switch is on the edit form.
@@ -236,7 +239,16 @@ export function ZaloForm({ zalo, kindField, onClose, onSaved }: { zalo: ZaloChan
     e.preventDefault();
     setErrors({});
     setError('');
+    // Zalo issues the two tokens as a pair: a new one alone would not work.
+    const [access, refresh] = [d.secrets.access_token, d.secrets.refresh_token];
+    if (zalo && !access !== !refresh) {
+      const missing = access ? 'refresh_token' : 'access_token';
+      setErrors({ [missing]: 'Give the new access token and refresh token together: Zalo issues them as a pair' });
+      document.getElementById(fieldId(missing))?.focus();
+      return;
+    }
     const now = apiFields(d, !zalo);
+    const verification = verificationOf(d);
     let body: Record<string, unknown>;
     if (zalo) {
       // Only what changed; an empty secret keeps the stored one.
@@ -244,12 +256,15 @@ export function ZaloForm({ zalo, kindField, onClose, onSaved }: { zalo: ZaloChan
       body = {};
       for (const [k, v] of Object.entries(now)) if (v !== before[k]) body[k] = v;
       for (const [k] of SECRETS) if (d.secrets[k]) body[k] = d.secrets[k];
+      const stored = zalo.domain_verification?.file_name ?? null;
+      if ((verification?.file_name ?? null) !== stored || verification?.content) body.domain_verification = verification;
       if (!Object.keys(body).length) {
         onClose();
         return;
       }
     } else {
       body = { ...now, ...d.secrets };
+      if (verification) body.domain_verification = verification;
     }
     setBusy(true);
     try {
@@ -321,19 +336,28 @@ export function ZaloForm({ zalo, kindField, onClose, onSaved }: { zalo: ZaloChan
         </fieldset>
         <fieldset>
           <legend>Domain verification (optional)</legend>
-          <p class="muted small">Zalo verifies the webhook's domain with a file it gives you; Switchboard serves it at its root.</p>
+          <p class="muted small">
+            Zalo may ask to verify the webhook's domain with a file <code>zalo_verifier….html</code>: Switchboard serves it at the root of its public URL
+            (without content: Zalo's meta tag for the file's code).
+          </p>
           <div class="grid2">
-            <Field id={fieldId('verification_file_name')} label="File name" error={errors.verification_file_name}>
+            <Field id={fieldId('domain_verification.file_name')} label="File name" error={errors['domain_verification.file_name']}>
               <input
-                {...ctl('verification_file_name')}
+                {...ctl('domain_verification.file_name')}
                 value={d.verification_file_name}
                 onInput={(e) => set({ verification_file_name: e.currentTarget.value })}
                 placeholder="zalo_verifierABC123.html"
+                pattern="zalo_verifier[A-Za-z0-9_\-]+\.html"
+                title="zalo_verifier followed by Zalo's code and .html"
                 autocomplete="off"
               />
             </Field>
-            <Field id={fieldId('verification_content')} label="File content" error={errors.verification_content}>
-              <textarea {...ctl('verification_content')} rows={2} value={d.verification_content} onInput={(e) => set({ verification_content: e.currentTarget.value })} />
+            <Field
+              id={fieldId('domain_verification.content')}
+              label={zalo?.domain_verification ? 'File content (stored — leave empty to keep)' : 'File content (optional)'}
+              error={errors['domain_verification.content']}
+            >
+              <textarea {...ctl('domain_verification.content')} rows={2} value={d.verification_content} onInput={(e) => set({ verification_content: e.currentTarget.value })} />
             </Field>
           </div>
         </fieldset>
