@@ -9,6 +9,7 @@ use super::schema::{attachments, conversations, messages};
 use super::{Store, StoreResult, now};
 use crate::db;
 
+#[derive(Debug, Clone)]
 pub struct NewAttachment {
     pub uploaded_by: Option<i64>,
     pub file_name: String,

@@ -535,6 +535,9 @@ impl Connector {
             content_html: None,
             external_message_id: Some(post.id.clone()),
             subject: String::new(),
+            attachments: Vec::new(),
+            quoted_message_id: None,
+            outgoing: false,
         };
         match self.changes.customer_message(msg, None).await {
             Ok(out) => {

@@ -460,6 +460,9 @@ pub async fn inbound(
         content_html: html,
         external_message_id: ext,
         subject,
+        attachments: Vec::new(),
+        quoted_message_id: None,
+        outgoing: false,
     };
     let out = match state.changes.customer_message(msg, latest).await {
         Ok(out) => out,
@@ -524,6 +527,9 @@ pub async fn customer_message(
         content_html: html.filter(|h| !h.trim().is_empty()).map(sanitize_html),
         external_message_id: external_message_id(ext)?,
         subject: String::new(),
+        attachments: Vec::new(),
+        quoted_message_id: None,
+        outgoing: false,
     };
     let out = state.changes.customer_message(msg, None).await?;
     let body = json!({
