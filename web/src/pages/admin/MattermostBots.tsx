@@ -4,7 +4,8 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../../api';
-import { loadReference, toast } from '../../state';
+import { app, loadReference, toast } from '../../state';
+import { useStore } from '../../store';
 import type { ComponentChildren } from 'preact';
 import type { MattermostChannel, MattermostMode } from '../../types';
 import { Modal } from '../../components/common';
@@ -33,8 +34,12 @@ export function MattermostBots({ onChanged }: { onChanged: () => void }) {
         setError('');
       })
       .catch((e) => setError(errorText(e)));
+  // Read again at once when the channels change (one was just added), and every few seconds for the states.
+  const channels = useStore(app, (s) => s.channels);
   useEffect(() => {
     load();
+  }, [channels]);
+  useEffect(() => {
     const timer = setInterval(load, STATE_REFRESH_MS);
     return () => clearInterval(timer);
   }, []);

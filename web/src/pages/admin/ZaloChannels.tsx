@@ -7,7 +7,8 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../../api';
 import { full } from '../../format';
-import { loadReference, toast } from '../../state';
+import { app, loadReference, toast } from '../../state';
+import { useStore } from '../../store';
 import type { ZaloChannel } from '../../types';
 import { Modal } from '../../components/common';
 import { basicsFields, basicsOf, ChannelBasics } from './ChannelBasics';
@@ -59,8 +60,12 @@ export function ZaloChannels({ onChanged }: { onChanged: () => void }) {
         setError('');
       })
       .catch((e) => setError(errorText(e)));
+  // Read again at once when the channels change (one was just added), and every few seconds for the states.
+  const channels = useStore(app, (s) => s.channels);
   useEffect(() => {
     load();
+  }, [channels]);
+  useEffect(() => {
     const timer = setInterval(load, STATE_REFRESH_MS);
     return () => clearInterval(timer);
   }, []);

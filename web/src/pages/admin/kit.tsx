@@ -74,7 +74,7 @@ export function CopyField({ id, label, value }: { id: string; label: string; val
       <label for={id}>{label}</label>
       <div class="row">
         <input id={id} ref={input} class="grow mono" readOnly value={value} onFocus={(e) => e.currentTarget.select()} />
-        <button type="button" class="btn small" onClick={copy} aria-label={'Copy the ' + label.toLowerCase()}>
+        <button type="button" class="btn small" onClick={copy} aria-label={'Copy the ' + label}>
           Copy
         </button>
       </div>
