@@ -28,8 +28,8 @@ pub enum BusEvent {
     /// token ended): their sockets re-check their credentials (`realtime::identity`).
     Access { agent_id: i64 },
     /// A channel's configuration was committed (created, edited, enabled, disabled, deleted), or an admin asked for
-    /// a mailbox check now (issue #14): every node drops its cached channel rows and its mailbox supervisor
-    /// reconciles from the database (`channels::email::mailbox`), which it also does every second on its own.
+    /// a mailbox check now (issue #14): every node drops its cached channel rows and its connector supervisors
+    /// reconcile from the database (`cluster::supervisor`), which it also does every second on its own.
     Channel(ChannelChange),
 }
 

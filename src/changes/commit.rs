@@ -173,10 +173,9 @@ pub struct Inbound {
 pub async fn customer_message(rt: &Core, msg: store::messages::CustomerMessage) -> StoreResult<Inbound> {
     let appended = store::messages::append_customer(&rt.store, msg, Who::System).await?;
     let row = appended.conversation;
-    let message =
-        render::message_views(&rt.store, &row.customer_name, vec![(appended.message, appended.attachments)])
-            .await?
-            .remove(0);
+    let message = render::message_views(&rt.store, &row.customer_name, vec![(appended.message, appended.attachments)])
+        .await?
+        .remove(0);
     let d = deadline(&row);
     let conversation = ConversationView::from(row);
     publish(rt, &appended.events, &render::body(&conversation, Some(&message)));

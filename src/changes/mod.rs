@@ -204,7 +204,7 @@ impl Changes {
     }
 
     /// A channel's row was committed (created, edited, enabled, disabled, deleted): every node drops
-    /// its cached channel rows and its mailbox supervisor reconciles. Call after the commit; each
+    /// its cached channel rows and its connector supervisors reconcile. Call after the commit; each
     /// supervisor's periodic reconcile repairs a dropped announcement, and the channel cache's
     /// time-to-live bounds a stale row.
     pub fn channel_changed(&self, channel_id: i64) {

@@ -217,7 +217,10 @@ pub const SPECIAL: &[(&str, &[(u16, &str)])] = &[
     (
         "zalo_channels_webhook",
         &[
-            (401, "`invalid_signature`: X-ZEvent-Signature missing or wrong, or the channel is disabled; nothing stored"),
+            (
+                401,
+                "`invalid_signature`: X-ZEvent-Signature missing or wrong, or the channel is disabled; nothing stored",
+            ),
             (503, "`unavailable`: the event could not be stored now; Zalo retries it"),
         ],
     ),

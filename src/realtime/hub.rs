@@ -16,7 +16,7 @@
 //! The loop (bus events, repair, marker expiry, identity poll) runs until the node stops
 //! ([`Shutdown`]).
 //! - Channel changes (issue #14): a [`BusEvent::Channel`] invalidates the store's cached channel rows and is handed
-//!   to this node's mailbox supervisor ([`Hub::channel_changes`]), which acts on it (`channels::email::mailbox`).
+//!   to this node's connector supervisors ([`Hub::channel_changes`]), which act on it (`cluster::supervisor`).
 //!
 //! Sockets receive frames over a bounded broadcast channel: a socket that falls behind by more
 //! than its capacity is told it lagged and is dropped with its resume cursor, never slowing the
@@ -40,7 +40,7 @@ pub const SOCKET_BUFFER: usize = 4096;
 /// How old an event must be before repair delivers it instead of waiting for the bus.
 pub const REPAIR_AFTER: Duration = Duration::from_secs(1);
 const TICK: Duration = Duration::from_secs(1);
-/// Channel changes buffered for a slow mailbox supervisor (one that lags reconciles from the database anyway).
+/// Channel changes buffered for a slow connector supervisor (one that lags reconciles from the database anyway).
 const CHANNEL_CHANGES: usize = 256;
 
 /// What the hub hands to every socket of this node.
@@ -76,7 +76,7 @@ struct State {
 #[derive(Clone)]
 pub struct Hub {
     frames: broadcast::Sender<Arc<Frame>>,
-    /// Channel changes from the bus, for this node's mailbox supervisor.
+    /// Channel changes from the bus, for this node's connector supervisors.
     channels: broadcast::Sender<ChannelChange>,
     state: Arc<Mutex<State>>,
 }

@@ -206,11 +206,17 @@ pub async fn finish(
                     tx,
                     outbox::table
                         .find(id)
-                        .select((outbox::channel_instance_id, outbox::conversation_id, outbox::message_id, outbox::kind))
+                        .select((
+                            outbox::channel_instance_id,
+                            outbox::conversation_id,
+                            outbox::message_id,
+                            outbox::kind
+                        ))
                         .first(tx)
                         .await
                 )?;
-                let (Some(conversation_id), Some(message_id), "message.created") = (conversation, message, kind.as_str())
+                let (Some(conversation_id), Some(message_id), "message.created") =
+                    (conversation, message, kind.as_str())
                 else {
                     return Ok(Vec::new());
                 };

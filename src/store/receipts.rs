@@ -70,9 +70,7 @@ pub fn derive(row: Option<&OutboxState>, receipt: Option<(&str, NaiveDateTime)>)
     let row = row?;
     let at = row.updated_at.unwrap_or(row.created_at);
     Some(match row.state.as_str() {
-        "delivered" => {
-            Delivery { state: DeliveryState::Sent, error: None, updated_at: row.delivered_at.unwrap_or(at) }
-        }
+        "delivered" => Delivery { state: DeliveryState::Sent, error: None, updated_at: row.delivered_at.unwrap_or(at) },
         "failed" => Delivery { state: DeliveryState::Failed, error: row.last_error.clone(), updated_at: at },
         _ => Delivery { state: DeliveryState::Pending, error: row.last_error.clone(), updated_at: at },
     })

@@ -65,7 +65,8 @@ pub struct NewTokens {
     pub expires_at: Option<NaiveDateTime>,
 }
 
-type TokenRow = (String, String, Option<NaiveDateTime>, Option<NaiveDateTime>, i64, ConnectionState, Option<String>, NaiveDateTime);
+type TokenRow =
+    (String, String, Option<NaiveDateTime>, Option<NaiveDateTime>, i64, ConnectionState, Option<String>, NaiveDateTime);
 
 fn open_tokens(store: &Store, row: TokenRow) -> StoreResult<Tokens> {
     let secrets = store.secrets()?;
@@ -104,7 +105,12 @@ async fn token_row(tx: &mut Tx<'_>, channel_id: i64) -> StoreResult<Option<Token
 }
 
 /// Connect an OA: its channel row and its tokens in one transaction (the secrets of both sealed).
-pub async fn connect(store: &Store, input: CreateChannel, tokens: NewTokens, actor: Actor) -> StoreResult<ChannelInstance> {
+pub async fn connect(
+    store: &Store,
+    input: CreateChannel,
+    tokens: NewTokens,
+    actor: Actor,
+) -> StoreResult<ChannelInstance> {
     store
         .run_change(move |store| async move {
             let settings = sealing::seal_settings(&store, &input.settings)?;
@@ -209,10 +215,8 @@ pub async fn claim_refresh(
                     .find(channel_id)
                     .filter(zalo_tokens::generation.eq(generation))
                     .filter(zalo_tokens::refreshing_until.is_null().or(zalo_tokens::refreshing_until.lt(t)));
-                let n = db!(
-                    tx,
-                    diesel::update(free).set(zalo_tokens::refreshing_until.eq(Some(until))).execute(tx).await
-                )?;
+                let n =
+                    db!(tx, diesel::update(free).set(zalo_tokens::refreshing_until.eq(Some(until))).execute(tx).await)?;
                 if n == 0 {
                     return Ok(None);
                 }
@@ -575,10 +579,12 @@ pub async fn record_sent(
                 if part == 0 {
                     db!(
                         tx,
-                        diesel::update(messages::table.find(message_id).filter(messages::provider_message_id.is_null()))
-                            .set(messages::provider_message_id.eq(Some(&zalo_msg_id)))
-                            .execute(tx)
-                            .await
+                        diesel::update(
+                            messages::table.find(message_id).filter(messages::provider_message_id.is_null())
+                        )
+                        .set(messages::provider_message_id.eq(Some(&zalo_msg_id)))
+                        .execute(tx)
+                        .await
                     )?;
                 }
                 Ok(())
@@ -654,8 +660,7 @@ pub async fn sending_to(store: &Store, channel_id: i64, customer_key: &str) -> S
                 outbox::table
                     .inner_join(conversations::table.on(conversations::id.nullable().eq(outbox::conversation_id)))
                     .inner_join(
-                        customer_identities::table
-                            .on(customer_identities::customer_id.eq(conversations::customer_id)),
+                        customer_identities::table.on(customer_identities::customer_id.eq(conversations::customer_id)),
                     )
                     .filter(outbox::channel_instance_id.eq(channel_id))
                     .filter(outbox::state.eq("pending"))
@@ -823,10 +828,8 @@ pub async fn customer_fields(
                 )?;
                 let (id, current) = match merged_into {
                     Some(survivor) => {
-                        let fields: String = db!(
-                            tx,
-                            customers::table.find(survivor).select(customers::custom_fields).first(tx).await
-                        )?;
+                        let fields: String =
+                            db!(tx, customers::table.find(survivor).select(customers::custom_fields).first(tx).await)?;
                         (survivor, fields)
                     }
                     None => (id, current),

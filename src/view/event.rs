@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use super::{AuthorView, ConversationView, MessageDelivery, MessageView};
-use crate::domain::Direction;
 use crate::bus::StoredEvent;
+use crate::domain::Direction;
 use crate::store::events::EventRow;
 use crate::store::models::{Attachment, Message};
 use crate::store::{self, Store, StoreResult};
@@ -103,13 +103,10 @@ pub async fn from_log(store: &Store, rows: Vec<EventRow>) -> StoreResult<Vec<Sto
             continue;
         };
         let view = ConversationView::from(conv.clone());
-        let message = row
-            .message_id
-            .and_then(|mid| messages.iter().find(|(m, _)| m.id == mid))
-            .map(|(m, files)| {
-                let delivery = delivered.get(&m.id).cloned();
-                MessageView::new(m.clone(), files.clone(), author(m, &conv.customer_name, &names), delivery)
-            });
+        let message = row.message_id.and_then(|mid| messages.iter().find(|(m, _)| m.id == mid)).map(|(m, files)| {
+            let delivery = delivered.get(&m.id).cloned();
+            MessageView::new(m.clone(), files.clone(), author(m, &conv.customer_name, &names), delivery)
+        });
         out.push(stored(&row, body(&view, message.as_ref())));
     }
     Ok(out)

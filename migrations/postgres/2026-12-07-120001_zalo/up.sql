@@ -58,3 +58,8 @@ CREATE TABLE message_receipts (
 
 -- When a delivery last changed (MessageView.delivery.updated_at).
 ALTER TABLE outbox ADD COLUMN updated_at TIMESTAMP;
+
+-- A change of a message's delivery state is a stored event too (`message.updated`).
+ALTER TABLE events DROP CONSTRAINT events_kind_check;
+ALTER TABLE events ADD CONSTRAINT events_kind_check
+    CHECK (kind IN ('conversation.created', 'message.created', 'conversation.updated', 'conversation.ended', 'message.updated'));

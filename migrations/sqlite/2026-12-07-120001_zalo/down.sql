@@ -1,3 +1,4 @@
+DELETE FROM events WHERE kind = 'message.updated';
 ALTER TABLE outbox DROP COLUMN updated_at;
 DROP TABLE message_receipts;
 DROP TABLE zalo_sent;

@@ -58,3 +58,23 @@ CREATE TABLE message_receipts (
 
 -- When a delivery last changed (MessageView.delivery.updated_at).
 ALTER TABLE outbox ADD COLUMN updated_at TIMESTAMP;
+
+-- A change of a message's delivery state is a stored event too (`message.updated`). SQLite cannot change a CHECK
+-- constraint: the event log is rebuilt with the same rows, and its id sequence carries on from where it was (event
+-- ids are the sockets' resume cursors: never reused).
+CREATE TABLE events_new (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id     BIGINT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    channel_instance_id BIGINT NOT NULL REFERENCES channel_instances(id) ON DELETE CASCADE,
+    kind                TEXT NOT NULL CHECK (kind IN ('conversation.created', 'message.created', 'conversation.updated', 'conversation.ended', 'message.updated')),
+    seq                 BIGINT,
+    message_id          BIGINT REFERENCES messages(id) ON DELETE CASCADE,
+    created_at          TIMESTAMP NOT NULL
+);
+INSERT INTO events_new (id, conversation_id, channel_instance_id, kind, seq, message_id, created_at)
+    SELECT id, conversation_id, channel_instance_id, kind, seq, message_id, created_at FROM events;
+DELETE FROM sqlite_sequence WHERE name = 'events_new';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'events_new', seq FROM sqlite_sequence WHERE name = 'events';
+DROP TABLE events;
+ALTER TABLE events_new RENAME TO events;
+CREATE INDEX events_channel ON events(channel_instance_id, id);

@@ -6,32 +6,27 @@
 //! Failing to connect or log in five times in a row disables the mailbox with the reason shown to
 //! admins (EM-5); re-enabling it starts a fresh task.
 //!
-//! Which connectors run where (issue #14): each node's supervisor ([`Mailboxes::start_all`]) *reconciles* from the
-//! database — the connectors that should run on this node are those of the enabled mailboxes whose lease
-//! ([`crate::cluster::lease`], job `mailbox:{id}`) this node holds, each with the settings stored now; it starts
-//! what is missing, restarts what runs with other settings and stops the rest. It reconciles when a channel change
-//! arrives on the bus ([`crate::bus::ChannelChange`], announced after every commit by [`Mailboxes::changed`]) and
-//! every [`RECONCILE_EVERY`] regardless, which also renews its leases and heals a dropped announcement. So each
-//! mailbox is polled by one node at a time, and by another within the lease's time-to-live when that node dies.
-//! "Check now" reaches the node that polls the mailbox over the bus ([`Mailboxes::check_now`]).
+//! Which connectors run where (issue #14) is the cluster's connector supervisor's job
+//! ([`crate::cluster::supervisor`]): [`Mailboxes`] is one, whose connectors are those of the enabled mailboxes whose
+//! lease (job `mailbox:{id}`) this node holds, restarted when their settings change. It reconciles on every channel
+//! change (announced after every commit by [`Mailboxes::changed`]) and every [`RECONCILE_EVERY`]. So each mailbox is
+//! polled by one node at a time, and by another within the lease's time-to-live when that node dies. "Check now"
+//! reaches the node that polls the mailbox over the bus ([`Mailboxes::check_now`]).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
-use tokio::task::JoinHandle;
+use tokio::sync::{Notify, Semaphore, mpsc};
 
 use super::importer::{self, Prepared};
 use super::net::{AfterImport, Endpoint, MailKey, NetError, Protocol, Session, Waiting};
 use super::settings::EmailSettings;
 use crate::blobs::Blobs;
-use crate::bus::{BusEvent, ChannelChange, ChannelChangeKind};
 use crate::changes::Changes;
-use crate::cluster::lease::{Job, Leases, Timing};
-use crate::domain::{ChannelKind, ChannelScope};
+use crate::cluster::lease::Job;
+use crate::cluster::supervisor::{Connector, Starter, Supervisor};
+use crate::domain::ChannelKind;
 use crate::outbound::Policy;
 use crate::realtime::Realtime;
 use crate::store::email::Imported;
@@ -40,258 +35,100 @@ use crate::store::{self, models::ChannelInstance};
 /// Longest single IDLE before it is renewed (RFC 2177 asks clients to re-issue within 29 minutes).
 const MAX_IDLE: Duration = Duration::from_secs(20 * 60);
 /// How often a node reconciles its connectors with the database without being told (and renews its leases).
-pub const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+pub const RECONCILE_EVERY: Duration = crate::cluster::supervisor::RECONCILE_EVERY;
 
-/// Handle on every mailbox connector of this node (cheap to clone).
+/// Handle on every mailbox connector of this node (cheap to clone): a [`Supervisor`] that starts [`run`].
 #[derive(Clone)]
 pub struct Mailboxes {
-    inner: Arc<Inner>,
+    supervisor: Supervisor<Start>,
 }
 
-struct Inner {
-    rt: Realtime,
+/// What a mailbox connector is started with.
+struct Start {
     /// Where imports commit and are published.
     changes: Changes,
     blobs: Blobs,
     /// Which mail server addresses may be reached (`crate::outbound`).
     policy: Policy,
-    /// Where connectors run: the runtime that made this handle (the server's multi-threaded one), also when a
-    /// mailbox is (re)started from a request handler, whose single-threaded HTTP worker must not carry an import.
-    runtime: tokio::runtime::Handle,
-    running: Mutex<HashMap<i64, Running>>,
-    /// Which mailboxes this node may poll.
-    leases: Leases,
-    /// One reconcile at a time (the supervisor's and a request handler's).
-    reconciling: tokio::sync::Mutex<()>,
-    /// The supervisor task, once started.
-    supervisor: Mutex<Option<JoinHandle<()>>>,
-    /// Set by [`Mailboxes::stop_all`]: nothing starts again.
-    stopped: AtomicBool,
 }
 
-struct Running {
-    /// The settings it was started with (the stored JSON, opened): a change restarts it.
-    settings: String,
-    wake: Arc<Notify>,
-    task: JoinHandle<()>,
+impl Starter for Start {
+    fn job(&self, channel_id: i64) -> Job {
+        Job::Mailbox(channel_id)
+    }
+
+    fn runnable(&self, channel: &ChannelInstance) -> bool {
+        EmailSettings::of(&channel.settings).is_some()
+    }
+
+    /// The settings (the stored JSON, opened): a change restarts the connector.
+    fn fingerprint(&self, channel: &ChannelInstance) -> String {
+        channel.settings.clone()
+    }
+
+    fn start(&self, channel: &ChannelInstance, wake: Arc<Notify>) -> Option<Connector> {
+        let Some(settings) = EmailSettings::of(&channel.settings) else {
+            tracing::warn!(channel_id = channel.id, "mailbox settings cannot be read; not started");
+            return None;
+        };
+        let endpoint = settings.endpoint(&self.policy);
+        Some(Box::pin(run(self.changes.clone(), self.blobs.clone(), channel.id, settings, endpoint, wake)))
+    }
 }
 
 impl Mailboxes {
     /// Call from inside the runtime connectors should run on.
     pub fn new(rt: Realtime, changes: Changes, blobs: Blobs, policy: Policy) -> Self {
-        let runtime = tokio::runtime::Handle::current();
-        // With the in-process bus this node is the whole deployment.
-        let leases = if rt.bus.kind() == "local" {
-            Leases::solo(rt.store.clone(), rt.node_id.clone(), Timing::DEFAULT)
-        } else {
-            Leases::new(rt.store.clone(), rt.node_id.clone(), Timing::DEFAULT)
-        };
-        Self {
-            inner: Arc::new(Inner {
-                rt,
-                changes,
-                blobs,
-                policy,
-                runtime,
-                running: Mutex::new(HashMap::new()),
-                leases,
-                reconciling: tokio::sync::Mutex::new(()),
-                supervisor: Mutex::new(None),
-                stopped: AtomicBool::new(false),
-            }),
-        }
+        let start = Start { changes, blobs, policy };
+        Self { supervisor: Supervisor::new("mailboxes", &rt, ChannelKind::Email, start) }
     }
 
     /// Start the connectors this node should run (one reconcile, so a single node polls its mailboxes at once),
     /// then the supervisor that keeps them reconciled. Returns how many connectors run.
     pub async fn start_all(&self) -> store::StoreResult<usize> {
-        let changes = self.inner.rt.hub.channel_changes();
-        self.reconcile().await?;
-        let supervisor = self.inner.runtime.spawn(supervise(Arc::downgrade(&self.inner), changes));
-        if let Some(old) = self.lock_supervisor().replace(supervisor) {
-            old.abort();
-        }
-        Ok(self.lock().len())
+        self.supervisor.start_all().await
     }
 
     /// A mailbox's row was committed (created, edited, enabled, disabled, deleted): tell every node, and reconcile
     /// this one now, so the answer to the request that made the change already shows its effect here.
     pub async fn changed(&self, channel_id: i64) {
-        self.inner.changes.channel_changed(channel_id);
-        if let Err(e) = self.reconcile().await {
+        self.supervisor.starter().changes.channel_changed(channel_id);
+        if let Err(e) = self.supervisor.reconcile().await {
             tracing::warn!(channel_id, error = %e, "cannot reconcile mailboxes; the supervisor retries");
         }
-    }
-
-    /// Make the connectors of this node those of the enabled mailboxes whose lease it holds, with their current
-    /// settings (see the module docs).
-    async fn reconcile(&self) -> store::StoreResult<()> {
-        let _one = self.inner.reconciling.lock().await;
-        if self.inner.stopped.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let channels =
-            match store::channels::list(&self.inner.rt.store, &ChannelScope::All, Some(ChannelKind::Email)).await {
-                Ok(c) => c,
-                Err(e) => {
-                    // Without the rows, keep what runs while its lease lasts.
-                    let jobs: Vec<Job> = self.lock().keys().map(|id| Job::Mailbox(*id)).collect();
-                    let held = self.inner.leases.hold(&jobs).await;
-                    self.lock().retain(|id, r| {
-                        let keep = held.contains(&Job::Mailbox(*id));
-                        if !keep {
-                            r.task.abort();
-                        }
-                        keep
-                    });
-                    return Err(e);
-                }
-            };
-        let wanted: Vec<&ChannelInstance> = channels
-            .iter()
-            .filter(|c| c.enabled && c.kind == ChannelKind::Email && EmailSettings::of(&c.settings).is_some())
-            .collect();
-        let jobs: Vec<Job> = wanted.iter().map(|c| Job::Mailbox(c.id)).collect();
-        let held = self.inner.leases.hold(&jobs).await;
-        let desired: HashMap<i64, &ChannelInstance> =
-            wanted.into_iter().filter(|c| held.contains(&Job::Mailbox(c.id))).map(|c| (c.id, c)).collect();
-        let mut running = self.lock();
-        running.retain(|id, r| {
-            let keep = !r.task.is_finished() && desired.get(id).is_some_and(|c| c.settings == r.settings);
-            if !keep {
-                r.task.abort();
-            }
-            keep
-        });
-        for (id, channel) in desired {
-            if !running.contains_key(&id)
-                && let Some(r) = self.spawn(channel)
-            {
-                running.insert(id, r);
-            }
-        }
-        Ok(())
-    }
-
-    /// Start a connector for `channel` (enabled, its lease held).
-    fn spawn(&self, channel: &ChannelInstance) -> Option<Running> {
-        let Some(settings) = EmailSettings::of(&channel.settings) else {
-            tracing::warn!(channel_id = channel.id, "mailbox settings cannot be read; not started");
-            return None;
-        };
-        let wake = Arc::new(Notify::new());
-        let endpoint = settings.endpoint(&self.inner.policy);
-        let connector =
-            run(self.inner.changes.clone(), self.inner.blobs.clone(), channel.id, settings, endpoint, wake.clone());
-        let task = self.inner.runtime.spawn(connector);
-        Some(Running { settings: channel.settings.clone(), wake, task })
     }
 
     /// Stop the supervisor and every connector and wait until each has ended (the server is
     /// stopping); nothing starts again. Call [`Self::release_leases`] afterwards so the other nodes
     /// take over at once.
     pub async fn stop_all(&self) {
-        self.inner.stopped.store(true, Ordering::Release);
-        let mut tasks: Vec<JoinHandle<()>> = self.lock_supervisor().take().into_iter().collect();
-        tasks.extend(self.lock().drain().map(|(_, r)| r.task));
-        for task in &tasks {
-            task.abort();
-        }
-        for task in tasks {
-            let _ = task.await;
-        }
+        self.supervisor.stop_all().await;
     }
 
     /// Hand this node's mailbox leases back (after [`Self::stop_all`], on a clean stop).
     pub async fn release_leases(&self) {
-        self.inner.leases.release_all().await;
+        self.supervisor.release_leases().await;
     }
 
     /// Check the mailbox now rather than at the next poll: here when this node polls it, else by asking every
     /// node over the bus (the one polling it checks). True when it was checked here.
     pub fn check_now(&self, channel_id: i64) -> bool {
-        if self.wake(channel_id) {
-            return true;
-        }
-        self.inner.rt.bus.publish(BusEvent::Channel(ChannelChange { channel_id, what: ChannelChangeKind::CheckNow }));
-        false
-    }
-
-    /// Wake this node's connector of the mailbox, if it runs one.
-    fn wake(&self, channel_id: i64) -> bool {
-        match self.lock().get(&channel_id) {
-            Some(r) if !r.task.is_finished() => {
-                r.wake.notify_one();
-                true
-            }
-            _ => false,
-        }
+        self.supervisor.check_now(channel_id)
     }
 
     /// Whether a connector runs for this mailbox on this node.
     pub fn is_running(&self, channel_id: i64) -> bool {
-        self.lock().get(&channel_id).is_some_and(|r| !r.task.is_finished())
+        self.supervisor.is_running(channel_id)
     }
 
     /// This node's id, as written in the leases it holds.
     pub fn node_id(&self) -> &str {
-        self.inner.leases.me()
+        self.supervisor.node_id()
     }
 
     /// The node that holds the mailbox's lease (and so polls it while the mailbox is enabled), if its lease lasts.
     pub async fn polled_by(&self, channel_id: i64) -> store::StoreResult<Option<String>> {
-        let leases = store::leases::of(&self.inner.rt.store, &[Job::Mailbox(channel_id).lease_name()]).await?;
-        let now = store::now();
-        Ok(leases.into_iter().find(|l| l.expires_at > now).map(|l| l.holder))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Running>> {
-        self.inner.running.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn lock_supervisor(&self) -> std::sync::MutexGuard<'_, Option<JoinHandle<()>>> {
-        self.inner.supervisor.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(s) = self.supervisor.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
-            s.abort();
-        }
-        for r in self.running.get_mut().unwrap_or_else(|p| p.into_inner()).values() {
-            r.task.abort();
-        }
-    }
-}
-
-/// The supervisor: reconcile on every channel change from the bus and every [`RECONCILE_EVERY`]; wake a connector
-/// on "check now". Holds the handle weakly, so dropping every [`Mailboxes`] ends it.
-async fn supervise(inner: Weak<Inner>, mut changes: broadcast::Receiver<ChannelChange>) {
-    let mut tick = tokio::time::interval(RECONCILE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let check = tokio::select! {
-            _ = tick.tick() => None,
-            change = changes.recv() => match change {
-                Ok(ChannelChange { channel_id, what: ChannelChangeKind::CheckNow }) => Some(channel_id),
-                // A change, or changes missed: reconcile from the database either way.
-                Ok(ChannelChange { what: ChannelChangeKind::Changed, .. }) | Err(broadcast::error::RecvError::Lagged(_)) => None,
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-        };
-        let Some(inner) = inner.upgrade() else { return };
-        let mailboxes = Mailboxes { inner };
-        match check {
-            Some(channel_id) => {
-                mailboxes.wake(channel_id);
-            }
-            None => {
-                if let Err(e) = mailboxes.reconcile().await {
-                    tracing::warn!(error = %e, "cannot reconcile mailboxes");
-                }
-            }
-        }
+        self.supervisor.holder_of(channel_id).await
     }
 }
 

@@ -1,11 +1,11 @@
 //! The Mattermost connectors (MM-5, MM-11): one task per enabled bot, on one node at a time.
 //!
-//! [`Bots`] is each node's supervisor, built like the mailboxes' (`channels::email::mailbox`): it *reconciles* its
-//! connectors from the database — those of the enabled bots whose lease (`cluster::lease`, job `mattermost:{id}`) it
-//! holds, with the settings and token stored now — when a channel change arrives on the bus (`BusEvent::Channel`,
-//! which the admin endpoints announce through `Changes::channel_changed`) and every [`RECONCILE_EVERY`]
-//! regardless. A clean stop ([`Bots::stop_all`], then [`Bots::release_leases`]) hands the leases back; after a
-//! crash another node takes over within the lease's time-to-live and re-syncs from the stored cursor.
+//! [`Bots`] is each node's connector supervisor for them (`cluster::supervisor`, like the mailboxes'): it
+//! *reconciles* its connectors from the database — those of the enabled bots whose lease (`cluster::lease`, job
+//! `mattermost:{id}`) it holds, restarted when their settings or token change — when a channel change arrives on
+//! the bus (`BusEvent::Channel`, which the admin endpoints announce through `Changes::channel_changed`) and every
+//! [`RECONCILE_EVERY`] regardless. A clean stop ([`Bots::stop_all`], then [`Bots::release_leases`]) hands the leases
+//! back; after a crash another node takes over within the lease's time-to-live and re-syncs from the stored cursor.
 //!
 //! One bot's loop ([`run`]): open the WebSocket (resuming with `connection_id` + the next `sequence_number` after
 //! a drop), and read events. A `hello` with the connection id we asked to resume means the server replays what we
@@ -17,21 +17,18 @@
 //! slowly; a 429 waits as long as `X-Ratelimit-Reset` says.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::sync::broadcast;
-use tokio::task::JoinHandle;
 
 use super::api::{Client, MmError, User};
 use super::mapping::{self, Bot, ChannelType, Decision, Post};
 use super::socket::{Frame, Session, SocketError};
 use super::{ConnectionState, ConversationMode, Settings};
 use crate::blobs::Blobs;
-use crate::bus::{Bus, BusEvent, ChannelChange, ChannelChangeKind, TypingEvent};
+use crate::bus::{Bus, BusEvent, TypingEvent};
 use crate::changes::Changes;
-use crate::cluster::lease::{Job, Leases, Timing};
+use crate::cluster::lease::Job;
+use crate::cluster::supervisor::{self, Starter, Supervisor};
 use crate::domain::{ChannelKind, ChannelScope};
 use crate::outbound::Policy;
 use crate::outbound::http_client::HttpClient;
@@ -41,7 +38,7 @@ use crate::store::models::ChannelInstance;
 use crate::store::{self, Store, StoreError};
 
 /// How often a node reconciles its connectors with the database without being told (and renews its leases).
-pub const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+pub const RECONCILE_EVERY: Duration = crate::cluster::supervisor::RECONCILE_EVERY;
 /// The first wait before reconnecting.
 pub const BACKOFF_START: Duration = Duration::from_millis(200);
 /// The longest wait between attempts.
@@ -53,195 +50,80 @@ const MAX_FILES: usize = 10;
 /// How many times one REST call is retried after a 429 before the re-sync gives up for this connection.
 const RATE_LIMIT_RETRIES: usize = 5;
 
-/// Handle on every bot connector of this node (cheap to clone).
+/// Handle on every bot connector of this node (cheap to clone): a [`Supervisor`] that starts [`run`].
 #[derive(Clone)]
 pub struct Bots {
-    inner: Arc<Inner>,
+    supervisor: Supervisor<Start>,
 }
 
-struct Inner {
+/// What a bot's connector is started with.
+struct Start {
     store: Store,
     bus: Arc<dyn Bus>,
     changes: Changes,
     blobs: Blobs,
-    hub_changes: Mutex<Option<broadcast::Receiver<ChannelChange>>>,
     http: HttpClient,
-    runtime: tokio::runtime::Handle,
-    running: Mutex<HashMap<i64, Running>>,
-    leases: Leases,
-    reconciling: tokio::sync::Mutex<()>,
-    supervisor: Mutex<Option<JoinHandle<()>>>,
-    stopped: AtomicBool,
 }
 
-struct Running {
-    /// Settings, token and name it was started with: a change restarts it.
-    fingerprint: String,
-    task: JoinHandle<()>,
-}
+impl Starter for Start {
+    fn job(&self, channel_id: i64) -> Job {
+        Job::Mattermost(channel_id)
+    }
 
-fn fingerprint(c: &ChannelInstance) -> String {
-    format!("{}\u{0}{}", c.settings, c.secret.as_deref().unwrap_or_default())
+    fn runnable(&self, c: &ChannelInstance) -> bool {
+        c.secret.is_some() && Settings::of(&c.settings).is_some()
+    }
+
+    /// Settings and token: a change restarts the connector.
+    fn fingerprint(&self, c: &ChannelInstance) -> String {
+        format!("{}\u{0}{}", c.settings, c.secret.as_deref().unwrap_or_default())
+    }
+
+    fn start(&self, channel: &ChannelInstance, _wake: Arc<tokio::sync::Notify>) -> Option<supervisor::Connector> {
+        let (Some(settings), Some(token)) = (Settings::of(&channel.settings), channel.secret.clone()) else {
+            return None;
+        };
+        let connector = Connector {
+            store: self.store.clone(),
+            bus: self.bus.clone(),
+            changes: self.changes.clone(),
+            blobs: self.blobs.clone(),
+            api: Client::new(self.http.clone(), &settings.server_url, &token),
+            channel_id: channel.id,
+            settings,
+            users: HashMap::new(),
+            channel_types: HashMap::new(),
+        };
+        Some(Box::pin(run(connector)))
+    }
 }
 
 impl Bots {
     /// Call from inside the runtime connectors should run on.
     pub fn new(rt: &Realtime, changes: Changes, blobs: Blobs, policy: Policy) -> Self {
-        let leases = if rt.bus.kind() == "local" {
-            Leases::solo(rt.store.clone(), rt.node_id.clone(), Timing::DEFAULT)
-        } else {
-            Leases::new(rt.store.clone(), rt.node_id.clone(), Timing::DEFAULT)
-        };
-        Self {
-            inner: Arc::new(Inner {
-                store: rt.store.clone(),
-                bus: rt.bus.clone(),
-                changes,
-                blobs,
-                hub_changes: Mutex::new(Some(rt.hub.channel_changes())),
-                http: HttpClient::new(policy),
-                runtime: tokio::runtime::Handle::current(),
-                running: Mutex::new(HashMap::new()),
-                leases,
-                reconciling: tokio::sync::Mutex::new(()),
-                supervisor: Mutex::new(None),
-                stopped: AtomicBool::new(false),
-            }),
-        }
+        let start =
+            Start { store: rt.store.clone(), bus: rt.bus.clone(), changes, blobs, http: HttpClient::new(policy) };
+        Self { supervisor: Supervisor::new("Mattermost bots", rt, ChannelKind::Mattermost, start) }
     }
 
     /// Start the connectors this node should run, then the supervisor. Returns how many run.
     pub async fn start_all(&self) -> store::StoreResult<usize> {
-        self.reconcile().await?;
-        let Some(changes) = self.inner.hub_changes.lock().unwrap_or_else(|p| p.into_inner()).take() else {
-            return Ok(self.lock().len());
-        };
-        let supervisor = self.inner.runtime.spawn(supervise(Arc::downgrade(&self.inner), changes));
-        if let Some(old) = self.inner.supervisor.lock().unwrap_or_else(|p| p.into_inner()).replace(supervisor) {
-            old.abort();
-        }
-        Ok(self.lock().len())
-    }
-
-    async fn reconcile(&self) -> store::StoreResult<()> {
-        let _one = self.inner.reconciling.lock().await;
-        if self.inner.stopped.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let kind = ChannelKind::Mattermost;
-        let channels = match store::channels::list(&self.inner.store, &ChannelScope::All, Some(kind)).await {
-            Ok(c) => c,
-            Err(e) => {
-                // Without the rows, keep what runs while its lease lasts.
-                let jobs: Vec<Job> = self.lock().keys().map(|id| Job::Mattermost(*id)).collect();
-                let held = self.inner.leases.hold(&jobs).await;
-                self.lock().retain(|id, r| {
-                    let keep = held.contains(&Job::Mattermost(*id));
-                    if !keep {
-                        r.task.abort();
-                    }
-                    keep
-                });
-                return Err(e);
-            }
-        };
-        let wanted: Vec<&ChannelInstance> = channels
-            .iter()
-            .filter(|c| c.enabled && c.secret.is_some() && Settings::of(&c.settings).is_some())
-            .collect();
-        let jobs: Vec<Job> = wanted.iter().map(|c| Job::Mattermost(c.id)).collect();
-        let held = self.inner.leases.hold(&jobs).await;
-        let desired: HashMap<i64, &ChannelInstance> =
-            wanted.into_iter().filter(|c| held.contains(&Job::Mattermost(c.id))).map(|c| (c.id, c)).collect();
-        let mut running = self.lock();
-        running.retain(|id, r| {
-            let keep = !r.task.is_finished() && desired.get(id).is_some_and(|c| fingerprint(c) == r.fingerprint);
-            if !keep {
-                r.task.abort();
-            }
-            keep
-        });
-        for (id, channel) in desired {
-            if running.contains_key(&id) {
-                continue;
-            }
-            let (Some(settings), Some(token)) = (Settings::of(&channel.settings), channel.secret.clone()) else {
-                continue;
-            };
-            let connector = Connector {
-                store: self.inner.store.clone(),
-                bus: self.inner.bus.clone(),
-                changes: self.inner.changes.clone(),
-                blobs: self.inner.blobs.clone(),
-                api: Client::new(self.inner.http.clone(), &settings.server_url, &token),
-                channel_id: id,
-                settings,
-                users: HashMap::new(),
-                channel_types: HashMap::new(),
-            };
-            let task = self.inner.runtime.spawn(run(connector));
-            running.insert(id, Running { fingerprint: fingerprint(channel), task });
-        }
-        Ok(())
+        self.supervisor.start_all().await
     }
 
     /// Stop the supervisor and every connector and wait until each has ended; nothing starts again.
     pub async fn stop_all(&self) {
-        self.inner.stopped.store(true, Ordering::Release);
-        let mut tasks: Vec<JoinHandle<()>> =
-            self.inner.supervisor.lock().unwrap_or_else(|p| p.into_inner()).take().into_iter().collect();
-        tasks.extend(self.lock().drain().map(|(_, r)| r.task));
-        for task in &tasks {
-            task.abort();
-        }
-        for task in tasks {
-            let _ = task.await;
-        }
+        self.supervisor.stop_all().await;
     }
 
     /// Hand this node's bot leases back (after [`Self::stop_all`], on a clean stop).
     pub async fn release_leases(&self) {
-        self.inner.leases.release_all().await;
+        self.supervisor.release_leases().await;
     }
 
     /// Whether this node runs the bot's connector.
     pub fn is_running(&self, channel_id: i64) -> bool {
-        self.lock().get(&channel_id).is_some_and(|r| !r.task.is_finished())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Running>> {
-        self.inner.running.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(s) = self.supervisor.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
-            s.abort();
-        }
-        for r in self.running.get_mut().unwrap_or_else(|p| p.into_inner()).values() {
-            r.task.abort();
-        }
-    }
-}
-
-async fn supervise(inner: Weak<Inner>, mut changes: broadcast::Receiver<ChannelChange>) {
-    let mut tick = tokio::time::interval(RECONCILE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            change = changes.recv() => match change {
-                Ok(ChannelChange { what: ChannelChangeKind::CheckNow, .. }) => continue,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-        }
-        let Some(inner) = inner.upgrade() else { return };
-        let bots = Bots { inner };
-        if let Err(e) = bots.reconcile().await {
-            tracing::warn!(error = %e, "cannot reconcile Mattermost bots");
-        }
+        self.supervisor.is_running(channel_id)
     }
 }
 

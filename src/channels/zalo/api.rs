@@ -129,7 +129,8 @@ impl Client {
 
     /// `POST /v3.0/oa/message/cs` (ZL-6): the sent message's `message_id`.
     pub async fn send(&self, token: &str, message: &Value) -> Result<String, ZaloError> {
-        let data = self.call("/v3.0/oa/message/cs", token, "application/json", message.to_string().into_bytes()).await?;
+        let data =
+            self.call("/v3.0/oa/message/cs", token, "application/json", message.to_string().into_bytes()).await?;
         match &data["message_id"] {
             Value::String(s) if !s.is_empty() => Ok(s.clone()),
             Value::Number(n) => Ok(n.to_string()),

@@ -119,7 +119,9 @@ impl Intake {
     pub async fn receive(&self, channel_id: i64, signature: Option<&str>, body: &[u8]) -> Result<bool, IntakeError> {
         let keys = self.keys(channel_id).await?.ok_or(IntakeError::UnknownChannel)?;
         if !keys.enabled || keys.oa_secret_key.is_empty() {
-            return Err(IntakeError::Unauthorized("this Zalo channel is disabled or has no Official Account connected"));
+            return Err(IntakeError::Unauthorized(
+                "this Zalo channel is disabled or has no Official Account connected",
+            ));
         }
         let signature = signature.ok_or(IntakeError::Unauthorized("the X-ZEvent-Signature header is missing"))?;
         // The signature covers the body's own timestamp: read it first, trust nothing else before the check.

@@ -55,8 +55,8 @@ pub const MAX_ATTEMPTS: i64 = 12;
 const MEDIA_ATTEMPTS: i64 = 3;
 /// How long an unmatched `oa_send_*` waits for a reply being sent to the same user to record its Zalo id.
 const ECHO_WAIT: Duration = Duration::from_secs(60);
-/// How often the refresher checks the tokens.
-const TOKEN_POLL: Duration = Duration::from_secs(30);
+/// How often the refresher reads the tokens (one row): it sees an admin's new tokens within this.
+const TOKEN_POLL: Duration = Duration::from_secs(2);
 /// Processed events are kept this long (Zalo's retries end within about two hours).
 const KEEP_EVENTS: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -155,7 +155,11 @@ async fn round(
 enum Step {
     Done,
     /// Try again at the time given; `counted`: a failed attempt (else only put off, e.g. an echo's wait).
-    Later { error: String, counted: bool, wait: Duration },
+    Later {
+        error: String,
+        counted: bool,
+        wait: Duration,
+    },
     /// Give up: marked processed with the error.
     GiveUp(String),
 }
@@ -310,7 +314,9 @@ async fn message(
     for media in &content.media {
         match fetch(ctx, media).await {
             Ok(file) => files.push(file),
-            Err(err) if e.attempts + 1 < MEDIA_ATTEMPTS => return retry(e, format!("cannot fetch {}: {err}", media.name)),
+            Err(err) if e.attempts + 1 < MEDIA_ATTEMPTS => {
+                return retry(e, format!("cannot fetch {}: {err}", media.name));
+            }
             Err(err) => {
                 tracing::warn!(channel_id, event = e.id, error = %err, "a Zalo file could not be fetched; stored without it");
                 missing += 1;
@@ -411,10 +417,11 @@ async fn refresher(ctx: Ctx, channel_id: i64, settings: Settings) {
             Ok(t) => {
                 if let Some(at) = t.expires_at {
                     let due = at - chrono::Duration::from_std(tokens::REFRESH_BEFORE).unwrap_or_default();
-                    sleep = (due - store::now()).to_std().unwrap_or_default().clamp(Duration::from_millis(100), TOKEN_POLL);
+                    sleep =
+                        (due - store::now()).to_std().unwrap_or_default().clamp(Duration::from_millis(100), TOKEN_POLL);
                 }
             }
-            Err(TokenError::NoTokens) => sleep = TOKEN_POLL * 4,
+            Err(TokenError::NoTokens) => sleep = TOKEN_POLL * 15,
             Err(e) => tracing::warn!(channel_id, error = %e, "cannot read the Zalo tokens"),
         }
         tokio::time::sleep(sleep).await;

@@ -210,11 +210,22 @@ pub struct MessageEvent {
 pub enum Event {
     Message(MessageEvent),
     /// `user_received_message`: our messages `msg_ids` reached the user's phone.
-    Received { user: String, msg_ids: Vec<String> },
+    Received {
+        user: String,
+        msg_ids: Vec<String>,
+    },
     /// `user_seen_message` / `user_read_message`: the user read them.
-    Seen { user: String, msg_ids: Vec<String> },
+    Seen {
+        user: String,
+        msg_ids: Vec<String>,
+    },
     /// `follow` (true) / `unfollow` (false).
-    Follow { user: String, by_app: Option<String>, following: bool, source: Option<String> },
+    Follow {
+        user: String,
+        by_app: Option<String>,
+        following: bool,
+        source: Option<String>,
+    },
     /// An event this version does not handle (stored, then marked processed).
     Other(String),
 }
@@ -381,7 +392,8 @@ pub fn content(e: &MessageEvent) -> Content {
                 }
             }
             MessageKind::BusinessCard => {
-                let details: Value = p["description"].as_str().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Value::Null);
+                let details: Value =
+                    p["description"].as_str().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Value::Null);
                 let name = text(&p["title"]).or_else(|| text(&p["name"]));
                 let phone = text(&p["phone"]).or_else(|| text(&details["phone"]));
                 let mut card = vec!["Contact card".to_owned()];
@@ -528,13 +540,17 @@ mod tests {
         let e = envelope(seen.as_bytes()).unwrap();
         assert!(e.dedupe_key.starts_with("user_seen_message:sha256:"), "{}", e.dedupe_key);
         assert_eq!(envelope(seen.as_bytes()).unwrap(), e, "the same body, the same key");
-        let follow = r#"{"event_name":"follow","oa_id":"oa","follower":{"id":"u9"},"source":"oa_profile","timestamp":"2"}"#;
+        let follow =
+            r#"{"event_name":"follow","oa_id":"oa","follower":{"id":"u9"},"source":"oa_profile","timestamp":"2"}"#;
         assert_eq!(envelope(follow.as_bytes()).unwrap().user_id, "u9");
         let anon = r#"{"event_name":"anonymous_send_text","sender":{"id":"an1"},"recipient":{"id":"oa"},"message":{"msg_id":"m","text":"hi","conversation_id":"c7"},"timestamp":"3"}"#;
         assert_eq!(envelope(anon.as_bytes()).unwrap().user_id, "anon:an1:c7");
         assert_eq!(envelope(b"[]"), Err(EnvelopeError::NotJson));
         assert_eq!(envelope(b"nope"), Err(EnvelopeError::NotJson));
-        assert_eq!(envelope(br#"{"event_name":"user_send_text","sender":{"id":"1"}}"#), Err(EnvelopeError::Missing("timestamp")));
+        assert_eq!(
+            envelope(br#"{"event_name":"user_send_text","sender":{"id":"1"}}"#),
+            Err(EnvelopeError::Missing("timestamp"))
+        );
         let odd = envelope(br#"{"event_name":"change_oa_daily_quota","timestamp":"1"}"#).unwrap();
         assert_eq!(odd.user_id, "", "an event about no user is still taken");
     }
@@ -543,14 +559,20 @@ mod tests {
     fn zl_4_every_event_kind_parses() {
         let Event::Message(m) = parse(TEXT).unwrap() else { panic!() };
         assert_eq!(m.kind, MessageKind::Text);
-        assert_eq!(m.author, Author::User { id: "246845883529197922".into(), by_app: Some("552177279717587730".into()) });
+        assert_eq!(
+            m.author,
+            Author::User { id: "246845883529197922".into(), by_app: Some("552177279717587730".into()) }
+        );
         assert_eq!(content(&m).text, "message");
         let image = r#"{"event_name":"user_send_image","sender":{"id":"u"},"recipient":{"id":"oa"},"timestamp":"1","message":{"msg_id":"m2","text":"look","quote_msg_id":"m1","attachments":[{"type":"image","payload":{"thumbnail":"https://t.example/a.jpg","url":"https://i.example/a.jpg"}}]}}"#;
         let Event::Message(m) = parse(image).unwrap() else { panic!() };
         assert_eq!(m.quote_msg_id.as_deref(), Some("m1"));
         let c = content(&m);
         assert_eq!(c.text, "look");
-        assert_eq!(c.media, vec![Media { url: "https://i.example/a.jpg".into(), name: "image-1.jpg".into(), inline: true }]);
+        assert_eq!(
+            c.media,
+            vec![Media { url: "https://i.example/a.jpg".into(), name: "image-1.jpg".into(), inline: true }]
+        );
         let sticker = r#"{"event_name":"user_send_sticker","sender":{"id":"u"},"timestamp":"1","message":{"msg_id":"m3","attachments":[{"type":"sticker","payload":{"id":"s1","url":"https://s.example/s.png"}}]}}"#;
         let Event::Message(m) = parse(sticker).unwrap() else { panic!() };
         let c = content(&m);
@@ -565,7 +587,11 @@ mod tests {
         let location = r#"{"event_name":"user_send_location","sender":{"id":"u"},"timestamp":"1","message":{"msg_id":"m5","attachments":[{"type":"location","payload":{"coordinates":{"latitude":"10.76","longitude":"106.66"}}}]}}"#;
         let Event::Message(m) = parse(location).unwrap() else { panic!() };
         let c = content(&m);
-        assert!(c.text.contains("10.76, 106.66") && c.text.contains("https://www.google.com/maps?q=10.76,106.66"), "{}", c.text);
+        assert!(
+            c.text.contains("10.76, 106.66") && c.text.contains("https://www.google.com/maps?q=10.76,106.66"),
+            "{}",
+            c.text
+        );
         assert!(c.html.unwrap().contains("href=\"https://www.google.com/maps?q=10.76,106.66\""));
         let link = r#"{"event_name":"user_send_link","sender":{"id":"u"},"timestamp":"1","message":{"msg_id":"m6","text":"see","attachments":[{"type":"link","payload":{"url":"https://example.com/x","title":"Example","thumbnail":"https://example.com/t.jpg"}}]}}"#;
         let Event::Message(m) = parse(link).unwrap() else { panic!() };
@@ -573,23 +599,36 @@ mod tests {
         let card = r#"{"event_name":"user_send_business_card","sender":{"id":"u"},"timestamp":"1","message":{"msg_id":"m7","attachments":[{"type":"link","payload":{"title":"Nguyen Van A","description":"{\"phone\":\"0901234567\"}","url":"https://zalo.me/u"}}]}}"#;
         let Event::Message(m) = parse(card).unwrap() else { panic!() };
         let text = content(&m).text;
-        assert!(text.contains("Contact card") && text.contains("Nguyen Van A") && text.contains("0901234567"), "{text}");
+        assert!(
+            text.contains("Contact card") && text.contains("Nguyen Van A") && text.contains("0901234567"),
+            "{text}"
+        );
         let oa = r#"{"event_name":"oa_send_text","sender":{"id":"oa","admin_id":"ad"},"recipient":{"id":"u1"},"timestamp":"1","message":{"msg_id":"m8","text":"from the phone"}}"#;
         let Event::Message(m) = parse(oa).unwrap() else { panic!() };
         assert_eq!(m.author, Author::Oa { to: "u1".into() });
         assert_eq!(m.admin_id.as_deref(), Some("ad"));
         let seen = r#"{"event_name":"user_seen_message","sender":{"id":"u1"},"timestamp":"1","message":{"msg_ids":["a","b"]}}"#;
         assert_eq!(parse(seen).unwrap(), Event::Seen { user: "u1".into(), msg_ids: vec!["a".into(), "b".into()] });
-        let read = r#"{"event_name":"user_read_message","sender":{"id":"u1"},"timestamp":"1","message":{"msg_id":"a"}}"#;
+        let read =
+            r#"{"event_name":"user_read_message","sender":{"id":"u1"},"timestamp":"1","message":{"msg_id":"a"}}"#;
         assert_eq!(parse(read).unwrap(), Event::Seen { user: "u1".into(), msg_ids: vec!["a".into()] });
-        let got = r#"{"event_name":"user_received_message","sender":{"id":"u1"},"timestamp":"1","message":{"msg_id":"a"}}"#;
+        let got =
+            r#"{"event_name":"user_received_message","sender":{"id":"u1"},"timestamp":"1","message":{"msg_id":"a"}}"#;
         assert_eq!(parse(got).unwrap(), Event::Received { user: "u1".into(), msg_ids: vec!["a".into()] });
         let unfollow = r#"{"event_name":"unfollow","oa_id":"oa","follower":{"id":"u1"},"user_id_by_app":"b","source":"oa_profile","timestamp":"1"}"#;
         assert_eq!(
             parse(unfollow).unwrap(),
-            Event::Follow { user: "u1".into(), by_app: Some("b".into()), following: false, source: Some("oa_profile".into()) }
+            Event::Follow {
+                user: "u1".into(),
+                by_app: Some("b".into()),
+                following: false,
+                source: Some("oa_profile".into())
+            }
         );
-        assert_eq!(parse(r#"{"event_name":"user_submit_info","timestamp":"1"}"#).unwrap(), Event::Other("user_submit_info".into()));
+        assert_eq!(
+            parse(r#"{"event_name":"user_submit_info","timestamp":"1"}"#).unwrap(),
+            Event::Other("user_submit_info".into())
+        );
     }
 
     #[test]
@@ -609,12 +648,21 @@ mod tests {
 
     #[test]
     fn names_recipients_and_token_answers() {
-        assert_eq!(placeholder_name(&Author::User { id: "246845883529197922".into(), by_app: None }), "Zalo user …7922");
-        assert_eq!(placeholder_name(&Author::Anonymous { key: anonymous_key("abc9876", Some("c")) }), "Anonymous Zalo user …9876");
+        assert_eq!(
+            placeholder_name(&Author::User { id: "246845883529197922".into(), by_app: None }),
+            "Zalo user …7922"
+        );
+        assert_eq!(
+            placeholder_name(&Author::Anonymous { key: anonymous_key("abc9876", Some("c")) }),
+            "Anonymous Zalo user …9876"
+        );
         assert_eq!(recipient("123"), json!({"user_id": "123"}));
         assert_eq!(recipient("anon:a1:c2"), json!({"anonymous_id": "a1", "conversation_id": "c2"}));
         assert_eq!(text_message("1", "hi")["message"]["text"], "hi");
-        assert_eq!(image_message("1", "att")["message"]["attachment"]["payload"]["elements"][0]["attachment_id"], "att");
+        assert_eq!(
+            image_message("1", "att")["message"]["attachment"]["payload"]["elements"][0]["attachment_id"],
+            "att"
+        );
         assert_eq!(file_message("1", "tok")["message"]["attachment"]["payload"]["token"], "tok");
         assert_eq!(
             refreshed(br#"{"access_token":"a","refresh_token":"r","expires_in":"90000"}"#),

@@ -73,7 +73,9 @@ pub async fn refresh(
 ) -> Result<Tokens, TokenError> {
     if seen.state == crate::domain::ConnectionState::NeedsAttention {
         // Zalo refused these tokens' refresh already: only an admin's new tokens help.
-        return Err(TokenError::Refused(seen.reason.clone().unwrap_or_else(|| "Zalo refused the refresh token".into())));
+        return Err(TokenError::Refused(
+            seen.reason.clone().unwrap_or_else(|| "Zalo refused the refresh token".into()),
+        ));
     }
     let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHER;
     loop {
@@ -106,8 +108,9 @@ async fn spend(
     claimed: Tokens,
 ) -> Result<Tokens, TokenError> {
     let generation = claimed.generation;
-    let answer = api::refresh(http, &settings.oauth_base_url, &settings.app_id, &settings.app_secret, &claimed.refresh_token)
-        .await;
+    let answer =
+        api::refresh(http, &settings.oauth_base_url, &settings.app_id, &settings.app_secret, &claimed.refresh_token)
+            .await;
     match answer {
         Ok(Refreshed::Tokens { access_token, refresh_token, expires_in }) => {
             let expires_at = store::now() + chrono::Duration::seconds(expires_in);

@@ -130,7 +130,9 @@ async fn view(state: &State, c: ChannelInstance) -> ApiResult<ZaloChannelView> {
     let tokens = store::zalo::tokens(&state.store, c.id).await?;
     let public = state.settings.public_url.trim_end_matches('/').to_owned();
     let (conn, reason, since, expires) = match tokens {
-        Some(t) => (t.state.as_str().to_owned(), t.reason, Some(t.state_since.and_utc()), t.expires_at.map(|e| e.and_utc())),
+        Some(t) => {
+            (t.state.as_str().to_owned(), t.reason, Some(t.state_since.and_utc()), t.expires_at.map(|e| e.and_utc()))
+        }
         None => ("needs_attention".to_owned(), Some("no Official Account connected".to_owned()), None, None),
     };
     Ok(ZaloChannelView {
@@ -274,7 +276,10 @@ pub async fn create(
         api_base_url: base_url("api_base_url", b.api_base_url.as_deref().unwrap_or(DEFAULT_API_BASE))?,
         oauth_base_url: base_url("oauth_base_url", b.oauth_base_url.as_deref().unwrap_or(DEFAULT_OAUTH_BASE))?,
         verification: b.domain_verification.map(verification).transpose()?,
-        routing: store::channels::RoutingSettings { team_id: team(&state, b.default_team_id).await?, ..Default::default() },
+        routing: store::channels::RoutingSettings {
+            team_id: team(&state, b.default_team_id).await?,
+            ..Default::default()
+        },
     };
     let tokens = NewTokens {
         access_token: secret("access_token", &b.access_token)?,
@@ -489,7 +494,9 @@ mod tests {
         assert!(secret("t", "").is_err());
         assert!(secret("t", "a b").is_err());
         assert!(is_verifier_name("zalo_verifierABC-12_x.html"));
-        for bad in ["zalo_verifier.html", "zalo_verifierA.htm", "x.html", "zalo_verifier../a.html", "zalo_verifierA B.html"] {
+        for bad in
+            ["zalo_verifier.html", "zalo_verifierA.htm", "x.html", "zalo_verifier../a.html", "zalo_verifierA B.html"]
+        {
             assert!(!is_verifier_name(bad), "{bad}");
         }
         let v = verification(DomainVerification { file_name: "zalo_verifierABC.html".into(), content: None }).unwrap();
