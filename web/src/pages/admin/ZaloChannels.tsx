@@ -123,17 +123,18 @@ export function ZaloChannels({ onChanged }: { onChanged: () => void }) {
 /** A small Copy button for a table row; what it did is announced. */
 function CopyButton({ value, label }: { value: string; label: string }) {
   const [said, setSaid] = useState('');
+  // No clipboard API outside a secure context: say so rather than fail silently.
   const copy = () =>
-    navigator.clipboard
-      .writeText(value)
+    Promise.resolve()
+      .then(() => navigator.clipboard.writeText(value))
       .then(() => setSaid('Copied'))
       .catch(() => setSaid('Could not copy: open Settings and copy it from there'));
   return (
     <>
       <button type="button" class="btn small" onClick={copy} aria-label={label}>
         Copy
-      </button>
-      <span class="sr-only" role="status">
+      </button>{' '}
+      <span class="muted small" role="status">
         {said}
       </span>
     </>
