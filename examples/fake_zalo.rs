@@ -55,7 +55,12 @@ async fn run(fake: &fake_zalo::FakeZalo, cmd: &Value) -> Value {
             Ok(bytes) => json!({"url": fake.media(field("name"), field("mime"), &bytes)}),
             Err(e) => json!({"error": format!("base64: {e}")}),
         },
-        "from_user" => json!({"body": fake.from_user(field("kind"), field("user"), cmd["message"].clone())}),
+        "from_user" => {
+            let user = field("user");
+            let envelope = json!({"sender": {"id": user}, "recipient": {"id": fake.oa_id},
+                "user_id_by_app": format!("app{user}"), "message": cmd["message"]});
+            json!({"body": fake.event(&format!("user_send_{}", field("kind")), envelope)})
+        }
         "event" => json!({"body": fake.event(field("event_name"), cmd["fields"].clone())}),
         "deliver" => {
             let compress = cmd["compress"].as_u64().unwrap_or(1).clamp(1, u32::MAX.into()) as u32;
