@@ -139,7 +139,7 @@ async fn wait_processed(srv: &TestServer, channel: i64) {
 }
 
 fn image_event(z: &FakeZalo, kind: &str, user: &str, msg_id: &str, url: &str, text: &str) -> String {
-    z.from_user(
+    z.user_event(
         kind,
         user,
         json!({"msg_id": msg_id, "text": text, "attachments": [{"type": kind, "payload": {"thumbnail": url, "url": url, "id": "s1"}}]}),
@@ -147,7 +147,7 @@ fn image_event(z: &FakeZalo, kind: &str, user: &str, msg_id: &str, url: &str, te
 }
 
 fn file_event(z: &FakeZalo, kind: &str, user: &str, msg_id: &str, url: &str, name: &str) -> String {
-    z.from_user(
+    z.user_event(
         kind,
         user,
         json!({"msg_id": msg_id, "attachments": [{"type": kind, "payload": {"url": url, "name": name, "size": "4", "checksum": "x", "type": "pdf"}}]}),
@@ -263,7 +263,7 @@ async fn zl_3_a_bad_or_missing_signature_is_401_and_stores_nothing() {
         common::fake_zalo::signature(
             &d.zalo.app_id,
             &body,
-            &serde_json::from_str::<Value>(&body).unwrap()["timestamp"].as_str().unwrap().to_owned(),
+            serde_json::from_str::<Value>(&body).unwrap()["timestamp"].as_str().unwrap(),
             &d.zalo.app_secret
         )
     );
@@ -404,22 +404,22 @@ async fn zl_4_every_message_kind_is_shown_as_it_should() {
         file_event(z, "file", user, "k-file", &pdf, "a.pdf"),
         file_event(z, "audio", user, "k-audio", &mp3, "voice.mp3"),
         file_event(z, "video", user, "k-video", &mp4, "clip.mp4"),
-        z.from_user(
+        z.user_event(
             "link",
             user,
             json!({"msg_id": "k-link", "text": "look", "attachments": [{"type": "link", "payload": {"url": "https://shop.example/p/1", "title": "The product", "thumbnail": "https://shop.example/t.jpg"}}]}),
         ),
-        z.from_user(
+        z.user_event(
             "location",
             user,
             json!({"msg_id": "k-location", "attachments": [{"type": "location", "payload": {"coordinates": {"latitude": "10.7769", "longitude": "106.7009"}}}]}),
         ),
-        z.from_user(
+        z.user_event(
             "business_card",
             user,
             json!({"msg_id": "k-card", "attachments": [{"type": "link", "payload": {"title": "Nguyen Van A", "description": "{\"phone\":\"0901234567\"}", "url": "https://zalo.me/0901234567"}}]}),
         ),
-        z.from_user("text", user, json!({"msg_id": "k-quote", "text": "about that photo", "quote_msg_id": "k-image"})),
+        z.user_event("text", user, json!({"msg_id": "k-quote", "text": "about that photo", "quote_msg_id": "k-image"})),
     ];
     for e in &events {
         d.send(e).await;

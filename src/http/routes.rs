@@ -22,6 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics))
+        // Zalo's domain verification looks for its file at the root of the public URL (ZL-2).
+        .route(r"/{name:zalo_verifier[A-Za-z0-9_-]{1,100}\.html}", web::get().to(zalo_channels::verifier))
         .service(openapi::docs())
         .service(
             web::scope("/api/v1")
@@ -112,8 +114,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
                 .route("/audit", web::get().to(audit::list))
                 .default_service(web::to(ops::api_not_found)),
         )
-        // Zalo's domain verification looks for its file at the root of the public URL (ZL-2).
-        .route(r"/{name:zalo_verifier[A-Za-z0-9_-]{1,100}\.html}", web::get().to(zalo_channels::verifier))
         .default_service(web::to(web_assets::serve));
 }
 

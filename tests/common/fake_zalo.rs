@@ -245,7 +245,7 @@ impl FakeZalo {
     }
 
     /// A user's message event (`user_send_{kind}`) from `user` with `message` (`msg_id`, `text`, `attachments`…).
-    pub fn from_user(&self, kind: &str, user: &str, message: Value) -> String {
+    pub fn user_event(&self, kind: &str, user: &str, message: Value) -> String {
         self.event(
             &format!("user_send_{kind}"),
             json!({"sender": {"id": user}, "recipient": {"id": self.oa_id}, "user_id_by_app": format!("app{user}"),
@@ -255,7 +255,7 @@ impl FakeZalo {
 
     /// A user's text message.
     pub fn text(&self, user: &str, msg_id: &str, text: &str) -> String {
-        self.from_user("text", user, json!({"msg_id": msg_id, "text": text}))
+        self.user_event("text", user, json!({"msg_id": msg_id, "text": text}))
     }
 
     /// POST a signed event to `webhook` once (`num_retry` given): the answer's status and body.
@@ -341,12 +341,12 @@ fn issue(g: &mut Inner) -> (String, String) {
 }
 
 /// The access token of a request, if Zalo would take it.
-fn authorized(req: &HttpRequest, g: &Inner) -> Result<String, HttpResponse> {
+fn authorized(req: &HttpRequest, g: &Inner) -> Result<String, Box<HttpResponse>> {
     let token = req.headers().get("access_token").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     match g.access.get(&token) {
         Some(at) if *at > now_ms() => Ok(token),
-        Some(_) => Err(zalo_error(-216, "Access token is invalid or expired")),
-        None => Err(zalo_error(-216, "Access token is invalid")),
+        Some(_) => Err(Box::new(zalo_error(-216, "Access token is invalid or expired"))),
+        None => Err(Box::new(zalo_error(-216, "Access token is invalid"))),
     }
 }
 
@@ -354,7 +354,7 @@ async fn send(req: HttpRequest, state: Shared, body: web::Bytes) -> HttpResponse
     let mut g = state.lock().unwrap();
     let token = match authorized(&req, &g) {
         Ok(t) => t,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     if !g.fail_next.is_empty() {
         let (code, message) = g.fail_next.remove(0);
@@ -418,7 +418,7 @@ async fn upload_file(req: HttpRequest, state: Shared, body: web::Bytes) -> HttpR
 async fn upload(req: HttpRequest, state: Shared, body: web::Bytes, field: &str) -> HttpResponse {
     let mut g = state.lock().unwrap();
     if let Err(resp) = authorized(&req, &g) {
-        return resp;
+        return *resp;
     }
     let Some((name, bytes)) = file_part(&req, &body) else {
         return zalo_error(-201, "no file");

@@ -436,7 +436,7 @@ pub struct WebhookAnswer {
 #[utoipa::path(post, operation_id = "zalo_channels_webhook", path = "/api/v1/zalo-channels/{id}/webhook", tag = "zalo channels",
     params(("id" = i64, Path), ("X-ZEvent-Signature" = String, Header, description = "mac={hex}")),
     request_body(content = Object, description = "Zalo's event, as Zalo sends it"),
-    security(()),
+    security(),
     responses((status = 200, body = WebhookAnswer), (status = 401, body = crate::http::error::ErrorBody),
         (status = 503, body = crate::http::error::ErrorBody)))]
 pub async fn webhook(state: State, id: web::Path<i64>, req: HttpRequest, body: web::Bytes) -> ApiResult<HttpResponse> {
