@@ -86,7 +86,7 @@ function DeliveryMark({ d }: { d: Delivery }) {
   return (
     <div class={'delivery-mark ' + d.state} data-testid="delivery" data-state={d.state} title={full(d.updated_at)}>
       <Icon size={14} />
-      <span>{d.state === 'failed' ? `${text}: ${d.error || 'no reason given'}` : d.state === 'pending' && d.error ? `${text} (trying again after: ${d.error})` : text}</span>
+      <span>{d.state === 'failed' ? `${text}: ${d.error || 'no reason given'}` : d.state === 'pending' && d.error ? `${text} (last try failed: ${d.error})` : text}</span>
     </div>
   );
 }
