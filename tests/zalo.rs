@@ -755,21 +755,25 @@ async fn zl_6_a_crash_between_storing_the_new_refresh_token_and_using_it_locks_n
     // The node stops right after the commit, before any send.
     let Desk { srv, boss, zalo, id, .. } = d;
     let srv = srv.restart().await;
-    zalo.expire_access_tokens();
-    // After the restart: a reply needs a refresh (the access token expired), made with the stored refresh token.
-    let body = zalo.text("2222", "c-1", "after the crash");
+    let boss = boss_on(&srv, &boss);
     let hook = format!("{}/api/v1/zalo-channels/{id}/webhook", srv.base);
-    let (status, _) = zalo.post(&hook, &body, None).await;
+    let (status, _) = zalo.post(&hook, &zalo.text("2222", "c-1", "after the crash"), None).await;
     assert_eq!(status, 200);
-    let conv = by_zalo_id(&boss_on(&srv, &boss), id, "c-1").await["conversation_id"].as_i64().unwrap();
-    boss_on(&srv, &boss)
-        .ok_post(&format!("/api/v1/conversations/{conv}/messages"), json!({"content": "still connected"}), 201)
-        .await;
+    let conv = by_zalo_id(&boss, id, "c-1").await["conversation_id"].as_i64().unwrap();
+    // The send uses the stored (new) access token: no refresh needed.
+    boss.ok_post(&format!("/api/v1/conversations/{conv}/messages"), json!({"content": "still connected"}), 201).await;
     let sent = zalo.wait_sent(1, WAIT).await;
     assert_eq!(sent[0].text(), Some("still connected"));
+    assert_eq!(sent[0].token, refreshed.access_token, "sent with the token stored before the crash");
+    assert_eq!(zalo.refreshes(), (1, 0), "nothing refreshed again");
+    // And when that token expires, the stored refresh token (never the spent one) gets new ones.
+    zalo.expire_access_tokens();
+    boss.ok_post(&format!("/api/v1/conversations/{conv}/messages"), json!({"content": "and later"}), 201).await;
+    let sent = zalo.wait_sent(2, WAIT).await;
+    assert_eq!(sent[1].text(), Some("and later"));
     assert!(zalo.is_spent(&refreshed.refresh_token), "the stored refresh token was the one used");
     assert_eq!(zalo.refreshes(), (2, 0), "no refused (reused) refresh token: no lock-out");
-    let view = boss_on(&srv, &boss).ok_get(&format!("/api/v1/zalo-channels/{id}")).await;
+    let view = boss.ok_get(&format!("/api/v1/zalo-channels/{id}")).await;
     assert_eq!(view["state"], "connected", "{view}");
     srv.stop().await;
     zalo.stop().await;

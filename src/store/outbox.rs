@@ -167,8 +167,9 @@ pub async fn claim(store: &Store, id: i64, until: NaiveDateTime) -> StoreResult<
 }
 
 /// Record the outcome of one attempt. `next` = `None` after success; `Some(Some(t))` retry at `t`;
-/// `Some(None)` give up (failed). A delivery of a message also records a `message.updated` event in the same
-/// transaction (its `MessageView.delivery` changed); the events come back to be published by the change layer.
+/// `Some(None)` give up (failed). A delivery of a message whose state or error changed also records a
+/// `message.updated` event in the same transaction (its `MessageView.delivery` changed; a retry failing as the one
+/// before does not); the events come back to be published by the change layer.
 pub async fn finish(
     store: &Store,
     id: i64,
@@ -181,6 +182,8 @@ pub async fn finish(
             let mut conn = store.write().await?;
             conn.transaction(async |tx| {
                 let row = outbox::table.find(id);
+                let before: Option<(String, Option<String>)> =
+                    db!(tx, row.select((outbox::state, outbox::last_error)).first(tx).await.optional())?;
                 let unlocked = outbox::locked_until.eq(None::<NaiveDateTime>);
                 let attempted = (outbox::attempts.eq(outbox::attempts + 1), outbox::updated_at.eq(Some(t)));
                 let n = match next {
@@ -199,7 +202,14 @@ pub async fn finish(
                         db!(tx, diesel::update(row).set(values).execute(tx).await)?
                     }
                 };
-                if n == 0 {
+                // A retry that failed the same way as the one before changes nothing an agent sees.
+                let (state_after, error_after) = match next {
+                    None => ("delivered", None),
+                    Some(Some(_)) => ("pending", error.as_ref()),
+                    Some(None) => ("failed", error.as_ref()),
+                };
+                let unchanged = before.as_ref().is_some_and(|(s, e)| s == state_after && e.as_ref() == error_after);
+                if n == 0 || unchanged {
                     return Ok(Vec::new());
                 }
                 let (channel, conversation, message, kind): (i64, Option<i64>, Option<i64>, String) = db!(
