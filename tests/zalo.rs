@@ -248,6 +248,27 @@ async fn zl_1_zl_2_cc_11_a_super_admin_connects_and_no_secret_or_token_ever_come
     zalo.stop().await;
 }
 
+/// #13 item 5 for this connector: without SWITCHBOARD_ALLOWED_INTERNAL_HOSTS an OA's Zalo URLs cannot point inside.
+#[tokio::test]
+async fn zalo_urls_to_internal_addresses_are_refused_unless_allowed() {
+    let zalo = FakeZalo::start().await;
+    let srv = TestServer::start_with(|raw| raw.allowed_internal_hosts = None).await;
+    let boss = srv.agent("boss@example.com", "super_admin").await;
+    let (access, refresh) = zalo.issue_tokens();
+    for url in ["http://127.0.0.1:9", "http://localhost:9", "http://169.254.169.254", "http://2130706433"] {
+        let mut body = connect_body(&zalo, &access, &refresh, Some(90_000));
+        body["api_base_url"] = json!(url);
+        assert_error(&boss.post("/api/v1/zalo-channels", body).await, 422, "zalo_url_refused");
+        let mut body = connect_body(&zalo, &access, &refresh, Some(90_000));
+        body["api_base_url"] = json!("https://openapi.zalo.me");
+        body["oauth_base_url"] = json!(url);
+        assert_error(&boss.post("/api/v1/zalo-channels", body).await, 422, "zalo_url_refused");
+    }
+    assert_eq!(boss.ok_get("/api/v1/zalo-channels").await, json!([]), "nothing stored");
+    srv.stop().await;
+    zalo.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // ZL-3: the webhook
 // ---------------------------------------------------------------------------------------------------------------

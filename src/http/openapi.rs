@@ -212,8 +212,15 @@ pub const SPECIAL: &[(&str, &[(u16, &str)])] = &[
              `rule_violation`: no bot connected, or the channel is disabled",
         )],
     ),
-    ("zalo_channels_create", &[REFERENCE]),
-    ("zalo_channels_update", &[REFERENCE]),
+    (
+        "zalo_channels_create",
+        &[(
+            422,
+            "`unknown_reference`: no such team; `zalo_url_refused`: a base URL is an internal address the outgoing \
+             policy refuses; nothing is stored",
+        )],
+    ),
+    ("zalo_channels_update", &[(422, "`unknown_reference`, `zalo_url_refused`")]),
     (
         "zalo_channels_webhook",
         &[

@@ -174,6 +174,21 @@ fn base_url(field: &str, raw: &str) -> ApiResult<String> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
+/// Refuse a base URL the outgoing-connection policy would refuse (an internal address not allowed by
+/// `SWITCHBOARD_ALLOWED_INTERNAL_HOSTS`): nothing could ever be sent there. A name that does not resolve now is taken
+/// (it may later); it is judged again at every connection.
+async fn reachable(state: &State, field: &str, url: &str) -> ApiResult<()> {
+    let Ok(parsed) = url::Url::parse(url) else { return Ok(()) };
+    let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else { return Ok(()) };
+    let policy = crate::outbound::Policy::new(state.settings.allowed_internal.clone());
+    match policy.resolve(host, port).await {
+        Err(e @ crate::outbound::OutboundError::Refused { .. }) => {
+            Err(ApiError::Unprocessable { code: "zalo_url_refused", message: format!("{field}: {e}") })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A key or token: 1–4000 visible ASCII characters.
 fn secret(field: &str, raw: &str) -> ApiResult<String> {
     let t = raw.trim();
@@ -287,6 +302,8 @@ pub async fn create(
         expires_at: expiry(b.access_token_expires_in)?,
     };
     let inactivity = timeout(b.inactivity_timeout_s)?.unwrap_or(600);
+    reachable(&state, "api_base_url", &settings.api_base_url).await?;
+    reachable(&state, "oauth_base_url", &settings.oauth_base_url).await?;
     let channel = store::zalo::connect(
         &state.store,
         store::channels::CreateChannel {
@@ -359,9 +376,11 @@ pub async fn update(
     }
     if let Some(u) = given(&b.api_base_url) {
         settings.api_base_url = base_url("api_base_url", &u)?;
+        reachable(&state, "api_base_url", &settings.api_base_url).await?;
     }
     if let Some(u) = given(&b.oauth_base_url) {
         settings.oauth_base_url = base_url("oauth_base_url", &u)?;
+        reachable(&state, "oauth_base_url", &settings.oauth_base_url).await?;
     }
     if let Some(v) = b.domain_verification {
         settings.verification = v.map(verification).transpose()?;
