@@ -38,6 +38,8 @@ pub struct RunningServer {
     pub mailboxes: Mailboxes,
     /// The Mattermost bot connectors of this node (issue #15).
     pub bots: crate::channels::mattermost::connector::Bots,
+    /// The Zalo OAs' webhook intake and jobs on this node (issue #16).
+    pub zalo: crate::channels::zalo::connector::Zalo,
     /// Every background task of the node; [`Self::stop`] ends them.
     shutdown: Shutdown,
     /// How long [`Self::stop`] may take.
@@ -106,6 +108,8 @@ impl RunningServer {
         self.mailboxes.release_leases().await;
         self.bots.stop_all().await;
         self.bots.release_leases().await;
+        self.zalo.stop_all().await;
+        self.zalo.release_leases().await;
         let tasks = self.shutdown.stop(deadline).await;
         let threads = self.changes.stop(deadline).await;
         tracing::debug!(took = ?start.elapsed(), "stopped");
@@ -238,7 +242,18 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
     let mailboxes = Mailboxes::new(realtime.clone(), changes.clone(), blobs.clone(), outbound.clone());
     let bots =
         crate::channels::mattermost::connector::Bots::new(&realtime, changes.clone(), blobs.clone(), outbound.clone());
-    let node = Node { settings, store, realtime, changes, mailboxes, bots, shutdown, blobs, outbound };
+    let zalo = crate::channels::zalo::connector::Zalo::new(
+        &realtime,
+        crate::channels::zalo::processor::Ctx {
+            store: store.clone(),
+            changes: changes.clone(),
+            blobs: blobs.clone(),
+            http: crate::outbound::http_client::HttpClient::new(outbound.clone()),
+            max_file: settings.max_upload_bytes,
+        },
+        &shutdown,
+    );
+    let node = Node { settings, store, realtime, changes, mailboxes, bots, zalo, shutdown, blobs, outbound };
     match serve(&node, options).await {
         Ok(running) => Ok(running),
         Err(e) => {
@@ -246,6 +261,7 @@ pub async fn start(settings: Settings, options: StartOptions) -> anyhow::Result<
             let deadline = tokio::time::Instant::now() + RESERVE;
             node.mailboxes.stop_all().await;
             node.bots.stop_all().await;
+            node.zalo.stop_all().await;
             let _ = node.shutdown.stop(deadline).await;
             let _ = node.changes.stop(deadline).await;
             Err(e)
@@ -261,6 +277,7 @@ struct Node {
     changes: Changes,
     mailboxes: Mailboxes,
     bots: crate::channels::mattermost::connector::Bots,
+    zalo: crate::channels::zalo::connector::Zalo,
     shutdown: Shutdown,
     blobs: Blobs,
     outbound: crate::outbound::Policy,
@@ -269,7 +286,7 @@ struct Node {
 /// Start the dispatcher, the mailbox connectors and the HTTP listeners. Nothing listens before
 /// the last fallible step.
 async fn serve(node: &Node, options: StartOptions) -> anyhow::Result<RunningServer> {
-    let Node { settings, store, realtime, changes, mailboxes, bots, shutdown, blobs, outbound } = node;
+    let Node { settings, store, realtime, changes, mailboxes, bots, zalo, shutdown, blobs, outbound } = node;
     crate::channels::dispatcher::start(
         changes.clone(),
         blobs.clone(),
@@ -286,6 +303,10 @@ async fn serve(node: &Node, options: StartOptions) -> anyhow::Result<RunningServ
     if bot_count > 0 {
         tracing::info!(bots = bot_count, "Mattermost bot connectors started");
     }
+    let oas = zalo.start_all().await?;
+    if oas > 0 {
+        tracing::info!(oas, "Zalo OA jobs started");
+    }
     let any_admin = store::agents::any_admin(store).await?;
     let state = web::Data::new(AppState {
         store: store.clone(),
@@ -296,6 +317,7 @@ async fn serve(node: &Node, options: StartOptions) -> anyhow::Result<RunningServ
         changes: changes.clone(),
         mailboxes: mailboxes.clone(),
         bots: bots.clone(),
+        zalo: zalo.clone(),
         tokens: crate::store::cache::Cache::new(crate::http::session::TOKEN_TTL),
         routes: crate::store::cache::Cache::new(crate::http::handlers::custom_channels::ROUTE_TTL),
         login_throttle: {
@@ -362,6 +384,7 @@ async fn serve(node: &Node, options: StartOptions) -> anyhow::Result<RunningServ
         changes: changes.clone(),
         mailboxes: mailboxes.clone(),
         bots: bots.clone(),
+        zalo: zalo.clone(),
         shutdown: shutdown.clone(),
         grace,
         handle_signals: options.handle_signals,

@@ -321,15 +321,13 @@ async fn external_message_id_is_idempotent() {
 /// a channel of such a kind (written by its coming connector) gets no outbox row that would stay
 /// pending for ever; the same reply on a custom channel is queued.
 #[tokio::test]
-async fn kinds_without_a_connector_are_not_offered_and_queue_nothing() {
+async fn every_kind_is_offered_and_queues_its_replies() {
     let srv = TestServer::start().await;
     let admin = srv.agent("ann@example.com", "super_admin").await;
-    // Mattermost has its connector since #15; Zalo not yet.
-    for kind in ["zalo"] {
-        let got = admin.post("/api/v1/channels", json!({"kind": kind, "name": "Chat"})).await;
-        assert_error(&got, 400, "validation_failed");
-        assert_eq!(got.1["message"], "kind: must be one of: email, mattermost, custom", "{kind}");
-    }
+    // Zalo has its connector since #16: every kind has a sender now.
+    let got = admin.post("/api/v1/channels", json!({"kind": "fax", "name": "Chat"})).await;
+    assert_error(&got, 400, "validation_failed");
+    assert_eq!(got.1["message"], "kind: must be one of: email, mattermost, zalo, custom");
     assert_eq!(admin.ok_get("/api/v1/channels").await, json!([]), "nothing was stored");
 
     let reply = |c: i64| {
@@ -340,10 +338,24 @@ async fn kinds_without_a_connector_are_not_offered_and_queue_nothing() {
         let admin = &admin;
         async move { admin.ok_get(&format!("/api/v1/channels/{ch}/deliveries")).await }
     };
-    let chat = srv.future_channel("zalo", "Team chat").await;
-    let c = admin.inbound(chat, "mm-user", "hi").await;
-    assert_eq!(reply(c).await["message"]["direction"], "out");
-    assert_eq!(deliveries(chat).await, json!([]), "no sender: nothing queued");
+    // A Zalo channel made here has no Official Account: its reply is queued and fails, saying why.
+    let chat = admin.ok_post("/api/v1/channels", json!({"kind": "zalo", "name": "Team chat"}), 201).await["id"]
+        .as_i64()
+        .unwrap();
+    let c = admin.inbound(chat, "zalo-user", "hi").await;
+    let sent = reply(c).await;
+    assert_eq!(sent["message"]["direction"], "out");
+    assert_eq!(deliveries(chat).await.as_array().map(Vec::len), Some(1), "queued");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let m = admin.ok_get(&format!("/api/v1/conversations/{c}/messages")).await.as_array().unwrap()[1].clone();
+        if m["delivery"]["state"] == "failed" {
+            assert!(m["delivery"]["error"].as_str().unwrap().contains("no Official Account"), "{m}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{m}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     let custom = admin.channel("custom", "Shop", Some("sync")).await;
     let c = admin.inbound(custom, "u", "hi").await;

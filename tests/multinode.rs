@@ -1131,3 +1131,106 @@ async fn a_mattermost_bot_runs_on_one_node_and_moves_to_the_other_after_a_sigkil
     assert_eq!(runs_on(&c).await, vec![survivor], "node {survivor} took the bot over");
     mm.stop().await;
 }
+
+/// Issue #16: a Zalo user's events reach both nodes alternately (Zalo may post to any node behind the load balancer);
+/// each is answered at once by the node that got it, and processed by the one node holding the OA's lease — in the
+/// order stored, each once. The processing node is then killed with SIGKILL: the other takes the OA over and goes
+/// on, processing what was stored and not yet processed, nothing twice.
+#[tokio::test]
+async fn zalo_events_posted_to_both_nodes_alternately_are_processed_once_in_order_also_across_a_sigkill() {
+    let Some(redis) =
+        tools("zalo_events_posted_to_both_nodes_alternately_are_processed_once_in_order_also_across_a_sigkill")
+    else {
+        return;
+    };
+    const TAKEOVER: Duration = Duration::from_secs(40);
+    let mut c = Cluster::start(redis, None).await;
+    let zalo = common::fake_zalo::FakeZalo::start().await;
+    let (access, refresh) = zalo.issue_tokens();
+    let oa = c
+        .admin(1)
+        .ok_post(
+            "/api/v1/zalo-channels",
+            json!({"name": "Zalo OA", "app_id": zalo.app_id, "app_secret": zalo.app_secret,
+                   "oa_secret_key": zalo.oa_secret_key, "access_token": access, "refresh_token": refresh,
+                   "access_token_expires_in": 90000, "api_base_url": zalo.url, "oauth_base_url": zalo.url}),
+            201,
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let runs_on = |c: &Cluster| {
+        let apis: Vec<(usize, Api)> =
+            (0..c.nodes.len()).filter(|i| c.nodes[*i].is_some()).map(|i| (i, c.admin(i))).collect();
+        async move {
+            let mut on = Vec::new();
+            for (i, api) in apis {
+                if api.ok_get(&format!("/api/v1/zalo-channels/{oa}")).await["running"] == true {
+                    on.push(i);
+                }
+            }
+            on
+        }
+    };
+    let deadline = Instant::now() + WAIT;
+    let holder = loop {
+        if let [one] = runs_on(&c).await[..] {
+            break one;
+        }
+        assert!(Instant::now() < deadline, "the OA's job does not run on exactly one node");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let stored = |api: Api| async move {
+        let list = api.ok_get(&format!("/api/v1/conversations?channel={oa}&show_active_chats=true")).await;
+        let mut texts = Vec::new();
+        for conv in list["items"].as_array().unwrap() {
+            let msgs = api.ok_get(&format!("/api/v1/conversations/{}/messages?limit=200", conv["id"])).await;
+            texts.extend(msgs.as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap().to_owned()));
+        }
+        texts
+    };
+    let hook = |c: &Cluster, i: usize| format!("{}/api/v1/zalo-channels/{oa}/webhook", c.node(i).base);
+    let user = "246845883529197922";
+    // Alternately to node 0 and node 1, each delivered twice (a retry to the other node): stored once.
+    for n in 0..30 {
+        let body = zalo.text(user, &format!("mn-{n}"), &format!("{n}"));
+        let (status, answer) = zalo.post(&hook(&c, n % 2), &body, None).await;
+        assert_eq!(status, 200, "{answer}");
+        let (status, answer) = zalo.post(&hook(&c, 1 - n % 2), &body, Some(1)).await;
+        assert_eq!((status, &answer["duplicate"]), (200, &json!(true)), "{answer}");
+    }
+    let expected: Vec<String> = (0..30).map(|n| n.to_string()).collect();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = stored(c.admin(0)).await;
+        if got.len() >= expected.len() {
+            assert_eq!(got, expected, "each event once, in order");
+            break;
+        }
+        assert!(Instant::now() < deadline, "processed: {got:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(runs_on(&c).await, vec![holder], "one node processes all along");
+
+    // The processing node dies; events keep arriving at the survivor, which takes the OA over.
+    c.kill(holder);
+    let survivor = 1 - holder;
+    for n in 30..40 {
+        let body = zalo.text(user, &format!("mn-{n}"), &format!("{n}"));
+        let (status, answer) = zalo.post(&hook(&c, survivor), &body, None).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let expected: Vec<String> = (0..40).map(|n| n.to_string()).collect();
+    let deadline = Instant::now() + TAKEOVER;
+    loop {
+        let got = stored(c.admin(survivor)).await;
+        if got.len() >= expected.len() {
+            assert_eq!(got, expected, "each event once, in order, after the takeover");
+            break;
+        }
+        assert!(Instant::now() < deadline, "processed after the takeover: {got:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(runs_on(&c).await, vec![survivor], "node {survivor} took the OA over");
+    zalo.stop().await;
+}

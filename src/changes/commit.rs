@@ -173,16 +173,23 @@ pub struct Inbound {
 pub async fn customer_message(rt: &Core, msg: store::messages::CustomerMessage) -> StoreResult<Inbound> {
     let appended = store::messages::append_customer(&rt.store, msg, Who::System).await?;
     let row = appended.conversation;
-    // Its files were written with it; a replayed one's are the earlier message's.
-    let files = if appended.duplicate {
-        store::attachments::for_messages(&rt.store, &[appended.message.id]).await?
-    } else {
-        appended.attachments
-    };
-    let message =
-        render::message_views(&rt.store, &row.customer_name, vec![(appended.message, files)]).await?.remove(0);
+    let message = render::message_views(&rt.store, &row.customer_name, vec![(appended.message, appended.attachments)])
+        .await?
+        .remove(0);
     let d = deadline(&row);
     let conversation = ConversationView::from(row);
     publish(rt, &appended.events, &render::body(&conversation, Some(&message)));
     Ok(Inbound { conversation, message, created: appended.created, duplicate: appended.duplicate, deadline: d })
+}
+
+/// Publish `message.updated` events a store change recorded (a delivery's outcome, a channel's receipts): each
+/// with its conversation and message as they are now (`MessageView.delivery`).
+pub async fn message_updated(rt: &Core, events: &[EventRow]) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    for e in render::from_log(&rt.store, events.to_vec()).await? {
+        rt.bus.publish(BusEvent::Stored(e));
+    }
+    Ok(())
 }

@@ -190,6 +190,12 @@ impl Changes {
         Ok(out)
     }
 
+    /// Publish the `message.updated` events a store change committed (a delivery's outcome recorded by the
+    /// dispatcher, receipts recorded by a channel's processor).
+    pub async fn message_updated(&self, events: &[crate::store::events::EventRow]) -> StoreResult<()> {
+        commit::message_updated(&self.core, events).await
+    }
+
     /// Who an agent is changed (role, active flag, password, channel access, a session or token
     /// ended): their sockets on every node re-check their credentials (`realtime::identity`).
     /// Call after the commit; the hub's identity poll repairs a dropped announcement.

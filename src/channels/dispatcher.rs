@@ -40,7 +40,7 @@ pub fn start(rt: Changes, blobs: Blobs, public_url: String, scale: f64, policy: 
         loop {
             tick.tick().await;
             let mut due = Vec::new();
-            for route in [Route::Webhook, Route::Mail, Route::Mattermost, Route::Notify] {
+            for route in [Route::Webhook, Route::Mail, Route::Mattermost, Route::Zalo, Route::Notify] {
                 match store::outbox::due(&rt.store, route.channel_kinds(), route.delivery_kinds(), BATCH).await {
                     Ok(items) => due.extend(items.into_iter().map(|i| (route, i))),
                     Err(e) => tracing::warn!(error = %e, "outbox: cannot read due deliveries"),
@@ -62,11 +62,17 @@ pub fn start(rt: Changes, blobs: Blobs, public_url: String, scale: f64, policy: 
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     return;
                 };
-                let (store, http, public_url, blobs, policy) =
-                    (rt.store.clone(), http.clone(), public_url.clone(), blobs.clone(), policy.clone());
+                let (changes, http, public_url, blobs, policy) =
+                    (rt.clone(), http.clone(), public_url.clone(), blobs.clone(), policy.clone());
                 attempts.spawn(async move {
-                    let out =
-                        Out { store: &store, http: &http, policy: &policy, blobs: &blobs, public_url: &public_url };
+                    let out = Out {
+                        store: &changes.store,
+                        changes: &changes,
+                        http: &http,
+                        policy: &policy,
+                        blobs: &blobs,
+                        public_url: &public_url,
+                    };
                     attempt(&out, route, &item, scale).await;
                     drop(permit);
                 });
@@ -84,6 +90,8 @@ enum Route {
     Mail,
     /// Mattermost bots: `POST /posts` as the bot (MM-7, MM-8).
     Mattermost,
+    /// Zalo Official Accounts: the OA send API (ZL-6).
+    Zalo,
     /// Mail to an agent (the offline owner of a new conversation's customer, CC-12), whatever the channel.
     Notify,
 }
@@ -94,13 +102,14 @@ impl Route {
             Route::Webhook => &[ChannelKind::Custom],
             Route::Mail => &[ChannelKind::Email],
             Route::Mattermost => &[ChannelKind::Mattermost],
+            Route::Zalo => &[ChannelKind::Zalo],
             Route::Notify => ChannelKind::ALL,
         }
     }
 
     fn delivery_kinds(self) -> &'static [&'static str] {
         match self {
-            Route::Webhook | Route::Mail | Route::Mattermost => &["message.created"],
+            Route::Webhook | Route::Mail | Route::Mattermost | Route::Zalo => &["message.created"],
             Route::Notify => &[crate::store::feed::OWNER_OFFLINE_EMAIL],
         }
     }
@@ -109,6 +118,8 @@ impl Route {
 /// What an attempt needs.
 struct Out<'a> {
     store: &'a Store,
+    /// Publishes what an attempt's outcome changed (`message.updated`).
+    changes: &'a Changes,
     http: &'a HttpClient,
     policy: &'a Policy,
     blobs: &'a Blobs,
@@ -144,6 +155,7 @@ async fn attempt(out: &Out<'_>, route: Route, item: &OutboxItem, scale: f64) {
             None => Err(Failed::GiveUp("nothing to deliver".into())),
         },
         Route::Mattermost => mattermost(out, item).await,
+        Route::Zalo => zalo(out, item).await,
         Route::Notify => super::email::outgoing::notify_owner(out.store, out.policy, &item.payload, out.public_url)
             .await
             .map_err(Failed::from),
@@ -167,8 +179,13 @@ async fn attempt(out: &Out<'_>, route: Route, item: &OutboxItem, scale: f64) {
             (Some(reason), Some(retry.map(|w| store::now() + chrono::Duration::from_std(w).unwrap_or_default())))
         }
     };
-    if let Err(e) = store::outbox::finish(out.store, item.id, error, next).await {
-        tracing::warn!(error = %e, "outbox: cannot record the outcome");
+    match store::outbox::finish(out.store, item.id, error, next).await {
+        Ok(events) => {
+            if let Err(e) = out.changes.message_updated(&events).await {
+                tracing::warn!(error = %e, "outbox: cannot publish the delivery state");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "outbox: cannot record the outcome"),
     }
 }
 
@@ -211,5 +228,27 @@ async fn mattermost(out: &Out<'_>, item: &OutboxItem) -> Result<(), Failed> {
         Err(e @ DeliveryError::NoPlace) => Err(Failed::Retry(e.to_string())),
         Err(e @ (DeliveryError::NoSettings | DeliveryError::NoToken)) => Err(Failed::GiveUp(e.to_string())),
         Err(e) => Err(Failed::Retry(e.to_string())),
+    }
+}
+
+/// An agent reply sent through a Zalo OA (ZL-6): text, images and files; a token Zalo refuses is refreshed and the
+/// send tried once more. Zalo's other errors are recorded on the message as failed (shown to the agent); the
+/// network and Zalo's 5xx are retried.
+async fn zalo(out: &Out<'_>, item: &OutboxItem) -> Result<(), Failed> {
+    use super::zalo::deliver::{Outcome, deliver};
+    let Some(message_id) = item.message_id else { return Err(Failed::GiveUp("nothing to deliver".into())) };
+    let ctx = match store::outbox::context(out.store, message_id).await {
+        Ok(Some(ctx)) => ctx,
+        Ok(None) => return Err(Failed::GiveUp("the message no longer exists".into())),
+        Err(e) => {
+            tracing::warn!(error = %e, "outbox: cannot load the message");
+            return Err(Failed::Lapse);
+        }
+    };
+    match deliver(out.http, out.store, out.blobs, &ctx).await {
+        Outcome::Sent => Ok(()),
+        Outcome::Retry(why) => Err(Failed::Retry(why)),
+        Outcome::Failed(why) => Err(Failed::GiveUp(why)),
+        Outcome::Lapse => Err(Failed::Lapse),
     }
 }

@@ -5,6 +5,7 @@
 //! - [`custom`]: integrator channels over HTTP, reply webhook.
 //! - [`email`]: parsing, threading, junk rules and subject commands of mail (no I/O yet).
 //! - [`mattermost`]: a bot on a Mattermost server — REST client, WebSocket, mapping rules, connector.
+//! - [`zalo`]: a Zalo Official Account — signed webhooks stored then processed, the OA send API, token refresh.
 //! - [`settings`]: the one typed reader of a channel's `settings` JSON, by kind, with its routing part.
 //! - [`dispatcher`]: drains the durable outbox with retries and backoff.
 
@@ -13,3 +14,4 @@ pub mod dispatcher;
 pub mod email;
 pub mod mattermost;
 pub mod settings;
+pub mod zalo;

@@ -41,6 +41,8 @@ pub enum Job {
     Mailbox(i64),
     /// Keeping a Mattermost bot's WebSocket (a Mattermost channel instance, MM-11).
     Mattermost(i64),
+    /// Processing a Zalo OA's stored webhook events and refreshing its tokens (a Zalo channel instance, #16).
+    Zalo(i64),
 }
 
 impl Job {
@@ -49,6 +51,7 @@ impl Job {
         match self {
             Job::Mailbox(id) => format!("mailbox:{id}"),
             Job::Mattermost(id) => format!("mattermost:{id}"),
+            Job::Zalo(id) => format!("zalo:{id}"),
         }
     }
 }

@@ -115,8 +115,8 @@ text_enum!(
 );
 
 text_enum!(
-    /// What a channel instance connects to (CORE-1). Zalo is named for its coming connector but not
-    /// offered yet (#14 item 12): see [`ChannelKind::OFFERED`].
+    /// What a channel instance connects to (CORE-1). Only kinds with a working connector are offered
+    /// (#14 item 12): see [`ChannelKind::OFFERED`].
     ChannelKind {
         Email => "email",
         Mattermost => "mattermost",
@@ -136,22 +136,22 @@ impl ChannelKind {
     }
 
     /// The kinds an admin may create today: those with a working connector (#14 item 12).
-    pub const OFFERED: &'static [ChannelKind] = &[ChannelKind::Email, ChannelKind::Mattermost, ChannelKind::Custom];
+    pub const OFFERED: &'static [ChannelKind] =
+        &[ChannelKind::Email, ChannelKind::Mattermost, ChannelKind::Zalo, ChannelKind::Custom];
 
     /// Whether something delivers this kind's outbound messages (SMTP for email, the reply webhook
-    /// for custom channels, `POST /posts` for Mattermost bots). A reply on a kind without one gets no outbox row: it would stay pending
-    /// for ever (#14 item 12).
+    /// for custom channels, `POST /posts` for Mattermost bots, the OA send API for Zalo, issue #16). A reply on a kind
+    /// without one gets no outbox row: it would stay pending for ever (#14 item 12).
     pub fn has_sender(self) -> bool {
         match self {
-            ChannelKind::Email | ChannelKind::Mattermost | ChannelKind::Custom => true,
-            ChannelKind::Zalo => false,
+            ChannelKind::Email | ChannelKind::Mattermost | ChannelKind::Zalo | ChannelKind::Custom => true,
         }
     }
 
     /// Parse a kind an admin asks for: a known kind that is also offered. The error lists the
     /// offered kinds only.
     pub fn parse_offered(text: &str) -> Result<Self, UnknownValue> {
-        const NAMES: &[&str] = &["email", "mattermost", "custom"];
+        const NAMES: &[&str] = &["email", "mattermost", "zalo", "custom"];
         match text.parse::<ChannelKind>() {
             Ok(kind) if Self::OFFERED.contains(&kind) => Ok(kind),
             _ => Err(UnknownValue { what: "ChannelKind", allowed: NAMES }),
@@ -240,9 +240,10 @@ mod tests {
         assert_eq!(ChannelKind::parse_offered("email"), Ok(ChannelKind::Email));
         assert_eq!(ChannelKind::parse_offered("custom"), Ok(ChannelKind::Custom));
         assert_eq!(ChannelKind::parse_offered("mattermost"), Ok(ChannelKind::Mattermost));
-        for refused in ["zalo", "fax", ""] {
+        assert_eq!(ChannelKind::parse_offered("zalo"), Ok(ChannelKind::Zalo), "issue #16");
+        for refused in ["fax", ""] {
             let err = ChannelKind::parse_offered(refused).unwrap_err();
-            assert_eq!(err.to_string(), "must be one of: email, mattermost, custom", "{refused}");
+            assert_eq!(err.to_string(), "must be one of: email, mattermost, zalo, custom", "{refused}");
         }
         for k in ChannelKind::ALL {
             assert_eq!(ChannelKind::OFFERED.contains(k), k.has_sender(), "{k}: offered exactly when it has a sender");

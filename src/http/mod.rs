@@ -38,6 +38,8 @@ pub struct AppState {
     pub mailboxes: crate::channels::email::mailbox::Mailboxes,
     /// The Mattermost bot connectors of this node (issue #15).
     pub bots: crate::channels::mattermost::connector::Bots,
+    /// The Zalo OAs' webhook intake and jobs on this node (issue #16).
+    pub zalo: crate::channels::zalo::connector::Zalo,
     /// API tokens' principals by token hash (see `store::cache`; filled by [`session`]).
     pub tokens: crate::store::cache::Cache<String, session::CachedToken>,
     /// Which conversation a custom channel's customer (`user_custom_id`) last wrote to, to pick

@@ -15,7 +15,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::handlers::{
     agents, attachments, audit, auth, channels, conversations, custom_channels, customers, email_channels,
-    mattermost_channels, ops, statuses, teams, tokens,
+    mattermost_channels, ops, statuses, teams, tokens, zalo_channels,
 };
 
 #[derive(OpenApi)]
@@ -46,6 +46,8 @@ use super::handlers::{
         email_channels::check, email_channels::log, email_channels::log_source,
         mattermost_channels::create, mattermost_channels::list, mattermost_channels::get, mattermost_channels::update,
         mattermost_channels::delete, mattermost_channels::recipients, mattermost_channels::outbound,
+        zalo_channels::create, zalo_channels::list, zalo_channels::get, zalo_channels::update, zalo_channels::delete,
+        zalo_channels::webhook,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(crate::http::error::ErrorBody)),
@@ -61,6 +63,7 @@ use super::handlers::{
         (name = "custom channels", description = "Integrator channels: inbound API and signed reply webhook (see custom.md)"),
         (name = "email channels", description = "Mailboxes: IMAP/POP3 in, SMTP out (see email.md)"),
         (name = "mattermost channels", description = "Mattermost bots: DMs and channel posts in, replies as the bot (see docs/mattermost.md)"),
+        (name = "zalo channels", description = "Zalo Official Accounts: signed webhook events in, replies through the OA API (see docs/zalo.md)"),
         (name = "statuses", description = "Built-in and custom statuses"),
         (name = "tokens", description = "API tokens"),
         (name = "attachments", description = "File uploads and downloads"),
@@ -115,6 +118,9 @@ pub const ADMIN_ONLY: &[&str] = &[
     "mattermost_channels_create",
     "mattermost_channels_update",
     "mattermost_channels_delete",
+    "zalo_channels_create",
+    "zalo_channels_update",
+    "zalo_channels_delete",
 ];
 
 /// The [`ADMIN_ONLY`] operations that need a super admin (`SuperAdmin`): connecting, changing and removing
@@ -133,6 +139,9 @@ pub const SUPER_ADMIN_ONLY: &[&str] = &[
     "mattermost_channels_create",
     "mattermost_channels_update",
     "mattermost_channels_delete",
+    "zalo_channels_create",
+    "zalo_channels_update",
+    "zalo_channels_delete",
 ];
 
 const CONFLICT: (u16, &str) = (409, "`conflict`: the change collides with existing data");
@@ -202,6 +211,18 @@ pub const SPECIAL: &[(&str, &[(u16, &str)])] = &[
             "`unknown_reference`: Mattermost does not know the member or channel; `mattermost_unreachable`; \
              `rule_violation`: no bot connected, or the channel is disabled",
         )],
+    ),
+    ("zalo_channels_create", &[REFERENCE]),
+    ("zalo_channels_update", &[REFERENCE]),
+    (
+        "zalo_channels_webhook",
+        &[
+            (
+                401,
+                "`invalid_signature`: X-ZEvent-Signature missing or wrong, or the channel is disabled; nothing stored",
+            ),
+            (503, "`unavailable`: the event could not be stored now; Zalo retries it"),
+        ],
     ),
     ("email_channels_check", &[(409, "`conflict`: the mailbox is disabled")]),
     (

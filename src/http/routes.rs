@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, web};
 use super::error::ApiError;
 use super::handlers::{
     agents, attachments, audit, auth, channels, conversations, custom_channels, customers, email_channels,
-    mattermost_channels, ops, statuses, teams, tokens,
+    mattermost_channels, ops, statuses, teams, tokens, zalo_channels,
 };
 use super::{openapi, web_assets};
 
@@ -22,6 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics))
+        // Zalo's domain verification looks for its file at the root of the public URL (ZL-2).
+        .route(r"/{name:zalo_verifier[A-Za-z0-9_-]{1,100}\.html}", web::get().to(zalo_channels::verifier))
         .service(openapi::docs())
         .service(
             web::scope("/api/v1")
@@ -57,6 +59,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
                 .route("/mattermost-channels/{id}", web::delete().to(mattermost_channels::delete))
                 .route("/mattermost-channels/{id}/recipients", web::get().to(mattermost_channels::recipients))
                 .route("/mattermost-channels/{id}/conversations", web::post().to(mattermost_channels::outbound))
+                .route("/zalo-channels", web::get().to(zalo_channels::list))
+                .route("/zalo-channels", web::post().to(zalo_channels::create))
+                .route("/zalo-channels/{id}", web::get().to(zalo_channels::get))
+                .route("/zalo-channels/{id}", web::patch().to(zalo_channels::update))
+                .route("/zalo-channels/{id}", web::delete().to(zalo_channels::delete))
+                .route("/zalo-channels/{id}/webhook", web::post().to(zalo_channels::webhook))
                 .route("/email-channels", web::get().to(email_channels::list))
                 .route("/email-channels", web::post().to(email_channels::create))
                 .route("/email-channels/{id}", web::get().to(email_channels::get))

@@ -34,7 +34,7 @@ const TAG_LEN: usize = 16;
 /// Keys of a channel's settings JSON whose values are secrets, at any depth: sealed at rest,
 /// masked in API answers (`http::views`).
 pub const SECRET_FIELDS: &[&str] =
-    &["password", "token", "secret", "access_token", "refresh_token", "app_secret", "bot_token"];
+    &["password", "token", "secret", "access_token", "refresh_token", "app_secret", "oa_secret_key", "bot_token"];
 
 /// Why a sealed value could not be opened.
 #[derive(Debug, thiserror::Error)]

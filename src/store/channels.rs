@@ -103,37 +103,45 @@ pub async fn create(store: &Store, input: CreateChannel, actor: Actor) -> StoreR
             let settings = sealing::seal_settings(&store, &input.settings)?;
             let secret = sealing::seal_secret(&store, input.secret.as_deref())?;
             let mut conn = store.write().await?;
-            let ch = conn
-                .transaction(async |tx| {
-                    let t = now();
-                    let values = (
-                        channel_instances::kind.eq(input.kind),
-                        channel_instances::name.eq(&input.name),
-                        channel_instances::mode.eq(input.mode),
-                        channel_instances::settings.eq(&settings),
-                        channel_instances::secret.eq(&secret),
-                        channel_instances::enabled.eq(input.enabled),
-                        channel_instances::inactivity_timeout_s.eq(input.inactivity_timeout_s),
-                        channel_instances::default_team_id.eq(input.default_team_id),
-                        channel_instances::created_at.eq(t),
-                        channel_instances::updated_at.eq(t),
-                    );
-                    let ch: ChannelInstance = db!(
-                        tx,
-                        diesel::insert_into(channel_instances::table)
-                            .values(values)
-                            .returning(ChannelInstance::as_returning())
-                            .get_result(tx)
-                            .await
-                    )?;
-                    let details = json!({"kind": ch.kind, "name": ch.name, "mode": ch.mode});
-                    audit::write(tx, audit::entry(actor, "channel.create", "channel", Some(ch.id), details)).await?;
-                    Ok(ch)
-                })
-                .await?;
+            let ch = conn.transaction(async |tx| insert(tx, &input, &settings, &secret, actor).await).await?;
             sealing::open_channel(&store, ch)
         })
         .await
+}
+
+/// Insert a channel row and its audit entry inside the caller's transaction (a connector that stores more with
+/// it: `zalo::connect`). `settings` and `secret` are already sealed; the row comes back as stored.
+pub(crate) async fn insert(
+    tx: &mut Tx<'_>,
+    input: &CreateChannel,
+    settings: &str,
+    secret: &Option<String>,
+    actor: Actor,
+) -> StoreResult<ChannelInstance> {
+    let t = now();
+    let values = (
+        channel_instances::kind.eq(input.kind),
+        channel_instances::name.eq(&input.name),
+        channel_instances::mode.eq(input.mode),
+        channel_instances::settings.eq(settings),
+        channel_instances::secret.eq(secret),
+        channel_instances::enabled.eq(input.enabled),
+        channel_instances::inactivity_timeout_s.eq(input.inactivity_timeout_s),
+        channel_instances::default_team_id.eq(input.default_team_id),
+        channel_instances::created_at.eq(t),
+        channel_instances::updated_at.eq(t),
+    );
+    let ch: ChannelInstance = db!(
+        tx,
+        diesel::insert_into(channel_instances::table)
+            .values(values)
+            .returning(ChannelInstance::as_returning())
+            .get_result(tx)
+            .await
+    )?;
+    let details = json!({"kind": ch.kind, "name": ch.name, "mode": ch.mode});
+    audit::write(tx, audit::entry(actor, "channel.create", "channel", Some(ch.id), details)).await?;
+    Ok(ch)
 }
 
 pub async fn update(store: &Store, id: i64, patch: ChannelPatch, actor: Actor) -> StoreResult<ChannelInstance> {

@@ -671,7 +671,8 @@ pub(crate) async fn insert(tx: &mut Tx<'_>, new: &NewConversationRow<'_>) -> Sto
             .get_result(tx)
             .await
     )?;
-    if super::outbox::queues_reply(channel.kind, channel.enabled, direction) {
+    // A message the channel itself reports as sent (source `channel`, e.g. Zalo's `oa_send_*`) is delivered already.
+    if new.source != Source::Channel && super::outbox::queues_reply(channel.kind, channel.enabled, direction) {
         let delivery = super::outbox::new_delivery(channel.id, conversation.id, message.id, t);
         db!(tx, diesel::insert_into(outbox::table).values(&delivery).execute(tx).await)?;
     }

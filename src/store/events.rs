@@ -12,7 +12,9 @@ use super::{Store, StoreResult, Tx, feed};
 use crate::db;
 use crate::domain::ChannelScope;
 
-pub use super::models::{CONVERSATION_CREATED, CONVERSATION_ENDED, CONVERSATION_UPDATED, EventRow, MESSAGE_CREATED};
+pub use super::models::{
+    CONVERSATION_CREATED, CONVERSATION_ENDED, CONVERSATION_UPDATED, EventRow, MESSAGE_CREATED, MESSAGE_UPDATED,
+};
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = events)]

@@ -356,14 +356,37 @@ pub struct CustomerMessage {
     /// Idempotency key on the channel.
     pub external_message_id: Option<String>,
     pub subject: String,
-    /// Files that came with it (bytes already in `crate::blobs`): written in the message's transaction, so the
-    /// message is never seen, published or lost without them (MM-10).
+    /// Files already in the attachment store (`crate::blobs`), attached to the message in its transaction, so
+    /// the `message.created` event carries them (Zalo, #16).
     pub attachments: Vec<super::attachments::NewAttachment>,
+    /// The earlier message it answers (CORE-9), resolved by the connector on the same channel.
+    pub quoted_message_id: Option<i64>,
+    /// The business wrote it from the channel's own tools (Zalo's `oa_send_*` sent outside the product): stored as
+    /// outgoing, source `channel`, by no agent, with no outbox row (it is already delivered); for the lifecycle it
+    /// is an agent's reply. `false`: the customer's message.
+    pub outgoing: bool,
+}
+
+impl CustomerMessage {
+    /// A customer's text message with nothing else.
+    pub fn text(channel_id: i64, target: Target, content: String, external_message_id: Option<String>) -> Self {
+        Self {
+            channel_id,
+            target,
+            content,
+            content_html: None,
+            external_message_id,
+            subject: String::new(),
+            attachments: Vec::new(),
+            quoted_message_id: None,
+            outgoing: false,
+        }
+    }
 }
 
 pub struct AppendedCustomer {
     pub message: Message,
-    /// The files written with it (none for a duplicate: the caller reads the earlier message's).
+    /// The files attached to it in the same transaction.
     pub attachments: Vec<Attachment>,
     pub conversation: ConversationRow,
     pub events: Vec<EventRow>,
@@ -549,7 +572,8 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                         )));
                     }
                 }
-                let (conv, effect) = match joinable(tx, start, start_base).await? {
+                let event = if msg.outgoing { Event::AgentReply } else { Event::CustomerMessage };
+                let (conv, effect) = match joinable(tx, start, start_base, event).await? {
                     Some(joined) => joined,
                     None => {
                         // Start a conversation only under the customer's decision lock, deciding
@@ -558,7 +582,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                         locks::take(tx, Subject::CustomerChannel { channel_id: channel.id, customer_id }).await?;
                         let latest =
                             if fresh { None } else { latest_conversation(tx, channel.id, customer_id).await? };
-                        match joinable(tx, latest, None).await? {
+                        match joinable(tx, latest, None, event).await? {
                             Some(joined) => joined,
                             None => {
                                 let Inserted { conversation, message, event, tags } = insert(
@@ -567,7 +591,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                                         channel: &channel,
                                         customer_id,
                                         subject: &msg.subject,
-                                        direction: Direction::In,
+                                        direction: if msg.outgoing { Direction::Out } else { Direction::In },
                                         source: Source::Channel,
                                         author_agent_id: None,
                                         content: &msg.content,
@@ -584,6 +608,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                                 let customer_name = customer_name(tx, &customer, conversation.customer_id).await?;
                                 let row =
                                     ConversationRow { conversation, tags, customer_name, channel_kind: channel.kind };
+                                let message = with_quote(tx, message, &msg).await?;
                                 return Ok(AppendedCustomer {
                                     message,
                                     attachments: files,
@@ -609,13 +634,21 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                     StatusChange::Keep => conv.status.clone(),
                     StatusChange::Set(base) => base.as_str().to_owned(),
                 };
+                // A message of the business (outgoing) is the agents' activity, and a first response.
+                let (customer_at, agent_at, first_response) = if msg.outgoing {
+                    (conv.last_customer_activity_at, Some(t), conv.first_response_at.or(Some(t)))
+                } else {
+                    (Some(t), conv.last_agent_activity_at, conv.first_response_at)
+                };
                 let updated: Conversation = db!(
                     tx,
                     diesel::update(conversations::table.find(conv.id))
                         .set((
                             conversations::last_seq.eq(conversations::last_seq + 1),
                             conversations::updated_at.eq(t),
-                            conversations::last_customer_activity_at.eq(Some(t)),
+                            conversations::last_customer_activity_at.eq(customer_at),
+                            conversations::last_agent_activity_at.eq(agent_at),
+                            conversations::first_response_at.eq(first_response),
                             conversations::inactivity_deadline.eq(deadline),
                             conversations::ended_at.eq(ended_at),
                             conversations::status.eq(&reopen_status),
@@ -631,9 +664,10 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                         .values((
                             messages::conversation_id.eq(conv.id),
                             messages::seq.eq(seq),
-                            messages::direction.eq(Direction::In.as_str()),
+                            messages::direction.eq(if msg.outgoing { Direction::Out } else { Direction::In }.as_str()),
                             messages::source.eq(Source::Channel.as_str()),
-                            messages::author_customer_id.eq(Some(customer_id)),
+                            messages::author_customer_id.eq((!msg.outgoing).then_some(customer_id)),
+                            messages::quoted_message_id.eq(msg.quoted_message_id),
                             messages::body_text.eq(&msg.content),
                             messages::body_html.eq(&msg.content_html),
                             messages::channel_instance_id.eq(channel.id),
@@ -679,14 +713,29 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
 async fn replay(tx: &mut Tx<'_>, seen: i64) -> StoreResult<AppendedCustomer> {
     let message: Message = db!(tx, messages::table.find(seen).select(Message::as_select()).first(tx).await)?;
     let row = decorate_one(tx, message.conversation_id).await?;
-    Ok(AppendedCustomer {
-        message,
-        attachments: Vec::new(),
-        conversation: row,
-        events: vec![],
-        created: false,
-        duplicate: true,
-    })
+    let attachments: Vec<Attachment> = db!(
+        tx,
+        attachments::table
+            .filter(attachments::message_id.eq(message.id))
+            .order(attachments::id)
+            .select(Attachment::as_select())
+            .load(tx)
+            .await
+    )?;
+    Ok(AppendedCustomer { message, attachments, conversation: row, events: vec![], created: false, duplicate: true })
+}
+
+/// What [`insert`] does not write for a channel's first message: the quote (its files are written by the caller).
+async fn with_quote(tx: &mut Tx<'_>, message: Message, msg: &CustomerMessage) -> StoreResult<Message> {
+    let Some(q) = msg.quoted_message_id else { return Ok(message) };
+    Ok(db!(
+        tx,
+        diesel::update(messages::table.find(message.id))
+            .set(messages::quoted_message_id.eq(Some(q)))
+            .returning(Message::as_returning())
+            .get_result(tx)
+            .await
+    )?)
 }
 
 /// The newest conversation of `customer_id` on channel `channel_id`, if any.
@@ -706,11 +755,13 @@ async fn latest_conversation(tx: &mut Tx<'_>, channel_id: i64, customer_id: i64)
 
 /// The conversation a customer's message for `start` joins, and how, by the lifecycle: it, or the
 /// survivor it was merged into (CC-9 c); none when that is closed (CORE-7) or there is none.
-/// `base`: its status' base, when already read.
+/// `base`: its status' base, when already read. `event`: the customer's message, or an agent's reply for a
+/// message the business sent from the channel's own tools ([`CustomerMessage::outgoing`]).
 async fn joinable(
     tx: &mut Tx<'_>,
     start: Option<Conversation>,
     base: Option<StatusBase>,
+    event: Event,
 ) -> StoreResult<Option<(Conversation, lifecycle::Effect)>> {
     let mut current = start;
     let mut base = base;
@@ -721,7 +772,7 @@ async fn joinable(
             Some(b) => b,
             None => status_base(tx, &c.status).await?,
         };
-        match lifecycle::decide(super::conversations::lifecycle_state(&c, b)?, Event::CustomerMessage) {
+        match lifecycle::decide(super::conversations::lifecycle_state(&c, b)?, event) {
             lifecycle::Outcome::Apply(effect) => return Ok(Some((c, effect))),
             lifecycle::Outcome::FollowMerge => {
                 hops += 1;

@@ -33,12 +33,14 @@ pub mod mattermost;
 pub mod messages;
 pub mod models;
 pub mod outbox;
+pub mod receipts;
 pub mod routing;
 pub mod schema;
 pub mod sealing;
 pub mod statuses;
 pub mod teams;
 mod tx;
+pub mod zalo;
 
 pub use tx::Tx;
 

@@ -228,6 +228,8 @@ pub struct OutboxItem {
     pub created_at: NaiveDateTime,
     pub delivered_at: Option<NaiveDateTime>,
     pub locked_until: Option<NaiveDateTime>,
+    /// When its state, attempts or error last changed (`None`: rows written before #16, and never attempted).
+    pub updated_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -248,6 +250,8 @@ pub const CONVERSATION_CREATED: &str = "conversation.created";
 pub const MESSAGE_CREATED: &str = "message.created";
 pub const CONVERSATION_UPDATED: &str = "conversation.updated";
 pub const CONVERSATION_ENDED: &str = "conversation.ended";
+/// A message's delivery state changed (sent, failed, delivered, read: `MessageView.delivery`).
+pub const MESSAGE_UPDATED: &str = "message.updated";
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = events)]
@@ -259,4 +263,21 @@ pub struct EventRow {
     pub seq: Option<i64>,
     pub message_id: Option<i64>,
     pub created_at: NaiveDateTime,
+}
+
+/// A Zalo webhook event as stored before it was answered (issue #16, `store::zalo`).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = zalo_events)]
+pub struct ZaloEvent {
+    pub id: i64,
+    pub channel_instance_id: i64,
+    pub dedupe_key: String,
+    pub zalo_user_id: String,
+    pub event_name: String,
+    pub body: String,
+    pub received_at: NaiveDateTime,
+    pub processed_at: Option<NaiveDateTime>,
+    pub attempts: i64,
+    pub next_attempt_at: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
 }

@@ -7,6 +7,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+use super::events::{self, EventRow, NewEvent};
 use super::models::OutboxItem;
 use super::schema::outbox;
 use super::{Store, StoreResult};
@@ -166,37 +167,84 @@ pub async fn claim(store: &Store, id: i64, until: NaiveDateTime) -> StoreResult<
 }
 
 /// Record the outcome of one attempt. `next` = `None` after success; `Some(Some(t))` retry at `t`;
-/// `Some(None)` give up (failed).
+/// `Some(None)` give up (failed). A delivery of a message whose state or error changed also records a
+/// `message.updated` event in the same transaction (its `MessageView.delivery` changed; a retry failing as the one
+/// before does not); the events come back to be published by the change layer.
 pub async fn finish(
     store: &Store,
     id: i64,
     error: Option<String>,
     next: Option<Option<NaiveDateTime>>,
-) -> StoreResult<()> {
+) -> StoreResult<Vec<EventRow>> {
     store
         .run(move |store| async move {
             let t = super::now();
             let mut conn = store.write().await?;
-            let tx = &mut conn.tx();
-            let row = outbox::table.find(id);
-            let unlocked = outbox::locked_until.eq(None::<NaiveDateTime>);
-            let attempted = outbox::attempts.eq(outbox::attempts + 1);
-            match next {
-                None => {
-                    let delivered = (outbox::state.eq("delivered"), outbox::delivered_at.eq(Some(t)));
-                    let values = (delivered, attempted, outbox::last_error.eq(None::<String>), unlocked);
-                    db!(tx, diesel::update(row).set(values).execute(tx).await)?
+            conn.transaction(async |tx| {
+                let row = outbox::table.find(id);
+                let before: Option<(String, Option<String>)> =
+                    db!(tx, row.select((outbox::state, outbox::last_error)).first(tx).await.optional())?;
+                let unlocked = outbox::locked_until.eq(None::<NaiveDateTime>);
+                let attempted = (outbox::attempts.eq(outbox::attempts + 1), outbox::updated_at.eq(Some(t)));
+                let n = match next {
+                    None => {
+                        let delivered = (outbox::state.eq("delivered"), outbox::delivered_at.eq(Some(t)));
+                        let values = (delivered, attempted, outbox::last_error.eq(None::<String>), unlocked);
+                        db!(tx, diesel::update(row).set(values).execute(tx).await)?
+                    }
+                    Some(Some(at)) => {
+                        let values =
+                            (attempted, outbox::next_attempt_at.eq(at), outbox::last_error.eq(&error), unlocked);
+                        db!(tx, diesel::update(row).set(values).execute(tx).await)?
+                    }
+                    Some(None) => {
+                        let values = (outbox::state.eq("failed"), attempted, outbox::last_error.eq(&error), unlocked);
+                        db!(tx, diesel::update(row).set(values).execute(tx).await)?
+                    }
+                };
+                // A retry that failed the same way as the one before changes nothing an agent sees.
+                let (state_after, error_after) = match next {
+                    None => ("delivered", None),
+                    Some(Some(_)) => ("pending", error.as_ref()),
+                    Some(None) => ("failed", error.as_ref()),
+                };
+                let unchanged = before.as_ref().is_some_and(|(s, e)| s == state_after && e.as_ref() == error_after);
+                if n == 0 || unchanged {
+                    return Ok(Vec::new());
                 }
-                Some(Some(at)) => {
-                    let values = (attempted, outbox::next_attempt_at.eq(at), outbox::last_error.eq(&error), unlocked);
-                    db!(tx, diesel::update(row).set(values).execute(tx).await)?
-                }
-                Some(None) => {
-                    let values = (outbox::state.eq("failed"), attempted, outbox::last_error.eq(&error), unlocked);
-                    db!(tx, diesel::update(row).set(values).execute(tx).await)?
-                }
-            };
-            Ok(())
+                let (channel, conversation, message, kind): (i64, Option<i64>, Option<i64>, String) = db!(
+                    tx,
+                    outbox::table
+                        .find(id)
+                        .select((
+                            outbox::channel_instance_id,
+                            outbox::conversation_id,
+                            outbox::message_id,
+                            outbox::kind
+                        ))
+                        .first(tx)
+                        .await
+                )?;
+                let (Some(conversation_id), Some(message_id), "message.created") =
+                    (conversation, message, kind.as_str())
+                else {
+                    return Ok(Vec::new());
+                };
+                let event = events::record(
+                    tx,
+                    NewEvent {
+                        conversation_id,
+                        channel_instance_id: channel,
+                        kind: events::MESSAGE_UPDATED,
+                        seq: None,
+                        message_id: Some(message_id),
+                        created_at: t,
+                    },
+                )
+                .await?;
+                Ok(vec![event])
+            })
+            .await
         })
         .await
 }
@@ -221,6 +269,7 @@ pub async fn resend(store: &Store, id: i64) -> StoreResult<OutboxItem> {
                 outbox::state.eq("pending"),
                 outbox::next_attempt_at.eq(super::now()),
                 outbox::locked_until.eq(None::<NaiveDateTime>),
+                outbox::updated_at.eq(Some(super::now())),
             );
             Ok(db!(
                 tx,
@@ -314,6 +363,6 @@ mod tests {
         assert!(!queues_reply(ChannelKind::Custom, true, Direction::In));
         assert!(!queues_reply(ChannelKind::Email, true, Direction::Note));
         assert!(queues_reply(ChannelKind::Mattermost, true, Direction::Out), "posted by the bot (#15)");
-        assert!(!queues_reply(ChannelKind::Zalo, true, Direction::Out), "no sender");
+        assert!(queues_reply(ChannelKind::Zalo, true, Direction::Out), "the OA send API (#16)");
     }
 }

@@ -216,6 +216,7 @@ diesel::table! {
         created_at -> Timestamp,
         delivered_at -> Nullable<Timestamp>,
         locked_until -> Nullable<Timestamp>,
+        updated_at -> Nullable<Timestamp>,
     }
 }
 
@@ -279,6 +280,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     mailbox_seen,
     mattermost_state,
     mattermost_links,
+    zalo_tokens,
+    zalo_events,
+    zalo_sent,
+    message_receipts,
 );
 
 diesel::table! {
@@ -376,5 +381,54 @@ diesel::table! {
         conversation_id -> BigInt,
         mm_channel_id -> Text,
         root_id -> Text,
+    }
+}
+
+diesel::table! {
+    zalo_tokens (channel_instance_id) {
+        channel_instance_id -> BigInt,
+        access_token -> Text,
+        refresh_token -> Text,
+        expires_at -> Nullable<Timestamp>,
+        refreshing_until -> Nullable<Timestamp>,
+        generation -> BigInt,
+        state -> Text,
+        reason -> Nullable<Text>,
+        state_since -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    zalo_events (id) {
+        id -> BigInt,
+        channel_instance_id -> BigInt,
+        dedupe_key -> Text,
+        zalo_user_id -> Text,
+        event_name -> Text,
+        body -> Text,
+        received_at -> Timestamp,
+        processed_at -> Nullable<Timestamp>,
+        attempts -> BigInt,
+        next_attempt_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    message_receipts (message_id) {
+        message_id -> BigInt,
+        state -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    zalo_sent (channel_instance_id, zalo_msg_id) {
+        channel_instance_id -> BigInt,
+        zalo_msg_id -> Text,
+        message_id -> BigInt,
+        part -> BigInt,
+        created_at -> Timestamp,
     }
 }

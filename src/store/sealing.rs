@@ -63,7 +63,8 @@ pub async fn prepare(store: &Store) -> Result<Prepared, PrepareError> {
     } else {
         return Err(WrongKey { recorded, current }.into());
     };
-    let sealed = reseal_channels(store).await?;
+    let sealed =
+        reseal_channels(store).await? + store.run(|store| async move { super::zalo::reseal(&store).await }).await?;
     if rotated_from.is_some() {
         set_recorded_key(store, current).await?;
     }

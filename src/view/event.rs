@@ -2,8 +2,11 @@
 //! per event by the node that made the change (`changes`) or, for a replay or a repair, from
 //! the event log (`realtime::hub`, `realtime::session`).
 
-use super::{AuthorView, ConversationView, MessageView};
+use std::collections::HashMap;
+
+use super::{AuthorView, ConversationView, MessageDelivery, MessageView};
 use crate::bus::StoredEvent;
+use crate::domain::Direction;
 use crate::store::events::EventRow;
 use crate::store::models::{Attachment, Message};
 use crate::store::{self, Store, StoreResult};
@@ -31,13 +34,28 @@ pub async fn message_views(
     ids.sort_unstable();
     ids.dedup();
     let names = if ids.is_empty() { vec![] } else { store::messages::agent_names(store, &ids).await? };
+    let mut deliveries = deliveries(store, rows.iter().map(|(m, _)| m)).await?;
     Ok(rows
         .into_iter()
         .map(|(m, files)| {
             let who = author(&m, customer_name, &names);
-            MessageView::new(m, files, who)
+            let delivery = deliveries.remove(&m.id);
+            MessageView::new(m, files, who, delivery)
         })
         .collect())
+}
+
+/// The delivery state of the outgoing ones among `messages` (one query, none when there is no outgoing one: the
+/// inbound path reads nothing more).
+async fn deliveries<'a>(
+    store: &Store,
+    messages: impl Iterator<Item = &'a Message>,
+) -> StoreResult<HashMap<i64, MessageDelivery>> {
+    let out: Vec<i64> = messages.filter(|m| m.direction == Direction::Out).map(|m| m.id).collect();
+    if out.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(store::receipts::of_messages(store, out).await?.into_iter().map(|(id, d)| (id, d.into())).collect())
 }
 
 /// The members of an event frame: `"conversation":{…}` and, for message events, `"message":{…}`.
@@ -78,16 +96,17 @@ pub async fn from_log(store: &Store, rows: Vec<EventRow>) -> StoreResult<Vec<Sto
     agent_ids.sort_unstable();
     agent_ids.dedup();
     let names = if agent_ids.is_empty() { vec![] } else { store::messages::agent_names(store, &agent_ids).await? };
+    let delivered = deliveries(store, messages.iter().map(|(m, _)| m)).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let Some(conv) = conversations.iter().find(|c| c.conversation.id == row.conversation_id) else {
             continue;
         };
         let view = ConversationView::from(conv.clone());
-        let message = row
-            .message_id
-            .and_then(|mid| messages.iter().find(|(m, _)| m.id == mid))
-            .map(|(m, files)| MessageView::new(m.clone(), files.clone(), author(m, &conv.customer_name, &names)));
+        let message = row.message_id.and_then(|mid| messages.iter().find(|(m, _)| m.id == mid)).map(|(m, files)| {
+            let delivery = delivered.get(&m.id).cloned();
+            MessageView::new(m.clone(), files.clone(), author(m, &conv.customer_name, &names), delivery)
+        });
         out.push(stored(&row, body(&view, message.as_ref())));
     }
     Ok(out)

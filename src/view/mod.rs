@@ -140,10 +140,35 @@ pub struct MessageView {
     pub external_message_id: Option<String>,
     pub attachments: Vec<AttachmentView>,
     pub created_at: DateTime<Utc>,
+    /// Where an outgoing message is (`null` for incoming messages and notes, and for a reply that is not sent
+    /// through a channel). A change is the socket event `message.updated`.
+    pub delivery: Option<MessageDelivery>,
+}
+
+/// The delivery state of an outgoing message (issue #16), the same for every channel: `pending`, `sent` or
+/// `failed` from the outbox; `delivered` or `read` from the channel's receipts (Zalo).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MessageDelivery {
+    /// `pending`, `sent`, `failed`, `delivered` or `read`.
+    pub state: String,
+    /// Why the last attempt failed (`pending`: it will be tried again; `failed`: for good).
+    pub error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<crate::store::receipts::Delivery> for MessageDelivery {
+    fn from(d: crate::store::receipts::Delivery) -> Self {
+        Self { state: d.state.as_str().to_owned(), error: d.error, updated_at: ts(d.updated_at) }
+    }
 }
 
 impl MessageView {
-    pub fn new(m: models::Message, attachments: Vec<models::Attachment>, author: AuthorView) -> Self {
+    pub fn new(
+        m: models::Message,
+        attachments: Vec<models::Attachment>,
+        author: AuthorView,
+        delivery: Option<MessageDelivery>,
+    ) -> Self {
         Self {
             id: m.id,
             conversation_id: m.conversation_id,
@@ -157,6 +182,7 @@ impl MessageView {
             external_message_id: m.provider_message_id,
             attachments: attachments.into_iter().map(AttachmentView::from).collect(),
             created_at: ts(m.created_at),
+            delivery,
         }
     }
 }

@@ -260,7 +260,15 @@ impl Desk {
             "/api/v1/companies".to_owned(),
             "/api/v1/audit?limit=200".to_owned(),
         ];
-        let got = futures_util::future::join_all(paths.iter().map(|p| a.ok_get(p))).await;
+        let mut got = futures_util::future::join_all(paths.iter().map(|p| a.ok_get(p))).await;
+        for (path, list) in paths.iter().zip(got.iter_mut()) {
+            if path.contains("/messages") {
+                // The background dispatcher updates a reply's delivery state as it tries (#16).
+                for m in list.as_array_mut().unwrap() {
+                    m.as_object_mut().unwrap().remove("delivery");
+                }
+            }
+        }
         out.extend(paths.into_iter().zip(got));
         let mut tokens = a.ok_get("/api/v1/tokens").await;
         for t in tokens.as_array_mut().unwrap() {
@@ -700,6 +708,34 @@ fn json_routes(d: &Desk) -> Vec<JsonRoute> {
             Some(json!({"content": "hi"})),
             true,
         ),
+        r(
+            Method::POST,
+            "/zalo-channels",
+            "/api/v1/zalo-channels".into(),
+            json!({"name": "OA", "app_id": "1", "app_secret": "s", "oa_secret_key": "k", "access_token": "a",
+                   "refresh_token": "r"}),
+            vec![
+                json!({"name": 5, "app_id": "1", "app_secret": "s", "oa_secret_key": "k", "access_token": "a",
+                       "refresh_token": "r"}),
+                json!({"name": "OA", "app_id": 1, "app_secret": "s", "oa_secret_key": "k", "access_token": "a",
+                       "refresh_token": "r"}),
+                json!({"name": "OA", "app_id": "1", "app_secret": "s", "oa_secret_key": "k", "access_token": "a",
+                       "refresh_token": "r", "api_base_url": "not a url"}),
+                json!({"name": "OA", "app_id": "1", "app_secret": "s", "oa_secret_key": "k", "access_token": "a",
+                       "refresh_token": "r", "domain_verification": {"file_name": "index.html"}}),
+            ],
+            Some(json!({"name": "OA", "app_id": "1", "app_secret": "s", "oa_secret_key": "k", "access_token": "a"})),
+            true,
+        ),
+        r(
+            Method::PATCH,
+            "/zalo-channels/{id}",
+            format!("/api/v1/zalo-channels/{shop}"),
+            json!({"name": "Renamed"}),
+            vec![json!({"name": 5}), json!({"enabled": "no"}), json!({"api_base_url": 5})],
+            None,
+            true,
+        ),
     ]
 }
 
@@ -721,6 +757,8 @@ async fn malformed_bodies_on_every_json_route_are_refused_and_change_nothing() {
                 "/custom-channels/{id}/secret",
                 "/custom-channels/{id}/deliveries/{delivery}/resend",
                 "/email-channels/{id}/check",
+                // Zalo's signed event, taken as raw bytes (the signature covers them): tests/zalo.rs.
+                "/zalo-channels/{id}/webhook",
             ]
             .contains(&pattern.as_str())
         {

@@ -11,6 +11,7 @@ pub mod cases;
 pub mod child;
 pub mod dovecot;
 pub mod fake_mattermost;
+pub mod fake_zalo;
 pub mod mail;
 pub mod ws;
 

@@ -307,23 +307,24 @@ export async function accessibilityProblems(page) {
 }
 
 // -------------------------------------------------------------------------------------------
-// The fake Mattermost: the Rust test suite's fake (tests/common/fake_mattermost.rs) run as the example
-// binary `fake_mattermost` (examples/fake_mattermost.rs), driven by JSON lines on its stdin.
+// The fakes of the Rust test suite (tests/common/fake_*.rs) run as example binaries (examples/fake_*.rs), driven by
+// JSON lines: their first line says where they listen, then each command written to stdin gets one answer line.
 
-export function fakeMattermostPath() {
-  if (process.env.SWITCHBOARD_FAKE_MATTERMOST) return process.env.SWITCHBOARD_FAKE_MATTERMOST;
+/** The example binary `name` (built by `cargo build --examples`; `cargo test` builds them too), or `$envVar`. */
+function examplePath(name, envVar) {
+  if (process.env[envVar]) return process.env[envVar];
   const target = process.env.CARGO_TARGET_DIR ?? '/var/tmp/switchboard-target';
-  for (const p of [join(target, 'debug/examples/fake_mattermost'), join(target, 'release/examples/fake_mattermost')]) {
+  for (const p of [join(target, `debug/examples/${name}`), join(target, `release/examples/${name}`)]) {
     if (existsSync(p)) return p;
   }
-  throw new Error('no fake Mattermost: run `cargo build --example fake_mattermost` first (`cargo test` builds it too)');
+  throw new Error(`no ${name}: run \`cargo build --example ${name}\` first (\`cargo test\` builds it too)`);
 }
 
-export class FakeMattermost {
-  /** Start it; resolves once it listens (its first line gives the URL and the bot's token). */
-  static async start() {
-    const fake = new FakeMattermost();
-    fake.proc = spawn(fakeMattermostPath(), [], { stdio: ['pipe', 'pipe', 'inherit'] });
+class JsonLinesFake {
+  /** Start `path`; resolves once it listens, with the fields of its first line on the instance. */
+  static async spawn(fake, path, label) {
+    fake.label = label;
+    fake.proc = spawn(path, [], { stdio: ['pipe', 'pipe', 'inherit'] });
     fake.waiting = [];
     let buffer = '';
     fake.proc.stdout.setEncoding('utf8');
@@ -337,7 +338,7 @@ export class FakeMattermost {
       }
     });
     const hello = await new Promise((ok) => fake.waiting.push(ok));
-    Object.assign(fake, hello); // url, bot_id, bot_token
+    Object.assign(fake, hello);
     return fake;
   }
 
@@ -346,8 +347,19 @@ export class FakeMattermost {
     const answer = new Promise((ok) => this.waiting.push(ok));
     this.proc.stdin.write(JSON.stringify(cmd) + '\n');
     const got = await answer;
-    if (got.error) throw new Error('fake Mattermost: ' + got.error);
+    if (got.error) throw new Error(`${this.label}: ${got.error}`);
     return got;
+  }
+
+  stop() {
+    this.proc?.stdin.end();
+  }
+}
+
+/** The fake Mattermost (tests/common/fake_mattermost.rs): `url`, `bot_id`, `bot_token`. */
+export class FakeMattermost extends JsonLinesFake {
+  static start() {
+    return JsonLinesFake.spawn(new FakeMattermost(), examplePath('fake_mattermost', 'SWITCHBOARD_FAKE_MATTERMOST'), 'fake Mattermost');
   }
 
   async user(username, first, last, email) {
@@ -365,8 +377,38 @@ export class FakeMattermost {
   async botPosts() {
     return (await this.call({ cmd: 'bot_posts' })).posts;
   }
+}
 
-  stop() {
-    this.proc?.stdin.end();
+/** The fake Zalo (tests/common/fake_zalo.rs): `url` (its API and OAuth base URL), `app_id`, `app_secret`,
+ *  `oa_secret_key`, `oa_id`, and a pair of tokens as Zalo's console gives them, `access_token` and `refresh_token`. */
+export class FakeZalo extends JsonLinesFake {
+  static start() {
+    return JsonLinesFake.spawn(new FakeZalo(), examplePath('fake_zalo', 'SWITCHBOARD_FAKE_ZALO'), 'fake Zalo');
+  }
+
+  /** Serve `bytes` (a Buffer) at a URL of the fake; the URL. */
+  async media(name, mime, bytes) {
+    return (await this.call({ cmd: 'media', name, mime, base64: Buffer.from(bytes).toString('base64') })).url;
+  }
+
+  /** The event `user_send_{kind}` from `user` with `message` (`msg_id`, `text`, `attachments`…), as Zalo builds it. */
+  async fromUser(kind, user, message) {
+    return (await this.call({ cmd: 'from_user', kind, user, message })).body;
+  }
+
+  /** Any other event (`user_seen_message`, `follow`…): the envelope plus `fields`. */
+  async event(eventName, fields) {
+    return (await this.call({ cmd: 'event', event_name: eventName, fields })).body;
+  }
+
+  /** Deliver an event to `webhook` as Zalo does (signed; retried, on a schedule compressed 600×, until answered 200):
+   *  the statuses of the attempts. */
+  async deliver(webhook, body) {
+    return (await this.call({ cmd: 'deliver', webhook, body, compress: 600 })).statuses;
+  }
+
+  /** What the OA sent, oldest first: `{message_id, token, body}`. */
+  async sent() {
+    return (await this.call({ cmd: 'sent' })).sent;
   }
 }

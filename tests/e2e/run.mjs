@@ -6,13 +6,15 @@
 // moves to the ticket list; B goes offline and A sees it; the server restarts while messages
 // arrive, and both reconnect and resume with nothing missed and nothing twice. An admin connects
 // a mailbox through the Channels form and follows its health and mail log, and connects a Mattermost bot (a fake
-// Mattermost): a DM to the bot becomes a live chat and the agent's reply arrives in the DM. Screenshots of
-// the main screens go to test-artifacts/screenshots/.
+// Mattermost): a DM to the bot becomes a live chat and the agent's reply arrives in the DM; and connects a Zalo Official
+// Account (a fake Zalo): its webhook URL is shown to copy, a signed photo event becomes a live chat with the photo
+// inline, the reply reaches Zalo once and its mark turns "Read" live on Zalo's receipt. Screenshots of the main
+// screens go to test-artifacts/screenshots/.
 //
 // Needs: the release binary (cargo build --release) with web/dist embedded, and /usr/bin/chromium.
 // Run: (cd tests/e2e && npm ci && node run.mjs). The last line is `e2e: N passed, N failed`.
 
-import { FakeMattermost, Runner, Server, accessibilityProblems, eventually, launch, shot, signedIn, SCREENSHOTS } from './lib.mjs';
+import { FakeMattermost, FakeZalo, Runner, Server, accessibilityProblems, eventually, launch, shot, signedIn, SCREENSHOTS } from './lib.mjs';
 
 const PASSWORD = { admin: 'admin-password-1', ann: 'ann-password-1', bob: 'bob-password-1' };
 const t = new Runner('Switchboard dashboard, two agents, live');
@@ -556,6 +558,140 @@ t.step('an admin connects a Mattermost bot in Administration → Channels; a DM 
   await A.context.close();
 });
 
+t.step('a super admin connects a Zalo Official Account in the form and copies its webhook URL; a signed image webhook is a live chat with the image inline; the reply reaches Zalo once and shows "Read" when the customer has seen it (#16)', async () => {
+  const zl = (s.zalo = await FakeZalo.start());
+  const admin = await signedIn(s.browser, srv.webUrl, 'admin@example.test', PASSWORD.admin);
+  const page = admin.page;
+  await admin.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: srv.webUrl });
+  await page.goto('/admin/channels');
+  await page.getByRole('heading', { name: 'Channels', exact: true }).waitFor();
+  await page.getByRole('button', { name: 'Add channel' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Add a channel' });
+  await dialog.getByLabel('Kind').selectOption('zalo');
+  const form = dialog.getByTestId('zalo-form');
+  await form.getByLabel('Name', { exact: true }).fill('Shop on Zalo');
+  await form.getByLabel('App ID', { exact: true }).fill(zl.app_id);
+  await form.getByLabel('App secret key', { exact: true }).fill(zl.app_secret);
+  await form.getByLabel(/^OA secret key/).fill(zl.oa_secret_key);
+  await form.getByLabel('OA access token', { exact: true }).fill(zl.access_token);
+  await form.getByLabel('OA refresh token', { exact: true }).fill(zl.refresh_token);
+  // Zalo's addresses are advanced settings (the fake's here); one the server refuses is named next to its field,
+  // focused, and nothing is stored.
+  await form.getByText("Advanced: Zalo's addresses").click();
+  const apiBase = form.getByLabel('API base URL', { exact: true });
+  if ((await apiBase.getAttribute('placeholder')) !== 'https://openapi.zalo.me') throw new Error("Zalo's API address is not the placeholder");
+  await apiBase.fill(zl.url.replace('http:', 'ftp:'));
+  await form.getByLabel('OAuth base URL', { exact: true }).fill(zl.url);
+  await form.getByRole('button', { name: 'Connect account' }).click();
+  await form.locator('#zalo-api-base-url-error').filter({ hasText: /http:\/\/ or https:\/\// }).waitFor();
+  if ((await apiBase.getAttribute('aria-invalid')) !== 'true') throw new Error('the refused field is not marked invalid');
+  await eventually(() => apiBase.evaluate((el) => el === document.activeElement), { what: 'focus on the refused field' });
+  if ((await s.admin.get('/zalo-channels')).length) throw new Error('a Zalo channel was stored although the form was refused');
+  await screen(page, '23-admin-zalo-form-field-error');
+  await apiBase.fill(zl.url);
+  await apiBase.press('Enter');
+
+  // Connected: the webhook URL to paste into Zalo's console, with a copy button, and the domain-verification setting.
+  const setup = dialog.getByTestId('zalo-setup');
+  await setup.waitFor();
+  const webhook = await setup.getByLabel('Webhook URL', { exact: true }).inputValue();
+  const m = new RegExp(`^${srv.url}/api/v1/zalo-channels/(\\d+)/webhook$`).exec(webhook);
+  if (!m) throw new Error('webhook URL shown: ' + webhook);
+  s.zaloId = Number(m[1]);
+  await setup.getByRole('button', { name: 'Copy the Webhook URL' }).click();
+  await setup.getByRole('status').filter({ hasText: 'Copied' }).waitFor();
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  if (copied !== webhook) throw new Error('copied ' + JSON.stringify(copied));
+  await setup.getByTestId('zalo-verification').filter({ hasText: 'not set' }).waitFor();
+  await screen(page, '24-admin-zalo-connected-webhook-url');
+  await setup.getByRole('button', { name: 'Done' }).click();
+  await dialog.waitFor({ state: 'detached' });
+  const row = page.getByTestId('zalo-channel').filter({ hasText: 'Shop on Zalo' });
+  await row.getByText(webhook).waitFor();
+  await eventually(async () => (await row.getByTestId('zalo-state').getAttribute('data-state')) === 'connected', {
+    timeout: 15_000,
+    what: 'the Zalo account connected',
+  });
+  await screen(page, '25-admin-zalo-listed');
+  const listed = await s.admin.get('/zalo-channels');
+  const shown = JSON.stringify(listed);
+  for (const secret of [zl.app_secret, zl.oa_secret_key, zl.access_token, zl.refresh_token]) {
+    if (shown.includes(secret)) throw new Error('the API shows a secret or token');
+  }
+  const ann = await s.admin.get(`/agents/${s.ann.id}`);
+  await s.admin.put(`/agents/${s.ann.id}/channels`, { channel_ids: [...ann.channel_ids, s.zaloId] });
+  await admin.context.close();
+
+  // A Zalo user sends a photo; Ann (signed in again: her access changed) sees the chat live with the photo inline.
+  const A = await signedIn(s.browser, srv.webUrl, 'ann@example.test', PASSWORD.ann);
+  await A.page.getByRole('link', { name: /^Chats/ }).click();
+  await A.page.getByRole('heading', { name: 'Live chats' }).waitFor();
+  const png = await A.page.evaluate(() => {
+    const canvas = document.createElement('canvas');
+    canvas.width = 280;
+    canvas.height = 160;
+    const g = canvas.getContext('2d');
+    g.fillStyle = '#e0f2fe';
+    g.fillRect(0, 0, 280, 160);
+    g.strokeStyle = '#0369a1';
+    g.lineWidth = 4;
+    g.beginPath();
+    g.moveTo(40, 30);
+    g.lineTo(140, 90);
+    g.lineTo(110, 140);
+    g.moveTo(140, 90);
+    g.lineTo(240, 60);
+    g.stroke();
+    g.fillStyle = '#0c4a6e';
+    g.font = 'bold 18px sans-serif';
+    g.fillText('CRACKED SCREEN', 20, 24);
+    return canvas.toDataURL('image/png').split(',')[1];
+  });
+  const photo = await zl.media('cracked-screen.png', 'image/png', Buffer.from(png, 'base64'));
+  const user = '2468013579246801';
+  const image = await zl.fromUser('image', user, {
+    msg_id: 'e2e-zalo-image-1',
+    text: 'My phone screen cracked, see the photo',
+    attachments: [{ type: 'image', payload: { thumbnail: photo, url: photo } }],
+  });
+  const statuses = await zl.deliver(webhook, image);
+  if (JSON.stringify(statuses) !== '[200]') throw new Error('webhook answers: ' + JSON.stringify(statuses));
+  const chat = A.page.locator('[data-testid="chat-row"]').filter({ hasText: 'My phone screen cracked' });
+  await chat.waitFor({ timeout: 15_000 });
+  await chat.getByRole('link').click();
+  const inbound = messagesIn(A.page).filter({ hasText: 'My phone screen cracked' });
+  await inbound.waitFor();
+  const img = inbound.locator('.attachments img');
+  await img.waitFor();
+  await eventually(() => img.evaluate((el) => el.complete && el.naturalWidth === 280), { what: 'the photo shown inline' });
+  if (await inbound.getByTestId('delivery').count()) throw new Error('a customer message has a delivery mark');
+
+  // Ann replies: Zalo gets it exactly once, and the mark follows it live: sent, then read once the user saw it.
+  await A.page.getByRole('textbox', { name: 'Chat reply' }).click();
+  await A.page.keyboard.type('We can replace the screen tomorrow.');
+  await A.page.keyboard.press('Control+Enter');
+  const reply = messagesIn(A.page).filter({ hasText: 'We can replace the screen tomorrow.' });
+  const mark = reply.getByTestId('delivery');
+  await eventually(async () => (await mark.getAttribute('data-state')) === 'sent', { timeout: 15_000, what: 'the reply marked sent' });
+  await mark.filter({ hasText: 'Sent' }).waitFor();
+  const sent = (await zl.sent()).filter((x) => x.body.message?.text === 'We can replace the screen tomorrow.');
+  if (sent.length !== 1) throw new Error(`the reply reached Zalo ${sent.length} times`);
+  if (sent[0].body.recipient?.user_id !== user) throw new Error('sent to ' + JSON.stringify(sent[0].body.recipient));
+  const seen = await zl.event('user_seen_message', {
+    sender: { id: user },
+    recipient: { id: zl.oa_id },
+    message: { msg_ids: [sent[0].message_id] },
+  });
+  if (JSON.stringify(await zl.deliver(webhook, seen)) !== '[200]') throw new Error('the seen receipt was not taken');
+  await eventually(async () => (await mark.getAttribute('data-state')) === 'read', { timeout: 15_000, what: 'the reply marked read, live' });
+  await mark.filter({ hasText: 'Read' }).waitFor();
+  await screen(A.page, '26-zalo-chat-image-in-reply-read');
+  if ((await zl.sent()).filter((x) => x.body.message?.text === 'We can replace the screen tomorrow.').length !== 1) {
+    throw new Error('the reply was sent to Zalo again');
+  }
+  await A.context.close();
+});
+
 t.step('keyboard: Enter opens a ticket, Alt+↓ the next one, K the previous; G C / G T switch screens; ? shows the shortcuts', async () => {
   const page = s.B.page;
   await page.goto('/tickets');
@@ -619,6 +755,7 @@ const ok = await t.run({
   after: async () => {
     await s.browser?.close();
     s.mm?.stop();
+    s.zalo?.stop();
     await srv.stop();
     srv.cleanup();
     console.log(`screenshots: ${SCREENSHOTS}`);

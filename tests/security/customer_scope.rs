@@ -578,3 +578,107 @@ async fn merging_needs_both_customers_in_scope() {
     assert_eq!(d.alice.ok_get(&format!("/api/v1/customers/{}", d.gus)).await["merged_into_id"], d.ann);
     assert_eq!(d.alice.ok_get(&format!("/api/v1/customers/{}", d.ben)).await["merged_into_id"], d.ann);
 }
+
+/// The routes added since #13 (Mattermost bots, #15) follow the same rule: an agent without access to
+/// a bot gets, for the bot itself, its recipients, an outbound conversation from it, its conversations
+/// and their customers, exactly what an id no row has (404) — and the bot posts nothing for them —;
+/// lists leave all of it out; the bot token appears in no answer. Given the bot, the agent reaches it
+/// all (managing it stays the super admin's: `tests/access.rs`, `cc_11_*`).
+#[tokio::test]
+async fn a_mattermost_bots_conversations_and_customers_follow_channel_access() {
+    use std::time::Duration;
+
+    use crate::common::fake_mattermost::FakeMattermost;
+    const WAIT: Duration = Duration::from_secs(15);
+
+    let mm = FakeMattermost::start().await;
+    let maria = mm.user("maria", "Maria", "Moss", "maria@mm.example");
+    let dm = mm.dm(&maria);
+    let srv = TestServer::start().await;
+    let boss = srv.agent("boss@example.com", "super_admin").await;
+    let ch_a = boss.channel("custom", "Channel A", Some("async")).await;
+    let bot = boss
+        .ok_post(
+            "/api/v1/mattermost-channels",
+            json!({"name": "Helpbot", "server_url": mm.url, "bot_token": mm.bot_token, "mattermost_team_id": "team1"}),
+            201,
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    mm.wait_socket(1, WAIT).await;
+    // A DM from maria makes a conversation (and a customer) on the bot.
+    mm.post_as(&maria, &dm, "where is my parcel", "");
+    let of_bot = format!("/api/v1/conversations?channel={bot}&show_active_chats=true&per_page=100");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let conv = loop {
+        if let Some(c) = boss.ok_get(&of_bot).await["items"].as_array().and_then(|l| l.first()).cloned() {
+            break c;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "maria's DM made no conversation");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (conv, customer) = (id(&conv), conv["customer_id"].as_i64().unwrap());
+
+    let alice = srv.agent("alice@example.com", "agent").await;
+    boss.ok_put(&format!("/api/v1/agents/{}/channels", alice.agent_id), json!({"channel_ids": [ch_a]})).await;
+    let alice_web = srv.login("alice@example.com").await;
+    let cases = |bot: i64, conv: i64, customer: i64| {
+        vec![
+            case(Method::GET, format!("/api/v1/mattermost-channels/{bot}"), None),
+            case(Method::GET, format!("/api/v1/mattermost-channels/{bot}/recipients?q=ma"), None),
+            case(
+                Method::POST,
+                format!("/api/v1/mattermost-channels/{bot}/conversations"),
+                Some(json!({"to": {"kind": "member", "id": maria}, "content": "hello from alice"})),
+            ),
+            case(Method::GET, format!("/api/v1/channels/{bot}"), None),
+            case(Method::GET, format!("/api/v1/conversations/{conv}"), None),
+            case(Method::GET, format!("/api/v1/conversations/{conv}/messages"), None),
+            case(Method::POST, format!("/api/v1/conversations/{conv}/messages"), Some(json!({"content": "hi"}))),
+            case(Method::PATCH, format!("/api/v1/conversations/{conv}"), Some(json!({"tags": ["mine"]}))),
+            case(Method::GET, format!("/api/v1/customers/{customer}"), None),
+            case(Method::GET, format!("/api/v1/customers/{customer}/conversations"), None),
+            case(Method::PATCH, format!("/api/v1/customers/{customer}"), Some(json!({"name": "Taken over"}))),
+        ]
+    };
+    let before = (boss.ok_get(&of_bot).await, boss.ok_get(&format!("/api/v1/customers/{customer}")).await);
+    let token = mm.bot_token.clone();
+    for (who, api) in [("token", &alice), ("session", &alice_web)] {
+        for (c, missing) in cases(bot, conv, customer).into_iter().zip(cases(MISSING, MISSING, MISSING)) {
+            let what = format!("alice ({who}) {c}");
+            let got = send(api, &c).await;
+            expect_error(&got, 404, "not_found", &what);
+            assert_eq!(got, send(api, &missing).await, "{what}: must answer like a missing one");
+        }
+        assert_eq!(api.ok_get("/api/v1/mattermost-channels").await, json!([]), "alice ({who})");
+        let channels = api.ok_get("/api/v1/channels").await;
+        assert_eq!(ids(&channels), BTreeSet::from([ch_a]), "alice ({who}): {channels}");
+        for path in [of_bot.clone(), "/api/v1/conversations?show_active_chats=true&per_page=100".to_owned()] {
+            let page = api.ok_get(&path).await;
+            assert!(!ids(&page).contains(&conv), "alice ({who}) GET {path}: {page}");
+        }
+        for q in ["maria", "Moss", "mm.example", &maria] {
+            let page = api.ok_get(&format!("/api/v1/customers?q={q}")).await;
+            assert_eq!((ids(&page), &page["total"]), (BTreeSet::new(), &json!(0)), "alice ({who}) searches {q}");
+        }
+    }
+    assert!(mm.bot_posts().is_empty(), "the bot posted for alice: {:?}", mm.bot_posts());
+    let after = (boss.ok_get(&of_bot).await, boss.ok_get(&format!("/api/v1/customers/{customer}")).await);
+    assert_eq!(before, after, "alice's requests changed nothing");
+
+    // Given the bot, alice reaches all of it; the token is in none of the answers.
+    boss.ok_put(&format!("/api/v1/agents/{}/channels", alice.agent_id), json!({"channel_ids": [ch_a, bot]})).await;
+    for (who, api) in [("token", &alice), ("session", &alice_web)] {
+        for c in cases(bot, conv, customer).into_iter().filter(|c| c.method == Method::GET) {
+            let got = send(api, &c).await;
+            assert_eq!(got.0, StatusCode::OK, "alice ({who}) {c}: {}", got.1);
+            assert!(!got.1.to_string().contains(&token), "alice ({who}) {c} shows the bot token");
+        }
+        let list = api.ok_get("/api/v1/mattermost-channels").await;
+        assert_eq!(ids(&list), BTreeSet::from([bot]), "alice ({who})");
+        assert!(ids(&api.ok_get(&of_bot).await).contains(&conv), "alice ({who})");
+    }
+    srv.stop().await;
+    mm.stop().await;
+}

@@ -1,8 +1,9 @@
 //! Issue #13 (see tests/security.rs), items 2, 3 and 7a: open sockets follow every change of who
 //! the agent is — demoted, deactivated, signed out, token revoked, password changed — within 2 s
-//! (close codes in `docs/realtime.md`); a password change ends the agent's other sessions and, on
-//! request, their API tokens, and one's own needs the current password; a plain admin cannot
-//! touch a super admin's credentials. The two-node case is in `tests/multinode.rs`.
+//! (close codes in `docs/realtime.md`), and a change of channel access narrows or widens them
+//! without a close; a password change ends the agent's other sessions and, on request, their API
+//! tokens, and one's own needs the current password; a plain admin cannot touch a super admin's
+//! credentials. The two-node case is in `tests/multinode.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -127,6 +128,84 @@ async fn a_demoted_admin_socket_closes_within_2s_and_reconnects_without_the_all_
     let own = d.conversation("cust-own").await;
     ws.wait_for("their own channel's conversation", Duration::from_secs(10), |f| f["conversation_id"] == own).await;
     assert!(!ws.log.iter().any(|f| f["conversation_id"] == foreign), "no event of a channel they lost: {:#?}", ws.log);
+}
+
+/// Whether the socket may act on `conversation` now: a `view` of it is answered `not_found` (before
+/// the `pong` that follows it) only when its channel is outside the socket's scope.
+async fn may_view(ws: &mut WsClient, conversation: i64) -> bool {
+    ws.send(json!({"type": "view", "conversation_id": conversation})).await;
+    ws.send(json!({"type": "ping"})).await;
+    let mut refused = false;
+    loop {
+        let f = ws.wait_for("an answer to view + ping", Duration::from_secs(5), |_| true).await;
+        match f["type"].as_str() {
+            Some("pong") => return !refused,
+            Some("error") => {
+                assert_eq!(f["error"], "not_found", "{f}");
+                refused = true;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether a socket frame is about one of `ids`.
+fn about(frame: &serde_json::Value, ids: &[i64]) -> bool {
+    frame["conversation_id"].as_i64().is_some_and(|c| ids.contains(&c))
+}
+
+#[tokio::test]
+async fn a_channel_access_change_narrows_and_widens_an_open_socket_within_2s() {
+    let d = desk().await;
+    let ann = d.agent("ann@example.com", "agent").await;
+    let other = d.root.channel("custom", "Other desk", Some("async")).await;
+    let both = json!({"channel_ids": [d.ch, other]});
+    d.root.ok_put(&format!("/api/v1/agents/{}/channels", ann.agent_id), both.clone()).await;
+    let (cookie, _) = d.login("ann@example.com", PASSWORD).await;
+    let mut sockets = [
+        ("token socket", d.token_socket(&ann).await),
+        ("cookie socket", WsClient::connect_with_cookie(&d.srv.base, &cookie).await),
+    ];
+    let theirs = d.root.inbound(other, "cust-other", "Hello").await;
+    for (what, ws) in &mut sockets {
+        ws.wait_for(what, Duration::from_secs(10), |f| f["type"] == "conversation.created" && about(f, &[theirs]))
+            .await;
+        assert!(may_view(ws, theirs).await, "{what}: the other channel is in scope");
+    }
+
+    // Taken: within 2 s neither socket reaches the other channel any more; both stay open.
+    let t = Instant::now();
+    d.root.ok_put(&format!("/api/v1/agents/{}/channels", ann.agent_id), json!({"channel_ids": [d.ch]})).await;
+    let mut narrowed_at = Vec::new();
+    for (what, ws) in &mut sockets {
+        while may_view(ws, theirs).await {
+            assert!(t.elapsed() < WITHIN, "{what}: still reaches the channel taken {:?} ago", t.elapsed());
+        }
+        narrowed_at.push(ws.log.len());
+    }
+    // From then on no event of that channel arrives, old conversation or new, while its own do.
+    d.root.ok_post(&format!("/api/v1/conversations/{theirs}/notes"), json!({"content": "not for ann"}), 201).await;
+    let new_there = d.root.inbound(other, "cust-other-2", "Not yours now").await;
+    let own = d.conversation("cust-own").await;
+    for ((what, ws), from) in sockets.iter_mut().zip(narrowed_at) {
+        ws.wait_for(what, Duration::from_secs(10), |f| f["type"] == "conversation.created" && about(f, &[own])).await;
+        let leaked: Vec<_> = ws.log[from..].iter().filter(|f| about(f, &[theirs, new_there])).collect();
+        assert!(leaked.is_empty(), "{what}: events of a channel no longer in scope: {leaked:#?}");
+        assert_eq!(ws.close_code, None, "{what}: narrowed, not closed");
+    }
+
+    // Given back: within 2 s both reach it again, without reconnecting.
+    let t = Instant::now();
+    d.root.ok_put(&format!("/api/v1/agents/{}/channels", ann.agent_id), both).await;
+    for (what, ws) in &mut sockets {
+        while !may_view(ws, theirs).await {
+            assert!(t.elapsed() < WITHIN, "{what}: does not reach the channel given {:?} ago", t.elapsed());
+        }
+    }
+    let back = d.root.inbound(other, "cust-other-3", "Yours again").await;
+    for (what, ws) in &mut sockets {
+        ws.wait_for(what, Duration::from_secs(10), |f| f["type"] == "conversation.created" && about(f, &[back])).await;
+    }
 }
 
 #[tokio::test]

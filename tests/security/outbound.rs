@@ -1,12 +1,14 @@
 //! Issue #13 (see tests/security.rs), item 5 and 7b: outgoing connections are safe by default.
 //!
-//! - Reply webhooks to loopback, link-local (cloud metadata), unspecified, IPv4-mapped and decimal-IP targets are
-//!   refused without `SWITCHBOARD_ALLOWED_INTERNAL_HOSTS` (the receiver gets nothing, the delivery log says why)
-//!   and delivered with it.
+//! - Reply webhooks to loopback, link-local (cloud metadata), unspecified, IPv4-mapped, decimal-IP and
+//!   loopback-by-name targets are refused without `SWITCHBOARD_ALLOWED_INTERNAL_HOSTS` (the receiver gets
+//!   nothing, the delivery log says why) and delivered with it.
 //! - A receiver answering a redirect does not get the reply delivered elsewhere: the 3xx is a failed attempt.
 //! - A receiver answering 400 MB is not read: the delivery is recorded and the connection closed early.
 //! - A mailbox pointed at something that is not a mail server shows an error without what that server sent.
 //! - A webhook URL with credentials is refused (400); agents see webhook URLs without credentials or query.
+//! - A Mattermost server on an internal address is refused when a bot is connected, and by the connector's
+//!   WebSocket on a node that does not allow it.
 //!
 //! Servers here start with the setting unset unless a test is about something else; receivers run in this
 //! process on loopback ports.
@@ -176,6 +178,8 @@ fn internal_targets(v4: u16, v6: u16) -> Vec<(String, Option<u16>)> {
         (format!("http://[::ffff:127.0.0.1]:{v4}/hook"), Some(v4)),
         (format!("http://2130706433:{v4}/hook"), Some(v4)),
         ("http://169.254.169.254:9/latest/meta-data/".to_owned(), None),
+        // A name is judged by the address it resolves to when connecting (no string test on the URL).
+        (format!("http://localhost:{v4}/hook"), Some(v4)),
     ]
 }
 
@@ -221,8 +225,15 @@ async fn webhooks_to_internal_addresses_are_refused_unless_allowed() {
             }
         }
     }
-    assert_eq!(v4.requests(), 4, "127.0.0.1, 0.0.0.0, ::ffff:127.0.0.1 and 2130706433 reach the IPv4 receiver");
-    assert_eq!(v6.requests(), 1, "[::1] reaches the IPv6 receiver");
+    // localhost may resolve to ::1 as well as 127.0.0.1; only the IPv4 receiver listens on its port (unless the
+    // IPv6 one drew the same port number, when either may answer).
+    let v4_only = usize::from(v4.port != v6.port);
+    assert!(
+        v4.requests() >= 4 + v4_only,
+        "127.0.0.1, 0.0.0.0, ::ffff:127.0.0.1, 2130706433 and localhost reach the IPv4 receiver: {}",
+        v4.requests()
+    );
+    assert_eq!(v4.requests() + v6.requests(), 6, "each allowed target got the reply once");
     server.stop().await;
 }
 
@@ -357,8 +368,77 @@ async fn webhook_urls_with_credentials_are_refused_and_agents_see_them_without_s
     assert_eq!(seen["webhook_url"], "https://hooks.example.com/in", "{seen}");
     let listed = agent.ok_get("/api/v1/custom-channels").await;
     assert_eq!(listed[0]["webhook_url"], "https://hooks.example.com/in", "{listed}");
-    assert!(!listed.to_string().contains("s3cr3t") && !seen.to_string().contains("s3cr3t"));
+    for (what, body) in [
+        ("custom channel", seen),
+        ("custom channel list", listed),
+        ("channel", agent.ok_get(&format!("/api/v1/channels/{ch}")).await),
+        ("channel list", agent.ok_get("/api/v1/channels").await),
+    ] {
+        assert!(!body.to_string().contains("s3cr3t"), "the agent's {what} view shows the query: {body}");
+    }
     let for_admin = admin.ok_get(&format!("/api/v1/custom-channels/{ch}")).await;
     assert_eq!(for_admin["webhook_url"], whole, "admins see it whole");
     server.stop().await;
+}
+
+/// The first connector after #13 (Mattermost, #15) obeys the same policy: without the setting a super admin cannot
+/// connect a bot to an internal server — by address, by name or the metadata address; nothing reaches it — and a
+/// bot connected while its server was allowed makes no connection from a node that no longer allows it (the
+/// WebSocket is judged when connecting too); its state says why.
+#[tokio::test]
+async fn a_mattermost_server_on_an_internal_address_is_refused_unless_allowed() {
+    use crate::common::fake_mattermost::FakeMattermost;
+
+    let receiver = Receiver::start("127.0.0.1:0", Answer::Ok).await;
+    let server = TestServer::start_with(|raw| raw.allowed_internal_hosts = None).await;
+    let admin = server.agent("admin@example.com", "super_admin").await;
+    for url in [
+        format!("http://127.0.0.1:{}", receiver.port),
+        format!("http://localhost:{}", receiver.port),
+        format!("http://2130706433:{}", receiver.port),
+        "http://169.254.169.254".to_owned(),
+    ] {
+        let got = admin
+            .post("/api/v1/mattermost-channels", json!({"name": "Bot", "server_url": url, "bot_token": "t0k"}))
+            .await;
+        assert_error(&got, 422, "mattermost_unreachable");
+        let message = got.1["message"].as_str().unwrap();
+        assert!(
+            message.contains("internal address") && message.contains("SWITCHBOARD_ALLOWED_INTERNAL_HOSTS"),
+            "{url}: {message}"
+        );
+    }
+    assert_eq!(receiver.requests(), 0, "nothing reached the internal server");
+    assert_eq!(admin.ok_get("/api/v1/mattermost-channels").await, json!([]), "nothing stored");
+    server.stop().await;
+
+    let mm = FakeMattermost::start().await;
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@example.com", "super_admin").await;
+    let bot = admin
+        .ok_post(
+            "/api/v1/mattermost-channels",
+            json!({"name": "Bot", "server_url": mm.url, "bot_token": mm.bot_token}),
+            201,
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    mm.wait_socket(1, WAIT).await;
+    let server = server.restart_with(|raw| raw.allowed_internal_hosts = None).await;
+    let hellos = mm.hellos();
+    let admin = Api::with_token(&server.base, admin.token.as_deref().unwrap(), admin.agent_id);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let view = admin.ok_get(&format!("/api/v1/mattermost-channels/{bot}")).await;
+        if view["state_reason"].as_str().is_some_and(|r| r.contains("internal address")) {
+            assert_ne!(view["state"], "connected", "{view}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the refusal is not shown: {view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(mm.hellos(), hellos, "no socket to the no longer allowed server");
+    server.stop().await;
+    mm.stop().await;
 }

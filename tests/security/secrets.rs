@@ -379,3 +379,61 @@ async fn plaintext_rows_of_older_versions_are_sealed_on_start() {
     assert_eq!((again.0.secret, again.1.settings), (sealed_custom.secret, sealed_mail.settings));
     rx.stop().await;
 }
+
+/// The first of "the channels to come" (#13 item 8): a Mattermost bot's token is sealed like the other
+/// secrets, is in no answer (create, update, lists, the generic channel views) nor in the audit log, is
+/// sealed from a plaintext row on start, and the connector still signs in with it.
+#[tokio::test]
+async fn a_mattermost_bot_token_is_sealed_at_rest_and_never_returned() {
+    use crate::common::fake_mattermost::FakeMattermost;
+    const WAIT: Duration = Duration::from_secs(15);
+
+    let mm = FakeMattermost::start().await;
+    let token = mm.bot_token.clone();
+    let server = TestServer::start().await;
+    let admin = server.agent("admin@example.com", "super_admin").await;
+    let made = admin
+        .ok_post(
+            "/api/v1/mattermost-channels",
+            json!({"name": "Helpbot", "server_url": mm.url, "bot_token": token}),
+            201,
+        )
+        .await;
+    let bot = made["id"].as_i64().unwrap();
+    assert_sealed(&raw_channel(&server, bot).await, None, &[&token]);
+    mm.wait_socket(1, WAIT).await;
+
+    // A new token for the same bot (checked with Mattermost like at connect) is sealed too.
+    let (status, edited) = admin
+        .patch(&format!("/api/v1/mattermost-channels/{bot}"), json!({"bot_token": token, "name": "Helpbot 2"}))
+        .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_sealed(&raw_channel(&server, bot).await, None, &[&token]);
+    let mut answers = vec![("create".to_owned(), made), ("update".to_owned(), edited)];
+    for path in [
+        format!("/api/v1/mattermost-channels/{bot}"),
+        "/api/v1/mattermost-channels".into(),
+        format!("/api/v1/channels/{bot}"),
+        "/api/v1/channels".into(),
+        "/api/v1/audit?limit=200".into(),
+    ] {
+        answers.push((path.clone(), admin.ok_get(&path).await));
+    }
+    for (what, body) in answers {
+        let body = body.to_string();
+        assert!(!body.contains(&token) && !body.contains("sb1:"), "{what} shows the token: {body}");
+    }
+
+    // What an older version stored: the token as it is. Sealed on start; the bot signs in with it.
+    raw_exec(&server.db.url, format!("UPDATE channel_instances SET secret = {} WHERE id = {bot}", quoted(&token)))
+        .await;
+    let hellos = mm.hellos();
+    let server = server.restart().await;
+    let key = SecretKey::from_base64(&std::fs::read_to_string(server.data_dir().join("secret.key")).unwrap()).unwrap();
+    assert_sealed(&raw_channel(&server, bot).await, Some(&key), &[&token]);
+    let c = store::channels::get(server.store(), bot, &ChannelScope::All).await.unwrap();
+    assert_eq!(c.secret.as_deref(), Some(token.as_str()), "the connector gets the token back");
+    mm.wait_socket(hellos + 1, WAIT).await;
+    server.stop().await;
+    mm.stop().await;
+}

@@ -281,6 +281,7 @@ export function applyFrame(f: ServerFrame) {
   app.set((s) => ({ stats: { ...s.stats, frames: s.stats.frames + 1 } }));
   switch (f.type) {
     case 'message.created':
+    case 'message.updated':
     case 'conversation.created':
     case 'conversation.updated':
     case 'conversation.ended':
@@ -331,6 +332,11 @@ function applyEvent(f: EventFrame) {
   upsertConversation(c);
   const s = app.get();
   const ownId = s.me?.agent.id;
+  if (f.type === 'message.updated') {
+    // A message changed in place (its delivery: sent, delivered, read, failed): nothing new to announce.
+    if (f.message) replaceMessage(c.id, f.message);
+    return;
+  }
   const msg = f.message;
   if (msg) {
     addMessages(c.id, [msg]);
@@ -503,11 +509,19 @@ function setThread(id: number, t: Thread) {
   app.set((s) => ({ threads: { ...s.threads, [id]: t } }));
 }
 
-/** Merge by seq: one message per seq, in order — whatever order REST and socket delivered them. */
+const deliveredAt = (m: Message) => (m.delivery ? Date.parse(m.delivery.updated_at) : 0);
+
+/** Merge by seq: one message per seq, in order — whatever order REST and socket delivered them. Of two copies of a
+ *  message the later one wins, unless it carries an older delivery state (a REST page read before a
+ *  `message.updated` frame arrived after it). */
 function merge(a: Message[], b: Message[]): Message[] {
   const bySeq = new Map<number, Message>();
   for (const m of a) bySeq.set(m.seq, m);
-  for (const m of b) bySeq.set(m.seq, m);
+  for (const m of b) {
+    const had = bySeq.get(m.seq);
+    if (had && deliveredAt(had) > deliveredAt(m)) continue;
+    bySeq.set(m.seq, m);
+  }
   return Array.from(bySeq.values()).sort((x, y) => x.seq - y.seq);
 }
 
@@ -531,6 +545,14 @@ export function addMessages(id: number, msgs: Message[]) {
       }
     }
   }
+}
+
+/** A message on screen changed in place (`message.updated`); one not loaded (an earlier page) is left alone, unless
+ *  a page is on its way (it may hold an older copy: the merge keeps the newer delivery). */
+function replaceMessage(id: number, m: Message) {
+  const t = app.get().threads[id];
+  if (!t || (!t.loading && !t.items.some((x) => x.seq === m.seq))) return;
+  setThread(id, { ...t, items: merge(t.items, [m]) });
 }
 
 export async function openConversation(id: number): Promise<Conversation | null> {

@@ -28,11 +28,11 @@ export interface Team {
   created_at: string;
 }
 
-/** Kinds a stored channel may have; Mattermost and Zalo come with their connectors (#14 item 12). */
+/** Kinds a stored channel may have (#14 item 12). */
 export type ChannelKind = 'email' | 'mattermost' | 'zalo' | 'custom';
 /** The kinds an admin may add: those with a working connector (the server's ChannelKind::OFFERED). */
-export type OfferedKind = 'custom' | 'email' | 'mattermost';
-export const OFFERED_KINDS: readonly OfferedKind[] = ['custom', 'email', 'mattermost'];
+export type OfferedKind = 'custom' | 'email' | 'mattermost' | 'zalo';
+export const OFFERED_KINDS: readonly OfferedKind[] = ['custom', 'email', 'mattermost', 'zalo'];
 
 export interface Channel {
   id: number;
@@ -124,6 +124,33 @@ export interface MattermostChannel {
   created_at: string;
 }
 
+/** A Zalo Official Account (`/zalo-channels`, docs/zalo.md). The app secret, the OA secret key and the tokens are
+ *  write-only: never sent back. */
+export interface ZaloChannel {
+  id: number;
+  name: string;
+  app_id: string;
+  api_base_url: string;
+  oauth_base_url: string;
+  /** Where Zalo posts its events: pasted into Zalo's developer console (ZL-2). */
+  webhook_url: string;
+  /** Zalo's domain-verification file, served at the root of the server's public URL (ZL-2). Its content is not
+   *  sent back. */
+  domain_verification: { file_name: string; url: string } | null;
+  default_team_id: number | null;
+  inactivity_timeout_s: number;
+  enabled: boolean;
+  /** connected or needs_attention (with `state_reason`, e.g. a refused token refresh, or no tokens yet). */
+  state: string;
+  state_reason: string | null;
+  state_since: string | null;
+  /** When the stored access token expires (null: unknown; it is refreshed an hour before). */
+  access_token_expires_at: string | null;
+  /** Webhook events stored and not yet processed. */
+  events_pending: number;
+  created_at: string;
+}
+
 /** Who a new conversation from a Mattermost bot may go to (MM-12). */
 export interface MattermostRecipient {
   kind: 'member' | 'channel';
@@ -203,6 +230,17 @@ export interface Author {
   name: string;
 }
 
+/** Where an outgoing message is on its way to the customer (any channel with a sender): pending/sent/failed from
+ *  the outbox, delivered/read from the channel's receipts (Zalo). */
+export type DeliveryState = 'pending' | 'sent' | 'failed' | 'delivered' | 'read';
+
+export interface Delivery {
+  state: DeliveryState;
+  /** Why it failed (the channel's or the receiver's words), when `state` is failed. */
+  error: string | null;
+  updated_at: string;
+}
+
 export interface Message {
   id: number;
   conversation_id: number;
@@ -215,6 +253,8 @@ export interface Message {
   quoted_message_id: number | null;
   external_message_id: string | null;
   attachments: Attachment[];
+  /** Outgoing messages sent through the outbox; null for the rest. */
+  delivery: Delivery | null;
   created_at: string;
 }
 
@@ -273,7 +313,8 @@ export interface Token {
   last_used_at: string | null;
 }
 
-export interface Delivery {
+/** A row of a channel's delivery log (the outbox, Deliveries page). */
+export interface DeliveryLogEntry {
   id: number;
   delivery_id: string;
   conversation_id: number | null;
@@ -303,7 +344,7 @@ export interface Who {
 export type ServerFrame =
   | { type: 'hello'; agent_id: number; socket: string; cursor: string; presence: (Who & { status: Presence })[] }
   | {
-      type: 'message.created' | 'conversation.created' | 'conversation.updated' | 'conversation.ended';
+      type: 'message.created' | 'message.updated' | 'conversation.created' | 'conversation.updated' | 'conversation.ended';
       event_id: number;
       conversation_id: number;
       seq: number | null;

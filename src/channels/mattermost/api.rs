@@ -134,7 +134,7 @@ impl Client {
     async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Value>) -> Result<T, MmError> {
         let body = body.map(|b| ("application/json".to_owned(), b.to_string().into_bytes()));
         let bytes = self.send(method, path, body).await?;
-        serde_json::from_slice(&bytes).map_err(|e| MmError::Decode(e.to_string()))
+        serde_json::from_slice(&bytes).map_err(|e| undecodable(&e))
     }
 
     /// One request; the answer's bytes when it is a 2xx.
@@ -266,7 +266,7 @@ impl Client {
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let content_type = format!("multipart/form-data; boundary={boundary}");
         let answer = self.send(Method::POST, "/files", Some((content_type, body))).await?;
-        let uploaded: Uploaded = serde_json::from_slice(&answer).map_err(|e| MmError::Decode(e.to_string()))?;
+        let uploaded: Uploaded = serde_json::from_slice(&answer).map_err(|e| undecodable(&e))?;
         uploaded.file_infos.into_iter().next().map(|f| f.id).ok_or_else(|| MmError::Decode("no file_infos".into()))
     }
 
@@ -339,6 +339,17 @@ pub fn reset_wait(headers: &reqwest::header::HeaderMap) -> Duration {
     Duration::from_secs(secs.clamp(1, 60))
 }
 
+/// An answer that is not the JSON expected, described by where it went wrong only: serde's own text quotes the
+/// values it could not use, and what a server that is not Mattermost sent must not reach an error (#13 item 5).
+fn undecodable(e: &serde_json::Error) -> MmError {
+    let what = match e.classify() {
+        serde_json::error::Category::Data => "not shaped like Mattermost's answer",
+        serde_json::error::Category::Eof => "cut short",
+        serde_json::error::Category::Syntax | serde_json::error::Category::Io => "not JSON",
+    };
+    MmError::Decode(format!("{what} (line {}, column {})", e.line(), e.column()))
+}
+
 /// The `id` of a Mattermost error body (`{"id":"api.…","message":…,"status_code":…}`), if it looks like one.
 fn error_code(body: &[u8]) -> Option<String> {
     let v: Value = serde_json::from_slice(body).ok()?;
@@ -370,6 +381,20 @@ mod tests {
         assert_eq!(error_code(br#"{"id":"<script>"}"#), None);
         assert_eq!(error_code(b"limit exceeded"), None);
         assert_eq!(segment("abc/../def?x"), "abcdefx");
+    }
+
+    #[test]
+    fn an_undecodable_answer_is_described_without_what_it_held() {
+        for body in [
+            br#"{"id": "u1", "is_bot": "internal-secret-7f3a"}"#.as_slice(),
+            br#"{"id": ["internal-secret-7f3a"]}"#,
+            b"internal-secret-7f3a",
+            br#"{"id": "internal-secret-7f3a"#,
+        ] {
+            let e = undecodable(&serde_json::from_slice::<User>(body).unwrap_err()).to_string();
+            assert!(!e.contains("internal-secret"), "{e}");
+            assert!(e.starts_with("the Mattermost server's answer cannot be read: "), "{e}");
+        }
     }
 
     #[test]

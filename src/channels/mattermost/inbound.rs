@@ -408,6 +408,8 @@ impl Inbound {
             external_message_id: Some(post.id.clone()),
             subject: String::new(),
             attachments,
+            quoted_message_id: None,
+            outgoing: false,
         };
         let mut tries = 0;
         let out = loop {

@@ -26,6 +26,10 @@ const MAX_SETTINGS_BYTES: usize = 64 * 1024;
 const MAILBOX_SETTINGS: &str =
     "mailboxes are added and their settings changed with /api/v1/email-channels, which checks them";
 
+/// Why Zalo settings are refused here.
+const ZALO_SETTINGS: &str =
+    "Zalo Official Accounts are connected and changed with /api/v1/zalo-channels, which keeps their keys and tokens";
+
 /// The channel kinds that may be created, as the OpenAPI document lists them: [`ChannelKind::OFFERED`]
 /// (a unit test keeps the two equal).
 #[derive(Debug, ToSchema)]
@@ -34,14 +38,16 @@ const MAILBOX_SETTINGS: &str =
 pub enum OfferedChannelKind {
     Email,
     Mattermost,
+    Zalo,
     Custom,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannelRequest {
-    /// `email`, `mattermost` or `custom`. A `mattermost` channel made here has no bot (connect bots with
-    /// `POST /api/v1/mattermost-channels`). An `email` channel made here has no mailbox (no settings may be
+    /// `email`, `mattermost`, `zalo` or `custom`. A `mattermost` channel made here has no bot (connect bots with
+    /// `POST /api/v1/mattermost-channels`); a `zalo` one has no Official Account (connect those with
+    /// `POST /api/v1/zalo-channels`). An `email` channel made here has no mailbox (no settings may be
     /// given): add mailboxes with `POST /api/v1/email-channels`, or complete this one with its `PATCH`.
     #[schema(value_type = OfferedChannelKind)]
     pub kind: String,
@@ -166,6 +172,9 @@ pub async fn create(
             "Mattermost bots are connected with /api/v1/mattermost-channels, which checks the bot token",
         ));
     }
+    if kind == ChannelKind::Zalo && body.settings.as_ref().is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::field("settings", ZALO_SETTINGS));
+    }
     let name = name_field("name", &body.name, 100)?;
     let mode = resolve_mode(kind, body.mode.as_deref())?;
     let settings = settings_text(&body.settings.unwrap_or_default())?;
@@ -210,6 +219,7 @@ pub async fn update(
     };
     let settings = match &body.settings {
         Some(_) if kind == ChannelKind::Email => return Err(ApiError::field("settings", MAILBOX_SETTINGS)),
+        Some(_) if kind == ChannelKind::Zalo => return Err(ApiError::field("settings", ZALO_SETTINGS)),
         Some(s) => {
             let old: Map<String, Value> = serde_json::from_str(&current.settings).unwrap_or_default();
             Some(settings_text(&keep_masked(s.clone(), &old))?)

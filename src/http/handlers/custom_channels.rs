@@ -461,6 +461,8 @@ pub async fn inbound(
         external_message_id: ext,
         subject,
         attachments: Vec::new(),
+        quoted_message_id: None,
+        outgoing: false,
     };
     let out = match state.changes.customer_message(msg, latest).await {
         Ok(out) => out,
@@ -526,6 +528,8 @@ pub async fn customer_message(
         external_message_id: external_message_id(ext)?,
         subject: String::new(),
         attachments: Vec::new(),
+        quoted_message_id: None,
+        outgoing: false,
     };
     let out = state.changes.customer_message(msg, None).await?;
     let body = json!({

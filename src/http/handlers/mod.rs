@@ -15,6 +15,7 @@ pub mod ops;
 pub mod statuses;
 pub mod teams;
 pub mod tokens;
+pub mod zalo_channels;
 
 use serde::{Deserialize, Deserializer};
 

@@ -1,14 +1,16 @@
 // The messages of one conversation, in seq order: customer messages, agent replies, internal
-// notes (visibly different), quotes of earlier messages (MM-8), attachments and images.
+// notes (visibly different), quotes of earlier messages (MM-8, Zalo's quote_msg_id), attachments (images and stickers
+// inline, voice and video playable, every file downloadable), links (a location's map link too), and where each outgoing
+// message is on its way (sending, sent, delivered, read, or not delivered and why), live.
 
 import { Fragment } from 'preact';
 import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
 import { bytes, clock, full } from '../format';
-import { app, loadEarlier, type Thread } from '../state';
+import { app, loadEarlier, snippet, type Thread } from '../state';
 import { useStore } from '../store';
-import type { Attachment, Message } from '../types';
+import type { Attachment, Delivery, DeliveryState, Message } from '../types';
 import { Avatar, Spinner } from './common';
-import { IconFile, IconQuote } from './icons';
+import { IconAlert, IconCheck, IconCheckDouble, IconClock, IconFile, IconQuote } from './icons';
 
 const URL_RE = /(https?:\/\/[^\s<>"')]+[^\s<>"').,;:!?])/g;
 
@@ -29,10 +31,22 @@ function PlainText({ text }: { text: string }) {
   );
 }
 
+function FileLink({ f }: { f: Attachment }) {
+  return (
+    <a class="file-attachment" href={f.url} target="_blank" rel="noopener" download={f.file_name}>
+      <IconFile size={16} />
+      <span class="file-name">{f.file_name}</span>
+      <span class="muted small">{bytes(f.size)}</span>
+    </a>
+  );
+}
+
+/** Images (a sticker or a GIF is one) inline; voice notes and videos playable, and downloadable like any file. */
 function Attachments({ files }: { files: Attachment[] }) {
   if (!files.length) return null;
   const images = files.filter((f) => f.mime_type.startsWith('image/') && f.mime_type !== 'image/svg+xml');
-  const others = files.filter((f) => !images.includes(f));
+  const media = files.filter((f) => f.mime_type.startsWith('audio/') || f.mime_type.startsWith('video/'));
+  const others = files.filter((f) => !images.includes(f) && !media.includes(f));
   return (
     <div class="attachments">
       {images.map((f) => (
@@ -40,13 +54,39 @@ function Attachments({ files }: { files: Attachment[] }) {
           <img src={f.url} alt={f.file_name} loading="lazy" />
         </a>
       ))}
-      {others.map((f) => (
-        <a key={f.id} class="file-attachment" href={f.url} target="_blank" rel="noopener" download={f.file_name}>
-          <IconFile size={16} />
-          <span class="file-name">{f.file_name}</span>
-          <span class="muted small">{bytes(f.size)}</span>
-        </a>
+      {media.map((f) => (
+        <div key={f.id} class="media-attachment">
+          {f.mime_type.startsWith('audio/') ? (
+            <audio controls preload="metadata" src={f.url} aria-label={f.file_name} />
+          ) : (
+            <video controls preload="metadata" src={f.url} aria-label={f.file_name} />
+          )}
+          <FileLink f={f} />
+        </div>
       ))}
+      {others.map((f) => (
+        <FileLink key={f.id} f={f} />
+      ))}
+    </div>
+  );
+}
+
+const DELIVERY: Record<DeliveryState, { text: string; Icon: typeof IconCheck }> = {
+  pending: { text: 'Sending…', Icon: IconClock },
+  sent: { text: 'Sent', Icon: IconCheck },
+  delivered: { text: 'Delivered', Icon: IconCheckDouble },
+  read: { text: 'Read', Icon: IconCheckDouble },
+  failed: { text: 'Not delivered', Icon: IconAlert },
+};
+
+/** An outgoing message's delivery: an icon and its words (a failure says why, and so does a retry), the time of the
+ *  change on hover. */
+function DeliveryMark({ d }: { d: Delivery }) {
+  const { text, Icon } = DELIVERY[d.state] ?? { text: d.state, Icon: IconClock };
+  return (
+    <div class={'delivery-mark ' + d.state} data-testid="delivery" data-state={d.state} title={full(d.updated_at)}>
+      <Icon size={14} />
+      <span>{d.state === 'failed' ? `${text}: ${d.error || 'no reason given'}` : d.state === 'pending' && d.error ? `${text} (last try failed: ${d.error})` : text}</span>
     </div>
   );
 }
@@ -58,7 +98,7 @@ function QuotedBlock({ id, thread }: { id: number; thread: Message[] }) {
       {q ? (
         <>
           <span class="quoted-author">{q.author.name}</span>
-          <span class="quoted-text">{q.content.length > 200 ? q.content.slice(0, 200) + '…' : q.content}</span>
+          <span class="quoted-text">{snippet(q) || 'A message without text'}</span>
         </>
       ) : (
         <span class="muted">Quoting an earlier message</span>
@@ -97,6 +137,7 @@ function MessageItem({ m, thread, onQuote }: { m: Message; thread: Message[]; on
           {m.content_html ? <div class="msg-html" dangerouslySetInnerHTML={{ __html: m.content_html }} /> : <PlainText text={m.content} />}
           <Attachments files={m.attachments} />
         </div>
+        {kind === 'out' && m.delivery && <DeliveryMark d={m.delivery} />}
       </div>
     </article>
   );
@@ -117,6 +158,8 @@ export function Timeline({ id, thread, onQuote }: { id: number; thread: Thread |
   const count = thread?.items.length ?? 0;
   const lastSeq = thread?.items[count - 1]?.seq ?? 0;
   const firstSeq = thread?.items[0]?.seq ?? 0;
+  // A delivery mark appearing under the last message makes it taller: stay at the bottom.
+  const lastDelivery = thread?.items[count - 1]?.delivery?.state;
   const prevFirst = useRef(firstSeq);
   const prevHeight = useRef(0);
   const typingUntil = useStore(app, (s) => s.customerTyping[id]);
@@ -133,7 +176,7 @@ export function Timeline({ id, thread, onQuote }: { id: number; thread: Thread |
     }
     prevFirst.current = firstSeq;
     prevHeight.current = el.scrollHeight;
-  }, [count, lastSeq, firstSeq, customerTyping]);
+  }, [count, lastSeq, firstSeq, customerTyping, lastDelivery]);
 
   useEffect(() => {
     stick.current = true;

@@ -1,20 +1,23 @@
 // A channel's settings form for the kinds with free-form settings (custom channels), and the
-// kind picker of a new channel (email switches to the mailbox form, Mattermost to the bot form). Only the offered kinds are listed (#14 item 12).
+// kind picker of a new channel (email switches to the mailbox form, Mattermost to the bot form, Zalo to the Official
+// Account form). Only the offered kinds are listed (#14 item 12).
 
 import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, errorText } from '../../api';
 import { KIND_LABEL } from '../../format';
-import { app, loadReference, toast } from '../../state';
-import { useStore } from '../../store';
+import { loadReference, toast } from '../../state';
 import { OFFERED_KINDS } from '../../types';
 import type { Channel, ChannelKind, OfferedKind } from '../../types';
 import { MailboxForm } from './MailboxForm';
 import { MattermostForm } from './MattermostBots';
+import { ZaloForm } from './ZaloChannels';
+import { basicsFields, basicsOf, ChannelBasics } from './ChannelBasics';
+import type { Basics } from './ChannelBasics';
 import { FormEnd } from './kit';
 
-/** Kinds configured with free-form settings; mailboxes have their own form and API (MailboxForm). */
-export type GenericKind = Exclude<OfferedKind, 'email' | 'mattermost'>;
+/** Kinds configured with free-form settings; mailboxes, Mattermost bots and Zalo accounts have their own forms and APIs. */
+export type GenericKind = Exclude<OfferedKind, 'email' | 'mattermost' | 'zalo'>;
 
 /** Suggested settings per kind (the admin may add others). Secret ones are never sent back. */
 const KIND_FIELDS: Record<GenericKind, { key: string; label: string; type?: string; secret?: boolean }[]> = {
@@ -38,7 +41,7 @@ export function KindField({ kind, onChange, disabled }: { kind: ChannelKind; onC
   );
 }
 
-/** Adding a channel: the generic form, or the mailbox form when the kind is email. */
+/** Adding a channel: the generic form, or the kind's own form (mailbox, Mattermost bot, Zalo account). */
 export function NewChannel({ onClose, onSaved }: { onClose: () => void; onSaved: () => void }) {
   const [kind, setKind] = useState<OfferedKind>('custom');
   const kindField = <KindField kind={kind} onChange={setKind} />;
@@ -46,18 +49,17 @@ export function NewChannel({ onClose, onSaved }: { onClose: () => void; onSaved:
     <MailboxForm mailbox={null} kindField={kindField} onClose={onClose} onSaved={onSaved} />
   ) : kind === 'mattermost' ? (
     <MattermostForm bot={null} kindField={kindField} onClose={onClose} onSaved={onSaved} />
+  ) : kind === 'zalo' ? (
+    <ZaloForm zalo={null} kindField={kindField} onClose={onClose} onSaved={onSaved} />
   ) : (
     <ChannelForm channel={null} kind={kind} kindField={kindField} onClose={onClose} />
   );
 }
 
 export function ChannelForm({ channel, kind, kindField, onClose }: { channel: Channel | null; kind: GenericKind; kindField: ComponentChildren; onClose: () => void }) {
-  const teams = useStore(app, (s) => s.teams);
   const [name, setName] = useState(channel?.name ?? '');
   const [mode, setMode] = useState(channel?.mode ?? 'sync');
-  const [enabled, setEnabled] = useState(channel?.enabled ?? true);
-  const [timeout, setTimeoutS] = useState(String(channel?.inactivity_timeout_s ?? 600));
-  const [team, setTeam] = useState<number | ''>(channel?.default_team_id ?? '');
+  const [basics, setBasics] = useState<Basics>(() => basicsOf(channel));
   const original = (channel?.settings ?? {}) as Record<string, unknown>;
   const [settings, setSettings] = useState<Record<string, string>>(
     Object.fromEntries(Object.entries(original).map(([k, v]) => [k, v === MASK ? '' : typeof v === 'string' ? v : JSON.stringify(v)])),
@@ -81,13 +83,10 @@ export function ChannelForm({ channel, kind, kindField, onClose }: { channel: Ch
       const f = fields.find((x) => x.key === k);
       out[k] = f?.type === 'number' && /^\d+$/.test(v) ? Number(v) : v === 'true' ? true : v === 'false' ? false : v;
     }
-    const body: Record<string, unknown> = {
-      name,
-      enabled,
-      inactivity_timeout_s: Number(timeout) || 600,
-    };
+    const { default_team_id, ...rest } = basicsFields(basics);
+    const body: Record<string, unknown> = { name, ...rest };
     if (channel) {
-      body.default_team_id = team === '' ? null : team;
+      body.default_team_id = default_team_id;
       if (touched) {
         const lost = masked.filter((k) => !settings[k]);
         if (lost.length) {
@@ -100,7 +99,7 @@ export function ChannelForm({ channel, kind, kindField, onClose }: { channel: Ch
     } else {
       body.kind = kind;
       body.settings = out;
-      if (team !== '') body.default_team_id = team;
+      if (default_team_id !== null) body.default_team_id = default_team_id;
       if (kind === 'custom') body.mode = mode;
     }
     try {
@@ -127,24 +126,6 @@ export function ChannelForm({ channel, kind, kindField, onClose }: { channel: Ch
             <option value="sync">Chat (sync)</option>
             <option value="async">Ticket (async)</option>
           </select>
-        </label>
-        <label class="field">
-          <span>End idle chats after (seconds)</span>
-          <input type="number" min={1} max={604800} value={timeout} onInput={(e) => setTimeoutS(e.currentTarget.value)} />
-        </label>
-        <label class="field">
-          <span>Default team</span>
-          <select value={team} onChange={(e) => setTeam(e.currentTarget.value ? Number(e.currentTarget.value) : '')}>
-            <option value="">None</option>
-            {teams.map((t) => (
-              <option key={t.id} value={t.id}>
-                {t.name}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label class="check align-end">
-          <input type="checkbox" checked={enabled} onChange={(e) => setEnabled(e.currentTarget.checked)} /> Enabled
         </label>
       </div>
       <fieldset class="settings">
@@ -184,6 +165,7 @@ export function ChannelForm({ channel, kind, kindField, onClose }: { channel: Ch
           </button>
         </div>
       </fieldset>
+      <ChannelBasics idPrefix="channel" chat={kind !== 'custom' || mode === 'sync'} enabledLabel="Enabled" value={basics} onChange={(b) => setBasics({ ...basics, ...b })} />
       <FormEnd error={error} onCancel={onClose} submit={channel ? 'Save' : 'Create channel'} />
     </form>
   );

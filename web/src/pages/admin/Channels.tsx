@@ -1,5 +1,5 @@
-// Administration › Channels: mailboxes first, then Mattermost bots, then the other offered kinds, each with its settings
-// and delivery log.
+// Administration › Channels: mailboxes first, then Mattermost bots, then Zalo Official Accounts, then the other offered
+// kinds, each with its settings and delivery log.
 
 import { useState } from 'preact/hooks';
 import { errorText } from '../../api';
@@ -14,6 +14,7 @@ import type { GenericKind } from './ChannelForm';
 import { Deliveries } from './Deliveries';
 import { Mailboxes } from './Mailboxes';
 import { MattermostBots } from './MattermostBots';
+import { ZaloChannels } from './ZaloChannels';
 import { confirmDelete, DataTable, SectionHead } from './kit';
 
 export function Channels() {
@@ -23,7 +24,7 @@ export function Channels() {
   const remove = async (c: Channel) => {
     await confirmDelete(`Delete the channel ${c.name} and its conversations?`, `/channels/${c.id}`, loadReference);
   };
-  const kinds: GenericKind[] = OFFERED_KINDS.filter((k): k is GenericKind => k !== 'email' && k !== 'mattermost');
+  const kinds: GenericKind[] = OFFERED_KINDS.filter((k): k is GenericKind => k !== 'email' && k !== 'mattermost' && k !== 'zalo');
   const reload = () => {
     loadReference().catch((e) => toast(errorText(e), 'error'));
   };
@@ -37,6 +38,10 @@ export function Channels() {
       <div class="kind-group">
         <h3>{KIND_LABEL.mattermost}</h3>
         <MattermostBots onChanged={reload} />
+      </div>
+      <div class="kind-group">
+        <h3>{KIND_LABEL.zalo}</h3>
+        <ZaloChannels onChanged={reload} />
       </div>
       {kinds.map((k) => {
         const list = channels.filter((c) => c.kind === k);

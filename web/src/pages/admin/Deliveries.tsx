@@ -3,16 +3,16 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../../api';
 import { ago, full } from '../../format';
-import type { Delivery } from '../../types';
+import type { DeliveryLogEntry } from '../../types';
 import { Link } from '../../components/common';
 import { FormError } from './kit';
 
 export function Deliveries({ channelId }: { channelId: number }) {
-  const [rows, setRows] = useState<Delivery[] | null>(null);
+  const [rows, setRows] = useState<DeliveryLogEntry[] | null>(null);
   const [error, setError] = useState('');
   useEffect(() => {
     api
-      .get<Delivery[]>(`/channels/${channelId}/deliveries`)
+      .get<DeliveryLogEntry[]>(`/channels/${channelId}/deliveries`)
       .then(setRows)
       .catch((e) => setError(errorText(e)));
   }, [channelId]);

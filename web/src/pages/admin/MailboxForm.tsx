@@ -3,11 +3,11 @@
 
 import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
-import { api, ApiError, errorText } from '../../api';
-import { app, toast } from '../../state';
-import { useStore } from '../../store';
+import { api, errorText } from '../../api';
+import { toast } from '../../state';
 import type { EmailChannel, MailProtocol, TlsMode } from '../../types';
-import { FormEnd } from './kit';
+import { ChannelBasics } from './ChannelBasics';
+import { controlProps, Field, fieldProblem, FormEnd } from './kit';
 
 const TLS_LABEL: Record<TlsMode, string> = {
   implicit: 'SSL/TLS (implicit)',
@@ -171,34 +171,18 @@ const MAILBOX_FIELDS = new Set([
   'smtp.reply_to',
 ]);
 
-/** A `{"error","message"}` answer about one field, as [field, problem]. */
-function fieldProblem(e: unknown): [string, string] | null {
-  if (!(e instanceof ApiError) || e.status !== 400) return null;
-  const m = /^([a-z_]+(?:\.[a-z_]+)?): ([\s\S]+)$/.exec(e.message);
-  if (!m || !MAILBOX_FIELDS.has(m[1])) return null;
-  return [m[1], m[2].charAt(0).toUpperCase() + m[2].slice(1)];
-}
-
 const fieldId = (key: string) => 'mailbox-' + key.replace(/[._]/g, '-');
 
-/** A labelled control with room for the API's complaint about it (announced, and linked to the
- *  control by aria-describedby). */
+/** A mailbox's labelled control (kit's `Field`, named by its API field). */
 function MailField({ k, label, errors, children }: { k: string; label: string; errors: Record<string, string>; children: ComponentChildren }) {
   return (
-    <div class="field">
-      <label for={fieldId(k)}>{label}</label>
+    <Field id={fieldId(k)} label={label} error={errors[k]}>
       {children}
-      {errors[k] && (
-        <div class="field-error" id={fieldId(k) + '-error'} role="alert">
-          {errors[k]}
-        </div>
-      )}
-    </div>
+    </Field>
   );
 }
 
 export function MailboxForm({ mailbox, kindField, onClose, onSaved }: { mailbox: EmailChannel | null; kindField?: ComponentChildren; onClose: () => void; onSaved: () => void }) {
-  const teams = useStore(app, (s) => s.teams);
   const [d, setD] = useState<MailboxDraft>(() => draftOf(mailbox));
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState('');
@@ -206,11 +190,7 @@ export function MailboxForm({ mailbox, kindField, onClose, onSaved }: { mailbox:
   const set = (patch: Partial<MailboxDraft>) => setD((x) => ({ ...x, ...patch }));
   const setSmtp = (patch: Partial<SmtpDraft>) => setD((x) => ({ ...x, smtp: { ...x.smtp, ...patch } }));
   /** The props that tie a control to its label and its error. */
-  const ctl = (k: string) => ({
-    id: fieldId(k),
-    'aria-invalid': errors[k] ? ('true' as const) : undefined,
-    'aria-describedby': errors[k] ? fieldId(k) + '-error' : undefined,
-  });
+  const ctl = (k: string) => controlProps(fieldId(k), errors[k]);
 
   // Ports follow the protocol and TLS choices unless the admin typed another one.
   const incoming = (protocol: MailProtocol, tls: TlsMode) =>
@@ -264,7 +244,7 @@ export function MailboxForm({ mailbox, kindField, onClose, onSaved }: { mailbox:
       onClose();
     } catch (err) {
       setBusy(false);
-      const problem = fieldProblem(err);
+      const problem = fieldProblem(err, MAILBOX_FIELDS);
       if (problem) {
         setErrors({ [problem[0]]: problem[1] });
         // After the re-render: take the admin to the field.
@@ -388,20 +368,15 @@ export function MailboxForm({ mailbox, kindField, onClose, onSaved }: { mailbox:
           (not the agent's name)
         </label>
       </fieldset>
-      <fieldset>
-        <legend>Handling</legend>
-        <div class="grid2">
-          <MailField k="default_team_id" label="Team of new tickets" errors={errors}>
-            <select {...ctl('default_team_id')} value={d.default_team_id} onChange={(e) => set({ default_team_id: e.currentTarget.value ? Number(e.currentTarget.value) : '' })}>
-              <option value="">None</option>
-              {teams.map((t) => (
-                <option key={t.id} value={t.id}>
-                  {t.name}
-                </option>
-              ))}
-            </select>
-          </MailField>
-        </div>
+      <ChannelBasics
+        idPrefix="mailbox"
+        chat={false}
+        teamLabel="Team of new tickets"
+        enabledLabel="Enabled (check the mailbox)"
+        value={{ team: d.default_team_id, timeout: '', enabled: d.enabled }}
+        onChange={(b) => set({ default_team_id: b.team ?? d.default_team_id, enabled: b.enabled ?? d.enabled })}
+        errors={errors}
+      >
         <label class="check">
           <input type="checkbox" checked={d.accept_unknown_senders} onChange={(e) => set({ accept_unknown_senders: e.currentTarget.checked })} /> Accept mail from unknown senders (else it
           is rejected and logged)
@@ -413,10 +388,7 @@ export function MailboxForm({ mailbox, kindField, onClose, onSaved }: { mailbox:
           <input type="checkbox" checked={d.extract_forwarded_sender} onChange={(e) => set({ extract_forwarded_sender: e.currentTarget.checked })} /> A mail an agent forwards is a ticket
           of the original sender
         </label>
-        <label class="check">
-          <input type="checkbox" checked={d.enabled} onChange={(e) => set({ enabled: e.currentTarget.checked })} /> Enabled (check the mailbox)
-        </label>
-      </fieldset>
+      </ChannelBasics>
       <FormEnd error={error} onCancel={onClose} submit={mailbox ? 'Save' : 'Connect mailbox'} busy={busy} />
     </form>
   );

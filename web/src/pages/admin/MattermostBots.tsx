@@ -9,17 +9,12 @@ import { useStore } from '../../store';
 import type { ComponentChildren } from 'preact';
 import type { MattermostChannel, MattermostMode } from '../../types';
 import { Modal } from '../../components/common';
-import { confirmDelete, DataTable, FormEnd } from './kit';
+import { basicsFields, basicsOf, ChannelBasics } from './ChannelBasics';
+import type { Basics } from './ChannelBasics';
+import { confirmDelete, ConnectionState, DataTable, FormEnd } from './kit';
 
 /** How often the bots' connection states are read while the page is open. */
 const STATE_REFRESH_MS = 3000;
-
-const STATE_LABEL: Record<string, { text: string; pill: string }> = {
-  connected: { text: 'connected', pill: 'delivery-delivered' },
-  reconnecting: { text: 'reconnecting', pill: 'delivery-pending' },
-  needs_attention: { text: 'needs attention', pill: 'delivery-failed' },
-  disabled: { text: 'disabled', pill: 'status-closed' },
-};
 
 const MODE_LABEL: Record<MattermostMode, string> = {
   group: 'Group chat: one conversation per Mattermost channel',
@@ -39,8 +34,12 @@ export function MattermostBots({ onChanged }: { onChanged: () => void }) {
         setError('');
       })
       .catch((e) => setError(errorText(e)));
+  // Read again at once when the channels change (one was just added), and every few seconds for the states.
+  const channels = useStore(app, (s) => s.channels);
   useEffect(() => {
     load();
+  }, [channels]);
+  useEffect(() => {
     const timer = setInterval(load, STATE_REFRESH_MS);
     return () => clearInterval(timer);
   }, []);
@@ -68,7 +67,7 @@ export function MattermostBots({ onChanged }: { onChanged: () => void }) {
               {b.mention_only && <div class="muted small">channel posts that mention the bot</div>}
             </td>
             <td>
-              <BotState bot={b} />
+              <ConnectionState enabled={b.enabled} state={b.state} reason={b.state_reason} testid="mattermost-state" />
             </td>
             <td class="actions">
               <button type="button" class="btn small" onClick={() => setEditing(b)}>
@@ -90,17 +89,6 @@ export function MattermostBots({ onChanged }: { onChanged: () => void }) {
   );
 }
 
-function BotState({ bot }: { bot: MattermostChannel }) {
-  const state = bot.enabled ? bot.state : 'disabled';
-  const label = STATE_LABEL[state] ?? { text: state, pill: 'delivery-pending' };
-  return (
-    <div data-testid="mattermost-state" data-state={state} aria-live="polite">
-      <span class={'pill ' + label.pill}>{label.text}</span>
-      {bot.state_reason && state !== 'connected' && <div class="form-error inline small">{bot.state_reason}</div>}
-    </div>
-  );
-}
-
 /** Connect a bot (`bot` null) or edit one. The server checks the token against Mattermost first. */
 export function MattermostForm({
   bot,
@@ -113,28 +101,25 @@ export function MattermostForm({
   onClose: () => void;
   onSaved: () => void;
 }) {
-  const teams = useStore(app, (s) => s.teams);
   const [name, setName] = useState(bot?.name ?? '');
   const [serverUrl, setServerUrl] = useState(bot?.server_url ?? '');
   const [token, setToken] = useState('');
   const [mentionOnly, setMentionOnly] = useState(bot?.mention_only ?? true);
   const [mode, setMode] = useState<MattermostMode>(bot?.mode ?? 'group');
-  const [team, setTeam] = useState<number | ''>(bot?.default_team_id ?? '');
   const [mmTeam, setMmTeam] = useState(bot?.mattermost_team_id ?? '');
-  const [timeout, setTimeoutS] = useState(String(bot?.inactivity_timeout_s ?? 600));
-  const [enabled, setEnabled] = useState(bot?.enabled ?? true);
+  const [basics, setBasics] = useState<Basics>(() => basicsOf(bot));
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
   const submit = async (e: Event) => {
     e.preventDefault();
     setError('');
+    const { enabled, ...shared } = basicsFields(basics);
     const body: Record<string, unknown> = {
       name,
       mention_only: mentionOnly,
       mode,
-      default_team_id: team === '' ? null : team,
       mattermost_team_id: mmTeam.trim() || null,
-      inactivity_timeout_s: Number(timeout) || 600,
+      ...shared,
     };
     // The server URL is fixed once connected (MM-3): a bot belongs to one server.
     if (!bot) body.server_url = serverUrl.trim();
@@ -189,21 +174,6 @@ export function MattermostForm({
           <span>Mattermost team id (for starting conversations)</span>
           <input value={mmTeam} autocomplete="off" onInput={(e) => setMmTeam(e.currentTarget.value)} />
         </label>
-        <label class="field">
-          <span>End idle chats after (seconds)</span>
-          <input type="number" min={1} max={604800} value={timeout} onInput={(e) => setTimeoutS(e.currentTarget.value)} />
-        </label>
-        <label class="field">
-          <span>Default team</span>
-          <select value={team} onChange={(e) => setTeam(e.currentTarget.value ? Number(e.currentTarget.value) : '')}>
-            <option value="">None</option>
-            {teams.map((t) => (
-              <option key={t.id} value={t.id}>
-                {t.name}
-              </option>
-            ))}
-          </select>
-        </label>
       </div>
       <fieldset class="settings">
         <legend>Conversations</legend>
@@ -216,12 +186,8 @@ export function MattermostForm({
           <input type="checkbox" checked={mentionOnly} onChange={(e) => setMentionOnly(e.currentTarget.checked)} /> In channels, take only
           posts that mention the bot (direct messages always count)
         </label>
-        {bot && (
-          <label class="check">
-            <input type="checkbox" checked={enabled} onChange={(e) => setEnabled(e.currentTarget.checked)} /> Enabled
-          </label>
-        )}
       </fieldset>
+      <ChannelBasics idPrefix="mattermost" enabledLabel={bot ? 'Enabled' : undefined} value={basics} onChange={(b) => setBasics({ ...basics, ...b })} />
       <FormEnd error={error} onCancel={onClose} submit={bot ? 'Save' : 'Connect bot'} busy={busy} />
     </form>
   );

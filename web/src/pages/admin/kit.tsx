@@ -1,9 +1,11 @@
 // The administration pages' small shared kit: loading on mount with errors as toasts, a form's error
-// line, a section's heading with its main action, a data table's frame, and deleting after a confirmation.
+// line, a labelled field with room for the API's complaint about it (and reading that complaint), a value to copy, a
+// connected channel's state, a section's heading with its main action, a data table's frame, and deleting after a
+// confirmation.
 
 import type { ComponentChildren } from 'preact';
-import { useEffect } from 'preact/hooks';
-import { api, errorText } from '../../api';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api, ApiError, errorText } from '../../api';
 import { toast } from '../../state';
 
 export function useAsync(fn: () => Promise<void>, deps: unknown[]) {
@@ -20,6 +22,89 @@ export function FormError({ error }: { error: string }) {
   ) : null;
 }
 
+/** A labelled control (`children`) with room for the API's complaint about it: announced, and tied to the control
+ *  when the control spreads `controlProps(id, error)`. */
+export function Field({ id, label, error, children }: { id: string; label: string; error?: string; children: ComponentChildren }) {
+  return (
+    <div class="field">
+      <label for={id}>{label}</label>
+      {children}
+      {error && (
+        <div class="field-error" id={id + '-error'} role="alert">
+          {error}
+        </div>
+      )}
+    </div>
+  );
+}
+
+/** The props that tie a control to its `Field`'s label and error. */
+export function controlProps(id: string, error?: string) {
+  return {
+    id,
+    'aria-invalid': error ? ('true' as const) : undefined,
+    'aria-describedby': error ? id + '-error' : undefined,
+  };
+}
+
+/** A 400 answer about one of `fields` ("smtp.host: must be …") as [field, problem]; null for any other error. */
+export function fieldProblem(e: unknown, fields: ReadonlySet<string>): [string, string] | null {
+  if (!(e instanceof ApiError) || e.status !== 400) return null;
+  const m = /^([a-z_]+(?:\.[a-z_]+)?): ([\s\S]+)$/.exec(e.message);
+  if (!m || !fields.has(m[1])) return null;
+  return [m[1], m[2].charAt(0).toUpperCase() + m[2].slice(1)];
+}
+
+/** A read-only value to paste elsewhere (a webhook URL) with a Copy button; what the copy did is announced. */
+export function CopyField({ id, label, value }: { id: string; label: string; value: string }) {
+  const input = useRef<HTMLInputElement>(null);
+  const [said, setSaid] = useState('');
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(value);
+      setSaid('Copied');
+    } catch {
+      // No clipboard API (not a secure context) or no permission: copy the selection instead.
+      input.current?.select();
+      setSaid(document.execCommand('copy') ? 'Copied' : 'Selected: press Ctrl+C to copy');
+    }
+  };
+  return (
+    <div class="field copy-field">
+      <label for={id}>{label}</label>
+      <div class="row">
+        <input id={id} ref={input} class="grow mono" readOnly value={value} onFocus={(e) => e.currentTarget.select()} />
+        <button type="button" class="btn small" onClick={copy} aria-label={'Copy the ' + label}>
+          Copy
+        </button>
+      </div>
+      <span class="muted small" role="status">
+        {said}
+      </span>
+    </div>
+  );
+}
+
+const STATE_LABEL: Record<string, { text: string; pill: string }> = {
+  connected: { text: 'connected', pill: 'delivery-delivered' },
+  reconnecting: { text: 'reconnecting', pill: 'delivery-pending' },
+  needs_attention: { text: 'needs attention', pill: 'delivery-failed' },
+  disabled: { text: 'disabled', pill: 'status-closed' },
+};
+
+/** A connected channel's state (Mattermost bots, Zalo accounts): a pill, and the reason when it is not connected.
+ *  `data-state` carries the state for tests; changes are announced politely. */
+export function ConnectionState({ enabled, state, reason, testid }: { enabled: boolean; state: string; reason: string | null; testid: string }) {
+  const shown = enabled ? state : 'disabled';
+  const label = STATE_LABEL[shown] ?? { text: shown.replace(/_/g, ' '), pill: 'delivery-pending' };
+  return (
+    <div data-testid={testid} data-state={shown} aria-live="polite">
+      <span class={'pill ' + label.pill}>{label.text}</span>
+      {reason && shown !== 'connected' && <div class="form-error inline small">{reason}</div>}
+    </div>
+  );
+}
+
 /** A section's heading, with its main action (e.g. "New team") when it has one. */
 export function SectionHead({ title, action, onAction }: { title: string; action?: string; onAction?: () => void }) {
   return (
@@ -34,9 +119,11 @@ export function SectionHead({ title, action, onAction }: { title: string; action
   );
 }
 
-/** A data table: its column headings (and an unnamed actions column unless `actions` is false), rows as children. */
+/** A data table: its column headings (and an unnamed actions column unless `actions` is false), rows as children;
+ *  it scrolls sideways on a narrow screen rather than squeezing its columns. */
 export function DataTable({ columns, actions = true, children }: { columns: string[]; actions?: boolean; children: ComponentChildren }) {
   return (
+    <div class="table-scroll">
     <table class="data">
       <thead>
         <tr>
@@ -54,6 +141,7 @@ export function DataTable({ columns, actions = true, children }: { columns: stri
       </thead>
       <tbody>{children}</tbody>
     </table>
+    </div>
   );
 }
 
