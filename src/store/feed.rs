@@ -17,7 +17,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::channels::{Assign, assign_rule};
-use super::models::{CONVERSATION_CREATED, ChannelInstance, Conversation, EventRow};
+use super::models::{CONVERSATION_CREATED, ChannelInstance, Conversation, EventRow, NewDelivery};
 use super::schema::{change_feed, channel_instances, conversations, customers, outbox};
 use super::{Store, StoreResult, Tx};
 use crate::db;
@@ -114,7 +114,7 @@ async fn owner_offline(
         && owner.is_some_and(|o| presence(o) != Presence::Online);
     if due {
         let t = super::now();
-        let delivery = super::outbox::NewDelivery {
+        let delivery = NewDelivery {
             delivery_id: uuid::Uuid::new_v4().to_string(),
             channel_instance_id: channel.id,
             conversation_id: Some(c.id),

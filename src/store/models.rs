@@ -281,3 +281,19 @@ pub struct ZaloEvent {
     pub next_attempt_at: Option<NaiveDateTime>,
     pub last_error: Option<String>,
 }
+
+/// An outbox row before it is written (`outbox::new_delivery`; the change feed's owner-offline mail).
+#[derive(Debug, Insertable)]
+#[diesel(table_name = outbox)]
+pub struct NewDelivery {
+    pub delivery_id: String,
+    pub channel_instance_id: i64,
+    pub conversation_id: Option<i64>,
+    pub message_id: Option<i64>,
+    pub kind: &'static str,
+    pub payload: String,
+    pub state: &'static str,
+    pub attempts: i64,
+    pub next_attempt_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}

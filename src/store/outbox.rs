@@ -21,20 +21,7 @@ pub fn queues_reply(channel_kind: ChannelKind, channel_enabled: bool, direction:
     direction == Direction::Out && channel_enabled && channel_kind.has_sender()
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = outbox)]
-pub struct NewDelivery {
-    pub delivery_id: String,
-    pub channel_instance_id: i64,
-    pub conversation_id: Option<i64>,
-    pub message_id: Option<i64>,
-    pub kind: &'static str,
-    pub payload: String,
-    pub state: &'static str,
-    pub attempts: i64,
-    pub next_attempt_at: NaiveDateTime,
-    pub created_at: NaiveDateTime,
-}
+pub use super::models::NewDelivery;
 
 /// A pending delivery of message `message_id`, due now.
 pub fn new_delivery(channel_instance_id: i64, conversation_id: i64, message_id: i64, at: NaiveDateTime) -> NewDelivery {

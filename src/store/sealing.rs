@@ -1,7 +1,9 @@
 //! Secrets at rest in the database (issue #13): a channel's signing `secret` and the secret fields
 //! of its `settings` JSON (mailbox and SMTP passwords, tokens; `secrets::SECRET_FIELDS`) are
 //! sealed when written and opened when a channel is handed out (`channels::*`, a delivery's
-//! context), so no other code sees ciphertext and no row holds plaintext.
+//! context), so no other code sees ciphertext and no row holds plaintext. Zalo's rotating tokens
+//! live in their own table (`zalo_tokens`, sealed by `store::zalo`); this module reseals them too,
+//! so it stays the one inventory of what is sealed at rest.
 //!
 //! [`prepare`] runs once on start, after the schema migrations: it checks the node's key against
 //! the one the database records (the `secret_key_id` counter: a node with another key refuses to
@@ -14,7 +16,7 @@ use diesel_async::RunQueryDsl;
 use serde_json::Value;
 
 use super::models::ChannelInstance;
-use super::schema::{channel_instances, counters};
+use super::schema::{channel_instances, counters, zalo_tokens};
 use super::{Store, StoreError, StoreResult};
 use crate::db;
 use crate::secrets::KeyId;
@@ -64,7 +66,7 @@ pub async fn prepare(store: &Store) -> Result<Prepared, PrepareError> {
         return Err(WrongKey { recorded, current }.into());
     };
     let sealed =
-        reseal_channels(store).await? + store.run(|store| async move { super::zalo::reseal(&store).await }).await?;
+        reseal_channels(store).await? + store.run(|store| async move { reseal_zalo_tokens(&store).await }).await?;
     if rotated_from.is_some() {
         set_recorded_key(store, current).await?;
     }
@@ -179,4 +181,43 @@ pub(crate) fn seal_settings(store: &Store, settings: &str) -> StoreResult<String
 pub(crate) fn seal_secret(store: &Store, secret: Option<&str>) -> StoreResult<Option<String>> {
     let secrets = store.secrets()?;
     Ok(secret.map(|s| secrets.seal(s).into_string()))
+}
+
+/// Seal again every Zalo token not sealed under the current key (the `zalo_tokens` table, issue #16). Returns how
+/// many values changed.
+async fn reseal_zalo_tokens(store: &Store) -> StoreResult<usize> {
+    let secrets = store.secrets()?;
+    let rows: Vec<(i64, String, String)> = {
+        let mut conn = store.read().await?;
+        let tx = &mut conn.tx();
+        db!(
+            tx,
+            zalo_tokens::table
+                .select((zalo_tokens::channel_instance_id, zalo_tokens::access_token, zalo_tokens::refresh_token))
+                .load(tx)
+                .await
+        )?
+    };
+    let mut changed = 0;
+    for (id, access, refresh) in rows {
+        let new_access = secrets.reseal_text(&access)?.map(|s| s.into_string());
+        let new_refresh = secrets.reseal_text(&refresh)?.map(|s| s.into_string());
+        if new_access.is_none() && new_refresh.is_none() {
+            continue;
+        }
+        let mut conn = store.write().await?;
+        let tx = &mut conn.tx();
+        // Only over the values read: a refresh committed meanwhile (sealed under the current key) wins.
+        let row = zalo_tokens::table
+            .find(id)
+            .filter(zalo_tokens::access_token.eq(&access))
+            .filter(zalo_tokens::refresh_token.eq(&refresh));
+        let values = (
+            zalo_tokens::access_token.eq(new_access.clone().unwrap_or(access.clone())),
+            zalo_tokens::refresh_token.eq(new_refresh.clone().unwrap_or(refresh.clone())),
+        );
+        let n = db!(tx, diesel::update(row).set(values).execute(tx).await)?;
+        changed += n * (new_access.is_some() as usize + new_refresh.is_some() as usize);
+    }
+    Ok(changed)
 }

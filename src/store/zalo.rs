@@ -322,45 +322,6 @@ pub async fn refresh_failed(
         .await
 }
 
-/// Seal again every token not sealed under the current key (a key rotation; `sealing::prepare`). Returns how
-/// many values changed.
-pub(crate) async fn reseal(store: &Store) -> StoreResult<usize> {
-    let secrets = store.secrets()?;
-    let rows: Vec<(i64, String, String)> = {
-        let mut conn = store.read().await?;
-        let tx = &mut conn.tx();
-        db!(
-            tx,
-            zalo_tokens::table
-                .select((zalo_tokens::channel_instance_id, zalo_tokens::access_token, zalo_tokens::refresh_token))
-                .load(tx)
-                .await
-        )?
-    };
-    let mut changed = 0;
-    for (id, access, refresh) in rows {
-        let new_access = secrets.reseal_text(&access)?.map(|s| s.into_string());
-        let new_refresh = secrets.reseal_text(&refresh)?.map(|s| s.into_string());
-        if new_access.is_none() && new_refresh.is_none() {
-            continue;
-        }
-        let mut conn = store.write().await?;
-        let tx = &mut conn.tx();
-        // Only over the values read: a refresh committed meanwhile (sealed under the current key) wins.
-        let row = zalo_tokens::table
-            .find(id)
-            .filter(zalo_tokens::access_token.eq(&access))
-            .filter(zalo_tokens::refresh_token.eq(&refresh));
-        let values = (
-            zalo_tokens::access_token.eq(new_access.clone().unwrap_or(access.clone())),
-            zalo_tokens::refresh_token.eq(new_refresh.clone().unwrap_or(refresh.clone())),
-        );
-        let n = db!(tx, diesel::update(row).set(values).execute(tx).await)?;
-        changed += n * (new_access.is_some() as usize + new_refresh.is_some() as usize);
-    }
-    Ok(changed)
-}
-
 /// An event to store as it arrived.
 #[derive(Debug, Clone)]
 pub struct NewZaloEvent {
