@@ -437,3 +437,83 @@ async fn a_mattermost_bot_token_is_sealed_at_rest_and_never_returned() {
     server.stop().await;
     mm.stop().await;
 }
+
+/// A Zalo OA's rotating tokens live in their own table (`zalo_tokens`, #16): sealed when written, sealed again
+/// under a new key on rotation, and sealed on start when an older version left them in plaintext.
+#[tokio::test]
+async fn zalo_tokens_are_sealed_at_rest_through_a_rotation_and_from_plaintext() {
+    use crate::common::fake_zalo::FakeZalo;
+
+    /// The tokens row as stored.
+    #[derive(diesel::QueryableByName, Debug)]
+    struct Tokens {
+        #[diesel(sql_type = Text)]
+        access_token: String,
+        #[diesel(sql_type = Text)]
+        refresh_token: String,
+    }
+    async fn raw_tokens(server: &TestServer, id: i64) -> (String, String) {
+        let sql = format!("SELECT access_token, refresh_token FROM zalo_tokens WHERE channel_instance_id = {id}");
+        let row = match server.db.url.strip_prefix("sqlite://") {
+            Some(path) => {
+                use diesel::Connection;
+                let mut conn = diesel::SqliteConnection::establish(path).expect("open the SQLite file");
+                diesel::RunQueryDsl::load::<Tokens>(diesel::sql_query(sql), &mut conn).expect("raw query").pop()
+            }
+            None => {
+                let mut conn = AsyncPgConnection::establish(&server.db.url).await.expect("connect to PostgreSQL");
+                diesel_async::RunQueryDsl::load::<Tokens>(diesel::sql_query(sql), &mut conn)
+                    .await
+                    .expect("raw query")
+                    .pop()
+            }
+        };
+        let row = row.expect("the tokens row");
+        (row.access_token, row.refresh_token)
+    }
+    async fn opened(server: &TestServer, id: i64) -> (String, String) {
+        let t = store::zalo::tokens(server.store(), id).await.unwrap().expect("tokens");
+        (t.access_token, t.refresh_token)
+    }
+
+    let zalo = FakeZalo::start().await;
+    let (access, refresh) = zalo.issue_tokens();
+    let old = SecretKey::generate();
+    let server = TestServer::start_with(|raw| raw.secret_key = key_text(&old)).await;
+    let admin = server.agent("admin@example.com", "super_admin").await;
+    // The expiry is given, so connecting calls nothing and the tokens stay the ones given.
+    let body = json!({"name": "Zalo OA", "app_id": zalo.app_id, "app_secret": zalo.app_secret,
+        "oa_secret_key": zalo.oa_secret_key, "access_token": access, "refresh_token": refresh,
+        "access_token_expires_in": 90000, "api_base_url": zalo.url, "oauth_base_url": zalo.url});
+    let oa = admin.ok_post("/api/v1/zalo-channels", body, 201).await["id"].as_i64().unwrap();
+    let stored = raw_tokens(&server, oa).await;
+    assert!(sealed_by(&stored.0, &old) && sealed_by(&stored.1, &old), "sealed under the key: {stored:?}");
+
+    let new = SecretKey::generate();
+    let server = server
+        .restart_with(|raw| {
+            raw.secret_key = key_text(&new);
+            raw.secret_key_previous = key_text(&old);
+        })
+        .await;
+    let stored = raw_tokens(&server, oa).await;
+    assert!(sealed_by(&stored.0, &new) && sealed_by(&stored.1, &new), "sealed again under the new key: {stored:?}");
+    assert_eq!(opened(&server, oa).await, (access.clone(), refresh.clone()), "the same tokens after the rotation");
+
+    // What an older version stored: the tokens as they are. Sealed on start, and they open to the same values.
+    raw_exec(
+        &server.db.url,
+        format!(
+            "UPDATE zalo_tokens SET access_token = {}, refresh_token = {} WHERE channel_instance_id = {oa}",
+            quoted(&access),
+            quoted(&refresh)
+        ),
+    )
+    .await;
+    let server = server.restart_with(|raw| raw.secret_key = key_text(&new)).await;
+    let stored = raw_tokens(&server, oa).await;
+    assert!(sealed_by(&stored.0, &new) && sealed_by(&stored.1, &new), "plaintext sealed on start: {stored:?}");
+    assert_eq!(opened(&server, oa).await, (access, refresh), "the tokens open to what was stored");
+    server.stop().await;
+    zalo.stop().await;
+}
