@@ -189,6 +189,22 @@ text_enum!(
 );
 
 text_enum!(
+    /// What a channel's receipt says of an outgoing message (ZL-4, stored in `message_receipts`): it reached
+    /// the customer's device, or the customer read it. Read implies delivered, never the other way round.
+    Receipt {
+        Delivered => "delivered",
+        Read => "read",
+    }
+);
+
+impl Receipt {
+    /// Whether a message already marked `self` needs no mark `other` (a mark only rises).
+    pub fn covers(self, other: Receipt) -> bool {
+        self == other || self == Receipt::Read
+    }
+}
+
+text_enum!(
     Priority {
         Low => "low",
         Normal => "normal",
@@ -225,6 +241,14 @@ mod tests {
         let err = "chatty".parse::<Mode>().unwrap_err();
         assert_eq!(err.to_string(), "must be one of: sync, async");
         assert!("Email".parse::<ChannelKind>().is_err(), "matching is case-sensitive");
+    }
+
+    #[test]
+    fn zl_4_a_receipt_mark_only_rises() {
+        assert!(Receipt::Read.covers(Receipt::Delivered), "a late delivery receipt does not undo a read");
+        assert!(Receipt::Read.covers(Receipt::Read) && Receipt::Delivered.covers(Receipt::Delivered));
+        assert!(!Receipt::Delivered.covers(Receipt::Read), "a read receipt raises a delivered mark");
+        assert_eq!("read".parse::<Receipt>(), Ok(Receipt::Read));
     }
 
     #[test]

@@ -13,5 +13,5 @@ pub mod status;
 pub mod text;
 
 pub use access::{ChannelScope, Role};
-pub use kinds::{ChannelKind, ConnectionState, Direction, Mode, Priority, Source};
+pub use kinds::{ChannelKind, ConnectionState, Direction, Mode, Priority, Receipt, Source};
 pub use status::{StatusBase, missing_required_fields};

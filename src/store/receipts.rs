@@ -14,6 +14,7 @@ use diesel_async::RunQueryDsl;
 use super::schema::{message_receipts, outbox};
 use super::{Store, StoreResult};
 use crate::db;
+use crate::domain::Receipt;
 
 /// Where an outgoing message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,9 +63,12 @@ pub struct OutboxState {
 }
 
 /// The one rule: a receipt (`delivered` / `read`, when) wins; else the outbox row's state.
-pub fn derive(row: Option<&OutboxState>, receipt: Option<(&str, NaiveDateTime)>) -> Option<Delivery> {
-    if let Some((state, at)) = receipt {
-        let state = if state == "read" { DeliveryState::Read } else { DeliveryState::Delivered };
+pub fn derive(row: Option<&OutboxState>, receipt: Option<(Receipt, NaiveDateTime)>) -> Option<Delivery> {
+    if let Some((receipt, at)) = receipt {
+        let state = match receipt {
+            Receipt::Read => DeliveryState::Read,
+            Receipt::Delivered => DeliveryState::Delivered,
+        };
         return Some(Delivery { state, error: None, updated_at: at });
     }
     let row = row?;
@@ -102,14 +106,16 @@ pub async fn of_messages(store: &Store, message_ids: Vec<i64>) -> StoreResult<Ha
                     .load(tx)
                     .await
             )?;
-            let receipts: Vec<(i64, String, NaiveDateTime)> = db!(
+            let receipts: HashMap<i64, (Receipt, NaiveDateTime)> = db!(
                 tx,
                 message_receipts::table
                     .filter(message_receipts::message_id.eq_any(&message_ids))
-                    .select((message_receipts::message_id, message_receipts::state, message_receipts::updated_at))
-                    .load(tx)
+                    .select((message_receipts::message_id, (message_receipts::state, message_receipts::updated_at)))
+                    .load::<(i64, (Receipt, NaiveDateTime))>(tx)
                     .await
-            )?;
+            )?
+            .into_iter()
+            .collect();
             let mut newest: HashMap<i64, &OutboxState> = HashMap::new();
             for r in &rows {
                 if let Some(m) = r.message_id {
@@ -121,8 +127,7 @@ pub async fn of_messages(store: &Store, message_ids: Vec<i64>) -> StoreResult<Ha
             }
             let mut out = HashMap::new();
             for id in message_ids {
-                let receipt = receipts.iter().find(|(m, ..)| *m == id).map(|(_, s, at)| (s.as_str(), *at));
-                if let Some(d) = derive(newest.get(&id).copied(), receipt) {
+                if let Some(d) = derive(newest.get(&id).copied(), receipts.get(&id).copied()) {
                     out.insert(id, d);
                 }
             }
@@ -163,9 +168,9 @@ mod tests {
         let failed = derive(Some(&row("failed", Some("Zalo error -230: user not reachable"))), None).unwrap();
         assert_eq!(failed.state, DeliveryState::Failed);
         assert_eq!(failed.error.as_deref(), Some("Zalo error -230: user not reachable"));
-        let read = derive(Some(&row("delivered", None)), Some(("read", at(9)))).unwrap();
+        let read = derive(Some(&row("delivered", None)), Some((Receipt::Read, at(9)))).unwrap();
         assert_eq!((read.state, read.error, read.updated_at), (DeliveryState::Read, None, at(9)));
-        assert_eq!(derive(None, Some(("delivered", at(3)))).unwrap().state, DeliveryState::Delivered);
+        assert_eq!(derive(None, Some((Receipt::Delivered, at(3)))).unwrap().state, DeliveryState::Delivered);
         assert_eq!(DeliveryState::Read.as_str(), "read");
     }
 }

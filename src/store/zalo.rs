@@ -29,7 +29,7 @@ use super::schema::{
 };
 use super::{Store, StoreResult, Tx, now, sealing};
 use crate::db;
-use crate::domain::{ConnectionState, Direction};
+use crate::domain::{ConnectionState, Direction, Receipt};
 
 /// An OA's tokens and connection state, opened. `Debug` shows no token.
 #[derive(Clone, PartialEq, Eq)]
@@ -638,22 +638,6 @@ pub async fn sending_to(store: &Store, channel_id: i64, customer_key: &str) -> S
         .await
 }
 
-/// What a receipt says of a message, weakest first: read implies delivered, never the other way round.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Receipt {
-    Delivered,
-    Read,
-}
-
-impl Receipt {
-    fn as_str(self) -> &'static str {
-        match self {
-            Receipt::Delivered => "delivered",
-            Receipt::Read => "read",
-        }
-    }
-}
-
 /// Receipts for our messages `msg_ids` (Zalo ids) on the channel: each outgoing message whose mark rises records a
 /// `message.updated` event in the same transaction. Returns the events (to publish through the change layer).
 pub async fn receipts(
@@ -696,7 +680,7 @@ pub async fn receipts(
                 found.dedup();
                 let mut out = Vec::new();
                 for (message_id, conversation_id) in found {
-                    let now_state: Option<String> = db!(
+                    let current: Option<Receipt> = db!(
                         tx,
                         message_receipts::table
                             .find(message_id)
@@ -705,12 +689,7 @@ pub async fn receipts(
                             .await
                             .optional()
                     )?;
-                    let current = match now_state.as_deref() {
-                        Some("read") => Some(Receipt::Read),
-                        Some(_) => Some(Receipt::Delivered),
-                        None => None,
-                    };
-                    if current.is_some_and(|c| c >= receipt) {
+                    if current.is_some_and(|c| c.covers(receipt)) {
                         continue;
                     }
                     db!(
@@ -718,12 +697,12 @@ pub async fn receipts(
                         diesel::insert_into(message_receipts::table)
                             .values((
                                 message_receipts::message_id.eq(message_id),
-                                message_receipts::state.eq(receipt.as_str()),
+                                message_receipts::state.eq(receipt),
                                 message_receipts::updated_at.eq(t),
                             ))
                             .on_conflict(message_receipts::message_id)
                             .do_update()
-                            .set((message_receipts::state.eq(receipt.as_str()), message_receipts::updated_at.eq(t)))
+                            .set((message_receipts::state.eq(receipt), message_receipts::updated_at.eq(t)))
                             .execute(tx)
                             .await
                     )?;

@@ -35,11 +35,11 @@ use super::tokens::{self, TokenError};
 use crate::blobs::Blobs;
 use crate::changes::Changes;
 use crate::domain::ConnectionState;
+use crate::domain::Receipt;
 use crate::outbound::http_client::HttpClient;
 use crate::store::attachments::NewAttachment;
 use crate::store::messages::{CustomerMessage, Profile, Target};
 use crate::store::models::ZaloEvent;
-use crate::store::zalo::Receipt;
 use crate::store::{self, Store, StoreError};
 
 /// How often the job looks for events without being woken.

@@ -17,7 +17,7 @@ use crate::auth::Principal;
 use crate::channels::zalo::intake::IntakeError;
 use crate::channels::zalo::protocol::{RETRY_HEADER, SIGNATURE_HEADER};
 use crate::channels::zalo::{DEFAULT_API_BASE, DEFAULT_OAUTH_BASE, Settings, Verification};
-use crate::domain::{ChannelKind, ChannelScope, Mode};
+use crate::domain::{ChannelKind, ChannelScope, ConnectionState, Mode};
 use crate::http::State;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::session::SuperAdmin;
@@ -130,10 +130,8 @@ async fn view(state: &State, c: ChannelInstance) -> ApiResult<ZaloChannelView> {
     let tokens = store::zalo::tokens(&state.store, c.id).await?;
     let public = state.settings.public_url.trim_end_matches('/').to_owned();
     let (conn, reason, since, expires) = match tokens {
-        Some(t) => {
-            (t.state.as_str().to_owned(), t.reason, Some(t.state_since.and_utc()), t.expires_at.map(|e| e.and_utc()))
-        }
-        None => ("needs_attention".to_owned(), Some("no Official Account connected".to_owned()), None, None),
+        Some(t) => (t.state, t.reason, Some(t.state_since.and_utc()), t.expires_at.map(|e| e.and_utc())),
+        None => (ConnectionState::NeedsAttention, Some("no Official Account connected".to_owned()), None, None),
     };
     Ok(ZaloChannelView {
         id: c.id,
@@ -147,7 +145,7 @@ async fn view(state: &State, c: ChannelInstance) -> ApiResult<ZaloChannelView> {
             .map(|v| VerificationView { url: format!("{public}/{}", v.file_name), file_name: v.file_name }),
         default_team_id: c.default_team_id,
         enabled: c.enabled,
-        state: conn,
+        state: conn.as_str().into(),
         state_reason: reason,
         state_since: since,
         access_token_expires_at: expires,
