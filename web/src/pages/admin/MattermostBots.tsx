@@ -2,19 +2,15 @@
 // form that connects one (server URL + bot token, checked by the server against Mattermost before
 // anything is stored), edits it, disables or deletes it. The token is write-only: never shown again.
 
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { api, errorText } from '../../api';
-import { app, loadReference, toast } from '../../state';
-import { useStore } from '../../store';
+import { loadReference, toast } from '../../state';
 import type { ComponentChildren } from 'preact';
 import type { MattermostChannel, MattermostMode } from '../../types';
 import { Modal } from '../../components/common';
 import { basicsFields, basicsOf, ChannelBasics } from './ChannelBasics';
 import type { Basics } from './ChannelBasics';
-import { confirmDelete, ConnectionState, DataTable, FormEnd } from './kit';
-
-/** How often the bots' connection states are read while the page is open. */
-const STATE_REFRESH_MS = 3000;
+import { confirmDelete, ConnectionState, DataTable, FormEnd, usePolledList } from './kit';
 
 const MODE_LABEL: Record<MattermostMode, string> = {
   group: 'Group chat: one conversation per Mattermost channel',
@@ -23,26 +19,8 @@ const MODE_LABEL: Record<MattermostMode, string> = {
 
 /** The Mattermost bots, their states refreshed every few seconds (a bot's socket runs on one node). */
 export function MattermostBots({ onChanged }: { onChanged: () => void }) {
-  const [bots, setBots] = useState<MattermostChannel[] | null>(null);
-  const [error, setError] = useState('');
+  const { list: bots, error, load } = usePolledList<MattermostChannel>('/mattermost-channels');
   const [editing, setEditing] = useState<MattermostChannel | null>(null);
-  const load = () =>
-    api
-      .get<MattermostChannel[]>('/mattermost-channels')
-      .then((list) => {
-        setBots(list);
-        setError('');
-      })
-      .catch((e) => setError(errorText(e)));
-  // Read again at once when the channels change (one was just added), and every few seconds for the states.
-  const channels = useStore(app, (s) => s.channels);
-  useEffect(() => {
-    load();
-  }, [channels]);
-  useEffect(() => {
-    const timer = setInterval(load, STATE_REFRESH_MS);
-    return () => clearInterval(timer);
-  }, []);
   const changed = () => {
     load();
     onChanged();

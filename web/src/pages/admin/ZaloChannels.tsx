@@ -4,19 +4,15 @@
 // empty field on edit keeps the stored one, and they are never shown again. docs/zalo.md is the admin's guide.
 
 import type { ComponentChildren } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { api, errorText } from '../../api';
 import { full } from '../../format';
-import { app, loadReference, toast } from '../../state';
-import { useStore } from '../../store';
+import { loadReference, toast } from '../../state';
 import type { ZaloChannel } from '../../types';
 import { Modal } from '../../components/common';
 import { basicsFields, basicsOf, ChannelBasics } from './ChannelBasics';
 import type { Basics } from './ChannelBasics';
-import { confirmDelete, ConnectionState, controlProps, CopyField, DataTable, Field, fieldProblem, FormEnd } from './kit';
-
-/** How often the accounts' states are read while the page is open (a token refresh runs on one node). */
-const STATE_REFRESH_MS = 3000;
+import { confirmDelete, ConnectionState, controlProps, CopyField, DataTable, Field, fieldProblem, FormEnd, usePolledList } from './kit';
 
 /** Zalo's own addresses, used when the admin leaves the advanced fields empty. */
 const DEFAULT_API_BASE = 'https://openapi.zalo.me';
@@ -49,26 +45,8 @@ const fieldId = (key: string) => 'zalo-' + key.replace(/[._]/g, '-');
 
 /** The Zalo accounts, their states refreshed every few seconds. */
 export function ZaloChannels({ onChanged }: { onChanged: () => void }) {
-  const [list, setList] = useState<ZaloChannel[] | null>(null);
-  const [error, setError] = useState('');
+  const { list, error, load } = usePolledList<ZaloChannel>('/zalo-channels');
   const [editing, setEditing] = useState<ZaloChannel | null>(null);
-  const load = () =>
-    api
-      .get<ZaloChannel[]>('/zalo-channels')
-      .then((l) => {
-        setList(l);
-        setError('');
-      })
-      .catch((e) => setError(errorText(e)));
-  // Read again at once when the channels change (one was just added), and every few seconds for the states.
-  const channels = useStore(app, (s) => s.channels);
-  useEffect(() => {
-    load();
-  }, [channels]);
-  useEffect(() => {
-    const timer = setInterval(load, STATE_REFRESH_MS);
-    return () => clearInterval(timer);
-  }, []);
   const changed = () => {
     load();
     onChanged();

@@ -6,7 +6,8 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, errorText } from '../../api';
-import { toast } from '../../state';
+import { app, toast } from '../../state';
+import { useStore } from '../../store';
 
 export function useAsync(fn: () => Promise<void>, deps: unknown[]) {
   useEffect(() => {
@@ -171,4 +172,31 @@ export function FormEnd({ error, onCancel, submit = 'Save', busy }: { error: str
       </div>
     </>
   );
+}
+
+/** How often a connector list (Mattermost bots, Zalo accounts) reads its connection states again while open. */
+const STATE_REFRESH_MS = 3000;
+
+/** A list of connectors read from `path`, read again at once when the channels change (one was just added) and
+ *  every few seconds for their connection states (a connector runs on one node; its state changes there). */
+export function usePolledList<T>(path: string) {
+  const [list, setList] = useState<T[] | null>(null);
+  const [error, setError] = useState('');
+  const load = () =>
+    api
+      .get<T[]>(path)
+      .then((l) => {
+        setList(l);
+        setError('');
+      })
+      .catch((e) => setError(errorText(e)));
+  const channels = useStore(app, (s) => s.channels);
+  useEffect(() => {
+    load();
+  }, [channels]);
+  useEffect(() => {
+    const timer = setInterval(load, STATE_REFRESH_MS);
+    return () => clearInterval(timer);
+  }, []);
+  return { list, error, load };
 }
