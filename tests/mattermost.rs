@@ -663,6 +663,47 @@ async fn mm_7b_an_outbound_conversation_to_a_channel_in_thread_mode_is_a_thread(
     mm.stop().await;
 }
 
+/// MM-7b: a customer's reply in a new outbound thread joins its conversation even while the dispatcher still waits
+/// for Mattermost's answer to the root post (so it has not recorded the root yet): the root post names its
+/// conversation, and the bot's lane links the thread from it before the channel's next posts.
+#[tokio::test]
+async fn mm_7b_a_reply_in_a_new_thread_joins_it_before_the_root_posts_answer_came() {
+    let mm = FakeMattermost::start().await;
+    let alice = mm.user("alice", "Alice", "", "");
+    let support = mm.channel("support", "O");
+    let (srv, boss, bot) = desk(&mm, true, "thread").await;
+    mm.hold_post_answers(true);
+    let one = boss
+        .ok_post(
+            &format!("/api/v1/mattermost-channels/{bot}/conversations"),
+            json!({"to": {"kind": "channel", "id": support}, "content": "Maintenance tonight"}),
+            201,
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let posted = mm.wait_bot_posts(1, WAIT).await;
+    let root = posted[0]["id"].as_str().unwrap().to_owned();
+
+    // The dispatcher is still waiting for the answer to that post when the customer answers in its thread.
+    mm.post_as(&alice, &support, "thanks for the notice", &root);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while inbound(&boss, one).await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the thread reply did not join the conversation");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(inbound(&boss, one).await[0]["content"], "@alice: thanks for the notice");
+    assert_eq!(conversations(&boss, bot).await.len(), 1, "no conversation of its own for the thread");
+
+    // Answered at last: the next reply goes under the same root.
+    mm.hold_post_answers(false);
+    boss.ok_post(&format!("/api/v1/conversations/{one}/messages"), json!({"content": "Done"}), 201).await;
+    let posted = mm.wait_bot_posts(2, WAIT).await;
+    assert_eq!(posted[1]["root_id"], root.as_str());
+    srv.stop().await;
+    mm.stop().await;
+}
+
 /// MM-12: an outbound conversation's link is committed with it, so its first message is posted at once — never
 /// after a retry (the first retry comes 10 s later). Several are started at the same time.
 #[tokio::test]

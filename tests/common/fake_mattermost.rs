@@ -66,6 +66,9 @@ struct Inner {
     old_server: bool,
     /// The WebSocket is unavailable (upgrades answered 503), as while Mattermost restarts.
     down: bool,
+    /// Posts made through `POST /posts` are stored and broadcast, but not answered until released (a slow answer).
+    hold_answers: bool,
+    released: Arc<tokio::sync::Notify>,
     last_create_at: i64,
 }
 
@@ -183,7 +186,7 @@ impl FakeMattermost {
     /// a `posted` event. Returns the post's id.
     pub fn post_as(&self, user_id: &str, channel_id: &str, message: &str, root_id: &str) -> String {
         let mut g = self.lock();
-        let post = new_post(&mut g, user_id, channel_id, message, root_id, vec![]);
+        let post = new_post(&mut g, user_id, channel_id, message, root_id, vec![], json!({}));
         let id = post["id"].as_str().unwrap().to_owned();
         broadcast_posted(&mut g, &post);
         id
@@ -196,7 +199,7 @@ impl FakeMattermost {
         let info = json!({"id": file_id, "user_id": user_id, "channel_id": channel_id, "create_at": now_ms(), "name": name,
             "extension": name.rsplit('.').next().unwrap_or_default(), "size": bytes.len(), "mime_type": "text/plain"});
         g.files.insert(file_id.clone(), (info, bytes.to_vec()));
-        let post = new_post(&mut g, user_id, channel_id, message, "", vec![file_id]);
+        let post = new_post(&mut g, user_id, channel_id, message, "", vec![file_id], json!({}));
         let id = post["id"].as_str().unwrap().to_owned();
         broadcast_posted(&mut g, &post);
         id
@@ -305,6 +308,19 @@ impl FakeMattermost {
     }
 
     /// Behave like a Mattermost server older than 6.1, which has no `GET /users/{id}/channels` (404).
+    /// Hold (`true`) or release the answers of `POST /posts`: while held, a post is stored and its `posted` event
+    /// sent, but the client waits for the answer — as when Mattermost answers slowly.
+    pub fn hold_post_answers(&self, hold: bool) {
+        let released = {
+            let mut g = self.lock();
+            g.hold_answers = hold;
+            g.released.clone()
+        };
+        if !hold {
+            released.notify_waiters();
+        }
+    }
+
     pub fn old_server(&self, old: bool) {
         self.lock().old_server = old;
     }
@@ -356,11 +372,12 @@ fn new_post(
     message: &str,
     root_id: &str,
     file_ids: Vec<String>,
+    props: Value,
 ) -> Value {
     let t = now_ms().max(g.last_create_at + 1);
     g.last_create_at = t;
     let post = json!({"id": new_id(), "create_at": t, "update_at": t, "edit_at": 0, "delete_at": 0, "user_id": user_id,
-        "channel_id": channel_id, "root_id": root_id, "original_id": "", "message": message, "type": "", "props": {},
+        "channel_id": channel_id, "root_id": root_id, "original_id": "", "message": message, "type": "", "props": props,
         "hashtags": "", "pending_post_id": "", "reply_count": 0, "file_ids": file_ids, "metadata": {}});
     g.posts.push(post.clone());
     if let Some(c) = g.channels.get_mut(channel_id) {
@@ -600,8 +617,19 @@ async fn create_post(req: HttpRequest, state: Shared, body: web::Json<Value>) ->
         .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
     let message = body["message"].as_str().unwrap_or_default().to_owned();
-    let post = new_post(&mut g, &me, &channel_id, &message, &root_id, file_ids);
+    // Mattermost keeps the props a client gives (the JSON-in-JSON `post` of `posted` carries them).
+    let props = if body["props"].is_object() { body["props"].clone() } else { json!({}) };
+    let post = new_post(&mut g, &me, &channel_id, &message, &root_id, file_ids, props);
     broadcast_posted(&mut g, &post);
+    let released = g.released.clone();
+    drop(g);
+    loop {
+        let next = released.notified();
+        if !state.lock().unwrap().hold_answers {
+            break;
+        }
+        next.await;
+    }
     HttpResponse::Created().json(post)
 }
 

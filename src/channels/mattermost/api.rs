@@ -196,13 +196,6 @@ impl Client {
         self.call(Method::GET, &format!("/users/{}/channels?include_deleted=false", segment(user_id)), None).await
     }
 
-    /// `POST /posts`: a post as the bot, top-level (`root_id` empty) or in a thread.
-    pub async fn create_post(&self, channel_id: &str, message: &str, root_id: &str) -> Result<Post, MmError> {
-        let body =
-            json!({"channel_id": channel_id, "message": message, "root_id": root_id, "file_ids": [], "props": {}});
-        self.call(Method::POST, "/posts", Some(body)).await
-    }
-
     /// `GET /channels/{id}/posts?since={ms}`: the posts of a channel created (or changed) since `since`, oldest first.
     pub async fn posts_since(&self, channel_id: &str, since: i64) -> Result<Vec<Post>, MmError> {
         let list: PostList =
@@ -270,15 +263,16 @@ impl Client {
         uploaded.file_infos.into_iter().next().map(|f| f.id).ok_or_else(|| MmError::Decode("no file_infos".into()))
     }
 
-    /// `POST /posts` with files already uploaded.
-    pub async fn create_post_with_files(
+    /// `POST /posts`: a post as the bot, top-level (`root_id` empty) or in a thread, with files already uploaded.
+    pub async fn create_post(
         &self,
         channel_id: &str,
         message: &str,
         root_id: &str,
         file_ids: &[String],
+        props: Value,
     ) -> Result<Post, MmError> {
-        let body = json!({"channel_id": channel_id, "message": message, "root_id": root_id, "file_ids": file_ids, "props": {}});
+        let body = json!({"channel_id": channel_id, "message": message, "root_id": root_id, "file_ids": file_ids, "props": props});
         self.call(Method::POST, "/posts", Some(body)).await
     }
 }

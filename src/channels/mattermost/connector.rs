@@ -335,9 +335,12 @@ pub async fn deliver(
         let mime: String = a.mime_type.chars().filter(|c| !c.is_control()).collect();
         file_ids.push(api.upload(mm_channel, &a.file_name, &mime, &bytes).await?);
     }
-    let post = api.create_post_with_files(mm_channel, &text, root, &file_ids).await?;
-    // MM-7b: the first post of an outbound conversation in thread mode is its thread's root.
-    if target.place == store::mattermost::unstarted_thread(ctx.conversation.id)
+    // MM-7b: the first post of an outbound conversation in thread mode is its thread's root. It names its
+    // conversation, so the inbound lane links the thread too if its event comes before the record below.
+    let starts_thread = target.place == store::mattermost::unstarted_thread(ctx.conversation.id);
+    let props = mapping::reply_props(starts_thread.then_some(ctx.conversation.id));
+    let post = api.create_post(mm_channel, &text, root, &file_ids, props).await?;
+    if starts_thread
         && let Err(e) = store::mattermost::thread_started(store, ctx.channel.id, ctx.conversation.id, &post.id).await
     {
         // Posted all the same: posting again would be a duplicate. Later replies go top-level.

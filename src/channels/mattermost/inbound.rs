@@ -16,8 +16,10 @@
 //!   warning.
 //! - One post ([`Inbound::post`]): the rules of `mapping` decide whether and where it goes; its files are fetched
 //!   into the blob store first and committed with the message in one change (MM-10). In thread mode the bot's own
-//!   root post in a channel (an outbound conversation's first post) holds its channel's lane until the dispatcher has
-//!   linked its thread, so a quick reply in that thread is not taken for a thread nobody started (bounded wait).
+//!   root post in a channel (an outbound conversation's first post) carries its conversation's id in its props
+//!   ([`mapping::CONVERSATION_PROP`]) and links that conversation's thread here, in the channel's lane, before the
+//!   channel's next posts — so a quick reply in that thread joins it whether or not the dispatcher has recorded the
+//!   root yet (MM-7b).
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -50,10 +52,6 @@ const RATE_LIMIT_RETRIES: usize = 5;
 /// How often a post whose commit failed for a passing reason (database busy) is tried again before it is left to
 /// the next re-sync.
 const COMMIT_TRIES: u32 = 3;
-/// How long a channel's lane waits for the dispatcher to link the thread of the bot's own root post (MM-7b), and how
-/// often it looks.
-const THREAD_ROOT_WAIT: Duration = Duration::from_secs(3);
-const THREAD_ROOT_POLL: Duration = Duration::from_millis(25);
 /// A re-sync reads from this much before the stored point: events of different channels are not strictly in
 /// `create_at` order, and what is read twice is stored once.
 const RESYNC_OVERLAP_MS: i64 = 2_000;
@@ -355,39 +353,18 @@ impl Inbound {
     async fn post(&self, post: &Post, kind: ChannelType, mentions: Option<&[String]>) -> bool {
         match mapping::decide(&self.bot(), post, kind, mentions) {
             Decision::Take(place) => self.take(post, place).await,
-            Decision::Skip(Skip::OwnPost)
-                if self.settings.mode == ConversationMode::Thread
-                    && post.root_id.is_empty()
-                    && kind != ChannelType::Direct =>
-            {
-                self.await_thread_root(&post.id).await;
+            Decision::Skip(Skip::OwnPost) => {
+                if let Some(conversation_id) = mapping::started_thread(post, self.settings.mode, kind) {
+                    // Idempotent with the dispatcher's own record of it (whichever comes first).
+                    if let Err(e) =
+                        store::mattermost::thread_started(&self.store, self.channel_id, conversation_id, &post.id).await
+                    {
+                        tracing::warn!(channel_id = self.channel_id, error = %e, "cannot record a Mattermost thread root");
+                    }
+                }
                 true
             }
             Decision::Skip(_) => true,
-        }
-    }
-
-    /// MM-7b: the bot's own root post in a channel in thread mode is the first post of an outbound conversation;
-    /// the dispatcher links its thread (`root:{post}`) once Mattermost has answered it — possibly after this event
-    /// arrived, and on another node. The channel's next posts (a customer's reply in that thread among them) wait
-    /// in this lane until the link is there, for at most [`THREAD_ROOT_WAIT`].
-    async fn await_thread_root(&self, post_id: &str) {
-        let place = format!("root:{post_id}");
-        let deadline = tokio::time::Instant::now() + THREAD_ROOT_WAIT;
-        loop {
-            match store::mattermost::link(&self.store, self.channel_id, &place).await {
-                Ok(Some(_)) => return,
-                Ok(None) if tokio::time::Instant::now() < deadline => {}
-                Ok(None) => {
-                    tracing::info!(channel_id = self.channel_id, post = %post_id, "a root post of the bot is not a conversation's thread");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(channel_id = self.channel_id, error = %e, "cannot read the Mattermost link");
-                    return;
-                }
-            }
-            tokio::time::sleep(THREAD_ROOT_POLL).await;
         }
     }
 

@@ -31,6 +31,29 @@ pub struct Post {
     pub kind: String,
     #[serde(default)]
     pub file_ids: Vec<String>,
+    /// The post's properties; the bot's own posts carry [`CONVERSATION_PROP`] where they start a thread.
+    #[serde(default)]
+    pub props: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The prop the first post of a thread-mode outbound conversation carries: the conversation's id (MM-7b).
+pub const CONVERSATION_PROP: &str = "switchboard_conversation_id";
+
+/// The props of an agent reply's post: the conversation's id when the post starts that conversation's thread.
+pub fn reply_props(starts_thread_of: Option<i64>) -> serde_json::Value {
+    match starts_thread_of {
+        Some(id) => serde_json::json!({ CONVERSATION_PROP: id }),
+        None => serde_json::json!({}),
+    }
+}
+
+/// MM-7b: the conversation whose thread the bot's own `post` starts — a root post in a channel (not a DM), in thread
+/// mode, carrying [`CONVERSATION_PROP`].
+pub fn started_thread(post: &Post, mode: ConversationMode, channel_type: ChannelType) -> Option<i64> {
+    if mode != ConversationMode::Thread || channel_type == ChannelType::Direct || !post.root_id.is_empty() {
+        return None;
+    }
+    post.props.get(CONVERSATION_PROP)?.as_i64()
 }
 
 /// A Mattermost channel's type.
@@ -186,6 +209,25 @@ mod tests {
             message: text.into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn mm_7b_the_bots_own_root_post_names_the_thread_it_starts() {
+        let mut own = post("p1", "", "Hello");
+        own.props = reply_props(Some(42)).as_object().unwrap().clone();
+        assert_eq!(started_thread(&own, ConversationMode::Thread, ChannelType::Public), Some(42));
+        assert_eq!(
+            started_thread(&own, ConversationMode::Group, ChannelType::Public),
+            None,
+            "group mode has no threads"
+        );
+        assert_eq!(started_thread(&own, ConversationMode::Thread, ChannelType::Direct), None, "a DM is one place");
+        let mut reply = own.clone();
+        reply.root_id = "p0".into();
+        assert_eq!(started_thread(&reply, ConversationMode::Thread, ChannelType::Public), None, "not a root post");
+        let plain = post("p2", "", "Hello");
+        assert_eq!(started_thread(&plain, ConversationMode::Thread, ChannelType::Public), None, "no prop: no thread");
+        assert_eq!(reply_props(None), serde_json::json!({}));
     }
 
     fn key(d: Decision) -> String {

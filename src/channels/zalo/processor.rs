@@ -172,6 +172,11 @@ async fn user(ctx: &Ctx, channel_id: i64, routes: &Arc<Mutex<HashMap<String, i64
             Ok(event) => one(ctx, channel_id, routes, &e, event).await,
             Err(why) => Step::GiveUp(format!("cannot read the event: {why}")),
         };
+        // A failed last attempt (of MAX_ATTEMPTS) is giving up.
+        let step = match step {
+            Step::Later { error, counted: true, .. } if e.attempts + 1 >= MAX_ATTEMPTS => Step::GiveUp(error),
+            step => step,
+        };
         match step {
             Step::Done => done.push(e.id),
             Step::GiveUp(error) => {
@@ -180,13 +185,6 @@ async fn user(ctx: &Ctx, channel_id: i64, routes: &Arc<Mutex<HashMap<String, i64
                 flush(ctx, &mut vec![e.id], Some(error)).await;
             }
             Step::Later { error, counted, wait } => {
-                let given_up = counted && e.attempts + 1 >= MAX_ATTEMPTS;
-                if given_up {
-                    tracing::warn!(channel_id, event = e.id, %error, "Zalo event given up after {MAX_ATTEMPTS} attempts");
-                    flush(ctx, &mut done, None).await;
-                    flush(ctx, &mut vec![e.id], Some(error)).await;
-                    continue;
-                }
                 if counted {
                     tracing::info!(channel_id, event = e.id, %error, "Zalo event failed; trying again");
                 }
