@@ -858,3 +858,28 @@ async fn an_agent_without_access_to_the_oa_gets_404_on_its_conversations() {
     carol.ok_get(&format!("/api/v1/conversations/{conv}")).await;
     d.stop().await;
 }
+
+/// ZL-5 (CORE-4, CORE-5): a Zalo conversation is a chat and ends by inactivity like every chat; the ended chat stays
+/// open, so the user's next message makes it live again — one conversation, not two.
+#[tokio::test]
+async fn zl_5_a_zalo_chat_ends_by_inactivity_and_the_next_message_revives_it() {
+    let d = desk(Some(90_000)).await;
+    let (s, b) = d.boss.patch(&format!("/api/v1/zalo-channels/{}", d.id), json!({"inactivity_timeout_s": 1})).await;
+    assert_eq!(s.as_u16(), 200, "{b}");
+    let mut socket = WsClient::connect(&d.srv.base, d.boss.token.as_deref().unwrap(), None).await;
+
+    d.send(&d.zalo.text("2002", "m-idle-1", "hello?")).await;
+    let first = wait_messages(&d.boss, d.id, 1).await[0]["conversation_id"].as_i64().unwrap();
+    assert_eq!(conversations(&d.boss, d.id).await[0]["active_chat"], true, "CORE-4: a chat while it goes on");
+    let ended = socket.wait_for("conversation.ended", WAIT, |f| f["type"] == "conversation.ended").await;
+    assert_eq!(ended["conversation_id"], first);
+    assert_eq!(ended["conversation"]["active_chat"], false);
+
+    d.send(&d.zalo.text("2002", "m-idle-2", "are you there?")).await;
+    wait_messages(&d.boss, d.id, 2).await;
+    let convs = conversations(&d.boss, d.id).await;
+    assert_eq!(convs.len(), 1, "{convs:?}");
+    assert_eq!(convs[0]["active_chat"], true, "the next message makes the chat live again");
+    socket.close().await;
+    d.stop().await;
+}
