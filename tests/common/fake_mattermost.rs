@@ -596,33 +596,35 @@ async fn channel_posts(
 
 async fn create_post(req: HttpRequest, state: Shared, body: web::Json<Value>) -> HttpResponse {
     let me = authorized!(req, state);
-    let mut g = state.lock().unwrap();
-    let channel_id = body["channel_id"].as_str().unwrap_or_default().to_owned();
-    if channel_id.is_empty() {
-        return error(
-            400,
-            "api.context.invalid_body_param.app_error",
-            "Invalid or missing channel_id in request body.",
-        );
-    }
-    if !g.channels.contains_key(&channel_id) {
-        return error(403, "api.context.permissions.app_error", "You do not have the appropriate permissions.");
-    }
-    let root_id = body["root_id"].as_str().unwrap_or_default().to_owned();
-    if !root_id.is_empty() && !g.posts.iter().any(|p| p["id"] == json!(root_id)) {
-        return error(400, "api.post.create_post.root_id.app_error", "Invalid RootId parameter.");
-    }
-    let file_ids: Vec<String> = body["file_ids"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default();
-    let message = body["message"].as_str().unwrap_or_default().to_owned();
-    // Mattermost keeps the props a client gives (the JSON-in-JSON `post` of `posted` carries them).
-    let props = if body["props"].is_object() { body["props"].clone() } else { json!({}) };
-    let post = new_post(&mut g, &me, &channel_id, &message, &root_id, file_ids, props);
-    broadcast_posted(&mut g, &post);
-    let released = g.released.clone();
-    drop(g);
+    // The lock is taken in a block of its own so no guard lives across the hold below.
+    let (post, released) = {
+        let mut g = state.lock().unwrap();
+        let channel_id = body["channel_id"].as_str().unwrap_or_default().to_owned();
+        if channel_id.is_empty() {
+            return error(
+                400,
+                "api.context.invalid_body_param.app_error",
+                "Invalid or missing channel_id in request body.",
+            );
+        }
+        if !g.channels.contains_key(&channel_id) {
+            return error(403, "api.context.permissions.app_error", "You do not have the appropriate permissions.");
+        }
+        let root_id = body["root_id"].as_str().unwrap_or_default().to_owned();
+        if !root_id.is_empty() && !g.posts.iter().any(|p| p["id"] == json!(root_id)) {
+            return error(400, "api.post.create_post.root_id.app_error", "Invalid RootId parameter.");
+        }
+        let file_ids: Vec<String> = body["file_ids"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        let message = body["message"].as_str().unwrap_or_default().to_owned();
+        // Mattermost keeps the props a client gives (the JSON-in-JSON `post` of `posted` carries them).
+        let props = if body["props"].is_object() { body["props"].clone() } else { json!({}) };
+        let post = new_post(&mut g, &me, &channel_id, &message, &root_id, file_ids, props);
+        broadcast_posted(&mut g, &post);
+        (post, g.released.clone())
+    };
     loop {
         let next = released.notified();
         if !state.lock().unwrap().hold_answers {
