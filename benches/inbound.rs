@@ -25,7 +25,13 @@
 //!    on loopback), `INBOUND_MM_USERS` (100) users each writing to the bot in their DM; after a warm-up post
 //!    per user, posts go out with at most `INBOUND_CLIENTS` of them not yet seen on the sockets, for
 //!    `INBOUND_SECS`; posts/s counts until the last frame arrived, latency is post written → frame read;
-//! 5. the server is stopped and the ceiling measured on the same engine with the same client count
+//! 5. Zalo (issue #16; `INBOUND_ZALO=0` skips it): on the same server and sockets, an Official Account on the test
+//!    suite's fake Zalo (`tests/common/fake_zalo.rs`: OAuth and send API on loopback), `INBOUND_ZALO_USERS` (100)
+//!    Zalo users; after a warm-up event per user, `INBOUND_CLIENTS` closed-loop clients POST signed `user_send_text`
+//!    webhooks (`X-ZEvent-Signature`) for `INBOUND_SECS`, each sending its next event as soon as the previous one
+//!    was answered 200: events/s and the answer (ack) p50/p99 — what Zalo waits for, 2 s at most — then events/s
+//!    until the last frame reached the sockets and event written → frame read, as processing runs after the ack;
+//! 6. the server is stopped and the ceiling measured on the same engine with the same client count
 //!    and duration: PostgreSQL with `pgbench -n -c CLIENTS -j 2 -T SECS` and a custom script of one
 //!    single-row INSERT; SQLite with CLIENTS threads, one connection each, WAL and
 //!    `synchronous=NORMAL` like the server, serialised by one process-wide lock as the server's
@@ -34,6 +40,8 @@
 mod common;
 #[path = "../tests/common/fake_mattermost.rs"]
 mod fake_mattermost;
+#[path = "../tests/common/fake_zalo.rs"]
+mod fake_zalo;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -68,7 +76,39 @@ struct Cfg {
     ceiling: bool,
     mattermost: bool,
     mm_users: usize,
+    zalo: bool,
+    zalo_users: usize,
     log_dir: std::path::PathBuf,
+}
+
+/// Signed Zalo webhooks (step 5).
+#[derive(Debug, Clone, Default)]
+struct ZaloOutcome {
+    /// Events answered 200.
+    acked: usize,
+    errors: usize,
+    first_error: Option<String>,
+    /// From the first event written to the last answer.
+    ack_elapsed: Duration,
+    ack_p50: u64,
+    ack_p99: u64,
+    ack_max: u64,
+    /// From the first event written to the last frame read on a socket.
+    processed_elapsed: Duration,
+    frame_p50: u64,
+    frame_p99: u64,
+    frames: u64,
+    expected_frames: u64,
+}
+
+impl ZaloOutcome {
+    fn ack_rate(&self) -> f64 {
+        self.acked as f64 / self.ack_elapsed.as_secs_f64().max(1e-3)
+    }
+    fn processed_rate(&self) -> f64 {
+        (self.frames as f64 / (self.expected_frames.max(1) as f64) * self.acked as f64)
+            / self.processed_elapsed.as_secs_f64().max(1e-3)
+    }
 }
 
 /// Mattermost posts to agent sockets (step 4).
@@ -113,6 +153,8 @@ struct Outcome {
     ceiling_error: Option<String>,
     mm: Option<MmOutcome>,
     mm_error: Option<String>,
+    zalo: Option<ZaloOutcome>,
+    zalo_error: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +185,8 @@ async fn run(nofile: u64) -> anyhow::Result<()> {
         ceiling: env_string("INBOUND_CEILING", "1") != "0",
         mattermost: env_string("INBOUND_MATTERMOST", "1") != "0",
         mm_users: env_usize("INBOUND_MM_USERS", 100).max(1),
+        zalo: env_string("INBOUND_ZALO", "1") != "0",
+        zalo_users: env_usize("INBOUND_ZALO_USERS", 100).max(1),
         log_dir,
     };
     println!("# Switchboard inbound benchmark — {}", common::today());
@@ -276,6 +320,53 @@ async fn run(nofile: u64) -> anyhow::Result<()> {
             &rows,
         );
     }
+    if cfg.zalo {
+        println!();
+        println!(
+            "## Zalo: signed webhooks → stored, answered 200, then processed into messages on the agent sockets ({} users, {} clients in a closed loop), beside the custom channel",
+            cfg.zalo_users, cfg.clients
+        );
+        let rows: Vec<Vec<String>> = outcomes
+            .iter()
+            .map(|o| match &o.zalo {
+                Some(z) => vec![
+                    o.backend.clone(),
+                    thousands(z.ack_rate()),
+                    format!("{} in {:.1} s", thousands(z.acked as f64), z.ack_elapsed.as_secs_f64()),
+                    format!("{}/{}/{}", ms(z.ack_p50), ms(z.ack_p99), ms(z.ack_max)),
+                    match &z.first_error {
+                        Some(e) => format!("{} (first: {})", z.errors, e.chars().take(80).collect::<String>()),
+                        None => "0".into(),
+                    },
+                    thousands(z.processed_rate()),
+                    format!("{}/{}", ms(z.frame_p50), ms(z.frame_p99)),
+                    format!("{}/{}", thousands(z.frames as f64), thousands(z.expected_frames as f64)),
+                    format!("{} msg/s, p50/p99 {}/{} ms", thousands(o.rate()), ms(o.p50), ms(o.p99)),
+                ],
+                None => {
+                    let mut row =
+                        vec![o.backend.clone(), o.zalo_error.clone().unwrap_or_else(|| "not measured".into())];
+                    row.extend(std::iter::repeat_n("–".to_owned(), 6));
+                    row.push(format!("{} msg/s, p50/p99 {}/{} ms", thousands(o.rate()), ms(o.p50), ms(o.p99)));
+                    row
+                }
+            })
+            .collect();
+        common::print_table(
+            &[
+                "database",
+                "events/s (acked)",
+                "events",
+                "ack p50/p99/max ms",
+                "errors",
+                "events/s processed",
+                "event → socket p50/p99 ms",
+                "frames received/expected",
+                "custom channel inbound (answer)",
+            ],
+            &rows,
+        );
+    }
     println!();
     println!("## The same database's ceiling: single-row INSERTs, {} clients, same duration", cfg.clients);
     let rows: Vec<Vec<String>> = outcomes
@@ -359,8 +450,11 @@ async fn run_backend(cfg: &Cfg, postgres: bool) -> anyhow::Result<Outcome> {
     let channel = r.json()["id"].as_i64().context("channel id")?;
     let path = Arc::new(format!("/api/v1/custom-channels/{channel}/inbound"));
 
-    let capacity =
-        cfg.customers + cfg.max_messages + 1 + if cfg.mattermost { cfg.mm_users + cfg.max_messages } else { 0 };
+    let capacity = cfg.customers
+        + cfg.max_messages
+        + 1
+        + if cfg.mattermost { cfg.mm_users + cfg.max_messages } else { 0 }
+        + if cfg.zalo { cfg.zalo_users + cfg.max_messages } else { 0 };
     let rec = Arc::new(Recorder::new(capacity, MARKER));
     rec.begin(0, 0);
     let addrs = vec![node.addr.clone()];
@@ -429,6 +523,8 @@ async fn run_backend(cfg: &Cfg, postgres: bool) -> anyhow::Result<Outcome> {
         ceiling_error: None,
         mm: None,
         mm_error: None,
+        zalo: None,
+        zalo_error: None,
     };
     eprintln!(
         "    {} messages in {:.1} s = {} msg/s; answer p50 {} ms, p99 {} ms, max {} ms; {} errors; frames {}/{}; server {:.2} cores, generator {:.2}, postgres {:.2}",
@@ -465,6 +561,33 @@ async fn run_backend(cfg: &Cfg, postgres: bool) -> anyhow::Result<Outcome> {
             Err(e) => {
                 eprintln!("    mattermost failed: {e:#}");
                 o.mm_error = Some(format!("failed: {e}").lines().next().unwrap_or("").to_owned());
+            }
+        }
+    }
+    if cfg.zalo {
+        let first_zalo = first + load.sent + if cfg.mattermost { cfg.mm_users + cfg.max_messages } else { 0 };
+        match zalo(cfg, &node.addr, &headers, &rec, first_zalo).await {
+            Ok(z) => {
+                eprintln!(
+                    "    zalo: {} events acked in {:.1} s = {} events/s, ack p50 {} ms, p99 {} ms, max {} ms, {} errors; processed {} events/s, event → socket p50 {} ms, p99 {} ms; frames {}/{}",
+                    z.acked,
+                    z.ack_elapsed.as_secs_f64(),
+                    thousands(z.ack_rate()),
+                    ms(z.ack_p50),
+                    ms(z.ack_p99),
+                    ms(z.ack_max),
+                    z.errors,
+                    thousands(z.processed_rate()),
+                    ms(z.frame_p50),
+                    ms(z.frame_p99),
+                    z.frames,
+                    z.expected_frames
+                );
+                o.zalo = Some(z);
+            }
+            Err(e) => {
+                eprintln!("    zalo failed: {e:#}");
+                o.zalo_error = Some(format!("failed: {e}").lines().next().unwrap_or("").to_owned());
             }
         }
     }
@@ -574,6 +697,130 @@ async fn mattermost(
         expected_frames: sent as u64 * sockets,
     };
     fake.stop().await;
+    Ok(outcome)
+}
+
+/// Step 5: an Official Account on a fake Zalo, `zalo_users` users whose signed text events are POSTed to its
+/// webhook by `clients` closed-loop clients; message ids from `first` on.
+async fn zalo(cfg: &Cfg, addr: &str, headers: &str, rec: &Arc<Recorder>, first: usize) -> anyhow::Result<ZaloOutcome> {
+    if cfg.sockets == 0 {
+        bail!("needs at least one agent socket (INBOUND_SOCKETS)");
+    }
+    let sockets = cfg.sockets as u64;
+    let fake = Arc::new(fake_zalo::FakeZalo::start().await);
+    let (access_token, refresh_token) = fake.issue_tokens();
+    let mut http = HttpConn::new(addr);
+    let body = json!({"name": "Benchmark OA", "app_id": fake.app_id, "app_secret": fake.app_secret,
+                      "oa_secret_key": fake.oa_secret_key, "access_token": access_token,
+                      "refresh_token": refresh_token, "api_base_url": fake.url, "oauth_base_url": fake.url});
+    let r = http.request("POST", "/api/v1/zalo-channels", headers, body.to_string().as_bytes()).await?;
+    if r.status != 201 {
+        bail!("connecting the Official Account: {} {}", r.status, r.text());
+    }
+    let channel = r.json()["id"].as_i64().context("zalo channel id")?;
+    let path = Arc::new(format!("/api/v1/zalo-channels/{channel}/webhook"));
+    let users = cfg.zalo_users;
+    let event = {
+        let fake = fake.clone();
+        move |id: usize| {
+            let user = format!("84{:010}", id % users);
+            let body =
+                fake.text(&user, &format!("zalo-bench-{id}"), &format!("inbound-id-{id} xin chào, đơn hàng của tôi"));
+            let headers = format!("Content-Type: application/json\r\nX-ZEvent-Signature: {}\r\n", fake.sign(&body));
+            (headers, body)
+        }
+    };
+    // Warm-up: each user's first event opens their conversation (and its frame reaches every socket).
+    rec.begin(first, first + users);
+    let mut warm_errors = 0;
+    for id in first..first + users {
+        let (h, b) = event(id);
+        rec.sending(id);
+        match http.request("POST", &path, &h, b.as_bytes()).await {
+            Ok(r) if r.status == 200 => {}
+            Ok(r) => bail!("warm-up event: {} {}", r.status, r.text()),
+            Err(_) => warm_errors += 1,
+        }
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    while rec.frames.load(Relaxed) < (users - warm_errors) as u64 * sockets && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if rec.frames.load(Relaxed) < users as u64 * sockets {
+        bail!("warm-up: {} of {} frames arrived", rec.frames.load(Relaxed), users as u64 * sockets);
+    }
+    // Measured: closed-loop clients, each writing its next event as soon as the previous one was answered.
+    let start = first + users;
+    rec.begin(start, start + cfg.max_messages);
+    let next = Arc::new(AtomicUsize::new(0));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let first_error = Arc::new(Mutex::new(None::<String>));
+    let t = Instant::now();
+    let deadline = t + Duration::from_secs_f64(cfg.secs);
+    let max = cfg.max_messages;
+    let tasks: Vec<_> = (0..cfg.clients)
+        .map(|_| {
+            let (next, acked, errors, first_error, rec, path) =
+                (next.clone(), acked.clone(), errors.clone(), first_error.clone(), rec.clone(), path.clone());
+            let event = event.clone();
+            let mut conn = HttpConn::new(addr);
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    let i = next.fetch_add(1, Relaxed);
+                    if i >= max {
+                        return;
+                    }
+                    let (h, b) = event(start + i);
+                    let t0 = rec.sending(start + i);
+                    let r = conn.request("POST", &path, &h, b.as_bytes()).await;
+                    rec.answered(start + i, t0);
+                    match r {
+                        Ok(r) if r.status == 200 => {
+                            acked.fetch_add(1, Relaxed);
+                        }
+                        other => {
+                            let p = match other {
+                                Ok(r) => format!("{} {}", r.status, r.text()),
+                                Err(e) => e.to_string(),
+                            };
+                            first_error.lock().unwrap().get_or_insert(p);
+                            errors.fetch_add(1, Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        let _ = task.await;
+    }
+    let ack_elapsed = t.elapsed();
+    let acked = acked.load(Relaxed);
+    let expected = acked as u64 * sockets;
+    let drain = Instant::now();
+    while rec.frames.load(Relaxed) < expected && drain.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let last = Duration::from_nanos(rec.last_ns.load(Relaxed));
+    let processed_elapsed = last.saturating_sub(t.duration_since(rec.origin)).max(Duration::from_millis(1));
+    let outcome = ZaloOutcome {
+        acked,
+        errors: errors.load(Relaxed),
+        first_error: first_error.lock().unwrap().clone(),
+        ack_elapsed,
+        ack_p50: rec.post.quantile(0.5),
+        ack_p99: rec.post.quantile(0.99),
+        ack_max: rec.post.max(),
+        processed_elapsed,
+        frame_p50: rec.latency.quantile(0.5),
+        frame_p99: rec.latency.quantile(0.99),
+        frames: rec.frames.load(Relaxed),
+        expected_frames: expected,
+    };
+    if let Ok(fake) = Arc::try_unwrap(fake) {
+        fake.stop().await;
+    }
     Ok(outcome)
 }
 
