@@ -2,7 +2,7 @@
 // conversation, the chat queue's filter and order, the ticket list's density and its views' counts (one call), and
 // the few layout hooks the phone layout needs (media queries, a container's width, a clock that ticks).
 
-import { useEffect, useLayoutEffect, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { api, errorText } from './api';
 import { app, toast, upsertConversation } from './state';
 import { createStore } from './store';
@@ -140,17 +140,23 @@ export function useMedia(query: string): boolean {
   return on;
 }
 
-/** True while the element is narrower than `px` (its own width, wherever it sits). */
+/** True while the element is narrower than `px` (its own width, wherever it sits). The element may mount after the
+ *  first render (a spinner first): it is looked for after every render. */
 export function useNarrow(ref: { current: HTMLElement | null }, px: number): boolean {
   const [narrow, setNarrow] = useState(false);
+  const seen = useRef<{ el: HTMLElement; ro: ResizeObserver } | null>(null);
   useLayoutEffect(() => {
     const el = ref.current;
+    if (seen.current?.el === el) return;
+    seen.current?.ro.disconnect();
+    seen.current = null;
     if (!el) return;
     const ro = new ResizeObserver(() => setNarrow(el.clientWidth < px));
     ro.observe(el);
+    seen.current = { el, ro };
     setNarrow(el.clientWidth < px);
-    return () => ro.disconnect();
-  }, [ref.current, px]);
+  });
+  useEffect(() => () => seen.current?.ro.disconnect(), []);
   return narrow;
 }
 
