@@ -449,12 +449,17 @@ function TicketList({ f }: { f: Filters }) {
   const inflight = useRef(new Map<number, number>());
   const gen = useRef(0);
 
+  // The filters of the latest render: a refresh scheduled before a filter change (a live event just before a
+  // search) must fetch the list now on screen, not the one it was scheduled for.
+  const latest = useRef(f);
+  latest.current = f;
   const fetchPage = (page: number, force = false) => {
     if (!force && (cache.pages.has(page) || inflight.current.has(page))) return;
     const g = gen.current;
     inflight.current.set(page, g);
-    const get = () => api.get<Page<Conversation>>(apiQuery(f, page));
-    (takePrefetched(f, page)?.catch(get) ?? get())
+    const now = latest.current;
+    const get = () => api.get<Page<Conversation>>(apiQuery(now, page));
+    (takePrefetched(now, page)?.catch(get) ?? get())
       .then((res) => {
         if (g !== gen.current) return;
         cache.pages.set(page, res.items);
