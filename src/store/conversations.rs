@@ -798,7 +798,11 @@ pub async fn list_page(store: &Store, filter: &ConversationFilter, scope: &Chann
 
 /// How many conversations each filter selects in the scope (the counts of the dashboard's views, issue #17 item 7):
 /// the same query as [`list`]'s total, so a count and its list always agree, on one connection.
-pub async fn count_each(store: &Store, filters: Vec<ConversationFilter>, scope: &ChannelScope) -> StoreResult<Vec<i64>> {
+pub async fn count_each(
+    store: &Store,
+    filters: Vec<ConversationFilter>,
+    scope: &ChannelScope,
+) -> StoreResult<Vec<i64>> {
     let scope = scope.clone();
     store
         .run(move |store| async move {

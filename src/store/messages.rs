@@ -641,7 +641,12 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                 let (customer_at, agent_at, first_response, waiting_since) = if msg.outgoing {
                     (conv.last_customer_activity_at, Some(t), conv.first_response_at.or(Some(t)), None)
                 } else {
-                    (Some(t), conv.last_agent_activity_at, conv.first_response_at, if effect.chat == ChatChange::Revive { Some(t) } else { conv.waiting_since.or(Some(t)) })
+                    (
+                        Some(t),
+                        conv.last_agent_activity_at,
+                        conv.first_response_at,
+                        if effect.chat == ChatChange::Revive { Some(t) } else { conv.waiting_since.or(Some(t)) },
+                    )
                 };
                 let updated: Conversation = db!(
                     tx,

@@ -394,7 +394,7 @@ function TicketRow({ c, index, row, now, closed }: { c: Conversation | undefined
             {titleOf(c)}
           </span>
           <span class="customer">
-            <span class="customer-name">{c.customer_name}</span>
+            <span class="row-customer">{c.customer_name}</span>
             {c.last_message_preview && (
               <span class="row-preview" data-testid="row-preview">
                 {' — '}
