@@ -2,7 +2,8 @@
 // "end chat" asks while the customer waits), the ticket list for triage (previews, waiting time, counts per view,
 // compact rows kept, J / K from page load, a search that finds live chats), and every main screen at 1280×800 and
 // 390×844 — screenshots, no horizontal overflow at 390 px, no title broken letter by letter, the navigation as a
-// drawer on a phone (Escape closes it, focus stays inside and comes back).
+// drawer on a phone (Escape closes it, focus stays inside and comes back); the header says "Live" only while the
+// socket is up.
 
 import { eventually, shot, signedIn } from '../lib.mjs';
 
@@ -223,6 +224,15 @@ export function register(t, s, srv, { screen, rowOf, ticketRow, PASSWORD }) {
     await both(page, 'ticket-conversation', () => page.getByTestId('reply-editor').waitFor());
     await page.goto('/new');
     await both(page, 'new-conversation', () => page.getByLabel('Send from').waitFor());
+
+    // The header says "Live" only while the socket is up: the network goes away, and it says so at once (not after
+    // the socket's silence limit); back, and it is live again.
+    const conn = page.getByTestId('connection-state');
+    await eventually(async () => (await conn.getAttribute('data-state')) === 'live', { what: 'live' });
+    await A.context.setOffline(true);
+    await eventually(async () => (await conn.getAttribute('data-state')) !== 'live' && !/^\s*Live\s*$/.test(await conn.textContent()), { timeout: 3000, what: 'not "Live" while offline' });
+    await A.context.setOffline(false);
+    await eventually(async () => (await conn.getAttribute('data-state')) === 'live' && /Live/.test(await conn.textContent()), { timeout: 15_000, what: 'live again' });
     await A.context.close();
 
     const admin = await signedIn(s.browser, srv.webUrl, 'admin@example.test', PASSWORD.admin, { viewport: DESKTOP });
