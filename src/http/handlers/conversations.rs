@@ -315,8 +315,8 @@ pub struct CountsView {
 }
 
 /// Count several lists in one call (issue #17 item 7: a count on every view). Each view is counted exactly as
-/// `GET /conversations` would total it for the caller: only channels the caller may see. A request that reads
-/// nothing; POST because it carries a body.
+/// `GET /conversations` would total it for the caller: only channels the caller may see. It changes nothing; POST
+/// because it carries a body.
 #[utoipa::path(post, operation_id = "conversations_counts", path = "/api/v1/conversations/counts", tag = "conversations", request_body = CountsRequest,
     responses((status = 200, body = CountsView), (status = 400, body = crate::http::error::ErrorBody)))]
 pub async fn counts(state: State, p: Principal, body: web::Json<CountsRequest>) -> ApiResult<web::Json<CountsView>> {
