@@ -1053,6 +1053,7 @@ fn sample_request(r: &RouteDef, ids: &Ids) -> Option<Case> {
         ("POST", "/setup") => Some(json!({"email": "x@example.com", "password": "long enough pw"})),
         ("POST", "/auth/login") => Some(json!({"email": "x@example.com", "password": PASSWORD})),
         ("POST", "/conversations") => Some(json!({"channel": ids.channel, "user_custom_id": "anon", "content": "hi"})),
+        ("POST", "/conversations/counts") => Some(json!({"views": {"all": ""}})),
         ("PATCH", "/conversations/{id}") => Some(json!({"status": "closed"})),
         ("POST", "/conversations/{id}/merge") => Some(json!({"into": ids.conversation2})),
         ("POST", "/conversations/{id}/messages") => Some(json!({"content": "hi"})),

@@ -10,6 +10,8 @@ mod bad_input;
 mod cli;
 #[path = "api_flow/ops.rs"]
 mod ops;
+#[path = "api_flow/queue.rs"]
+mod queue;
 
 use common::{Api, TestServer, assert_error};
 use reqwest::StatusCode;

@@ -31,6 +31,7 @@ use super::handlers::{
         auth::login, auth::logout, auth::me, auth::setup_status, auth::setup,
         conversations::list, conversations::create, conversations::get, conversations::update, conversations::merge,
         conversations::messages, conversations::message_source, conversations::reply, conversations::note, conversations::end,
+        conversations::counts,
         customers::search, customers::get, customers::update, customers::conversations, customers::add_identity,
         customers::remove_identity, customers::merge, customers::companies,
         agents::list, agents::create, agents::get, agents::update, agents::set_channels,

@@ -34,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
                 .route("/me", web::get().to(auth::me))
                 .route("/conversations", web::get().to(conversations::list))
                 .route("/conversations", web::post().to(conversations::create))
+                .route("/conversations/counts", web::post().to(conversations::counts))
                 .route("/conversations/{id}", web::get().to(conversations::get))
                 .route("/conversations/{id}", web::patch().to(conversations::update))
                 .route("/conversations/{id}/merge", web::post().to(conversations::merge))

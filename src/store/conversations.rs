@@ -17,7 +17,7 @@ use super::events::{self, EventRow, NewEvent};
 use super::locks::{self, Subject};
 use super::models::{ChannelInstance, Conversation, Customer, Message, Status};
 use super::schema::{
-    agents, audit_log, channel_access, channel_instances, conversation_tags, conversations, counters,
+    agents, attachments, audit_log, channel_access, channel_instances, conversation_tags, conversations, counters,
     customer_identities, customers, messages, outbox, statuses, teams,
 };
 use super::{Store, StoreError, StoreResult, Tx, Violation, channels, now};
@@ -133,6 +133,8 @@ pub struct ConversationFilter {
     /// Only chats still in progress (the live chat panel, CORE-4).
     pub active_chats_only: bool,
     pub include_merged: bool,
+    /// Only conversations whose customer waits for an answer (`waiting_since` set, issue #17).
+    pub waiting: bool,
     pub sort: SortOrder,
     pub limit: i64,
     pub offset: i64,
@@ -145,6 +147,8 @@ pub enum SortOrder {
     UpdatedAsc,
     CreatedDesc,
     CreatedAsc,
+    /// The customer waiting longest first (`waiting_since` ascending), then those nobody waits on.
+    WaitingLongest,
 }
 
 /// Load tags, customer names and channel kinds for a page of conversations.
@@ -637,6 +641,7 @@ pub(crate) async fn insert(tx: &mut Tx<'_>, new: &NewConversationRow<'_>) -> Sto
                 conversations::updated_at.eq(t),
                 conversations::last_customer_activity_at.eq(is_in.then_some(t)),
                 conversations::last_agent_activity_at.eq((!is_in).then_some(t)),
+                conversations::waiting_since.eq(is_in.then_some(t)),
             ))
             .returning(Conversation::as_returning())
             .get_result(tx)
@@ -759,98 +764,249 @@ pub async fn list(
     let scope = scope.clone();
     store
         .run(move |store| async move {
-            let filter: &ConversationFilter = &filter;
-            let scope_ids = scope.ids();
-            let pattern = filter.q.as_deref().map(like_pattern);
-            let number_q: Option<i64> = filter.q.as_deref().and_then(|q| q.trim().trim_start_matches('#').parse().ok());
             let mut conn = store.read().await?;
             let tx = &mut conn.tx();
-            // The conversations the filter and scope select, unsorted and unpaged: one boxed
-            // query for the total, one for the page.
-            let (total, rows): (i64, Vec<Conversation>) = db!(tx, {
-                let filtered = || {
-                    let mut q = conversations::table.into_boxed();
-                    if let Some(ids) = &scope_ids {
-                        q = q.filter(conversations::channel_instance_id.eq_any(ids.clone()));
-                    }
-                    if !filter.include_merged {
-                        q = q.filter(conversations::merged_into_id.is_null());
-                    }
-                    if !filter.statuses.is_empty() {
-                        q = q.filter(conversations::status.eq_any(filter.statuses.clone()));
-                    }
-                    if let Some(mode) = filter.mode {
-                        q = q.filter(conversations::mode.eq(mode.as_str()));
-                    }
-                    if filter.active_chats_only {
-                        q = q.filter(conversations::mode.eq("sync")).filter(conversations::ended_at.is_null());
-                    } else if !filter.show_active_chats {
-                        q = q.filter(conversations::mode.eq("async").or(conversations::ended_at.is_not_null()));
-                    }
-                    if let Some(ch) = filter.channel_id {
-                        q = q.filter(conversations::channel_instance_id.eq(ch));
-                    }
-                    match filter.assignee {
-                        Some(AssigneeFilter::Nobody) => q = q.filter(conversations::assignee_id.is_null()),
-                        Some(AssigneeFilter::Agent(a)) => q = q.filter(conversations::assignee_id.eq(a)),
-                        None => {}
-                    }
-                    if let Some(team) = filter.team_id {
-                        q = q.filter(conversations::team_id.eq(team));
-                    }
-                    if let Some(customer) = filter.customer_id {
-                        q = q.filter(conversations::customer_id.eq(customer));
-                    }
-                    if let Some(p) = &filter.priority {
-                        q = q.filter(conversations::priority.eq(p.clone()));
-                    }
-                    if let Some(tag) = &filter.tag {
-                        q = q.filter(
-                            conversations::id.eq_any(
-                                conversation_tags::table
-                                    .filter(conversation_tags::tag.eq(tag.clone()))
-                                    .select(conversation_tags::conversation_id),
-                            ),
-                        );
-                    }
-                    if let Some(p) = &pattern {
-                        let text = lower(conversations::subject)
-                            .like(p.clone())
-                            .escape('\\')
-                            .or(conversations::id.eq_any(
-                                messages::table
-                                    .filter(lower(messages::body_text).like(p.clone()).escape('\\'))
-                                    .select(messages::conversation_id),
-                            ))
-                            .or(conversations::customer_id.eq_any(
-                                customers::table
-                                    .filter(lower(customers::name).like(p.clone()).escape('\\'))
-                                    .select(customers::id),
-                            ));
-                        q = match number_q {
-                            Some(n) => q.filter(text.or(conversations::number.eq(n))),
-                            None => q.filter(text),
-                        };
-                    }
-                    q
-                };
-                async {
-                    let total: i64 = filtered().count().get_result(tx).await?;
-                    let q = filtered().select(Conversation::as_select());
-                    let q = match filter.sort {
-                        SortOrder::UpdatedDesc => q.order((conversations::updated_at.desc(), conversations::id.desc())),
-                        SortOrder::UpdatedAsc => q.order((conversations::updated_at.asc(), conversations::id.asc())),
-                        SortOrder::CreatedDesc => q.order((conversations::created_at.desc(), conversations::id.desc())),
-                        SortOrder::CreatedAsc => q.order((conversations::created_at.asc(), conversations::id.asc())),
-                    };
-                    let rows: Vec<Conversation> = q.limit(filter.limit).offset(filter.offset).load(tx).await?;
-                    Ok::<_, diesel::result::Error>((total, rows))
-                }
-                .await
-            })?;
+            let (total, rows) = select(tx, &filter, &scope.ids(), true).await?;
             Ok((decorate(tx, rows).await?, total))
         })
         .await
+}
+
+/// A page of the list (issue #17 item 7): [`list`], and each conversation's last message preview.
+pub struct ListPage {
+    pub rows: Vec<ConversationRow>,
+    pub total: i64,
+    /// Conversation id → the plain text of its newest customer message or reply, cut (see [`previews`]).
+    pub previews: BTreeMap<i64, String>,
+}
+
+/// [`list`] with the last message preview of each conversation on the page, read in the same connection.
+pub async fn list_page(store: &Store, filter: &ConversationFilter, scope: &ChannelScope) -> StoreResult<ListPage> {
+    let filter = filter.clone();
+    let scope = scope.clone();
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            let tx = &mut conn.tx();
+            let (total, rows) = select(tx, &filter, &scope.ids(), true).await?;
+            let ids: Vec<i64> = rows.iter().map(|c| c.id).collect();
+            let previews = previews(tx, &ids).await?;
+            Ok(ListPage { rows: decorate(tx, rows).await?, total, previews })
+        })
+        .await
+}
+
+/// How many conversations each filter selects in the scope (the counts of the dashboard's views, issue #17 item 7):
+/// the same query as [`list`]'s total, so a count and its list always agree, on one connection.
+pub async fn count_each(
+    store: &Store,
+    filters: Vec<ConversationFilter>,
+    scope: &ChannelScope,
+) -> StoreResult<Vec<i64>> {
+    let scope = scope.clone();
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            let tx = &mut conn.tx();
+            let ids = scope.ids();
+            let mut out = Vec::with_capacity(filters.len());
+            for f in &filters {
+                out.push(select(tx, f, &ids, false).await?.0);
+            }
+            Ok(out)
+        })
+        .await
+}
+
+/// Longest preview, in characters, before it is cut with an ellipsis.
+const PREVIEW_CHARS: usize = 140;
+
+diesel::define_sql_function!(fn substr(x: diesel::sql_types::Text, start: diesel::sql_types::Integer, len: diesel::sql_types::Integer) -> diesel::sql_types::Text);
+
+/// The last message preview of each conversation: the plain text of its newest customer message or reply, with
+/// runs of white space made one space and cut at [`PREVIEW_CHARS`]; a message with no text but files says so.
+/// Internal notes are never the preview (decided for issue #17: a list row speaks of the exchange with the
+/// customer; notes stay in the timeline).
+async fn previews(tx: &mut Tx<'_>, ids: &[i64]) -> StoreResult<BTreeMap<i64, String>> {
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let newest: Vec<(i64, Option<i64>)> = db!(
+        tx,
+        messages::table
+            .filter(messages::conversation_id.eq_any(ids))
+            .filter(messages::direction.ne(Direction::Note.as_str()))
+            .group_by(messages::conversation_id)
+            .select((messages::conversation_id, diesel::dsl::max(messages::seq)))
+            .load(tx)
+            .await
+    )?;
+    let newest: BTreeMap<i64, i64> = newest.into_iter().filter_map(|(c, s)| Some((c, s?))).collect();
+    let seqs: Vec<i64> = newest.values().copied().collect();
+    // Text is read cut (a mail body can be long); a few more characters than shown, for the white space.
+    let texts: Vec<(i64, i64, i64, String)> = db!(
+        tx,
+        messages::table
+            .filter(messages::conversation_id.eq_any(ids))
+            .filter(messages::seq.eq_any(&seqs))
+            .select((messages::id, messages::conversation_id, messages::seq, substr(messages::body_text, 1, 400)))
+            .load(tx)
+            .await
+    )?;
+    let texts: Vec<(i64, i64, String)> =
+        texts.into_iter().filter(|(_, c, s, _)| newest.get(c) == Some(s)).map(|(id, c, _, t)| (id, c, t)).collect();
+    let bare: Vec<i64> = texts.iter().filter(|(_, _, t)| t.trim().is_empty()).map(|(id, _, _)| *id).collect();
+    let with_files: Vec<Option<i64>> = if bare.is_empty() {
+        Vec::new()
+    } else {
+        db!(
+            tx,
+            attachments::table
+                .filter(attachments::message_id.eq_any(&bare))
+                .select(attachments::message_id)
+                .distinct()
+                .load(tx)
+                .await
+        )?
+    };
+    Ok(texts
+        .into_iter()
+        .filter_map(|(id, c, t)| {
+            let text = preview_text(&t);
+            if !text.is_empty() {
+                Some((c, text))
+            } else if with_files.contains(&Some(id)) {
+                Some((c, "📎 Attachment".to_owned()))
+            } else {
+                None
+            }
+        })
+        .collect())
+}
+
+/// White space made single spaces, cut at [`PREVIEW_CHARS`] characters with an ellipsis.
+fn preview_text(raw: &str) -> String {
+    let mut out = String::new();
+    for (i, word) in raw.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    if out.chars().count() > PREVIEW_CHARS {
+        let cut: String = out.chars().take(PREVIEW_CHARS).collect();
+        format!("{}…", cut.trim_end())
+    } else {
+        out
+    }
+}
+
+/// The conversations `filter` selects in the scope (`None`: every channel): their number, and the page of them
+/// in the filter's order when `rows` is asked for.
+async fn select(
+    tx: &mut Tx<'_>,
+    filter: &ConversationFilter,
+    scope_ids: &Option<Vec<i64>>,
+    rows: bool,
+) -> StoreResult<(i64, Vec<Conversation>)> {
+    let pattern = filter.q.as_deref().map(like_pattern);
+    let number_q: Option<i64> = filter.q.as_deref().and_then(|q| q.trim().trim_start_matches('#').parse().ok());
+    // The conversations the filter and scope select, unsorted and unpaged: one boxed
+    // query for the total, one for the page.
+    Ok(db!(tx, {
+        let filtered = || {
+            let mut q = conversations::table.into_boxed();
+            if let Some(ids) = &scope_ids {
+                q = q.filter(conversations::channel_instance_id.eq_any(ids.clone()));
+            }
+            if !filter.include_merged {
+                q = q.filter(conversations::merged_into_id.is_null());
+            }
+            if !filter.statuses.is_empty() {
+                q = q.filter(conversations::status.eq_any(filter.statuses.clone()));
+            }
+            if let Some(mode) = filter.mode {
+                q = q.filter(conversations::mode.eq(mode.as_str()));
+            }
+            if filter.waiting {
+                q = q.filter(conversations::waiting_since.is_not_null());
+            }
+            if filter.active_chats_only {
+                q = q.filter(conversations::mode.eq("sync")).filter(conversations::ended_at.is_null());
+            } else if !filter.show_active_chats {
+                q = q.filter(conversations::mode.eq("async").or(conversations::ended_at.is_not_null()));
+            }
+            if let Some(ch) = filter.channel_id {
+                q = q.filter(conversations::channel_instance_id.eq(ch));
+            }
+            match filter.assignee {
+                Some(AssigneeFilter::Nobody) => q = q.filter(conversations::assignee_id.is_null()),
+                Some(AssigneeFilter::Agent(a)) => q = q.filter(conversations::assignee_id.eq(a)),
+                None => {}
+            }
+            if let Some(team) = filter.team_id {
+                q = q.filter(conversations::team_id.eq(team));
+            }
+            if let Some(customer) = filter.customer_id {
+                q = q.filter(conversations::customer_id.eq(customer));
+            }
+            if let Some(p) = &filter.priority {
+                q = q.filter(conversations::priority.eq(p.clone()));
+            }
+            if let Some(tag) = &filter.tag {
+                q = q.filter(
+                    conversations::id.eq_any(
+                        conversation_tags::table
+                            .filter(conversation_tags::tag.eq(tag.clone()))
+                            .select(conversation_tags::conversation_id),
+                    ),
+                );
+            }
+            if let Some(p) = &pattern {
+                let text = lower(conversations::subject)
+                    .like(p.clone())
+                    .escape('\\')
+                    .or(conversations::id.eq_any(
+                        messages::table
+                            .filter(lower(messages::body_text).like(p.clone()).escape('\\'))
+                            .select(messages::conversation_id),
+                    ))
+                    .or(conversations::customer_id.eq_any(
+                        customers::table
+                            .filter(lower(customers::name).like(p.clone()).escape('\\'))
+                            .select(customers::id),
+                    ));
+                q = match number_q {
+                    Some(n) => q.filter(text.or(conversations::number.eq(n))),
+                    None => q.filter(text),
+                };
+            }
+            q
+        };
+        async {
+            let total: i64 = filtered().count().get_result(tx).await?;
+            if !rows {
+                return Ok::<_, diesel::result::Error>((total, Vec::new()));
+            }
+            let q = filtered().select(Conversation::as_select());
+            let q = match filter.sort {
+                SortOrder::UpdatedDesc => q.order((conversations::updated_at.desc(), conversations::id.desc())),
+                SortOrder::UpdatedAsc => q.order((conversations::updated_at.asc(), conversations::id.asc())),
+                SortOrder::CreatedDesc => q.order((conversations::created_at.desc(), conversations::id.desc())),
+                SortOrder::CreatedAsc => q.order((conversations::created_at.asc(), conversations::id.asc())),
+                // Longest waiting first; those nobody waits on after them (false sorts before true).
+                SortOrder::WaitingLongest => q.order((
+                    conversations::waiting_since.is_null(),
+                    conversations::waiting_since.asc(),
+                    conversations::updated_at.desc(),
+                    conversations::id.desc(),
+                )),
+            };
+            let rows: Vec<Conversation> = q.limit(filter.limit).offset(filter.offset).load(tx).await?;
+            Ok((total, rows))
+        }
+        .await
+    })?)
 }
 
 /// Create a conversation with its first message in one transaction: resolve (or create) the

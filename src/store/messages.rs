@@ -166,10 +166,11 @@ pub async fn append_reply(
                 } else {
                     before.inactivity_deadline
                 };
-                let (first_response, last_agent) = if reply.note {
-                    (before.first_response_at, before.last_agent_activity_at)
+                // A reply answers the customer (they wait no more); a note does not.
+                let (first_response, last_agent, waiting_since) = if reply.note {
+                    (before.first_response_at, before.last_agent_activity_at, before.waiting_since)
                 } else {
-                    (before.first_response_at.or(Some(t)), Some(t))
+                    (before.first_response_at.or(Some(t)), Some(t), None)
                 };
                 let seq: i64 = db!(
                     tx,
@@ -179,6 +180,7 @@ pub async fn append_reply(
                             conversations::updated_at.eq(t),
                             conversations::first_response_at.eq(first_response),
                             conversations::last_agent_activity_at.eq(last_agent),
+                            conversations::waiting_since.eq(waiting_since),
                             conversations::inactivity_deadline.eq(deadline),
                         ))
                         .returning(conversations::last_seq)
@@ -635,10 +637,16 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                     StatusChange::Set(base) => base.as_str().to_owned(),
                 };
                 // A message of the business (outgoing) is the agents' activity, and a first response.
-                let (customer_at, agent_at, first_response) = if msg.outgoing {
-                    (conv.last_customer_activity_at, Some(t), conv.first_response_at.or(Some(t)))
+                // The customer waits from their first message no reply has followed (issue #17).
+                let (customer_at, agent_at, first_response, waiting_since) = if msg.outgoing {
+                    (conv.last_customer_activity_at, Some(t), conv.first_response_at.or(Some(t)), None)
                 } else {
-                    (Some(t), conv.last_agent_activity_at, conv.first_response_at)
+                    (
+                        Some(t),
+                        conv.last_agent_activity_at,
+                        conv.first_response_at,
+                        if effect.chat == ChatChange::Revive { Some(t) } else { conv.waiting_since.or(Some(t)) },
+                    )
                 };
                 let updated: Conversation = db!(
                     tx,
@@ -648,6 +656,7 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                             conversations::updated_at.eq(t),
                             conversations::last_customer_activity_at.eq(customer_at),
                             conversations::last_agent_activity_at.eq(agent_at),
+                            conversations::waiting_since.eq(waiting_since),
                             conversations::first_response_at.eq(first_response),
                             conversations::inactivity_deadline.eq(deadline),
                             conversations::ended_at.eq(ended_at),

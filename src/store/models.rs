@@ -176,6 +176,8 @@ pub struct Conversation {
     pub last_agent_activity_at: Option<NaiveDateTime>,
     pub ended_at: Option<NaiveDateTime>,
     pub closed_at: Option<NaiveDateTime>,
+    /// The first customer message no agent reply has followed yet (issue #17): the customer waits since then.
+    pub waiting_since: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

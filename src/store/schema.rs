@@ -157,6 +157,7 @@ diesel::table! {
         last_agent_activity_at -> Nullable<Timestamp>,
         ended_at -> Nullable<Timestamp>,
         closed_at -> Nullable<Timestamp>,
+        waiting_since -> Nullable<Timestamp>,
     }
 }
 

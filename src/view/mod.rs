@@ -57,6 +57,15 @@ pub struct ConversationView {
     pub last_agent_activity_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// Since when the customer waits for an answer: the time of their first message that no reply (an outgoing
+    /// message; internal notes do not count) has followed; `null` when the last word was the business's. Kept in
+    /// the transaction of every message, so socket events carry it as current as the REST API (issue #17).
+    pub waiting_since: Option<DateTime<Utc>>,
+    /// List responses only (`GET /conversations`): the plain text of the newest customer message or reply (never
+    /// an internal note), white space collapsed, cut at 140 characters with `…`; `📎 Attachment` for files
+    /// without text. Absent elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_message_preview: Option<String>,
 }
 
 impl From<ConversationRow> for ConversationView {
@@ -88,6 +97,8 @@ impl From<ConversationRow> for ConversationView {
             last_agent_activity_at: ts_opt(c.last_agent_activity_at),
             ended_at: ts_opt(c.ended_at),
             closed_at: ts_opt(c.closed_at),
+            waiting_since: ts_opt(c.waiting_since),
+            last_message_preview: None,
         }
     }
 }

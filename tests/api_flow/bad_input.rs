@@ -364,6 +364,21 @@ fn json_routes(d: &Desk) -> Vec<JsonRoute> {
         ),
         r(
             Method::POST,
+            "/conversations/counts",
+            "/api/v1/conversations/counts".into(),
+            json!({"views": {"open": "status=open", "mine": "assignee=me"}}),
+            vec![
+                json!({"views": ["status=open"]}),
+                json!({"views": {"open": 5}}),
+                json!({"views": "status=open"}),
+                json!({"views": {"bad": "assignee=nobody-at-all"}}),
+                json!({"views": {"bad": "sort=sideways"}}),
+            ],
+            Some(json!({})),
+            true,
+        ),
+        r(
+            Method::POST,
             "/conversations",
             "/api/v1/conversations".into(),
             json!({"channel": shop, "user_custom_id": "new-1", "content": "hello"}),

@@ -45,6 +45,8 @@ export class Live {
 
   constructor(private h: LiveHandlers) {
     window.addEventListener('online', () => this.retryNow());
+    // The browser knows the network is gone before the socket does: say so at once (issue #17 item 11).
+    window.addEventListener('offline', () => this.lost());
     document.addEventListener('visibilitychange', () => {
       if (document.visibilityState === 'visible') this.retryNow();
     });
@@ -188,6 +190,15 @@ export class Live {
       window.clearTimeout(this.retryTimer);
       this.open();
     }
+  }
+
+  /** The connection is gone (the network went away): reconnect instead of showing "Live" on a dead socket. */
+  private lost() {
+    const ws = this.ws;
+    if (!this.running || !ws) return;
+    this.ws = null;
+    ws.close();
+    this.dropped();
   }
 
   private heartbeat() {

@@ -207,6 +207,10 @@ export interface Conversation {
   last_agent_activity_at: string | null;
   ended_at: string | null;
   closed_at: string | null;
+  /** Since when the customer waits for an answer (their first message no reply followed), or null (issue #17). */
+  waiting_since: string | null;
+  /** List responses only: the newest customer message or reply as plain text, cut (never an internal note). */
+  last_message_preview?: string;
 }
 
 export interface Page<T> {

@@ -3,7 +3,7 @@
 //! merge, read messages by seq range, reply, and add internal notes.
 
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
@@ -52,7 +52,10 @@ pub struct ConversationQuery {
     pub active: Option<bool>,
     /// Include conversations merged into others.
     pub include_merged: Option<bool>,
-    /// `updated_desc` (default), `updated_asc`, `created_desc`, `created_asc`.
+    /// Only conversations whose customer waits for an answer (`waiting_since` set).
+    pub waiting: Option<bool>,
+    /// `updated_desc` (default), `updated_asc`, `created_desc`, `created_asc`, or `waiting_longest` (the customer
+    /// waiting longest first, then those nobody waits on).
     pub sort: Option<String>,
     /// 1-based page number.
     pub page: Option<i64>,
@@ -200,7 +203,8 @@ fn source_of(p: &Principal) -> Source {
 }
 
 /// Conversations the caller may see, filtered and paged. Without `show_active_chats=true` chats
-/// still in progress are left out (they are in the chat panel: `active=true`).
+/// still in progress are left out (they are in the chat panel: `active=true`). Each item carries its
+/// `last_message_preview` (issue #17).
 #[utoipa::path(get, operation_id = "conversations_list", path = "/api/v1/conversations", tag = "conversations", params(ConversationQuery),
     responses((status = 200, body = ConversationPage), (status = 400, body = crate::http::error::ErrorBody)))]
 pub async fn list(
@@ -208,7 +212,25 @@ pub async fn list(
     p: Principal,
     q: web::Query<ConversationQuery>,
 ) -> ApiResult<web::Json<ConversationPage>> {
-    let q = q.into_inner();
+    let (filter, page, per_page) = filter_of(q.into_inner(), &p)?;
+    let mut listed = store::conversations::list_page(&state.store, &filter, &p.scope).await?;
+    Ok(web::Json(ConversationPage {
+        items: listed
+            .rows
+            .into_iter()
+            .map(|row| {
+                let id = row.conversation.id;
+                ConversationView { last_message_preview: listed.previews.remove(&id), ..row.into() }
+            })
+            .collect(),
+        total: listed.total,
+        page,
+        per_page,
+    }))
+}
+
+/// The filter a list query asks for, with its page and page size.
+fn filter_of(q: ConversationQuery, p: &Principal) -> ApiResult<(ConversationFilter, i64, i64)> {
     let (page, per_page, offset) = paging(q.page, q.per_page, 25)?;
     let statuses: Vec<String> = q
         .status
@@ -236,8 +258,12 @@ pub async fn list(
         "updated_asc" => SortOrder::UpdatedAsc,
         "created_desc" => SortOrder::CreatedDesc,
         "created_asc" => SortOrder::CreatedAsc,
+        "waiting_longest" => SortOrder::WaitingLongest,
         _ => {
-            return Err(ApiError::field("sort", "must be updated_desc, updated_asc, created_desc or created_asc"));
+            return Err(ApiError::field(
+                "sort",
+                "must be updated_desc, updated_asc, created_desc, created_asc or waiting_longest",
+            ));
         }
     };
     if let (Some(a), Some(b)) = (q.customer, q.user_id)
@@ -262,17 +288,53 @@ pub async fn list(
         show_active_chats: q.show_active_chats.unwrap_or(false),
         active_chats_only: q.active.unwrap_or(false),
         include_merged: q.include_merged.unwrap_or(false),
+        waiting: q.waiting.unwrap_or(false),
         sort,
         limit: per_page,
         offset,
     };
-    let (rows, total) = store::conversations::list(&state.store, &filter, &p.scope).await?;
-    Ok(web::Json(ConversationPage {
-        items: rows.into_iter().map(ConversationView::from).collect(),
-        total,
-        page,
-        per_page,
-    }))
+    Ok((filter, page, per_page))
+}
+
+/// Most views one counts request may name.
+const MAX_VIEWS: usize = 50;
+
+/// Views to count: a name of the caller's choice → the query string of a `GET /conversations` (e.g.
+/// `status=open&assignee=me`; `page` and `per_page` are ignored).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CountsRequest {
+    #[schema(example = json!({"open": "status=open", "mine": "assignee=me", "waiting": "waiting=true"}))]
+    pub views: std::collections::BTreeMap<String, String>,
+}
+
+/// How many conversations each view selects.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountsView {
+    pub counts: std::collections::BTreeMap<String, i64>,
+}
+
+/// Count several lists in one call (issue #17 item 7: a count on every view). Each view is counted exactly as
+/// `GET /conversations` would total it for the caller: only channels the caller may see. It changes nothing; POST
+/// because it carries a body.
+#[utoipa::path(post, operation_id = "conversations_counts", path = "/api/v1/conversations/counts", tag = "conversations", request_body = CountsRequest,
+    responses((status = 200, body = CountsView), (status = 400, body = crate::http::error::ErrorBody)))]
+pub async fn counts(state: State, p: Principal, body: web::Json<CountsRequest>) -> ApiResult<web::Json<CountsView>> {
+    let views = body.into_inner().views;
+    if views.len() > MAX_VIEWS {
+        return Err(ApiError::field("views", format!("at most {MAX_VIEWS} views")));
+    }
+    let mut names = Vec::with_capacity(views.len());
+    let mut filters = Vec::with_capacity(views.len());
+    for (name, query) in views {
+        let q = web::Query::<ConversationQuery>::from_query(query.trim_start_matches('?'))
+            .map_err(|e| ApiError::field("views", format!("{name}: {e}")))?;
+        let (filter, _, _) = filter_of(q.into_inner(), &p)?;
+        names.push(name);
+        filters.push(filter);
+    }
+    let counts = store::conversations::count_each(&state.store, filters, &p.scope).await?;
+    Ok(web::Json(CountsView { counts: names.into_iter().zip(counts).collect() }))
 }
 
 #[utoipa::path(get, operation_id = "conversations_get", path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = i64, Path)),

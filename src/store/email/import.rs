@@ -290,6 +290,12 @@ async fn append(tx: &mut Tx<'_>, join: Joining<'_>, body: Body<'_>) -> StoreResu
     };
     let customer_at = if direction == Direction::In { Some(t) } else { conv.last_customer_activity_at };
     let agent_at = if direction == Direction::Out { Some(t) } else { conv.last_agent_activity_at };
+    // The customer waits from their first mail no reply has followed (issue #17).
+    let waiting_since = match direction {
+        Direction::In => conv.waiting_since.or(Some(t)),
+        Direction::Out => None,
+        Direction::Note => conv.waiting_since,
+    };
     let first_response_at =
         if direction == Direction::Out { conv.first_response_at.or(Some(t)) } else { conv.first_response_at };
     let updated: Conversation = db!(
@@ -302,6 +308,7 @@ async fn append(tx: &mut Tx<'_>, join: Joining<'_>, body: Body<'_>) -> StoreResu
                 conversations::closed_at.eq(closed_at),
                 conversations::last_customer_activity_at.eq(customer_at),
                 conversations::last_agent_activity_at.eq(agent_at),
+                conversations::waiting_since.eq(waiting_since),
                 conversations::first_response_at.eq(first_response_at),
             ))
             .returning(Conversation::as_returning())

@@ -4,13 +4,15 @@
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, errorText, qs } from '../api';
-import { KIND_LABEL, titleOf } from '../format';
+import { clock, KIND_LABEL, titleOf } from '../format';
+import { TABLET, useMedia, useNarrow } from '../queue';
 import { navigate } from '../router';
 import { agentName, app, channelOf, loadThread, openConversation, setViewing, toast, upsertConversation } from '../state';
 import { useStore } from '../store';
 import type { Conversation, Message, Page } from '../types';
 import { ChannelBadge, Collision, Empty, Link, Modal, PriorityBadge, Spinner, StatusPill } from './common';
 import { IconChevronDown, IconChevronUp, IconMerge, IconStop } from './icons';
+import { IconDots, IconInfo } from './queueIcons';
 import { ReplyEditor, type EditorApi } from './ReplyEditor';
 import { Sidebar } from './Sidebar';
 import { Timeline } from './Timeline';
@@ -87,9 +89,14 @@ function MergeDialog({ conv, onClose }: { conv: Conversation; onClose: () => voi
   );
 }
 
-function EndChatButton({ conv }: { conv: Conversation }) {
+/** Ending a chat (CORE-5). When the customer waits for an answer, the agent is asked first, with how many of
+ *  their messages nobody answered (issue #17 item 6). */
+function useEndChat(conv: Conversation) {
   const [busy, setBusy] = useState(false);
+  const [asking, setAsking] = useState(false);
+  const thread = useStore(app, (s) => s.threads[conv.id]);
   const end = async () => {
+    setAsking(false);
     setBusy(true);
     try {
       const c = await api.post<Conversation>(`/conversations/${conv.id}/end`, {});
@@ -102,10 +109,99 @@ function EndChatButton({ conv }: { conv: Conversation }) {
       setBusy(false);
     }
   };
+  const start = () => (conv.waiting_since ? setAsking(true) : end());
+  const items = thread?.items ?? [];
+  let lastOut = -1;
+  items.forEach((m, i) => m.direction === 'out' && (lastOut = i));
+  const unanswered = items.slice(lastOut + 1).filter((m) => m.direction === 'in').length;
+  const dialog = asking ? (
+    <Modal title="End this chat?" onClose={() => setAsking(false)}>
+      <p data-testid="end-chat-warning">
+        {conv.customer_name} is waiting for an answer
+        {unanswered > 0 ? (unanswered === 1 ? ' to 1 message' : ` to ${unanswered} messages`) : ''} (since {clock(conv.waiting_since!)}).
+        Ending the chat moves it to the ticket list unanswered.
+      </p>
+      <div class="modal-actions">
+        <button type="button" class="btn" onClick={() => setAsking(false)} autoFocus>
+          Keep the chat
+        </button>
+        <button type="button" class="btn danger" onClick={end} data-testid="end-chat-confirm">
+          End chat anyway
+        </button>
+      </div>
+    </Modal>
+  ) : null;
+  return { busy, start, dialog };
+}
+
+/** The header's actions in one menu, for a narrow header (issue #17 item 6: the header never wraps them). */
+function ActionsMenu({ items }: { items: { label: string; onSelect: () => void; disabled?: boolean; testid?: string }[] }) {
+  const [open, setOpen] = useState(false);
+  const button = useRef<HTMLButtonElement>(null);
+  const menu = useRef<HTMLDivElement>(null);
+  const close = (refocus: boolean) => {
+    setOpen(false);
+    if (refocus) button.current?.focus();
+  };
+  useEffect(() => {
+    if (!open) return;
+    (menu.current?.querySelector('[role="menuitem"]:not([disabled])') as HTMLElement | null)?.focus();
+    const onDown = (e: MouseEvent) => {
+      if (!(e.target as HTMLElement).closest('.actions-menu')) close(false);
+    };
+    document.addEventListener('mousedown', onDown);
+    return () => document.removeEventListener('mousedown', onDown);
+  }, [open]);
+  const onKey = (e: KeyboardEvent) => {
+    const all = Array.from(menu.current?.querySelectorAll<HTMLElement>('[role="menuitem"]:not([disabled])') ?? []);
+    const i = all.indexOf(document.activeElement as HTMLElement);
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      e.stopPropagation();
+      close(true);
+    } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      all[(i + (e.key === 'ArrowDown' ? 1 : all.length - 1)) % all.length]?.focus();
+    } else if (e.key === 'Tab') {
+      close(false);
+    }
+  };
   return (
-    <button type="button" class="btn danger-outline" onClick={end} disabled={busy} data-testid="end-chat">
-      <IconStop size={14} /> {busy ? 'Ending…' : 'End chat'}
-    </button>
+    <div class="actions-menu" onKeyDown={onKey as any}>
+      <button
+        ref={button}
+        type="button"
+        class="icon-btn"
+        aria-haspopup="menu"
+        aria-expanded={open}
+        aria-label="More actions"
+        title="More actions"
+        onClick={() => setOpen(!open)}
+        data-testid="conversation-actions"
+      >
+        <IconDots />
+      </button>
+      {open && (
+        <div class="menu" role="menu" aria-label="Conversation actions" ref={menu}>
+          {items.map((it) => (
+            <button
+              key={it.label}
+              type="button"
+              role="menuitem"
+              class="menu-item"
+              disabled={it.disabled}
+              data-testid={it.testid}
+              onClick={() => {
+                close(true);
+                it.onSelect();
+              }}
+            >
+              {it.label}
+            </button>
+          ))}
+        </div>
+      )}
+    </div>
   );
 }
 
@@ -120,6 +216,13 @@ export function ConversationView({ id, siblings, base }: { id: number; siblings:
   const editorApi = useRef<EditorApi | null>(null);
   const dragDepth = useRef(0);
   const title = useRef<HTMLHeadingElement>(null);
+  const head = useRef<HTMLElement>(null);
+  // Below 560 px of header the actions fold into one menu, so they never wrap (issue #17 item 6).
+  const narrow = useNarrow(head, 560);
+  // Below 1024 px the conversation's details are a panel over it, opened from the header.
+  const tablet = useMedia(TABLET);
+  const [details, setDetails] = useState(false);
+  const detailsButton = useRef<HTMLButtonElement>(null);
   const loaded = !!conv;
 
   // Keyboard users land on the conversation when the link they pressed has gone away.
@@ -130,6 +233,7 @@ export function ConversationView({ id, siblings, base }: { id: number; siblings:
 
   useEffect(() => {
     setMissing(false);
+    setDetails(false);
     setQuote(null);
     setViewing(id);
     openConversation(id)
@@ -171,6 +275,20 @@ export function ConversationView({ id, siblings, base }: { id: number; siblings:
     return () => window.removeEventListener('keydown', onKey);
   }, [id]);
 
+  const ending = useEndChat(conv ?? ({ id, waiting_since: null } as Conversation));
+  useEffect(() => {
+    if (!details) return;
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape' && !(e.target as HTMLElement).closest('dialog')) {
+        setDetails(false);
+        detailsButton.current?.focus();
+      }
+    };
+    window.addEventListener('keydown', onKey);
+    (document.querySelector('.conversation-wrap .sidebar') as HTMLElement | null)?.focus();
+    return () => window.removeEventListener('keydown', onKey);
+  }, [details]);
+
   if (missing) {
     return (
       <div class="conversation">
@@ -207,7 +325,7 @@ export function ConversationView({ id, siblings, base }: { id: number; siblings:
   };
 
   return (
-    <div class="conversation-wrap">
+    <div class={'conversation-wrap' + (tablet ? ' details-drawer' : '') + (details ? ' details-open' : '')}>
       <div
         class="conversation"
         data-testid="conversation"
@@ -217,11 +335,47 @@ export function ConversationView({ id, siblings, base }: { id: number; siblings:
         onDragOver={(e) => e.preventDefault()}
         onDrop={onDrop as any}
       >
-        <header class="conv-head">
+        <header class="conv-head" ref={head}>
           <div class="conv-title-row">
             <h1 class="conv-title" ref={title} tabIndex={-1}>
               <span class="num">#{conv.number}</span> {titleOf(conv)}
             </h1>
+            <div class="conv-actions">
+              {narrow ? (
+                <ActionsMenu
+                  items={[
+                    ...(conv.active_chat ? [{ label: ending.busy ? 'Ending…' : 'End chat', onSelect: ending.start, disabled: ending.busy, testid: 'end-chat-menu' }] : []),
+                    { label: 'Merge', onSelect: () => setMerging(true), disabled: !!conv.merged_into_id },
+                  ]}
+                />
+              ) : (
+                <>
+                  {conv.active_chat && (
+                    <button type="button" class="btn danger-outline" onClick={ending.start} disabled={ending.busy} data-testid="end-chat">
+                      <IconStop size={14} /> {ending.busy ? 'Ending…' : 'End chat'}
+                    </button>
+                  )}
+                  <button type="button" class="btn" onClick={() => setMerging(true)} disabled={!!conv.merged_into_id}>
+                    <IconMerge size={14} /> Merge
+                  </button>
+                </>
+              )}
+              {tablet && (
+                <button
+                  type="button"
+                  class="icon-btn"
+                  ref={detailsButton}
+                  aria-expanded={details}
+                  aria-controls="conversation-details"
+                  aria-label="Conversation details"
+                  title="Conversation details"
+                  onClick={() => setDetails(!details)}
+                  data-testid="details-toggle"
+                >
+                  <IconInfo />
+                </button>
+              )}
+            </div>
             <div class="conv-nav">
               <button type="button" class="icon-btn" aria-label="Previous conversation (Alt+↑)" title="Previous (Alt+↑ or K)" disabled={idx <= 0} onClick={() => go(-1)}>
                 <IconChevronUp />
@@ -250,11 +404,6 @@ export function ConversationView({ id, siblings, base }: { id: number; siblings:
             )}
             <PriorityBadge priority={conv.priority} />
             {conv.assignee_id && <span class="muted small">Assigned to {agentName(conv.assignee_id)}</span>}
-            <span class="grow" />
-            {conv.active_chat && <EndChatButton conv={conv} />}
-            <button type="button" class="btn" onClick={() => setMerging(true)} disabled={!!conv.merged_into_id}>
-              <IconMerge size={14} /> Merge
-            </button>
           </div>
           <Collision id={conv.id} />
           {conv.merged_into_id && (
@@ -273,8 +422,10 @@ export function ConversationView({ id, siblings, base }: { id: number; siblings:
           </div>
         )}
       </div>
+      {tablet && details && <div class="drawer-backdrop" onClick={() => setDetails(false)} aria-hidden="true" />}
       <Sidebar conv={conv} />
       {merging && <MergeDialog conv={conv} onClose={() => setMerging(false)} />}
+      {ending.dialog}
     </div>
   );
 }

@@ -1,14 +1,17 @@
 // The frame around every signed-in screen: navigation (with the live chat indicator), the
 // connection state, the team's presence, one's own status, notifications, password change,
-// sign-out, toasts.
+// sign-out, toasts. On a phone (issue #17 item 10) the navigation is a drawer behind a menu button: Escape or a
+// choice closes it, focus stays inside while it is open and goes back to the button after.
 
 import type { ComponentChildren } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { navigate, useLocation } from '../router';
 import { app, dismissToast, isAdmin, presenceOf, setMyStatus, setNotifications, signOut } from '../state';
 import { useStore } from '../store';
 import type { Presence } from '../types';
+import { focusables, PHONE, useMedia } from '../queue';
 import { ChangePassword } from './ChangePassword';
+import { IconMenu } from './queueIcons';
 import { Avatar, Link, Modal } from './common';
 import { IconBell, IconBellOff, IconChat, IconInbox, IconKey, IconLogout, IconPlus, IconSettings } from './icons';
 
@@ -211,6 +214,39 @@ export function Shell({ children }: { children: ComponentChildren }) {
   const conn = useStore(app, (s) => s.conn.state);
   const [help, setHelp] = useState(false);
   const [changingPassword, setChangingPassword] = useState(false);
+  const phone = useMedia(PHONE);
+  const [navOpen, setNavOpen] = useState(false);
+  const menuButton = useRef<HTMLButtonElement>(null);
+  const nav = useRef<HTMLElement>(null);
+  const path = useLocation().path;
+  const drawer = phone && navOpen;
+  const closeNav = (refocus: boolean) => {
+    setNavOpen(false);
+    if (refocus) menuButton.current?.focus();
+  };
+  useEffect(() => setNavOpen(false), [path, phone]);
+  useEffect(() => {
+    if (!drawer) return;
+    const el = nav.current;
+    if (!el) return;
+    focusables(el)[0]?.focus();
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        closeNav(true);
+      } else if (e.key === 'Tab') {
+        // Focus stays in the drawer while it is open.
+        const all = focusables(el);
+        if (!all.length) return;
+        const i = all.indexOf(document.activeElement as HTMLElement);
+        const next = e.shiftKey ? (i <= 0 ? all.length - 1 : i - 1) : i === all.length - 1 ? 0 : i + 1;
+        e.preventDefault();
+        all[next].focus();
+      }
+    };
+    document.addEventListener('keydown', onKey);
+    return () => document.removeEventListener('keydown', onKey);
+  }, [drawer]);
   const unreadChats = chatIds.filter((id) => unread[id]).length;
   useEffect(() => {
     document.title = (unreadChats ? `(${unreadChats}) ` : '') + 'Switchboard';
@@ -240,6 +276,20 @@ export function Shell({ children }: { children: ComponentChildren }) {
         Skip to content
       </a>
       <header class="topbar">
+        {phone && (
+          <button
+            type="button"
+            class="icon-btn menu-btn"
+            ref={menuButton}
+            aria-label="Menu"
+            aria-expanded={navOpen}
+            aria-controls="main-nav"
+            onClick={() => (navOpen ? closeNav(false) : setNavOpen(true))}
+            data-testid="menu-button"
+          >
+            <IconMenu />
+          </button>
+        )}
         <div class="brand">
           <span class="logo" aria-hidden="true">
             SB
@@ -276,8 +326,9 @@ export function Shell({ children }: { children: ComponentChildren }) {
           )}
         </div>
       )}
-      <div class="body">
-        <nav class="rail" aria-label="Main">
+      <div class={'body' + (phone ? ' nav-drawer' : '') + (drawer ? ' nav-open' : '')}>
+        {drawer && <div class="drawer-backdrop" onClick={() => closeNav(true)} aria-hidden="true" />}
+        <nav class="rail" id="main-nav" aria-label="Main" ref={nav}>
           <NavItem href="/chats" label="Chats" icon={<IconChat />} badge={unreadChats} live={unreadChats > 0} />
           <NavItem href="/tickets" label="Tickets" icon={<IconInbox />} />
           <NavItem href="/new" label="New" icon={<IconPlus />} />

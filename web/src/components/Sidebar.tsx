@@ -282,7 +282,7 @@ function CustomerCard({ conv }: { conv: Conversation }) {
 
 export function Sidebar({ conv }: { conv: Conversation }) {
   return (
-    <aside class="sidebar" aria-label="Conversation details">
+    <aside class="sidebar" id="conversation-details" tabIndex={-1} aria-label="Conversation details">
       <Properties conv={conv} />
       <CustomerCard conv={conv} />
     </aside>

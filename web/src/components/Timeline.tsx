@@ -1,7 +1,8 @@
 // The messages of one conversation, in seq order: customer messages, agent replies, internal
 // notes (visibly different), quotes of earlier messages (MM-8, Zalo's quote_msg_id), attachments (images and stickers
 // inline, voice and video playable, every file downloadable), links (a location's map link too), and where each outgoing
-// message is on its way (sending, sent, delivered, read, or not delivered and why), live.
+// message is on its way (sending, sent, delivered, read, or not delivered and why), live. Consecutive messages of one
+// sender within a few minutes are one run under one header (issue #17 item 11).
 
 import { Fragment } from 'preact';
 import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
@@ -107,7 +108,21 @@ function QuotedBlock({ id, thread }: { id: number; thread: Message[] }) {
   );
 }
 
-function MessageItem({ m, thread, onQuote }: { m: Message; thread: Message[]; onQuote: (m: Message) => void }) {
+/** Messages closer than this to the previous one of the same sender continue its run (no new header). */
+const RUN_GAP_MS = 5 * 60_000;
+
+function sameRun(prev: Message | undefined, m: Message): boolean {
+  if (!prev || prev.author.kind === 'system' || m.author.kind === 'system') return false;
+  return (
+    prev.direction === m.direction &&
+    prev.author.kind === m.author.kind &&
+    prev.author.id === m.author.id &&
+    prev.author.name === m.author.name &&
+    Date.parse(m.created_at) - Date.parse(prev.created_at) < RUN_GAP_MS
+  );
+}
+
+function MessageItem({ m, thread, onQuote, continued }: { m: Message; thread: Message[]; onQuote: (m: Message) => void; continued?: boolean }) {
   const kind = m.author.kind === 'system' ? 'system' : m.direction;
   if (kind === 'system') {
     return (
@@ -117,6 +132,33 @@ function MessageItem({ m, thread, onQuote }: { m: Message; thread: Message[]; on
     );
   }
   const label = (kind === 'note' ? 'Internal note by ' : 'Message from ') + m.author.name;
+  const quote = (
+    <button type="button" class="icon-btn small quote-btn" onClick={() => onQuote(m)} aria-label={`Quote this message from ${m.author.name}`} title="Quote in reply">
+      <IconQuote size={14} />
+    </button>
+  );
+  if (continued) {
+    // The same sender's run goes on: no avatar or header again; the time shows on hover (and is read out).
+    return (
+      <article class={'msg ' + kind + ' continued'} data-seq={m.seq} data-testid="message" aria-label={label}>
+        <span class="avatar-gap" aria-hidden="true" />
+        <div class="msg-main">
+          <div class="msg-bubble">
+            {m.quoted_message_id && <QuotedBlock id={m.quoted_message_id} thread={thread} />}
+            {m.content_html ? <div class="msg-html" dangerouslySetInnerHTML={{ __html: m.content_html }} /> : <PlainText text={m.content} />}
+            <Attachments files={m.attachments} />
+          </div>
+          <span class="msg-aside">
+            <time class="muted small run-time" dateTime={m.created_at} title={full(m.created_at)}>
+              {clock(m.created_at)}
+            </time>
+            {quote}
+          </span>
+          {kind === 'out' && m.delivery && <DeliveryMark d={m.delivery} />}
+        </div>
+      </article>
+    );
+  }
   return (
     <article class={'msg ' + kind} data-seq={m.seq} data-testid="message" aria-label={label}>
       <Avatar name={m.author.name} size={30} />
@@ -128,9 +170,7 @@ function MessageItem({ m, thread, onQuote }: { m: Message; thread: Message[]; on
           <time class="muted small" dateTime={m.created_at} title={full(m.created_at)}>
             {clock(m.created_at)}
           </time>
-          <button type="button" class="icon-btn small quote-btn" onClick={() => onQuote(m)} aria-label={`Quote this message from ${m.author.name}`} title="Quote in reply">
-            <IconQuote size={14} />
-          </button>
+          {quote}
         </header>
         <div class="msg-bubble">
           {m.quoted_message_id && <QuotedBlock id={m.quoted_message_id} thread={thread} />}
@@ -208,10 +248,11 @@ export function Timeline({ id, thread, onQuote }: { id: number; thread: Thread |
           {thread.error}
         </p>
       ) : (
-        thread.items.map((m) => {
+        thread.items.map((m, i) => {
           const day = dayLabel(m.created_at);
           const sep = day !== lastDay;
           lastDay = day;
+          const continued = !sep && sameRun(thread.items[i - 1], m);
           return (
             <Fragment key={m.seq}>
               {sep && (
@@ -219,7 +260,7 @@ export function Timeline({ id, thread, onQuote }: { id: number; thread: Thread |
                   <span>{day}</span>
                 </div>
               )}
-              <MessageItem m={m} thread={thread.items} onQuote={onQuote} />
+              <MessageItem m={m} thread={thread.items} onQuote={onQuote} continued={continued} />
             </Fragment>
           );
         })

@@ -2,10 +2,14 @@
 // (status, channel, assignee, team, tag, priority, text), sorted, and paged from the API while
 // only the visible rows are in the DOM, so 10,000 tickets scroll as smoothly as 10. Saved views
 // are kept per agent in this browser. Live events refresh the visible pages.
+// Triage (issue #17 item 7): each row shows the last message's preview (from the server) and how long the customer
+// has waited; every view shows its count (one call, counted by the server in the agent's channels); a compact
+// density shows more rows (remembered); J / K work from page load; a search finds live chats too.
 
 import { useEffect, useLayoutEffect, useReducer, useRef, useState } from 'preact/hooks';
 import { api, errorText, qs } from '../api';
 import { ago, full, titleOf } from '../format';
+import { countViews, PHONE, prefs, setDensity, useMedia, useNow, waited, waitingSince } from '../queue';
 import { navigate, useLocation } from '../router';
 import { agentName, app, channelOf } from '../state';
 import { createStore, useStore } from '../store';
@@ -14,7 +18,11 @@ import { ChannelBadge, Collision, Empty, Link, PriorityBadge, StatusPill } from 
 import { ConversationView } from '../components/ConversationView';
 import { IconSearch, IconX } from '../components/icons';
 
-const ROW = 52;
+/** Row heights: comfortable, compact (more rows per screen), and the phone's two-line cards. */
+function rowHeight(compact: boolean, phone: boolean): number {
+  if (phone) return compact ? 56 : 76;
+  return compact ? 36 : 58;
+}
 const PER_PAGE = 100;
 const OVERSCAN = 8;
 const FILTER_KEYS = ['q', 'status', 'channel', 'assignee', 'team', 'tag', 'priority', 'sort'] as const;
@@ -85,6 +93,28 @@ function loadViews(): View[] {
   }
 }
 
+/** The counts of the views, by view search; refreshed with the list (live events) at most every 1.5 s. */
+function useViewCounts(all: View[]): Record<string, number> {
+  const [counts, setCounts] = useState<Record<string, number>>({});
+  const listVersion = useStore(app, (s) => s.listVersion);
+  const searches = Array.from(new Set(all.map((v) => v.search))).sort();
+  const key = searches.join('\u0001');
+  useEffect(() => {
+    const t = window.setTimeout(
+      () => {
+        const views: Record<string, string> = {};
+        for (const q of searches) views[q || '?'] = q.replace(/^\?/, '').replace(/(^|&)sort=[^&]*/g, '');
+        countViews(views)
+          .then((got) => setCounts(Object.fromEntries(searches.map((q) => [q, got[q || '?']]))))
+          .catch(() => undefined);
+      },
+      Object.keys(counts).length ? 1500 : 0,
+    );
+    return () => window.clearTimeout(t);
+  }, [key, listVersion]);
+  return counts;
+}
+
 function Views({ search }: { search: string }) {
   const [views, setViews] = useState<View[]>(loadViews);
   const [naming, setNaming] = useState(false);
@@ -102,6 +132,7 @@ function Views({ search }: { search: string }) {
     setName('');
   };
   const all = [...BUILTIN, ...views];
+  const counts = useViewCounts(all);
   const isCurrent = (v: View) => v.search === search;
   return (
     <nav class="views" aria-label="Ticket views">
@@ -109,8 +140,14 @@ function Views({ search }: { search: string }) {
       <ul>
         {all.map((v) => (
           <li key={(v.builtin ? 'b:' : 'u:') + v.name} class={isCurrent(v) ? 'current' : ''}>
-            <Link href={'/tickets' + v.search} aria-current={isCurrent(v) ? 'page' : undefined}>
-              {v.name}
+            <Link href={'/tickets' + v.search} aria-current={isCurrent(v) ? 'page' : undefined} data-testid="view-link">
+              <span class="view-name">{v.name}</span>
+              {counts[v.search] !== undefined && (
+                <span class="view-count" data-testid="view-count">
+                  <span class="sr-only">: </span>
+                  {counts[v.search].toLocaleString()}
+                </span>
+              )}
             </Link>
             {!v.builtin && (
               <button type="button" class="icon-btn small" aria-label={'Delete view ' + v.name} onClick={() => save(views.filter((x) => x !== v))}>
@@ -146,6 +183,22 @@ function Views({ search }: { search: string }) {
 
 // ---------------------------------------------------------------------------------------------
 // Filters
+
+function DensityToggle() {
+  const compact = useStore(prefs, (s) => s.density === 'compact');
+  return (
+    <button
+      type="button"
+      class="btn small"
+      aria-pressed={compact}
+      onClick={() => setDensity(compact ? 'comfortable' : 'compact')}
+      title="More rows per screen"
+      data-testid="density-toggle"
+    >
+      Compact rows
+    </button>
+  );
+}
 
 function FilterBar({ f }: { f: Filters }) {
   const m = useStore(meta, (s) => s);
@@ -186,13 +239,13 @@ function FilterBar({ f }: { f: Filters }) {
       <div class="search-box">
         <IconSearch size={16} />
         <label class="sr-only" for="ticket-search">
-          Search tickets
+          Search tickets and chats
         </label>
         <input
           id="ticket-search"
           ref={qRef}
           type="search"
-          placeholder="Search subject, messages, customer, #number  ( / )"
+          placeholder="Search tickets and chats: subject, messages, customer, #number  ( / )"
           value={q}
           onInput={(e) => setQ(e.currentTarget.value)}
           onKeyDown={(e) => e.key === 'Enter' && set('q', q.trim(), true)}
@@ -207,6 +260,7 @@ function FilterBar({ f }: { f: Filters }) {
       <span class="muted small" aria-live="polite" data-testid="ticket-total">
         {total === null ? '' : `${total.toLocaleString()} ${total === 1 ? 'ticket' : 'tickets'}`}
       </span>
+      <DensityToggle />
       </div>
       <div class="filters-row">
       <select aria-label="Status" value={f.status ?? ''} onChange={(e) => set('status', e.currentTarget.value)} data-testid="filter-status">
@@ -268,6 +322,7 @@ function FilterBar({ f }: { f: Filters }) {
         <option value="updated_asc">Oldest activity</option>
         <option value="created_desc">Newest first</option>
         <option value="created_asc">Oldest first</option>
+        <option value="waiting_longest">Longest waiting</option>
       </select>
       </div>
     </div>
@@ -289,6 +344,8 @@ function apiQuery(f: Filters, page: number) {
       tag: f.tag,
       priority: f.priority,
       sort: f.sort,
+      // A search finds live chats too (issue #17 item 7); the list itself holds tickets and ended chats.
+      show_active_chats: f.q ? true : undefined,
       page,
       per_page: PER_PAGE,
     })
@@ -315,25 +372,35 @@ function takePrefetched(f: Filters, page: number): Promise<Page<Conversation>> |
   return p && page === 1 && p.search === searchOf(f) ? p.page : null;
 }
 
-function TicketRow({ c, index }: { c: Conversation | undefined; index: number }) {
+function TicketRow({ c, index, row, now, closed }: { c: Conversation | undefined; index: number; row: number; now: number; closed: Set<string> }) {
   if (!c) {
     return (
-      <div class="trow skeleton" role="row" aria-rowindex={index + 2} style={{ top: `${index * ROW}px` }}>
+      <div class="trow skeleton" role="row" aria-rowindex={index + 2} style={{ top: `${index * row}px`, height: `${row}px` }}>
         <span role="cell" class="skel" />
       </div>
     );
   }
   const channel = channelOf(c.channel_id);
+  const waiting = waitingSince(c, closed);
   return (
-    <div class="trow" role="row" aria-rowindex={index + 2} style={{ top: `${index * ROW}px` }} data-testid="ticket-row" data-conversation-id={c.id}>
+    <div class="trow" role="row" aria-rowindex={index + 2} style={{ top: `${index * row}px`, height: `${row}px` }} data-testid="ticket-row" data-conversation-id={c.id}>
       <span role="cell" class="c-num">
         #{c.number}
       </span>
       <span role="cell" class="c-subject">
-        <Link href={'/tickets/' + c.id} class="row-link" data-index={index}>
-          <span class="subject">{titleOf(c)}</span>
+        <Link href={(c.active_chat ? '/chats/' : '/tickets/') + c.id} class="row-link" data-index={index}>
+          <span class="subject">
+            {c.active_chat && <span class="pill live-pill small">Live chat</span>}
+            {titleOf(c)}
+          </span>
           <span class="customer">
-            {c.customer_name}
+            <span class="row-customer">{c.customer_name}</span>
+            {c.last_message_preview && (
+              <span class="row-preview" data-testid="row-preview">
+                {' — '}
+                {c.last_message_preview}
+              </span>
+            )}
             {c.tags.length > 0 && <span class="row-tags">{c.tags.slice(0, 3).map((t) => <span key={t} class="tag small">{t}</span>)}</span>}
           </span>
         </Link>
@@ -352,7 +419,13 @@ function TicketRow({ c, index }: { c: Conversation | undefined; index: number })
         {c.assignee_id ? agentName(c.assignee_id) : <span class="muted">—</span>}
       </span>
       <span role="cell" class="c-updated" title={full(c.updated_at)}>
-        {ago(c.updated_at)}
+        <span class="updated-ago">{ago(c.updated_at, now)}</span>
+        {waiting && (
+          <span class="wait-chip" data-testid="row-waiting" title={'Waiting for an answer since ' + full(waiting)}>
+            <span class="sr-only">, waiting for an answer for </span>
+            {waited(waiting, now)}
+          </span>
+        )}
       </span>
     </div>
   );
@@ -364,18 +437,29 @@ function TicketList({ f }: { f: Filters }) {
   useStore(app, (s) => s.agents);
   useStore(app, (s) => s.channels);
   const [, rerender] = useReducer((n: number) => n + 1, 0);
+  const compact = useStore(prefs, (s) => s.density === 'compact');
+  const phone = useMedia(PHONE);
+  const ROW = rowHeight(compact, phone);
+  const now = useNow(30_000);
+  const statuses = useStore(app, (s) => s.statuses);
+  const closed = new Set(statuses.filter((x) => x.base === 'closed').map((x) => x.key));
   const scroller = useRef<HTMLDivElement>(null);
   const [scrollTop, setScrollTop] = useState(0);
   const [height, setHeight] = useState(600);
   const inflight = useRef(new Map<number, number>());
   const gen = useRef(0);
 
+  // The filters of the latest render: a refresh scheduled before a filter change (a live event just before a
+  // search) must fetch the list now on screen, not the one it was scheduled for.
+  const latest = useRef(f);
+  latest.current = f;
   const fetchPage = (page: number, force = false) => {
     if (!force && (cache.pages.has(page) || inflight.current.has(page))) return;
     const g = gen.current;
     inflight.current.set(page, g);
-    const get = () => api.get<Page<Conversation>>(apiQuery(f, page));
-    (takePrefetched(f, page)?.catch(get) ?? get())
+    const now = latest.current;
+    const get = () => api.get<Page<Conversation>>(apiQuery(now, page));
+    (takePrefetched(now, page)?.catch(get) ?? get())
       .then((res) => {
         if (g !== gen.current) return;
         cache.pages.set(page, res.items);
@@ -448,7 +532,7 @@ function TicketList({ f }: { f: Filters }) {
   const rows: preact.JSX.Element[] = [];
   for (let i = first; i < last; i++) {
     const page = cache.pages.get(Math.floor(i / PER_PAGE) + 1);
-    rows.push(<TicketRow key={i} index={i} c={page?.[i % PER_PAGE]} />);
+    rows.push(<TicketRow key={i} index={i} c={page?.[i % PER_PAGE]} row={ROW} now={now} closed={closed} />);
   }
 
   useEffect(() => {
@@ -464,6 +548,24 @@ function TicketList({ f }: { f: Filters }) {
     const el = scroller.current;
     if (el) setScrollTop(el.scrollTop);
   };
+
+  // J / K (and the arrows, once in the list) work from page load: with no row focused, the first key focuses the
+  // first row on screen (issue #17 item 7).
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const t = e.target as HTMLElement;
+      if (t.classList.contains('row-link') || e.ctrlKey || e.metaKey || e.altKey) return;
+      if (t.closest('input, textarea, select, [contenteditable="true"], dialog')) return;
+      if (e.key !== 'j' && e.key !== 'k') return;
+      const el = scroller.current;
+      if (!el || !total) return;
+      e.preventDefault();
+      const top = Math.min(total - 1, Math.ceil(el.scrollTop / ROW));
+      (el.querySelector(`.row-link[data-index="${top}"]`) as HTMLElement | null)?.focus();
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [total, ROW]);
 
   // Arrow keys move between rows; the list scrolls so the focused row is in view.
   const onKeyDown = (e: KeyboardEvent) => {
@@ -485,7 +587,7 @@ function TicketList({ f }: { f: Filters }) {
   };
 
   return (
-    <div class="ticket-table" role="table" aria-label="Tickets" aria-rowcount={total + 1}>
+    <div class={'ticket-table' + (compact ? ' compact' : '')} role="table" aria-label="Tickets" aria-rowcount={total + 1}>
       <div class="thead" role="row" aria-rowindex={1}>
         <span role="columnheader" class="c-num">
           #

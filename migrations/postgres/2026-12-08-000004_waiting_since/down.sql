@@ -1,0 +1,2 @@
+DROP INDEX conversations_waiting_since;
+ALTER TABLE conversations DROP COLUMN waiting_since;
