@@ -9,6 +9,7 @@ import { app, dismissToast, isAdmin, presenceOf, setMyStatus, setNotifications, 
 import { useStore } from '../store';
 import type { Presence } from '../types';
 import { ChangePassword } from './ChangePassword';
+import { OnboardingChecklist } from './Onboarding';
 import { Avatar, Link, Modal } from './common';
 import { IconBell, IconBellOff, IconChat, IconInbox, IconKey, IconLogout, IconPlus, IconSettings } from './icons';
 
@@ -276,6 +277,7 @@ export function Shell({ children }: { children: ComponentChildren }) {
           )}
         </div>
       )}
+      {isAdmin() && <OnboardingChecklist />}
       <div class="body">
         <nav class="rail" aria-label="Main">
           <NavItem href="/chats" label="Chats" icon={<IconChat />} badge={unreadChats} live={unreadChats > 0} />
