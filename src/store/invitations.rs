@@ -150,16 +150,23 @@ pub async fn find(store: &Store, token_hash: String) -> StoreResult<Result<(Invi
         .run(move |store| async move {
             let mut conn = store.read().await?;
             let tx = &mut conn.tx();
-            let found: Option<(Invitation, Agent)> = db!(
+            let inv: Option<Invitation> = db!(
                 tx,
                 agent_invitations::table
-                    .inner_join(agents::table.on(agents::id.eq(agent_invitations::agent_id)))
                     .filter(agent_invitations::token_hash.eq(&token_hash))
-                    .select((Invitation::as_select(), Agent::as_select()))
+                    .select(Invitation::as_select())
                     .first(tx)
                     .await
                     .optional()
             )?;
+            let found = match inv {
+                Some(inv) => {
+                    let agent: Agent =
+                        db!(tx, agents::table.find(inv.agent_id).select(Agent::as_select()).first(tx).await)?;
+                    Some((inv, agent))
+                }
+                None => None,
+            };
             Ok(match found {
                 None => Err(Refusal::Unknown),
                 Some((inv, agent)) => judge(&inv, agent.active, now()).map(|()| (inv, agent)),
@@ -176,16 +183,23 @@ pub async fn accept(store: &Store, token_hash: String, password_hash: String) ->
             let mut conn = store.write().await?;
             conn.transaction(async |tx| {
                 let t = now();
-                let found: Option<(Invitation, bool)> = db!(
+                let inv: Option<Invitation> = db!(
                     tx,
                     agent_invitations::table
-                        .inner_join(agents::table.on(agents::id.eq(agent_invitations::agent_id)))
                         .filter(agent_invitations::token_hash.eq(&token_hash))
-                        .select((Invitation::as_select(), agents::active))
+                        .select(Invitation::as_select())
                         .first(tx)
                         .await
                         .optional()
                 )?;
+                let found = match inv {
+                    Some(inv) => {
+                        let active: bool =
+                            db!(tx, agents::table.find(inv.agent_id).select(agents::active).first(tx).await)?;
+                        Some((inv, active))
+                    }
+                    None => None,
+                };
                 let Some((inv, active)) = found else { return Ok(Err(Refusal::Unknown)) };
                 if let Err(why) = judge(&inv, active, t) {
                     return Ok(Err(why));

@@ -67,8 +67,8 @@ async fn wait_state(api: &Api, conversation: i64, id: i64, state: &str, within: 
 
 #[tokio::test]
 async fn a_failed_reply_shows_why_and_retry_sends_it_once() {
-    // Retries every ~0.2 s and gives up after ~5 s (the three days of the schedule, scaled).
-    let srv = TestServer::start_with(|raw| raw.outbox_backoff_scale = Some(0.00002)).await;
+    // The smallest scale the settings take: the schedule's three days shrink to ~26 s.
+    let srv = TestServer::start_with(|raw| raw.outbox_backoff_scale = Some(0.0001)).await;
     let admin = srv.agent("admin@example.com", "super_admin").await;
     let ann = srv.agent("ann@example.com", "agent").await;
     let bob = srv.agent("bob@example.com", "agent").await;
@@ -98,7 +98,7 @@ async fn a_failed_reply_shows_why_and_retry_sends_it_once() {
     let retry = format!("/api/v1/conversations/{conv}/messages/{id}/retry");
     assert_error(&ann.post(&retry, json!({})).await, 409, "conflict");
 
-    let failed = wait_state(&ann, conv, id, "failed", Duration::from_secs(30)).await;
+    let failed = wait_state(&ann, conv, id, "failed", Duration::from_secs(60)).await;
     let reason = failed["delivery"]["error"].as_str().unwrap_or_default().to_owned();
     assert!(!reason.is_empty(), "a failure says why: {failed}");
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{actor, hash_password, name_field};
-use crate::auth::{Principal, random_secret, secret_hash};
+use crate::auth::{random_secret, secret_hash};
 use crate::domain::Role;
 use crate::domain::text::normalize_email;
 use crate::http::State;
