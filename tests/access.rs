@@ -1156,9 +1156,14 @@ async fn every_api_route_needs_credentials() {
         delivery: d.delivery,
     };
     // Zalo signs its webhook instead (401 `invalid_signature` without it: tests/zalo.rs).
-    let public =
-        [("POST", "/auth/login"), ("GET", "/setup"), ("POST", "/setup"), ("POST", "/zalo-channels/{id}/webhook"),
-         ("GET", "/invitations/{token}"), ("POST", "/invitations/{token}")];
+    let public = [
+        ("POST", "/auth/login"),
+        ("GET", "/setup"),
+        ("POST", "/setup"),
+        ("POST", "/zalo-channels/{id}/webhook"),
+        ("GET", "/invitations/{token}"),
+        ("POST", "/invitations/{token}"),
+    ];
     let before = d.snapshot().await;
     let customer_before = admin.ok_get(&format!("/api/v1/customers/{customer}")).await;
     let anonymous = d.srv.anonymous();
@@ -1356,9 +1361,14 @@ async fn the_socket_never_shows_or_takes_another_channels_conversation() {
 fn the_openapi_document_lists_each_routes_error_answers() {
     let doc: Value = serde_json::from_str(&switchboard::http::openapi::document_json()).unwrap();
     // Zalo signs its webhook instead (401 `invalid_signature` without it: tests/zalo.rs).
-    let public =
-        [("POST", "/auth/login"), ("GET", "/setup"), ("POST", "/setup"), ("POST", "/zalo-channels/{id}/webhook"),
-         ("GET", "/invitations/{token}"), ("POST", "/invitations/{token}")];
+    let public = [
+        ("POST", "/auth/login"),
+        ("GET", "/setup"),
+        ("POST", "/setup"),
+        ("POST", "/zalo-channels/{id}/webhook"),
+        ("GET", "/invitations/{token}"),
+        ("POST", "/invitations/{token}"),
+    ];
     let mut admin_ids = BTreeSet::new();
     let mut checked = 0;
     for r in api_routes() {

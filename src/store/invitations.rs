@@ -224,8 +224,11 @@ pub async fn accept(store: &Store, token_hash: String, password_hash: String) ->
                         .await
                 )?;
                 let details = json!({"invitation_id": inv.id});
-                audit::write(tx, audit::entry(Actor::Agent(agent.id), "agent.accept_invitation", "agent", Some(agent.id), details))
-                    .await?;
+                audit::write(
+                    tx,
+                    audit::entry(Actor::Agent(agent.id), "agent.accept_invitation", "agent", Some(agent.id), details),
+                )
+                .await?;
                 Ok(Ok(agent))
             })
             .await
@@ -261,10 +264,8 @@ pub async fn progress(store: &Store) -> StoreResult<Progress> {
                     .await
                     .optional()
             )?;
-            let dismissed: Option<i64> = db!(
-                tx,
-                counters::table.find(DISMISSED).select(counters::value).first(tx).await.optional()
-            )?;
+            let dismissed: Option<i64> =
+                db!(tx, counters::table.find(DISMISSED).select(counters::value).first(tx).await.optional())?;
             Ok(Progress {
                 channel: channels > 0,
                 teammate: agents > 1,
@@ -309,7 +310,8 @@ mod tests {
 
     #[test]
     fn an_invitation_is_good_once_before_it_expires_for_an_active_agent() {
-        let inv = Invitation { id: 1, agent_id: 2, invited_by: None, created_at: at(0), expires_at: at(100), used_at: None };
+        let inv =
+            Invitation { id: 1, agent_id: 2, invited_by: None, created_at: at(0), expires_at: at(100), used_at: None };
         assert_eq!(judge(&inv, true, at(99)), Ok(()));
         assert_eq!(judge(&inv, true, at(100)), Err(Refusal::Expired));
         assert_eq!(judge(&inv, false, at(1)), Err(Refusal::Inactive));

@@ -92,7 +92,8 @@ async fn a_failed_reply_shows_why_and_retry_sends_it_once() {
     let other_conv = admin.inbound(other_ch, "cust2", "Hello").await;
     let mut socket = WsClient::connect(&srv.base, ann.token.as_deref().unwrap(), None).await;
 
-    let reply = ann.ok_post(&format!("/api/v1/conversations/{conv}/messages"), json!({"content": "On its way"}), 201).await;
+    let reply =
+        ann.ok_post(&format!("/api/v1/conversations/{conv}/messages"), json!({"content": "On its way"}), 201).await;
     let id = reply["message_id"].as_i64().unwrap();
     assert_eq!(message(&ann, conv, id).await["delivery"]["state"], "pending");
     let retry = format!("/api/v1/conversations/{conv}/messages/{id}/retry");
@@ -104,8 +105,16 @@ async fn a_failed_reply_shows_why_and_retry_sends_it_once() {
 
     // Who may not see the conversation gets what a missing one gets; the message must be this conversation's.
     assert_error(&bob.post(&retry, json!({})).await, 404, "not_found");
-    assert_error(&ann.post(&format!("/api/v1/conversations/{other_conv}/messages/{id}/retry"), json!({})).await, 404, "not_found");
-    assert_error(&ann.post(&format!("/api/v1/conversations/{conv}/messages/987654/retry"), json!({})).await, 404, "not_found");
+    assert_error(
+        &ann.post(&format!("/api/v1/conversations/{other_conv}/messages/{id}/retry"), json!({})).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &ann.post(&format!("/api/v1/conversations/{conv}/messages/987654/retry"), json!({})).await,
+        404,
+        "not_found",
+    );
     let customer_msg = ann.ok_get(&format!("/api/v1/conversations/{conv}/messages")).await[0]["id"].as_i64().unwrap();
     assert_error(
         &ann.post(&format!("/api/v1/conversations/{conv}/messages/{customer_msg}/retry"), json!({})).await,

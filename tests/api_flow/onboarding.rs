@@ -76,7 +76,11 @@ async fn an_invited_agent_sets_a_password_once_and_signs_in() {
     let last = altered.pop().unwrap();
     altered.push(if last == '0' { '1' } else { '0' });
     assert_error(&anonymous.get(&format!("/api/v1/invitations/{altered}")).await, 404, "not_found");
-    assert_error(&anonymous.post(&format!("/api/v1/invitations/{altered}"), json!({"password": "a long password"})).await, 404, "not_found");
+    assert_error(
+        &anonymous.post(&format!("/api/v1/invitations/{altered}"), json!({"password": "a long password"})).await,
+        404,
+        "not_found",
+    );
 
     // The password rules are the usual ones; a refused password leaves the link usable.
     let accept = format!("/api/v1/invitations/{token}");
@@ -112,7 +116,9 @@ async fn an_invited_agent_sets_a_password_once_and_signs_in() {
     let again = admin.ok_post("/api/v1/agents/invitations", json!({"email": "late@example.com"}), 201).await;
     assert_eq!(again["agent"]["id"], late["agent"]["id"], "the same agent, invited again");
     assert_error(&anonymous.get(&format!("/api/v1/invitations/{late_token}")).await, 404, "not_found");
-    anonymous.ok_post(&format!("/api/v1/invitations/{}", token_of(&again)), json!({"password": "in time now"}), 200).await;
+    anonymous
+        .ok_post(&format!("/api/v1/invitations/{}", token_of(&again)), json!({"password": "in time now"}), 200)
+        .await;
     assert_eq!(sign_in(&srv, "late@example.com", "in time now").await, StatusCode::OK);
 }
 
@@ -122,7 +128,11 @@ async fn only_admins_invite_and_only_super_admins_invite_super_admins() {
     let admin = srv.agent("admin@example.com", "admin").await;
     let agent = srv.agent("agent@example.com", "agent").await;
     assert_error(&agent.post("/api/v1/agents/invitations", json!({"email": "x@example.com"})).await, 403, "forbidden");
-    assert_error(&srv.anonymous().post("/api/v1/agents/invitations", json!({"email": "x@example.com"})).await, 401, "unauthorized");
+    assert_error(
+        &srv.anonymous().post("/api/v1/agents/invitations", json!({"email": "x@example.com"})).await,
+        401,
+        "unauthorized",
+    );
     assert_error(
         &admin.post("/api/v1/agents/invitations", json!({"email": "boss@example.com", "role": "super_admin"})).await,
         403,
@@ -153,7 +163,11 @@ async fn the_first_run_checklist_follows_what_the_install_holds() {
     assert_eq!((c["complete"].as_bool(), c["dismissed"].as_bool()), (Some(false), Some(false)));
 
     let ch = admin
-        .ok_post("/api/v1/custom-channels", json!({"name": "Site", "webhook_url": "http://127.0.0.1:9/h", "type": "sync"}), 201)
+        .ok_post(
+            "/api/v1/custom-channels",
+            json!({"name": "Site", "webhook_url": "http://127.0.0.1:9/h", "type": "sync"}),
+            201,
+        )
         .await["id"]
         .as_i64()
         .unwrap();
@@ -164,7 +178,11 @@ async fn the_first_run_checklist_follows_what_the_install_holds() {
 
     // A test message from a customer is not yet an answer; the admin's reply is.
     let conv = admin
-        .ok_post(&format!("/api/v1/custom-channels/{ch}/inbound"), json!({"user_custom_id": "test", "content": "Test"}), 201)
+        .ok_post(
+            &format!("/api/v1/custom-channels/{ch}/inbound"),
+            json!({"user_custom_id": "test", "content": "Test"}),
+            201,
+        )
         .await["conversation_id"]
         .as_i64()
         .unwrap();

@@ -109,7 +109,11 @@ fn refused(why: Refusal) -> ApiError {
 /// super admin invites a super admin. 409 when the email belongs to an agent who has a password.
 #[utoipa::path(post, operation_id = "agents_invite", path = "/api/v1/agents/invitations", tag = "agents", request_body = InviteRequest,
     responses((status = 201, body = InvitationCreated), (status = 409, body = crate::http::error::ErrorBody)))]
-pub async fn invite(state: State, Admin(p): Admin, body: crate::http::body::Body<InviteRequest>) -> ApiResult<HttpResponse> {
+pub async fn invite(
+    state: State,
+    Admin(p): Admin,
+    body: crate::http::body::Body<InviteRequest>,
+) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let email = normalize_email(&body.email).ok_or_else(|| ApiError::field("email", "is not a valid email address"))?;
     let name = match body.name.as_deref().filter(|n| !n.trim().is_empty()) {
@@ -127,8 +131,7 @@ pub async fn invite(state: State, Admin(p): Admin, body: crate::http::body::Body
     }
     let token = format!("{TOKEN_PREFIX}{}", random_secret());
     let expires_at = store::now() + chrono::Duration::hours(INVITATION_TTL_HOURS);
-    let input =
-        store::invitations::Invite { email, name, role, token_hash: secret_hash(&token), expires_at };
+    let input = store::invitations::Invite { email, name, role, token_hash: secret_hash(&token), expires_at };
     let (agent, invitation) = store::invitations::invite(&state.store, input, actor(&p)).await?;
     if !body.channel_ids.is_empty() {
         store::agents::set_channels(&state.store, agent.id, &body.channel_ids, actor(&p)).await?;
