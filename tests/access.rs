@@ -313,6 +313,8 @@ fn conversation_cases(target: i64, other: i64, customer: i64, agent_id: i64, tea
         (case(Method::GET, format!("{c}/messages?before_seq=100"), None), 200),
         // No message of this conversation came by mail: no source, but only after access is checked.
         (case(Method::GET, format!("{c}/messages/{NO_MAIL_MESSAGE}/source"), None), 404),
+        // No such message: the retry answers 404, but only after access is checked.
+        (case(Method::POST, format!("{c}/messages/{NO_MAIL_MESSAGE}/retry"), Some(json!({}))), 404),
         (case(Method::PATCH, c.clone(), Some(json!({"tags": ["mine"]}))), 200),
         (case(Method::PATCH, c.clone(), Some(json!({"add_tags": ["more"], "remove_tags": ["zebra-tag"]}))), 200),
         (case(Method::PATCH, c.clone(), Some(json!({"assignee_id": agent_id}))), 200),
@@ -867,6 +869,9 @@ async fn agents_get_403_on_every_admin_route_and_nothing_changes() {
                 "password": "long enough password"})),
         ),
         case(Method::POST, "/api/v1/agents", Some(json!({"email": "plain@example.com", "name": "Plain"}))),
+        case(Method::POST, "/api/v1/agents/invitations", Some(json!({"email": "invited@example.com"}))),
+        case(Method::GET, "/api/v1/onboarding", None),
+        case(Method::POST, "/api/v1/onboarding/dismiss", None),
         case(Method::PUT, format!("/api/v1/agents/{me}/channels"), Some(json!({"channel_ids": [ch]}))),
         case(Method::PUT, format!("/api/v1/agents/{other}/channels"), Some(json!({"channel_ids": [ch]}))),
         case(Method::PATCH, format!("/api/v1/agents/{other}"), Some(json!({"name": "Sneaky"}))),
@@ -1063,6 +1068,9 @@ fn sample_request(r: &RouteDef, ids: &Ids) -> Option<Case> {
         ("POST", "/customers/{id}/identities") => Some(json!({"kind": "email", "value": "new@example.com"})),
         ("POST", "/customers/{id}/merge") => Some(json!({"into": ids.customer2})),
         ("POST", "/agents") => Some(json!({"email": "new@example.com", "name": "New"})),
+        ("POST", "/agents/invitations") => Some(json!({"email": "invited@example.com"})),
+        ("POST", "/onboarding/dismiss") => None,
+        ("POST", "/conversations/{id}/messages/{message_id}/retry") => None,
         ("PATCH", "/agents/{id}") => Some(json!({"active": false})),
         ("PUT", "/agents/{id}/channels") => Some(json!({"channel_ids": []})),
         ("POST", "/teams") => Some(json!({"name": "New"})),
@@ -1152,8 +1160,14 @@ async fn every_api_route_needs_credentials() {
         delivery: d.delivery,
     };
     // Zalo signs its webhook instead (401 `invalid_signature` without it: tests/zalo.rs).
-    let public =
-        [("POST", "/auth/login"), ("GET", "/setup"), ("POST", "/setup"), ("POST", "/zalo-channels/{id}/webhook")];
+    let public = [
+        ("POST", "/auth/login"),
+        ("GET", "/setup"),
+        ("POST", "/setup"),
+        ("POST", "/zalo-channels/{id}/webhook"),
+        ("GET", "/invitations/{token}"),
+        ("POST", "/invitations/{token}"),
+    ];
     let before = d.snapshot().await;
     let customer_before = admin.ok_get(&format!("/api/v1/customers/{customer}")).await;
     let anonymous = d.srv.anonymous();
@@ -1351,8 +1365,14 @@ async fn the_socket_never_shows_or_takes_another_channels_conversation() {
 fn the_openapi_document_lists_each_routes_error_answers() {
     let doc: Value = serde_json::from_str(&switchboard::http::openapi::document_json()).unwrap();
     // Zalo signs its webhook instead (401 `invalid_signature` without it: tests/zalo.rs).
-    let public =
-        [("POST", "/auth/login"), ("GET", "/setup"), ("POST", "/setup"), ("POST", "/zalo-channels/{id}/webhook")];
+    let public = [
+        ("POST", "/auth/login"),
+        ("GET", "/setup"),
+        ("POST", "/setup"),
+        ("POST", "/zalo-channels/{id}/webhook"),
+        ("GET", "/invitations/{token}"),
+        ("POST", "/invitations/{token}"),
+    ];
     let mut admin_ids = BTreeSet::new();
     let mut checked = 0;
     for r in api_routes() {

@@ -8,6 +8,10 @@ mod common;
 mod bad_input;
 #[path = "api_flow/cli.rs"]
 mod cli;
+#[path = "api_flow/delivery.rs"]
+mod delivery;
+#[path = "api_flow/onboarding.rs"]
+mod onboarding;
 #[path = "api_flow/ops.rs"]
 mod ops;
 #[path = "api_flow/queue.rs"]

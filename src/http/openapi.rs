@@ -14,8 +14,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::handlers::{
-    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, email_channels,
-    mattermost_channels, ops, statuses, teams, tokens, zalo_channels,
+    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, delivery, email_channels,
+    mattermost_channels, onboarding, ops, statuses, teams, tokens, zalo_channels,
 };
 
 #[derive(OpenApi)]
@@ -32,9 +32,11 @@ use super::handlers::{
         conversations::list, conversations::create, conversations::get, conversations::update, conversations::merge,
         conversations::messages, conversations::message_source, conversations::reply, conversations::note, conversations::end,
         conversations::counts,
+        delivery::retry,
         customers::search, customers::get, customers::update, customers::conversations, customers::add_identity,
         customers::remove_identity, customers::merge, customers::companies,
         agents::list, agents::create, agents::get, agents::update, agents::set_channels,
+        onboarding::invite, onboarding::get, onboarding::accept, onboarding::checklist, onboarding::dismiss,
         teams::list, teams::create, teams::get, teams::update, teams::delete, teams::set_members,
         channels::list, channels::create, channels::get, channels::update, channels::delete, channels::deliveries,
         statuses::list, statuses::create, statuses::update, statuses::delete,
@@ -92,6 +94,9 @@ impl Modify for SecuritySchemes {
 pub const ADMIN_ONLY: &[&str] = &[
     "agents_create",
     "agents_set_channels",
+    "agents_invite",
+    "onboarding_get",
+    "onboarding_dismiss",
     "teams_create",
     "teams_update",
     "teams_delete",
@@ -161,6 +166,22 @@ pub const SPECIAL: &[(&str, &[(u16, &str)])] = &[
     ("auth_setup", &[(409, "`conflict`: setup is done, an admin already exists")]),
     ("agents_create", &[CONFLICT, REFERENCE]),
     ("agents_update", &[REFERENCE]),
+    ("agents_invite", &[(409, "`conflict`: the email belongs to an agent who has a password"), REFERENCE]),
+    (
+        "invitations_get",
+        &[(422, "`invitation_expired`, `invitation_used` or `invitation_revoked`: the link no longer works")],
+    ),
+    (
+        "invitations_accept",
+        &[(422, "`invitation_expired`, `invitation_used` or `invitation_revoked`: the link no longer works")],
+    ),
+    (
+        "conversations_retry_message",
+        &[
+            (409, "`conflict`: the message's delivery has not failed (pending, being sent, or sent)"),
+            (422, "`not_retryable`: the message has no delivery (incoming, a note)"),
+        ],
+    ),
     ("agents_set_channels", &[REFERENCE]),
     ("teams_create", &[CONFLICT, REFERENCE]),
     ("teams_update", &[CONFLICT]),

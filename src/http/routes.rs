@@ -4,8 +4,8 @@ use actix_web::{HttpRequest, web};
 
 use super::error::ApiError;
 use super::handlers::{
-    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, email_channels,
-    mattermost_channels, ops, statuses, teams, tokens, zalo_channels,
+    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, delivery, email_channels,
+    mattermost_channels, onboarding, ops, statuses, teams, tokens, zalo_channels,
 };
 use super::{openapi, web_assets};
 
@@ -41,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
                 .route("/conversations/{id}/messages", web::get().to(conversations::messages))
                 .route("/conversations/{id}/messages", web::post().to(conversations::reply))
                 .route("/conversations/{id}/messages/{message_id}/source", web::get().to(conversations::message_source))
+                .route("/conversations/{id}/messages/{message_id}/retry", web::post().to(delivery::retry))
                 .route("/conversations/{id}/notes", web::post().to(conversations::note))
                 .route("/conversations/{id}/end", web::post().to(conversations::end))
                 .route("/ws", web::get().to(super::ws::connect))
@@ -84,6 +85,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
                 .route("/companies", web::get().to(customers::companies))
                 .route("/agents", web::get().to(agents::list))
                 .route("/agents", web::post().to(agents::create))
+                .route("/agents/invitations", web::post().to(onboarding::invite))
+                .route("/invitations/{token}", web::get().to(onboarding::get))
+                .route("/invitations/{token}", web::post().to(onboarding::accept))
+                .route("/onboarding", web::get().to(onboarding::checklist))
+                .route("/onboarding/dismiss", web::post().to(onboarding::dismiss))
                 .route("/agents/{id}", web::get().to(agents::get))
                 .route("/agents/{id}", web::patch().to(agents::update))
                 .route("/agents/{id}/channels", web::put().to(agents::set_channels))

@@ -20,6 +20,8 @@ pub struct AgentView {
     /// `super_admin`, `admin` or `agent`.
     pub role: String,
     pub active: bool,
+    /// False until the agent has a password: an invitation not yet accepted (or created without one).
+    pub has_password: bool,
     /// Channel instances this agent was given (admins see every channel regardless).
     pub channel_ids: Vec<i64>,
     pub team_ids: Vec<i64>,
@@ -35,6 +37,7 @@ impl AgentView {
             name: a.name,
             role: a.role.to_string(),
             active: a.active,
+            has_password: a.password_hash.is_some(),
             channel_ids,
             team_ids,
             created_at: ts(a.created_at),
@@ -328,6 +331,9 @@ pub struct DeliveryView {
     pub id: i64,
     pub delivery_id: String,
     pub conversation_id: Option<i64>,
+    /// The conversation's number, the one agents see (`#42`); in the channel's delivery logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation_number: Option<i64>,
     pub message_id: Option<i64>,
     pub kind: String,
     /// `pending`, `delivered` or `failed`.
@@ -345,6 +351,7 @@ impl From<models::OutboxItem> for DeliveryView {
             id: o.id,
             delivery_id: o.delivery_id,
             conversation_id: o.conversation_id,
+            conversation_number: None,
             message_id: o.message_id,
             kind: o.kind,
             state: o.state,
@@ -354,6 +361,13 @@ impl From<models::OutboxItem> for DeliveryView {
             created_at: ts(o.created_at),
             delivered_at: ts_opt(o.delivered_at),
         }
+    }
+}
+
+impl DeliveryView {
+    /// A delivery log row: the delivery and its conversation's number.
+    pub fn numbered((o, number): (models::OutboxItem, Option<i64>)) -> Self {
+        Self { conversation_number: number, ..Self::from(o) }
     }
 }
 

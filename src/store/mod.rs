@@ -27,6 +27,7 @@ pub mod customers;
 pub mod email;
 pub mod events;
 pub mod feed;
+pub mod invitations;
 pub mod leases;
 pub mod locks;
 pub mod mattermost;

@@ -270,6 +270,100 @@ pub async fn resend(store: &Store, id: i64) -> StoreResult<OutboxItem> {
         .await
 }
 
+/// What [`retry_failed`] did.
+#[derive(Debug)]
+pub enum Retry {
+    /// The failed delivery is pending again, due now; the `message.updated` event to publish.
+    Queued(Vec<EventRow>),
+    /// The message's delivery is not failed (pending, being sent, sent): nothing changed.
+    NotFailed,
+    /// The message has no delivery (an incoming message, a note, a message the channel itself reported).
+    NoDelivery,
+}
+
+/// An agent's "Retry" on a failed reply (issue #17 item 5): its newest delivery goes from `failed` back to
+/// `pending`, due now, with the same delivery id (the receiver can deduplicate), and the dispatcher takes it like
+/// any other — the one path that sends. Conditional on `failed`: a failed row is never claimed, so the update
+/// cannot race an attempt in flight, and of two retries at once only one changes anything (never sent twice).
+/// The message's `message.updated` event and an audit entry are written in the same transaction.
+pub async fn retry_failed(store: &Store, message_id: i64, actor: super::audit::Actor) -> StoreResult<Retry> {
+    use super::audit;
+    store
+        .run(move |store| async move {
+            let t = super::now();
+            let mut conn = store.write().await?;
+            conn.transaction(async |tx| {
+                let newest: Option<OutboxItem> = db!(
+                    tx,
+                    outbox::table
+                        .filter(outbox::message_id.eq(Some(message_id)))
+                        .filter(outbox::kind.eq("message.created"))
+                        .order(outbox::id.desc())
+                        .select(OutboxItem::as_select())
+                        .first(tx)
+                        .await
+                        .optional()
+                )?;
+                let Some(item) = newest else { return Ok(Retry::NoDelivery) };
+                let failed = outbox::table.filter(outbox::id.eq(item.id)).filter(outbox::state.eq("failed"));
+                let values = (
+                    outbox::state.eq("pending"),
+                    outbox::next_attempt_at.eq(t),
+                    outbox::locked_until.eq(None::<NaiveDateTime>),
+                    outbox::last_error.eq(None::<String>),
+                    outbox::updated_at.eq(Some(t)),
+                );
+                let n = db!(tx, diesel::update(failed).set(values).execute(tx).await)?;
+                let Some(conversation_id) = item.conversation_id.filter(|_| n == 1) else {
+                    return Ok(Retry::NotFailed);
+                };
+                let details = serde_json::json!({"delivery_id": item.delivery_id, "message_id": message_id});
+                audit::write(tx, audit::entry(actor, "delivery.retry", "message", Some(message_id), details)).await?;
+                let event = events::record(
+                    tx,
+                    NewEvent {
+                        conversation_id,
+                        channel_instance_id: item.channel_instance_id,
+                        kind: events::MESSAGE_UPDATED,
+                        seq: None,
+                        message_id: Some(message_id),
+                        created_at: t,
+                    },
+                )
+                .await?;
+                Ok(Retry::Queued(vec![event]))
+            })
+            .await
+        })
+        .await
+}
+
+/// A channel's delivery log with the number of each delivery's conversation (the ticket number agents see).
+pub async fn log_for_channel(
+    store: &Store,
+    channel_instance_id: i64,
+    limit: i64,
+) -> StoreResult<Vec<(OutboxItem, Option<i64>)>> {
+    use super::schema::conversations;
+    store
+        .run(move |store| async move {
+            let mut conn = store.read().await?;
+            let tx = &mut conn.tx();
+            Ok(db!(
+                tx,
+                outbox::table
+                    .left_join(conversations::table.on(outbox::conversation_id.eq(conversations::id.nullable())))
+                    .filter(outbox::channel_instance_id.eq(channel_instance_id))
+                    .order(outbox::id.desc())
+                    .limit(limit)
+                    .select((OutboxItem::as_select(), conversations::number.nullable()))
+                    .load(tx)
+                    .await
+            )?)
+        })
+        .await
+}
+
 /// Everything a connector needs to send one delivery of a message.
 pub struct DeliveryContext {
     pub channel: super::models::ChannelInstance,

@@ -433,3 +433,15 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    agent_invitations (id) {
+        id -> BigInt,
+        agent_id -> BigInt,
+        token_hash -> Text,
+        invited_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}

@@ -337,6 +337,29 @@ fn json_routes(d: &Desk) -> Vec<JsonRoute> {
     vec![
         r(
             Method::POST,
+            "/agents/invitations",
+            "/api/v1/agents/invitations".into(),
+            json!({"email": "invitee@example.com", "name": "Invitee"}),
+            vec![
+                json!({"email": 5}),
+                json!({"email": "invitee@example.com", "name": ["x"]}),
+                json!({"email": "invitee@example.com", "channel_ids": "1"}),
+            ],
+            Some(json!({"name": "Invitee"})),
+            true,
+        ),
+        // The token matches nothing: the body is refused before the token is looked at.
+        r(
+            Method::POST,
+            "/invitations/{token}",
+            "/api/v1/invitations/sbi_unknown".into(),
+            json!({"password": "long enough pw"}),
+            vec![json!({"password": 12345678}), json!({"password": null})],
+            Some(json!({})),
+            true,
+        ),
+        r(
+            Method::POST,
             "/setup",
             "/api/v1/setup".into(),
             json!({"email": "new@example.com", "password": "long enough pw"}),
@@ -760,7 +783,7 @@ async fn malformed_bodies_on_every_json_route_are_refused_and_change_nothing() {
     let routes = json_routes(&d);
 
     // Every route that takes a JSON body is in the table (logout, the raw upload, rotating a
-    // secret and resending a delivery take none; ending a chat takes an optional body and has
+    // secret, resending a delivery, retrying a reply and dismissing the checklist take none; ending a chat takes an optional body and has
     // its own tests below).
     let listed: BTreeSet<(String, &str)> = routes.iter().map(|r| (r.method.to_string(), r.pattern)).collect();
     for (method, pattern) in api_routes() {
@@ -771,6 +794,8 @@ async fn malformed_bodies_on_every_json_route_are_refused_and_change_nothing() {
                 "/conversations/{id}/end",
                 "/custom-channels/{id}/secret",
                 "/custom-channels/{id}/deliveries/{delivery}/resend",
+                "/conversations/{id}/messages/{message_id}/retry",
+                "/onboarding/dismiss",
                 "/email-channels/{id}/check",
                 // Zalo's signed event, taken as raw bytes (the signature covers them): tests/zalo.rs.
                 "/zalo-channels/{id}/webhook",

@@ -9,6 +9,7 @@ import { useStore } from './store';
 import { AdminPage } from './pages/Admin';
 import { LoginPage, SetupPage } from './pages/Auth';
 import { ChatsPage } from './pages/Chats';
+import { InvitationPage } from './pages/Invitation';
 import { NewConversationPage } from './pages/NewConversation';
 import { TicketsPage } from './pages/Tickets';
 
@@ -37,7 +38,9 @@ function Routes() {
 export function App() {
   const boot = useStore(app, (s) => s.boot);
   const loc = useLocation();
+  const invitation = match('/invite/:token', loc.path);
   useEffect(() => {
+    if (invitation) return;
     if (boot === 'setup' && loc.path !== '/setup') navigate('/setup', { replace: true });
     if (boot === 'login' && loc.path !== '/login') {
       sessionStorage.setItem('sb.after-login', loc.path + location.search);
@@ -57,6 +60,7 @@ export function App() {
       </div>
     );
   }
+  if (invitation) return <InvitationPage token={invitation.token} />;
   if (boot === 'setup') return <SetupPage />;
   if (boot === 'login') return <LoginPage />;
   return (

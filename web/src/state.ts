@@ -549,7 +549,7 @@ export function addMessages(id: number, msgs: Message[]) {
 
 /** A message on screen changed in place (`message.updated`); one not loaded (an earlier page) is left alone, unless
  *  a page is on its way (it may hold an older copy: the merge keeps the newer delivery). */
-function replaceMessage(id: number, m: Message) {
+export function replaceMessage(id: number, m: Message) {
   const t = app.get().threads[id];
   if (!t || (!t.loading && !t.items.some((x) => x.seq === m.seq))) return;
   setThread(id, { ...t, items: merge(t.items, [m]) });

@@ -8,6 +8,8 @@ export interface Agent {
   name: string;
   role: Role;
   active: boolean;
+  /** False until the agent set a password (an invitation not yet accepted). */
+  has_password?: boolean;
   channel_ids: number[];
   team_ids: number[];
   created_at: string;
@@ -322,6 +324,8 @@ export interface DeliveryLogEntry {
   id: number;
   delivery_id: string;
   conversation_id: number | null;
+  /** The conversation's number (`#1042`), the one agents see. */
+  conversation_number?: number;
   message_id: number | null;
   kind: string;
   state: 'pending' | 'delivered' | 'failed';

@@ -259,8 +259,8 @@ pub async fn delete(state: State, SuperAdmin(p): SuperAdmin, id: web::Path<i64>)
     responses((status = 200, body = [DeliveryView])))]
 pub async fn deliveries(state: State, Admin(_p): Admin, id: web::Path<i64>) -> ApiResult<web::Json<Vec<DeliveryView>>> {
     store::channels::get(&state.store, *id, &ChannelScope::All).await?;
-    let rows = store::outbox::list_for_channel(&state.store, *id, 200).await?;
-    Ok(web::Json(rows.into_iter().map(DeliveryView::from).collect()))
+    let rows = store::outbox::log_for_channel(&state.store, *id, 200).await?;
+    Ok(web::Json(rows.into_iter().map(DeliveryView::numbered).collect()))
 }
 
 #[cfg(test)]

@@ -354,8 +354,8 @@ pub async fn rotate_secret(
     params(("id" = i64, Path)), responses((status = 200, body = [DeliveryView])))]
 pub async fn deliveries(state: State, Admin(_p): Admin, id: web::Path<i64>) -> ApiResult<web::Json<Vec<DeliveryView>>> {
     custom_channel(&state, *id, &ChannelScope::All).await?;
-    let rows = store::outbox::list_for_channel(&state.store, *id, 200).await?;
-    Ok(web::Json(rows.into_iter().map(DeliveryView::from).collect()))
+    let rows = store::outbox::log_for_channel(&state.store, *id, 200).await?;
+    Ok(web::Json(rows.into_iter().map(DeliveryView::numbered).collect()))
 }
 
 /// Send a delivery again (admin): queued now, same delivery id, so the receiver can deduplicate.

@@ -12,6 +12,7 @@ import type { Presence } from '../types';
 import { focusables, PHONE, useMedia } from '../queue';
 import { ChangePassword } from './ChangePassword';
 import { IconMenu } from './queueIcons';
+import { OnboardingChecklist } from './Onboarding';
 import { Avatar, Link, Modal } from './common';
 import { IconBell, IconBellOff, IconChat, IconInbox, IconKey, IconLogout, IconPlus, IconSettings } from './icons';
 
@@ -326,6 +327,7 @@ export function Shell({ children }: { children: ComponentChildren }) {
           )}
         </div>
       )}
+      {isAdmin() && <OnboardingChecklist />}
       <div class={'body' + (phone ? ' nav-drawer' : '') + (drawer ? ' nav-open' : '')}>
         {drawer && <div class="drawer-backdrop" onClick={() => closeNav(true)} aria-hidden="true" />}
         <nav class="rail" id="main-nav" aria-label="Main" ref={nav}>

@@ -11,6 +11,7 @@ import { app, loadEarlier, snippet, type Thread } from '../state';
 import { useStore } from '../store';
 import type { Attachment, Delivery, DeliveryState, Message } from '../types';
 import { Avatar, Spinner } from './common';
+import { RetryButton } from './RetryDelivery';
 import { IconAlert, IconCheck, IconCheckDouble, IconClock, IconFile, IconQuote } from './icons';
 
 const URL_RE = /(https?:\/\/[^\s<>"')]+[^\s<>"').,;:!?])/g;
@@ -81,13 +82,14 @@ const DELIVERY: Record<DeliveryState, { text: string; Icon: typeof IconCheck }> 
 };
 
 /** An outgoing message's delivery: an icon and its words (a failure says why, and so does a retry), the time of the
- *  change on hover. */
-function DeliveryMark({ d }: { d: Delivery }) {
+ *  change on hover; a failed one has a Retry button (issue #17 item 5) that queues it again. */
+function DeliveryMark({ m, d }: { m: Message; d: Delivery }) {
   const { text, Icon } = DELIVERY[d.state] ?? { text: d.state, Icon: IconClock };
   return (
     <div class={'delivery-mark ' + d.state} data-testid="delivery" data-state={d.state} title={full(d.updated_at)}>
       <Icon size={14} />
       <span>{d.state === 'failed' ? `${text}: ${d.error || 'no reason given'}` : d.state === 'pending' && d.error ? `${text} (last try failed: ${d.error})` : text}</span>
+      {d.state === 'failed' && <RetryButton m={m} />}
     </div>
   );
 }
@@ -177,7 +179,7 @@ function MessageItem({ m, thread, onQuote, continued }: { m: Message; thread: Me
           {m.content_html ? <div class="msg-html" dangerouslySetInnerHTML={{ __html: m.content_html }} /> : <PlainText text={m.content} />}
           <Attachments files={m.attachments} />
         </div>
-        {kind === 'out' && m.delivery && <DeliveryMark d={m.delivery} />}
+        {kind === 'out' && m.delivery && <DeliveryMark m={m} d={m.delivery} />}
       </div>
     </article>
   );

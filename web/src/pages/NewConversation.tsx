@@ -6,8 +6,9 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, errorText, qs } from '../api';
 import { KIND_LABEL } from '../format';
 import { navigate } from '../router';
-import { app, toast, upsertConversation } from '../state';
+import { app, isAdmin, toast, upsertConversation } from '../state';
 import { useStore } from '../store';
+import { Link } from '../components/common';
 import type { Conversation, ConversationCreated, CustomerSummary, MattermostRecipient, Page } from '../types';
 
 /** An autocomplete field: what is typed is looked up (`find`, debounced), arrows and Enter pick an option. */
@@ -191,6 +192,17 @@ export function NewConversationPage() {
             ))}
           </select>
         </label>
+        {!usable.length && (
+          <p class="muted small" data-testid="no-channel">
+            {isAdmin() ? (
+              <>
+                No channel is connected yet. <Link href="/admin/channels">Connect a channel</Link> to write to customers.
+              </>
+            ) : (
+              'You have no channel to write from yet: ask an admin to give you access to one.'
+            )}
+          </p>
+        )}
         {bot ? (
           <Picker<MattermostRecipient>
             key={'bot-' + bot}

@@ -11,7 +11,7 @@ import { api, errorText, qs } from '../api';
 import { ago, full, titleOf } from '../format';
 import { countViews, PHONE, prefs, setDensity, useMedia, useNow, waited, waitingSince } from '../queue';
 import { navigate, useLocation } from '../router';
-import { agentName, app, channelOf } from '../state';
+import { agentName, app, channelOf, isAdmin } from '../state';
 import { createStore, useStore } from '../store';
 import type { Conversation, Page } from '../types';
 import { ChannelBadge, Collision, Empty, Link, PriorityBadge, StatusPill } from '../components/common';
@@ -624,7 +624,19 @@ function TicketList({ f }: { f: Filters }) {
             {cache.error}
           </p>
         ) : cache.total === 0 ? (
-          <Empty title="No tickets match">Try other filters, or clear them.</Empty>
+          // An empty state is still a row of the table (axe: a rowgroup holds rows); without filters it says why.
+          <div role="row">
+            <div role="cell">
+              {Object.keys(f).some((k) => k !== 'sort') ? (
+                <Empty title="No tickets match">Try other filters, or clear them.</Empty>
+              ) : (
+                <Empty title="No tickets yet">
+                  Conversations appear here when customers write in.{' '}
+                  {isAdmin() ? <Link href="/admin/channels">Connect a channel</Link> : 'Ask an admin to give you access to a channel.'}
+                </Empty>
+              )}
+            </div>
+          </div>
         ) : (
           <div class="tspacer" style={{ height: `${total * ROW}px` }}>
             {rows}

@@ -1,4 +1,4 @@
-// Administration › Agents: roles, activation and channel access.
+// Administration › Agents: invitations (issue #17 item 9), roles, activation and channel access.
 
 import { useState } from 'preact/hooks';
 import { api, errorText } from '../../api';
@@ -7,6 +7,7 @@ import { app, loadReference, toast } from '../../state';
 import { useStore } from '../../store';
 import type { Agent, Role } from '../../types';
 import { Modal } from '../../components/common';
+import { InviteForm } from './Invite';
 import { DataTable, FormEnd, SectionHead } from './kit';
 
 const ROLE_LABEL: Record<Role, string> = { super_admin: 'Super admin', admin: 'Admin', agent: 'Agent' };
@@ -128,15 +129,17 @@ export function Agents() {
   const agents = useStore(app, (s) => s.agents);
   const channels = useStore(app, (s) => s.channels);
   const teams = useStore(app, (s) => s.teams);
-  const [editing, setEditing] = useState<Agent | null | 'new'>(null);
+  const [editing, setEditing] = useState<Agent | null>(null);
+  const [inviting, setInviting] = useState<Agent | 'new' | null>(null);
   return (
     <section>
-      <SectionHead title="Agents" action="Add agent" onAction={() => setEditing('new')} />
+      <SectionHead title="Agents" action="Invite agent" onAction={() => setInviting('new')} />
       <DataTable columns={['Name', 'Email', 'Role', 'Channels', 'Teams']}>
       {agents.map((a) => (
         <tr key={a.id} class={a.active ? '' : 'inactive'}>
           <td>
             {a.name} {!a.active && <span class="pill status-closed">inactive</span>}
+            {a.active && a.has_password === false && <span class="pill status-pending">invited</span>}
           </td>
           <td>{a.email}</td>
           <td>{ROLE_LABEL[a.role]}</td>
@@ -148,11 +151,17 @@ export function Agents() {
             <button type="button" class="btn small" onClick={() => setEditing(a)} aria-label={'Edit ' + a.name}>
               Edit
             </button>
+            {a.active && a.has_password === false && (
+              <button type="button" class="btn small" onClick={() => setInviting(a)} aria-label={'Invite ' + a.name + ' again'}>
+                Invite again
+              </button>
+            )}
           </td>
         </tr>
       ))}
       </DataTable>
-      {editing && <AgentForm agent={editing === 'new' ? null : editing} onClose={() => setEditing(null)} />}
+      {editing && <AgentForm agent={editing} onClose={() => setEditing(null)} />}
+      {inviting && <InviteForm again={inviting === 'new' ? undefined : inviting} onClose={() => setInviting(null)} />}
     </section>
   );
 }

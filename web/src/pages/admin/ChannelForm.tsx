@@ -15,6 +15,8 @@ import { ZaloForm } from './ZaloChannels';
 import { basicsFields, basicsOf, ChannelBasics } from './ChannelBasics';
 import type { Basics } from './ChannelBasics';
 import { FormEnd } from './kit';
+import { CustomChannelForm, CustomChannelIntegration } from './CustomChannelForm';
+import type { CustomChannel } from './CustomChannelForm';
 
 /** Kinds configured with free-form settings; mailboxes, Mattermost bots and Zalo accounts have their own forms and APIs. */
 export type GenericKind = Exclude<OfferedKind, 'email' | 'mattermost' | 'zalo'>;
@@ -44,7 +46,9 @@ export function KindField({ kind, onChange, disabled }: { kind: ChannelKind; onC
 /** Adding a channel: the generic form, or the kind's own form (mailbox, Mattermost bot, Zalo account). */
 export function NewChannel({ onClose, onSaved }: { onClose: () => void; onSaved: () => void }) {
   const [kind, setKind] = useState<OfferedKind>('custom');
+  const [created, setCreated] = useState<CustomChannel | null>(null);
   const kindField = <KindField kind={kind} onChange={setKind} />;
+  if (created) return <CustomChannelIntegration channel={created} onClose={onClose} />;
   return kind === 'email' ? (
     <MailboxForm mailbox={null} kindField={kindField} onClose={onClose} onSaved={onSaved} />
   ) : kind === 'mattermost' ? (
@@ -52,7 +56,7 @@ export function NewChannel({ onClose, onSaved }: { onClose: () => void; onSaved:
   ) : kind === 'zalo' ? (
     <ZaloForm zalo={null} kindField={kindField} onClose={onClose} onSaved={onSaved} />
   ) : (
-    <ChannelForm channel={null} kind={kind} kindField={kindField} onClose={onClose} />
+    <CustomChannelForm channel={null} kindField={kindField} onClose={onClose} onCreated={setCreated} />
   );
 }
 

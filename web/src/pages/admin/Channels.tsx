@@ -11,6 +11,7 @@ import type { Channel } from '../../types';
 import { Modal } from '../../components/common';
 import { ChannelForm, KindField, NewChannel } from './ChannelForm';
 import type { GenericKind } from './ChannelForm';
+import { CustomChannelForm, CustomChannelIntegration } from './CustomChannelForm';
 import { Deliveries } from './Deliveries';
 import { Mailboxes } from './Mailboxes';
 import { MattermostBots } from './MattermostBots';
@@ -21,6 +22,7 @@ export function Channels() {
   const channels = useStore(app, (s) => s.channels);
   const [editing, setEditing] = useState<Channel | null | 'new'>(null);
   const [log, setLog] = useState<Channel | null>(null);
+  const [integration, setIntegration] = useState<Channel | null>(null);
   const remove = async (c: Channel) => {
     await confirmDelete(`Delete the channel ${c.name} and its conversations?`, `/channels/${c.id}`, loadReference);
   };
@@ -65,6 +67,11 @@ export function Channels() {
                     <button type="button" class="btn small" onClick={() => setEditing(c)}>
                       Settings
                     </button>
+                    {c.kind === 'custom' && (
+                      <button type="button" class="btn small" onClick={() => setIntegration(c)}>
+                        Integration
+                      </button>
+                    )}
                     <button type="button" class="btn small" onClick={() => setLog(c)}>
                       Delivery log
                     </button>
@@ -83,9 +90,16 @@ export function Channels() {
         <Modal title={editing === 'new' ? 'Add a channel' : `${editing.name} — settings`} onClose={() => setEditing(null)} wide>
           {editing === 'new' ? (
             <NewChannel onClose={() => setEditing(null)} onSaved={reload} />
+          ) : editing.kind === 'custom' ? (
+            <CustomChannelForm channel={editing} kindField={<KindField kind={editing.kind} disabled />} onClose={() => setEditing(null)} />
           ) : (
             <ChannelForm channel={editing} kind={editing.kind as GenericKind} kindField={<KindField kind={editing.kind} disabled />} onClose={() => setEditing(null)} />
           )}
+        </Modal>
+      )}
+      {integration && (
+        <Modal title={`${integration.name} — integration`} onClose={() => setIntegration(null)} wide>
+          <CustomChannelIntegration channel={integration} onClose={() => setIntegration(null)} />
         </Modal>
       )}
       {log && (

@@ -1,4 +1,5 @@
-// A channel's delivery log (its newest outbound deliveries), shown in a dialog.
+// A channel's delivery log (its newest outbound deliveries), shown in a dialog; each names its conversation by the
+// number agents see, linked.
 
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../../api';
@@ -34,7 +35,15 @@ export function Deliveries({ channelId }: { channelId: number }) {
         {rows.map((d) => (
           <tr key={d.id}>
             <td title={full(d.created_at)}>{ago(d.created_at)}</td>
-            <td>{d.conversation_id ? <Link href={'/tickets/' + d.conversation_id}>#{d.conversation_id}</Link> : '—'}</td>
+            <td>
+              {d.conversation_id ? (
+                <Link href={'/tickets/' + d.conversation_id} data-testid="delivery-conversation">
+                  #{d.conversation_number ?? d.conversation_id}
+                </Link>
+              ) : (
+                '—'
+              )}
+            </td>
             <td>
               <span class={'pill delivery-' + d.state}>{d.state}</span>
             </td>
