@@ -156,7 +156,7 @@ function MessageItem({ m, thread, onQuote, continued }: { m: Message; thread: Me
             </time>
             {quote}
           </span>
-          {kind === 'out' && m.delivery && <DeliveryMark d={m.delivery} />}
+          {kind === 'out' && m.delivery && <DeliveryMark m={m} d={m.delivery} />}
         </div>
       </article>
     );
