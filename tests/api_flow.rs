@@ -8,6 +8,8 @@ mod common;
 mod bad_input;
 #[path = "api_flow/cli.rs"]
 mod cli;
+#[path = "api_flow/inbox.rs"]
+mod inbox;
 #[path = "api_flow/ops.rs"]
 mod ops;
 

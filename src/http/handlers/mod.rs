@@ -11,6 +11,7 @@ pub mod custom_channels;
 pub mod customers;
 pub mod email_channels;
 pub mod mattermost_channels;
+pub mod notifications;
 pub mod ops;
 pub mod statuses;
 pub mod teams;
