@@ -237,7 +237,10 @@ async fn a_new_chat_routed_to_an_agent_and_a_mention_arrive_on_their_socket() {
     let mut eve = WsClient::connect(&t.srv.base, t.eve.token.as_deref().unwrap(), None).await;
     let mut ann = WsClient::connect(&t.srv.base, t.ann.token.as_deref().unwrap(), None).await;
     let mut watcher = WsClient::connect(&t.srv.base, t.root.token.as_deref().unwrap(), None).await;
-    if !watcher.log.iter().any(|f| f["type"] == "presence" && f["agent_id"] == t.bob.agent_id) {
+    let bob_online = |f: &Value| f["agent_id"] == t.bob.agent_id && f["status"] == "online";
+    let known = watcher.hello["presence"].as_array().unwrap().iter().any(bob_online)
+        || watcher.log.iter().any(|f| f["type"] == "presence" && bob_online(f));
+    if !known {
         watcher
             .wait_for("bob online", Duration::from_secs(10), |f| {
                 f["type"] == "presence" && f["agent_id"] == t.bob.agent_id && f["status"] == "online"
