@@ -8,6 +8,7 @@ import { navigate, useLocation } from '../router';
 import { app, dismissToast, isAdmin, presenceOf, setMyStatus, setNotifications, signOut } from '../state';
 import { useStore } from '../store';
 import type { Presence } from '../types';
+import { Bell } from './Bell';
 import { ChangePassword } from './ChangePassword';
 import { Avatar, Link, Modal } from './common';
 import { IconBell, IconBellOff, IconChat, IconInbox, IconKey, IconLogout, IconPlus, IconSettings } from './icons';
@@ -249,6 +250,7 @@ export function Shell({ children }: { children: ComponentChildren }) {
         <ConnectionState />
         <div class="grow" />
         <TeamPresence />
+        <Bell />
         <NotificationsToggle />
         <MyStatus />
         <div class="me">

@@ -11,6 +11,7 @@ import { useStore } from '../store';
 import type { Attachment, Delivery, DeliveryState, Message } from '../types';
 import { Avatar, Spinner } from './common';
 import { IconAlert, IconCheck, IconCheckDouble, IconClock, IconFile, IconQuote } from './icons';
+import { MentionHtml, MentionText } from './Mentions';
 
 const URL_RE = /(https?:\/\/[^\s<>"')]+[^\s<>"').,;:!?])/g;
 
@@ -134,7 +135,13 @@ function MessageItem({ m, thread, onQuote }: { m: Message; thread: Message[]; on
         </header>
         <div class="msg-bubble">
           {m.quoted_message_id && <QuotedBlock id={m.quoted_message_id} thread={thread} />}
-          {m.content_html ? <div class="msg-html" dangerouslySetInnerHTML={{ __html: m.content_html }} /> : <PlainText text={m.content} />}
+          {m.mentions?.length ? (
+            m.content_html ? <MentionHtml html={m.content_html} mentions={m.mentions} /> : <MentionText text={m.content} mentions={m.mentions} />
+          ) : m.content_html ? (
+            <div class="msg-html" dangerouslySetInnerHTML={{ __html: m.content_html }} />
+          ) : (
+            <PlainText text={m.content} />
+          )}
           <Attachments files={m.attachments} />
         </div>
         {kind === 'out' && m.delivery && <DeliveryMark d={m.delivery} />}
