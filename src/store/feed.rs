@@ -210,7 +210,7 @@ pub async fn take(store: &Store, consumer: Consumer, limit: i64) -> StoreResult<
                             }
                         }
                         Consumer::Notifications => {
-                            notifications.extend(super::notifications::produce(tx, row).await?);
+                            notifications.extend(super::notifications::produce(tx, row, &presence).await?);
                         }
                     }
                 }

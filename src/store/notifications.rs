@@ -17,17 +17,20 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::feed::{Detail, FeedRow};
-use super::models::{CONVERSATION_CREATED, CONVERSATION_UPDATED, Conversation, MESSAGE_CREATED, Message};
+use super::models::{CONVERSATION_CREATED, CONVERSATION_UPDATED, Conversation, MESSAGE_CREATED, Message, NewDelivery};
 use super::schema::{
-    agent_notifications, agents, channel_access, conversations, customers, events, message_mentions, messages,
+    agent_notifications, agents, channel_access, conversations, customers, events, message_mentions, messages, outbox,
 };
 use super::{Store, StoreError, StoreResult, Tx, Violation, now};
 use crate::db;
 use crate::domain::notifications::{self as rules, ActorKind, Change, MentionError, NotificationKind};
+use crate::domain::routing::Presence;
 use crate::domain::{ChannelScope, Direction, Role};
 
 /// Most notifications one page lists.
 pub const MAX_PAGE: i64 = 100;
+/// Outbox kind of the "you were mentioned while away" email (sent like the owner-offline mail, CC-12).
+pub const MENTION_EMAIL: &str = "email.mentioned";
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = agent_notifications)]
@@ -225,7 +228,14 @@ async fn unread_in(tx: &mut Tx<'_>, agent_id: i64, scope: &ChannelScope) -> Stor
 
 /// The effect of one feed row of the `notifications` consumer: write the notifications its change
 /// calls for (see the module docs). Returns them, to be announced after the commit.
-pub(crate) async fn produce(tx: &mut Tx<'_>, row: &FeedRow) -> StoreResult<Vec<Notice>> {
+///
+/// A mentioned agent who is not online (`presence`: the node's picture) is also mailed, through the
+/// outbox ([`MENTION_EMAIL`]).
+pub(crate) async fn produce(
+    tx: &mut Tx<'_>,
+    row: &FeedRow,
+    presence: &(dyn Fn(i64) -> Presence + Sync),
+) -> StoreResult<Vec<Notice>> {
     let c: Option<Conversation> = db!(
         tx,
         conversations::table.find(row.conversation_id).select(Conversation::as_select()).first(tx).await.optional()
@@ -353,6 +363,25 @@ pub(crate) async fn produce(tx: &mut Tx<'_>, row: &FeedRow) -> StoreResult<Vec<N
                     .await
             )?,
         };
+        if kind == NotificationKind::Mentioned && presence(agent_id) != Presence::Online {
+            let payload = serde_json::json!({
+                "agent_id": agent_id, "conversation_id": c.id, "about": "mentioned",
+                "actor": &actor_name, "excerpt": &text,
+            });
+            let delivery = NewDelivery {
+                delivery_id: uuid::Uuid::new_v4().to_string(),
+                channel_instance_id: c.channel_instance_id,
+                conversation_id: Some(c.id),
+                message_id: None,
+                kind: MENTION_EMAIL,
+                payload: payload.to_string(),
+                state: "pending",
+                attempts: 0,
+                next_attempt_at: t,
+                created_at: t,
+            };
+            db!(tx, diesel::insert_into(outbox::table).values(&delivery).execute(tx).await)?;
+        }
         let scope = scope_of(tx, agent_id).await?;
         let unread_count = unread_in(tx, agent_id, &scope).await?;
         out.push(Notice {

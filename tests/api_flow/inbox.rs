@@ -35,6 +35,18 @@ fn kinds(page: &Value) -> Vec<String> {
     page["items"].as_array().unwrap().iter().map(|n| n["kind"].as_str().unwrap().to_owned()).collect()
 }
 
+/// The agents the outbox holds a "you were mentioned" mail for, on channel `ch`, sorted.
+async fn mention_mails(srv: &TestServer, ch: i64) -> Vec<i64> {
+    let rows = switchboard::store::outbox::list_for_channel(srv.store(), ch, 100).await.unwrap();
+    let mut to: Vec<i64> = rows
+        .into_iter()
+        .filter(|d| d.kind == switchboard::store::notifications::MENTION_EMAIL)
+        .map(|d| serde_json::from_str::<Value>(&d.payload).unwrap()["agent_id"].as_i64().unwrap())
+        .collect();
+    to.sort_unstable();
+    to
+}
+
 struct Team {
     srv: TestServer,
     root: Api,
@@ -114,6 +126,9 @@ async fn each_kind_once_never_to_the_actor_nor_to_agents_without_access() {
     assert!(mentioned["read_at"].is_null());
 
     assert_eq!(kinds(&inbox(&t.root).await), ["mentioned"], "an admin may be mentioned anywhere");
+    // Nobody was online: each mentioned agent is also mailed, through the outbox (not Ann, the author).
+    let mails = mention_mails(&t.srv, t.desk).await;
+    assert_eq!(mails, [t.root.agent_id, t.bob.agent_id], "one mail per mentioned agent who is away");
     let ann = inbox(&t.ann).await;
     assert_eq!(ann["items"], json!([]), "never to the agent who made the change: {ann}");
     assert_eq!(ann["unread_count"], 0);
@@ -278,6 +293,8 @@ async fn a_new_chat_routed_to_an_agent_and_a_mention_arrive_on_their_socket() {
         .await;
     assert_eq!(frame["unread_count"], 2);
     let id = frame["notification"]["id"].as_i64().unwrap();
+    settled(&t.srv).await;
+    assert_eq!(mention_mails(&t.srv, chat).await.len(), 0, "Bob is online: no mail");
     assert_eq!(inbox(&t.bob).await["items"][0]["id"], id, "the frame is the stored notification");
 
     // Reading it on one device tells his other sockets.
