@@ -315,6 +315,7 @@ fn conversation_cases(target: i64, other: i64, customer: i64, agent_id: i64, tea
         (case(Method::GET, format!("{c}/messages/{NO_MAIL_MESSAGE}/source"), None), 404),
         // No such message: the retry answers 404, but only after access is checked.
         (case(Method::POST, format!("{c}/messages/{NO_MAIL_MESSAGE}/retry"), Some(json!({}))), 404),
+        (case(Method::GET, format!("{c}/mentionable"), None), 200),
         (case(Method::PATCH, c.clone(), Some(json!({"tags": ["mine"]}))), 200),
         (case(Method::PATCH, c.clone(), Some(json!({"add_tags": ["more"], "remove_tags": ["zebra-tag"]}))), 200),
         (case(Method::PATCH, c.clone(), Some(json!({"assignee_id": agent_id}))), 200),
@@ -1054,6 +1055,7 @@ fn sample_request(r: &RouteDef, ids: &Ids) -> Option<Case> {
     let body = match (r.method.as_str(), r.pattern.as_str()) {
         ("GET" | "DELETE", _) => None, // includes GET /ws, the socket upgrade
         ("POST", "/auth/logout") => None,
+        ("POST", "/me/notifications/read-all" | "/me/notifications/{id}/read") => None,
         ("POST", "/attachments") => None, // raw bytes, sent by the caller
         ("POST", "/setup") => Some(json!({"email": "x@example.com", "password": "long enough pw"})),
         ("POST", "/auth/login") => Some(json!({"email": "x@example.com", "password": PASSWORD})),

@@ -10,6 +10,8 @@ mod bad_input;
 mod cli;
 #[path = "api_flow/delivery.rs"]
 mod delivery;
+#[path = "api_flow/inbox.rs"]
+mod inbox;
 #[path = "api_flow/onboarding.rs"]
 mod onboarding;
 #[path = "api_flow/ops.rs"]

@@ -31,6 +31,23 @@ pub enum BusEvent {
     /// a mailbox check now (issue #14): every node drops its cached channel rows and its connector supervisors
     /// reconcile from the database (`cluster::supervisor`), which it also does every second on its own.
     Channel(ChannelChange),
+    /// A notification was written for an agent (issue #17): their sockets on every node get a
+    /// `notification` frame. Dropped ones are read back by the dashboard when it (re)connects.
+    Notification(NotificationEvent),
+    /// An agent marked notifications read (`ids`, or `all`): their other sockets update the bell.
+    NotificationsRead { agent_id: i64, ids: Vec<i64>, all: bool, unread_count: i64 },
+}
+
+/// A notification for one agent, rendered once (`view::notification`) by the node that wrote it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationEvent {
+    pub agent_id: i64,
+    /// The channel of its conversation: a socket whose scope lost the channel drops it.
+    pub channel_id: i64,
+    /// The agent's unread count after it.
+    pub unread_count: i64,
+    /// The JSON object of the notification.
+    pub body: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,8 @@
 //!
 //! - [`commit`]: each change as one step — commit, then publish what the commit recorded.
 //! - [`actors`]: one actor per live conversation; changes to an existing conversation go through it.
-//! - [`feed`]: the durable change feed's consumers (exactly once, cluster-wide, across restarts).
+//! - [`feed`]: the durable change feed's consumers (exactly once, cluster-wide, across restarts): the
+//!   owner-offline mail and the agents' notifications, announced on the bus after their commit.
 //!
 //! `realtime` is the delivery side only (hub, sessions, markers) and knows nothing of this module.
 
@@ -54,7 +55,7 @@ impl Changes {
         let changes =
             Changes { store: store.clone(), core: Core { store, bus }, registry: Arc::new(Registry::new(threads)?) };
         sweeper::start(changes.core.clone(), changes.registry.clone(), shutdown);
-        feed::start(changes.core.store.clone(), shutdown);
+        feed::start(changes.core.store.clone(), changes.core.bus.clone(), shutdown);
         Ok(changes)
     }
 
@@ -201,6 +202,12 @@ impl Changes {
     /// Call after the commit; the hub's identity poll repairs a dropped announcement.
     pub fn access_changed(&self, agent_id: i64) {
         self.core.bus.publish(BusEvent::Access { agent_id });
+    }
+
+    /// An agent marked notifications read (issue #17; `ids`, or `all`): their other sockets on every node
+    /// update the bell. Call after the commit; a dropped announcement is repaired by the next read of the inbox.
+    pub fn notifications_read(&self, agent_id: i64, ids: Vec<i64>, all: bool, unread_count: i64) {
+        self.core.bus.publish(BusEvent::NotificationsRead { agent_id, ids, all, unread_count });
     }
 
     /// A channel's row was committed (created, edited, enabled, disabled, deleted): every node drops

@@ -92,7 +92,8 @@ enum Route {
     Mattermost,
     /// Zalo Official Accounts: the OA send API (ZL-6).
     Zalo,
-    /// Mail to an agent (the offline owner of a new conversation's customer, CC-12), whatever the channel.
+    /// Mail to an agent (the offline owner of a new conversation's customer, CC-12; an agent mentioned in a note
+    /// while away, #17), whatever the channel.
     Notify,
 }
 
@@ -110,7 +111,7 @@ impl Route {
     fn delivery_kinds(self) -> &'static [&'static str] {
         match self {
             Route::Webhook | Route::Mail | Route::Mattermost | Route::Zalo => &["message.created"],
-            Route::Notify => &[crate::store::feed::OWNER_OFFLINE_EMAIL],
+            Route::Notify => &[crate::store::feed::OWNER_OFFLINE_EMAIL, crate::store::notifications::MENTION_EMAIL],
         }
     }
 }

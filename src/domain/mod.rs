@@ -8,6 +8,7 @@ pub mod html;
 pub mod kinds;
 pub mod lifecycle;
 pub mod linking;
+pub mod notifications;
 pub mod routing;
 pub mod status;
 pub mod text;

@@ -15,7 +15,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::handlers::{
     agents, attachments, audit, auth, channels, conversations, custom_channels, customers, delivery, email_channels,
-    mattermost_channels, onboarding, ops, statuses, teams, tokens, zalo_channels,
+    mattermost_channels, notifications, onboarding, ops, statuses, teams, tokens, zalo_channels,
 };
 
 #[derive(OpenApi)]
@@ -51,6 +51,7 @@ use super::handlers::{
         mattermost_channels::delete, mattermost_channels::recipients, mattermost_channels::outbound,
         zalo_channels::create, zalo_channels::list, zalo_channels::get, zalo_channels::update, zalo_channels::delete,
         zalo_channels::webhook,
+        notifications::list, notifications::read, notifications::read_all, notifications::mentionable,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(crate::http::error::ErrorBody)),
@@ -71,6 +72,7 @@ use super::handlers::{
         (name = "tokens", description = "API tokens"),
         (name = "attachments", description = "File uploads and downloads"),
         (name = "audit", description = "Who changed what"),
+        (name = "notifications", description = "The caller's notification inbox: assigned, mentioned, customer replied, chat waiting"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -62,6 +62,15 @@ pub enum Frame {
     Access {
         agent_id: i64,
     },
+    /// A notification for one agent (issue #17).
+    Notification(Arc<crate::bus::NotificationEvent>),
+    /// One agent marked notifications read.
+    NotificationsRead {
+        agent_id: i64,
+        ids: Vec<i64>,
+        all: bool,
+        unread_count: i64,
+    },
 }
 
 struct State {
@@ -213,6 +222,10 @@ impl Hub {
             }
             BusEvent::Typing(t) => self.send(Frame::Typing(t)),
             BusEvent::Access { agent_id } => self.send(Frame::Access { agent_id }),
+            BusEvent::Notification(n) => self.send(Frame::Notification(Arc::new(n))),
+            BusEvent::NotificationsRead { agent_id, ids, all, unread_count } => {
+                self.send(Frame::NotificationsRead { agent_id, ids, all, unread_count })
+            }
             BusEvent::Channel(change) => {
                 // No supervisor subscribed (yet) is fine: it reconciles from the database when it starts.
                 let _ = self.channels.send(change);

@@ -317,6 +317,17 @@ impl Session {
                 )
             }
             Frame::Access { .. } => None,
+            // Only the agent's own, and only while they may see its conversation.
+            Frame::Notification(n) => {
+                (n.agent_id == self.principal.agent_id && self.principal.scope.allows(n.channel_id)).then(|| {
+                    format!(r#"{{"type":"notification","unread_count":{},"notification":{}}}"#, n.unread_count, n.body)
+                })
+            }
+            Frame::NotificationsRead { agent_id, ids, all, unread_count } => (*agent_id == self.principal.agent_id)
+                .then(|| {
+                    json!({"type": "notifications.read", "ids": ids, "all": all, "unread_count": unread_count})
+                        .to_string()
+                }),
         }
     }
 

@@ -681,7 +681,7 @@ pub(crate) async fn insert(tx: &mut Tx<'_>, new: &NewConversationRow<'_>) -> Sto
         let delivery = super::outbox::new_delivery(channel.id, conversation.id, message.id, t);
         db!(tx, diesel::insert_into(outbox::table).values(&delivery).execute(tx).await)?;
     }
-    let event = events::record(
+    let event = events::record_with(
         tx,
         NewEvent {
             conversation_id: conversation.id,
@@ -691,6 +691,7 @@ pub(crate) async fn insert(tx: &mut Tx<'_>, new: &NewConversationRow<'_>) -> Sto
             message_id: Some(message.id),
             created_at: t,
         },
+        &super::feed::Detail::assignment(new.actor, None, assignee_id),
     )
     .await?;
     let entry = audit::entry(
@@ -1125,10 +1126,15 @@ pub async fn update(
             conn.transaction(async |tx| {
                 // A merged one is refused by the lifecycle, in `apply_patch`.
                 let before = load_in_scope(tx, id, &scope).await?;
+                let assignee_before = before.assignee_id;
                 let updated = apply_patch(tx, before, &patch, actor).await?;
-                let event =
-                    events::record(tx, updated_event(&updated, events::CONVERSATION_UPDATED, updated.updated_at))
-                        .await?;
+                let detail = super::feed::Detail::assignment(actor, assignee_before, updated.assignee_id);
+                let event = events::record_with(
+                    tx,
+                    updated_event(&updated, events::CONVERSATION_UPDATED, updated.updated_at),
+                    &detail,
+                )
+                .await?;
                 let conversation = decorate_row(tx, updated).await?;
                 Ok(Changed { conversation, events: vec![event] })
             })

@@ -29,11 +29,17 @@ pub struct NewEvent {
 
 /// Insert one event inside a transaction, with its change-feed rows ([`feed::record`]).
 pub(crate) async fn record(tx: &mut Tx<'_>, new: NewEvent) -> StoreResult<EventRow> {
+    record_with(tx, new, &feed::Detail::default()).await
+}
+
+/// [`record`], telling the feed's consumers what the event row does not say: who made the change and
+/// whom it assigned the conversation to ([`feed::Detail`]).
+pub(crate) async fn record_with(tx: &mut Tx<'_>, new: NewEvent, detail: &feed::Detail) -> StoreResult<EventRow> {
     let row: EventRow = db!(
         tx,
         diesel::insert_into(events::table).values(&new).returning(EventRow::as_returning()).get_result(tx).await
     )?;
-    feed::record(tx, &row).await?;
+    feed::record(tx, &row, detail).await?;
     Ok(row)
 }
 

@@ -1,6 +1,7 @@
 //! The durable change feed (issue #14): for consumers that must act on each committed change
-//! exactly once, cluster-wide, across restarts — the owner-offline mail (CC-12) today; the rule
-//! engine, notifications and integration webhooks next.
+//! exactly once, cluster-wide, across restarts — the owner-offline mail (CC-12) and the agents'
+//! notification inbox (issue #17, `store::notifications`) today; the rule engine and integration
+//! webhooks next.
 //!
 //! **Mechanism: rows written in the change's own transaction, deleted in the consumer's.**
 //! [`super::events::record`] (every change that writes an `events` row) also writes one `change_feed` row
@@ -17,7 +18,9 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::channels::{Assign, assign_rule};
-use super::models::{CONVERSATION_CREATED, ChannelInstance, Conversation, EventRow, NewDelivery};
+use super::models::{
+    CONVERSATION_CREATED, CONVERSATION_UPDATED, ChannelInstance, Conversation, EventRow, MESSAGE_CREATED, NewDelivery,
+};
 use super::schema::{change_feed, channel_instances, conversations, customers, outbox};
 use super::{Store, StoreResult, Tx};
 use crate::db;
@@ -30,14 +33,18 @@ pub enum Consumer {
     /// Mail the customer's owner when a new conversation was given to them while they were not
     /// online (CC-12, seed 004).
     OwnerOffline,
+    /// The agents' notification inbox (issue #17): assigned, mentioned, customer replied, chat
+    /// waiting (`store::notifications::produce`).
+    Notifications,
 }
 
 impl Consumer {
-    pub const ALL: [Consumer; 1] = [Consumer::OwnerOffline];
+    pub const ALL: [Consumer; 2] = [Consumer::OwnerOffline, Consumer::Notifications];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Consumer::OwnerOffline => "owner_offline",
+            Consumer::Notifications => "notifications",
         }
     }
 
@@ -45,7 +52,37 @@ impl Consumer {
     pub fn wants(self, kind: &str) -> bool {
         match self {
             Consumer::OwnerOffline => kind == CONVERSATION_CREATED,
+            Consumer::Notifications => [CONVERSATION_CREATED, CONVERSATION_UPDATED, MESSAGE_CREATED].contains(&kind),
         }
+    }
+}
+
+/// What a consumer needs to know about a change that its event row does not say, kept with the
+/// feed rows (`change_feed.detail`, JSON; absent when there is nothing to say). A message's author
+/// and mentions are on the message, so only conversation changes carry one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Detail {
+    /// The agent who made the change (`None`: a customer, a channel, routing, a timer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<i64>,
+    /// The agent this change assigned the conversation to (`None`: it assigned nobody new).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_to: Option<i64>,
+}
+
+impl Detail {
+    /// The detail of a change by `actor` that moved the assignee from `before` to `after`.
+    pub fn assignment(actor: super::audit::Actor, before: Option<i64>, after: Option<i64>) -> Self {
+        Detail { actor: actor.agent_id(), assigned_to: after.filter(|a| before != Some(*a)) }
+    }
+
+    fn stored(&self) -> Option<String> {
+        (*self != Detail::default()).then(|| serde_json::to_string(self).unwrap_or_default())
+    }
+
+    /// The detail of a feed row (a missing or unreadable one says nothing).
+    pub fn of(row: &FeedRow) -> Self {
+        row.detail.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default()
     }
 }
 
@@ -61,10 +98,12 @@ pub struct FeedRow {
     pub conversation_id: i64,
     pub kind: String,
     pub created_at: chrono::NaiveDateTime,
+    pub detail: Option<String>,
 }
 
 /// Write the feed rows of one event inside its transaction (called by [`super::events::record`]).
-pub(crate) async fn record(tx: &mut Tx<'_>, event: &EventRow) -> StoreResult<()> {
+pub(crate) async fn record(tx: &mut Tx<'_>, event: &EventRow, detail: &Detail) -> StoreResult<()> {
+    let detail = detail.stored();
     for consumer in Consumer::ALL {
         if consumer.wants(&event.kind) {
             db!(
@@ -76,6 +115,7 @@ pub(crate) async fn record(tx: &mut Tx<'_>, event: &EventRow) -> StoreResult<()>
                         change_feed::conversation_id.eq(event.conversation_id),
                         change_feed::kind.eq(&event.kind),
                         change_feed::created_at.eq(event.created_at),
+                        change_feed::detail.eq(&detail),
                     ))
                     .execute(tx)
                     .await
@@ -131,9 +171,16 @@ async fn owner_offline(
     Ok(due)
 }
 
+/// What one [`take`] did: how many rows it took (0: nothing waited), and the notifications it
+/// wrote (new or refreshed), for the caller to announce after the commit.
+#[derive(Debug, Default)]
+pub struct Taken {
+    pub rows: usize,
+    pub notifications: Vec<super::notifications::Notice>,
+}
+
 /// Take up to `limit` of `consumer`'s rows: act on them and delete them, in one transaction.
-/// Returns how many rows were taken (0: nothing waits).
-pub async fn take(store: &Store, consumer: Consumer, limit: i64) -> StoreResult<usize> {
+pub async fn take(store: &Store, consumer: Consumer, limit: i64) -> StoreResult<Taken> {
     store
         .run(move |store| async move {
             let presence = |a: i64| store.presence(a);
@@ -151,6 +198,7 @@ pub async fn take(store: &Store, consumer: Consumer, limit: i64) -> StoreResult<
                     // One process owns the file; the writer lock orders consumers.
                     Tx::Sqlite(tx) => mine().select(FeedRow::as_select()).load(tx).await?,
                 };
+                let mut notifications = Vec::new();
                 for row in &rows {
                     match consumer {
                         Consumer::OwnerOffline => {
@@ -161,11 +209,14 @@ pub async fn take(store: &Store, consumer: Consumer, limit: i64) -> StoreResult<
                                 );
                             }
                         }
+                        Consumer::Notifications => {
+                            notifications.extend(super::notifications::produce(tx, row, &presence).await?);
+                        }
                     }
                 }
                 let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
                 db!(tx, diesel::delete(change_feed::table.filter(change_feed::id.eq_any(&ids))).execute(tx).await)?;
-                Ok(rows.len())
+                Ok(Taken { rows: rows.len(), notifications })
             })
             .await
         })

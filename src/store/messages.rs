@@ -38,6 +38,9 @@ pub struct NewReply {
     pub attachment_ids: Vec<i64>,
     /// "Send and set status" in one action (HD-10).
     pub then: Option<ConversationPatch>,
+    /// The agents a note mentions (issue #17 item 3), as requested: checked against the note's text and
+    /// the conversation's channel in its transaction (`store::notifications::record_mentions`).
+    pub mentions: Vec<i64>,
 }
 
 pub struct AppendedMessage {
@@ -224,11 +227,15 @@ pub async fn append_reply(
                 }
                 let current: Conversation =
                     db!(tx, conversations::table.find(before.id).select(Conversation::as_select()).first(tx).await)?;
+                let assignee_before = current.assignee_id;
                 let updated = match &reply.then {
                     Some(patch) if !patch.is_empty() => apply_patch(tx, current, patch, actor).await?,
                     _ => current,
                 };
-                let event = events::record(
+                if reply.note && !reply.mentions.is_empty() {
+                    super::notifications::record_mentions(tx, &message, &reply.mentions).await?;
+                }
+                let event = events::record_with(
                     tx,
                     NewEvent {
                         conversation_id: updated.id,
@@ -238,6 +245,7 @@ pub async fn append_reply(
                         message_id: Some(message.id),
                         created_at: t,
                     },
+                    &super::feed::Detail::assignment(actor, assignee_before, updated.assignee_id),
                 )
                 .await?;
                 let tags = tags_of(tx, updated.id).await?;

@@ -33,6 +33,7 @@ pub mod locks;
 pub mod mattermost;
 pub mod messages;
 pub mod models;
+pub mod notifications;
 pub mod outbox;
 pub mod receipts;
 pub mod routing;
@@ -198,6 +199,11 @@ pub enum Violation {
     CustomerSelfMerge,
     #[error("one of these customers was already merged")]
     CustomerAlreadyMerged,
+    /// A note mentions an agent who is unknown, deactivated or cannot see the conversation's channel (#17 item 3).
+    #[error("agent {agent_id} cannot be mentioned here: they do not have access to this conversation's channel")]
+    NotMentionable { agent_id: i64 },
+    #[error("a note may mention at most {max} agents")]
+    TooManyMentions { max: usize },
 }
 
 impl Violation {

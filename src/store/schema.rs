@@ -362,6 +362,7 @@ diesel::table! {
         conversation_id -> BigInt,
         kind -> Text,
         created_at -> Timestamp,
+        detail -> Nullable<Text>,
     }
 }
 
@@ -445,3 +446,30 @@ diesel::table! {
         used_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    agent_notifications (id) {
+        id -> BigInt,
+        agent_id -> BigInt,
+        kind -> Text,
+        conversation_id -> BigInt,
+        message_id -> Nullable<BigInt>,
+        actor_kind -> Text,
+        actor_id -> Nullable<BigInt>,
+        actor_name -> Text,
+        excerpt -> Text,
+        created_at -> Timestamp,
+        read_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    message_mentions (message_id, agent_id) {
+        message_id -> BigInt,
+        agent_id -> BigInt,
+    }
+}
+
+diesel::joinable!(agent_notifications -> conversations (conversation_id));
+diesel::allow_tables_to_appear_in_same_query!(agent_notifications, conversations);
+diesel::allow_tables_to_appear_in_same_query!(agent_notifications, customers);

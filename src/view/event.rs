@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::{AuthorView, ConversationView, MessageDelivery, MessageView};
+use super::{AuthorView, ConversationView, MentionView, MessageDelivery, MessageView};
 use crate::bus::StoredEvent;
 use crate::domain::Direction;
 use crate::store::events::EventRow;
@@ -35,14 +35,31 @@ pub async fn message_views(
     ids.dedup();
     let names = if ids.is_empty() { vec![] } else { store::messages::agent_names(store, &ids).await? };
     let mut deliveries = deliveries(store, rows.iter().map(|(m, _)| m)).await?;
+    let mut mentioned = mentions(store, rows.iter().map(|(m, _)| m)).await?;
     Ok(rows
         .into_iter()
         .map(|(m, files)| {
             let who = author(&m, customer_name, &names);
             let delivery = deliveries.remove(&m.id);
-            MessageView::new(m, files, who, delivery)
+            let id = m.id;
+            let mut view = MessageView::new(m, files, who, delivery);
+            view.mentions = mentioned.remove(&id).unwrap_or_default();
+            view
         })
         .collect())
+}
+
+/// The mentions of the notes among `messages` (one query, none when there is no note).
+async fn mentions<'a>(
+    store: &Store,
+    messages: impl Iterator<Item = &'a Message>,
+) -> StoreResult<HashMap<i64, Vec<MentionView>>> {
+    let notes: Vec<i64> = messages.filter(|m| m.direction == Direction::Note).map(|m| m.id).collect();
+    let mut out: HashMap<i64, Vec<MentionView>> = HashMap::new();
+    for (message_id, agent_id, name) in store::notifications::mentions_of(store, notes).await? {
+        out.entry(message_id).or_default().push(MentionView { agent_id, name });
+    }
+    Ok(out)
 }
 
 /// The delivery state of the outgoing ones among `messages` (one query, none when there is no outgoing one: the
@@ -97,6 +114,7 @@ pub async fn from_log(store: &Store, rows: Vec<EventRow>) -> StoreResult<Vec<Sto
     agent_ids.dedup();
     let names = if agent_ids.is_empty() { vec![] } else { store::messages::agent_names(store, &agent_ids).await? };
     let delivered = deliveries(store, messages.iter().map(|(m, _)| m)).await?;
+    let mentioned = mentions(store, messages.iter().map(|(m, _)| m)).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let Some(conv) = conversations.iter().find(|c| c.conversation.id == row.conversation_id) else {
@@ -105,7 +123,9 @@ pub async fn from_log(store: &Store, rows: Vec<EventRow>) -> StoreResult<Vec<Sto
         let view = ConversationView::from(conv.clone());
         let message = row.message_id.and_then(|mid| messages.iter().find(|(m, _)| m.id == mid)).map(|(m, files)| {
             let delivery = delivered.get(&m.id).cloned();
-            MessageView::new(m.clone(), files.clone(), author(m, &conv.customer_name, &names), delivery)
+            let mut view = MessageView::new(m.clone(), files.clone(), author(m, &conv.customer_name, &names), delivery);
+            view.mentions = mentioned.get(&m.id).cloned().unwrap_or_default();
+            view
         });
         out.push(stored(&row, body(&view, message.as_ref())));
     }

@@ -3,6 +3,7 @@
 //! Times are RFC 3339 UTC.
 
 pub mod event;
+pub mod notification;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
@@ -154,6 +155,16 @@ pub struct MessageView {
     /// Where an outgoing message is (`null` for incoming messages and notes, and for a reply that is not sent
     /// through a channel). A change is the socket event `message.updated`.
     pub delivery: Option<MessageDelivery>,
+    /// The agents an internal note mentions (`@Name` in its text; issue #17 item 3), by name; empty for other
+    /// messages.
+    pub mentions: Vec<MentionView>,
+}
+
+/// An agent a note mentions.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MentionView {
+    pub agent_id: i64,
+    pub name: String,
 }
 
 /// The delivery state of an outgoing message (issue #16), the same for every channel: `pending`, `sent` or
@@ -194,6 +205,7 @@ impl MessageView {
             attachments: attachments.into_iter().map(AttachmentView::from).collect(),
             created_at: ts(m.created_at),
             delivery,
+            mentions: Vec::new(),
         }
     }
 }

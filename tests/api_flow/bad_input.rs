@@ -783,7 +783,7 @@ async fn malformed_bodies_on_every_json_route_are_refused_and_change_nothing() {
     let routes = json_routes(&d);
 
     // Every route that takes a JSON body is in the table (logout, the raw upload, rotating a
-    // secret, resending a delivery, retrying a reply and dismissing the checklist take none; ending a chat takes an optional body and has
+    // secret, resending a delivery, retrying a reply, dismissing the checklist and marking notifications read take none; ending a chat takes an optional body and has
     // its own tests below).
     let listed: BTreeSet<(String, &str)> = routes.iter().map(|r| (r.method.to_string(), r.pattern)).collect();
     for (method, pattern) in api_routes() {
@@ -797,6 +797,9 @@ async fn malformed_bodies_on_every_json_route_are_refused_and_change_nothing() {
                 "/conversations/{id}/messages/{message_id}/retry",
                 "/onboarding/dismiss",
                 "/email-channels/{id}/check",
+                // Marking notifications read takes no body (#17).
+                "/me/notifications/read-all",
+                "/me/notifications/{id}/read",
                 // Zalo's signed event, taken as raw bytes (the signature covers them): tests/zalo.rs.
                 "/zalo-channels/{id}/webhook",
             ]

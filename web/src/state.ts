@@ -4,6 +4,7 @@
 // browser notifications (RT-6).
 
 import { api, ApiError, qs, setCsrf, setUnauthorizedHandler } from './api';
+import { loadInbox, onNotification, onNotificationsRead, resetInbox } from './inbox';
 import { Live, type ConnState } from './live';
 import { navigate } from './router';
 import { createStore } from './store';
@@ -199,6 +200,7 @@ export async function signOut() {
 function signedOut(message?: string) {
   live.stop('idle');
   live.reset();
+  resetInbox();
   setCsrf(null);
   app.set({
     me: null,
@@ -256,6 +258,8 @@ function onHello(fresh: boolean, f: Extract<ServerFrame, { type: 'hello' }>) {
   if (s.myStatus === 'away') live.send({ type: 'presence', status: 'away' });
   if (s.viewing) live.send({ type: 'view', conversation_id: s.viewing });
   if (fresh) refreshAll();
+  // The inbox is the server's: read it again on every (re)connect, so a frame lost meanwhile is not missed.
+  loadInbox();
 }
 
 /** Reload what may have changed while we could not hear about it. */
@@ -311,6 +315,12 @@ export function applyFrame(f: ServerFrame) {
       break;
     case 'error':
       if (f.error !== 'not_found' && f.error !== 'slow_consumer') console.warn('socket error', f);
+      break;
+    case 'notification':
+      onNotification(f.notification, f.unread_count);
+      break;
+    case 'notifications.read':
+      onNotificationsRead(f.ids, f.all, f.unread_count);
       break;
     default:
       break;

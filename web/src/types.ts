@@ -261,7 +261,32 @@ export interface Message {
   attachments: Attachment[];
   /** Outgoing messages sent through the outbox; null for the rest. */
   delivery: Delivery | null;
+  /** The agents an internal note @mentions (#17). */
+  mentions?: Mention[];
   created_at: string;
+}
+
+/** An agent a note mentions, or who may be mentioned (#17). */
+export interface Mention {
+  agent_id: number;
+  name: string;
+}
+
+export type NotificationKind = 'assigned' | 'mentioned' | 'customer_replied' | 'chat_waiting';
+
+/** One of the agent's notifications (GET /me/notifications, the `notification` frame; #17). */
+export interface AgentNotification {
+  id: number;
+  kind: NotificationKind;
+  conversation_id: number;
+  conversation_number: number;
+  subject: string;
+  customer_name: string;
+  message_id: number | null;
+  actor: { kind: 'agent' | 'customer' | 'system'; id: number | null; name: string };
+  excerpt: string;
+  created_at: string;
+  read_at: string | null;
 }
 
 export interface MessageCreated {
@@ -366,6 +391,8 @@ export type ServerFrame =
   | { type: 'pong' }
   | { type: 'resumed'; replayed: number; cursor: string }
   | { type: 'resync'; message: string; cursor: string }
-  | { type: 'error'; error: string; message: string; cursor?: string };
+  | { type: 'error'; error: string; message: string; cursor?: string }
+  | { type: 'notification'; notification: AgentNotification; unread_count: number }
+  | { type: 'notifications.read'; ids: number[]; all: boolean; unread_count: number };
 
 export type EventFrame = Extract<ServerFrame, { event_id: number }>;

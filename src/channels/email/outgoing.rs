@@ -119,13 +119,27 @@ pub fn compose(
 }
 
 /// The mail telling a customer's owner, who is offline, that a new conversation was assigned to
-/// them (CC-12, seed 004). Sent through the first enabled mailbox's SMTP settings; with none, the
+/// them (CC-12, seed 004), or an agent who was away that a note mentions them (#17). Sent through the first enabled mailbox's SMTP settings; with none, the
 /// delivery waits (transient) until a mailbox exists, so nothing is lost.
 pub async fn notify_owner(store: &Store, policy: &Policy, payload: &str, public_url: &str) -> Result<(), SendFailure> {
     #[derive(serde::Deserialize)]
     struct Payload {
         agent_id: i64,
         conversation_id: i64,
+        /// Absent: the owner-offline mail.
+        #[serde(default)]
+        about: Option<About>,
+        #[serde(default)]
+        actor: String,
+        #[serde(default)]
+        excerpt: String,
+    }
+    /// What else an agent is mailed about.
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum About {
+        /// An internal note mentions the agent, who was not online (#17, `store::notifications::MENTION_EMAIL`).
+        Mentioned,
     }
     let p: Payload =
         serde_json::from_str(payload).map_err(|e| SendFailure::permanent(format!("unreadable notification: {e}")))?;
@@ -144,24 +158,39 @@ pub async fn notify_owner(store: &Store, policy: &Policy, payload: &str, public_
         .ok_or_else(|| SendFailure::transient("no enabled mailbox to send notifications from"))?;
     let c = &row.conversation;
     let subject = if c.subject.is_empty() { format!("(no subject) {{#{}}}", c.number) } else { c.subject.clone() };
+    let link = format!(
+        "{}/{}/{}",
+        public_url.trim_end_matches('/'),
+        if c.mode == Mode::Sync { "chats" } else { "tickets" },
+        c.id
+    );
+    let (subject, text) = match p.about {
+        Some(About::Mentioned) => (
+            format!("{} mentioned you in #{}: {}", p.actor, c.number, subject),
+            format!(
+                "Hello {},\n\n{} mentioned you in an internal note on #{} ({}) while you were away:\n\n{}\n\n{link}\n",
+                agent.name, p.actor, c.number, row.customer_name, p.excerpt
+            ),
+        ),
+        None => (
+            format!("New conversation from {}: {}", row.customer_name, subject),
+            format!(
+                "Hello {},\n\n{} wrote in while you were away, and the conversation was assigned to you as the \
+                 customer's owner.\n\n{link}\n",
+                agent.name, row.customer_name
+            ),
+        ),
+    };
     let mail = OutgoingMail {
         from: Address { email: settings.smtp.from_address.clone(), name: settings.smtp.from_name.clone() },
         to: vec![Address { email: agent.email.clone(), name: Some(agent.name.clone()) }],
         cc: vec![],
         reply_to: None,
-        subject: format!("New conversation from {}: {}", row.customer_name, subject),
+        subject,
         message_id: threading::new_message_id(&settings.message_id_domain(), c.number as u64),
         in_reply_to: None,
         references: vec![],
-        text: format!(
-            "Hello {},\n\n{} wrote in while you were away, and the conversation was assigned to you as the \
-             customer's owner.\n\n{}/{}/{}\n",
-            agent.name,
-            row.customer_name,
-            public_url.trim_end_matches('/'),
-            if c.mode == Mode::Sync { "chats" } else { "tickets" },
-            c.id
-        ),
+        text,
         html: None,
         attachments: vec![],
     };

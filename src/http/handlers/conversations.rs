@@ -140,6 +140,11 @@ pub struct CreateMessageRequest {
     /// An internal note instead of a reply (CORE-10).
     #[serde(default)]
     pub note: bool,
+    /// With `note`: the agents the note @mentions (issue #17 item 3), each written `@Name` in `content`.
+    /// Only agents who may see the conversation's channel (`GET …/mentionable`); another is refused (422
+    /// `rule_violation`); one whose `@Name` is not in the text is dropped. Each mentioned agent is notified.
+    #[serde(default)]
+    pub mentions: Vec<i64>,
     /// Set this status in the same action (HD-10).
     pub status: Option<String>,
     /// A customer's message instead of an agent reply (custom channels, CC-8): the customer's id.
@@ -156,6 +161,9 @@ pub struct CreateNoteRequest {
     pub content_html: Option<String>,
     #[serde(default)]
     pub attachment_ids: Vec<i64>,
+    /// The agents the note @mentions (see `CreateMessageRequest.mentions`).
+    #[serde(default)]
+    pub mentions: Vec<i64>,
 }
 
 fn content(field: &str, text: &str) -> ApiResult<String> {
@@ -624,6 +632,15 @@ fn attachment_ids(ids: Vec<i64>) -> ApiResult<Vec<i64>> {
     Ok(ids)
 }
 
+fn mention_ids(ids: Vec<i64>) -> ApiResult<Vec<i64>> {
+    let max = crate::domain::notifications::MAX_MENTIONS;
+    if ids.len() > max {
+        return Err(ApiError::field("mentions", format!("at most {max}")));
+    }
+    optional_id("mentions", ids.iter().copied().find(|id| *id < 1))?;
+    Ok(ids)
+}
+
 /// An agent reply (queued for delivery on the conversation's channel) or, with `note: true`, an
 /// internal note. `status` sets a status in the same action.
 #[utoipa::path(post, operation_id = "conversations_reply", path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = i64, Path)),
@@ -637,7 +654,12 @@ pub async fn reply(
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     if let Some(user_id) = body.user_id {
-        if body.note || body.status.is_some() || body.quoted_message_id.is_some() || !body.attachment_ids.is_empty() {
+        if body.note
+            || body.status.is_some()
+            || body.quoted_message_id.is_some()
+            || !body.attachment_ids.is_empty()
+            || !body.mentions.is_empty()
+        {
             return Err(ApiError::validation(
                 "a customer message (with user_id) takes content, content_html and external_message_id only",
             ));
@@ -653,6 +675,9 @@ pub async fn reply(
         )
         .await;
     }
+    if !body.note && !body.mentions.is_empty() {
+        return Err(ApiError::field("mentions", "only an internal note (note: true) mentions agents"));
+    }
     let then = body.status.map(|s| ConversationPatch { status: Some(s.trim().to_owned()), ..Default::default() });
     let reply = NewReply {
         conversation_id: *id,
@@ -664,6 +689,7 @@ pub async fn reply(
         quoted_message_id: optional_id("quoted_message_id", body.quoted_message_id)?,
         attachment_ids: attachment_ids(body.attachment_ids)?,
         then,
+        mentions: mention_ids(body.mentions)?,
     };
     append(state, p, *id, reply).await
 }
@@ -688,6 +714,7 @@ pub async fn note(
         quoted_message_id: None,
         attachment_ids: attachment_ids(body.attachment_ids)?,
         then: None,
+        mentions: mention_ids(body.mentions)?,
     };
     append(state, p, *id, reply).await
 }

@@ -12,6 +12,7 @@ pub mod customers;
 pub mod delivery;
 pub mod email_channels;
 pub mod mattermost_channels;
+pub mod notifications;
 pub mod onboarding;
 pub mod ops;
 pub mod statuses;

@@ -9,6 +9,7 @@ import { addMessages, app, live, toast, upsertConversation } from '../state';
 import { useStore } from '../store';
 import type { Attachment, Conversation, Message, MessageCreated } from '../types';
 import { IconClip, IconCode, IconLink, IconList, IconNote, IconOList, IconX } from './icons';
+import { useMentionPicker } from './Mentions';
 
 interface Upload {
   key: number;
@@ -56,6 +57,8 @@ export function ReplyEditor({
   const [error, setError] = useState('');
   const [empty, setEmpty] = useState(!drafts.get(conv.id)?.html);
   const typing = useRef({ on: false, last: 0, idle: 0 as number | undefined });
+  // @mentions in notes (#17).
+  const mention = useMentionPicker(conv.id, editor, note);
 
   // Restore this conversation's draft; save it when leaving.
   useEffect(() => {
@@ -81,6 +84,7 @@ export function ReplyEditor({
   };
 
   const onInput = () => {
+    mention.onInput();
     const el = editor.current!;
     const hasText = el.innerText.trim().length > 0;
     setEmpty(!hasText && !RICH.test(el.innerHTML));
@@ -164,6 +168,8 @@ export function ReplyEditor({
         attachment_ids: files.map((f) => f.id),
       };
       if (RICH.test(html)) body.content_html = html;
+      const mentions = note ? mention.collect() : [];
+      if (mentions.length) body.mentions = mentions;
       if (quote) body.quoted_message_id = quote.id;
       if (thenStatus) body.status = thenStatus;
       const res = await api.post<MessageCreated>(`/conversations/${conv.id}/messages`, body);
@@ -186,6 +192,7 @@ export function ReplyEditor({
   };
 
   const onKeyDown = (e: KeyboardEvent) => {
+    if (mention.onKeyDown(e)) return;
     if ((e.ctrlKey || e.metaKey) && e.key === 'Enter') {
       e.preventDefault();
       send();
@@ -275,7 +282,7 @@ export function ReplyEditor({
       <div class="editor-box">
         {empty && (
           <span class="placeholder" aria-hidden="true">
-            {note ? 'Write an internal note…' : `Write your reply to ${conv.customer_name}…`}
+            {note ? 'Write an internal note… (@ mentions a teammate)' : `Write your reply to ${conv.customer_name}…`}
           </span>
         )}
         <div
@@ -285,6 +292,8 @@ export function ReplyEditor({
           role="textbox"
           aria-multiline="true"
           aria-label={label}
+          aria-controls={mention.open ? 'mention-list' : undefined}
+          aria-activedescendant={mention.activeId}
           data-testid="editor-input"
           onInput={onInput}
           onKeyDown={onKeyDown as any}
@@ -296,6 +305,7 @@ export function ReplyEditor({
             }
           }}
         />
+        {mention.list}
       </div>
       {uploads.length > 0 && (
         <ul class="uploads" aria-label="Attachments">

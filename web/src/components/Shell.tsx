@@ -10,6 +10,7 @@ import { app, dismissToast, isAdmin, presenceOf, setMyStatus, setNotifications, 
 import { useStore } from '../store';
 import type { Presence } from '../types';
 import { focusables, PHONE, useMedia } from '../queue';
+import { Bell } from './Bell';
 import { ChangePassword } from './ChangePassword';
 import { IconMenu } from './queueIcons';
 import { OnboardingChecklist } from './Onboarding';
@@ -300,6 +301,7 @@ export function Shell({ children }: { children: ComponentChildren }) {
         <ConnectionState />
         <div class="grow" />
         <TeamPresence />
+        <Bell />
         <NotificationsToggle />
         <MyStatus />
         <div class="me">

@@ -13,6 +13,7 @@ import type { Attachment, Delivery, DeliveryState, Message } from '../types';
 import { Avatar, Spinner } from './common';
 import { RetryButton } from './RetryDelivery';
 import { IconAlert, IconCheck, IconCheckDouble, IconClock, IconFile, IconQuote } from './icons';
+import { MentionHtml, MentionText } from './Mentions';
 
 const URL_RE = /(https?:\/\/[^\s<>"')]+[^\s<>"').,;:!?])/g;
 
@@ -176,7 +177,13 @@ function MessageItem({ m, thread, onQuote, continued }: { m: Message; thread: Me
         </header>
         <div class="msg-bubble">
           {m.quoted_message_id && <QuotedBlock id={m.quoted_message_id} thread={thread} />}
-          {m.content_html ? <div class="msg-html" dangerouslySetInnerHTML={{ __html: m.content_html }} /> : <PlainText text={m.content} />}
+          {m.mentions?.length ? (
+            m.content_html ? <MentionHtml html={m.content_html} mentions={m.mentions} /> : <MentionText text={m.content} mentions={m.mentions} />
+          ) : m.content_html ? (
+            <div class="msg-html" dangerouslySetInnerHTML={{ __html: m.content_html }} />
+          ) : (
+            <PlainText text={m.content} />
+          )}
           <Attachments files={m.attachments} />
         </div>
         {kind === 'out' && m.delivery && <DeliveryMark m={m} d={m.delivery} />}
