@@ -4,12 +4,16 @@
 mod common;
 
 // More suites in this binary (few integration-test binaries keep the build short; #14 item 10).
+#[path = "api_flow/activity.rs"]
+mod activity;
 #[path = "api_flow/bad_input.rs"]
 mod bad_input;
 #[path = "api_flow/cli.rs"]
 mod cli;
 #[path = "api_flow/ops.rs"]
 mod ops;
+#[path = "api_flow/reads.rs"]
+mod reads;
 
 use common::{Api, TestServer, assert_error};
 use reqwest::StatusCode;

@@ -4,8 +4,8 @@ use actix_web::{HttpRequest, web};
 
 use super::error::ApiError;
 use super::handlers::{
-    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, email_channels,
-    mattermost_channels, ops, statuses, teams, tokens, zalo_channels,
+    activity, agents, attachments, audit, auth, channels, conversations, custom_channels, customers, email_channels,
+    mattermost_channels, ops, reads, statuses, teams, tokens, zalo_channels,
 };
 use super::{openapi, web_assets};
 
@@ -32,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
                 .route("/auth/login", web::post().to(auth::login))
                 .route("/auth/logout", web::post().to(auth::logout))
                 .route("/me", web::get().to(auth::me))
+                .route("/me/unread", web::get().to(reads::unread))
                 .route("/conversations", web::get().to(conversations::list))
                 .route("/conversations", web::post().to(conversations::create))
                 .route("/conversations/{id}", web::get().to(conversations::get))
@@ -42,6 +43,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
                 .route("/conversations/{id}/messages/{message_id}/source", web::get().to(conversations::message_source))
                 .route("/conversations/{id}/notes", web::post().to(conversations::note))
                 .route("/conversations/{id}/end", web::post().to(conversations::end))
+                .route("/conversations/{id}/read", web::post().to(reads::mark))
+                .route("/conversations/{id}/activity", web::get().to(activity::list))
                 .route("/ws", web::get().to(super::ws::connect))
                 .route("/custom-channels", web::get().to(custom_channels::list))
                 .route("/custom-channels", web::post().to(custom_channels::create))

@@ -30,7 +30,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::cursor::Cursor;
 use super::markers::{Change, Markers, Who};
-use crate::bus::{BusEvent, ChannelChange, ChannelChangeKind, StoredEvent, TypingEvent};
+use crate::bus::{BusEvent, ChannelChange, ChannelChangeKind, ReadMoved, StoredEvent, TypingEvent};
 use crate::shutdown::Shutdown;
 use crate::store::{self, Store};
 use crate::view::event as render;
@@ -62,6 +62,8 @@ pub enum Frame {
     Access {
         agent_id: i64,
     },
+    /// An agent's read cursor rose: their sockets are told (issue #17 item 1).
+    Read(ReadMoved),
 }
 
 struct State {
@@ -213,6 +215,7 @@ impl Hub {
             }
             BusEvent::Typing(t) => self.send(Frame::Typing(t)),
             BusEvent::Access { agent_id } => self.send(Frame::Access { agent_id }),
+            BusEvent::Read(read) => self.send(Frame::Read(read)),
             BusEvent::Channel(change) => {
                 // No supervisor subscribed (yet) is fine: it reconciles from the database when it starts.
                 let _ = self.channels.send(change);

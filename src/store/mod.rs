@@ -15,6 +15,7 @@
 //! plain row structs from [`models`] and a [`StoreError`]. (The closed sets of `domain` carry
 //! their own `Text` conversions, `domain::kinds`, so rows hold them typed.)
 
+pub mod activity;
 pub mod agents;
 pub mod attachments;
 pub mod audit;
@@ -33,6 +34,7 @@ pub mod mattermost;
 pub mod messages;
 pub mod models;
 pub mod outbox;
+pub mod reads;
 pub mod receipts;
 pub mod routing;
 pub mod schema;

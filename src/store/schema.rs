@@ -284,6 +284,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     zalo_events,
     zalo_sent,
     message_receipts,
+    conversation_reads,
 );
 
 diesel::table! {
@@ -430,5 +431,14 @@ diesel::table! {
         message_id -> BigInt,
         part -> BigInt,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    conversation_reads (agent_id, conversation_id) {
+        agent_id -> BigInt,
+        conversation_id -> BigInt,
+        last_read_seq -> BigInt,
+        updated_at -> Timestamp,
     }
 }

@@ -57,6 +57,10 @@ pub struct ConversationView {
     pub last_agent_activity_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// The caller's unread customer messages in it (after their read cursor, issue #17 item 1). Only in
+    /// `GET /conversations` and `GET /conversations/{id}`; socket frames, rendered once for everyone, leave it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread: Option<i64>,
 }
 
 impl From<ConversationRow> for ConversationView {
@@ -88,6 +92,7 @@ impl From<ConversationRow> for ConversationView {
             last_agent_activity_at: ts_opt(c.last_agent_activity_at),
             ended_at: ts_opt(c.ended_at),
             closed_at: ts_opt(c.closed_at),
+            unread: None,
         }
     }
 }

@@ -15,6 +15,7 @@
 // Run: (cd tests/e2e && npm ci && node run.mjs). The last line is `e2e: N passed, N failed`.
 
 import { FakeMattermost, FakeZalo, Runner, Server, accessibilityProblems, eventually, launch, shot, signedIn, SCREENSHOTS } from './lib.mjs';
+import { register as registerUnread } from './steps/unread.mjs';
 
 const PASSWORD = { admin: 'admin-password-1', ann: 'ann-password-1', bob: 'bob-password-1' };
 const t = new Runner('Switchboard dashboard, two agents, live');
@@ -691,6 +692,8 @@ t.step('a super admin connects a Zalo Official Account in the form and copies it
   }
   await A.context.close();
 });
+
+registerUnread(t, s, srv, { screen, ticketRow, eventually, signedIn, PASSWORD });
 
 t.step('keyboard: Enter opens a ticket, Alt+↓ the next one, K the previous; G C / G T switch screens; ? shows the shortcuts', async () => {
   const page = s.B.page;

@@ -207,6 +207,8 @@ export interface Conversation {
   last_agent_activity_at: string | null;
   ended_at: string | null;
   closed_at: string | null;
+  /** The caller's unread customer messages (list and get answers only; not in socket frames). */
+  unread?: number;
 }
 
 export interface Page<T> {
@@ -356,6 +358,7 @@ export type ServerFrame =
   | { type: 'collision'; conversation_id: number; viewing: Who[]; replying: Who[] }
   | { type: 'typing'; conversation_id: number; who: 'customer' | Who; state: 'start' | 'stop' }
   | { type: 'pong' }
+  | { type: 'read'; conversation_id: number; last_read_seq: number; unread: number }
   | { type: 'resumed'; replayed: number; cursor: string }
   | { type: 'resync'; message: string; cursor: string }
   | { type: 'error'; error: string; message: string; cursor?: string };

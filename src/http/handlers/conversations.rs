@@ -267,12 +267,8 @@ pub async fn list(
         offset,
     };
     let (rows, total) = store::conversations::list(&state.store, &filter, &p.scope).await?;
-    Ok(web::Json(ConversationPage {
-        items: rows.into_iter().map(ConversationView::from).collect(),
-        total,
-        page,
-        per_page,
-    }))
+    let items = super::reads::with_unread(&state, &p, rows.into_iter().map(ConversationView::from).collect()).await?;
+    Ok(web::Json(ConversationPage { items, total, page, per_page }))
 }
 
 #[utoipa::path(get, operation_id = "conversations_get", path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = i64, Path)),
@@ -280,10 +276,11 @@ pub async fn list(
 pub async fn get(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<web::Json<ConversationView>> {
     let row =
         store::conversations::get(&state.store, *id, &p.scope).await.map_err(|e| not_found_as(e, "conversation"))?;
-    Ok(web::Json(row.into()))
+    let mut one = super::reads::with_unread(&state, &p, vec![row.into()]).await?;
+    Ok(web::Json(one.remove(0)))
 }
 
-fn not_found_as(e: store::StoreError, what: &str) -> ApiError {
+pub(super) fn not_found_as(e: store::StoreError, what: &str) -> ApiError {
     match e {
         store::StoreError::NotFound => ApiError::not_found(what),
         other => other.into(),

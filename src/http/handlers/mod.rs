@@ -1,6 +1,7 @@
 //! Request handlers, one file per resource group. Shared helpers for paging, nullable fields
 //! and validation live here.
 
+pub mod activity;
 pub mod agents;
 pub mod attachments;
 pub mod audit;
@@ -12,6 +13,7 @@ pub mod customers;
 pub mod email_channels;
 pub mod mattermost_channels;
 pub mod ops;
+pub mod reads;
 pub mod statuses;
 pub mod teams;
 pub mod tokens;

@@ -1,7 +1,8 @@
 // The live chat panel (CORE-4): chats in progress, newest activity first, each lit green while
-// it has activity the agent has not seen; the open chat beside it.
+// it has customer messages the agent has not read (kept on the server, `reads.ts`); the open chat beside it.
 
 import { ago } from '../format';
+import { reads } from '../reads';
 import { app, channelOf } from '../state';
 import { useStore } from '../store';
 import type { Conversation } from '../types';
@@ -16,7 +17,7 @@ function lastActivity(c: Conversation): string {
 }
 
 function ChatRow({ c, active }: { c: Conversation; active: boolean }) {
-  const unread = useStore(app, (s) => s.unread[c.id] ?? 0);
+  const unread = useStore(reads, (s) => s.unread[c.id] ?? 0);
   const preview = useStore(app, (s) => s.previews[c.id]);
   const typing = useStore(app, (s) => (s.customerTyping[c.id] ?? 0) > Date.now());
   const channel = channelOf(c.channel_id);

@@ -6,6 +6,7 @@
 import { useEffect, useLayoutEffect, useReducer, useRef, useState } from 'preact/hooks';
 import { api, errorText, qs } from '../api';
 import { ago, full, titleOf } from '../format';
+import { reads, seedUnread } from '../reads';
 import { navigate, useLocation } from '../router';
 import { agentName, app, channelOf } from '../state';
 import { createStore, useStore } from '../store';
@@ -324,14 +325,16 @@ function TicketRow({ c, index }: { c: Conversation | undefined; index: number })
     );
   }
   const channel = channelOf(c.channel_id);
+  const unread = useStore(reads, (s) => s.unread[c.id] ?? c.unread ?? 0);
   return (
-    <div class="trow" role="row" aria-rowindex={index + 2} style={{ top: `${index * ROW}px` }} data-testid="ticket-row" data-conversation-id={c.id}>
+    <div class={'trow' + (unread > 0 ? ' unread' : '')} role="row" aria-rowindex={index + 2} style={{ top: `${index * ROW}px` }} data-testid="ticket-row" data-conversation-id={c.id}>
       <span role="cell" class="c-num">
         #{c.number}
       </span>
       <span role="cell" class="c-subject">
         <Link href={'/tickets/' + c.id} class="row-link" data-index={index}>
           <span class="subject">{titleOf(c)}</span>
+          {unread > 0 && <span class="sr-only" data-testid="ticket-unread"> ({unread} unread)</span>}
           <span class="customer">
             {c.customer_name}
             {c.tags.length > 0 && <span class="row-tags">{c.tags.slice(0, 3).map((t) => <span key={t} class="tag small">{t}</span>)}</span>}
@@ -378,6 +381,7 @@ function TicketList({ f }: { f: Filters }) {
     (takePrefetched(f, page)?.catch(get) ?? get())
       .then((res) => {
         if (g !== gen.current) return;
+        seedUnread(res.items);
         cache.pages.set(page, res.items);
         cache.total = res.total;
         cache.error = '';
