@@ -311,6 +311,8 @@ fn conversation_cases(target: i64, other: i64, customer: i64, agent_id: i64, tea
         (case(Method::GET, format!("{c}/messages?after_seq=0&limit=200"), None), 200),
         (case(Method::GET, format!("{c}/messages"), None), 200),
         (case(Method::GET, format!("{c}/messages?before_seq=100"), None), 200),
+        (case(Method::GET, format!("{c}/activity"), None), 200),
+        (case(Method::POST, format!("{c}/read"), Some(json!({"seq": 1}))), 200),
         // No message of this conversation came by mail: no source, but only after access is checked.
         (case(Method::GET, format!("{c}/messages/{NO_MAIL_MESSAGE}/source"), None), 404),
         // No such message: the retry answers 404, but only after access is checked.
@@ -1066,6 +1068,7 @@ fn sample_request(r: &RouteDef, ids: &Ids) -> Option<Case> {
         ("POST", "/conversations/{id}/messages") => Some(json!({"content": "hi"})),
         ("POST", "/conversations/{id}/notes") => Some(json!({"content": "hi"})),
         ("POST", "/conversations/{id}/end") => Some(json!({"status": "closed"})),
+        ("POST", "/conversations/{id}/read") => Some(json!({"seq": 1})),
         ("PATCH", "/customers/{id}") => Some(json!({"name": "Renamed"})),
         ("POST", "/customers/{id}/identities") => Some(json!({"kind": "email", "value": "new@example.com"})),
         ("POST", "/customers/{id}/merge") => Some(json!({"into": ids.customer2})),

@@ -4,6 +4,8 @@
 mod common;
 
 // More suites in this binary (few integration-test binaries keep the build short; #14 item 10).
+#[path = "api_flow/activity.rs"]
+mod activity;
 #[path = "api_flow/bad_input.rs"]
 mod bad_input;
 #[path = "api_flow/cli.rs"]
@@ -18,6 +20,8 @@ mod onboarding;
 mod ops;
 #[path = "api_flow/queue.rs"]
 mod queue;
+#[path = "api_flow/reads.rs"]
+mod reads;
 
 use common::{Api, TestServer, assert_error};
 use reqwest::StatusCode;

@@ -36,6 +36,8 @@ pub enum BusEvent {
     Notification(NotificationEvent),
     /// An agent marked notifications read (`ids`, or `all`): their other sockets update the bell.
     NotificationsRead { agent_id: i64, ids: Vec<i64>, all: bool, unread_count: i64 },
+    /// An agent's read cursor on a conversation rose (issue #17 item 1): their sockets, on every node, are told.
+    Read(ReadMoved),
 }
 
 /// A notification for one agent, rendered once (`view::notification`) by the node that wrote it.
@@ -48,6 +50,17 @@ pub struct NotificationEvent {
     pub unread_count: i64,
     /// The JSON object of the notification.
     pub body: String,
+}
+
+/// An agent's read cursor after it rose (`store::reads`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadMoved {
+    pub agent_id: i64,
+    pub conversation_id: i64,
+    pub channel_id: i64,
+    pub last_read_seq: i64,
+    /// Customer messages after the cursor.
+    pub unread: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,5 +154,13 @@ mod tests {
         let text = serde_json::to_string(&c).unwrap();
         assert_eq!(text, r#"{"t":"channel","channel_id":5,"what":"check_now"}"#);
         assert_eq!(serde_json::from_str::<BusEvent>(&text).unwrap(), c);
+        let r =
+            BusEvent::Read(ReadMoved { agent_id: 1, conversation_id: 2, channel_id: 3, last_read_seq: 4, unread: 0 });
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            text,
+            r#"{"t":"read","agent_id":1,"conversation_id":2,"channel_id":3,"last_read_seq":4,"unread":0}"#
+        );
+        assert_eq!(serde_json::from_str::<BusEvent>(&text).unwrap(), r);
     }
 }

@@ -197,6 +197,29 @@ impl Changes {
         commit::message_updated(&self.core, events).await
     }
 
+    /// Raise an agent's read cursor on a conversation (issue #17 item 1; `store::reads::mark`) and, when it
+    /// moved, tell the agent's sockets on every node. Not a conversation change: no actor, no event row; a
+    /// dropped announcement is repaired by the dashboard reading `GET /me/unread` when its socket (re)connects.
+    pub async fn mark_read(
+        &self,
+        agent_id: i64,
+        conversation_id: i64,
+        seq: i64,
+        scope: &ChannelScope,
+    ) -> StoreResult<crate::store::reads::ReadMark> {
+        let mark = crate::store::reads::mark(&self.store, agent_id, conversation_id, seq, scope).await?;
+        if mark.moved {
+            self.core.bus.publish(BusEvent::Read(crate::bus::ReadMoved {
+                agent_id,
+                conversation_id,
+                channel_id: mark.channel_id,
+                last_read_seq: mark.last_read_seq,
+                unread: mark.unread,
+            }));
+        }
+        Ok(mark)
+    }
+
     /// Who an agent is changed (role, active flag, password, channel access, a session or token
     /// ended): their sockets on every node re-check their credentials (`realtime::identity`).
     /// Call after the commit; the hub's identity poll repairs a dropped announcement.

@@ -14,8 +14,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::handlers::{
-    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, delivery, email_channels,
-    mattermost_channels, notifications, onboarding, ops, statuses, teams, tokens, zalo_channels,
+    activity, agents, attachments, audit, auth, channels, conversations, custom_channels, customers, delivery,
+    email_channels, mattermost_channels, notifications, onboarding, ops, reads, statuses, teams, tokens, zalo_channels,
 };
 
 #[derive(OpenApi)]
@@ -33,6 +33,7 @@ use super::handlers::{
         conversations::messages, conversations::message_source, conversations::reply, conversations::note, conversations::end,
         conversations::counts,
         delivery::retry,
+        reads::mark, reads::unread, activity::list,
         customers::search, customers::get, customers::update, customers::conversations, customers::add_identity,
         customers::remove_identity, customers::merge, customers::companies,
         agents::list, agents::create, agents::get, agents::update, agents::set_channels,
@@ -198,6 +199,7 @@ pub const SPECIAL: &[(&str, &[(u16, &str)])] = &[
     ("conversations_merge", &[REFERENCE]),
     ("conversations_reply", &[REFERENCE]),
     ("conversations_note", &[REFERENCE]),
+    ("conversations_read", &[(422, "`unknown_reference`: `seq` names no message of the conversation")]),
     ("conversations_end", &[(409, "`conflict`: the chat had already ended"), (422, "`rule_violation`: not a chat")]),
     ("customers_update", &[REFERENCE]),
     ("customers_add_identity", &[CONFLICT, REFERENCE]),

@@ -4,8 +4,8 @@ use actix_web::{HttpRequest, web};
 
 use super::error::ApiError;
 use super::handlers::{
-    agents, attachments, audit, auth, channels, conversations, custom_channels, customers, delivery, email_channels,
-    mattermost_channels, notifications, onboarding, ops, statuses, teams, tokens, zalo_channels,
+    activity, agents, attachments, audit, auth, channels, conversations, custom_channels, customers, delivery,
+    email_channels, mattermost_channels, notifications, onboarding, ops, reads, statuses, teams, tokens, zalo_channels,
 };
 use super::{openapi, web_assets};
 
@@ -35,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
                 .route("/me/notifications", web::get().to(notifications::list))
                 .route("/me/notifications/read-all", web::post().to(notifications::read_all))
                 .route("/me/notifications/{id}/read", web::post().to(notifications::read))
+                .route("/me/unread", web::get().to(reads::unread))
                 .route("/conversations", web::get().to(conversations::list))
                 .route("/conversations", web::post().to(conversations::create))
                 .route("/conversations/counts", web::post().to(conversations::counts))
@@ -48,6 +49,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
                 .route("/conversations/{id}/notes", web::post().to(conversations::note))
                 .route("/conversations/{id}/end", web::post().to(conversations::end))
                 .route("/conversations/{id}/mentionable", web::get().to(notifications::mentionable))
+                .route("/conversations/{id}/read", web::post().to(reads::mark))
+                .route("/conversations/{id}/activity", web::get().to(activity::list))
                 .route("/ws", web::get().to(super::ws::connect))
                 .route("/custom-channels", web::get().to(custom_channels::list))
                 .route("/custom-channels", web::post().to(custom_channels::create))

@@ -30,7 +30,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::cursor::Cursor;
 use super::markers::{Change, Markers, Who};
-use crate::bus::{BusEvent, ChannelChange, ChannelChangeKind, StoredEvent, TypingEvent};
+use crate::bus::{BusEvent, ChannelChange, ChannelChangeKind, ReadMoved, StoredEvent, TypingEvent};
 use crate::shutdown::Shutdown;
 use crate::store::{self, Store};
 use crate::view::event as render;
@@ -71,6 +71,8 @@ pub enum Frame {
         all: bool,
         unread_count: i64,
     },
+    /// An agent's read cursor rose: their sockets are told (issue #17 item 1).
+    Read(ReadMoved),
 }
 
 struct State {
@@ -226,6 +228,7 @@ impl Hub {
             BusEvent::NotificationsRead { agent_id, ids, all, unread_count } => {
                 self.send(Frame::NotificationsRead { agent_id, ids, all, unread_count })
             }
+            BusEvent::Read(read) => self.send(Frame::Read(read)),
             BusEvent::Channel(change) => {
                 // No supervisor subscribed (yet) is fine: it reconciles from the database when it starts.
                 let _ = self.channels.send(change);

@@ -328,6 +328,13 @@ impl Session {
                     json!({"type": "notifications.read", "ids": ids, "all": all, "unread_count": unread_count})
                         .to_string()
                 }),
+            // Only the agent's own sockets, and only while the conversation is in their scope.
+            Frame::Read(r) => (r.agent_id == self.principal.agent_id && self.principal.scope.allows(r.channel_id))
+                .then(|| {
+                    json!({"type": "read", "conversation_id": r.conversation_id, "last_read_seq": r.last_read_seq,
+                        "unread": r.unread})
+                    .to_string()
+                }),
         }
     }
 

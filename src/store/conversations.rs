@@ -280,7 +280,12 @@ pub(crate) async fn apply_patch(
     // Custom fields: merge, null removes.
     let mut fields: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&before.custom_fields).unwrap_or_default();
+    // What the changed fields were before (the activity trail shows "from → to", `store::activity`).
+    let mut was = serde_json::Map::new();
     if let Some(update) = &patch.custom_fields {
+        let old: serde_json::Map<String, serde_json::Value> =
+            update.keys().map(|k| (k.clone(), fields.get(k).cloned().unwrap_or(serde_json::Value::Null))).collect();
+        was.insert("custom_fields".into(), serde_json::Value::Object(old));
         for (k, v) in update {
             if v.is_null() {
                 fields.remove(k);
@@ -360,21 +365,30 @@ pub(crate) async fn apply_patch(
 
     if status_key != before.status {
         changed.insert("status".into(), json!(status_key));
+        was.insert("status".into(), json!(before.status));
     }
     if assignee_id != before.assignee_id {
         changed.insert("assignee_id".into(), json!(assignee_id));
+        was.insert("assignee_id".into(), json!(before.assignee_id));
     }
     if team_id != before.team_id {
         changed.insert("team_id".into(), json!(team_id));
+        was.insert("team_id".into(), json!(before.team_id));
     }
     if priority != before.priority {
         changed.insert("priority".into(), json!(priority));
+        was.insert("priority".into(), json!(before.priority));
     }
     if subject != before.subject {
         changed.insert("subject".into(), json!(subject));
+        was.insert("subject".into(), json!(before.subject));
     }
     if new_tags != old_tags {
         changed.insert("tags".into(), json!(new_tags));
+        was.insert("tags".into(), json!(old_tags));
+    }
+    if !changed.is_empty() {
+        changed.insert("before".into(), serde_json::Value::Object(was));
     }
 
     let custom_fields = serde_json::Value::Object(fields).to_string();

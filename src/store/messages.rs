@@ -675,6 +675,16 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                         .await
                 )?;
                 let seq = updated.last_seq;
+                if reopen_status != conv.status {
+                    super::activity::status_changed_by_message(
+                        tx,
+                        conv.id,
+                        &conv.status,
+                        &reopen_status,
+                        "customer_message",
+                    )
+                    .await?;
+                }
                 let message: Message = db!(
                     tx,
                     diesel::insert_into(messages::table)

@@ -15,6 +15,7 @@
 //! plain row structs from [`models`] and a [`StoreError`]. (The closed sets of `domain` carry
 //! their own `Text` conversions, `domain::kinds`, so rows hold them typed.)
 
+pub mod activity;
 pub mod agents;
 pub mod attachments;
 pub mod audit;
@@ -35,6 +36,7 @@ pub mod messages;
 pub mod models;
 pub mod notifications;
 pub mod outbox;
+pub mod reads;
 pub mod receipts;
 pub mod routing;
 pub mod schema;

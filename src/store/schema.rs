@@ -285,6 +285,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     zalo_events,
     zalo_sent,
     message_receipts,
+    conversation_reads,
 );
 
 diesel::table! {
@@ -473,3 +474,12 @@ diesel::table! {
 diesel::joinable!(agent_notifications -> conversations (conversation_id));
 diesel::allow_tables_to_appear_in_same_query!(agent_notifications, conversations);
 diesel::allow_tables_to_appear_in_same_query!(agent_notifications, customers);
+
+diesel::table! {
+    conversation_reads (agent_id, conversation_id) {
+        agent_id -> BigInt,
+        conversation_id -> BigInt,
+        last_read_seq -> BigInt,
+        updated_at -> Timestamp,
+    }
+}

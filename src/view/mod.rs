@@ -67,6 +67,10 @@ pub struct ConversationView {
     /// without text. Absent elsewhere.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_message_preview: Option<String>,
+    /// The caller's unread customer messages in it (after their read cursor, issue #17 item 1). Only in
+    /// `GET /conversations` and `GET /conversations/{id}`; socket frames, rendered once for everyone, leave it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread: Option<i64>,
 }
 
 impl From<ConversationRow> for ConversationView {
@@ -100,6 +104,7 @@ impl From<ConversationRow> for ConversationView {
             closed_at: ts_opt(c.closed_at),
             waiting_since: ts_opt(c.waiting_since),
             last_message_preview: None,
+            unread: None,
         }
     }
 }

@@ -463,6 +463,15 @@ fn json_routes(d: &Desk) -> Vec<JsonRoute> {
         ),
         r(
             Method::POST,
+            "/conversations/{id}/read",
+            format!("/api/v1/conversations/{c}/read"),
+            json!({"seq": 1}),
+            vec![json!({"seq": "1"}), json!({"seq": 1.5}), json!({"seq": null})],
+            Some(json!({})),
+            true,
+        ),
+        r(
+            Method::POST,
             "/conversations/{id}/notes",
             format!("/api/v1/conversations/{c}/notes"),
             json!({"content": "a note"}),

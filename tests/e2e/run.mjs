@@ -18,6 +18,7 @@ import { FakeMattermost, FakeZalo, Runner, Server, accessibilityProblems, eventu
 import { register as registerQueue } from './steps/queue.mjs';
 import { register as registerSetup } from './steps/setup.mjs';
 import { register as registerInbox } from './steps/inbox.mjs';
+import { register as registerUnread } from './steps/unread.mjs';
 
 const PASSWORD = { admin: 'admin-password-1', ann: 'ann-password-1', bob: 'bob-password-1' };
 const t = new Runner('Switchboard dashboard, two agents, live');
@@ -698,6 +699,7 @@ t.step('a super admin connects a Zalo Official Account in the form and copies it
 registerQueue(t, s, srv, { screen, rowOf, ticketRow, PASSWORD });
 registerSetup(t, s, srv, { screen });
 registerInbox(t, s, srv, { eventually, screen, messagesIn });
+registerUnread(t, s, srv, { screen, ticketRow, eventually, signedIn, PASSWORD });
 
 t.step('keyboard: Enter opens a ticket, Alt+↓ the next one, K the previous; G C / G T switch screens; ? shows the shortcuts', async () => {
   const page = s.B.page;

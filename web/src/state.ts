@@ -6,6 +6,7 @@
 import { api, ApiError, qs, setCsrf, setUnauthorizedHandler } from './api';
 import { loadInbox, onNotification, onNotificationsRead, resetInbox } from './inbox';
 import { Live, type ConnState } from './live';
+import { applyRead, conversationChanged, customerWrote, loadUnread, markRead, resetReads, seedUnread } from './reads';
 import { navigate } from './router';
 import { createStore } from './store';
 import type {
@@ -59,8 +60,6 @@ export interface AppState {
   convs: Record<number, Conversation>;
   chatIds: number[];
   chatsLoaded: boolean;
-  /** Active chats with activity the agent has not looked at: the green indicator (CORE-4). */
-  unread: Record<number, number>;
   collisions: Record<number, { viewing: Who[]; replying: Who[] }>;
   /** conversation → when the customer's "typing" lapses (ms epoch) */
   customerTyping: Record<number, number>;
@@ -90,7 +89,6 @@ export const app = createStore<AppState>({
   convs: {},
   chatIds: [],
   chatsLoaded: false,
-  unread: {},
   collisions: {},
   customerTyping: {},
   threads: {},
@@ -201,6 +199,7 @@ function signedOut(message?: string) {
   live.stop('idle');
   live.reset();
   resetInbox();
+  resetReads();
   setCsrf(null);
   app.set({
     me: null,
@@ -208,7 +207,6 @@ function signedOut(message?: string) {
     convs: {},
     chatIds: [],
     chatsLoaded: false,
-    unread: {},
     threads: {},
     previews: {},
     collisions: {},
@@ -257,6 +255,8 @@ function onHello(fresh: boolean, f: Extract<ServerFrame, { type: 'hello' }>) {
   const s = app.get();
   if (s.myStatus === 'away') live.send({ type: 'presence', status: 'away' });
   if (s.viewing) live.send({ type: 'view', conversation_id: s.viewing });
+  // Read frames missed while the socket was down: the server's unread state is the truth.
+  loadUnread();
   if (fresh) refreshAll();
   // The inbox is the server's: read it again on every (re)connect, so a frame lost meanwhile is not missed.
   loadInbox();
@@ -310,6 +310,9 @@ export function applyFrame(f: ServerFrame) {
         if (f.state === 'start') window.setTimeout(expireTyping, 6100);
       }
       break;
+    case 'read':
+      applyRead(f.conversation_id, f.last_read_seq, f.unread);
+      break;
     case 'resumed':
       app.set((s) => ({ stats: { ...s.stats, replayed: s.stats.replayed + f.replayed } }));
       break;
@@ -355,17 +358,10 @@ function applyEvent(f: EventFrame) {
     }));
   }
   const lookingAtIt = s.viewing === c.id && document.visibilityState === 'visible';
-  const fromOthers = !msg || msg.author.kind !== 'agent' || msg.author.id !== ownId;
-  if (c.active_chat && fromOthers && !lookingAtIt && (f.type === 'conversation.created' || f.type === 'message.created')) {
-    app.set((st) => ({ unread: { ...st.unread, [c.id]: (st.unread[c.id] ?? 0) + 1 } }));
-  }
-  if (!c.active_chat && s.unread[c.id]) {
-    app.set((st) => {
-      const unread = { ...st.unread };
-      delete unread[c.id];
-      return { unread };
-    });
-  }
+  // Unread state (kept on the server, issue #17): a customer's message is unread until the agent has it on screen.
+  if (msg && msg.direction === 'in') customerWrote(c.id);
+  else if (!msg) conversationChanged(c.id);
+  if (lookingAtIt) markRead(c.id, c.last_seq);
   if (!c.active_chat || (before && !before.active_chat) || f.type === 'conversation.ended' || !before) {
     app.set((st) => ({ listVersion: st.listVersion + 1 }));
   }
@@ -383,6 +379,7 @@ function applyEvent(f: EventFrame) {
 }
 
 export function upsertConversation(c: Conversation) {
+  seedUnread([c]);
   app.set((s) => {
     const old = s.convs[c.id];
     if (old && old.updated_at > c.updated_at && old.last_seq >= c.last_seq) return {};
@@ -395,14 +392,16 @@ export function upsertConversation(c: Conversation) {
   });
 }
 
+/** The agent has conversation `id` on screen (and the tab is visible): it is read up to its newest message. */
 export function markSeen(id: number) {
-  if (!app.get().unread[id]) return;
-  app.set((s) => {
-    const unread = { ...s.unread };
-    delete unread[id];
-    return { unread };
-  });
+  const c = app.get().convs[id];
+  if (c && document.visibilityState === 'visible') markRead(id, c.last_seq);
 }
+
+document.addEventListener('visibilitychange', () => {
+  const id = app.get().viewing;
+  if (id) markSeen(id);
+});
 
 export function setViewing(id: number | null) {
   const prev = app.get().viewing;
@@ -429,6 +428,7 @@ export function loadChats(): Promise<void> {
         for (const c of page.items) convs[c.id] = c;
         return { convs, chatIds: page.items.map((c) => c.id), chatsLoaded: true };
       });
+      seedUnread(page.items);
       loadPreviews(page.items.slice(0, 40));
     } catch {
       /* shown as empty; the next hello retries */
@@ -569,6 +569,7 @@ export async function openConversation(id: number): Promise<Conversation | null>
   try {
     const c = await api.get<Conversation>(`/conversations/${id}`);
     upsertConversation(c);
+    if (app.get().viewing === id) markSeen(id);
     return c;
   } catch (e) {
     if (e instanceof ApiError && e.status === 404) return null;

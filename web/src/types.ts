@@ -213,6 +213,8 @@ export interface Conversation {
   waiting_since: string | null;
   /** List responses only: the newest customer message or reply as plain text, cut (never an internal note). */
   last_message_preview?: string;
+  /** The caller's unread customer messages (list and get answers only; not in socket frames). */
+  unread?: number;
 }
 
 export interface Page<T> {
@@ -389,6 +391,7 @@ export type ServerFrame =
   | { type: 'collision'; conversation_id: number; viewing: Who[]; replying: Who[] }
   | { type: 'typing'; conversation_id: number; who: 'customer' | Who; state: 'start' | 'stop' }
   | { type: 'pong' }
+  | { type: 'read'; conversation_id: number; last_read_seq: number; unread: number }
   | { type: 'resumed'; replayed: number; cursor: string }
   | { type: 'resync'; message: string; cursor: string }
   | { type: 'error'; error: string; message: string; cursor?: string }

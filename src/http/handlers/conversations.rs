@@ -222,19 +222,16 @@ pub async fn list(
 ) -> ApiResult<web::Json<ConversationPage>> {
     let (filter, page, per_page) = filter_of(q.into_inner(), &p)?;
     let mut listed = store::conversations::list_page(&state.store, &filter, &p.scope).await?;
-    Ok(web::Json(ConversationPage {
-        items: listed
-            .rows
-            .into_iter()
-            .map(|row| {
-                let id = row.conversation.id;
-                ConversationView { last_message_preview: listed.previews.remove(&id), ..row.into() }
-            })
-            .collect(),
-        total: listed.total,
-        page,
-        per_page,
-    }))
+    let items = listed
+        .rows
+        .into_iter()
+        .map(|row| {
+            let id = row.conversation.id;
+            ConversationView { last_message_preview: listed.previews.remove(&id), ..row.into() }
+        })
+        .collect();
+    let items = super::reads::with_unread(&state, &p, items).await?;
+    Ok(web::Json(ConversationPage { items, total: listed.total, page, per_page }))
 }
 
 /// The filter a list query asks for, with its page and page size.
@@ -350,10 +347,11 @@ pub async fn counts(state: State, p: Principal, body: web::Json<CountsRequest>) 
 pub async fn get(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<web::Json<ConversationView>> {
     let row =
         store::conversations::get(&state.store, *id, &p.scope).await.map_err(|e| not_found_as(e, "conversation"))?;
-    Ok(web::Json(row.into()))
+    let mut one = super::reads::with_unread(&state, &p, vec![row.into()]).await?;
+    Ok(web::Json(one.remove(0)))
 }
 
-fn not_found_as(e: store::StoreError, what: &str) -> ApiError {
+pub(super) fn not_found_as(e: store::StoreError, what: &str) -> ApiError {
     match e {
         store::StoreError::NotFound => ApiError::not_found(what),
         other => other.into(),

@@ -1,6 +1,7 @@
 //! Request handlers, one file per resource group. Shared helpers for paging, nullable fields
 //! and validation live here.
 
+pub mod activity;
 pub mod agents;
 pub mod attachments;
 pub mod audit;
@@ -15,6 +16,7 @@ pub mod mattermost_channels;
 pub mod notifications;
 pub mod onboarding;
 pub mod ops;
+pub mod reads;
 pub mod statuses;
 pub mod teams;
 pub mod tokens;

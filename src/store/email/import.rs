@@ -316,6 +316,10 @@ async fn append(tx: &mut Tx<'_>, join: Joining<'_>, body: Body<'_>) -> StoreResu
             .await
     )?;
     let seq = updated.last_seq;
+    if status != conv.status {
+        let reason = if mail.close { "mail_command" } else { "customer_message" };
+        store::activity::status_changed_by_message(tx, conv.id, &conv.status, &status, reason).await?;
+    }
     let source = if from_customer { Source::Channel } else { Source::Agent };
     let message: Message = db!(
         tx,

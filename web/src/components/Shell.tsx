@@ -6,6 +6,7 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { navigate, useLocation } from '../router';
+import { reads } from '../reads';
 import { app, dismissToast, isAdmin, presenceOf, setMyStatus, setNotifications, signOut } from '../state';
 import { useStore } from '../store';
 import type { Presence } from '../types';
@@ -17,7 +18,7 @@ import { OnboardingChecklist } from './Onboarding';
 import { Avatar, Link, Modal } from './common';
 import { IconBell, IconBellOff, IconChat, IconInbox, IconKey, IconLogout, IconPlus, IconSettings } from './icons';
 
-function NavItem({ href, label, icon, badge, live }: { href: string; label: string; icon: ComponentChildren; badge?: number; live?: boolean }) {
+function NavItem({ href, label, icon, badge, live, testid = 'chats-live-indicator' }: { href: string; label: string; icon: ComponentChildren; badge?: number; live?: boolean; testid?: string }) {
   const loc = useLocation();
   const active = loc.path === href || loc.path.startsWith(href + '/');
   return (
@@ -25,13 +26,13 @@ function NavItem({ href, label, icon, badge, live }: { href: string; label: stri
       <span class="nav-icon">
         {icon}
         {live && (
-          <span class="nav-badge live" data-testid="chats-live-indicator" aria-hidden="true">
+          <span class="nav-badge live" data-testid={testid} aria-hidden="true">
             {badge}
           </span>
         )}
       </span>
       <span class="nav-label">{label}</span>
-      {badge ? <span class="sr-only">, {badge} with new activity</span> : null}
+      {badge ? <span class="sr-only">, {badge} unread</span> : null}
     </Link>
   );
 }
@@ -211,8 +212,8 @@ function Toasts() {
 
 export function Shell({ children }: { children: ComponentChildren }) {
   const me = useStore(app, (s) => s.me);
-  const unread = useStore(app, (s) => s.unread);
-  const chatIds = useStore(app, (s) => s.chatIds);
+  const unreadChats = useStore(reads, (s) => s.chats.conversations);
+  const unreadTickets = useStore(reads, (s) => s.tickets.conversations);
   const conn = useStore(app, (s) => s.conn.state);
   const [help, setHelp] = useState(false);
   const [changingPassword, setChangingPassword] = useState(false);
@@ -249,7 +250,6 @@ export function Shell({ children }: { children: ComponentChildren }) {
     document.addEventListener('keydown', onKey);
     return () => document.removeEventListener('keydown', onKey);
   }, [drawer]);
-  const unreadChats = chatIds.filter((id) => unread[id]).length;
   useEffect(() => {
     document.title = (unreadChats ? `(${unreadChats}) ` : '') + 'Switchboard';
   }, [unreadChats]);
@@ -334,7 +334,7 @@ export function Shell({ children }: { children: ComponentChildren }) {
         {drawer && <div class="drawer-backdrop" onClick={() => closeNav(true)} aria-hidden="true" />}
         <nav class="rail" id="main-nav" aria-label="Main" ref={nav}>
           <NavItem href="/chats" label="Chats" icon={<IconChat />} badge={unreadChats} live={unreadChats > 0} />
-          <NavItem href="/tickets" label="Tickets" icon={<IconInbox />} />
+          <NavItem href="/tickets" label="Tickets" icon={<IconInbox />} badge={unreadTickets} live={unreadTickets > 0} testid="tickets-unread-badge" />
           <NavItem href="/new" label="New" icon={<IconPlus />} />
           {isAdmin() && <NavItem href="/admin" label="Admin" icon={<IconSettings />} />}
           <div class="grow" />

@@ -1,8 +1,10 @@
 // The messages of one conversation, in seq order: customer messages, agent replies, internal
 // notes (visibly different), quotes of earlier messages (MM-8, Zalo's quote_msg_id), attachments (images and stickers
 // inline, voice and video playable, every file downloadable), links (a location's map link too), and where each outgoing
-// message is on its way (sending, sent, delivered, read, or not delivered and why), live. Consecutive messages of one
-// sender within a few minutes are one run under one header (issue #17 item 11).
+// message is on its way (sending, sent, delivered, read, or not delivered and why), live; between them, by time, the
+// compact lines of the conversation's activity trail (who changed its status, priority, team, assignee, tags,
+// subject or fields, merges, the end of a chat: `activity.ts`). Consecutive messages of one sender within a few
+// minutes, with no day break or activity line between them, are one run under one header (issue #17 item 11).
 
 import { Fragment } from 'preact';
 import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
@@ -10,6 +12,8 @@ import { bytes, clock, full } from '../format';
 import { app, loadEarlier, snippet, type Thread } from '../state';
 import { useStore } from '../store';
 import type { Attachment, Delivery, DeliveryState, Message } from '../types';
+import { activity, loadActivity, type Activity } from '../activity';
+import { ActivityLine } from './ActivityLine';
 import { Avatar, Spinner } from './common';
 import { RetryButton } from './RetryDelivery';
 import { IconAlert, IconCheck, IconCheckDouble, IconClock, IconFile, IconQuote } from './icons';
@@ -212,6 +216,11 @@ export function Timeline({ id, thread, onQuote }: { id: number; thread: Thread |
   const prevFirst = useRef(firstSeq);
   const prevHeight = useRef(0);
   const typingUntil = useStore(app, (s) => s.customerTyping[id]);
+  const version = useStore(app, (s) => s.convs[id]?.updated_at);
+  const trail = useStore(activity, (s) => s.byConv[id]);
+  useEffect(() => {
+    if (version) loadActivity(id, version);
+  }, [id, version]);
   const customerTyping = typingUntil !== undefined && typingUntil > Date.now();
 
   useLayoutEffect(() => {
@@ -225,7 +234,7 @@ export function Timeline({ id, thread, onQuote }: { id: number; thread: Thread |
     }
     prevFirst.current = firstSeq;
     prevHeight.current = el.scrollHeight;
-  }, [count, lastSeq, firstSeq, customerTyping, lastDelivery]);
+  }, [count, lastSeq, firstSeq, customerTyping, lastDelivery, trail?.length]);
 
   useEffect(() => {
     stick.current = true;
@@ -239,6 +248,32 @@ export function Timeline({ id, thread, onQuote }: { id: number; thread: Thread |
   };
 
   let lastDay = '';
+  const dayBreak = (iso: string) => {
+    const day = dayLabel(iso);
+    const sep = day !== lastDay;
+    lastDay = day;
+    return sep ? (
+      <div class="day-sep">
+        <span>{day}</span>
+      </div>
+    ) : null;
+  };
+  // Trail lines go before the first message newer than them; those older than the loaded page wait for it.
+  const lines: Activity[] = (trail ?? []).filter((a) => !thread?.hasEarlier || !thread.items.length || Date.parse(a.at) >= Date.parse(thread.items[0].created_at));
+  let next = 0;
+  const linesBefore = (iso: string | null) => {
+    const out = [];
+    while (next < lines.length && (iso === null || Date.parse(lines[next].at) < Date.parse(iso))) {
+      const a = lines[next++];
+      out.push(
+        <Fragment key={`a${a.audit_id}-${a.kind}-${a.field ?? ''}`}>
+          {dayBreak(a.at)}
+          <ActivityLine a={a} />
+        </Fragment>,
+      );
+    }
+    return out;
+  };
   return (
     <div class="timeline" ref={ref} onScroll={onScroll} aria-label="Messages" role="log" aria-live="polite" tabIndex={0}>
       {thread?.hasEarlier && (
@@ -257,22 +292,21 @@ export function Timeline({ id, thread, onQuote }: { id: number; thread: Thread |
           {thread.error}
         </p>
       ) : (
-        thread.items.map((m, i) => {
-          const day = dayLabel(m.created_at);
-          const sep = day !== lastDay;
-          lastDay = day;
-          const continued = !sep && sameRun(thread.items[i - 1], m);
-          return (
-            <Fragment key={m.seq}>
-              {sep && (
-                <div class="day-sep">
-                  <span>{day}</span>
-                </div>
-              )}
-              <MessageItem m={m} thread={thread.items} onQuote={onQuote} continued={continued} />
-            </Fragment>
-          );
-        })
+        <>
+          {thread.items.map((m, i) => {
+            const before = linesBefore(m.created_at);
+            const sep = dayBreak(m.created_at);
+            const continued = !sep && before.length === 0 && sameRun(thread.items[i - 1], m);
+            return (
+              <Fragment key={m.seq}>
+                {before}
+                {sep}
+                <MessageItem m={m} thread={thread.items} onQuote={onQuote} continued={continued} />
+              </Fragment>
+            );
+          })}
+          {linesBefore(null)}
+        </>
       )}
       {customerTyping && (
         <div class="typing-indicator" data-testid="customer-typing">

@@ -1,11 +1,12 @@
-// The live chat panel (CORE-4): chats in progress, each lit green while it has activity the agent has not seen;
-// the open chat beside it. The queue (issue #17 item 6): filters mine / unassigned / waiting, the customer's waiting
-// time on each row, newest activity or longest waiting first, and "Take" on a row. On a phone the list and the open
-// chat take the screen in turn.
+// The live chat panel (CORE-4): chats in progress, each lit green while it has customer messages the agent has not
+// read (kept on the server, `reads.ts`); the open chat beside it. The queue (issue #17 item 6): filters mine /
+// unassigned / waiting, the customer's waiting time on each row, newest activity or longest waiting first, and
+// "Take" on a row. On a phone the list and the open chat take the screen in turn.
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ago, full } from '../format';
 import { byWaiting, CHAT_FILTERS, chatPasses, prefs, setChatFilter, setChatSort, take, useNow, waited, type ChatFilter } from '../queue';
+import { reads } from '../reads';
 import { app, channelOf } from '../state';
 import { useStore } from '../store';
 import type { Conversation } from '../types';
@@ -41,7 +42,7 @@ function TakeButton({ c }: { c: Conversation }) {
 }
 
 function ChatRow({ c, active, now, me }: { c: Conversation; active: boolean; now: number; me: number | undefined }) {
-  const unread = useStore(app, (s) => s.unread[c.id] ?? 0);
+  const unread = useStore(reads, (s) => s.unread[c.id] ?? 0);
   const preview = useStore(app, (s) => s.previews[c.id]);
   const typing = useStore(app, (s) => (s.customerTyping[c.id] ?? 0) > Date.now());
   const channel = channelOf(c.channel_id);

@@ -10,6 +10,7 @@ import { useEffect, useLayoutEffect, useReducer, useRef, useState } from 'preact
 import { api, errorText, qs } from '../api';
 import { ago, full, titleOf } from '../format';
 import { countViews, PHONE, prefs, setDensity, useMedia, useNow, waited, waitingSince } from '../queue';
+import { reads, seedUnread } from '../reads';
 import { navigate, useLocation } from '../router';
 import { agentName, app, channelOf, isAdmin } from '../state';
 import { createStore, useStore } from '../store';
@@ -382,8 +383,9 @@ function TicketRow({ c, index, row, now, closed }: { c: Conversation | undefined
   }
   const channel = channelOf(c.channel_id);
   const waiting = waitingSince(c, closed);
+  const unread = useStore(reads, (s) => s.unread[c.id] ?? c.unread ?? 0);
   return (
-    <div class="trow" role="row" aria-rowindex={index + 2} style={{ top: `${index * row}px`, height: `${row}px` }} data-testid="ticket-row" data-conversation-id={c.id}>
+    <div class={'trow' + (unread > 0 ? ' unread' : '')} role="row" aria-rowindex={index + 2} style={{ top: `${index * row}px`, height: `${row}px` }} data-testid="ticket-row" data-conversation-id={c.id}>
       <span role="cell" class="c-num">
         #{c.number}
       </span>
@@ -393,6 +395,7 @@ function TicketRow({ c, index, row, now, closed }: { c: Conversation | undefined
             {c.active_chat && <span class="pill live-pill small">Live chat</span>}
             {titleOf(c)}
           </span>
+          {unread > 0 && <span class="sr-only" data-testid="ticket-unread"> ({unread} unread)</span>}
           <span class="customer">
             <span class="row-customer">{c.customer_name}</span>
             {c.last_message_preview && (
@@ -462,6 +465,7 @@ function TicketList({ f }: { f: Filters }) {
     (takePrefetched(now, page)?.catch(get) ?? get())
       .then((res) => {
         if (g !== gen.current) return;
+        seedUnread(res.items);
         cache.pages.set(page, res.items);
         cache.total = res.total;
         cache.error = '';
