@@ -705,7 +705,7 @@ pub(crate) async fn insert(tx: &mut Tx<'_>, new: &NewConversationRow<'_>) -> Sto
             message_id: Some(message.id),
             created_at: t,
         },
-        &super::feed::Detail::assignment(new.actor, None, assignee_id),
+        &super::feed::Detail::assignment(new.actor.agent_id(), None, assignee_id),
     )
     .await?;
     let entry = audit::entry(
@@ -1142,7 +1142,7 @@ pub async fn update(
                 let before = load_in_scope(tx, id, &scope).await?;
                 let assignee_before = before.assignee_id;
                 let updated = apply_patch(tx, before, &patch, actor).await?;
-                let detail = super::feed::Detail::assignment(actor, assignee_before, updated.assignee_id);
+                let detail = super::feed::Detail::assignment(actor.agent_id(), assignee_before, updated.assignee_id);
                 let event = events::record_with(
                     tx,
                     updated_event(&updated, events::CONVERSATION_UPDATED, updated.updated_at),

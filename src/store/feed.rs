@@ -21,6 +21,7 @@ use super::channels::{Assign, assign_rule};
 use super::models::{
     CONVERSATION_CREATED, CONVERSATION_UPDATED, ChannelInstance, Conversation, EventRow, MESSAGE_CREATED, NewDelivery,
 };
+pub use super::models::{Detail, FeedRow};
 use super::schema::{change_feed, channel_instances, conversations, customers, outbox};
 use super::{Store, StoreResult, Tx};
 use crate::db;
@@ -57,49 +58,8 @@ impl Consumer {
     }
 }
 
-/// What a consumer needs to know about a change that its event row does not say, kept with the
-/// feed rows (`change_feed.detail`, JSON; absent when there is nothing to say). A message's author
-/// and mentions are on the message, so only conversation changes carry one.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Detail {
-    /// The agent who made the change (`None`: a customer, a channel, routing, a timer).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actor: Option<i64>,
-    /// The agent this change assigned the conversation to (`None`: it assigned nobody new).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub assigned_to: Option<i64>,
-}
-
-impl Detail {
-    /// The detail of a change by `actor` that moved the assignee from `before` to `after`.
-    pub fn assignment(actor: super::audit::Actor, before: Option<i64>, after: Option<i64>) -> Self {
-        Detail { actor: actor.agent_id(), assigned_to: after.filter(|a| before != Some(*a)) }
-    }
-
-    fn stored(&self) -> Option<String> {
-        (*self != Detail::default()).then(|| serde_json::to_string(self).unwrap_or_default())
-    }
-
-    /// The detail of a feed row (a missing or unreadable one says nothing).
-    pub fn of(row: &FeedRow) -> Self {
-        row.detail.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default()
-    }
-}
-
 /// Outbox kind of the "a conversation of your customer arrived while you were away" email.
 pub const OWNER_OFFLINE_EMAIL: &str = "email.owner_offline";
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = change_feed)]
-pub struct FeedRow {
-    pub id: i64,
-    pub consumer: String,
-    pub event_id: i64,
-    pub conversation_id: i64,
-    pub kind: String,
-    pub created_at: chrono::NaiveDateTime,
-    pub detail: Option<String>,
-}
 
 /// Write the feed rows of one event inside its transaction (called by [`super::events::record`]).
 pub(crate) async fn record(tx: &mut Tx<'_>, event: &EventRow, detail: &Detail) -> StoreResult<()> {

@@ -245,7 +245,7 @@ pub async fn append_reply(
                         message_id: Some(message.id),
                         created_at: t,
                     },
-                    &super::feed::Detail::assignment(actor, assignee_before, updated.assignee_id),
+                    &super::feed::Detail::assignment(actor.agent_id(), assignee_before, updated.assignee_id),
                 )
                 .await?;
                 let tags = tags_of(tx, updated.id).await?;

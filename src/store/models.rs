@@ -299,3 +299,46 @@ pub struct NewDelivery {
     pub next_attempt_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
 }
+
+/// A row of the durable change feed (`store::feed`), and what it says beyond its event.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = change_feed)]
+pub struct FeedRow {
+    pub id: i64,
+    pub consumer: String,
+    pub event_id: i64,
+    pub conversation_id: i64,
+    pub kind: String,
+    pub created_at: chrono::NaiveDateTime,
+    pub detail: Option<String>,
+}
+
+/// What a consumer needs to know about a change that its event row does not say, kept with the
+/// feed rows (`change_feed.detail`, JSON; absent when there is nothing to say). A message's author
+/// and mentions are on the message, so only conversation changes carry one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Detail {
+    /// The agent who made the change (`None`: a customer, a channel, routing, a timer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<i64>,
+    /// The agent this change assigned the conversation to (`None`: it assigned nobody new).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_to: Option<i64>,
+}
+
+impl Detail {
+    /// The detail of a change by agent `actor` (`None`: not an agent) that moved the assignee from `before` to
+    /// `after`.
+    pub fn assignment(actor: Option<i64>, before: Option<i64>, after: Option<i64>) -> Self {
+        Detail { actor, assigned_to: after.filter(|a| before != Some(*a)) }
+    }
+
+    pub(crate) fn stored(&self) -> Option<String> {
+        (*self != Detail::default()).then(|| serde_json::to_string(self).unwrap_or_default())
+    }
+
+    /// The detail of a feed row (a missing or unreadable one says nothing).
+    pub fn of(row: &FeedRow) -> Self {
+        row.detail.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default()
+    }
+}

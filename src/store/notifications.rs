@@ -16,8 +16,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::feed::{Detail, FeedRow};
 use super::models::{CONVERSATION_CREATED, CONVERSATION_UPDATED, Conversation, MESSAGE_CREATED, Message, NewDelivery};
+use super::models::{Detail, FeedRow};
 use super::schema::{
     agent_notifications, agents, channel_access, conversations, customers, events, message_mentions, messages, outbox,
 };

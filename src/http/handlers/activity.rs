@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::conversations::not_found_as;
+use super::not_found_as;
 use crate::auth::Principal;
 use crate::http::State;
 use crate::http::error::ApiResult;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{actor, nullable, paging};
+use super::{actor, not_found_as, nullable, paging};
 use crate::auth::{Credential, Principal};
 use crate::domain::html::sanitize as sanitize_html;
 use crate::domain::text::{normalize_email, normalize_phone, normalize_tag};
@@ -349,13 +349,6 @@ pub async fn get(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<we
         store::conversations::get(&state.store, *id, &p.scope).await.map_err(|e| not_found_as(e, "conversation"))?;
     let mut one = super::reads::with_unread(&state, &p, vec![row.into()]).await?;
     Ok(web::Json(one.remove(0)))
-}
-
-pub(super) fn not_found_as(e: store::StoreError, what: &str) -> ApiError {
-    match e {
-        store::StoreError::NotFound => ApiError::not_found(what),
-        other => other.into(),
-    }
 }
 
 /// Start a conversation: with `user_custom_id` the first message is the customer's (an

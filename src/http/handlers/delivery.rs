@@ -4,18 +4,12 @@
 
 use actix_web::web;
 
+use super::not_found_as;
 use crate::auth::Principal;
 use crate::http::State;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::views::MessageView;
-use crate::store::{self, StoreError, audit::Actor, outbox::Retry};
-
-fn not_found_as(e: StoreError, what: &str) -> ApiError {
-    match e {
-        StoreError::NotFound => ApiError::not_found(what),
-        other => other.into(),
-    }
-}
+use crate::store::{self, audit::Actor, outbox::Retry};
 
 /// Send a failed reply again: its delivery is queued now with the same delivery id (`X-Switchboard-Delivery` for
 /// custom channels), and the message's `delivery` turns `pending` (socket `message.updated`), then `sent` or

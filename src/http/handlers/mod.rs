@@ -57,6 +57,14 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// A store error as the answer, a missing row named `what` (404 `not_found`, the same for a row the caller may not see).
+pub fn not_found_as(e: crate::store::StoreError, what: &str) -> ApiError {
+    match e {
+        crate::store::StoreError::NotFound => ApiError::not_found(what),
+        other => other.into(),
+    }
+}
+
 pub fn actor(p: &Principal) -> Actor {
     Actor::Agent(p.agent_id)
 }

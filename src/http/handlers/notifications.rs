@@ -9,10 +9,11 @@ use actix_web::web;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::not_found_as;
 use crate::auth::Principal;
 use crate::http::State;
 use crate::http::error::{ApiError, ApiResult};
-use crate::store::{self, StoreError};
+use crate::store;
 use crate::view::MentionView;
 use crate::view::notification::{NotificationPage, NotificationView, NotificationsRead};
 
@@ -27,13 +28,6 @@ pub struct NotificationQuery {
     pub limit: Option<i64>,
     /// Only unread ones.
     pub unread: Option<bool>,
-}
-
-fn not_found(e: StoreError, what: &str) -> ApiError {
-    match e {
-        StoreError::NotFound => ApiError::not_found(what),
-        other => other.into(),
-    }
 }
 
 /// The caller's notifications, newest first, with their unread count (all pages).
@@ -68,7 +62,7 @@ pub async fn list(
 pub async fn read(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<web::Json<NotificationsRead>> {
     let n = store::notifications::mark_read(&state.store, p.agent_id, *id, &p.scope)
         .await
-        .map_err(|e| not_found(e, "notification"))?;
+        .map_err(|e| not_found_as(e, "notification"))?;
     state.changes.notifications_read(p.agent_id, vec![n.row.id], false, n.unread_count);
     Ok(web::Json(NotificationsRead { unread_count: n.unread_count }))
 }
@@ -90,6 +84,6 @@ pub async fn read_all(state: State, p: Principal) -> ApiResult<web::Json<Notific
 pub async fn mentionable(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<web::Json<Vec<MentionView>>> {
     let agents = store::notifications::mentionable(&state.store, *id, &p.scope)
         .await
-        .map_err(|e| not_found(e, "conversation"))?;
+        .map_err(|e| not_found_as(e, "conversation"))?;
     Ok(web::Json(agents.into_iter().map(|(agent_id, name)| MentionView { agent_id, name }).collect()))
 }

@@ -8,7 +8,7 @@ use actix_web::web;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::conversations::not_found_as;
+use super::not_found_as;
 use crate::auth::Principal;
 use crate::http::State;
 use crate::http::error::ApiResult;
