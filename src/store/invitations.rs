@@ -14,7 +14,7 @@ use serde_json::json;
 use super::audit::{self, Actor};
 use super::models::{Agent, NewAgent};
 use super::schema::{agent_invitations, agents, channel_instances, counters, messages};
-use super::{Store, StoreError, StoreResult, now};
+use super::{Store, StoreError, StoreResult, Tx, now};
 use crate::db;
 use crate::domain::{Direction, Role};
 
@@ -144,29 +144,29 @@ pub async fn invite(store: &Store, input: Invite, actor: Actor) -> StoreResult<(
         .await
 }
 
+/// The invitation of a token (by its hash) with its agent.
+async fn by_token(tx: &mut Tx<'_>, token_hash: &str) -> StoreResult<Option<(Invitation, Agent)>> {
+    let inv: Option<Invitation> = db!(
+        tx,
+        agent_invitations::table
+            .filter(agent_invitations::token_hash.eq(token_hash))
+            .select(Invitation::as_select())
+            .first(tx)
+            .await
+            .optional()
+    )?;
+    let Some(inv) = inv else { return Ok(None) };
+    let agent: Agent = db!(tx, agents::table.find(inv.agent_id).select(Agent::as_select()).first(tx).await)?;
+    Ok(Some((inv, agent)))
+}
+
 /// The invitation of a token and its agent, judged now.
 pub async fn find(store: &Store, token_hash: String) -> StoreResult<Result<(Invitation, Agent), Refusal>> {
     store
         .run(move |store| async move {
             let mut conn = store.read().await?;
             let tx = &mut conn.tx();
-            let inv: Option<Invitation> = db!(
-                tx,
-                agent_invitations::table
-                    .filter(agent_invitations::token_hash.eq(&token_hash))
-                    .select(Invitation::as_select())
-                    .first(tx)
-                    .await
-                    .optional()
-            )?;
-            let found = match inv {
-                Some(inv) => {
-                    let agent: Agent =
-                        db!(tx, agents::table.find(inv.agent_id).select(Agent::as_select()).first(tx).await)?;
-                    Some((inv, agent))
-                }
-                None => None,
-            };
+            let found = by_token(tx, &token_hash).await?;
             Ok(match found {
                 None => Err(Refusal::Unknown),
                 Some((inv, agent)) => judge(&inv, agent.active, now()).map(|()| (inv, agent)),
@@ -183,25 +183,9 @@ pub async fn accept(store: &Store, token_hash: String, password_hash: String) ->
             let mut conn = store.write().await?;
             conn.transaction(async |tx| {
                 let t = now();
-                let inv: Option<Invitation> = db!(
-                    tx,
-                    agent_invitations::table
-                        .filter(agent_invitations::token_hash.eq(&token_hash))
-                        .select(Invitation::as_select())
-                        .first(tx)
-                        .await
-                        .optional()
-                )?;
-                let found = match inv {
-                    Some(inv) => {
-                        let active: bool =
-                            db!(tx, agents::table.find(inv.agent_id).select(agents::active).first(tx).await)?;
-                        Some((inv, active))
-                    }
-                    None => None,
-                };
-                let Some((inv, active)) = found else { return Ok(Err(Refusal::Unknown)) };
-                if let Err(why) = judge(&inv, active, t) {
+                let found = by_token(tx, &token_hash).await?;
+                let Some((inv, agent)) = found else { return Ok(Err(Refusal::Unknown)) };
+                if let Err(why) = judge(&inv, agent.active, t) {
                     return Ok(Err(why));
                 }
                 let unused = agent_invitations::table
