@@ -80,6 +80,12 @@ else
   socat "TCP-LISTEN:$SB_PG_PORT,bind=127.0.0.1,fork,reuseaddr" "UNIX-CONNECT:$SB_PG_SOCKET" &
   forward_pid=$!
   export DATABASE_URL="$SB_PG_URL"
+  # socat listens a moment after it starts; on a loaded machine `admin create` below could
+  # otherwise connect first and fail ("error connecting to server" — it ended one CI run).
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$SB_PG_PORT") 2>/dev/null && break
+    sleep 0.1
+  done
 fi
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 base="http://127.0.0.1:$port"
