@@ -1233,3 +1233,35 @@ async fn a_mail_to_an_existing_ticket_is_committed_by_its_actor() {
     assert!(failed.is_none(), "{failed:?}");
     assert!(matches!(stored.as_slice(), [Imported::Created(_)]));
 }
+
+// covers #17 item 9 (invitations by mail): with a mailbox enabled, an invitation is also mailed through its SMTP
+// settings; the link in the mail is the one the admin was shown, and it sets the password once.
+#[tokio::test]
+async fn an_invitation_is_mailed_and_its_link_works_once() {
+    if !mail_servers("an_invitation_is_mailed_and_its_link_works_once") {
+        return;
+    }
+    let Desk { dovecot, sink, server, admin } = Desk::start().await;
+    plain_mailbox(&admin, &dovecot, &sink, "imap").await;
+    let body = json!({"email": "nia@desk.test", "name": "Nia"});
+    let created = admin.ok_post("/api/v1/agents/invitations", body, 201).await;
+    assert_eq!(created["mailed"], true, "{created}");
+    let url = created["url"].as_str().unwrap().to_owned();
+
+    let got = sink.wait_for(1, WAIT).await;
+    assert_eq!(got[0].rcpt_to, vec!["nia@desk.test".to_owned()]);
+    let subject = header(&got[0].raw, "Subject").unwrap();
+    assert!(subject.contains("invited you"), "{subject}");
+    let text = String::from_utf8_lossy(&got[0].raw).replace("=\r\n", "");
+    assert!(text.contains(&url), "the mail carries the link the admin was shown: {text}");
+
+    let token = url.rsplit('/').next().unwrap();
+    let anonymous = server.anonymous();
+    let accept = |password: &'static str| {
+        let anonymous = &anonymous;
+        let path = format!("/api/v1/invitations/{token}");
+        async move { anonymous.post(&path, json!({"password": password})).await.0.as_u16() }
+    };
+    assert_eq!(accept("a good long password").await, 200);
+    assert_eq!(accept("another long password").await, 422, "the mailed link works once");
+}

@@ -111,7 +111,11 @@ impl Route {
     fn delivery_kinds(self) -> &'static [&'static str] {
         match self {
             Route::Webhook | Route::Mail | Route::Mattermost | Route::Zalo => &["message.created"],
-            Route::Notify => &[crate::store::feed::OWNER_OFFLINE_EMAIL, crate::store::notifications::MENTION_EMAIL],
+            Route::Notify => &[
+                crate::store::feed::OWNER_OFFLINE_EMAIL,
+                crate::store::notifications::MENTION_EMAIL,
+                crate::store::invitations::INVITATION_EMAIL,
+            ],
         }
     }
 }
@@ -157,6 +161,11 @@ async fn attempt(out: &Out<'_>, route: Route, item: &OutboxItem, scale: f64) {
         },
         Route::Mattermost => mattermost(out, item).await,
         Route::Zalo => zalo(out, item).await,
+        Route::Notify if item.kind == crate::store::invitations::INVITATION_EMAIL => {
+            super::email::outgoing::invitation(out.store, out.policy, &item.payload, out.public_url)
+                .await
+                .map_err(Failed::from)
+        }
         Route::Notify => super::email::outgoing::notify_owner(out.store, out.policy, &item.payload, out.public_url)
             .await
             .map_err(Failed::from),

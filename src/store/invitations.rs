@@ -5,6 +5,11 @@
 //! link: single use (a conditional update, so two requests at once cannot both use it), until it expires; a new
 //! invitation of the same agent replaces the older ones. The checklist is read from what the install holds
 //! (channels, teammates, an answered conversation) plus a dismissed flag kept in `counters`.
+//!
+//! The invitation mail: when a mailbox is enabled, the invitation's transaction also queues an outbox row
+//! ([`INVITATION_EMAIL`]) that carries the link's token *sealed* with the install's secret key (never in the clear,
+//! and the database alone still cannot produce a working link); the dispatcher opens it with [`for_mail`], which
+//! sends nothing for an invitation that was replaced, used or has expired since.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -12,11 +17,16 @@ use diesel_async::RunQueryDsl;
 use serde_json::json;
 
 use super::audit::{self, Actor};
+use super::models::NewDelivery;
 use super::models::{Agent, NewAgent};
-use super::schema::{agent_invitations, agents, channel_instances, counters, messages};
+use super::schema::{agent_invitations, agents, channel_instances, counters, messages, outbox};
 use super::{Store, StoreError, StoreResult, Tx, now};
 use crate::db;
-use crate::domain::{Direction, Role};
+use crate::domain::{ChannelKind, Direction, Role};
+use crate::secrets::Sealed;
+
+/// Outbox kind of the invitation mail (sent by the dispatcher's `Notify` route).
+pub const INVITATION_EMAIL: &str = "email.invitation";
 
 /// The counter row that records an admin dismissed the first-run checklist.
 const DISMISSED: &str = "onboarding_dismissed";
@@ -39,7 +49,37 @@ pub struct Invite {
     pub role: Role,
     /// SHA-256 of the link's token.
     pub token_hash: String,
+    /// The link's token itself: kept only sealed, in the invitation mail's outbox row.
+    pub token: String,
     pub expires_at: NaiveDateTime,
+}
+
+/// An invitation made: the agent, the invitation, and whether its mail was queued (a mailbox is enabled).
+pub struct Invited {
+    pub agent: Agent,
+    pub invitation: Invitation,
+    pub mailed: bool,
+}
+
+/// The sealed part of an invitation mail's outbox row.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MailPayload {
+    invitation_id: i64,
+    token: String,
+}
+
+/// What the invitation mail says, read when it is sent.
+pub struct InvitationMail {
+    pub agent: Agent,
+    /// The inviting admin's name, when they still exist.
+    pub invited_by: Option<String>,
+    pub token: String,
+    pub expires_at: NaiveDateTime,
+}
+
+/// The link an invited person opens: the dashboard's `/invite/{token}` page.
+pub fn link(public_url: &str, token: &str) -> String {
+    format!("{}/invite/{token}", public_url.trim_end_matches('/'))
 }
 
 /// Why a token is refused.
@@ -68,9 +108,10 @@ pub fn judge(inv: &Invitation, agent_active: bool, t: NaiveDateTime) -> Result<(
 
 /// Invite `input.email`: a new agent without a password, or an existing one who has none yet (invited before and
 /// not signed up); an agent who has a password is a conflict. Older invitations of the agent stop working.
-pub async fn invite(store: &Store, input: Invite, actor: Actor) -> StoreResult<(Agent, Invitation)> {
+pub async fn invite(store: &Store, input: Invite, actor: Actor) -> StoreResult<Invited> {
     store
         .run(move |store| async move {
+            let sealed = store.secrets()?.seal(&input.token);
             let mut conn = store.write().await?;
             conn.transaction(async |tx| {
                 let t = now();
@@ -135,11 +176,73 @@ pub async fn invite(store: &Store, input: Invite, actor: Actor) -> StoreResult<(
                         .get_result(tx)
                         .await
                 )?;
-                let details = json!({"email": agent.email, "expires_at": input.expires_at});
+                let mailbox: Option<i64> = db!(
+                    tx,
+                    channel_instances::table
+                        .filter(channel_instances::kind.eq(ChannelKind::Email))
+                        .filter(channel_instances::enabled.eq(true))
+                        .order(channel_instances::id)
+                        .select(channel_instances::id)
+                        .first(tx)
+                        .await
+                        .optional()
+                )?;
+                if let Some(mailbox) = mailbox {
+                    let payload = MailPayload { invitation_id: invitation.id, token: sealed.into_string() };
+                    let delivery = NewDelivery {
+                        delivery_id: uuid::Uuid::new_v4().to_string(),
+                        channel_instance_id: mailbox,
+                        conversation_id: None,
+                        message_id: None,
+                        kind: INVITATION_EMAIL,
+                        payload: serde_json::json!(payload).to_string(),
+                        state: "pending",
+                        attempts: 0,
+                        next_attempt_at: t,
+                        created_at: t,
+                    };
+                    db!(tx, diesel::insert_into(outbox::table).values(&delivery).execute(tx).await)?;
+                }
+                let details =
+                    json!({"email": agent.email, "expires_at": input.expires_at, "mailed": mailbox.is_some()});
                 audit::write(tx, audit::entry(actor, "agent.invite", "agent", Some(agent.id), details)).await?;
-                Ok((agent, invitation))
+                Ok(Invited { agent, invitation, mailed: mailbox.is_some() })
             })
             .await
+        })
+        .await
+}
+
+/// What an invitation mail's outbox `payload` says, opened: `None` when the invitation was replaced, used or
+/// has expired since it was queued (the mail is then not sent), or its agent was deactivated.
+pub async fn for_mail(store: &Store, payload: String) -> StoreResult<Option<InvitationMail>> {
+    store
+        .run(move |store| async move {
+            let bad = || StoreError::BadData { what: "invitation mail", value: String::new() };
+            let p: MailPayload = serde_json::from_str(&payload).map_err(|_| bad())?;
+            let sealed = Sealed::parse(&p.token).ok_or_else(bad)?;
+            let token = store.secrets()?.open(&sealed)?;
+            let mut conn = store.read().await?;
+            let tx = &mut conn.tx();
+            let inv: Option<Invitation> = db!(
+                tx,
+                agent_invitations::table
+                    .find(p.invitation_id)
+                    .select(Invitation::as_select())
+                    .first(tx)
+                    .await
+                    .optional()
+            )?;
+            let Some(inv) = inv else { return Ok(None) };
+            let agent: Agent = db!(tx, agents::table.find(inv.agent_id).select(Agent::as_select()).first(tx).await)?;
+            if judge(&inv, agent.active, now()).is_err() {
+                return Ok(None);
+            }
+            let invited_by: Option<String> = match inv.invited_by {
+                Some(id) => db!(tx, agents::table.find(id).select(agents::name).first(tx).await.optional())?,
+                None => None,
+            };
+            Ok(Some(InvitationMail { agent, invited_by, token, expires_at: inv.expires_at }))
         })
         .await
 }

@@ -118,6 +118,66 @@ pub fn compose(
     })
 }
 
+/// A notification's data could not be read: tried again later.
+fn load_failure(e: store::StoreError) -> SendFailure {
+    SendFailure::transient(format!("cannot load the notification's data: {e}"))
+}
+
+/// The settings system mail (notifications, invitations) is sent with: the first enabled mailbox's. With none,
+/// the delivery waits (transient) until a mailbox exists, so nothing is lost.
+async fn system_sender(store: &Store) -> Result<EmailSettings, SendFailure> {
+    let mailboxes =
+        store::channels::list(store, &crate::domain::ChannelScope::All, Some(crate::domain::ChannelKind::Email))
+            .await
+            .map_err(load_failure)?;
+    mailboxes
+        .iter()
+        .filter(|c| c.enabled)
+        .find_map(|c| EmailSettings::of(&c.settings))
+        .ok_or_else(|| SendFailure::transient("no enabled mailbox to send notifications from"))
+}
+
+/// The mail inviting a teammate (#17 item 9): the single-use set-your-password link, opened from its sealed
+/// outbox payload (`store::invitations::for_mail`). An invitation replaced, used or expired since is not sent (a
+/// permanent failure the delivery log shows, so a stale link never reaches anyone).
+pub async fn invitation(store: &Store, policy: &Policy, payload: &str, public_url: &str) -> Result<(), SendFailure> {
+    let mail = store::invitations::for_mail(store, payload.to_owned()).await.map_err(|e| match e {
+        store::StoreError::BadData { .. } | store::StoreError::Secret(_) => {
+            SendFailure::permanent(format!("unreadable invitation mail: {e}"))
+        }
+        e => load_failure(e),
+    })?;
+    let Some(mail) = mail else {
+        return Err(SendFailure::permanent("the invitation was replaced, used or has expired: not sent"));
+    };
+    let settings = system_sender(store).await?;
+    let link = store::invitations::link(public_url, &mail.token);
+    let who = mail.invited_by.as_deref().unwrap_or("An administrator");
+    let text = format!(
+        "Hello {},\n\n{who} invited you to answer customers with them in Switchboard.\n\nSet your password here \
+         (the link works once, until {} UTC):\n\n{link}\n\nThen sign in with {} and that password.\n",
+        mail.agent.name,
+        mail.expires_at.format("%Y-%m-%d %H:%M"),
+        mail.agent.email
+    );
+    let out = OutgoingMail {
+        from: Address { email: settings.smtp.from_address.clone(), name: settings.smtp.from_name.clone() },
+        to: vec![Address { email: mail.agent.email.clone(), name: Some(mail.agent.name.clone()) }],
+        cc: vec![],
+        reply_to: None,
+        subject: format!("{who} invited you to the help desk"),
+        message_id: threading::new_message_id(&settings.message_id_domain(), 0),
+        in_reply_to: None,
+        references: vec![],
+        text,
+        html: None,
+        attachments: vec![],
+    };
+    net::send(&settings.smtp.transport(policy), &out)
+        .await
+        .map_err(|e| SendFailure { transient: e.is_transient(), reason: e.to_string() })
+}
+
 /// The mail telling a customer's owner, who is offline, that a new conversation was assigned to
 /// them (CC-12, seed 004), or an agent who was away that a note mentions them (#17). Sent through the first enabled mailbox's SMTP settings; with none, the
 /// delivery waits (transient) until a mailbox exists, so nothing is lost.
@@ -143,19 +203,11 @@ pub async fn notify_owner(store: &Store, policy: &Policy, payload: &str, public_
     }
     let p: Payload =
         serde_json::from_str(payload).map_err(|e| SendFailure::permanent(format!("unreadable notification: {e}")))?;
-    let load = |e: store::StoreError| SendFailure::transient(format!("cannot load the notification's data: {e}"));
-    let agent = store::agents::get(store, p.agent_id).await.map_err(load)?;
-    let row =
-        store::conversations::get(store, p.conversation_id, &crate::domain::ChannelScope::All).await.map_err(load)?;
-    let mailboxes =
-        store::channels::list(store, &crate::domain::ChannelScope::All, Some(crate::domain::ChannelKind::Email))
-            .await
-            .map_err(load)?;
-    let settings = mailboxes
-        .iter()
-        .filter(|c| c.enabled)
-        .find_map(|c| EmailSettings::of(&c.settings))
-        .ok_or_else(|| SendFailure::transient("no enabled mailbox to send notifications from"))?;
+    let agent = store::agents::get(store, p.agent_id).await.map_err(load_failure)?;
+    let row = store::conversations::get(store, p.conversation_id, &crate::domain::ChannelScope::All)
+        .await
+        .map_err(load_failure)?;
+    let settings = system_sender(store).await?;
     let c = &row.conversation;
     let subject = if c.subject.is_empty() { format!("(no subject) {{#{}}}", c.number) } else { c.subject.clone() };
     let link = format!(

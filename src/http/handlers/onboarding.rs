@@ -44,8 +44,8 @@ pub struct InvitationCreated {
     /// The set-your-password link, shown only in this answer: hand it to the invited person.
     pub url: String,
     pub expires_at: DateTime<Utc>,
-    /// Whether the link was mailed. Always false today: the admin copies the link and hands it over (see
-    /// `docs/onboarding.md` for why no mail is sent yet).
+    /// Whether the link is also mailed to the invited person: true when a mailbox is enabled (the mail leaves
+    /// through the first enabled mailbox's SMTP settings, queued durably); false: hand the link over yourself.
     pub mailed: bool,
 }
 
@@ -130,22 +130,23 @@ pub async fn invite(
         })?;
     }
     let token = format!("{TOKEN_PREFIX}{}", random_secret());
+    let url = store::invitations::link(&state.settings.public_url, &token);
     let expires_at = store::now() + chrono::Duration::hours(INVITATION_TTL_HOURS);
-    let input = store::invitations::Invite { email, name, role, token_hash: secret_hash(&token), expires_at };
-    let (agent, invitation) = store::invitations::invite(&state.store, input, actor(&p)).await?;
+    let input = store::invitations::Invite { email, name, role, token_hash: secret_hash(&token), token, expires_at };
+    let store::invitations::Invited { agent, invitation, mailed } =
+        store::invitations::invite(&state.store, input, actor(&p)).await?;
     if !body.channel_ids.is_empty() {
         store::agents::set_channels(&state.store, agent.id, &body.channel_ids, actor(&p)).await?;
         state.changes.access_changed(agent.id);
     }
     let channels = store::agents::channel_ids(&state.store, agent.id).await?;
     let teams = store::agents::team_ids(&state.store, agent.id).await?;
-    let url = format!("{}/invite/{token}", state.settings.public_url.trim_end_matches('/'));
     tracing::info!(agent_id = p.agent_id, invited = agent.id, "agent invited");
     Ok(HttpResponse::Created().json(InvitationCreated {
         agent: AgentView::new(agent, channels, teams),
         url,
         expires_at: invitation.expires_at.and_utc(),
-        mailed: false,
+        mailed,
     }))
 }
 

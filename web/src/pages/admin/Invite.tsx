@@ -53,7 +53,9 @@ export function InviteForm({ again, onClose }: { again?: Agent; onClose: () => v
           <CopyField id="invitation-url" label="Set-your-password link" value={created.url} />
           <p class="muted small">
             Send this link to {created.agent.email} (by chat or mail). It works once, until {full(created.expires_at)}; they choose their
-            own password and then sign in. {created.mailed ? 'It was also mailed to them.' : 'Switchboard does not mail it.'}
+            own password and then sign in. {created.mailed
+              ? 'Switchboard is also mailing it to them.'
+              : 'No mailbox is enabled, so Switchboard cannot mail it: hand it over yourself.'}
           </p>
           <div class="form-end">
             <button
