@@ -291,6 +291,38 @@ async fn webhook_retries_keep_order_and_deliver_exactly_once() {
     assert_eq!(rx.got().last().unwrap().delivery, first["delivery_id"].as_str().unwrap());
 }
 
+// A manual re-send while an attempt is in flight would release the claim and let the dispatcher send the reply a
+// second time while the first attempt still runs: it is refused (409) and changes nothing.
+#[tokio::test]
+async fn a_resend_while_the_delivery_is_in_flight_is_refused() {
+    use tokio::io::AsyncReadExt;
+    let srv = fast_server().await;
+    let admin = srv.agent("admin@example.com", "super_admin").await;
+    // A receiver that takes the request and never answers: the attempt stays in flight while the test runs.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/hook", listener.local_addr().unwrap().port());
+    let (ch, _) = channel(&admin, &url, "async").await;
+    let conv = inbound(&admin, ch, json!({"user_custom_id": "u", "content": "hi"})).await.1["conversation_id"]
+        .as_i64()
+        .unwrap();
+    admin.ok_post(&format!("/api/v1/conversations/{conv}/messages"), json!({"content": "one"}), 201).await;
+    let (mut held, _) = tokio::time::timeout(Duration::from_secs(20), listener.accept()).await.unwrap().unwrap();
+    let mut head = [0u8; 64];
+    let n = held.read(&mut head).await.unwrap();
+    assert!(head[..n].starts_with(b"POST /hook"), "the attempt's request arrived");
+
+    let log = admin.ok_get(&format!("/api/v1/custom-channels/{ch}/deliveries")).await;
+    let delivery = log[0].clone();
+    let path = format!("/api/v1/custom-channels/{ch}/deliveries/{}/resend", delivery["id"]);
+    let (status, body) = admin.post(&path, json!({})).await;
+    assert_eq!(status.as_u16(), 409, "{body}");
+    assert_eq!(body["error"], "conflict", "{body}");
+    let after = admin.ok_get(&format!("/api/v1/custom-channels/{ch}/deliveries")).await;
+    assert_eq!(after[0]["attempts"], delivery["attempts"], "nothing changed: {after}");
+    assert_eq!(after[0]["state"], delivery["state"], "nothing changed: {after}");
+    drop(held);
+}
+
 #[tokio::test]
 async fn pending_deliveries_survive_a_restart() {
     let srv = fast_server().await;

@@ -246,26 +246,42 @@ pub async fn get(store: &Store, id: i64) -> StoreResult<OutboxItem> {
         .await
 }
 
-/// Queue a delivery again (manual re-send from the delivery log): pending, due now, same delivery id.
-pub async fn resend(store: &Store, id: i64) -> StoreResult<OutboxItem> {
+/// Queue a delivery again (manual re-send from the delivery log): pending, due now, same delivery id. Conditional
+/// on no attempt being in flight (a claimed row's `locked_until` lies ahead): releasing a claimed row would let
+/// another dispatcher send it while the first still is — sent twice. `None`: it is being sent right now.
+pub async fn resend(store: &Store, id: i64, actor: super::audit::Actor) -> StoreResult<Option<OutboxItem>> {
+    use super::audit;
     store
         .run(move |store| async move {
+            let t = super::now();
             let mut conn = store.write().await?;
-            let tx = &mut conn.tx();
-            let values = (
-                outbox::state.eq("pending"),
-                outbox::next_attempt_at.eq(super::now()),
-                outbox::locked_until.eq(None::<NaiveDateTime>),
-                outbox::updated_at.eq(Some(super::now())),
-            );
-            Ok(db!(
-                tx,
-                diesel::update(outbox::table.find(id))
-                    .set(values)
-                    .returning(OutboxItem::as_returning())
-                    .get_result(tx)
-                    .await
-            )?)
+            conn.transaction(async |tx| {
+                let free = outbox::table
+                    .filter(outbox::id.eq(id))
+                    .filter(outbox::locked_until.is_null().or(outbox::locked_until.lt(t)));
+                let values = (
+                    outbox::state.eq("pending"),
+                    outbox::next_attempt_at.eq(t),
+                    outbox::locked_until.eq(None::<NaiveDateTime>),
+                    outbox::updated_at.eq(Some(t)),
+                );
+                let item: Option<OutboxItem> = db!(
+                    tx,
+                    diesel::update(free)
+                        .set(values)
+                        .returning(OutboxItem::as_returning())
+                        .get_result(tx)
+                        .await
+                        .optional()
+                )?;
+                if let Some(item) = &item {
+                    let details = serde_json::json!({"delivery_id": item.delivery_id, "message_id": item.message_id});
+                    audit::write(tx, audit::entry(actor, "delivery.resend", "delivery", Some(item.id), details))
+                        .await?;
+                }
+                Ok(item)
+            })
+            .await
         })
         .await
 }

@@ -358,9 +358,11 @@ pub async fn deliveries(state: State, Admin(_p): Admin, id: web::Path<i64>) -> A
     Ok(web::Json(rows.into_iter().map(DeliveryView::numbered).collect()))
 }
 
-/// Send a delivery again (admin): queued now, same delivery id, so the receiver can deduplicate.
+/// Send a delivery again (admin): queued now, same delivery id, so the receiver can deduplicate. 409 while an
+/// attempt is in flight (it would be sent twice); try again when it has finished.
 #[utoipa::path(post, operation_id = "custom_channels_resend", path = "/api/v1/custom-channels/{id}/deliveries/{delivery}/resend", tag = "custom channels",
-    params(("id" = i64, Path), ("delivery" = i64, Path)), responses((status = 200, body = DeliveryView)))]
+    params(("id" = i64, Path), ("delivery" = i64, Path)), responses((status = 200, body = DeliveryView),
+        (status = 409, body = crate::http::error::ErrorBody)))]
 pub async fn resend(state: State, Admin(p): Admin, path: web::Path<(i64, i64)>) -> ApiResult<web::Json<DeliveryView>> {
     let (id, delivery) = path.into_inner();
     custom_channel(&state, id, &ChannelScope::All).await?;
@@ -368,7 +370,9 @@ pub async fn resend(state: State, Admin(p): Admin, path: web::Path<(i64, i64)>) 
     if item.channel_instance_id != id {
         return Err(ApiError::not_found("delivery"));
     }
-    let item = store::outbox::resend(&state.store, delivery).await?;
+    let item = store::outbox::resend(&state.store, delivery, actor(&p)).await?.ok_or_else(|| {
+        ApiError::Conflict("this delivery is being sent right now; send it again when the attempt has finished".into())
+    })?;
     tracing::info!(agent_id = p.agent_id, delivery, "delivery queued again by hand");
     Ok(web::Json(DeliveryView::from(item)))
 }
