@@ -684,6 +684,46 @@ async fn an_identity_change_on_one_node_reaches_the_agents_sockets_on_both_nodes
     closed(&mut ann1, 4001, t, "the deactivated agent's socket on node 1").await;
 }
 
+/// #17 items 1–2 across nodes: a change made through node 0 notifies Ann, whose socket is on node 1 (a
+/// `notification` frame), and Ann's read cursor moved through node 0 reaches her socket on node 1 (a `read`
+/// frame); Bob's socket on node 1, an agent of the same channel, gets neither.
+#[tokio::test]
+async fn notification_and_read_frames_reach_the_agents_socket_on_the_other_node() {
+    let Some(redis) = tools("notification_and_read_frames_reach_the_agents_socket_on_the_other_node") else {
+        return;
+    };
+    const WAIT: Duration = Duration::from_secs(5);
+    let c = Cluster::start(redis, None).await;
+    let mut ann1 = c.ann.socket(c.node(1)).await;
+    let mut bob1 = c.bob.socket(c.node(1)).await;
+    let id = c.chat(0, "nora").await;
+
+    let (s, b) = c.admin(0).patch(&format!("/api/v1/conversations/{id}"), json!({"assignee_id": c.ann.id})).await;
+    assert_eq!(s.as_u16(), 200, "{b}");
+    let frame = ann1
+        .wait_for("Ann's notification on node 1", WAIT, |f| {
+            f["type"] == "notification" && f["notification"]["conversation_id"] == id
+        })
+        .await;
+    assert_eq!(frame["notification"]["kind"], "assigned", "{frame}");
+    assert_eq!(frame["notification"]["actor"]["id"], c.admin.id, "{frame}");
+
+    let seq = c.conversation(0, id).await["last_seq"].as_i64().unwrap();
+    c.ann.api(c.node(0)).ok_post(&format!("/api/v1/conversations/{id}/read"), json!({"seq": seq}), 200).await;
+    let frame =
+        ann1.wait_for("Ann's read frame on node 1", WAIT, |f| f["type"] == "read" && f["conversation_id"] == id).await;
+    assert_eq!((frame["last_read_seq"].as_i64(), frame["unread"].as_i64()), (Some(seq), Some(0)), "{frame}");
+
+    // Bob's socket, on the node that already delivered both of Ann's frames, saw the conversation's events but
+    // nothing of hers (the chat's own events prove it was listening).
+    assert_eq!(bob1.ping().await["type"], "pong");
+    bob1.drain(Duration::from_millis(300)).await;
+    let heard = |f: &Value| f["conversation"]["id"] == id || f["conversation_id"] == id;
+    assert!(bob1.log.iter().any(heard), "{:#?}", bob1.log);
+    let leaked: Vec<&Value> = bob1.log.iter().filter(|f| f["type"] == "notification" || f["type"] == "read").collect();
+    assert!(leaked.is_empty(), "Bob got Ann's frames: {leaked:#?}");
+}
+
 /// #14: the durable change feed. 1,000 new conversations go to the customer's owner while the
 /// owner is offline; each must queue exactly one owner-offline mail (CC-12), though one node is
 /// killed with SIGKILL while both nodes are creating conversations and consuming the feed.
