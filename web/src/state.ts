@@ -4,13 +4,13 @@
 // browser notifications (RT-6).
 
 import { api, ApiError, qs, setCsrf, setUnauthorizedHandler } from './api';
-import { loadInbox, onNotification, onNotificationsRead, resetInbox } from './inbox';
 import { Live, type ConnState } from './live';
 import { applyRead, conversationChanged, customerWrote, loadUnread, markRead, resetReads, seedUnread } from './reads';
 import { navigate } from './router';
 import { createStore } from './store';
 import type {
   Agent,
+  AgentNotification,
   Channel,
   Conversation,
   EventFrame,
@@ -195,10 +195,25 @@ export async function signOut() {
   signedOut();
 }
 
+/**
+ * The inbox (inbox.ts) plugs in here rather than being imported: it needs this module (toasts, opening a
+ * conversation), so importing it back would make a circle. main.tsx plugs it in before boot().
+ */
+export interface InboxHooks {
+  reset(): void;
+  load(): void;
+  notified(n: AgentNotification, unread: number): void;
+  read(ids: number[], all: boolean, unread: number): void;
+}
+let inboxHooks: InboxHooks | null = null;
+export function plugInbox(hooks: InboxHooks) {
+  inboxHooks = hooks;
+}
+
 function signedOut(message?: string) {
   live.stop('idle');
   live.reset();
-  resetInbox();
+  inboxHooks?.reset();
   resetReads();
   setCsrf(null);
   app.set({
@@ -259,7 +274,7 @@ function onHello(fresh: boolean, f: Extract<ServerFrame, { type: 'hello' }>) {
   loadUnread();
   if (fresh) refreshAll();
   // The inbox is the server's: read it again on every (re)connect, so a frame lost meanwhile is not missed.
-  loadInbox();
+  inboxHooks?.load();
 }
 
 /** Reload what may have changed while we could not hear about it. */
@@ -320,10 +335,10 @@ export function applyFrame(f: ServerFrame) {
       if (f.error !== 'not_found' && f.error !== 'slow_consumer') console.warn('socket error', f);
       break;
     case 'notification':
-      onNotification(f.notification, f.unread_count);
+      inboxHooks?.notified(f.notification, f.unread_count);
       break;
     case 'notifications.read':
-      onNotificationsRead(f.ids, f.all, f.unread_count);
+      inboxHooks?.read(f.ids, f.all, f.unread_count);
       break;
     default:
       break;
