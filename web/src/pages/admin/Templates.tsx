@@ -41,7 +41,7 @@ const TOOLS: [string, string, string, string][] = [
   ['I', 'Italic', '<em>', '</em>'],
   ['¶', 'Paragraph', '<p>', '</p>'],
   ['•', 'List item', '<ul><li>', '</li></ul>'],
-  ['🔗', 'Link to the ticket', '<a href="#URL#">', '</a>'],
+  ['Link', 'Link to the ticket', '<a href="#URL#">', '</a>'],
 ];
 
 export function Templates() {
