@@ -792,6 +792,7 @@ impl RoleDesk {
             "/api/v1/teams",
             "/api/v1/channels",
             "/api/v1/statuses",
+            "/api/v1/notification-templates",
             "/api/v1/agents",
             "/api/v1/audit?limit=200",
             "/api/v1/conversations?include_merged=true&show_active_chats=true&per_page=100",
@@ -885,6 +886,15 @@ async fn agents_get_403_on_every_admin_route_and_nothing_changes() {
         case(Method::PATCH, format!("/api/v1/agents/{me}"), Some(json!({"active": false}))),
         case(Method::GET, "/api/v1/audit", None),
         case(Method::GET, "/api/v1/audit?entity_type=agent", None),
+        case(Method::GET, "/api/v1/notification-templates", None),
+        case(Method::GET, "/api/v1/notification-templates/ticket_closed", None),
+        case(Method::PUT, "/api/v1/notification-templates/ticket_closed", Some(json!({"subject": "s", "body": ""}))),
+        case(Method::DELETE, "/api/v1/notification-templates/ticket_closed", None),
+        case(
+            Method::POST,
+            "/api/v1/notification-templates/ticket_closed/preview",
+            Some(json!({"subject": "s", "body": "#Subject#"})),
+        ),
         case(Method::POST, "/api/v1/tokens", Some(json!({"name": "sneaky", "agent_id": other}))),
         case(Method::POST, "/api/v1/tokens", Some(json!({"name": "sneaky", "agent_id": d.admin.agent_id}))),
     ];
@@ -1038,6 +1048,7 @@ fn sample_request(r: &RouteDef, ids: &Ids) -> Option<Case> {
         .replace("{identity_id}", &ids.identity.to_string())
         .replace("{delivery}", &ids.delivery.to_string())
         .replace("{key}", "on_hold")
+        .replace("{kind}", "ticket_closed")
         .replace("{message_id}", &NO_MAIL_MESSAGE.to_string())
         .replace("{log_id}", "1");
     let id = match r.pattern.split('/').nth(1).unwrap() {
@@ -1085,6 +1096,8 @@ fn sample_request(r: &RouteDef, ids: &Ids) -> Option<Case> {
         ("PATCH", "/channels/{id}") => Some(json!({"enabled": false})),
         ("POST", "/statuses") => Some(json!({"key": "new_one", "name": "New", "base": "open"})),
         ("PATCH", "/statuses/{key}") => Some(json!({"name": "Renamed"})),
+        ("PUT", "/notification-templates/{kind}") => Some(json!({"subject": "s", "body": ""})),
+        ("POST", "/notification-templates/{kind}/preview") => Some(json!({"subject": "s", "body": "b"})),
         ("POST", "/tokens") => Some(json!({"name": "new"})),
         ("POST", "/custom-channels") => {
             Some(json!({"name": "New", "webhook_url": "https://example.com/hook", "type": "async"}))

@@ -22,6 +22,8 @@ mod ops;
 mod queue;
 #[path = "api_flow/reads.rs"]
 mod reads;
+#[path = "api_flow/templates.rs"]
+mod templates;
 
 use common::{Api, TestServer, assert_error};
 use reqwest::StatusCode;

@@ -11,6 +11,7 @@ pub mod linking;
 pub mod notifications;
 pub mod routing;
 pub mod status;
+pub mod templates;
 pub mod text;
 
 pub use access::{ChannelScope, Role};

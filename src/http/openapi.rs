@@ -15,7 +15,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::handlers::{
     activity, agents, attachments, audit, auth, channels, conversations, custom_channels, customers, delivery,
-    email_channels, mattermost_channels, notifications, onboarding, ops, reads, statuses, teams, tokens, zalo_channels,
+    email_channels, mattermost_channels, notifications, onboarding, ops, reads, statuses, teams, templates, tokens,
+    zalo_channels,
 };
 
 #[derive(OpenApi)]
@@ -41,6 +42,7 @@ use super::handlers::{
         teams::list, teams::create, teams::get, teams::update, teams::delete, teams::set_members,
         channels::list, channels::create, channels::get, channels::update, channels::delete, channels::deliveries,
         statuses::list, statuses::create, statuses::update, statuses::delete,
+        templates::list, templates::get, templates::save, templates::reset, templates::preview,
         tokens::list, tokens::create, tokens::delete,
         attachments::upload, attachments::download,
         audit::list,
@@ -70,6 +72,7 @@ use super::handlers::{
         (name = "mattermost channels", description = "Mattermost bots: DMs and channel posts in, replies as the bot (see docs/mattermost.md)"),
         (name = "zalo channels", description = "Zalo Official Accounts: signed webhook events in, replies through the OA API (see docs/zalo.md)"),
         (name = "statuses", description = "Built-in and custom statuses"),
+        (name = "notification templates", description = "Notification mail templates with masks, and their preview (TP-1…TP-3, see docs/templates.md)"),
         (name = "tokens", description = "API tokens"),
         (name = "attachments", description = "File uploads and downloads"),
         (name = "audit", description = "Who changed what"),
@@ -112,6 +115,11 @@ pub const ADMIN_ONLY: &[&str] = &[
     "statuses_update",
     "statuses_delete",
     "audit_list",
+    "notification_templates_list",
+    "notification_templates_get",
+    "notification_templates_save",
+    "notification_templates_reset",
+    "notification_templates_preview",
     "custom_channels_create",
     "custom_channels_update",
     "custom_channels_delete",

@@ -5,7 +5,8 @@ use actix_web::{HttpRequest, web};
 use super::error::ApiError;
 use super::handlers::{
     activity, agents, attachments, audit, auth, channels, conversations, custom_channels, customers, delivery,
-    email_channels, mattermost_channels, notifications, onboarding, ops, reads, statuses, teams, tokens, zalo_channels,
+    email_channels, mattermost_channels, notifications, onboarding, ops, reads, statuses, teams, templates, tokens,
+    zalo_channels,
 };
 use super::{openapi, web_assets};
 
@@ -116,6 +117,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
                 .route("/statuses", web::post().to(statuses::create))
                 .route("/statuses/{key}", web::patch().to(statuses::update))
                 .route("/statuses/{key}", web::delete().to(statuses::delete))
+                .route("/notification-templates", web::get().to(templates::list))
+                .route("/notification-templates/{kind}", web::get().to(templates::get))
+                .route("/notification-templates/{kind}", web::put().to(templates::save))
+                .route("/notification-templates/{kind}", web::delete().to(templates::reset))
+                .route("/notification-templates/{kind}/preview", web::post().to(templates::preview))
                 .route("/tokens", web::get().to(tokens::list))
                 .route("/tokens", web::post().to(tokens::create))
                 .route("/tokens/{id}", web::delete().to(tokens::delete))

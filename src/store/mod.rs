@@ -43,6 +43,7 @@ pub mod schema;
 pub mod sealing;
 pub mod statuses;
 pub mod teams;
+pub mod templates;
 mod tx;
 pub mod zalo;
 

@@ -483,3 +483,13 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    notification_templates (kind) {
+        kind -> Text,
+        subject -> Text,
+        body -> Text,
+        updated_by -> Nullable<BigInt>,
+        updated_at -> Timestamp,
+    }
+}

@@ -783,6 +783,25 @@ fn json_routes(d: &Desk) -> Vec<JsonRoute> {
             None,
             true,
         ),
+        // TP-1: notification templates (issue #18).
+        r(
+            Method::PUT,
+            "/notification-templates/{kind}",
+            "/api/v1/notification-templates/ticket_closed".into(),
+            json!({"subject": "Closed: #Subject#", "body": "<p>#What_Happened#</p>"}),
+            vec![json!({"subject": 5, "body": "b"}), json!({"subject": "s", "body": ["b"]})],
+            Some(json!({"subject": "s"})),
+            true,
+        ),
+        r(
+            Method::POST,
+            "/notification-templates/{kind}/preview",
+            "/api/v1/notification-templates/ticket_closed/preview".into(),
+            json!({"subject": "s", "body": "b"}),
+            vec![json!({"subject": "s", "body": 1}), json!({"subject": "s", "body": "b", "conversation_id": "1"})],
+            Some(json!({"body": "b"})),
+            true,
+        ),
     ]
 }
 

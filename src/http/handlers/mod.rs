@@ -19,6 +19,7 @@ pub mod ops;
 pub mod reads;
 pub mod statuses;
 pub mod teams;
+pub mod templates;
 pub mod tokens;
 pub mod zalo_channels;
 
