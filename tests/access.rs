@@ -885,6 +885,9 @@ async fn agents_get_403_on_every_admin_route_and_nothing_changes() {
         case(Method::PATCH, format!("/api/v1/agents/{me}"), Some(json!({"active": false}))),
         case(Method::GET, "/api/v1/audit", None),
         case(Method::GET, "/api/v1/audit?entity_type=agent", None),
+        // NT-1…NT-13 (issue #18): the notification settings are admins' only.
+        case(Method::GET, "/api/v1/settings/notifications", None),
+        case(Method::PATCH, "/api/v1/settings/notifications", Some(json!({"enabled": false}))),
         case(Method::POST, "/api/v1/tokens", Some(json!({"name": "sneaky", "agent_id": other}))),
         case(Method::POST, "/api/v1/tokens", Some(json!({"name": "sneaky", "agent_id": d.admin.agent_id}))),
     ];
@@ -1085,6 +1088,7 @@ fn sample_request(r: &RouteDef, ids: &Ids) -> Option<Case> {
         ("PATCH", "/channels/{id}") => Some(json!({"enabled": false})),
         ("POST", "/statuses") => Some(json!({"key": "new_one", "name": "New", "base": "open"})),
         ("PATCH", "/statuses/{key}") => Some(json!({"name": "Renamed"})),
+        ("PATCH", "/settings/notifications") => Some(json!({"welcome_email": false})),
         ("POST", "/tokens") => Some(json!({"name": "new"})),
         ("POST", "/custom-channels") => {
             Some(json!({"name": "New", "webhook_url": "https://example.com/hook", "type": "async"}))

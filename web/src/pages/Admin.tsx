@@ -1,5 +1,5 @@
 // Administration: one page per resource (web/src/pages/admin/: agents, teams, statuses, channels with
-// their mailboxes, API tokens), behind one tab bar.
+// their mailboxes, API tokens, email notifications), behind one tab bar.
 
 import { useEffect } from 'preact/hooks';
 import { loadReference } from '../state';
@@ -9,6 +9,7 @@ import { Teams } from './admin/Teams';
 import { Statuses } from './admin/Statuses';
 import { Channels } from './admin/Channels';
 import { Tokens } from './admin/Tokens';
+import { Notifications } from './admin/Notifications';
 
 const TABS = [
   ['agents', 'Agents'],
@@ -16,6 +17,7 @@ const TABS = [
   ['statuses', 'Statuses'],
   ['channels', 'Channels'],
   ['tokens', 'API tokens'],
+  ['notifications', 'Notifications'],
 ] as const;
 
 export function AdminPage({ tab }: { tab: string }) {
@@ -38,6 +40,7 @@ export function AdminPage({ tab }: { tab: string }) {
       {current === 'statuses' && <Statuses />}
       {current === 'channels' && <Channels />}
       {current === 'tokens' && <Tokens />}
+      {current === 'notifications' && <Notifications />}
     </div>
   );
 }
