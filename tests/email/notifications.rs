@@ -29,7 +29,7 @@ impl Notifying {
         Notifying { dovecot, sink, server, admin, mailbox }
     }
 
-    /// An agent who may work the mailbox (`access`), in `teams`.
+    /// An agent, given the mailbox when `access`.
     async fn agent(&self, email: &str, access: bool) -> Api {
         let a = self.server.agent(email, "agent").await;
         if access {
