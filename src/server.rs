@@ -287,6 +287,8 @@ struct Node {
 /// the last fallible step.
 async fn serve(node: &Node, options: StartOptions) -> anyhow::Result<RunningServer> {
     let Node { settings, store, realtime, changes, mailboxes, bots, zalo, shutdown, blobs, outbound } = node;
+    // Links in notification mail (issue #18).
+    store.install_public_url(&settings.public_url);
     crate::channels::dispatcher::start(
         changes.clone(),
         blobs.clone(),

@@ -895,6 +895,9 @@ async fn agents_get_403_on_every_admin_route_and_nothing_changes() {
             "/api/v1/notification-templates/ticket_closed/preview",
             Some(json!({"subject": "s", "body": "#Subject#"})),
         ),
+        // NT-1…NT-13 (issue #18): the notification settings are admins' only.
+        case(Method::GET, "/api/v1/settings/notifications", None),
+        case(Method::PATCH, "/api/v1/settings/notifications", Some(json!({"enabled": false}))),
         case(Method::POST, "/api/v1/tokens", Some(json!({"name": "sneaky", "agent_id": other}))),
         case(Method::POST, "/api/v1/tokens", Some(json!({"name": "sneaky", "agent_id": d.admin.agent_id}))),
     ];
@@ -1098,6 +1101,7 @@ fn sample_request(r: &RouteDef, ids: &Ids) -> Option<Case> {
         ("PATCH", "/statuses/{key}") => Some(json!({"name": "Renamed"})),
         ("PUT", "/notification-templates/{kind}") => Some(json!({"subject": "s", "body": ""})),
         ("POST", "/notification-templates/{kind}/preview") => Some(json!({"subject": "s", "body": "b"})),
+        ("PATCH", "/settings/notifications") => Some(json!({"welcome_email": false})),
         ("POST", "/tokens") => Some(json!({"name": "new"})),
         ("POST", "/custom-channels") => {
             Some(json!({"name": "New", "webhook_url": "https://example.com/hook", "type": "async"}))

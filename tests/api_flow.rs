@@ -8,6 +8,8 @@ mod common;
 mod activity;
 #[path = "api_flow/bad_input.rs"]
 mod bad_input;
+#[path = "api_flow/categories.rs"]
+mod categories;
 #[path = "api_flow/cli.rs"]
 mod cli;
 #[path = "api_flow/delivery.rs"]

@@ -15,6 +15,8 @@ mod common;
 mod corpus;
 #[path = "email/net.rs"]
 mod net;
+#[path = "email/notifications.rs"]
+mod notifications;
 
 use std::time::Duration;
 
@@ -53,8 +55,15 @@ impl Desk {
         let (dovecot, sink) = (Dovecot::start(), SmtpSink::start());
         let server = TestServer::start().await;
         let admin = server.agent("admin@desk.test", "super_admin").await;
+        quiet(&admin).await;
         Desk { dovecot, sink, server, admin }
     }
+}
+
+/// Switch email notifications off (NT-1): these tests count the mail that replies send; `notifications` tests
+/// the notifications themselves.
+async fn quiet(admin: &Api) {
+    patch_ok(admin, "/api/v1/settings/notifications", json!({"enabled": false})).await;
 }
 
 /// Add a mailbox reading `dovecot` over plain `protocol` (`imap` or `pop3`); the created mailbox.
@@ -488,6 +497,7 @@ async fn reply_waits_for_the_smtp_server_and_is_sent_once() {
     let mut sink = SmtpSink::start();
     let server = TestServer::start().await;
     let admin = server.agent("admin@desk.test", "super_admin").await;
+    quiet(&admin).await;
     let body = mailbox_body(&dovecot, &sink, "imap", dovecot.imap_port(), "none", false);
     let channel = admin.ok_post("/api/v1/email-channels", body, 201).await["id"].as_i64().unwrap();
     dovecot.deliver(&mail("jane@customer.test", "Question", "q.1@customer.test", "", "How?"));

@@ -833,6 +833,104 @@ async fn a_change_feed_consumer_sees_each_of_1000_changes_exactly_once_across_a_
     }
 }
 
+/// Issue #18: each email notification is queued exactly once across a SIGKILL. 300 new tickets arrive through both
+/// nodes while both take the mail consumer's feed rows; node 0 is killed with SIGKILL part-way. Every ticket must
+/// queue exactly one "new ticket" mail to the admin (NT-4) — none lost, none twice.
+#[tokio::test]
+async fn each_notification_mail_is_queued_exactly_once_across_a_sigkill() {
+    use switchboard::store::{self, DatabaseUrl, Store, feed::Consumer, mail_notifications};
+    let Some(redis) = tools("each_notification_mail_is_queued_exactly_once_across_a_sigkill") else {
+        return;
+    };
+    const TICKETS: usize = 300;
+    const WORKERS: usize = 6;
+    let mut c = Cluster::start(redis, None).await;
+    let api = c.admin(1);
+    // Notifications need a mailbox to leave by; this one is switched off, so they wait in the outbox to be counted.
+    let body = json!({
+        "name": "Desk", "protocol": "pop3", "host": "127.0.0.1", "port": common::mail::closed_port(), "tls": "none",
+        "username": "desk", "password": "pw", "folder": "INBOX", "poll_interval_s": 300, "enabled": false,
+        "smtp": {"host": "127.0.0.1", "port": common::mail::closed_port(), "tls": "none",
+                 "from_address": "desk@example.test"}
+    });
+    api.ok_post("/api/v1/email-channels", body, 201).await;
+    let desk =
+        api.ok_post("/api/v1/channels", json!({"kind": "custom", "name": "Tickets", "mode": "async"}), 201).await["id"]
+            .as_i64()
+            .unwrap();
+
+    let bases = [c.node(0).base.clone(), c.node(1).base.clone()];
+    let token = c.admin.token.clone();
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for w in 0..WORKERS {
+        let (bases, token, done) = (bases.clone(), token.clone(), done.clone());
+        workers.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut ids = Vec::new();
+            for i in (w..TICKETS).step_by(WORKERS) {
+                let body = json!({"channel": desk, "user_custom_id": format!("customer-{i}"), "content": format!("ticket {i}"),
+                                  "external_message_id": format!("ticket-{i}")});
+                let mut attempt = 0;
+                let id = loop {
+                    let base = &bases[(i + attempt) % 2];
+                    attempt += 1;
+                    assert!(attempt < 20, "ticket {i} was never accepted");
+                    let sent =
+                        http.post(format!("{base}/api/v1/conversations")).bearer_auth(&token).json(&body).send().await;
+                    let Ok(resp) = sent else { continue };
+                    if !resp.status().is_success() {
+                        continue;
+                    }
+                    let v: Value = resp.json().await.unwrap();
+                    break v["conversation_id"].as_i64().unwrap();
+                };
+                ids.push(id);
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            ids
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while done.load(std::sync::atomic::Ordering::Relaxed) < TICKETS * 2 / 5 {
+        assert!(Instant::now() < deadline, "the tickets are not going in");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.kill(0);
+    let mut tickets = Vec::new();
+    for w in workers {
+        tickets.extend(w.await.unwrap());
+    }
+    tickets.sort_unstable();
+    tickets.dedup();
+    assert_eq!(tickets.len(), TICKETS, "each request made one ticket");
+    c.start_node(0).await;
+
+    let store = Store::connect(&DatabaseUrl::parse(&c.db.url).unwrap(), 2).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting = store::feed::pending(&store, Consumer::MailNotifications).await.unwrap();
+        if waiting == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{waiting} feed rows were never taken");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mails: Vec<mail_notifications::Payload> = store::outbox::list_for_channel(&store, desk, 10 * TICKETS as i64)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.kind == mail_notifications::NOTIFICATION_EMAIL)
+        .map(|d| mail_notifications::Payload::parse(&d.payload).expect("a notification payload"))
+        .collect();
+    assert!(mails.iter().all(|p| p.recipient == switchboard::domain::mail_notifications::Recipient::Agent(c.admin.id)));
+    assert!(mails.iter().all(|p| p.template == switchboard::domain::mail_notifications::TemplateKind::NewTicketAdmin));
+    let mut about: Vec<i64> = mails.iter().filter_map(|p| p.conversation_id).collect();
+    about.sort_unstable();
+    assert_eq!(about.len(), TICKETS, "one mail per ticket, none twice, none lost");
+    assert_eq!(about, tickets, "each mail is about one of the tickets, and each ticket has one");
+}
+
 /// #14 item 8 on the Redis bus: a stopped node leaves its bus reader and publisher (and every
 /// other background task) stopped, and its actor threads joined.
 #[tokio::test]

@@ -93,7 +93,7 @@ enum Route {
     /// Zalo Official Accounts: the OA send API (ZL-6).
     Zalo,
     /// Mail to an agent (the offline owner of a new conversation's customer, CC-12; an agent mentioned in a note
-    /// while away, #17), whatever the channel.
+    /// while away, #17), and the notification mail of #18 (NT-1…NT-13), whatever the channel.
     Notify,
 }
 
@@ -115,6 +115,7 @@ impl Route {
                 crate::store::feed::OWNER_OFFLINE_EMAIL,
                 crate::store::notifications::MENTION_EMAIL,
                 crate::store::invitations::INVITATION_EMAIL,
+                crate::store::mail_notifications::NOTIFICATION_EMAIL,
             ],
         }
     }
@@ -165,6 +166,10 @@ async fn attempt(out: &Out<'_>, route: Route, item: &OutboxItem, scale: f64) {
             super::email::outgoing::invitation(out.store, out.policy, &item.payload, out.public_url)
                 .await
                 .map_err(Failed::from)
+        }
+        // Issue #18's notification mail (NT-1…NT-13), composed by `notification_mail::compose`.
+        Route::Notify if item.kind == crate::store::mail_notifications::NOTIFICATION_EMAIL => {
+            super::email::notification_mail::deliver(out.store, out.blobs, out.policy, item).await.map_err(Failed::from)
         }
         Route::Notify => super::email::outgoing::notify_owner(out.store, out.policy, &item.payload, out.public_url)
             .await

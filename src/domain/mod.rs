@@ -8,6 +8,7 @@ pub mod html;
 pub mod kinds;
 pub mod lifecycle;
 pub mod linking;
+pub mod mail_notifications;
 pub mod notifications;
 pub mod routing;
 pub mod status;

@@ -15,8 +15,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::handlers::{
     activity, agents, attachments, audit, auth, channels, conversations, custom_channels, customers, delivery,
-    email_channels, mattermost_channels, notifications, onboarding, ops, reads, statuses, teams, templates, tokens,
-    zalo_channels,
+    email_channels, mattermost_channels, notification_settings, notifications, onboarding, ops, reads, statuses, teams,
+    templates, tokens, zalo_channels,
 };
 
 #[derive(OpenApi)]
@@ -55,6 +55,7 @@ use super::handlers::{
         zalo_channels::create, zalo_channels::list, zalo_channels::get, zalo_channels::update, zalo_channels::delete,
         zalo_channels::webhook,
         notifications::list, notifications::read, notifications::read_all, notifications::mentionable,
+        notification_settings::get, notification_settings::update,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(crate::http::error::ErrorBody)),
@@ -77,6 +78,7 @@ use super::handlers::{
         (name = "attachments", description = "File uploads and downloads"),
         (name = "audit", description = "Who changed what"),
         (name = "notifications", description = "The caller's notification inbox: assigned, mentioned, customer replied, chat waiting"),
+        (name = "settings", description = "Instance settings: email notifications (NT-1…NT-13)"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -138,6 +140,8 @@ pub const ADMIN_ONLY: &[&str] = &[
     "zalo_channels_create",
     "zalo_channels_update",
     "zalo_channels_delete",
+    "notification_settings_get",
+    "notification_settings_update",
 ];
 
 /// The [`ADMIN_ONLY`] operations that need a super admin (`SuperAdmin`): connecting, changing and removing

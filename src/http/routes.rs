@@ -5,8 +5,8 @@ use actix_web::{HttpRequest, web};
 use super::error::ApiError;
 use super::handlers::{
     activity, agents, attachments, audit, auth, channels, conversations, custom_channels, customers, delivery,
-    email_channels, mattermost_channels, notifications, onboarding, ops, reads, statuses, teams, templates, tokens,
-    zalo_channels,
+    email_channels, mattermost_channels, notification_settings, notifications, onboarding, ops, reads, statuses, teams,
+    templates, tokens, zalo_channels,
 };
 use super::{openapi, web_assets};
 
@@ -132,6 +132,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
                 )
                 .route("/attachments/{id}", web::get().to(attachments::download))
                 .route("/audit", web::get().to(audit::list))
+                .route("/settings/notifications", web::get().to(notification_settings::get))
+                .route("/settings/notifications", web::patch().to(notification_settings::update))
                 .default_service(web::to(ops::api_not_found)),
         )
         .default_service(web::to(web_assets::serve));

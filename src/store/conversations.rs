@@ -124,6 +124,8 @@ pub struct ConversationFilter {
     pub channel_id: Option<i64>,
     pub assignee: Option<AssigneeFilter>,
     pub team_id: Option<i64>,
+    /// Only conversations in the categories (teams) this agent is a member of (HD-13, "my categories").
+    pub teams_of: Option<i64>,
     pub tag: Option<String>,
     pub customer_id: Option<i64>,
     pub priority: Option<String>,
@@ -962,6 +964,15 @@ async fn select(
             if let Some(team) = filter.team_id {
                 q = q.filter(conversations::team_id.eq(team));
             }
+            if let Some(agent) = filter.teams_of {
+                q = q.filter(
+                    conversations::team_id.eq_any(
+                        super::schema::team_members::table
+                            .filter(super::schema::team_members::agent_id.eq(agent))
+                            .select(super::schema::team_members::team_id.nullable()),
+                    ),
+                );
+            }
             if let Some(customer) = filter.customer_id {
                 q = q.filter(conversations::customer_id.eq(customer));
             }
@@ -1140,9 +1151,9 @@ pub async fn update(
             conn.transaction(async |tx| {
                 // A merged one is refused by the lifecycle, in `apply_patch`.
                 let before = load_in_scope(tx, id, &scope).await?;
-                let assignee_before = before.assignee_id;
+                let was = before.clone();
                 let updated = apply_patch(tx, before, &patch, actor).await?;
-                let detail = super::feed::Detail::assignment(actor.agent_id(), assignee_before, updated.assignee_id);
+                let detail = super::feed::Detail::change(actor.agent_id(), &was, &updated);
                 let event = events::record_with(
                     tx,
                     updated_event(&updated, events::CONVERSATION_UPDATED, updated.updated_at),

@@ -1,6 +1,7 @@
 //! The durable change feed (issue #14): for consumers that must act on each committed change
-//! exactly once, cluster-wide, across restarts — the owner-offline mail (CC-12) and the agents'
-//! notification inbox (issue #17, `store::notifications`) today; the rule engine and integration
+//! exactly once, cluster-wide, across restarts — the owner-offline mail (CC-12), the agents'
+//! notification inbox (issue #17, `store::notifications`) and the email notifications (issue #18,
+//! `store::mail_notifications`) today; the rule engine and integration
 //! webhooks next.
 //!
 //! **Mechanism: rows written in the change's own transaction, deleted in the consumer's.**
@@ -37,15 +38,19 @@ pub enum Consumer {
     /// The agents' notification inbox (issue #17): assigned, mentioned, customer replied, chat
     /// waiting (`store::notifications::produce`).
     Notifications,
+    /// Email notifications (issue #18, NT-1…NT-13): who is mailed about a change, one outbox row per mail
+    /// (`store::mail_notifications::produce`).
+    MailNotifications,
 }
 
 impl Consumer {
-    pub const ALL: [Consumer; 2] = [Consumer::OwnerOffline, Consumer::Notifications];
+    pub const ALL: [Consumer; 3] = [Consumer::OwnerOffline, Consumer::Notifications, Consumer::MailNotifications];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Consumer::OwnerOffline => "owner_offline",
             Consumer::Notifications => "notifications",
+            Consumer::MailNotifications => "mail_notifications",
         }
     }
 
@@ -53,7 +58,9 @@ impl Consumer {
     pub fn wants(self, kind: &str) -> bool {
         match self {
             Consumer::OwnerOffline => kind == CONVERSATION_CREATED,
-            Consumer::Notifications => [CONVERSATION_CREATED, CONVERSATION_UPDATED, MESSAGE_CREATED].contains(&kind),
+            Consumer::Notifications | Consumer::MailNotifications => {
+                [CONVERSATION_CREATED, CONVERSATION_UPDATED, MESSAGE_CREATED].contains(&kind)
+            }
         }
     }
 }
@@ -171,6 +178,16 @@ pub async fn take(store: &Store, consumer: Consumer, limit: i64) -> StoreResult<
                         }
                         Consumer::Notifications => {
                             notifications.extend(super::notifications::produce(tx, row, &presence).await?);
+                        }
+                        Consumer::MailNotifications => {
+                            let queued = super::mail_notifications::produce(tx, row).await?;
+                            if queued > 0 {
+                                tracing::debug!(
+                                    conversation_id = row.conversation_id,
+                                    queued,
+                                    "notification mail queued"
+                                );
+                            }
                         }
                     }
                 }

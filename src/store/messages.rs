@@ -227,7 +227,7 @@ pub async fn append_reply(
                 }
                 let current: Conversation =
                     db!(tx, conversations::table.find(before.id).select(Conversation::as_select()).first(tx).await)?;
-                let assignee_before = current.assignee_id;
+                let was = current.clone();
                 let updated = match &reply.then {
                     Some(patch) if !patch.is_empty() => apply_patch(tx, current, patch, actor).await?,
                     _ => current,
@@ -245,7 +245,7 @@ pub async fn append_reply(
                         message_id: Some(message.id),
                         created_at: t,
                     },
-                    &super::feed::Detail::assignment(actor.agent_id(), assignee_before, updated.assignee_id),
+                    &super::feed::Detail::change(actor.agent_id(), &was, &updated),
                 )
                 .await?;
                 let tags = tags_of(tx, updated.id).await?;

@@ -31,6 +31,7 @@ pub mod feed;
 pub mod invitations;
 pub mod leases;
 pub mod locks;
+pub mod mail_notifications;
 pub mod mattermost;
 pub mod messages;
 pub mod models;
@@ -283,6 +284,8 @@ struct StoreInner {
     /// Who is online, installed once by the real-time core: creation transactions route new
     /// conversations by it (CC-12, [`routing`]). Without it, everyone is offline.
     presence: std::sync::OnceLock<Arc<dyn crate::domain::routing::PresenceSource>>,
+    /// `SWITCHBOARD_PUBLIC_URL`, installed once at start: links in notification mail (issue #18).
+    public_url: std::sync::OnceLock<String>,
 }
 
 impl Store {
@@ -334,6 +337,7 @@ impl Store {
                 channels: cache::Cache::new(CHANNEL_TTL),
                 secrets: std::sync::OnceLock::new(),
                 presence: std::sync::OnceLock::new(),
+                public_url: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -358,6 +362,16 @@ impl Store {
     /// Hand the store the node's presence picture (once; `Realtime::start` does it).
     pub fn install_presence(&self, presence: Arc<dyn crate::domain::routing::PresenceSource>) -> bool {
         self.inner.presence.set(presence).is_ok()
+    }
+
+    /// Install the URL people reach this server at (`SWITCHBOARD_PUBLIC_URL`), once; false when one was installed.
+    pub fn install_public_url(&self, url: &str) -> bool {
+        self.inner.public_url.set(url.trim_end_matches('/').to_owned()).is_ok()
+    }
+
+    /// The public URL without a trailing `/` (empty until installed), for links in notification mail.
+    pub fn public_url(&self) -> &str {
+        self.inner.public_url.get().map_or("", String::as_str)
     }
 
     /// An agent's presence as this node sees it (offline until a presence picture is installed).

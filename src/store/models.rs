@@ -324,13 +324,38 @@ pub struct Detail {
     /// The agent this change assigned the conversation to (`None`: it assigned nobody new).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assigned_to: Option<i64>,
+    /// The category (team) the conversation left, when this change moved it to another one (issue #18, NT-5);
+    /// `Some(None)`: it had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_from_team: Option<Option<i64>>,
+    /// The category it moved to (with [`Detail::moved_from_team`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to_team: Option<Option<i64>>,
+    /// The customer who made the change (a `#close#` by mail), so they are not mailed about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<i64>,
+    /// This change closed the conversation (NT-2).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub closed: bool,
 }
 
 impl Detail {
+    /// The detail of a change by agent `actor` from conversation state `before` to `after`: the assignment,
+    /// a move to another category, a close.
+    pub fn change(actor: Option<i64>, before: &Conversation, after: &Conversation) -> Self {
+        let moved = before.team_id != after.team_id;
+        Detail {
+            moved_from_team: moved.then_some(before.team_id),
+            moved_to_team: moved.then_some(after.team_id),
+            closed: before.closed_at.is_none() && after.closed_at.is_some(),
+            ..Detail::assignment(actor, before.assignee_id, after.assignee_id)
+        }
+    }
+
     /// The detail of a change by agent `actor` (`None`: not an agent) that moved the assignee from `before` to
     /// `after`.
     pub fn assignment(actor: Option<i64>, before: Option<i64>, after: Option<i64>) -> Self {
-        Detail { actor, assigned_to: after.filter(|a| before != Some(*a)) }
+        Detail { actor, assigned_to: after.filter(|a| before != Some(*a)), ..Detail::default() }
     }
 
     pub(crate) fn stored(&self) -> Option<String> {

@@ -354,7 +354,8 @@ pub async fn retry_failed(store: &Store, message_id: i64, actor: super::audit::A
         .await
 }
 
-/// A channel's delivery log with the number of each delivery's conversation (the ticket number agents see).
+/// A channel's delivery log with the number of each delivery's conversation (the ticket number agents see); the
+/// notification mails of its tickets are not in it.
 pub async fn log_for_channel(
     store: &Store,
     channel_instance_id: i64,
@@ -370,6 +371,8 @@ pub async fn log_for_channel(
                 outbox::table
                     .left_join(conversations::table.on(outbox::conversation_id.eq(conversations::id.nullable())))
                     .filter(outbox::channel_instance_id.eq(channel_instance_id))
+                    // Notification mail (issue #18) is not the channel's traffic: it leaves through a mailbox.
+                    .filter(outbox::kind.ne(super::mail_notifications::NOTIFICATION_EMAIL))
                     .order(outbox::id.desc())
                     .limit(limit)
                     .select((OutboxItem::as_select(), conversations::number.nullable()))

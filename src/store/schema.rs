@@ -493,3 +493,31 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+
+// Issue #18 items 2 and 3: the email notification settings (one row, id 1) and the welcome mails sent (NT-13).
+diesel::table! {
+    notification_settings (id) {
+        id -> BigInt,
+        enabled -> Bool,
+        ticket_closed -> Bool,
+        ticket_confirmation -> Bool,
+        new_ticket_admins -> Bool,
+        new_ticket_category -> Bool,
+        customer_update_category -> Bool,
+        kb_article_category -> Bool,
+        ticket_taken_category -> Bool,
+        include_attachments -> Bool,
+        auto_login_links -> Bool,
+        cc_subscribers -> Bool,
+        customer_updates_technicians_only -> Bool,
+        welcome_email -> Bool,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    customer_welcomes (customer_id) {
+        customer_id -> BigInt,
+        created_at -> Timestamp,
+    }
+}

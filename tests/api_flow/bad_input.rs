@@ -259,6 +259,7 @@ impl Desk {
             format!("/api/v1/customers/{}", self.customer2),
             "/api/v1/companies".to_owned(),
             "/api/v1/audit?limit=200".to_owned(),
+            "/api/v1/settings/notifications".to_owned(),
         ];
         let mut got = futures_util::future::join_all(paths.iter().map(|p| a.ok_get(p))).await;
         for (path, list) in paths.iter().zip(got.iter_mut()) {
@@ -633,6 +634,16 @@ fn json_routes(d: &Desk) -> Vec<JsonRoute> {
                 json!({"position": 1.5}),
                 json!({"required_fields": "team"}),
             ],
+            None,
+            true,
+        ),
+        // NT-1…NT-13 (issue #18): every field optional, each a boolean.
+        r(
+            Method::PATCH,
+            "/settings/notifications",
+            "/api/v1/settings/notifications".into(),
+            json!({"welcome_email": false}),
+            vec![json!({"enabled": "no"}), json!({"cc_subscribers": 1}), json!({"ticket_closed": [true]})],
             None,
             true,
         ),

@@ -415,6 +415,7 @@ fn reply() -> OutgoingMail {
             data: b"order 77\n".to_vec(),
             content_id: None,
         }],
+        auto_generated: false,
     }
 }
 

@@ -23,6 +23,7 @@ pub mod importer;
 pub mod junk;
 pub mod mailbox;
 pub mod net;
+pub mod notification_mail;
 pub mod outgoing;
 pub mod parse;
 pub mod settings;

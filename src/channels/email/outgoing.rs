@@ -1,7 +1,8 @@
 //! Agent replies as mail (EO-1…EO-3): the outbox dispatcher hands over a queued message; this
 //! builds the threaded mail — our own `Message-ID` (fixed before the first attempt, so every
 //! retry sends the same one), `In-Reply-To`/`References` chaining the ticket's mail, `{#number}`
-//! in the subject, From/Reply-To from the mailbox's settings, subscribers in Cc — keeps its raw
+//! in the subject, From/Reply-To from the mailbox's settings, subscribers in Cc (NT-11: only in CC mode or with
+//! notifications off; else each subscriber gets a copy of their own) — keeps its raw
 //! source for audit, and sends it over SMTP. The dispatcher retries transient failures with
 //! backoff; a permanent one (5xx, no address) is recorded as failed for an admin to see.
 
@@ -23,19 +24,28 @@ pub struct SendFailure {
 }
 
 impl SendFailure {
-    fn permanent(reason: impl Into<String>) -> Self {
+    pub(crate) fn permanent(reason: impl Into<String>) -> Self {
         Self { transient: false, reason: reason.into() }
     }
-    fn transient(reason: impl Into<String>) -> Self {
+    pub(crate) fn transient(reason: impl Into<String>) -> Self {
         Self { transient: true, reason: reason.into() }
     }
 }
 
 /// Send the mail of stored message `message_id`.
 pub async fn deliver(store: &Store, blobs: &Blobs, policy: &Policy, message_id: i64) -> Result<(), SendFailure> {
-    let ctx = store::email::outgoing_context(store, message_id)
+    let mut ctx = store::email::outgoing_context(store, message_id)
         .await
         .map_err(|e| SendFailure::transient(format!("cannot load the message: {e}")))?;
+    // NT-11: unless the settings say "one mail with the subscribers in Cc" (or notifications are off), the reply
+    // goes to the customer alone and each subscriber gets a copy of their own (`ticket_updated`, queued by the
+    // mail notification consumer).
+    let notify = store::mail_notifications::settings(store)
+        .await
+        .map_err(|e| SendFailure::transient(format!("cannot read the notification settings: {e}")))?;
+    if !notify.reply_carries_subscribers_in_cc() {
+        ctx.subscribers.clear();
+    }
     if ctx.message.direction != Direction::Out {
         return Err(SendFailure::permanent("only replies to the customer are sent"));
     }
@@ -115,6 +125,7 @@ pub fn compose(
         text: ctx.message.body_text.clone(),
         html: ctx.message.body_html.clone(),
         attachments,
+        auto_generated: false,
     })
 }
 
@@ -245,6 +256,7 @@ pub async fn notify_owner(store: &Store, policy: &Policy, payload: &str, public_
         text,
         html: None,
         attachments: vec![],
+        auto_generated: true,
     };
     net::send(&settings.smtp.transport(policy), &mail)
         .await

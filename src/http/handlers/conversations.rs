@@ -38,6 +38,8 @@ pub struct ConversationQuery {
     /// An agent id, `me`, or `none` for unassigned.
     pub assignee: Option<String>,
     pub team: Option<i64>,
+    /// Only conversations in the caller's own categories (the teams they are a member of; HD-13).
+    pub my_teams: Option<bool>,
     pub tag: Option<String>,
     /// Customer id.
     pub customer: Option<i64>,
@@ -286,6 +288,7 @@ fn filter_of(q: ConversationQuery, p: &Principal) -> ApiResult<(ConversationFilt
         channel_id: q.channel,
         assignee,
         team_id: q.team,
+        teams_of: q.my_teams.unwrap_or(false).then_some(p.agent_id),
         tag: q.tag.as_deref().and_then(normalize_tag),
         customer_id: q.customer.or(q.user_id),
         priority,

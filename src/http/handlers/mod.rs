@@ -13,6 +13,7 @@ pub mod customers;
 pub mod delivery;
 pub mod email_channels;
 pub mod mattermost_channels;
+pub mod notification_settings;
 pub mod notifications;
 pub mod onboarding;
 pub mod ops;

@@ -1,4 +1,7 @@
-//! Teams (categories): list for everyone, manage as admin.
+//! Teams (categories, HD-13): an agent sees the categories they may access — the teams they are a member of —,
+//! admins all; managed by admins. A category does not grant access to conversations: channel access stays the
+//! access rule (`ChannelScope`), and an agent of a category is notified of its tickets only on channels they may
+//! see (`store::mail_notifications`).
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -43,15 +46,23 @@ fn description(d: &str) -> ApiResult<String> {
 }
 
 #[utoipa::path(get, operation_id = "teams_list", path = "/api/v1/teams", tag = "teams", responses((status = 200, body = [TeamView])))]
-pub async fn list(state: State, _p: Principal) -> ApiResult<web::Json<Vec<TeamView>>> {
+pub async fn list(state: State, p: Principal) -> ApiResult<web::Json<Vec<TeamView>>> {
     let teams = store::teams::list(&state.store).await?;
-    Ok(web::Json(teams.into_iter().map(|(t, m)| TeamView::new(t, m)).collect()))
+    Ok(web::Json(teams.into_iter().filter(|(_, m)| may_access(&p, m)).map(|(t, m)| TeamView::new(t, m)).collect()))
+}
+
+/// Whether `p` may access a category with these members (HD-13): admins every one, agents their own.
+fn may_access(p: &Principal, members: &[i64]) -> bool {
+    p.role.is_admin() || members.contains(&p.agent_id)
 }
 
 #[utoipa::path(get, operation_id = "teams_get", path = "/api/v1/teams/{id}", tag = "teams", params(("id" = i64, Path)),
     responses((status = 200, body = TeamView), (status = 404, body = crate::http::error::ErrorBody)))]
-pub async fn get(state: State, _p: Principal, id: web::Path<i64>) -> ApiResult<web::Json<TeamView>> {
+pub async fn get(state: State, p: Principal, id: web::Path<i64>) -> ApiResult<web::Json<TeamView>> {
     let (t, m) = store::teams::get(&state.store, *id).await?;
+    if !may_access(&p, &m) {
+        return Err(ApiError::not_found("team"));
+    }
     Ok(web::Json(TeamView::new(t, m)))
 }
 
@@ -97,6 +108,9 @@ pub async fn update(
     };
     store::teams::update(&state.store, *id, name.as_deref(), description.as_deref(), actor(&p)).await?;
     let (t, m) = store::teams::get(&state.store, *id).await?;
+    if !may_access(&p, &m) {
+        return Err(ApiError::not_found("team"));
+    }
     Ok(web::Json(TeamView::new(t, m)))
 }
 
@@ -116,5 +130,8 @@ pub async fn set_members(
 ) -> ApiResult<web::Json<TeamView>> {
     store::teams::set_members(&state.store, *id, &body.agent_ids, actor(&p)).await?;
     let (t, m) = store::teams::get(&state.store, *id).await?;
+    if !may_access(&p, &m) {
+        return Err(ApiError::not_found("team"));
+    }
     Ok(web::Json(TeamView::new(t, m)))
 }

@@ -64,6 +64,7 @@ async fn link_files(tx: &mut Tx<'_>, files: &[Attachment], message_id: i64) -> S
 /// sender is refused.
 async fn customer_of(
     tx: &mut Tx<'_>,
+    channel_id: i64,
     email: &str,
     name: Option<&str>,
     create: bool,
@@ -107,6 +108,8 @@ async fn customer_of(
                     .execute(tx)
                     .await
             )?;
+            // NT-13: a new customer with an email identity is welcomed once (when the settings say so).
+            store::mail_notifications::welcome_in(tx, id, channel_id).await?;
             Some((id, Some(display)))
         }
         None => None,
@@ -356,7 +359,10 @@ async fn append(tx: &mut Tx<'_>, join: Joining<'_>, body: Body<'_>) -> StoreResu
     };
     let mut recorded = vec![events::record(tx, event(events::MESSAGE_CREATED, Some(seq), Some(message.id))).await?];
     if status != conv.status || closing {
-        recorded.push(events::record(tx, event(events::CONVERSATION_UPDATED, None, None)).await?);
+        // Who closed it (`#close#`, EM-13) and whether it did: the mail consumer's NT-2.
+        let detail =
+            store::feed::Detail { customer: customer_id, ..store::feed::Detail::change(agent_id, &conv, &updated) };
+        recorded.push(events::record_with(tx, event(events::CONVERSATION_UPDATED, None, None), &detail).await?);
     }
     if mail.unsubscribe {
         db!(
@@ -407,7 +413,9 @@ pub(crate) async fn import_mail(
 
     let (customer, agent_id): (Option<(i64, Option<String>)>, Option<i64>) = match &mail.sender {
         Sender::Agent { id } => (None, Some(*id)),
-        Sender::Customer { email, name, create } => (customer_of(tx, email, name.as_deref(), *create, t).await?, None),
+        Sender::Customer { email, name, create } => {
+            (customer_of(tx, channel.id, email, name.as_deref(), *create, t).await?, None)
+        }
     };
     let files = insert_files(tx, mail, t).await?;
     let html = mail.html.as_deref().map(|h| {

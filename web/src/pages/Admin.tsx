@@ -1,5 +1,5 @@
 // Administration: one page per resource (web/src/pages/admin/: agents, teams, statuses, channels with
-// their mailboxes, API tokens, notification templates), behind one tab bar.
+// their mailboxes, API tokens, email notifications and their templates), behind one tab bar.
 
 import { useEffect } from 'preact/hooks';
 import { loadReference } from '../state';
@@ -10,6 +10,7 @@ import { Statuses } from './admin/Statuses';
 import { Channels } from './admin/Channels';
 import { Tokens } from './admin/Tokens';
 import { Templates } from './admin/Templates';
+import { Notifications } from './admin/Notifications';
 
 const TABS = [
   ['agents', 'Agents'],
@@ -18,6 +19,7 @@ const TABS = [
   ['channels', 'Channels'],
   ['tokens', 'API tokens'],
   ['templates', 'Notification templates'],
+  ['notifications', 'Notifications'],
 ] as const;
 
 export function AdminPage({ tab }: { tab: string }) {
@@ -41,6 +43,7 @@ export function AdminPage({ tab }: { tab: string }) {
       {current === 'channels' && <Channels />}
       {current === 'tokens' && <Tokens />}
       {current === 'templates' && <Templates />}
+      {current === 'notifications' && <Notifications />}
     </div>
   );
 }

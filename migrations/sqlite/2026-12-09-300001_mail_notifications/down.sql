@@ -1,0 +1,2 @@
+DROP TABLE customer_welcomes;
+DROP TABLE notification_settings;
