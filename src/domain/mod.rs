@@ -8,11 +8,12 @@ pub mod html;
 pub mod kinds;
 pub mod lifecycle;
 pub mod linking;
+pub mod links;
 pub mod notifications;
 pub mod routing;
 pub mod status;
 pub mod text;
 
 pub use access::{ChannelScope, Role};
-pub use kinds::{ChannelKind, ConnectionState, Direction, Mode, Priority, Receipt, Source};
+pub use kinds::{ChannelKind, ConnectionState, Direction, Mode, Priority, Rating, Receipt, Source};
 pub use status::{StatusBase, missing_required_fields};

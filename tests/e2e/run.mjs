@@ -19,6 +19,7 @@ import { register as registerQueue } from './steps/queue.mjs';
 import { register as registerSetup } from './steps/setup.mjs';
 import { register as registerInbox } from './steps/inbox.mjs';
 import { register as registerUnread } from './steps/unread.mjs';
+import { register as registerPortal } from './steps/portal.mjs';
 
 const PASSWORD = { admin: 'admin-password-1', ann: 'ann-password-1', bob: 'bob-password-1' };
 const t = new Runner('Switchboard dashboard, two agents, live');
@@ -700,6 +701,7 @@ registerQueue(t, s, srv, { screen, rowOf, ticketRow, PASSWORD });
 registerSetup(t, s, srv, { screen });
 registerInbox(t, s, srv, { eventually, screen, messagesIn });
 registerUnread(t, s, srv, { screen, ticketRow, eventually, signedIn, PASSWORD });
+registerPortal(t, s, srv, { screen, eventually });
 
 t.step('keyboard: Enter opens a ticket, Alt+↓ the next one, K the previous; G C / G T switch screens; ? shows the shortcuts', async () => {
   const page = s.B.page;

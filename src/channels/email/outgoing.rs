@@ -147,15 +147,7 @@ pub async fn notify_owner(store: &Store, policy: &Policy, payload: &str, public_
     let agent = store::agents::get(store, p.agent_id).await.map_err(load)?;
     let row =
         store::conversations::get(store, p.conversation_id, &crate::domain::ChannelScope::All).await.map_err(load)?;
-    let mailboxes =
-        store::channels::list(store, &crate::domain::ChannelScope::All, Some(crate::domain::ChannelKind::Email))
-            .await
-            .map_err(load)?;
-    let settings = mailboxes
-        .iter()
-        .filter(|c| c.enabled)
-        .find_map(|c| EmailSettings::of(&c.settings))
-        .ok_or_else(|| SendFailure::transient("no enabled mailbox to send notifications from"))?;
+    let settings = system_mailbox(store).await?;
     let c = &row.conversation;
     let subject = if c.subject.is_empty() { format!("(no subject) {{#{}}}", c.number) } else { c.subject.clone() };
     let link = format!(
@@ -188,6 +180,59 @@ pub async fn notify_owner(store: &Store, policy: &Policy, payload: &str, public_
         reply_to: None,
         subject,
         message_id: threading::new_message_id(&settings.message_id_domain(), c.number as u64),
+        in_reply_to: None,
+        references: vec![],
+        text,
+        html: None,
+        attachments: vec![],
+    };
+    net::send(&settings.smtp.transport(policy), &mail)
+        .await
+        .map_err(|e| SendFailure { transient: e.is_transient(), reason: e.to_string() })
+}
+
+/// The SMTP settings system mail is sent with: the first enabled mailbox's. With none, the delivery waits
+/// (transient) until a mailbox exists, so nothing is lost.
+async fn system_mailbox(store: &Store) -> Result<EmailSettings, SendFailure> {
+    let mailboxes =
+        store::channels::list(store, &crate::domain::ChannelScope::All, Some(crate::domain::ChannelKind::Email))
+            .await
+            .map_err(|e| SendFailure::transient(format!("cannot load the mailboxes: {e}")))?;
+    mailboxes
+        .iter()
+        .filter(|c| c.enabled)
+        .find_map(|c| EmailSettings::of(&c.settings))
+        .ok_or_else(|| SendFailure::transient("no enabled mailbox to send notifications from"))
+}
+
+/// The portal's "set your password" mail to a customer (CU-1, EM-8; issue #18, `store::portal::PASSWORD_EMAIL`):
+/// the single-use link `{public_url}/portal/reset/{token}` the reset request stored in the payload, valid one hour.
+/// Sent with the first enabled mailbox's SMTP settings, like every system mail.
+pub async fn customer_password(store: &Store, policy: &Policy, payload: &str) -> Result<(), SendFailure> {
+    #[derive(serde::Deserialize)]
+    struct Payload {
+        email: String,
+        #[serde(default)]
+        name: String,
+        url: String,
+    }
+    let p: Payload =
+        serde_json::from_str(payload).map_err(|e| SendFailure::permanent(format!("unreadable notification: {e}")))?;
+    let settings = system_mailbox(store).await?;
+    let hello = if p.name.trim().is_empty() { "Hello".to_owned() } else { format!("Hello {}", p.name.trim()) };
+    let text = format!(
+        "{hello},\n\nSomeone (we hope you) asked to set the password of your support portal account for {}.\n\n\
+         Set it here within the next hour (the link works once):\n\n{}\n\n\
+         If you did not ask for this, ignore this mail: nothing changes.\n",
+        p.email, p.url
+    );
+    let mail = OutgoingMail {
+        from: Address { email: settings.smtp.from_address.clone(), name: settings.smtp.from_name.clone() },
+        to: vec![Address { email: p.email.clone(), name: None }],
+        cc: vec![],
+        reply_to: None,
+        subject: "Set your support portal password".to_owned(),
+        message_id: threading::new_message_id(&settings.message_id_domain(), 0),
         in_reply_to: None,
         references: vec![],
         text,

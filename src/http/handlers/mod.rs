@@ -16,6 +16,7 @@ pub mod mattermost_channels;
 pub mod notifications;
 pub mod onboarding;
 pub mod ops;
+pub mod portal;
 pub mod reads;
 pub mod statuses;
 pub mod teams;
