@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod outbound;
+pub mod portal;
 pub mod realtime;
 pub mod secrets;
 pub mod server;

@@ -289,9 +289,11 @@ async fn serve(node: &Node, options: StartOptions) -> anyhow::Result<RunningServ
     let Node { settings, store, realtime, changes, mailboxes, bots, zalo, shutdown, blobs, outbound } = node;
     // Links in notification mail (issue #18).
     store.install_public_url(&settings.public_url);
+    let links = crate::portal::links::Links::of_store(store, &settings.public_url)?;
     crate::channels::dispatcher::start(
         changes.clone(),
         blobs.clone(),
+        links.clone(),
         settings.public_url.clone(),
         settings.outbox_backoff_scale,
         outbound.clone(),
@@ -327,6 +329,12 @@ async fn serve(node: &Node, options: StartOptions) -> anyhow::Result<RunningServ
             throttle.sweep_in_background(shutdown);
             throttle
         },
+        portal_throttle: {
+            let throttle = Arc::new(crate::auth::throttle::LoginThrottle::new(settings.login_limits));
+            throttle.sweep_in_background(shutdown);
+            throttle
+        },
+        links: links.clone(),
     });
     let listener = std::net::TcpListener::bind(settings.bind)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;

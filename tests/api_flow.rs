@@ -20,6 +20,8 @@ mod inbox;
 mod onboarding;
 #[path = "api_flow/ops.rs"]
 mod ops;
+#[path = "api_flow/portal.rs"]
+mod portal;
 #[path = "api_flow/queue.rs"]
 mod queue;
 #[path = "api_flow/reads.rs"]

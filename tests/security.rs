@@ -20,5 +20,7 @@ mod login_throttle;
 mod one_conversation;
 #[path = "security/outbound.rs"]
 mod outbound;
+#[path = "security/portal_isolation.rs"]
+mod portal_isolation;
 #[path = "security/secrets.rs"]
 mod secrets;

@@ -15,10 +15,13 @@ export default defineConfig({
     // One small bundle: nothing to split on a dashboard this size.
     modulePreload: { polyfill: false },
     reportCompressedSize: true,
+    // Two pages: the agents' dashboard and the customer portal (issue #18), sharing nothing but the build.
+    rollupOptions: { input: { index: 'index.html', portal: 'portal.html' } },
   },
   server: {
     proxy: {
       '/api': { target, ws: true, changeOrigin: false },
+      '/portal/api': target,
       '/healthz': target,
     },
   },

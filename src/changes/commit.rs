@@ -129,6 +129,23 @@ pub async fn update(
     Ok(Updated { conversation, deadline: d })
 }
 
+/// A customer's rating of their ticket (HD-12, issue #18): committed with its `conversation.updated` event (none
+/// when the same rating was given again), then published so the ticket view shows it live.
+pub async fn rate(rt: &Core, id: i64, customer_id: i64, rating: crate::domain::Rating) -> StoreResult<Updated> {
+    let rated = store::portal::rate(&rt.store, customer_id, id, rating).await?;
+    let d = deadline(&rated.conversation);
+    let conversation = ConversationView::from(rated.conversation);
+    publish(rt, &rated.events, &render::body(&conversation, None));
+    Ok(Updated { conversation, deadline: d })
+}
+
+/// A ticket a customer opened in the portal (issue #18), committed on the web channel with its first message.
+pub async fn portal_ticket(rt: &Core, input: store::portal::NewTicket) -> StoreResult<Created> {
+    let channel = store::portal::web_channel(&rt.store).await?;
+    let c = store::portal::open_ticket(&rt.store, channel, input).await?;
+    created(rt, &c).await
+}
+
 pub async fn merge(rt: &Core, id: i64, into: i64, scope: &ChannelScope, who: Who) -> StoreResult<Updated> {
     let changed = store::conversations::merge(&rt.store, id, into, scope, who).await?;
     // Each conversation's event carries that conversation.

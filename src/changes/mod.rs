@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use actix::MailboxError;
 
-use self::actors::conversation::{Arm, ConversationActor, End, Inbound, MailIn, Merge, Patch, Reply, mailbox};
+use self::actors::conversation::{Arm, ConversationActor, End, Inbound, MailIn, Merge, Patch, Rate, Reply, mailbox};
 use self::actors::{Registry, sweeper};
 use self::commit::Core;
 use crate::bus::{Bus, BusEvent};
@@ -153,6 +153,19 @@ impl Changes {
         who: Who,
     ) -> StoreResult<Updated> {
         self.ask(id, Patch(patch, scope.clone(), who)).await.map_err(mailbox)?
+    }
+
+    /// A customer rates their ticket (HD-12, issue #18), through the conversation's actor like every change to it.
+    pub async fn rate(&self, id: i64, customer_id: i64, rating: crate::domain::Rating) -> StoreResult<Updated> {
+        self.ask(id, Rate(customer_id, rating)).await.map_err(mailbox)?
+    }
+
+    /// A ticket a customer opens in the portal (CU-2): created on the web channel (made on first use), routed and
+    /// assigned in its transaction, published like every new conversation.
+    pub async fn portal_ticket(&self, input: crate::store::portal::NewTicket) -> StoreResult<Created> {
+        let out = commit::portal_ticket(&self.core, input).await?;
+        self.arm(out.conversation.id, out.deadline).await;
+        Ok(out)
     }
 
     pub async fn merge(&self, id: i64, into: i64, scope: &ChannelScope, who: Who) -> StoreResult<Updated> {

@@ -18,6 +18,7 @@ use crate::changes::Changes;
 use crate::domain::ChannelKind;
 use crate::outbound::Policy;
 use crate::outbound::http_client::HttpClient;
+use crate::portal::links::Links;
 use crate::shutdown::Shutdown;
 use crate::store::models::OutboxItem;
 use crate::store::{self, Store};
@@ -28,9 +29,17 @@ const CLAIM: Duration = Duration::from_secs(60);
 const PARALLEL: usize = 16;
 const BATCH: i64 = 500;
 
-/// Start delivering. `public_url` builds attachment links; `scale` shrinks the retry schedule; `policy` says which
+/// Start delivering. `links` signs the customer links notification mail carries (issue #18); `public_url` builds attachment links; `scale` shrinks the retry schedule; `policy` says which
 /// internal targets webhooks and SMTP may reach. Runs until `shutdown` stops the node.
-pub fn start(rt: Changes, blobs: Blobs, public_url: String, scale: f64, policy: Policy, shutdown: &Shutdown) {
+pub fn start(
+    rt: Changes,
+    blobs: Blobs,
+    links: Links,
+    public_url: String,
+    scale: f64,
+    policy: Policy,
+    shutdown: &Shutdown,
+) {
     let http = HttpClient::new(policy.clone());
     let slots = Arc::new(Semaphore::new(PARALLEL));
     let attempts = shutdown.clone();
@@ -62,8 +71,8 @@ pub fn start(rt: Changes, blobs: Blobs, public_url: String, scale: f64, policy: 
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     return;
                 };
-                let (changes, http, public_url, blobs, policy) =
-                    (rt.clone(), http.clone(), public_url.clone(), blobs.clone(), policy.clone());
+                let (changes, http, public_url, blobs, policy, links) =
+                    (rt.clone(), http.clone(), public_url.clone(), blobs.clone(), policy.clone(), links.clone());
                 attempts.spawn(async move {
                     let out = Out {
                         store: &changes.store,
@@ -72,6 +81,7 @@ pub fn start(rt: Changes, blobs: Blobs, public_url: String, scale: f64, policy: 
                         policy: &policy,
                         blobs: &blobs,
                         public_url: &public_url,
+                        links: &links,
                     };
                     attempt(&out, route, &item, scale).await;
                     drop(permit);
@@ -92,8 +102,9 @@ enum Route {
     Mattermost,
     /// Zalo Official Accounts: the OA send API (ZL-6).
     Zalo,
-    /// Mail to an agent (the offline owner of a new conversation's customer, CC-12; an agent mentioned in a note
-    /// while away, #17), and the notification mail of #18 (NT-1…NT-13), whatever the channel.
+    /// System mail, whatever the channel: to an agent (the offline owner of a new conversation's customer, CC-12;
+    /// an agent mentioned in a note while away, #17; an invitation, #17), the notification mail of #18 (NT-1…NT-13),
+    /// or to a customer (the portal's "set your password" link, `email.customer_password`, issue #18).
     Notify,
 }
 
@@ -116,6 +127,7 @@ impl Route {
                 crate::store::notifications::MENTION_EMAIL,
                 crate::store::invitations::INVITATION_EMAIL,
                 crate::store::mail_notifications::NOTIFICATION_EMAIL,
+                crate::store::portal::PASSWORD_EMAIL,
             ],
         }
     }
@@ -130,6 +142,9 @@ struct Out<'a> {
     policy: &'a Policy,
     blobs: &'a Blobs,
     public_url: &'a str,
+    /// Signs the customer links (auto-login, rating, unsubscribe) notification mail carries (issue #18).
+    #[allow(dead_code)]
+    links: &'a Links,
 }
 
 /// Why an attempt did not deliver.
@@ -170,6 +185,9 @@ async fn attempt(out: &Out<'_>, route: Route, item: &OutboxItem, scale: f64) {
         // Issue #18's notification mail (NT-1…NT-13), composed by `notification_mail::compose`.
         Route::Notify if item.kind == crate::store::mail_notifications::NOTIFICATION_EMAIL => {
             super::email::notification_mail::deliver(out.store, out.blobs, out.policy, item).await.map_err(Failed::from)
+        }
+        Route::Notify if item.kind == crate::store::portal::PASSWORD_EMAIL => {
+            super::email::outgoing::customer_password(out.store, out.policy, &item.payload).await.map_err(Failed::from)
         }
         Route::Notify => super::email::outgoing::notify_owner(out.store, out.policy, &item.payload, out.public_url)
             .await

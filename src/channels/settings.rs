@@ -32,7 +32,7 @@ pub fn read_text(kind: Option<ChannelKind>, settings: &str) -> ChannelSettings {
     match kind {
         Some(ChannelKind::Email) => ChannelSettings::Email(EmailSettings::of(settings).map(Box::new)),
         Some(ChannelKind::Custom) => ChannelSettings::Custom(custom::Settings::of(settings)),
-        Some(ChannelKind::Mattermost | ChannelKind::Zalo) | None => {
+        Some(ChannelKind::Mattermost | ChannelKind::Zalo | ChannelKind::Web) | None => {
             #[derive(serde::Deserialize, Default)]
             struct RoutingOnly {
                 #[serde(default)]

@@ -122,6 +122,7 @@ text_enum!(
         Mattermost => "mattermost",
         Zalo => "zalo",
         Custom => "custom",
+        Web => "web",
     }
 );
 
@@ -129,7 +130,7 @@ impl ChannelKind {
     /// The mode a channel of this kind must have, or `None` when the admin chooses (CORE-2).
     pub fn fixed_mode(self) -> Option<Mode> {
         match self {
-            ChannelKind::Email => Some(Mode::Async),
+            ChannelKind::Email | ChannelKind::Web => Some(Mode::Async),
             ChannelKind::Mattermost | ChannelKind::Zalo => Some(Mode::Sync),
             ChannelKind::Custom => None,
         }
@@ -145,6 +146,9 @@ impl ChannelKind {
     pub fn has_sender(self) -> bool {
         match self {
             ChannelKind::Email | ChannelKind::Mattermost | ChannelKind::Zalo | ChannelKind::Custom => true,
+            // The customer portal (issue #18): the customer reads replies in the portal and learns of them by the
+            // notification mail; nothing is queued for a web conversation's replies.
+            ChannelKind::Web => false,
         }
     }
 
@@ -158,6 +162,15 @@ impl ChannelKind {
         }
     }
 }
+
+text_enum!(
+    /// A customer's satisfaction rating of a ticket (HD-12, issue #18): the Good / Average / Bad links.
+    Rating {
+        Good => "good",
+        Average => "average",
+        Bad => "bad",
+    }
+);
 
 text_enum!(
     /// Chat-like (`sync`) or email-like (`async`) (CORE-2).
@@ -257,6 +270,17 @@ mod tests {
         assert_eq!(ChannelKind::Mattermost.fixed_mode(), Some(Mode::Sync));
         assert_eq!(ChannelKind::Zalo.fixed_mode(), Some(Mode::Sync));
         assert_eq!(ChannelKind::Custom.fixed_mode(), None);
+        assert_eq!(ChannelKind::Web.fixed_mode(), Some(Mode::Async), "issue #18: portal tickets are async");
+    }
+
+    #[test]
+    fn hd_12_ratings_and_the_web_kind_round_trip() {
+        for r in Rating::ALL {
+            assert_eq!(r.as_str().parse::<Rating>(), Ok(*r));
+        }
+        assert_eq!(Rating::ALL.len(), 3);
+        assert!(!ChannelKind::Web.has_sender(), "no outbox row for a web conversation's replies");
+        assert!(ChannelKind::parse_offered("web").is_err(), "the web channel is created by the portal, not offered");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod kinds;
 pub mod lifecycle;
 pub mod linking;
 pub mod mail_notifications;
+pub mod links;
 pub mod notifications;
 pub mod routing;
 pub mod status;
@@ -16,5 +17,5 @@ pub mod templates;
 pub mod text;
 
 pub use access::{ChannelScope, Role};
-pub use kinds::{ChannelKind, ConnectionState, Direction, Mode, Priority, Receipt, Source};
+pub use kinds::{ChannelKind, ConnectionState, Direction, Mode, Priority, Rating, Receipt, Source};
 pub use status::{StatusBase, missing_required_fields};

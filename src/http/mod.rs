@@ -6,6 +6,7 @@
 //! Every route is listed in [`routes`].
 
 pub mod body;
+pub mod customer_session;
 pub mod error;
 pub mod handlers;
 pub mod openapi;
@@ -47,6 +48,11 @@ pub struct AppState {
     pub routes: crate::store::cache::Cache<(i64, String), (i64, i64)>,
     /// Failed sign-ins per account and per client address on this node (`auth::throttle`).
     pub login_throttle: Arc<crate::auth::throttle::LoginThrottle>,
+    /// Failed portal sign-ins and "forgot password" requests per address and client (issue #18; the agents' limits,
+    /// counted apart from theirs).
+    pub portal_throttle: Arc<crate::auth::throttle::LoginThrottle>,
+    /// Signs and checks the customer links (auto-login, rating, unsubscribe; issue #18).
+    pub links: crate::portal::links::Links,
 }
 
 pub type State = web::Data<AppState>;

@@ -15,8 +15,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::handlers::{
     activity, agents, attachments, audit, auth, channels, conversations, custom_channels, customers, delivery,
-    email_channels, mattermost_channels, notification_settings, notifications, onboarding, ops, reads, statuses, teams,
-    templates, tokens, zalo_channels,
+    email_channels, mattermost_channels, notification_settings, notifications, onboarding, ops, portal, reads, statuses,
+    teams, templates, tokens, zalo_channels,
 };
 
 #[derive(OpenApi)]
@@ -57,6 +57,9 @@ use super::handlers::{
         notifications::list, notifications::read, notifications::read_all, notifications::mentionable,
         notification_settings::get, notification_settings::update,
         ops::healthz, ops::readyz, ops::metrics,
+        portal::login, portal::logout, portal::me, portal::forgot, portal::reset, portal::tickets, portal::ticket,
+        portal::messages, portal::open, portal::reply, portal::close, portal::rate, portal::upload, portal::download,
+        portal::auto_login, portal::rate_link, portal::unsubscribe_link,
     ),
     components(schemas(crate::http::error::ErrorBody)),
     modifiers(&SecuritySchemes, &ErrorResponses),
@@ -80,6 +83,9 @@ use super::handlers::{
         (name = "notifications", description = "The caller's notification inbox: assigned, mentioned, customer replied, chat waiting"),
         (name = "settings", description = "Instance settings: email notifications (NT-1…NT-13)"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "portal", description = "The customer portal (issue #18, docs/portal.md): a customer's own tickets, \
+            signed in with the `sb_customer` cookie (never an agent's session or token); and the signed links of \
+            notification mail (auto-login, rating, unsubscribe)"),
     )
 )]
 pub struct ApiDoc;
@@ -93,6 +99,11 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::auth::SESSION_COOKIE))),
+        );
+        // The customer portal's own principal (issue #18, CU-3): only `/portal/api/...` takes it.
+        components.add_security_scheme(
+            "customer_session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::http::customer_session::CUSTOMER_COOKIE))),
         );
     }
 }

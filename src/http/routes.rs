@@ -5,8 +5,8 @@ use actix_web::{HttpRequest, web};
 use super::error::ApiError;
 use super::handlers::{
     activity, agents, attachments, audit, auth, channels, conversations, custom_channels, customers, delivery,
-    email_channels, mattermost_channels, notification_settings, notifications, onboarding, ops, reads, statuses, teams,
-    templates, tokens, zalo_channels,
+    email_channels, mattermost_channels, notification_settings, notifications, onboarding, ops, portal, reads, statuses,
+    teams, templates, tokens, zalo_channels,
 };
 use super::{openapi, web_assets};
 
@@ -25,6 +25,33 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_upload: usiz
         .route("/metrics", web::get().to(ops::metrics))
         // Zalo's domain verification looks for its file at the root of the public URL (ZL-2).
         .route(r"/{name:zalo_verifier[A-Za-z0-9_-]{1,100}\.html}", web::get().to(zalo_channels::verifier))
+        // The customer portal (issue #18): its API, a different principal from the agents' (`http::customer_session`),
+        // and the pages of the signed links mail carries. The portal's own page is served by `web_assets`.
+        .service(
+            web::scope("/portal/api")
+                .route("/login", web::post().to(portal::login))
+                .route("/logout", web::post().to(portal::logout))
+                .route("/me", web::get().to(portal::me))
+                .route("/password/forgot", web::post().to(portal::forgot))
+                .route("/password/reset", web::post().to(portal::reset))
+                .route("/tickets", web::get().to(portal::tickets))
+                .route("/tickets", web::post().to(portal::open))
+                .route("/tickets/{id}", web::get().to(portal::ticket))
+                .route("/tickets/{id}/messages", web::get().to(portal::messages))
+                .route("/tickets/{id}/messages", web::post().to(portal::reply))
+                .route("/tickets/{id}/close", web::post().to(portal::close))
+                .route("/tickets/{id}/rating", web::post().to(portal::rate))
+                .service(
+                    web::resource("/attachments")
+                        .app_data(web::PayloadConfig::new(max_upload))
+                        .route(web::post().to(portal::upload)),
+                )
+                .route("/attachments/{id}", web::get().to(portal::download))
+                .default_service(web::to(portal::api_not_found)),
+        )
+        .route("/portal/auto-login/{token}", web::get().to(portal::auto_login))
+        .route("/portal/rate/{token}", web::get().to(portal::rate_link))
+        .route("/portal/unsubscribe/{token}", web::get().to(portal::unsubscribe_link))
         .service(openapi::docs())
         .service(
             web::scope("/api/v1")

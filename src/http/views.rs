@@ -74,7 +74,8 @@ impl TeamView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChannelView {
     pub id: i64,
-    /// `email`, `mattermost` or `custom` (the kinds with a connector; see `OfferedChannelKind`).
+    /// `email`, `mattermost`, `zalo` or `custom` (the kinds with a connector; see `OfferedChannelKind`), or `web`: the
+    /// customer portal's one channel, made on first use (issue #18).
     pub kind: String,
     pub name: String,
     /// `sync` (chats) or `async` (tickets).
@@ -221,6 +222,9 @@ pub struct CustomerView {
     pub custom_fields: Map<String, Value>,
     pub merged_into_id: Option<i64>,
     pub identities: Vec<IdentityView>,
+    /// CU-1 profile fields (issue #18); empty when unknown.
+    pub department: String,
+    pub location: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -237,6 +241,8 @@ impl From<CustomerDetail> for CustomerView {
             custom_fields: json_object(&c.custom_fields),
             merged_into_id: c.merged_into_id,
             identities: d.identities.into_iter().map(IdentityView::from).collect(),
+            department: c.department,
+            location: c.location,
             created_at: ts(c.created_at),
             updated_at: ts(c.updated_at),
         }

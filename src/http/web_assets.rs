@@ -1,5 +1,6 @@
 //! The dashboard: files built from `web/` into `web/dist`, embedded into the binary at compile
-//! time so a release is one file. Unknown non-API paths get `index.html` (client-side routing).
+//! time so a release is one file. Unknown non-API paths get `index.html` (client-side routing); `/portal` and
+//! `/portal/...` get the customer portal's page, `portal.html` (issue #18).
 //!
 //! Every answer carries [`CONTENT_SECURITY_POLICY`]: the dashboard loads scripts, styles, images,
 //! fonts and connections (REST and the socket) from its own origin only, and no other site may
@@ -25,10 +26,12 @@ pub async fn serve(req: HttpRequest) -> HttpResponse {
         return HttpResponse::MethodNotAllowed().finish();
     }
     let path = req.path().trim_start_matches('/');
+    // The customer portal (issue #18) is the build's second page: `/portal` and its deep links get `portal.html`.
+    let shell = if path == "portal" || path.starts_with("portal/") { "portal.html" } else { "index.html" };
     let (file, name) = match Assets::get(path).filter(|_| !path.is_empty()) {
         Some(f) => (f, path),
-        None => match Assets::get("index.html") {
-            Some(f) => (f, "index.html"),
+        None => match Assets::get(shell) {
+            Some(f) => (f, shell),
             None => return HttpResponse::NotFound().body("dashboard not built"),
         },
     };

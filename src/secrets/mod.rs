@@ -90,6 +90,28 @@ impl fmt::Debug for Sealed {
     }
 }
 
+/// A key derived from the secret key for one purpose ([`SecretBox::derive_key`]); wiped on drop, never printed.
+#[derive(Clone)]
+pub struct DerivedKey([u8; 32]);
+
+impl DerivedKey {
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl Drop for DerivedKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+impl fmt::Debug for DerivedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DerivedKey(…)")
+    }
+}
+
 /// The current key, and the previous ones still accepted while a rotation finishes. Built once at
 /// start (`server::open_store`) and kept by the store.
 pub struct SecretBox {
@@ -111,6 +133,17 @@ impl SecretBox {
 
     pub fn current_id(&self) -> KeyId {
         self.current.id()
+    }
+
+    /// A key for another use than sealing (issue #18: the customer links' HMAC key), derived from the current key
+    /// as HMAC-SHA256(key, "switchboard derived key\0" ‖ purpose): never the sealing key itself, and a different
+    /// key per purpose. Rotating the secret key changes it (links signed before stop working).
+    pub fn derive_key(&self, purpose: &str) -> DerivedKey {
+        use hmac::{Hmac, Mac};
+        let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.current.bytes()).expect("any key length");
+        m.update(b"switchboard derived key\0");
+        m.update(purpose.as_bytes());
+        DerivedKey(m.finalize().into_bytes().into())
     }
 
     /// True when `id` is one of the previous keys (a rotation in progress).

@@ -209,6 +209,7 @@ pub async fn list(store: &Store, id: i64, scope: &ChannelScope) -> StoreResult<V
             for (row, ds) in drafts {
                 let actor = match (row.actor_kind.as_str(), row.actor_id) {
                     ("agent", Some(agent)) => Actor::Agent(agent),
+                    ("customer", Some(customer)) => Actor::Customer(customer),
                     _ => Actor::System,
                 };
                 for draft in ds {

@@ -17,6 +17,8 @@ pub enum Actor {
     Agent(i64),
     /// The server itself (timers, CLI, migrations).
     System,
+    /// A customer in the portal or through a signed link (issue #18).
+    Customer(i64),
 }
 
 impl Actor {
@@ -24,13 +26,14 @@ impl Actor {
         match self {
             Actor::Agent(id) => ("agent", Some(id)),
             Actor::System => ("system", None),
+            Actor::Customer(id) => ("customer", Some(id)),
         }
     }
 
     pub fn agent_id(self) -> Option<i64> {
         match self {
             Actor::Agent(id) => Some(id),
-            Actor::System => None,
+            Actor::System | Actor::Customer(_) => None,
         }
     }
 }

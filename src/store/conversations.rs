@@ -111,6 +111,13 @@ impl ConversationPatch {
     }
 }
 
+/// The `csat` filter of a list: a rating, or not rated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsatFilter {
+    Rated(crate::domain::Rating),
+    None,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AssigneeFilter {
     Nobody,
@@ -137,6 +144,8 @@ pub struct ConversationFilter {
     pub include_merged: bool,
     /// Only conversations whose customer waits for an answer (`waiting_since` set, issue #17).
     pub waiting: bool,
+    /// Only conversations with this customer rating (HD-12, issue #18).
+    pub csat: Option<CsatFilter>,
     pub sort: SortOrder,
     pub limit: i64,
     pub offset: i64,
@@ -947,6 +956,11 @@ async fn select(
             }
             if filter.waiting {
                 q = q.filter(conversations::waiting_since.is_not_null());
+            }
+            match filter.csat {
+                Some(CsatFilter::Rated(r)) => q = q.filter(conversations::csat.eq(r)),
+                Some(CsatFilter::None) => q = q.filter(conversations::csat.is_null()),
+                None => {}
             }
             if filter.active_chats_only {
                 q = q.filter(conversations::mode.eq("sync")).filter(conversations::ended_at.is_null());

@@ -109,6 +109,9 @@ pub struct CustomerPatch {
     pub owner_agent_id: Option<Option<i64>>,
     pub notes: Option<String>,
     pub custom_fields: Option<String>,
+    /// CU-1 profile fields (issue #18).
+    pub department: Option<String>,
+    pub location: Option<String>,
 }
 
 /// Escape `%`, `_` and `\` for a LIKE pattern (used with `ESCAPE '\'`).
@@ -236,6 +239,8 @@ pub async fn update(
                             customers::owner_agent_id.eq(patch.owner_agent_id.unwrap_or(before.owner_agent_id)),
                             customers::notes.eq(patch.notes.as_ref().unwrap_or(&before.notes)),
                             customers::custom_fields.eq(patch.custom_fields.as_ref().unwrap_or(&before.custom_fields)),
+                            customers::department.eq(patch.department.as_ref().unwrap_or(&before.department)),
+                            customers::location.eq(patch.location.as_ref().unwrap_or(&before.location)),
                             customers::updated_at.eq(now()),
                         ))
                         .returning(Customer::as_returning())
@@ -248,7 +253,8 @@ pub async fn update(
                     "customer",
                     Some(id),
                     json!({
-                        "name": customer.name, "company_id": customer.company_id, "owner_agent_id": customer.owner_agent_id
+                        "name": customer.name, "company_id": customer.company_id, "owner_agent_id": customer.owner_agent_id,
+                        "department": customer.department, "location": customer.location
                     }),
                 );
                 db!(tx, diesel::insert_into(audit_log::table).values(&entry).execute(tx).await)?;

@@ -340,7 +340,15 @@ pub async fn progress(store: &Store) -> StoreResult<Progress> {
         .run(move |store| async move {
             let mut conn = store.read().await?;
             let tx = &mut conn.tx();
-            let channels: i64 = db!(tx, channel_instances::table.count().get_result(tx).await)?;
+            // The portal's web channel is made by the portal itself (issue #18): it is not a channel an admin connected.
+            let channels: i64 = db!(
+                tx,
+                channel_instances::table
+                    .filter(channel_instances::kind.ne(crate::domain::ChannelKind::Web))
+                    .count()
+                    .get_result(tx)
+                    .await
+            )?;
             let agents: i64 = db!(tx, agents::table.count().get_result(tx).await)?;
             let answered: Option<i64> = db!(
                 tx,

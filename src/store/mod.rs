@@ -37,6 +37,7 @@ pub mod messages;
 pub mod models;
 pub mod notifications;
 pub mod outbox;
+pub mod portal;
 pub mod reads;
 pub mod receipts;
 pub mod routing;
@@ -208,6 +209,9 @@ pub enum Violation {
     NotMentionable { agent_id: i64 },
     #[error("a note may mention at most {max} agents")]
     TooManyMentions { max: usize },
+    /// A ticket's rating may be changed for 7 days after it was given (HD-12, issue #18).
+    #[error("this ticket's rating can no longer be changed")]
+    RatingLocked,
 }
 
 impl Violation {

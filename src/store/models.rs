@@ -139,6 +139,9 @@ pub struct Customer {
     pub merged_into_id: Option<i64>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// CU-1 profile fields (issue #18).
+    pub department: String,
+    pub location: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -178,6 +181,8 @@ pub struct Conversation {
     pub closed_at: Option<NaiveDateTime>,
     /// The first customer message no agent reply has followed yet (issue #17): the customer waits since then.
     pub waiting_since: Option<NaiveDateTime>,
+    /// The customer's rating of the ticket (HD-12, issue #18; `store::portal::rate`), if any.
+    pub csat: Option<crate::domain::Rating>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -211,6 +216,8 @@ pub struct Attachment {
     pub storage_key: String,
     pub content_id: Option<String>,
     pub created_at: NaiveDateTime,
+    /// The customer who uploaded it through the portal (issue #18), if a customer did.
+    pub uploaded_by_customer: Option<i64>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -120,6 +120,8 @@ diesel::table! {
         merged_into_id -> Nullable<BigInt>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        department -> Text,
+        location -> Text,
     }
 }
 
@@ -158,6 +160,7 @@ diesel::table! {
         ended_at -> Nullable<Timestamp>,
         closed_at -> Nullable<Timestamp>,
         waiting_since -> Nullable<Timestamp>,
+        csat -> Nullable<Text>,
     }
 }
 
@@ -198,6 +201,7 @@ diesel::table! {
         storage_key -> Text,
         content_id -> Nullable<Text>,
         created_at -> Timestamp,
+        uploaded_by_customer -> Nullable<BigInt>,
     }
 }
 
@@ -521,3 +525,56 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+// Issue #18: customer accounts, portal sessions, password resets and ratings (`store::portal`).
+diesel::table! {
+    customer_accounts (customer_id) {
+        customer_id -> BigInt,
+        password_hash -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    customer_password_resets (id) {
+        id -> BigInt,
+        customer_id -> BigInt,
+        email -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    customer_sessions (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        csrf_token -> Text,
+        customer_id -> BigInt,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    conversation_ratings (conversation_id) {
+        conversation_id -> BigInt,
+        customer_id -> BigInt,
+        rating -> Text,
+        rated_at -> Timestamp,
+        changed_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(customer_sessions -> customers (customer_id));
+diesel::joinable!(customer_accounts -> customers (customer_id));
+diesel::joinable!(conversation_ratings -> conversations (conversation_id));
+diesel::allow_tables_to_appear_in_same_query!(customer_sessions, customers);
+diesel::allow_tables_to_appear_in_same_query!(customer_accounts, customers);
+diesel::allow_tables_to_appear_in_same_query!(customer_accounts, customer_identities);
+diesel::allow_tables_to_appear_in_same_query!(conversation_ratings, conversations);
+diesel::allow_tables_to_appear_in_same_query!(conversation_ratings, customers);
+diesel::allow_tables_to_appear_in_same_query!(conversation_ratings, channel_instances);

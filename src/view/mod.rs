@@ -62,6 +62,10 @@ pub struct ConversationView {
     /// message; internal notes do not count) has followed; `null` when the last word was the business's. Kept in
     /// the transaction of every message, so socket events carry it as current as the REST API (issue #17).
     pub waiting_since: Option<DateTime<Utc>>,
+    /// The customer's satisfaction rating (HD-12, issue #18): `good`, `average` or `bad`; `null` when not rated.
+    /// Given through the rating links of the "ticket closed" mail or in the customer portal; changeable for 7 days.
+    #[schema(value_type = Option<String>, example = "good")]
+    pub csat: Option<crate::domain::Rating>,
     /// List responses only (`GET /conversations`): the plain text of the newest customer message or reply (never
     /// an internal note), white space collapsed, cut at 140 characters with `…`; `📎 Attachment` for files
     /// without text. Absent elsewhere.
@@ -103,6 +107,7 @@ impl From<ConversationRow> for ConversationView {
             ended_at: ts_opt(c.ended_at),
             closed_at: ts_opt(c.closed_at),
             waiting_since: ts_opt(c.waiting_since),
+            csat: c.csat,
             last_message_preview: None,
             unread: None,
         }

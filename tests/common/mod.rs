@@ -13,6 +13,7 @@ pub mod dovecot;
 pub mod fake_mattermost;
 pub mod fake_zalo;
 pub mod mail;
+pub mod portal;
 pub mod ws;
 
 use std::path::PathBuf;

@@ -21,6 +21,7 @@ import { register as registerInbox } from './steps/inbox.mjs';
 import { register as registerUnread } from './steps/unread.mjs';
 import { register as registerTemplates } from './steps/templates.mjs';
 import { register as registerNotify } from './steps/notify.mjs';
+import { register as registerPortal } from './steps/portal.mjs';
 
 const PASSWORD = { admin: 'admin-password-1', ann: 'ann-password-1', bob: 'bob-password-1' };
 const t = new Runner('Switchboard dashboard, two agents, live');
@@ -704,6 +705,7 @@ registerInbox(t, s, srv, { eventually, screen, messagesIn });
 registerUnread(t, s, srv, { screen, ticketRow, eventually, signedIn, PASSWORD });
 registerTemplates(t, s, srv, { screen, eventually, signedIn, PASSWORD });
 registerNotify(t, s, srv, { eventually, screen, signedIn, PASSWORD });
+registerPortal(t, s, srv, { screen, eventually });
 
 t.step('keyboard: Enter opens a ticket, Alt+↓ the next one, K the previous; G C / G T switch screens; ? shows the shortcuts', async () => {
   const page = s.B.page;

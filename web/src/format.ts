@@ -51,7 +51,10 @@ export const KIND_LABEL: Record<string, string> = {
   mattermost: 'Mattermost',
   zalo: 'Zalo',
   custom: 'Custom',
+  web: 'Web portal',
 };
+
+export const CSAT_LABEL: Record<string, string> = { good: 'Good', average: 'Average', bad: 'Bad' };
 
 export function titleOf(c: { subject: string; customer_name: string; mode: string }): string {
   if (c.subject) return c.subject;

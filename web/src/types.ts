@@ -30,8 +30,11 @@ export interface Team {
   created_at: string;
 }
 
-/** Kinds a stored channel may have (#14 item 12). */
-export type ChannelKind = 'email' | 'mattermost' | 'zalo' | 'custom';
+/** A customer's satisfaction rating of a ticket (HD-12). */
+export type Csat = 'good' | 'average' | 'bad';
+
+/** Kinds a stored channel may have (#14 item 12; `web`: the customer portal's channel, issue #18). */
+export type ChannelKind = 'email' | 'mattermost' | 'zalo' | 'custom' | 'web';
 /** The kinds an admin may add: those with a working connector (the server's ChannelKind::OFFERED). */
 export type OfferedKind = 'custom' | 'email' | 'mattermost' | 'zalo';
 export const OFFERED_KINDS: readonly OfferedKind[] = ['custom', 'email', 'mattermost', 'zalo'];
@@ -211,6 +214,8 @@ export interface Conversation {
   closed_at: string | null;
   /** Since when the customer waits for an answer (their first message no reply followed), or null (issue #17). */
   waiting_since: string | null;
+  /** The customer's rating (HD-12, issue #18): from the rating links of the "ticket closed" mail or the portal. */
+  csat: Csat | null;
   /** List responses only: the newest customer message or reply as plain text, cut (never an internal note). */
   last_message_preview?: string;
   /** The caller's unread customer messages (list and get answers only; not in socket frames). */

@@ -143,6 +143,11 @@ pub struct Merge(pub i64, pub ChannelScope, pub Who);
 #[rtype(result = "StoreResult<Option<ops::Updated>>")]
 pub struct End(pub Option<String>, pub EndReason, pub ChannelScope, pub Who);
 
+/// A customer rates the conversation (HD-12, issue #18): customer id and rating.
+#[derive(Message, Clone)]
+#[rtype(result = "StoreResult<ops::Updated>")]
+pub struct Rate(pub i64, pub crate::domain::Rating);
+
 /// Run `work` as this actor's only job until it finishes, then follow the conversation's deadline.
 macro_rules! serialized {
     ($self:ident, $work:expr, $deadline:expr) => {{
@@ -173,6 +178,17 @@ impl Handler<Patch> for ConversationActor {
         let rt = self.rt.clone();
         let id = self.id;
         serialized!(self, async move { ops::update(&rt, id, &patch, &scope, who).await }, |r: &ops::Updated| Some(
+            r.deadline
+        ))
+    }
+}
+
+impl Handler<Rate> for ConversationActor {
+    type Result = AtomicResponse<Self, StoreResult<ops::Updated>>;
+    fn handle(&mut self, Rate(customer_id, rating): Rate, _: &mut Context<Self>) -> Self::Result {
+        let rt = self.rt.clone();
+        let id = self.id;
+        serialized!(self, async move { ops::rate(&rt, id, customer_id, rating).await }, |r: &ops::Updated| Some(
             r.deadline
         ))
     }

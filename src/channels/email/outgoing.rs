@@ -262,3 +262,42 @@ pub async fn notify_owner(store: &Store, policy: &Policy, payload: &str, public_
         .await
         .map_err(|e| SendFailure { transient: e.is_transient(), reason: e.to_string() })
 }
+
+/// The portal's "set your password" mail to a customer (CU-1, EM-8; issue #18, `store::portal::PASSWORD_EMAIL`):
+/// the single-use link `{public_url}/portal/reset/{token}` the reset request stored in the payload, valid one hour.
+/// Sent with the first enabled mailbox's SMTP settings, like every system mail.
+pub async fn customer_password(store: &Store, policy: &Policy, payload: &str) -> Result<(), SendFailure> {
+    #[derive(serde::Deserialize)]
+    struct Payload {
+        email: String,
+        #[serde(default)]
+        name: String,
+        url: String,
+    }
+    let p: Payload =
+        serde_json::from_str(payload).map_err(|e| SendFailure::permanent(format!("unreadable notification: {e}")))?;
+    let settings = system_sender(store).await?;
+    let hello = if p.name.trim().is_empty() { "Hello".to_owned() } else { format!("Hello {}", p.name.trim()) };
+    let text = format!(
+        "{hello},\n\nSomeone (we hope you) asked to set the password of your support portal account for {}.\n\n\
+         Set it here within the next hour (the link works once):\n\n{}\n\n\
+         If you did not ask for this, ignore this mail: nothing changes.\n",
+        p.email, p.url
+    );
+    let mail = OutgoingMail {
+        from: Address { email: settings.smtp.from_address.clone(), name: settings.smtp.from_name.clone() },
+        to: vec![Address { email: p.email.clone(), name: None }],
+        cc: vec![],
+        reply_to: None,
+        subject: "Set your support portal password".to_owned(),
+        message_id: threading::new_message_id(&settings.message_id_domain(), 0),
+        in_reply_to: None,
+        references: vec![],
+        text,
+        html: None,
+        attachments: vec![],
+    };
+    net::send(&settings.smtp.transport(policy), &mail)
+        .await
+        .map_err(|e| SendFailure { transient: e.is_transient(), reason: e.to_string() })
+}

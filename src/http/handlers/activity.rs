@@ -39,7 +39,7 @@ pub enum ActivityKindView {
 /// Who made a change: an agent, or the server itself (`system`: timers, automatic reopening).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActivityActor {
-    /// `agent` or `system`.
+    /// `agent`, `system` or `customer` (a customer closing their ticket in the portal, issue #18).
     pub kind: String,
     pub agent_id: Option<i64>,
     /// The agent's name, or `System`.
@@ -98,6 +98,7 @@ impl From<Entry> for ActivityView {
                 name: e.actor_name.unwrap_or_else(|| format!("Agent {id}")),
             },
             Actor::System => ActivityActor { kind: "system".into(), agent_id: None, name: "System".into() },
+            Actor::Customer(_) => ActivityActor { kind: "customer".into(), agent_id: None, name: "Customer".into() },
         };
         ActivityView {
             kind: kind(e.draft.kind),

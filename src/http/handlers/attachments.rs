@@ -40,8 +40,41 @@ pub async fn upload(
     p: Principal,
     req: HttpRequest,
     q: web::Query<UploadQuery>,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
+    let file = receive(&state, &req, &q, payload).await?;
+    let a = store::attachments::insert(
+        &state.store,
+        store::attachments::NewAttachment {
+            uploaded_by: Some(p.agent_id),
+            file_name: file.file_name,
+            mime_type: file.mime_type,
+            size_bytes: file.size_bytes,
+            sha256: file.sha256,
+            storage_key: file.storage_key,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(AttachmentView::from(a)))
+}
+
+/// An uploaded file in the blob store, not yet recorded.
+pub(crate) struct Received {
+    pub file_name: String,
+    pub mime_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub storage_key: String,
+}
+
+/// Read an upload (raw bytes as the body, type in `Content-Type`, name in `?file_name=`) into the blob store,
+/// within `max_upload_bytes`: what the agent API and the customer portal (issue #18) both take.
+pub(crate) async fn receive(
+    state: &State,
+    req: &HttpRequest,
+    q: &UploadQuery,
+    mut payload: web::Payload,
+) -> ApiResult<Received> {
     use futures_util::StreamExt;
     let file_name = clean_file_name(&q.file_name)?;
     let limit = state.settings.max_upload_bytes;
@@ -71,19 +104,19 @@ pub async fn upload(
         .map(|m| m.essence_str().to_owned())
         .unwrap_or_else(|| mime_guess::from_path(&file_name).first_or_octet_stream().essence_str().to_owned());
     let stored = state.blobs.put(&body).await.map_err(ApiError::internal)?;
-    let a = store::attachments::insert(
-        &state.store,
-        store::attachments::NewAttachment {
-            uploaded_by: Some(p.agent_id),
-            file_name,
-            mime_type: mime,
-            size_bytes: stored.size as i64,
-            sha256: stored.sha256,
-            storage_key: stored.storage_key,
-        },
-    )
-    .await?;
-    Ok(HttpResponse::Created().json(AttachmentView::from(a)))
+    Ok(Received {
+        file_name,
+        mime_type: mime,
+        size_bytes: stored.size as i64,
+        sha256: stored.sha256,
+        storage_key: stored.storage_key,
+    })
+}
+
+/// Whether a file of this type opens in the browser (images, audio, video, PDFs; never SVG) rather than downloads.
+pub(crate) fn opens_inline(mime_type: &str) -> bool {
+    ["image/", "audio/", "video/", "application/pdf"].iter().any(|p| mime_type.starts_with(p))
+        && mime_type != "image/svg+xml"
 }
 
 /// Download a file. Images, audio, video and PDFs open inline; everything else downloads.
@@ -102,7 +135,6 @@ pub async fn download(state: State, p: Principal, id: web::Path<i64>) -> ApiResu
         return Err(ApiError::not_found("attachment"));
     }
     let bytes = state.blobs.get(&a.storage_key).await.map_err(ApiError::internal)?;
-    let inline = ["image/", "audio/", "video/", "application/pdf"].iter().any(|p| a.mime_type.starts_with(p))
-        && a.mime_type != "image/svg+xml";
+    let inline = opens_inline(&a.mime_type);
     Ok(super::file_download(bytes, &a.mime_type, inline, a.file_name))
 }

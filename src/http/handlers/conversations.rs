@@ -56,6 +56,8 @@ pub struct ConversationQuery {
     pub include_merged: Option<bool>,
     /// Only conversations whose customer waits for an answer (`waiting_since` set).
     pub waiting: Option<bool>,
+    /// The customer's rating (HD-12): `good`, `average`, `bad`, or `none` for tickets not rated.
+    pub csat: Option<String>,
     /// `updated_desc` (default), `updated_asc`, `created_desc`, `created_asc`, or `waiting_longest` (the customer
     /// waiting longest first, then those nobody waits on).
     pub sort: Option<String>,
@@ -260,6 +262,13 @@ fn filter_of(q: ConversationQuery, p: &Principal) -> ApiResult<(ConversationFilt
         Some(pr) => Some(pr.parse::<Priority>().map_err(|e| ApiError::field("priority", e))?.as_str().to_owned()),
         None => None,
     };
+    let csat = match q.csat.as_deref() {
+        None => None,
+        Some("none") => Some(store::conversations::CsatFilter::None),
+        Some(r) => Some(store::conversations::CsatFilter::Rated(
+            r.parse().map_err(|_| ApiError::field("csat", "must be good, average, bad or none"))?,
+        )),
+    };
     let sort = match q.sort.as_deref().unwrap_or("updated_desc") {
         "updated_desc" => SortOrder::UpdatedDesc,
         "updated_asc" => SortOrder::UpdatedAsc,
@@ -297,6 +306,7 @@ fn filter_of(q: ConversationQuery, p: &Principal) -> ApiResult<(ConversationFilt
         active_chats_only: q.active.unwrap_or(false),
         include_merged: q.include_merged.unwrap_or(false),
         waiting: q.waiting.unwrap_or(false),
+        csat,
         sort,
         limit: per_page,
         offset,

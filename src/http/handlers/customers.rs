@@ -44,6 +44,10 @@ pub struct UpdateCustomerRequest {
     pub notes: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub custom_fields: Option<Map<String, Value>>,
+    /// CU-1 profile field (`#Department#` in templates); empty to clear. At most 200 characters.
+    pub department: Option<String>,
+    /// CU-1 profile field (`#Location#` in templates); empty to clear. At most 200 characters.
+    pub location: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -130,12 +134,22 @@ pub async fn update(
         Some(f) => Some(serde_json::to_string(&f).map_err(ApiError::internal)?),
         None => None,
     };
+    let profile_field = |field: &'static str, v: Option<String>| -> ApiResult<Option<String>> {
+        match v {
+            Some(v) if v.chars().count() > 200 || v.chars().any(char::is_control) => {
+                Err(ApiError::field(field, "must be at most 200 characters, on one line"))
+            }
+            other => Ok(other.map(|v| v.trim().to_owned())),
+        }
+    };
     let patch = store::customers::CustomerPatch {
         name,
         company,
         owner_agent_id: body.owner_agent_id,
         notes: body.notes,
         custom_fields,
+        department: profile_field("department", body.department)?,
+        location: profile_field("location", body.location)?,
     };
     store::customers::update(&state.store, *id, patch, &p.scope, actor(&p)).await?;
     Ok(web::Json(store::customers::get(&state.store, *id, &p.scope).await?.into()))

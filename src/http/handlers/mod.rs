@@ -17,6 +17,7 @@ pub mod notification_settings;
 pub mod notifications;
 pub mod onboarding;
 pub mod ops;
+pub mod portal;
 pub mod reads;
 pub mod statuses;
 pub mod teams;

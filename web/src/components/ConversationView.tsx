@@ -10,7 +10,7 @@ import { navigate } from '../router';
 import { agentName, app, channelOf, loadThread, openConversation, setViewing, toast, upsertConversation } from '../state';
 import { useStore } from '../store';
 import type { Conversation, Message, Page } from '../types';
-import { ChannelBadge, Collision, Empty, Link, Modal, PriorityBadge, Spinner, StatusPill } from './common';
+import { ChannelBadge, Collision, CsatBadge, Empty, Link, Modal, PriorityBadge, Spinner, StatusPill } from './common';
 import { IconChevronDown, IconChevronUp, IconMerge, IconStop } from './icons';
 import { IconDots, IconInfo } from './queueIcons';
 import { ReplyEditor, type EditorApi } from './ReplyEditor';
@@ -403,6 +403,7 @@ export function ConversationView({ id, siblings, base }: { id: number; siblings:
               <StatusPill status={conv.status} />
             )}
             <PriorityBadge priority={conv.priority} />
+            <CsatBadge csat={conv.csat} />
             {conv.assignee_id && <span class="muted small">Assigned to {agentName(conv.assignee_id)}</span>}
           </div>
           <Collision id={conv.id} />

@@ -44,6 +44,18 @@ export function PriorityBadge({ priority }: { priority: string }) {
   return <span class={'priority ' + priority}>{priority[0].toUpperCase() + priority.slice(1)}</span>;
 }
 
+/** The customer's rating of a ticket (HD-12), or nothing when not rated. */
+export function CsatBadge({ csat }: { csat: string | null | undefined }) {
+  if (!csat) return null;
+  const label = csat === 'good' ? 'Good' : csat === 'average' ? 'Average' : 'Bad';
+  return (
+    <span class={'csat csat-' + csat} data-testid="csat" title={'Customer rating: ' + label}>
+      <span class="sr-only">Customer rating: </span>
+      {label}
+    </span>
+  );
+}
+
 export function ChannelBadge({ kind, name }: { kind: string; name?: string }) {
   return (
     <span class={'channel-badge kind-' + kind} title={name}>

@@ -15,7 +15,7 @@ import { navigate, useLocation } from '../router';
 import { agentName, app, channelOf, isAdmin } from '../state';
 import { createStore, useStore } from '../store';
 import type { Conversation, Page } from '../types';
-import { ChannelBadge, Collision, Empty, Link, PriorityBadge, StatusPill } from '../components/common';
+import { ChannelBadge, Collision, CsatBadge, Empty, Link, PriorityBadge, StatusPill } from '../components/common';
 import { ConversationView } from '../components/ConversationView';
 import { IconSearch, IconX } from '../components/icons';
 
@@ -26,7 +26,7 @@ function rowHeight(compact: boolean, phone: boolean): number {
 }
 const PER_PAGE = 100;
 const OVERSCAN = 8;
-const FILTER_KEYS = ['q', 'status', 'channel', 'assignee', 'team', 'tag', 'priority', 'sort'] as const;
+const FILTER_KEYS = ['q', 'status', 'channel', 'assignee', 'team', 'tag', 'priority', 'csat', 'sort'] as const;
 type Filters = Partial<Record<(typeof FILTER_KEYS)[number], string>>;
 
 function filtersFrom(query: URLSearchParams): Filters {
@@ -306,6 +306,13 @@ function FilterBar({ f }: { f: Filters }) {
         <option value="normal">Normal</option>
         <option value="low">Low</option>
       </select>
+      <select aria-label="Customer rating" value={f.csat ?? ''} onChange={(e) => set('csat', e.currentTarget.value)} data-testid="filter-csat">
+        <option value="">Any rating</option>
+        <option value="good">Rated good</option>
+        <option value="average">Rated average</option>
+        <option value="bad">Rated bad</option>
+        <option value="none">Not rated</option>
+      </select>
       <form
         class="tag-filter"
         onSubmit={(e) => {
@@ -344,6 +351,7 @@ function apiQuery(f: Filters, page: number) {
       team: f.team,
       tag: f.tag,
       priority: f.priority,
+      csat: f.csat,
       sort: f.sort,
       // A search finds live chats too (issue #17 item 7); the list itself holds tickets and ended chats.
       show_active_chats: f.q ? true : undefined,
@@ -417,6 +425,7 @@ function TicketRow({ c, index, row, now, closed }: { c: Conversation | undefined
       </span>
       <span role="cell" class="c-priority">
         <PriorityBadge priority={c.priority} />
+        <CsatBadge csat={c.csat} />
       </span>
       <span role="cell" class="c-assignee">
         {c.assignee_id ? agentName(c.assignee_id) : <span class="muted">—</span>}

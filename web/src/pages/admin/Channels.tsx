@@ -45,6 +45,26 @@ export function Channels() {
         <h3>{KIND_LABEL.zalo}</h3>
         <ZaloChannels onChanged={reload} />
       </div>
+      <div class="kind-group" data-testid="web-channels">
+        <h3>{KIND_LABEL.web}</h3>
+        {channels.some((c) => c.kind === 'web') ? (
+          <DataTable columns={['Name', 'Type', 'State']}>
+            {channels
+              .filter((c) => c.kind === 'web')
+              .map((c) => (
+                <tr key={c.id}>
+                  <td>{c.name}</td>
+                  <td>Ticket</td>
+                  <td>{c.enabled ? <span class="pill status-open">enabled</span> : <span class="pill status-closed">disabled</span>}</td>
+                </tr>
+              ))}
+          </DataTable>
+        ) : null}
+        <p class="muted small">
+          Tickets customers open in the <a href="/portal">customer portal</a>. The channel is created when the portal is first used; give
+          agents access to it like to any channel.
+        </p>
+      </div>
       {kinds.map((k) => {
         const list = channels.filter((c) => c.kind === k);
         return (

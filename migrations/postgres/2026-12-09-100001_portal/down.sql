@@ -1,0 +1,10 @@
+DROP INDEX channel_instances_one_web;
+DROP INDEX conversations_csat;
+ALTER TABLE conversations DROP COLUMN csat;
+DROP TABLE conversation_ratings;
+ALTER TABLE attachments DROP COLUMN uploaded_by_customer;
+DROP TABLE customer_sessions;
+DROP TABLE customer_password_resets;
+DROP TABLE customer_accounts;
+ALTER TABLE customers DROP COLUMN location;
+ALTER TABLE customers DROP COLUMN department;
