@@ -184,7 +184,9 @@ async fn attempt(out: &Out<'_>, route: Route, item: &OutboxItem, scale: f64) {
         }
         // Issue #18's notification mail (NT-1…NT-13), composed by `notification_mail::compose`.
         Route::Notify if item.kind == crate::store::mail_notifications::NOTIFICATION_EMAIL => {
-            super::email::notification_mail::deliver(out.store, out.blobs, out.policy, item).await.map_err(Failed::from)
+            super::email::notification_mail::deliver(out.store, out.blobs, out.policy, out.links, item)
+                .await
+                .map_err(Failed::from)
         }
         Route::Notify if item.kind == crate::store::portal::PASSWORD_EMAIL => {
             super::email::outgoing::customer_password(out.store, out.policy, &item.payload).await.map_err(Failed::from)

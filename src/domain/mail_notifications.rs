@@ -7,23 +7,8 @@
 //! the subscribers), asks [`decide`], and writes one outbox row per mail. Nothing here knows SQL,
 //! SMTP or HTTP.
 
-use super::kinds::text_enum;
-
-text_enum!(
-    /// A notification mail, by the template it is written with (TP-1). The templates helper defines the
-    /// same set in `domain::templates`; the names are the stored ones.
-    TemplateKind {
-        TicketConfirmation => "ticket_confirmation",
-        TicketClosed => "ticket_closed",
-        TicketUpdated => "ticket_updated",
-        NewTicketAdmin => "new_ticket_admin",
-        NewTicketCategory => "new_ticket_category",
-        CustomerUpdate => "customer_update",
-        TicketTaken => "ticket_taken",
-        KbArticleChanged => "kb_article_changed",
-        Welcome => "welcome",
-    }
-);
+/// A notification mail, by the template it is written with (TP-1): the one set, owned by `domain::templates`.
+pub use super::templates::TemplateKind;
 
 /// The instance-wide notification settings (one stored row), each named after its requirement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

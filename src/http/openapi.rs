@@ -15,8 +15,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::handlers::{
     activity, agents, attachments, audit, auth, channels, conversations, custom_channels, customers, delivery,
-    email_channels, mattermost_channels, notification_settings, notifications, onboarding, ops, portal, reads, statuses,
-    teams, templates, tokens, zalo_channels,
+    email_channels, mattermost_channels, notification_settings, notifications, onboarding, ops, portal, reads,
+    statuses, teams, templates, tokens, zalo_channels,
 };
 
 #[derive(OpenApi)]

@@ -5,8 +5,8 @@ use actix_web::{HttpRequest, web};
 use super::error::ApiError;
 use super::handlers::{
     activity, agents, attachments, audit, auth, channels, conversations, custom_channels, customers, delivery,
-    email_channels, mattermost_channels, notification_settings, notifications, onboarding, ops, portal, reads, statuses,
-    teams, templates, tokens, zalo_channels,
+    email_channels, mattermost_channels, notification_settings, notifications, onboarding, ops, portal, reads,
+    statuses, teams, templates, tokens, zalo_channels,
 };
 use super::{openapi, web_assets};
 

@@ -11,6 +11,7 @@ use crate::domain::Rating;
 use crate::domain::links::{
     self, AUTO_LOGIN_TTL_SECS, Link, LinkError, RATING_TTL_SECS, UNSUBSCRIBE_TTL_SECS, Verified,
 };
+use crate::domain::templates::{LinkMaker, PlainLinks, RatingLinks, Recipient, RecipientKind};
 use crate::secrets::{DerivedKey, SecretBox};
 
 /// The purpose the links' key is derived for.
@@ -74,5 +75,40 @@ impl Links {
     /// Check a token from one of these URLs now.
     pub fn verify(&self, token: &str) -> Result<Verified, LinkError> {
         links::verify(self.key.bytes(), token, unix_now())
+    }
+}
+
+/// The links notification mail carries (TP-2 `#URL#`, `#RatingLinks#`, `#Unsubscribe#`), signed by [`Links`] within
+/// what the notification settings allow: a customer's `#URL#` is an auto-login link only with NT-10 on and never
+/// in one CC mail to many (NT-11), which also has no rating and no unsubscribe link (whose would they be?); agents
+/// and bare addresses get the plain ticket link (never an auto-login).
+pub struct MailLinks<'a> {
+    pub links: &'a Links,
+    /// NT-10 is on for this mail.
+    pub auto_login: bool,
+    /// One mail to several subscribers in Cc (NT-11).
+    pub cc_mode: bool,
+}
+
+impl LinkMaker for MailLinks<'_> {
+    fn ticket_url(&self, conversation_id: i64, recipient: &Recipient) -> String {
+        match (recipient.kind, recipient.id) {
+            (RecipientKind::Customer, Some(customer_id)) if self.auto_login && !self.cc_mode => {
+                self.links.auto_login_url(customer_id, conversation_id)
+            }
+            _ => PlainLinks { public_url: self.links.public_url.clone() }.ticket_url(conversation_id, recipient),
+        }
+    }
+
+    fn rating_urls(&self, conversation_id: i64, customer_id: i64) -> Option<RatingLinks> {
+        (!self.cc_mode).then(|| RatingLinks {
+            good: self.links.rating_url(conversation_id, customer_id, Rating::Good),
+            average: self.links.rating_url(conversation_id, customer_id, Rating::Average),
+            bad: self.links.rating_url(conversation_id, customer_id, Rating::Bad),
+        })
+    }
+
+    fn unsubscribe_url(&self, conversation_id: i64, email: &str) -> Option<String> {
+        (!self.cc_mode).then(|| self.links.unsubscribe_url(conversation_id, email))
     }
 }

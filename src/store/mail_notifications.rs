@@ -572,7 +572,7 @@ pub(crate) async fn produce(tx: &mut Tx<'_>, row: &FeedRow) -> StoreResult<usize
                 }
                 TemplateKind::TicketTaken => format!("{actor_name} assigned the ticket to {taker_name}"),
                 TemplateKind::CustomerUpdate | TemplateKind::TicketUpdated => format!("Ticket updated - {text}"),
-                TemplateKind::KbArticleChanged | TemplateKind::Welcome => String::new(),
+                TemplateKind::KbArticleChanged | TemplateKind::Welcome | TemplateKind::PasswordReset => String::new(),
             };
             let payload = Payload {
                 template,

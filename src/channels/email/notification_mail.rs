@@ -2,8 +2,9 @@
 //! kind `email.notification` (`store::mail_notifications::NOTIFICATION_EMAIL`, queued by the change feed's mail
 //! consumer or by the NT-13 welcome hook).
 //!
-//! Composition is ONE function, [`compose`] (subject, text, optional HTML; `None` = not sent — an empty template,
-//! TP-1): a plain English composer until the stored templates replace it. [`deliver`] does the rest, the same for
+//! Composition is ONE function, [`compose`] (subject, text, HTML; `None` = not sent — an empty template, TP-1):
+//! the stored template of the notification rendered against the ticket (`store::templates::compose`), with links
+//! signed by the portal. [`deliver`] does the rest, the same for
 //! every template: the recipient's address, the mailbox to send from (the ticket's own mailbox when it is an
 //! enabled email channel, else the first enabled one; none yet: the delivery waits), `Auto-Submitted:
 //! auto-generated`, threading headers so a reply to a notification threads into the ticket (EM-6: `{#number}` in
@@ -16,10 +17,12 @@ use super::outgoing::SendFailure;
 use super::settings::EmailSettings;
 use super::threading;
 use crate::blobs::Blobs;
-use crate::domain::mail_notifications::{Recipient, TemplateKind};
+use crate::domain::mail_notifications::{NotificationSettings, Recipient, TemplateKind};
+use crate::domain::templates::{self, RecipientKind};
 use crate::domain::{ChannelKind, ChannelScope};
 use crate::outbound::Policy;
-use crate::store::mail_notifications::{Payload, TicketFacts};
+use crate::portal::links::{Links, MailLinks};
+use crate::store::mail_notifications::Payload;
 use crate::store::models::OutboxItem;
 use crate::store::{self, Store};
 
@@ -42,70 +45,52 @@ pub fn customer_link(public_url: &str, conversation_id: i64) -> String {
     format!("{}/portal/tickets/{conversation_id}", public_url.trim_end_matches('/'))
 }
 
-fn label(kind: TemplateKind, facts: &TicketFacts) -> String {
-    match kind {
-        TemplateKind::TicketConfirmation => "Ticket received".into(),
-        TemplateKind::TicketClosed => "Ticket closed".into(),
-        TemplateKind::TicketUpdated => "Ticket updated".into(),
-        TemplateKind::NewTicketAdmin => "New ticket".into(),
-        TemplateKind::NewTicketCategory => match &facts.category {
-            Some(c) => format!("New ticket in {c}"),
-            None => "New ticket".into(),
-        },
-        TemplateKind::CustomerUpdate => "Customer update".into(),
-        TemplateKind::TicketTaken => "Ticket taken".into(),
-        TemplateKind::KbArticleChanged => "Knowledge base article changed".into(),
-        TemplateKind::Welcome => "Welcome".into(),
-    }
+/// How the mail addresses its recipient, for the templates (`#FirstName#`, `#URL#`, …): the person behind
+/// `recipient` with the address the mail goes to. One CC mail to several (NT-11) addresses no one in particular.
+fn person(recipient: &Recipient, name: Option<String>, email: String) -> templates::Recipient {
+    let (kind, id) = match recipient {
+        Recipient::Agent(id) => (RecipientKind::Agent, Some(*id)),
+        Recipient::Customer(id) => (RecipientKind::Customer, Some(*id)),
+        Recipient::Address(_) | Recipient::Addresses(_) => (RecipientKind::Address, None),
+    };
+    templates::Recipient { kind, id, name: name.unwrap_or_default(), email }
 }
 
-/// Compose notification `kind` about ticket `conversation_id` (ignored for `welcome`) for `recipient`;
-/// `what_happened` is TP-2's `#What_Happened#`. `Ok(None)`: nothing to send (the ticket is gone, an empty
-/// template). A failure to read the store is transient.
+/// Compose notification `kind` about ticket `conversation_id` (ignored for `welcome`) for `recipient`, from its
+/// stored template (TP-1…TP-3, `store::templates`); `what_happened` is TP-2's `#What_Happened#`. Links are signed
+/// by the portal's [`Links`] within what `settings` allow (NT-10, NT-11: `portal::links::MailLinks`). `Ok(None)`:
+/// nothing to send (the template is empty, the ticket or the recipient's address is gone). A failure to read the
+/// store is transient.
 pub async fn compose(
     store: &Store,
+    links: &Links,
+    settings: &NotificationSettings,
     kind: TemplateKind,
     conversation_id: i64,
     recipient: &Recipient,
     what_happened: &str,
 ) -> Result<Option<Composed>, SendFailure> {
     let load = |e: store::StoreError| SendFailure::transient(format!("cannot load the notification's data: {e}"));
-    let public = store.public_url();
-    if kind == TemplateKind::Welcome {
-        let to = store::mail_notifications::address_of(store, recipient).await.map_err(load)?;
-        let Some((name, email)) = to else { return Ok(None) };
-        let hello = name.unwrap_or_else(|| email.clone());
-        return Ok(Some(Composed {
-            subject: "Welcome to our help desk".into(),
-            text: format!(
-                "Hello {hello},\n\nan account was created for you ({email}) when you wrote to us. You can follow \
-                 your tickets at:\n\n{public}/portal\n"
-            ),
-            html: None,
-        }));
-    }
-    let Some(facts) = store::mail_notifications::ticket_facts(store, conversation_id).await.map_err(load)? else {
+    let Some((name, email)) = store::mail_notifications::address_of(store, recipient).await.map_err(load)? else {
         return Ok(None);
     };
-    let c = &facts.conversation;
-    let link = match recipient {
-        Recipient::Agent(_) => agent_link(public, c.id),
-        _ => customer_link(public, c.id),
+    let to = person(recipient, name, email);
+    let rendered = if kind == TemplateKind::Welcome {
+        let url = format!("{}/portal", store.public_url().trim_end_matches('/'));
+        let user_name = to.email.clone();
+        store::templates::compose_account(store, kind, &to, &user_name, &url, what_happened).await
+    } else {
+        let mail_links = MailLinks {
+            links,
+            auto_login: settings.auto_login_for(recipient),
+            cc_mode: matches!(recipient, Recipient::Addresses(_)),
+        };
+        match store::templates::compose(store, kind, conversation_id, &to, what_happened, &mail_links).await {
+            Err(store::StoreError::NotFound) => return Ok(None),
+            other => other,
+        }
     };
-    let subject = if c.subject.trim().is_empty() { "(no subject)".to_owned() } else { c.subject.clone() };
-    let mut text = format!("{what_happened}\n\nTicket #{}: {subject}\n", c.number);
-    if let Some(category) = &facts.category {
-        text.push_str(&format!("Category: {category}\n"));
-    }
-    if !facts.customer_name.is_empty() {
-        text.push_str(&format!("From: {}\n", facts.customer_name));
-    }
-    text.push_str(&format!("\n{link}\n"));
-    Ok(Some(Composed {
-        subject: threading::outgoing_subject(&format!("{}: {subject}", label(kind, &facts)), c.number as u64),
-        text,
-        html: None,
-    }))
+    Ok(rendered.map_err(load)?.map(|r| Composed { subject: r.subject, text: r.text, html: Some(r.html) }))
 }
 
 /// The mailbox to send a notification from: `preferred` (the ticket's channel) when it is an enabled mailbox, else
@@ -122,7 +107,13 @@ async fn mailbox(store: &Store, preferred: i64) -> Result<EmailSettings, SendFai
 }
 
 /// Send the notification of outbox row `item` (the dispatcher's `Notify` route).
-pub async fn deliver(store: &Store, blobs: &Blobs, policy: &Policy, item: &OutboxItem) -> Result<(), SendFailure> {
+pub async fn deliver(
+    store: &Store,
+    blobs: &Blobs,
+    policy: &Policy,
+    links: &Links,
+    item: &OutboxItem,
+) -> Result<(), SendFailure> {
     let load = |e: store::StoreError| SendFailure::transient(format!("cannot load the notification's data: {e}"));
     let p = Payload::parse(&item.payload).ok_or_else(|| SendFailure::permanent("unreadable notification"))?;
     let settings = store::mail_notifications::settings(store).await.map_err(load)?;
@@ -131,7 +122,9 @@ pub async fn deliver(store: &Store, blobs: &Blobs, policy: &Policy, item: &Outbo
         return Ok(());
     }
     let conversation_id = p.conversation_id.unwrap_or_default();
-    let Some(composed) = compose(store, p.template, conversation_id, &p.recipient, &p.what_happened).await? else {
+    let composed =
+        compose(store, links, &settings, p.template, conversation_id, &p.recipient, &p.what_happened).await?;
+    let Some(composed) = composed else {
         return Ok(());
     };
     let Some((name, email)) = store::mail_notifications::address_of(store, &p.recipient).await.map_err(load)? else {
@@ -183,7 +176,9 @@ pub async fn deliver(store: &Store, blobs: &Blobs, policy: &Policy, item: &Outbo
         to: vec![Address { email, name }],
         cc,
         reply_to: smtp.reply_to.clone().map(Address::new),
-        subject: composed.subject,
+        // EM-6: the ticket's `{#number}` ends every notification's subject, whatever the template says, so a
+        // reply threads into the ticket even from a client that drops In-Reply-To.
+        subject: if number > 0 { threading::outgoing_subject(&composed.subject, number) } else { composed.subject },
         message_id: id,
         in_reply_to,
         references,

@@ -183,6 +183,7 @@ pub async fn invitation(store: &Store, policy: &Policy, payload: &str, public_ur
         text,
         html: None,
         attachments: vec![],
+        auto_generated: true,
     };
     net::send(&settings.smtp.transport(policy), &out)
         .await
@@ -277,25 +278,32 @@ pub async fn customer_password(store: &Store, policy: &Policy, payload: &str) ->
     let p: Payload =
         serde_json::from_str(payload).map_err(|e| SendFailure::permanent(format!("unreadable notification: {e}")))?;
     let settings = system_sender(store).await?;
-    let hello = if p.name.trim().is_empty() { "Hello".to_owned() } else { format!("Hello {}", p.name.trim()) };
-    let text = format!(
-        "{hello},\n\nSomeone (we hope you) asked to set the password of your support portal account for {}.\n\n\
-         Set it here within the next hour (the link works once):\n\n{}\n\n\
-         If you did not ask for this, ignore this mail: nothing changes.\n",
-        p.email, p.url
-    );
+    // The editable `password_reset` template (TP-1); an emptied template sends nothing, as for every notification.
+    let to = crate::domain::templates::Recipient {
+        kind: crate::domain::templates::RecipientKind::Customer,
+        id: None,
+        name: p.name.trim().to_owned(),
+        email: p.email.clone(),
+    };
+    let what = "Someone (we hope you) asked to set the password of your support portal account. The link works \
+                once, within the next hour.";
+    let kind = crate::domain::templates::TemplateKind::PasswordReset;
+    let rendered =
+        store::templates::compose_account(store, kind, &to, &p.email, &p.url, what).await.map_err(load_failure)?;
+    let Some(rendered) = rendered else { return Ok(()) };
     let mail = OutgoingMail {
         from: Address { email: settings.smtp.from_address.clone(), name: settings.smtp.from_name.clone() },
         to: vec![Address { email: p.email.clone(), name: None }],
         cc: vec![],
         reply_to: None,
-        subject: "Set your support portal password".to_owned(),
+        subject: rendered.subject,
         message_id: threading::new_message_id(&settings.message_id_domain(), 0),
         in_reply_to: None,
         references: vec![],
-        text,
-        html: None,
+        text: rendered.text,
+        html: Some(rendered.html),
         attachments: vec![],
+        auto_generated: true,
     };
     net::send(&settings.smtp.transport(policy), &mail)
         .await

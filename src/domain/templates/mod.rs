@@ -128,7 +128,7 @@ pub struct RatingLinks {
 }
 
 /// The links a notification carries. The plain implementation is [`PlainLinks`]; the portal's signs them.
-pub trait LinkMaker {
+pub trait LinkMaker: Sync {
     /// Where the recipient opens the ticket (`#URL#`).
     fn ticket_url(&self, conversation_id: i64, recipient: &Recipient) -> String;
     /// The rating links for the submitter, if any (`#RatingLinks#`).
