@@ -87,6 +87,14 @@ fn text(m: &ReceivedMail) -> String {
     String::from_utf8_lossy(&m.raw).into_owned()
 }
 
+/// A mail's text and HTML parts, decoded (quoted-printable or base64).
+fn decoded(m: &ReceivedMail) -> String {
+    let parsed = mail_parser::MessageParser::default().parse(&m.raw[..]).expect("a mail");
+    let text = parsed.body_text(0).unwrap_or_default().into_owned();
+    let html = parsed.body_html(0).unwrap_or_default().into_owned();
+    format!("{text}\n{html}")
+}
+
 /// A mail with one attached file `name`.
 fn mail_with_file(from: &str, subject: &str, message_id: &str, name: &str) -> Vec<u8> {
     format!(
@@ -151,7 +159,7 @@ async fn a_ticket_by_mail_is_confirmed_and_told_to_admins_and_its_category() {
     let (ticket, number) = (t[0]["id"].as_i64().unwrap(), t[0]["number"].as_i64().unwrap());
     assert_eq!(t[0]["team_id"], printers);
 
-    let confirmation = d.wait_mail("jane@customer.test", "Ticket received").await;
+    let confirmation = d.wait_mail("jane@customer.test", "We received your request").await;
     let to_admin = d.wait_mail("admin@desk.test", "New ticket").await;
     let to_alice = d.wait_mail("alice@desk.test", "New ticket in Printers").await;
     d.settle().await;
@@ -189,7 +197,7 @@ async fn a_ticket_by_mail_is_confirmed_and_told_to_admins_and_its_category() {
     assert_eq!(m[1]["content"], "Any news?");
     assert_eq!(wait_tickets(&d.admin, d.mailbox, 1).await.len(), 1, "no new ticket");
     // … and every agent of the category who may see it is told (NT-6); not the admin, not Jane herself.
-    let update = d.wait_mail("alice@desk.test", "Customer update").await;
+    let update = d.wait_mail("alice@desk.test", "updated: Printer on fire").await;
     assert!(text(&update).contains("Any news?"));
     d.settle().await;
     assert_eq!(d.to("admin@desk.test").len(), 1);
@@ -226,7 +234,7 @@ async fn taking_moving_and_closing_tell_the_right_people_once() {
 
     // Alice takes it: Carol is told, not Alice (NT-8).
     patch_ok(&alice, &path, json!({"assignee_id": alice.agent_id})).await;
-    let taken = d.wait_mail("carol@desk.test", "Ticket taken").await;
+    let taken = d.wait_mail("carol@desk.test", "took: Broken screen").await;
     assert!(text(&taken).contains("took the ticket"), "{}", text(&taken));
     // The admin moves it to the second line: Dave is told; Carol saw it in the first line (NT-5).
     patch_ok(&d.admin, &path, json!({"team_id": second_line})).await;
@@ -234,8 +242,25 @@ async fn taking_moving_and_closing_tell_the_right_people_once() {
     assert!(text(&moved).contains("moved"), "{}", text(&moved));
     // The admin closes it: Jane is told (NT-2); the admin is not.
     patch_ok(&d.admin, &path, json!({"status": "closed"})).await;
-    d.wait_mail("jane@customer.test", "Ticket closed").await;
+    let closed = d.wait_mail("jane@customer.test", "Your ticket was closed").await;
     d.settle().await;
+
+    // The submitter's "ticket closed" mail carries her signed links (NT-10 auto-login, HD-12 rating links, the
+    // unsubscribe link), rendered from the ticket_closed template; an agent's mail never carries an auto-login.
+    let body = decoded(&closed);
+    for path in ["/portal/auto-login/", "/portal/rate/", "/portal/unsubscribe/"] {
+        assert!(body.contains(path), "{path} in the closed mail: {body}");
+    }
+    assert!(!decoded(&taken).contains("/portal/"), "an agent's mail has the dashboard's link only");
+    let rate = body
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>')
+        .find(|w| w.contains("/portal/rate/"))
+        .unwrap();
+    let rate = &rate[rate.find("/portal/rate/").unwrap()..];
+    let page = reqwest::get(format!("{}{rate}", d.server.base)).await.unwrap();
+    assert_eq!(page.status().as_u16(), 200, "the first rating link records a rating");
+    let csat = d.admin.ok_get(&path).await["csat"].clone();
+    assert!(["good", "average", "bad"].contains(&csat.as_str().unwrap_or_default()), "{csat}");
 
     let count = |to: &str| d.to(to).len();
     assert_eq!(count("alice@desk.test"), 1, "{:?}", subjects(&d.to("alice@desk.test")));
@@ -278,7 +303,7 @@ async fn the_master_switch_junk_and_the_welcome_mail() {
     d.wait_mail("kim@customer.test", "Welcome").await;
     d.dovecot.deliver(&mail("kim@customer.test", "Second", "k2@customer.test", "", "Two."));
     wait_tickets(&d.admin, d.mailbox, 3).await;
-    d.wait_mail("kim@customer.test", "Ticket received: Second").await;
+    d.wait_mail("kim@customer.test", "We received your request: Second").await;
     d.settle().await;
     let kim = subjects(&d.to("kim@customer.test"));
     assert_eq!(kim.iter().filter(|s| s.contains("Welcome")).count(), 1, "{kim:?}");
@@ -311,7 +336,7 @@ async fn subscribers_get_copies_and_customer_updates_stay_with_technicians_when_
     ));
     let t = wait_tickets(&d.admin, d.mailbox, 1).await;
     let (ticket, number) = (t[0]["id"].as_i64().unwrap(), t[0]["number"].as_i64().unwrap());
-    d.wait_mail("jane@customer.test", "Ticket received").await;
+    d.wait_mail("jane@customer.test", "We received your request").await;
     d.settle().await;
     let mut seen = d.sink.received().len();
     let news = |d: &Notifying, seen: &mut usize| {

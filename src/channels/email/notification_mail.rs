@@ -85,10 +85,20 @@ pub async fn compose(
             auto_login: settings.auto_login_for(recipient),
             cc_mode: matches!(recipient, Recipient::Addresses(_)),
         };
-        match store::templates::compose(store, kind, conversation_id, &to, what_happened, &mail_links).await {
-            Err(store::StoreError::NotFound) => return Ok(None),
-            other => other,
+        let template = store::templates::get(store, kind).await.map_err(load)?;
+        if template.body.trim().is_empty() {
+            return Ok(None); // TP-1: an empty template is not sent
         }
+        let mut ctx = match store::templates::context(store, conversation_id, &to, what_happened, &mail_links).await {
+            Err(store::StoreError::NotFound) => return Ok(None),
+            other => other.map_err(load)?,
+        };
+        if !settings.include_attachments {
+            // NT-9 off: no file reaches a notification, not even as a name or a link.
+            ctx.attachments.clear();
+            ctx.recent_attachments.clear();
+        }
+        Ok(store::templates::render_template(&template, &ctx))
     };
     Ok(rendered.map_err(load)?.map(|r| Composed { subject: r.subject, text: r.text, html: Some(r.html) }))
 }

@@ -27,7 +27,7 @@ pub fn defaults(kind: TemplateKind) -> (&'static str, &'static str) {
              #Unsubscribe#",
         ),
         TemplateKind::TicketUpdated => (
-            "[#TicketID#] #Subject#",
+            "[#TicketID#] Ticket updated: #Subject#",
             "<p>#What_Happened#</p>\
              #Recent_Attachments#\
              <p><strong>Ticket:</strong> ##TicketID# – #Subject# (#Status#)</p>\
