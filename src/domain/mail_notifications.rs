@@ -487,13 +487,4 @@ mod tests {
         assert!(!with(|s| s.auto_login_links = false).auto_login_for(&Customer(JANE)));
         assert!(!with(|s| s.cc_subscribers = true).auto_login_for(&Customer(JANE)), "NT-11 drops them");
     }
-
-    #[test]
-    fn template_kinds_have_their_stored_names() {
-        assert_eq!(TemplateKind::ALL.len(), 9);
-        for k in TemplateKind::ALL {
-            assert_eq!(k.as_str().parse::<TemplateKind>().unwrap(), *k);
-        }
-        assert_eq!(KbArticleChanged.as_str(), "kb_article_changed");
-    }
 }
