@@ -325,7 +325,12 @@ async fn a_resend_while_the_delivery_is_in_flight_is_refused() {
 
 #[tokio::test]
 async fn pending_deliveries_survive_a_restart() {
-    let srv = fast_server().await;
+    // A fast schedule on both sides of the restart, so that every retry step (up to the 6-hourly one: 10.8 s)
+    // falls inside the wait below however many attempts failed before the receiver came up. (The restarted
+    // server once ran with the full schedule: an attempt refused just before the receiver bound its port was
+    // put off for minutes — a flake on a loaded machine.)
+    let fast = |raw: &mut switchboard::config::RawConfig| raw.outbox_backoff_scale = Some(0.0005);
+    let srv = TestServer::start_with(fast).await;
     let admin = srv.agent("admin@example.com", "super_admin").await;
     // A port with nobody listening: every attempt is refused until the receiver comes up. The port
     // stays reserved by a bound socket that never listens, so no other server (the restarted one,
@@ -344,7 +349,7 @@ async fn pending_deliveries_survive_a_restart() {
             .await;
     }
     let token = admin.token.clone().unwrap();
-    let srv = srv.restart().await;
+    let srv = srv.restart_with(fast).await;
     drop(reserved);
     let rx = Receiver::start_on(&addr.to_string(), 0).await;
     let got = rx.wait_accepted(3, Duration::from_secs(30)).await;
