@@ -13,13 +13,11 @@
 //! ([`Store::public_url`]): agents get the dashboard's ticket link, customers the portal's ([`customer_link`]).
 
 use super::net::{self, Address, OutgoingAttachment, OutgoingMail};
-use super::outgoing::SendFailure;
-use super::settings::EmailSettings;
+use super::outgoing::{SendFailure, load_failure, system_sender};
 use super::threading;
 use crate::blobs::Blobs;
 use crate::domain::mail_notifications::{NotificationSettings, Recipient, TemplateKind};
 use crate::domain::templates::{self, RecipientKind};
-use crate::domain::{ChannelKind, ChannelScope};
 use crate::outbound::Policy;
 use crate::portal::links::{Links, MailLinks};
 use crate::store::mail_notifications::Payload;
@@ -70,7 +68,7 @@ pub async fn compose(
     recipient: &Recipient,
     what_happened: &str,
 ) -> Result<Option<Composed>, SendFailure> {
-    let load = |e: store::StoreError| SendFailure::transient(format!("cannot load the notification's data: {e}"));
+    let load = load_failure;
     let Some((name, email)) = store::mail_notifications::address_of(store, recipient).await.map_err(load)? else {
         return Ok(None);
     };
@@ -103,19 +101,6 @@ pub async fn compose(
     Ok(rendered.map_err(load)?.map(|r| Composed { subject: r.subject, text: r.text, html: Some(r.html) }))
 }
 
-/// The mailbox to send a notification from: `preferred` (the ticket's channel) when it is an enabled mailbox, else
-/// the first enabled one.
-async fn mailbox(store: &Store, preferred: i64) -> Result<EmailSettings, SendFailure> {
-    let load = |e: store::StoreError| SendFailure::transient(format!("cannot load the mailboxes: {e}"));
-    let mailboxes = store::channels::list(store, &ChannelScope::All, Some(ChannelKind::Email)).await.map_err(load)?;
-    let enabled = || mailboxes.iter().filter(|c| c.enabled);
-    enabled()
-        .filter(|c| c.id == preferred)
-        .chain(enabled())
-        .find_map(|c| EmailSettings::of(&c.settings))
-        .ok_or_else(|| SendFailure::transient("no enabled mailbox to send notifications from"))
-}
-
 /// Send the notification of outbox row `item` (the dispatcher's `Notify` route).
 pub async fn deliver(
     store: &Store,
@@ -124,7 +109,7 @@ pub async fn deliver(
     links: &Links,
     item: &OutboxItem,
 ) -> Result<(), SendFailure> {
-    let load = |e: store::StoreError| SendFailure::transient(format!("cannot load the notification's data: {e}"));
+    let load = load_failure;
     let p = Payload::parse(&item.payload).ok_or_else(|| SendFailure::permanent("unreadable notification"))?;
     let settings = store::mail_notifications::settings(store).await.map_err(load)?;
     if !settings.enabled {
@@ -140,7 +125,7 @@ pub async fn deliver(
     let Some((name, email)) = store::mail_notifications::address_of(store, &p.recipient).await.map_err(load)? else {
         return Err(SendFailure::permanent("the recipient has no email address"));
     };
-    let mailbox = mailbox(store, item.channel_instance_id).await?;
+    let mailbox = system_sender(store, Some(item.channel_instance_id)).await?;
     let facts = match p.conversation_id {
         Some(id) => store::mail_notifications::ticket_facts(store, id).await.map_err(load)?,
         None => None,

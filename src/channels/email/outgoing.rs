@@ -130,22 +130,54 @@ pub fn compose(
 }
 
 /// A notification's data could not be read: tried again later.
-fn load_failure(e: store::StoreError) -> SendFailure {
+pub(crate) fn load_failure(e: store::StoreError) -> SendFailure {
     SendFailure::transient(format!("cannot load the notification's data: {e}"))
 }
 
-/// The settings system mail (notifications, invitations) is sent with: the first enabled mailbox's. With none,
-/// the delivery waits (transient) until a mailbox exists, so nothing is lost.
-async fn system_sender(store: &Store) -> Result<EmailSettings, SendFailure> {
+/// The settings system mail (notifications, invitations, password links) is sent with: `preferred`'s (a ticket's
+/// own mailbox) when it is an enabled mailbox, else the first enabled mailbox's. With none, the delivery waits
+/// (transient) until a mailbox exists, so nothing is lost.
+pub(crate) async fn system_sender(store: &Store, preferred: Option<i64>) -> Result<EmailSettings, SendFailure> {
     let mailboxes =
         store::channels::list(store, &crate::domain::ChannelScope::All, Some(crate::domain::ChannelKind::Email))
             .await
             .map_err(load_failure)?;
-    mailboxes
-        .iter()
-        .filter(|c| c.enabled)
+    let enabled = || mailboxes.iter().filter(|c| c.enabled);
+    enabled()
+        .filter(|c| Some(c.id) == preferred)
+        .chain(enabled())
         .find_map(|c| EmailSettings::of(&c.settings))
         .ok_or_else(|| SendFailure::transient("no enabled mailbox to send notifications from"))
+}
+
+/// Send a system mail to one person from the first enabled mailbox: `Auto-Submitted: auto-generated`, no thread
+/// (`number` only names the ticket in the Message-ID; 0 for none).
+async fn send_system(
+    store: &Store,
+    policy: &Policy,
+    to: Address,
+    subject: String,
+    (text, html): (String, Option<String>),
+    number: u64,
+) -> Result<(), SendFailure> {
+    let settings = system_sender(store, None).await?;
+    let mail = OutgoingMail {
+        from: Address { email: settings.smtp.from_address.clone(), name: settings.smtp.from_name.clone() },
+        to: vec![to],
+        cc: vec![],
+        reply_to: None,
+        subject,
+        message_id: threading::new_message_id(&settings.message_id_domain(), number),
+        in_reply_to: None,
+        references: vec![],
+        text,
+        html,
+        attachments: vec![],
+        auto_generated: true,
+    };
+    net::send(&settings.smtp.transport(policy), &mail)
+        .await
+        .map_err(|e| SendFailure { transient: e.is_transient(), reason: e.to_string() })
 }
 
 /// The mail inviting a teammate (#17 item 9): the single-use set-your-password link, opened from its sealed
@@ -161,7 +193,6 @@ pub async fn invitation(store: &Store, policy: &Policy, payload: &str, public_ur
     let Some(mail) = mail else {
         return Err(SendFailure::permanent("the invitation was replaced, used or has expired: not sent"));
     };
-    let settings = system_sender(store).await?;
     let link = store::invitations::link(public_url, &mail.token);
     let who = mail.invited_by.as_deref().unwrap_or("An administrator");
     let text = format!(
@@ -171,23 +202,8 @@ pub async fn invitation(store: &Store, policy: &Policy, payload: &str, public_ur
         mail.expires_at.format("%Y-%m-%d %H:%M"),
         mail.agent.email
     );
-    let out = OutgoingMail {
-        from: Address { email: settings.smtp.from_address.clone(), name: settings.smtp.from_name.clone() },
-        to: vec![Address { email: mail.agent.email.clone(), name: Some(mail.agent.name.clone()) }],
-        cc: vec![],
-        reply_to: None,
-        subject: format!("{who} invited you to the help desk"),
-        message_id: threading::new_message_id(&settings.message_id_domain(), 0),
-        in_reply_to: None,
-        references: vec![],
-        text,
-        html: None,
-        attachments: vec![],
-        auto_generated: true,
-    };
-    net::send(&settings.smtp.transport(policy), &out)
-        .await
-        .map_err(|e| SendFailure { transient: e.is_transient(), reason: e.to_string() })
+    let to = Address { email: mail.agent.email.clone(), name: Some(mail.agent.name.clone()) };
+    send_system(store, policy, to, format!("{who} invited you to the help desk"), (text, None), 0).await
 }
 
 /// The mail telling a customer's owner, who is offline, that a new conversation was assigned to
@@ -219,7 +235,6 @@ pub async fn notify_owner(store: &Store, policy: &Policy, payload: &str, public_
     let row = store::conversations::get(store, p.conversation_id, &crate::domain::ChannelScope::All)
         .await
         .map_err(load_failure)?;
-    let settings = system_sender(store).await?;
     let c = &row.conversation;
     let subject = if c.subject.is_empty() { format!("(no subject) {{#{}}}", c.number) } else { c.subject.clone() };
     let link = format!(
@@ -245,23 +260,8 @@ pub async fn notify_owner(store: &Store, policy: &Policy, payload: &str, public_
             ),
         ),
     };
-    let mail = OutgoingMail {
-        from: Address { email: settings.smtp.from_address.clone(), name: settings.smtp.from_name.clone() },
-        to: vec![Address { email: agent.email.clone(), name: Some(agent.name.clone()) }],
-        cc: vec![],
-        reply_to: None,
-        subject,
-        message_id: threading::new_message_id(&settings.message_id_domain(), c.number as u64),
-        in_reply_to: None,
-        references: vec![],
-        text,
-        html: None,
-        attachments: vec![],
-        auto_generated: true,
-    };
-    net::send(&settings.smtp.transport(policy), &mail)
-        .await
-        .map_err(|e| SendFailure { transient: e.is_transient(), reason: e.to_string() })
+    let to = Address { email: agent.email.clone(), name: Some(agent.name.clone()) };
+    send_system(store, policy, to, subject, (text, None), c.number as u64).await
 }
 
 /// The portal's "set your password" mail to a customer (CU-1, EM-8; issue #18, `store::portal::PASSWORD_EMAIL`):
@@ -277,7 +277,6 @@ pub async fn customer_password(store: &Store, policy: &Policy, payload: &str) ->
     }
     let p: Payload =
         serde_json::from_str(payload).map_err(|e| SendFailure::permanent(format!("unreadable notification: {e}")))?;
-    let settings = system_sender(store).await?;
     // The editable `password_reset` template (TP-1); an emptied template sends nothing, as for every notification.
     let to = crate::domain::templates::Recipient {
         kind: crate::domain::templates::RecipientKind::Customer,
@@ -291,21 +290,6 @@ pub async fn customer_password(store: &Store, policy: &Policy, payload: &str) ->
     let rendered =
         store::templates::compose_account(store, kind, &to, &p.email, &p.url, what).await.map_err(load_failure)?;
     let Some(rendered) = rendered else { return Ok(()) };
-    let mail = OutgoingMail {
-        from: Address { email: settings.smtp.from_address.clone(), name: settings.smtp.from_name.clone() },
-        to: vec![Address { email: p.email.clone(), name: None }],
-        cc: vec![],
-        reply_to: None,
-        subject: rendered.subject,
-        message_id: threading::new_message_id(&settings.message_id_domain(), 0),
-        in_reply_to: None,
-        references: vec![],
-        text: rendered.text,
-        html: Some(rendered.html),
-        attachments: vec![],
-        auto_generated: true,
-    };
-    net::send(&settings.smtp.transport(policy), &mail)
-        .await
-        .map_err(|e| SendFailure { transient: e.is_transient(), reason: e.to_string() })
+    let to = Address { email: p.email.clone(), name: None };
+    send_system(store, policy, to, rendered.subject, (rendered.text, Some(rendered.html)), 0).await
 }
