@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use common::ws::{WsClient, messages};
 use common::{Api, FreshDb};
 use serde_json::{Value, json};
+use switchboard::store::{self, DatabaseUrl, Store, feed::Consumer};
 
 const WAIT: Duration = Duration::from_secs(10);
 /// Markers live 8 s unless refreshed (every 3 s), expiry is checked every second.
@@ -242,6 +243,81 @@ impl Cluster {
         } else {
             assert!(self.nodes[i].is_none(), "node {i} is still running");
             self.nodes[i] = Some(node);
+        }
+    }
+
+    /// `total` conversations created by `workers` concurrent clients through both nodes (`body(i)` is the i-th
+    /// request of `POST /api/v1/conversations`; a request to a dead node is sent again to the other one with the
+    /// same idempotency key, so each is committed once); node 0 is SIGKILLed when about 40% are in — it was serving
+    /// requests and taking feed rows — and started again. The conversations made, sorted, each once.
+    async fn create_across_a_kill(
+        &mut self,
+        total: usize,
+        workers: usize,
+        body: impl Fn(usize) -> Value + Send + Sync + 'static,
+    ) -> Vec<i64> {
+        let bases = [self.node(0).base.clone(), self.node(1).base.clone()];
+        let (token, body) = (self.admin.token.clone(), Arc::new(body));
+        let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for w in 0..workers {
+            let (bases, token, done, body) = (bases.clone(), token.clone(), done.clone(), body.clone());
+            tasks.push(tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut ids = Vec::new();
+                for i in (w..total).step_by(workers) {
+                    let body = body(i);
+                    let mut attempt = 0;
+                    let id = loop {
+                        let base = &bases[(i + attempt) % 2];
+                        attempt += 1;
+                        assert!(attempt < 20, "request {i} was never accepted");
+                        let sent = http
+                            .post(format!("{base}/api/v1/conversations"))
+                            .bearer_auth(&token)
+                            .json(&body)
+                            .send()
+                            .await;
+                        let Ok(resp) = sent else { continue };
+                        if !resp.status().is_success() {
+                            continue;
+                        }
+                        let v: Value = resp.json().await.unwrap();
+                        break v["conversation_id"].as_i64().unwrap();
+                    };
+                    ids.push(id);
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                ids
+            }));
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while done.load(std::sync::atomic::Ordering::Relaxed) < total * 2 / 5 {
+            assert!(Instant::now() < deadline, "the requests are not going in");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.kill(0);
+        let mut made = Vec::new();
+        for t in tasks {
+            made.extend(t.await.unwrap());
+        }
+        made.sort_unstable();
+        made.dedup();
+        self.start_node(0).await;
+        made
+    }
+
+    /// A store on the cluster's database once `consumer` has taken every feed row (within 60 s).
+    async fn feed_drained(&self, consumer: Consumer) -> Store {
+        let store = Store::connect(&DatabaseUrl::parse(&self.db.url).unwrap(), 2).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let waiting = store::feed::pending(&store, consumer).await.unwrap();
+            if waiting == 0 {
+                return store;
+            }
+            assert!(Instant::now() < deadline, "{waiting} feed rows were never taken");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -729,7 +805,6 @@ async fn notification_and_read_frames_reach_the_agents_socket_on_the_other_node(
 /// killed with SIGKILL while both nodes are creating conversations and consuming the feed.
 #[tokio::test]
 async fn a_change_feed_consumer_sees_each_of_1000_changes_exactly_once_across_a_sigkill() {
-    use switchboard::store::{self, DatabaseUrl, Store, feed::Consumer};
     let Some(redis) = tools("a_change_feed_consumer_sees_each_of_1000_changes_exactly_once_across_a_sigkill") else {
         return;
     };
@@ -755,67 +830,16 @@ async fn a_change_feed_consumer_sees_each_of_1000_changes_exactly_once_across_a_
     let (status, body) = api.patch(&format!("/api/v1/customers/{customer}"), json!({"owner_agent_id": c.ann.id})).await;
     assert!(status.is_success(), "{status}: {body}");
 
-    // Workers create conversations through both nodes; a request to a dead node is sent again to
-    // the other one with the same idempotency key, so each change is committed once.
-    let bases = [c.node(0).base.clone(), c.node(1).base.clone()];
-    let token = c.admin.token.clone();
-    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut workers = Vec::new();
-    for w in 0..WORKERS {
-        let (bases, token, done) = (bases.clone(), token.clone(), done.clone());
-        workers.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let mut ids = Vec::new();
-            for i in (w..CHANGES).step_by(WORKERS) {
-                let body = json!({"channel": vip, "user_custom_id": "vip", "content": format!("change {i}"),
-                                  "external_message_id": format!("change-{i}")});
-                let mut attempt = 0;
-                let id = loop {
-                    let base = &bases[(i + attempt) % 2];
-                    attempt += 1;
-                    assert!(attempt < 20, "change {i} was never accepted");
-                    let sent =
-                        http.post(format!("{base}/api/v1/conversations")).bearer_auth(&token).json(&body).send().await;
-                    let Ok(resp) = sent else { continue };
-                    if !resp.status().is_success() {
-                        continue;
-                    }
-                    let v: Value = resp.json().await.unwrap();
-                    break v["conversation_id"].as_i64().unwrap();
-                };
-                ids.push(id);
-                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            ids
-        }));
-    }
-    // SIGKILL node 0 when about 40% are in: it was serving requests and taking feed rows.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while done.load(std::sync::atomic::Ordering::Relaxed) < CHANGES * 2 / 5 {
-        assert!(Instant::now() < deadline, "the changes are not going in");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    c.kill(0);
-    let mut conversations = Vec::new();
-    for w in workers {
-        conversations.extend(w.await.unwrap());
-    }
-    conversations.sort_unstable();
-    conversations.dedup();
+    let conversations = c
+        .create_across_a_kill(CHANGES, WORKERS, move |i| {
+            json!({"channel": vip, "user_custom_id": "vip", "content": format!("change {i}"),
+                   "external_message_id": format!("change-{i}")})
+        })
+        .await;
     assert_eq!(conversations.len(), CHANGES, "each change made one conversation");
-    c.start_node(0).await;
 
     // Every feed row is taken, and each change queued exactly one mail.
-    let store = Store::connect(&DatabaseUrl::parse(&c.db.url).unwrap(), 2).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let waiting = store::feed::pending(&store, Consumer::OwnerOffline).await.unwrap();
-        if waiting == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{waiting} feed rows were never taken");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let store = c.feed_drained(Consumer::OwnerOffline).await;
     let mails: Vec<i64> = store::outbox::list_for_channel(&store, vip, 10 * CHANGES as i64)
         .await
         .unwrap()
@@ -838,7 +862,7 @@ async fn a_change_feed_consumer_sees_each_of_1000_changes_exactly_once_across_a_
 /// queue exactly one "new ticket" mail to the admin (NT-4) — none lost, none twice.
 #[tokio::test]
 async fn each_notification_mail_is_queued_exactly_once_across_a_sigkill() {
-    use switchboard::store::{self, DatabaseUrl, Store, feed::Consumer, mail_notifications};
+    use switchboard::store::mail_notifications;
     let Some(redis) = tools("each_notification_mail_is_queued_exactly_once_across_a_sigkill") else {
         return;
     };
@@ -859,63 +883,14 @@ async fn each_notification_mail_is_queued_exactly_once_across_a_sigkill() {
             .as_i64()
             .unwrap();
 
-    let bases = [c.node(0).base.clone(), c.node(1).base.clone()];
-    let token = c.admin.token.clone();
-    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut workers = Vec::new();
-    for w in 0..WORKERS {
-        let (bases, token, done) = (bases.clone(), token.clone(), done.clone());
-        workers.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let mut ids = Vec::new();
-            for i in (w..TICKETS).step_by(WORKERS) {
-                let body = json!({"channel": desk, "user_custom_id": format!("customer-{i}"), "content": format!("ticket {i}"),
-                                  "external_message_id": format!("ticket-{i}")});
-                let mut attempt = 0;
-                let id = loop {
-                    let base = &bases[(i + attempt) % 2];
-                    attempt += 1;
-                    assert!(attempt < 20, "ticket {i} was never accepted");
-                    let sent =
-                        http.post(format!("{base}/api/v1/conversations")).bearer_auth(&token).json(&body).send().await;
-                    let Ok(resp) = sent else { continue };
-                    if !resp.status().is_success() {
-                        continue;
-                    }
-                    let v: Value = resp.json().await.unwrap();
-                    break v["conversation_id"].as_i64().unwrap();
-                };
-                ids.push(id);
-                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            ids
-        }));
-    }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while done.load(std::sync::atomic::Ordering::Relaxed) < TICKETS * 2 / 5 {
-        assert!(Instant::now() < deadline, "the tickets are not going in");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    c.kill(0);
-    let mut tickets = Vec::new();
-    for w in workers {
-        tickets.extend(w.await.unwrap());
-    }
-    tickets.sort_unstable();
-    tickets.dedup();
+    let tickets = c
+        .create_across_a_kill(TICKETS, WORKERS, move |i| {
+            json!({"channel": desk, "user_custom_id": format!("customer-{i}"), "content": format!("ticket {i}"),
+                   "external_message_id": format!("ticket-{i}")})
+        })
+        .await;
     assert_eq!(tickets.len(), TICKETS, "each request made one ticket");
-    c.start_node(0).await;
-
-    let store = Store::connect(&DatabaseUrl::parse(&c.db.url).unwrap(), 2).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let waiting = store::feed::pending(&store, Consumer::MailNotifications).await.unwrap();
-        if waiting == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{waiting} feed rows were never taken");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let store = c.feed_drained(Consumer::MailNotifications).await;
     let mails: Vec<mail_notifications::Payload> = store::outbox::list_for_channel(&store, desk, 10 * TICKETS as i64)
         .await
         .unwrap()
