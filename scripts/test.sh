@@ -161,10 +161,6 @@ ensure_browser() { # Debian's chromium (never a downloaded browser) and the dash
     say "installing Chromium (Debian package)"
     apt_install chromium
   fi
-  if ! command -v sqlite3 >/dev/null; then # the portal's e2e step reads its reset link from the database
-    say "installing sqlite3 (Debian package)"
-    apt_install sqlite3
-  fi
   if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' 2>/dev/null; then
     echo "the dashboard needs Node.js 20.19 or later (found: $(node --version 2>/dev/null || echo none))" >&2
     exit 1

@@ -1246,6 +1246,45 @@ async fn a_mail_to_an_existing_ticket_is_committed_by_its_actor() {
 
 // covers #17 item 9 (invitations by mail): with a mailbox enabled, an invitation is also mailed through its SMTP
 // settings; the link in the mail is the one the admin was shown, and it sets the password once.
+/// CU-1 (#18): "forgot password" mails the customer a link through the real SMTP server; the outbox row never held
+/// the token in the clear, and the mailed link sets the password once.
+#[tokio::test]
+async fn cu_1_a_forgotten_password_is_mailed_with_a_link_that_works_once() {
+    if !mail_servers("cu_1_a_forgotten_password_is_mailed_with_a_link_that_works_once") {
+        return;
+    }
+    let Desk { dovecot, sink, server, admin } = Desk::start().await;
+    plain_mailbox(&admin, &dovecot, &sink, "imap").await;
+    let shop = admin.channel("custom", "Shop", Some("async")).await;
+    common::portal::customer_with_ticket(&admin, shop, "rio", "rio@shop.test", "Where is my order?").await;
+    let anonymous = server.anonymous();
+    anonymous.ok_post("/portal/api/password/forgot", json!({"email": "rio@shop.test"}), 202).await;
+
+    let got = sink.wait_for(1, WAIT).await;
+    assert_eq!(got[0].rcpt_to, vec!["rio@shop.test".to_owned()]);
+    let text = String::from_utf8_lossy(&got[0].raw).replace("=\r\n", "").replace("=3D", "=");
+    let start = text.find("/portal/reset/").unwrap_or_else(|| panic!("a reset link in the mail: {text}"));
+    let token: String = text[start + "/portal/reset/".len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    assert!(token.len() >= 20, "a whole token: {token:?}");
+    let web = switchboard::store::portal::web_channel(server.store()).await.unwrap();
+    let rows = switchboard::store::outbox::list_for_channel(server.store(), web.id, 10).await.unwrap();
+    let row = rows.iter().find(|r| r.kind == switchboard::store::portal::PASSWORD_EMAIL).expect("the outbox row");
+    assert!(!row.payload.contains(&token), "the outbox row holds the token in the clear: {}", row.payload);
+
+    let set = |password: &'static str| {
+        let anonymous = &anonymous;
+        let token = token.clone();
+        async move {
+            anonymous.post("/portal/api/password/reset", json!({"token": token, "password": password})).await.0.as_u16()
+        }
+    };
+    assert_eq!(set("a good long password").await, 200);
+    assert_eq!(set("another long password").await, 400, "the mailed link works once");
+}
+
 #[tokio::test]
 async fn an_invitation_is_mailed_and_its_link_works_once() {
     if !mail_servers("an_invitation_is_mailed_and_its_link_works_once") {

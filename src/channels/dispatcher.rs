@@ -189,7 +189,9 @@ async fn attempt(out: &Out<'_>, route: Route, item: &OutboxItem, scale: f64) {
                 .map_err(Failed::from)
         }
         Route::Notify if item.kind == crate::store::portal::PASSWORD_EMAIL => {
-            super::email::outgoing::customer_password(out.store, out.policy, &item.payload).await.map_err(Failed::from)
+            super::email::outgoing::customer_password(out.store, out.policy, &item.payload, out.public_url)
+                .await
+                .map_err(Failed::from)
         }
         Route::Notify => super::email::outgoing::notify_owner(out.store, out.policy, &item.payload, out.public_url)
             .await

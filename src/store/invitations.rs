@@ -23,7 +23,6 @@ use super::schema::{agent_invitations, agents, channel_instances, counters, mess
 use super::{Store, StoreError, StoreResult, Tx, now};
 use crate::db;
 use crate::domain::{ChannelKind, Direction, Role};
-use crate::secrets::Sealed;
 
 /// Outbox kind of the invitation mail (sent by the dispatcher's `Notify` route).
 pub const INVITATION_EMAIL: &str = "email.invitation";
@@ -218,10 +217,7 @@ pub async fn invite(store: &Store, input: Invite, actor: Actor) -> StoreResult<I
 pub async fn for_mail(store: &Store, payload: String) -> StoreResult<Option<InvitationMail>> {
     store
         .run(move |store| async move {
-            let bad = || StoreError::BadData { what: "invitation mail", value: String::new() };
-            let p: MailPayload = serde_json::from_str(&payload).map_err(|_| bad())?;
-            let sealed = Sealed::parse(&p.token).ok_or_else(bad)?;
-            let token = store.secrets()?.open(&sealed)?;
+            let (p, token) = store.open_payload(&payload, "invitation mail", |p: &MailPayload| p.token.as_str())?;
             let mut conn = store.read().await?;
             let tx = &mut conn.tx();
             let inv: Option<Invitation> = db!(

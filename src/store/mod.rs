@@ -387,6 +387,22 @@ impl Store {
         self.inner.secrets.get().map(|b| b.as_ref()).ok_or(StoreError::NoSecretKey)
     }
 
+    /// An outbox row's JSON `payload` that carries one value sealed (the invitation and password mails' tokens),
+    /// parsed, with that value (`sealed_of` picks it) opened; [`StoreError::BadData`] naming `what` when it does not
+    /// parse.
+    pub(crate) fn open_payload<T: serde::de::DeserializeOwned>(
+        &self,
+        payload: &str,
+        what: &'static str,
+        sealed_of: impl Fn(&T) -> &str,
+    ) -> StoreResult<(T, String)> {
+        let bad = || StoreError::BadData { what, value: String::new() };
+        let p: T = serde_json::from_str(payload).map_err(|_| bad())?;
+        let sealed = crate::secrets::Sealed::parse(sealed_of(&p)).ok_or_else(bad)?;
+        let opened = self.secrets()?.open(&sealed)?;
+        Ok((p, opened))
+    }
+
     pub(crate) fn channel_cache(&self) -> &cache::Cache<i64, models::ChannelInstance> {
         &self.inner.channels
     }

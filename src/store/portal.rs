@@ -6,7 +6,8 @@
 //! `sessions`. An account is keyed by the customer; a customer signs in with any email identity of theirs (a global
 //! identity, so every mail sender EM-8 created can set a password through "forgot password"). A reset token is
 //! stored as its SHA-256, single use (a conditional update), for [`RESET_TTL_SECS`]; a new one replaces the older
-//! ones. Every read here takes the signed-in customer's id: a conversation that is not theirs is
+//! ones. The token itself is kept only *sealed* with the install's secret key, in the reset mail's outbox row
+//! ([`PASSWORD_EMAIL`], opened by [`for_mail`] when the mail is sent), so the database alone cannot set a password. Every read here takes the signed-in customer's id: a conversation that is not theirs is
 //! [`StoreError::NotFound`], exactly like a missing one.
 
 use chrono::{Duration, NaiveDateTime};
@@ -134,18 +135,45 @@ pub async fn login_lookup(store: &Store, email: String) -> StoreResult<Option<(C
         .await
 }
 
+/// The outbox payload of a "set your password" mail: who it goes to and the token, sealed.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ResetMailPayload {
+    customer_id: i64,
+    email: String,
+    name: String,
+    /// The reset's key (`customer_password_resets.token_hash`), to tell at sending time whether it still works.
+    token_hash: String,
+    /// The token, sealed with the install's secret key.
+    token: String,
+}
+
+/// What a "set your password" mail says, opened when it is sent.
+#[derive(Debug, Clone)]
+pub struct ResetMail {
+    pub email: String,
+    pub name: String,
+    /// The token in the clear, for the link ([`reset_link`]).
+    pub token: String,
+}
+
+/// The link a reset mail carries: the portal's `/portal/reset/{token}` page.
+pub fn reset_link(public_url: &str, token: &str) -> String {
+    format!("{}/portal/reset/{token}", public_url.trim_end_matches('/'))
+}
+
 /// "Forgot password" for `email`: when a customer has this email identity, a reset (only `token_hash` kept) and its
-/// mail in the outbox (`link` is the URL the mail carries), in one transaction; older resets of the customer stop
-/// working. Returns whether a customer was found (the caller answers the same either way).
+/// mail in the outbox (carrying `token` sealed), in one transaction; older resets of the customer stop working.
+/// Returns whether a customer was found (the caller answers the same either way).
 pub async fn request_reset(
     store: &Store,
     email: String,
+    token: String,
     token_hash: String,
-    link: String,
     web_channel_id: i64,
 ) -> StoreResult<bool> {
     store
         .run(move |store| async move {
+            let sealed = store.secrets()?.seal(&token).into_string();
             let mut conn = store.write().await?;
             conn.transaction(async |tx| {
                 let t = now();
@@ -171,14 +199,21 @@ pub async fn request_reset(
                         .execute(tx)
                         .await
                 )?;
-                let payload = json!({"customer_id": c.id, "email": email, "name": c.name, "url": link});
+                let payload = ResetMailPayload {
+                    customer_id: c.id,
+                    email: email.clone(),
+                    name: c.name.clone(),
+                    token_hash: token_hash.clone(),
+                    token: sealed.clone(),
+                };
+                let payload = serde_json::to_string(&payload).expect("a reset payload serialises");
                 let delivery = NewDelivery {
                     delivery_id: uuid::Uuid::new_v4().to_string(),
                     channel_instance_id: web_channel_id,
                     conversation_id: None,
                     message_id: None,
                     kind: PASSWORD_EMAIL,
-                    payload: payload.to_string(),
+                    payload,
                     state: "pending",
                     attempts: 0,
                     next_attempt_at: t,
@@ -194,6 +229,31 @@ pub async fn request_reset(
                 Ok(true)
             })
             .await
+        })
+        .await
+}
+
+/// What a reset mail's outbox `payload` says, opened: `None` when the reset was replaced, used or has expired since
+/// the mail was queued (the mail is then not sent).
+pub async fn for_mail(store: &Store, payload: String) -> StoreResult<Option<ResetMail>> {
+    store
+        .run(move |store| async move {
+            let (p, token) =
+                store.open_payload(&payload, "password reset mail", |p: &ResetMailPayload| p.token.as_str())?;
+            let mut conn = store.read().await?;
+            let tx = &mut conn.tx();
+            let found: Option<(NaiveDateTime, Option<NaiveDateTime>)> = db!(
+                tx,
+                customer_password_resets::table
+                    .filter(customer_password_resets::token_hash.eq(&p.token_hash))
+                    .filter(customer_password_resets::customer_id.eq(p.customer_id))
+                    .select((customer_password_resets::expires_at, customer_password_resets::used_at))
+                    .first(tx)
+                    .await
+                    .optional()
+            )?;
+            let usable = matches!(found, Some((expires_at, None)) if expires_at > now());
+            Ok(usable.then_some(ResetMail { email: p.email, name: p.name, token }))
         })
         .await
 }

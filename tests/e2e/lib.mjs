@@ -412,3 +412,66 @@ export class FakeZalo extends JsonLinesFake {
     return (await this.call({ cmd: 'sent' })).sent;
   }
 }
+
+/** A minimal SMTP server on a loopback port that keeps every message it is given (plain SMTP, no TLS, no auth):
+ *  the mail the server sends in the browser tests (a portal reset link) is read from here, as a user reads mail.
+ *  `messages` holds `{ from, to: [..], raw }` with `raw` the message as sent. */
+export class SmtpSink {
+  static async start() {
+    const sink = new SmtpSink();
+    sink.messages = [];
+    sink.server = createServer((socket) => sink.#session(socket));
+    await new Promise((res) => sink.server.listen(0, '127.0.0.1', res));
+    sink.port = sink.server.address().port;
+    return sink;
+  }
+
+  #session(socket) {
+    socket.setEncoding('latin1');
+    let buffer = '';
+    let mail = null;
+    let data = null; // the DATA lines while a message is being received
+    const reply = (line) => socket.write(line + '\r\n');
+    reply('220 sink.test ESMTP');
+    socket.on('data', (chunk) => {
+      buffer += chunk;
+      let at;
+      while ((at = buffer.indexOf('\r\n')) >= 0) {
+        const line = buffer.slice(0, at);
+        buffer = buffer.slice(at + 2);
+        if (data) {
+          if (line === '.') {
+            this.messages.push({ ...mail, raw: data.join('\r\n') });
+            data = null;
+            mail = null;
+            reply('250 2.0.0 kept');
+          } else {
+            data.push(line.startsWith('..') ? line.slice(1) : line);
+          }
+          continue;
+        }
+        const verb = line.slice(0, 4).toUpperCase();
+        if (verb === 'EHLO' || verb === 'HELO') reply('250 sink.test');
+        else if (verb === 'MAIL') { mail = { from: line.slice(10).trim(), to: [] }; reply('250 2.1.0 ok'); }
+        else if (verb === 'RCPT') { mail?.to.push(line.slice(8).trim().replace(/^<|>$/g, '')); reply('250 2.1.5 ok'); }
+        else if (verb === 'DATA') { data = []; reply('354 go on'); }
+        else if (verb === 'QUIT') { reply('221 bye'); socket.end(); }
+        else if (verb === 'RSET' || verb === 'NOOP') { mail = null; reply('250 ok'); }
+        else reply('502 5.5.2 not here');
+      }
+    });
+    socket.on('error', () => {});
+  }
+
+  /** The text of a message with its transfer encodings undone (quoted-printable and base64 parts). */
+  static text(raw) {
+    const qp = raw.replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
+    const b64 = [...raw.matchAll(/Content-Transfer-Encoding: base64\r\n(?:[^\r\n]+\r\n)*\r\n([A-Za-z0-9+/=\r\n]+)/gi)]
+      .map((m) => Buffer.from(m[1].replace(/\r\n/g, ''), 'base64').toString('utf8'));
+    return [qp, ...b64].join('\n');
+  }
+
+  async close() {
+    await new Promise((res) => this.server.close(res));
+  }
+}

@@ -150,6 +150,17 @@ pub(crate) async fn system_sender(store: &Store, preferred: Option<i64>) -> Resu
         .ok_or_else(|| SendFailure::transient("no enabled mailbox to send notifications from"))
 }
 
+/// A mail whose sealed payload cannot be read (altered, or sealed with another key) fails for good; a database
+/// that cannot be reached fails for now.
+fn unreadable(what: &'static str) -> impl Fn(store::StoreError) -> SendFailure {
+    move |e| match e {
+        store::StoreError::BadData { .. } | store::StoreError::Secret(_) => {
+            SendFailure::permanent(format!("unreadable {what}: {e}"))
+        }
+        e => load_failure(e),
+    }
+}
+
 /// Send a system mail to one person from the first enabled mailbox: `Auto-Submitted: auto-generated`, no thread
 /// (`number` only names the ticket in the Message-ID; 0 for none).
 async fn send_system(
@@ -184,12 +195,7 @@ async fn send_system(
 /// outbox payload (`store::invitations::for_mail`). An invitation replaced, used or expired since is not sent (a
 /// permanent failure the delivery log shows, so a stale link never reaches anyone).
 pub async fn invitation(store: &Store, policy: &Policy, payload: &str, public_url: &str) -> Result<(), SendFailure> {
-    let mail = store::invitations::for_mail(store, payload.to_owned()).await.map_err(|e| match e {
-        store::StoreError::BadData { .. } | store::StoreError::Secret(_) => {
-            SendFailure::permanent(format!("unreadable invitation mail: {e}"))
-        }
-        e => load_failure(e),
-    })?;
+    let mail = store::invitations::for_mail(store, payload.to_owned()).await.map_err(unreadable("invitation mail"))?;
     let Some(mail) = mail else {
         return Err(SendFailure::permanent("the invitation was replaced, used or has expired: not sent"));
     };
@@ -265,18 +271,20 @@ pub async fn notify_owner(store: &Store, policy: &Policy, payload: &str, public_
 }
 
 /// The portal's "set your password" mail to a customer (CU-1, EM-8; issue #18, `store::portal::PASSWORD_EMAIL`):
-/// the single-use link `{public_url}/portal/reset/{token}` the reset request stored in the payload, valid one hour.
-/// Sent with the first enabled mailbox's SMTP settings, like every system mail.
-pub async fn customer_password(store: &Store, policy: &Policy, payload: &str) -> Result<(), SendFailure> {
-    #[derive(serde::Deserialize)]
-    struct Payload {
-        email: String,
-        #[serde(default)]
-        name: String,
-        url: String,
-    }
-    let p: Payload =
-        serde_json::from_str(payload).map_err(|e| SendFailure::permanent(format!("unreadable notification: {e}")))?;
+/// the single-use link `{public_url}/portal/reset/{token}`, valid one hour, its token opened from the sealed payload.
+/// A reset replaced, used or expired since is not mailed. Sent with the first enabled mailbox's SMTP settings, like
+/// every system mail.
+pub async fn customer_password(
+    store: &Store,
+    policy: &Policy,
+    payload: &str,
+    public_url: &str,
+) -> Result<(), SendFailure> {
+    let mail = store::portal::for_mail(store, payload.to_owned()).await.map_err(unreadable("password mail"))?;
+    let Some(p) = mail else {
+        return Err(SendFailure::permanent("the password link was replaced, used or has expired: not sent"));
+    };
+    let url = store::portal::reset_link(public_url, &p.token);
     // The editable `password_reset` template (TP-1); an emptied template sends nothing, as for every notification.
     let to = crate::domain::templates::Recipient {
         kind: crate::domain::templates::RecipientKind::Customer,
@@ -288,7 +296,7 @@ pub async fn customer_password(store: &Store, policy: &Policy, payload: &str) ->
                 once, within the next hour.";
     let kind = crate::domain::templates::TemplateKind::PasswordReset;
     let rendered =
-        store::templates::compose_account(store, kind, &to, &p.email, &p.url, what).await.map_err(load_failure)?;
+        store::templates::compose_account(store, kind, &to, &p.email, &url, what).await.map_err(load_failure)?;
     let Some(rendered) = rendered else { return Ok(()) };
     let to = Address { email: p.email.clone(), name: None };
     send_system(store, policy, to, rendered.subject, (rendered.text, Some(rendered.html)), 0).await

@@ -371,8 +371,8 @@ pub async fn forgot(
     state.portal_throttle.failed(attempt);
     let channel = store::portal::web_channel(&state.store).await?;
     let token = random_secret();
-    let link = format!("{}/portal/reset/{token}", state.settings.public_url.trim_end_matches('/'));
-    store::portal::request_reset(&state.store, email, secret_hash(&token), link, channel.id).await?;
+    let hash = secret_hash(&token);
+    store::portal::request_reset(&state.store, email, token, hash, channel.id).await?;
     Ok(HttpResponse::Accepted().json(PortalForgotAnswer {
         message: "If an account uses this address, a link to set a password is on its way.".into(),
     }))

@@ -1,26 +1,20 @@
 // Issue #18 in the browser: the customer portal. Carla (a customer the earlier steps created, with an email
-// identity; a ticket of hers on a channel of its own) asks for a password on /portal/forgot; the mailed link (read from its outbox row in the server's SQLite
-// file with the sqlite3 tool) sets it; she signs out and signs in with the form, sees her tickets, opens one, replies
+// identity; a ticket of hers on a channel of its own) asks for a password on /portal/forgot; the mailed link (read
+// from the mail itself: the run's mailbox is pointed at a small SMTP sink, lib.mjs SmtpSink) sets it; she signs out and signs in with the form, sees her tickets, opens one, replies
 // with a file, closes it and rates it Good; an agent sees the rating on the ticket. Screenshots at 1280 and 390 px
 // wide, each audited with axe like the dashboard's screens. Registered in run.mjs after the agents' steps.
 
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { SmtpSink } from '../lib.mjs';
 
 const CARLA = 'carla@example.org';
 const PASSWORD = 'carla-portal-1';
 
-/** The newest "set your password" link mailed to `email` (the outbox row's payload). */
-async function resetLink(srv, email) {
-  const db = join(srv.dataDir, 'switchboard.db');
-  const { stdout } = await promisify(execFile)('sqlite3', [
-    db,
-    "SELECT payload FROM outbox WHERE kind = 'email.customer_password' ORDER BY id DESC LIMIT 20",
-  ]);
-  for (const line of stdout.split('\n').filter(Boolean)) {
-    const p = JSON.parse(line);
-    if (p.email === email) return p.url;
+/** The "set your password" link in the newest mail the sink got for `email` (the outbox keeps the token sealed). */
+function resetLink(sink, email) {
+  for (const m of [...sink.messages].reverse()) {
+    if (!m.to.includes(email)) continue;
+    const link = SmtpSink.text(m.raw).match(/https?:\/\/[^\s"<>]+\/portal\/reset\/[A-Za-z0-9_-]+/);
+    if (link) return link[0];
   }
   return null;
 }
@@ -36,6 +30,11 @@ export function register(t, s, srv, { screen, eventually }) {
       content: 'The box was crushed and the lamp is broken.',
     }, 201);
     const ticket = created.conversation_id;
+    // System mail leaves through the first enabled mailbox: the one an earlier step connected now sends to the sink.
+    const sink = await SmtpSink.start();
+    const mailbox = (await s.admin.get('/email-channels')).find((m) => m.name === 'Support mailbox');
+    if (!mailbox) throw new Error('no "Support mailbox" from the earlier step');
+    await s.admin.patch(`/email-channels/${mailbox.id}`, { enabled: true, poll_interval_s: 300, smtp: { port: sink.port, tls: 'none' } });
     if (created.user_id !== s.carla) throw new Error('not linked to Carla: ' + JSON.stringify(created));
     for (const [width, height, tag] of [
       [1280, 800, '1280'],
@@ -54,7 +53,7 @@ export function register(t, s, srv, { screen, eventually }) {
         await page.getByTestId('portal-info').filter({ hasText: 'a link to set a password is on its way' }).waitFor();
         await screen(page, `40-portal-forgot-${tag}`);
         let link = null;
-        await eventually(async () => (link = await resetLink(srv, CARLA)) !== null, { what: 'the reset mail in the outbox' });
+        await eventually(async () => (link = resetLink(sink, CARLA)) !== null, { timeout: 20_000, what: 'the reset mail at the SMTP sink' });
         await page.goto(new URL(link).pathname);
         await page.getByRole('heading', { name: 'Choose your password' }).waitFor();
         await page.getByLabel('New password (at least 8 characters)').fill(PASSWORD);
@@ -117,5 +116,6 @@ export function register(t, s, srv, { screen, eventually }) {
       }
       await ctx.close();
     }
+    await sink.close();
   });
 }
