@@ -17,7 +17,11 @@
 //! A chat that joins a message from the customer is live again (its inactivity timer restarts);
 //! an agent's reply keeps a live chat alive but never revives an ended one; notes touch nothing.
 //! Closing a live chat ends it (CORE-5); merging closes (and ends) the merged one.
+//!
+//! Since when the customer waits for an answer ([`waiting_since`], the chat queue's order, issue #17 item 6) is
+//! decided here too, for every channel.
 
+use super::kinds::Direction;
 use super::status::StatusBase;
 
 /// Where a conversation is in its life, as far as the rules care.
@@ -186,6 +190,17 @@ pub fn decide(state: State, event: Event) -> Outcome {
     }
 }
 
+/// Since when the customer waits for an answer after a message in `direction` at `at` (issue #17 item 6: "the
+/// customer's waiting time since their last unanswered message"): a customer's message starts the clock anew, a
+/// reply stops it, an internal note answers nobody and leaves it. The chat queue sorts by it, longest first.
+pub fn waiting_since<T>(before: Option<T>, direction: Direction, at: T) -> Option<T> {
+    match direction {
+        Direction::In => Some(at),
+        Direction::Out => None,
+        Direction::Note => before,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,5 +313,14 @@ mod tests {
         assert_eq!(Phase::of(false, true), Phase::Ticket);
         assert_eq!(Phase::of(true, false), Phase::LiveChat);
         assert_eq!(Phase::of(true, true), Phase::EndedChat);
+    }
+
+    #[test]
+    fn the_customer_waits_since_their_last_unanswered_message() {
+        assert_eq!(waiting_since(None, Direction::In, 5), Some(5));
+        assert_eq!(waiting_since(Some(1), Direction::In, 5), Some(5), "a second message restarts the clock");
+        assert_eq!(waiting_since(Some(5), Direction::Note, 7), Some(5), "a note is not an answer");
+        assert_eq!(waiting_since(Some(5), Direction::Out, 7), None, "a reply is");
+        assert_eq!(waiting_since(None, Direction::Note, 7), None);
     }
 }

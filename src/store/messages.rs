@@ -170,11 +170,12 @@ pub async fn append_reply(
                     before.inactivity_deadline
                 };
                 // A reply answers the customer (they wait no more); a note does not.
-                let (first_response, last_agent, waiting_since) = if reply.note {
-                    (before.first_response_at, before.last_agent_activity_at, before.waiting_since)
+                let (first_response, last_agent) = if reply.note {
+                    (before.first_response_at, before.last_agent_activity_at)
                 } else {
-                    (before.first_response_at.or(Some(t)), Some(t), None)
+                    (before.first_response_at.or(Some(t)), Some(t))
                 };
+                let waiting_since = lifecycle::waiting_since(before.waiting_since, direction, t);
                 let seq: i64 = db!(
                     tx,
                     diesel::update(conversations::table.find(before.id))
@@ -645,17 +646,13 @@ pub async fn append_customer(store: &Store, msg: CustomerMessage, actor: Actor) 
                     StatusChange::Set(base) => base.as_str().to_owned(),
                 };
                 // A message of the business (outgoing) is the agents' activity, and a first response.
-                // The customer waits from their first message no reply has followed (issue #17).
-                let (customer_at, agent_at, first_response, waiting_since) = if msg.outgoing {
-                    (conv.last_customer_activity_at, Some(t), conv.first_response_at.or(Some(t)), None)
+                let (customer_at, agent_at, first_response) = if msg.outgoing {
+                    (conv.last_customer_activity_at, Some(t), conv.first_response_at.or(Some(t)))
                 } else {
-                    (
-                        Some(t),
-                        conv.last_agent_activity_at,
-                        conv.first_response_at,
-                        if effect.chat == ChatChange::Revive { Some(t) } else { conv.waiting_since.or(Some(t)) },
-                    )
+                    (Some(t), conv.last_agent_activity_at, conv.first_response_at)
                 };
+                let direction = if msg.outgoing { Direction::Out } else { Direction::In };
+                let waiting_since = lifecycle::waiting_since(conv.waiting_since, direction, t);
                 let updated: Conversation = db!(
                     tx,
                     diesel::update(conversations::table.find(conv.id))

@@ -35,7 +35,7 @@ fn ids(page: &Value) -> Vec<i64> {
 }
 
 #[tokio::test]
-async fn waiting_since_is_the_first_unanswered_customer_message_and_a_reply_clears_it() {
+async fn waiting_since_is_the_last_unanswered_customer_message_and_a_reply_clears_it() {
     let srv = TestServer::start().await;
     let admin = srv.agent("ada@example.com", "super_admin").await;
     let chat = admin.channel("custom", "Web chat", Some("sync")).await;
@@ -43,15 +43,17 @@ async fn waiting_since_is_the_first_unanswered_customer_message_and_a_reply_clea
     let id = customer_says(&admin, chat, "carla", "Hello, is anyone there?").await;
     let first_at = last_message_at(&admin, id).await;
     let c = conversation(&admin, id).await;
-    assert_eq!(c["waiting_since"], first_at, "the customer waits from their first message: {c}");
+    assert_eq!(c["waiting_since"], first_at, "the customer waits from their message: {c}");
 
-    // A second message before any answer: the customer has waited since the first one.
+    // A second message before any answer: the customer's waiting time runs from their last unanswered message.
     assert_eq!(customer_says(&admin, chat, "carla", "Hello??").await, id);
-    assert_eq!(conversation(&admin, id).await["waiting_since"], first_at);
+    let second_at = last_message_at(&admin, id).await;
+    assert_ne!(second_at, first_at);
+    assert_eq!(conversation(&admin, id).await["waiting_since"], second_at);
 
     // An internal note answers nobody.
     admin.ok_post(&format!("/api/v1/conversations/{id}/notes"), json!({"content": "Looking into it"}), 201).await;
-    assert_eq!(conversation(&admin, id).await["waiting_since"], first_at, "a note is not an answer");
+    assert_eq!(conversation(&admin, id).await["waiting_since"], second_at, "a note is not an answer");
 
     // A reply does; the list says so too.
     admin.ok_post(&format!("/api/v1/conversations/{id}/messages"), json!({"content": "Hi Carla!"}), 201).await;
@@ -89,8 +91,6 @@ async fn the_chat_queue_filters_waiting_chats_and_sorts_the_longest_waiting_firs
     let late = customer_says(&admin, chat, "late", "I wrote second").await;
     let answered = customer_says(&admin, chat, "answered", "I was answered").await;
     admin.ok_post(&format!("/api/v1/conversations/{answered}/messages"), json!({"content": "Hello"}), 201).await;
-    // The early customer writes again: still the longest waiting (their clock started at the first message).
-    customer_says(&admin, chat, "early", "Still there?").await;
 
     let queue = admin.ok_get("/api/v1/conversations?active=true&sort=waiting_longest").await;
     assert_eq!(ids(&queue), vec![early, late, answered], "longest waiting first, the answered one last");
@@ -98,10 +98,16 @@ async fn the_chat_queue_filters_waiting_chats_and_sorts_the_longest_waiting_firs
     assert_eq!(ids(&waiting), vec![early, late]);
     assert_eq!(waiting["total"], 2);
 
-    // Answering the early one moves it behind the one still waiting.
-    admin.ok_post(&format!("/api/v1/conversations/{early}/messages"), json!({"content": "Yes!"}), 201).await;
+    // The early customer writes again: their waiting time runs from that last unanswered message, so the later
+    // customer, unanswered for longer now, comes first.
+    customer_says(&admin, chat, "early", "Still there?").await;
+    let waiting = admin.ok_get("/api/v1/conversations?active=true&waiting=true&sort=waiting_longest").await;
+    assert_eq!(ids(&waiting), vec![late, early]);
+
+    // Answering the later one moves it behind the one still waiting.
+    admin.ok_post(&format!("/api/v1/conversations/{late}/messages"), json!({"content": "Yes!"}), 201).await;
     let queue = admin.ok_get("/api/v1/conversations?active=true&sort=waiting_longest").await;
-    assert_eq!(ids(&queue)[0], late);
+    assert_eq!(ids(&queue)[0], early);
 
     // Mine / unassigned, as the chat queue's filters ask: taking a chat moves it from one to the other.
     let (s, _) = admin.patch(&format!("/api/v1/conversations/{late}"), json!({"assignee_id": admin.agent_id})).await;
@@ -120,11 +126,15 @@ async fn list_rows_carry_a_plain_cut_preview_of_the_last_message_never_a_note() 
     let id = admin.inbound(portal, "dora", "Printer   on fire\n\nplease help").await;
     let page = admin.ok_get("/api/v1/conversations").await;
     assert_eq!(page["items"][0]["last_message_preview"], "Printer on fire please help", "white space collapsed");
+    assert_eq!(page["items"][0]["last_message_direction"], "in", "the customer wrote it");
+    assert!(page["items"][0].get("last_message_agent_id").is_none());
 
     admin.ok_post(&format!("/api/v1/conversations/{id}/messages"), json!({"content": "Unplug it."}), 201).await;
     admin.ok_post(&format!("/api/v1/conversations/{id}/notes"), json!({"content": "secret internal words"}), 201).await;
     let page = admin.ok_get("/api/v1/conversations").await;
     assert_eq!(page["items"][0]["last_message_preview"], "Unplug it.", "the reply, not the newer note");
+    assert_eq!(page["items"][0]["last_message_direction"], "out");
+    assert_eq!(page["items"][0]["last_message_agent_id"], admin.agent_id, "who answered");
 
     let long = "word ".repeat(100);
     customer_says(&admin, portal, "dora", &long).await;

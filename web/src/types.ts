@@ -212,12 +212,16 @@ export interface Conversation {
   last_agent_activity_at: string | null;
   ended_at: string | null;
   closed_at: string | null;
-  /** Since when the customer waits for an answer (their first message no reply followed), or null (issue #17). */
+  /** Since when the customer waits for an answer (their last message no reply followed), or null (issue #17). */
   waiting_since: string | null;
   /** The customer's rating (HD-12, issue #18): from the rating links of the "ticket closed" mail or the portal. */
   csat: Csat | null;
   /** List responses only: the newest customer message or reply as plain text, cut (never an internal note). */
   last_message_preview?: string;
+  /** List responses only: who wrote the preview's message, the customer (`in`) or the business (`out`). */
+  last_message_direction?: 'in' | 'out';
+  /** List responses only: the agent who wrote the preview's reply, if an agent did. */
+  last_message_agent_id?: number;
   /** The caller's unread customer messages (list and get answers only; not in socket frames). */
   unread?: number;
 }

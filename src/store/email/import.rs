@@ -293,12 +293,7 @@ async fn append(tx: &mut Tx<'_>, join: Joining<'_>, body: Body<'_>) -> StoreResu
     };
     let customer_at = if direction == Direction::In { Some(t) } else { conv.last_customer_activity_at };
     let agent_at = if direction == Direction::Out { Some(t) } else { conv.last_agent_activity_at };
-    // The customer waits from their first mail no reply has followed (issue #17).
-    let waiting_since = match direction {
-        Direction::In => conv.waiting_since.or(Some(t)),
-        Direction::Out => None,
-        Direction::Note => conv.waiting_since,
-    };
+    let waiting_since = crate::domain::lifecycle::waiting_since(conv.waiting_since, direction, t);
     let first_response_at =
         if direction == Direction::Out { conv.first_response_at.or(Some(t)) } else { conv.first_response_at };
     let updated: Conversation = db!(

@@ -57,11 +57,17 @@ export function register(t, s, srv, { screen, rowOf, ticketRow, PASSWORD }) {
       },
       { what: 'the longest waiting chat above the later one' },
     );
-    // The later customer writes again: their clock does not restart, the order stays.
-    await s.admin.post(`/custom-channels/${s.chat.id}/inbound`, { user_custom_id: 'queue-late', content: 'Hello??' }, 201);
-    await rowOf(page, s.qLate).getByText('Hello??').waitFor();
-    const ids = await chatOrder(page);
-    if (!(ids.indexOf(s.qEarly) < ids.indexOf(s.qLate))) throw new Error('a second message moved the later chat up: ' + ids);
+    // The early customer writes again: the waiting time runs from their last unanswered message, so the later
+    // customer, unanswered for longer now, moves to the top, live.
+    await s.admin.post(`/custom-channels/${s.chat.id}/inbound`, { user_custom_id: 'queue-early', content: 'Hello??' }, 201);
+    await rowOf(page, s.qEarly).getByText('Hello??').waitFor();
+    await eventually(
+      async () => {
+        const ids = await chatOrder(page);
+        return ids.indexOf(s.qLate) !== -1 && ids.indexOf(s.qLate) < ids.indexOf(s.qEarly);
+      },
+      { what: 'the chat unanswered for longest on top after the other customer wrote again' },
+    );
     await screen(page, '30-chat-queue-waiting-longest-first');
 
     // An answer (from anywhere: here the API) takes the chat out of the waiting filter, live.

@@ -118,7 +118,7 @@ function useEndChat(conv: Conversation) {
     <Modal title="End this chat?" onClose={() => setAsking(false)}>
       <p data-testid="end-chat-warning">
         {conv.customer_name} is waiting for an answer
-        {unanswered > 0 ? (unanswered === 1 ? ' to 1 message' : ` to ${unanswered} messages`) : ''} (since {clock(conv.waiting_since!)}).
+        {unanswered > 0 ? (unanswered === 1 ? ' to 1 message' : ` to ${unanswered} messages`) : ''} (the last at {clock(conv.waiting_since!)}).
         Ending the chat moves it to the ticket list unanswered.
       </p>
       <div class="modal-actions">
