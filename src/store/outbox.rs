@@ -10,7 +10,7 @@ use diesel_async::RunQueryDsl;
 use super::events::{self, EventRow, NewEvent};
 use super::models::OutboxItem;
 use super::schema::outbox;
-use super::{Store, StoreResult};
+use super::{Store, StoreResult, Tx};
 use crate::db;
 use crate::domain::{ChannelKind, Direction};
 
@@ -248,8 +248,14 @@ pub async fn get(store: &Store, id: i64) -> StoreResult<OutboxItem> {
 
 /// Queue a delivery again (manual re-send from the delivery log): pending, due now, same delivery id. Conditional
 /// on no attempt being in flight (a claimed row's `locked_until` lies ahead): releasing a claimed row would let
-/// another dispatcher send it while the first still is — sent twice. `None`: it is being sent right now.
-pub async fn resend(store: &Store, id: i64, actor: super::audit::Actor) -> StoreResult<Option<OutboxItem>> {
+/// another dispatcher send it while the first still is — sent twice. `None`: it is being sent right now. A
+/// message's delivery also records its `message.updated` event (its `delivery` is pending again), returned to be
+/// published by the change layer, as a "Retry" does.
+pub async fn resend(
+    store: &Store,
+    id: i64,
+    actor: super::audit::Actor,
+) -> StoreResult<Option<(OutboxItem, Vec<EventRow>)>> {
     use super::audit;
     store
         .run(move |store| async move {
@@ -263,6 +269,7 @@ pub async fn resend(store: &Store, id: i64, actor: super::audit::Actor) -> Store
                     outbox::state.eq("pending"),
                     outbox::next_attempt_at.eq(t),
                     outbox::locked_until.eq(None::<NaiveDateTime>),
+                    outbox::last_error.eq(None::<String>),
                     outbox::updated_at.eq(Some(t)),
                 );
                 let item: Option<OutboxItem> = db!(
@@ -274,12 +281,11 @@ pub async fn resend(store: &Store, id: i64, actor: super::audit::Actor) -> Store
                         .await
                         .optional()
                 )?;
-                if let Some(item) = &item {
-                    let details = serde_json::json!({"delivery_id": item.delivery_id, "message_id": item.message_id});
-                    audit::write(tx, audit::entry(actor, "delivery.resend", "delivery", Some(item.id), details))
-                        .await?;
-                }
-                Ok(item)
+                let Some(item) = item else { return Ok(None) };
+                let details = serde_json::json!({"delivery_id": item.delivery_id, "message_id": item.message_id});
+                audit::write(tx, audit::entry(actor, "delivery.resend", "delivery", Some(item.id), details)).await?;
+                let events = message_changed(tx, &item, t).await?.into_iter().collect();
+                Ok(Some((item, events)))
             })
             .await
         })
@@ -330,28 +336,31 @@ pub async fn retry_failed(store: &Store, message_id: i64, actor: super::audit::A
                     outbox::updated_at.eq(Some(t)),
                 );
                 let n = db!(tx, diesel::update(failed).set(values).execute(tx).await)?;
-                let Some(conversation_id) = item.conversation_id.filter(|_| n == 1) else {
+                if n != 1 || item.conversation_id.is_none() {
                     return Ok(Retry::NotFailed);
-                };
+                }
                 let details = serde_json::json!({"delivery_id": item.delivery_id, "message_id": message_id});
                 audit::write(tx, audit::entry(actor, "delivery.retry", "message", Some(message_id), details)).await?;
-                let event = events::record(
-                    tx,
-                    NewEvent {
-                        conversation_id,
-                        channel_instance_id: item.channel_instance_id,
-                        kind: events::MESSAGE_UPDATED,
-                        seq: None,
-                        message_id: Some(message_id),
-                        created_at: t,
-                    },
-                )
-                .await?;
-                Ok(Retry::Queued(vec![event]))
+                Ok(Retry::Queued(message_changed(tx, &item, t).await?.into_iter().collect()))
             })
             .await
         })
         .await
+}
+
+/// The `message.updated` event of a message whose delivery `item` changed (its `MessageView.delivery`); `None` for
+/// a delivery of no message (a system mail).
+async fn message_changed(tx: &mut Tx<'_>, item: &OutboxItem, t: NaiveDateTime) -> StoreResult<Option<EventRow>> {
+    let (Some(conversation_id), Some(message_id)) = (item.conversation_id, item.message_id) else { return Ok(None) };
+    let event = NewEvent {
+        conversation_id,
+        channel_instance_id: item.channel_instance_id,
+        kind: events::MESSAGE_UPDATED,
+        seq: None,
+        message_id: Some(message_id),
+        created_at: t,
+    };
+    Ok(Some(events::record(tx, event).await?))
 }
 
 /// A channel's delivery log with the number of each delivery's conversation (the ticket number agents see); the

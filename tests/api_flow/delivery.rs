@@ -165,5 +165,22 @@ async fn a_failed_reply_shows_why_and_retry_sends_it_once() {
     assert_eq!(log[0]["state"], "delivered");
     let log = admin.ok_get(&format!("/api/v1/channels/{ch}/deliveries")).await;
     assert_eq!(log[0]["conversation_number"], number);
+
+    // A re-send from the delivery log is live too: the message's delivery turns pending, then sent again.
+    let resend = format!("/api/v1/custom-channels/{ch}/deliveries/{}/resend", log[0]["id"]);
+    admin.ok_post(&resend, json!({}), 200).await;
+    let mut after = Vec::new();
+    while !after.ends_with(&["pending".to_owned(), "sent".to_owned()]) {
+        if read == socket.log.len() {
+            socket.next_within(Duration::from_secs(10)).await.expect("message.updated frames after the re-send");
+        }
+        let frame = socket.log[read].clone();
+        read += 1;
+        if frame["type"] == "message.updated" && frame["message"]["id"] == id {
+            after.push(frame["message"]["delivery"]["state"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(after[0], "pending", "the re-send itself is announced: {after:?}");
+    assert_eq!(rx.accepted().len(), 2, "sent once more");
     rx.handle.stop(true).await;
 }

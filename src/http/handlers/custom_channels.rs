@@ -358,8 +358,9 @@ pub async fn deliveries(state: State, Admin(_p): Admin, id: web::Path<i64>) -> A
     Ok(web::Json(rows.into_iter().map(DeliveryView::numbered).collect()))
 }
 
-/// Send a delivery again (admin): queued now, same delivery id, so the receiver can deduplicate. 409 while an
-/// attempt is in flight (it would be sent twice); try again when it has finished.
+/// Send a delivery again (admin): queued now, same delivery id, so the receiver can deduplicate; the message's
+/// `delivery` turns `pending` live (`message.updated`). 409 while an attempt is in flight (it would be sent twice);
+/// try again when it has finished.
 #[utoipa::path(post, operation_id = "custom_channels_resend", path = "/api/v1/custom-channels/{id}/deliveries/{delivery}/resend", tag = "custom channels",
     params(("id" = i64, Path), ("delivery" = i64, Path)), responses((status = 200, body = DeliveryView),
         (status = 409, body = crate::http::error::ErrorBody)))]
@@ -370,9 +371,11 @@ pub async fn resend(state: State, Admin(p): Admin, path: web::Path<(i64, i64)>) 
     if item.channel_instance_id != id {
         return Err(ApiError::not_found("delivery"));
     }
-    let item = store::outbox::resend(&state.store, delivery, actor(&p)).await?.ok_or_else(|| {
+    let (item, events) = store::outbox::resend(&state.store, delivery, actor(&p)).await?.ok_or_else(|| {
         ApiError::Conflict("this delivery is being sent right now; send it again when the attempt has finished".into())
     })?;
+    // The message's delivery is pending again: the conversation's sockets see it live (`message.updated`).
+    state.changes.message_updated(&events).await?;
     tracing::info!(agent_id = p.agent_id, delivery, "delivery queued again by hand");
     Ok(web::Json(DeliveryView::from(item)))
 }
