@@ -802,8 +802,8 @@ pub async fn list(
 pub struct ListPage {
     pub rows: Vec<ConversationRow>,
     pub total: i64,
-    /// Conversation id → the plain text of its newest customer message or reply, cut (see [`previews`]).
-    pub previews: BTreeMap<i64, String>,
+    /// Conversation id → its newest customer message or reply, cut (see [`previews`]).
+    pub previews: BTreeMap<i64, Preview>,
 }
 
 /// [`list`] with the last message preview of each conversation on the page, read in the same connection.
@@ -849,11 +849,22 @@ const PREVIEW_CHARS: usize = 140;
 
 diesel::define_sql_function!(fn substr(x: diesel::sql_types::Text, start: diesel::sql_types::Integer, len: diesel::sql_types::Integer) -> diesel::sql_types::Text);
 
+/// A list row's last message (issue #17 item 7; the chat list's and the ticket list's rows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    /// The plain text, white space collapsed, cut at [`PREVIEW_CHARS`]; `📎 Attachment` for files without text.
+    pub text: String,
+    /// Who wrote it: the customer (`In`) or the business (`Out`); never `Note`.
+    pub direction: Direction,
+    /// The agent who wrote a reply, when one did.
+    pub agent_id: Option<i64>,
+}
+
 /// The last message preview of each conversation: the plain text of its newest customer message or reply, with
 /// runs of white space made one space and cut at [`PREVIEW_CHARS`]; a message with no text but files says so.
 /// Internal notes are never the preview (decided for issue #17: a list row speaks of the exchange with the
 /// customer; notes stay in the timeline).
-async fn previews(tx: &mut Tx<'_>, ids: &[i64]) -> StoreResult<BTreeMap<i64, String>> {
+async fn previews(tx: &mut Tx<'_>, ids: &[i64]) -> StoreResult<BTreeMap<i64, Preview>> {
     if ids.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -870,18 +881,25 @@ async fn previews(tx: &mut Tx<'_>, ids: &[i64]) -> StoreResult<BTreeMap<i64, Str
     let newest: BTreeMap<i64, i64> = newest.into_iter().filter_map(|(c, s)| Some((c, s?))).collect();
     let seqs: Vec<i64> = newest.values().copied().collect();
     // Text is read cut (a mail body can be long); a few more characters than shown, for the white space.
-    let texts: Vec<(i64, i64, i64, String)> = db!(
+    type Row = (i64, i64, i64, String, Direction, Option<i64>);
+    let texts: Vec<Row> = db!(
         tx,
         messages::table
             .filter(messages::conversation_id.eq_any(ids))
             .filter(messages::seq.eq_any(&seqs))
-            .select((messages::id, messages::conversation_id, messages::seq, substr(messages::body_text, 1, 400)))
+            .select((
+                messages::id,
+                messages::conversation_id,
+                messages::seq,
+                substr(messages::body_text, 1, 400),
+                messages::direction,
+                messages::author_agent_id,
+            ))
             .load(tx)
             .await
     )?;
-    let texts: Vec<(i64, i64, String)> =
-        texts.into_iter().filter(|(_, c, s, _)| newest.get(c) == Some(s)).map(|(id, c, _, t)| (id, c, t)).collect();
-    let bare: Vec<i64> = texts.iter().filter(|(_, _, t)| t.trim().is_empty()).map(|(id, _, _)| *id).collect();
+    let texts: Vec<Row> = texts.into_iter().filter(|(_, c, s, ..)| newest.get(c) == Some(s)).collect();
+    let bare: Vec<i64> = texts.iter().filter(|(.., t, _, _)| t.trim().is_empty()).map(|(id, ..)| *id).collect();
     let with_files: Vec<Option<i64>> = if bare.is_empty() {
         Vec::new()
     } else {
@@ -897,15 +915,16 @@ async fn previews(tx: &mut Tx<'_>, ids: &[i64]) -> StoreResult<BTreeMap<i64, Str
     };
     Ok(texts
         .into_iter()
-        .filter_map(|(id, c, t)| {
+        .filter_map(|(id, c, _, t, direction, agent_id)| {
             let text = preview_text(&t);
-            if !text.is_empty() {
-                Some((c, text))
+            let text = if !text.is_empty() {
+                text
             } else if with_files.contains(&Some(id)) {
-                Some((c, "📎 Attachment".to_owned()))
+                "📎 Attachment".to_owned()
             } else {
-                None
-            }
+                return None;
+            };
+            Some((c, Preview { text, direction, agent_id }))
         })
         .collect())
 }

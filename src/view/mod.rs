@@ -58,8 +58,8 @@ pub struct ConversationView {
     pub last_agent_activity_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
-    /// Since when the customer waits for an answer: the time of their first message that no reply (an outgoing
-    /// message; internal notes do not count) has followed; `null` when the last word was the business's. Kept in
+    /// Since when the customer waits for an answer: the time of their last message, while no reply (an outgoing
+    /// message; internal notes do not count) has followed it; `null` when the last word was the business's. Kept in
     /// the transaction of every message, so socket events carry it as current as the REST API (issue #17).
     pub waiting_since: Option<DateTime<Utc>>,
     /// The customer's satisfaction rating (HD-12, issue #18): `good`, `average` or `bad`; `null` when not rated.
@@ -71,6 +71,14 @@ pub struct ConversationView {
     /// without text. Absent elsewhere.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_message_preview: Option<String>,
+    /// List responses only: who wrote the preview's message, `in` (the customer) or `out` (a reply). Absent
+    /// elsewhere and when there is no preview.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "in")]
+    pub last_message_direction: Option<String>,
+    /// List responses only: the agent who wrote the preview's reply, when an agent did. Absent elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_message_agent_id: Option<i64>,
     /// The caller's unread customer messages in it (after their read cursor, issue #17 item 1). Only in
     /// `GET /conversations` and `GET /conversations/{id}`; socket frames, rendered once for everyone, leave it out.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,6 +117,8 @@ impl From<ConversationRow> for ConversationView {
             waiting_since: ts_opt(c.waiting_since),
             csat: c.csat,
             last_message_preview: None,
+            last_message_direction: None,
+            last_message_agent_id: None,
             unread: None,
         }
     }

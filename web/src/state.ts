@@ -32,10 +32,10 @@ export interface Thread {
   error?: string;
 }
 
+/** A chat row's last message: the newest customer message or reply, never an internal note (the server's rule for
+ *  `last_message_preview`, kept live from socket frames). */
 export interface Preview {
   text: string;
-  at: string;
-  direction: string;
   /** "You", an agent's name, or '' for the customer. */
   who: string;
 }
@@ -366,12 +366,8 @@ function applyEvent(f: EventFrame) {
     return;
   }
   const msg = f.message;
-  if (msg) {
-    addMessages(c.id, [msg]);
-    app.set((st) => ({
-      previews: { ...st.previews, [c.id]: preview(msg) },
-    }));
-  }
+  if (msg) addMessages(c.id, [msg]);
+  if (msg && msg.direction !== 'note') app.set((st) => ({ previews: { ...st.previews, [c.id]: preview(msg) } }));
   const lookingAtIt = s.viewing === c.id && document.visibilityState === 'visible';
   // Unread state (kept on the server, issue #17): a customer's message is unread until the agent has it on screen.
   if (msg && msg.direction === 'in') customerWrote(c.id);
@@ -444,7 +440,7 @@ export function loadChats(): Promise<void> {
         return { convs, chatIds: page.items.map((c) => c.id), chatsLoaded: true };
       });
       seedUnread(page.items);
-      loadPreviews(page.items.slice(0, 40));
+      seedPreviews(page.items);
     } catch {
       /* shown as empty; the next hello retries */
     } finally {
@@ -454,25 +450,25 @@ export function loadChats(): Promise<void> {
   return chatsLoading;
 }
 
-async function loadPreviews(items: Conversation[]) {
-  const todo = items.filter((c) => !app.get().previews[c.id] && c.last_seq > 0);
-  const worker = async () => {
-    for (let c = todo.shift(); c; c = todo.shift()) {
-      try {
-        const [m] = await api.get<Message[]>(`/conversations/${c.id}/messages` + qs({ before_seq: c.last_seq + 1, limit: 1 }));
-        if (m) app.set((s) => ({ previews: { ...s.previews, [c!.id]: preview(m) } }));
-      } catch {
-        /* a preview is a nicety */
-      }
+/** The previews the list answer carries (`last_message_preview`, one query on the server, not a request per row). */
+function seedPreviews(items: Conversation[]) {
+  const me = app.get().me?.agent.id;
+  app.set((s) => {
+    const previews = { ...s.previews };
+    for (const c of items) {
+      if (!c.last_message_preview) continue;
+      const agent = c.last_message_agent_id;
+      const who = c.last_message_direction !== 'out' ? '' : agent == null ? 'Reply' : agent === me ? 'You' : agentName(agent);
+      previews[c.id] = { text: c.last_message_preview, who };
     }
-  };
-  await Promise.all([worker(), worker(), worker()]);
+    return { previews };
+  });
 }
 
 function preview(m: Message): Preview {
   const me = app.get().me?.agent.id;
   const who = m.author.kind === 'customer' ? '' : m.author.kind === 'agent' && m.author.id === me ? 'You' : m.author.name;
-  return { text: snippet(m), at: m.created_at, direction: m.direction, who };
+  return { text: snippet(m), who };
 }
 
 export function snippet(m: Message): string {

@@ -230,8 +230,13 @@ pub async fn list(
         .rows
         .into_iter()
         .map(|row| {
-            let id = row.conversation.id;
-            ConversationView { last_message_preview: listed.previews.remove(&id), ..row.into() }
+            let preview = listed.previews.remove(&row.conversation.id);
+            ConversationView {
+                last_message_direction: preview.as_ref().map(|p| p.direction.to_string()),
+                last_message_agent_id: preview.as_ref().and_then(|p| p.agent_id),
+                last_message_preview: preview.map(|p| p.text),
+                ..row.into()
+            }
         })
         .collect();
     let items = super::reads::with_unread(&state, &p, items).await?;

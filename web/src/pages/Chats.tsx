@@ -60,7 +60,7 @@ function ChatRow({ c, active, now, me }: { c: Conversation; active: boolean; now
             <em>typing…</em>
           ) : preview ? (
             <>
-              {preview.who && <span class="muted">{preview.direction === 'note' ? `${preview.who} (note): ` : `${preview.who}: `}</span>}
+              {preview.who && <span class="muted">{`${preview.who}: `}</span>}
               {preview.text}
             </>
           ) : (
