@@ -10,8 +10,10 @@
 /// A notification mail, by the template it is written with (TP-1): the one set, owned by `domain::templates`.
 pub use super::templates::TemplateKind;
 
-/// The instance-wide notification settings (one stored row), each named after its requirement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The instance-wide notification settings (one stored row), each named after its requirement. Their serde names
+/// are the API's and the audit log's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NotificationSettings {
     /// NT-1: the master switch. Off: no notification mail at all (agent replies still go).
     pub enabled: bool,
@@ -63,6 +65,35 @@ impl Default for NotificationSettings {
 }
 
 impl NotificationSettings {
+    /// These settings with `changes` (a setting's name → its new value) applied. A name that is no setting or a
+    /// value that is not a boolean is refused, saying which.
+    pub fn with_changes(self, changes: &serde_json::Map<String, serde_json::Value>) -> Result<Self, serde_json::Error> {
+        let mut all = self.by_name();
+        all.extend(changes.iter().map(|(k, v)| (k.clone(), v.clone())));
+        serde_json::from_value(serde_json::Value::Object(all))
+    }
+
+    /// The settings whose value differs from `before`'s: name → (before, now), in name order.
+    pub fn changed_since(&self, before: &Self) -> Vec<(String, bool, bool)> {
+        let (was, now) = (before.by_name(), self.by_name());
+        let mut changed: Vec<(String, bool, bool)> = now
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let (old, new) = (was.get(&k)?.as_bool()?, v.as_bool()?);
+                (old != new).then_some((k, old, new))
+            })
+            .collect();
+        changed.sort();
+        changed
+    }
+
+    fn by_name(&self) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => unreachable!("a struct of booleans serialises to an object"),
+        }
+    }
+
     /// Whether a file that came inline in a mail (a `cid:` image) may be served to a customer (NT-9: not when
     /// attachments are left out of notifications). Other files of the customer's own ticket are not affected.
     pub fn serves_inline_mail_images_to_customers(&self) -> bool {
@@ -486,5 +517,21 @@ mod tests {
         assert!(!on().auto_login_for(&Address("x@y.test".into())));
         assert!(!with(|s| s.auto_login_links = false).auto_login_for(&Customer(JANE)));
         assert!(!with(|s| s.cc_subscribers = true).auto_login_for(&Customer(JANE)), "NT-11 drops them");
+    }
+
+    #[test]
+    fn settings_change_by_name_and_refuse_unknown_names_and_non_booleans() {
+        let d = NotificationSettings::default();
+        let changes = serde_json::json!({"cc_subscribers": true, "enabled": false});
+        let s = d.with_changes(changes.as_object().unwrap()).unwrap();
+        assert!(s.cc_subscribers && !s.enabled && s.ticket_closed);
+        assert_eq!(
+            s.changed_since(&d),
+            vec![("cc_subscribers".to_owned(), false, true), ("enabled".to_owned(), true, false)]
+        );
+        assert!(s.changed_since(&s).is_empty());
+        for bad in [serde_json::json!({"no_such_setting": true}), serde_json::json!({"enabled": "yes"})] {
+            assert!(d.with_changes(bad.as_object().unwrap()).is_err(), "{bad}");
+        }
     }
 }

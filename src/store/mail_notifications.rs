@@ -21,7 +21,7 @@ use super::schema::{
     agents, channel_access, channel_instances, conversation_subscribers, conversations, customer_identities,
     customer_welcomes, customers, events, mail_sources, messages, notification_settings, outbox, team_members, teams,
 };
-use super::{Store, StoreResult, Tx, now};
+use super::{Store, StoreError, StoreResult, Tx, now};
 use crate::db;
 use crate::domain::mail_notifications::{
     Actor, Facts, MailChange, NotificationSettings, Recipient, TemplateKind, decide,
@@ -31,7 +31,7 @@ use crate::domain::{ChannelKind, Direction, Mode, Role, Source};
 /// Outbox kind of every notification mail (its payload: [`Payload`]).
 pub const NOTIFICATION_EMAIL: &str = "email.notification";
 
-#[derive(Debug, Queryable, Selectable)]
+#[derive(Debug, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = notification_settings)]
 struct SettingsRow {
     enabled: bool,
@@ -69,42 +69,22 @@ impl From<SettingsRow> for NotificationSettings {
     }
 }
 
-/// A change to the settings: each `Some` field is set.
-#[derive(Debug, Clone, Default)]
-pub struct SettingsPatch {
-    pub enabled: Option<bool>,
-    pub ticket_closed: Option<bool>,
-    pub ticket_confirmation: Option<bool>,
-    pub new_ticket_admins: Option<bool>,
-    pub new_ticket_category: Option<bool>,
-    pub customer_update_category: Option<bool>,
-    pub kb_article_category: Option<bool>,
-    pub ticket_taken_category: Option<bool>,
-    pub include_attachments: Option<bool>,
-    pub auto_login_links: Option<bool>,
-    pub cc_subscribers: Option<bool>,
-    pub customer_updates_technicians_only: Option<bool>,
-    pub welcome_email: Option<bool>,
-}
-
-impl SettingsPatch {
-    fn apply(&self, s: NotificationSettings) -> NotificationSettings {
-        NotificationSettings {
-            enabled: self.enabled.unwrap_or(s.enabled),
-            ticket_closed: self.ticket_closed.unwrap_or(s.ticket_closed),
-            ticket_confirmation: self.ticket_confirmation.unwrap_or(s.ticket_confirmation),
-            new_ticket_admins: self.new_ticket_admins.unwrap_or(s.new_ticket_admins),
-            new_ticket_category: self.new_ticket_category.unwrap_or(s.new_ticket_category),
-            customer_update_category: self.customer_update_category.unwrap_or(s.customer_update_category),
-            kb_article_category: self.kb_article_category.unwrap_or(s.kb_article_category),
-            ticket_taken_category: self.ticket_taken_category.unwrap_or(s.ticket_taken_category),
-            include_attachments: self.include_attachments.unwrap_or(s.include_attachments),
-            auto_login_links: self.auto_login_links.unwrap_or(s.auto_login_links),
-            cc_subscribers: self.cc_subscribers.unwrap_or(s.cc_subscribers),
-            customer_updates_technicians_only: self
-                .customer_updates_technicians_only
-                .unwrap_or(s.customer_updates_technicians_only),
-            welcome_email: self.welcome_email.unwrap_or(s.welcome_email),
+impl From<NotificationSettings> for SettingsRow {
+    fn from(s: NotificationSettings) -> Self {
+        SettingsRow {
+            enabled: s.enabled,
+            ticket_closed: s.ticket_closed,
+            ticket_confirmation: s.ticket_confirmation,
+            new_ticket_admins: s.new_ticket_admins,
+            new_ticket_category: s.new_ticket_category,
+            customer_update_category: s.customer_update_category,
+            kb_article_category: s.kb_article_category,
+            ticket_taken_category: s.ticket_taken_category,
+            include_attachments: s.include_attachments,
+            auto_login_links: s.auto_login_links,
+            cc_subscribers: s.cc_subscribers,
+            customer_updates_technicians_only: s.customer_updates_technicians_only,
+            welcome_email: s.welcome_email,
         }
     }
 }
@@ -126,72 +106,44 @@ pub async fn settings(store: &Store) -> StoreResult<NotificationSettings> {
         .await
 }
 
-/// Change the settings (one transaction with its audit entry `notification_settings.update`, naming the
-/// fields changed and their earlier values). Returns the settings now.
+/// Change the settings: `changes` maps a setting's API name to its new value (fields left out keep theirs). One
+/// transaction with its audit entry `notification_settings.update`, naming the fields changed and their earlier
+/// values. Returns the settings now. `changes` come typed from the API; a name that is no setting or a value that
+/// is not a boolean would be a bug, [`StoreError::BadData`], and changes nothing.
 pub async fn update_settings(
     store: &Store,
-    patch: &SettingsPatch,
+    changes: serde_json::Map<String, serde_json::Value>,
     actor: AuditActor,
 ) -> StoreResult<NotificationSettings> {
-    let patch = patch.clone();
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
             conn.transaction(async |tx| {
                 let before = settings_in(tx).await?;
-                let s = patch.apply(before);
+                let s = before
+                    .with_changes(&changes)
+                    .map_err(|e| StoreError::BadData { what: "notification settings change", value: e.to_string() })?;
                 let t = now();
+                let row = SettingsRow::from(s);
                 db!(
                     tx,
                     diesel::insert_into(notification_settings::table)
                         .values((
                             notification_settings::id.eq(1_i64),
-                            notification_settings::enabled.eq(s.enabled),
-                            notification_settings::ticket_closed.eq(s.ticket_closed),
-                            notification_settings::ticket_confirmation.eq(s.ticket_confirmation),
-                            notification_settings::new_ticket_admins.eq(s.new_ticket_admins),
-                            notification_settings::new_ticket_category.eq(s.new_ticket_category),
-                            notification_settings::customer_update_category.eq(s.customer_update_category),
-                            notification_settings::kb_article_category.eq(s.kb_article_category),
-                            notification_settings::ticket_taken_category.eq(s.ticket_taken_category),
-                            notification_settings::include_attachments.eq(s.include_attachments),
-                            notification_settings::auto_login_links.eq(s.auto_login_links),
-                            notification_settings::cc_subscribers.eq(s.cc_subscribers),
-                            notification_settings::customer_updates_technicians_only
-                                .eq(s.customer_updates_technicians_only),
-                            notification_settings::welcome_email.eq(s.welcome_email),
+                            &row,
                             notification_settings::updated_at.eq(Some(t)),
                         ))
                         .on_conflict(notification_settings::id)
                         .do_update()
-                        .set((
-                            notification_settings::enabled.eq(s.enabled),
-                            notification_settings::ticket_closed.eq(s.ticket_closed),
-                            notification_settings::ticket_confirmation.eq(s.ticket_confirmation),
-                            notification_settings::new_ticket_admins.eq(s.new_ticket_admins),
-                            notification_settings::new_ticket_category.eq(s.new_ticket_category),
-                            notification_settings::customer_update_category.eq(s.customer_update_category),
-                            notification_settings::kb_article_category.eq(s.kb_article_category),
-                            notification_settings::ticket_taken_category.eq(s.ticket_taken_category),
-                            notification_settings::include_attachments.eq(s.include_attachments),
-                            notification_settings::auto_login_links.eq(s.auto_login_links),
-                            notification_settings::cc_subscribers.eq(s.cc_subscribers),
-                            notification_settings::customer_updates_technicians_only
-                                .eq(s.customer_updates_technicians_only),
-                            notification_settings::welcome_email.eq(s.welcome_email),
-                            notification_settings::updated_at.eq(Some(t)),
-                        ))
+                        .set((&row, notification_settings::updated_at.eq(Some(t))))
                         .execute(tx)
                         .await
                 )?;
-                let (was, now_) = (fields(&before), fields(&s));
                 let mut changed = serde_json::Map::new();
                 let mut earlier = serde_json::Map::new();
-                for ((name, old), (_, new)) in was.iter().zip(now_.iter()) {
-                    if old != new {
-                        changed.insert((*name).into(), (*new).into());
-                        earlier.insert((*name).into(), (*old).into());
-                    }
+                for (name, old, new) in s.changed_since(&before) {
+                    changed.insert(name.clone(), new.into());
+                    earlier.insert(name, old.into());
                 }
                 let details = serde_json::json!({"changed": changed, "before": earlier});
                 audit::write(
@@ -204,25 +156,6 @@ pub async fn update_settings(
             .await
         })
         .await
-}
-
-/// The settings as (API name, value) pairs, in the order of NT-1…NT-13.
-pub fn fields(s: &NotificationSettings) -> [(&'static str, bool); 13] {
-    [
-        ("enabled", s.enabled),
-        ("ticket_closed", s.ticket_closed),
-        ("ticket_confirmation", s.ticket_confirmation),
-        ("new_ticket_admins", s.new_ticket_admins),
-        ("new_ticket_category", s.new_ticket_category),
-        ("customer_update_category", s.customer_update_category),
-        ("kb_article_category", s.kb_article_category),
-        ("ticket_taken_category", s.ticket_taken_category),
-        ("include_attachments", s.include_attachments),
-        ("auto_login_links", s.auto_login_links),
-        ("cc_subscribers", s.cc_subscribers),
-        ("customer_updates_technicians_only", s.customer_updates_technicians_only),
-        ("welcome_email", s.welcome_email),
-    ]
 }
 
 /// What a notification's outbox row carries (JSON): the template, the conversation, the recipient, the change's

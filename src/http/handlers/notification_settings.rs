@@ -11,7 +11,6 @@ use crate::http::State;
 use crate::http::error::ApiResult;
 use crate::http::session::Admin;
 use crate::store;
-use crate::store::mail_notifications::SettingsPatch;
 
 /// Every email notification setting (defaults on a new install: all on but `cc_subscribers` and
 /// `customer_updates_technicians_only`).
@@ -66,7 +65,7 @@ impl From<NotificationSettings> for NotificationSettingsView {
 }
 
 /// The settings to change; fields left out keep their value. Unknown fields are refused (400) and nothing changes.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateNotificationSettingsRequest {
     pub enabled: Option<bool>,
@@ -98,22 +97,14 @@ pub async fn update(
     Admin(p): Admin,
     body: crate::http::body::Body<UpdateNotificationSettingsRequest>,
 ) -> ApiResult<web::Json<NotificationSettingsView>> {
-    let b = body.into_inner();
-    let patch = SettingsPatch {
-        enabled: b.enabled,
-        ticket_closed: b.ticket_closed,
-        ticket_confirmation: b.ticket_confirmation,
-        new_ticket_admins: b.new_ticket_admins,
-        new_ticket_category: b.new_ticket_category,
-        customer_update_category: b.customer_update_category,
-        kb_article_category: b.kb_article_category,
-        ticket_taken_category: b.ticket_taken_category,
-        include_attachments: b.include_attachments,
-        auto_login_links: b.auto_login_links,
-        cc_subscribers: b.cc_subscribers,
-        customer_updates_technicians_only: b.customer_updates_technicians_only,
-        welcome_email: b.welcome_email,
+    // Typed on the way in (unknown names and non-booleans are refused with 400 by the body extractor); the fields
+    // given become the change, by their API names.
+    let serde_json::Value::Object(mut changes) =
+        serde_json::to_value(body.into_inner()).map_err(crate::http::error::ApiError::internal)?
+    else {
+        unreachable!("a struct of options serialises to an object")
     };
-    let s = store::mail_notifications::update_settings(&state.store, &patch, actor(&p)).await?;
+    changes.retain(|_, v| !v.is_null());
+    let s = store::mail_notifications::update_settings(&state.store, changes, actor(&p)).await?;
     Ok(web::Json(s.into()))
 }
