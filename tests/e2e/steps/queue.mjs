@@ -91,7 +91,7 @@ export function register(t, s, srv, { screen, rowOf, ticketRow, PASSWORD }) {
     await rowOf(page, s.qLate).getByRole('link').click();
     await page.getByTestId('end-chat').click();
     const ask = page.getByRole('dialog', { name: 'End this chat?' });
-    await ask.getByTestId('end-chat-warning').filter({ hasText: 'waiting for an answer to 2 messages' }).waitFor();
+    await ask.getByTestId('end-chat-warning').filter({ hasText: 'waiting for an answer to 1 message (the last at' }).waitFor();
     await screen(page, '31-end-chat-asks-while-the-customer-waits');
     await ask.getByRole('button', { name: 'Keep the chat' }).click();
     await ask.waitFor({ state: 'detached' });
