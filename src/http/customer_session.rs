@@ -9,12 +9,10 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::http::Method;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpRequest};
 
-use super::AppState;
 use super::error::ApiError;
-use crate::auth::{CSRF_HEADER, secret_hash, secrets_equal};
+use crate::auth::secret_hash;
 use crate::store;
 
 /// The name of the portal's session cookie (never the dashboard's `sb_session`).
@@ -41,9 +39,7 @@ impl FromRequest for CustomerPrincipal {
 }
 
 async fn authenticate(req: &HttpRequest) -> Result<CustomerPrincipal, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+    let state = super::session::state(req)?;
     if req.headers().contains_key(actix_web::http::header::AUTHORIZATION) {
         return Err(ApiError::unauthorized("the portal takes a customer's sign-in, not an API token"));
     }
@@ -52,15 +48,6 @@ async fn authenticate(req: &HttpRequest) -> Result<CustomerPrincipal, ApiError> 
     let (session, customer) = store::portal::session(&state.store, token_hash.clone())
         .await?
         .ok_or_else(|| ApiError::unauthorized("session expired; sign in again"))?;
-    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe {
-        let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-        if !secrets_equal(sent, &session.csrf_token) {
-            return Err(ApiError::Forbidden {
-                code: "csrf_failed",
-                message: format!("missing or wrong {CSRF_HEADER} header"),
-            });
-        }
-    }
+    super::session::check_csrf(req, &session.csrf_token)?;
     Ok(CustomerPrincipal { customer_id: customer.id, name: customer.name, token_hash, csrf_token: session.csrf_token })
 }

@@ -80,7 +80,7 @@ impl FromRequest for SuperAdmin {
     }
 }
 
-fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
+pub(super) fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
     req.app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))
 }
@@ -126,17 +126,22 @@ async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     let (session, agent) = store::auth::session(store, &token_hash)
         .await?
         .ok_or_else(|| ApiError::unauthorized("session expired; sign in again"))?;
-    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe {
-        let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-        if !secrets_equal(sent, &session.csrf_token) {
-            return Err(ApiError::Forbidden {
-                code: "csrf_failed",
-                message: format!("missing or wrong {CSRF_HEADER} header"),
-            });
-        }
-    }
+    check_csrf(req, &session.csrf_token)?;
     principal(store, agent, Credential::Session { token_hash, csrf_token: session.csrf_token }).await
+}
+
+/// A cookie session's CSRF check, for agents and customers alike: a request that changes something (not GET, HEAD
+/// or OPTIONS) must send the session's token in the `CSRF_HEADER` header.
+pub(super) fn check_csrf(req: &HttpRequest, expected: &str) -> Result<(), ApiError> {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if secrets_equal(sent, expected) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden { code: "csrf_failed", message: format!("missing or wrong {CSRF_HEADER} header") })
+    }
 }
 
 async fn principal(store: &store::Store, agent: Agent, credential: Credential) -> Result<Principal, ApiError> {
