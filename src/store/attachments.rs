@@ -21,12 +21,23 @@ pub struct NewAttachment {
 }
 
 pub async fn insert(store: &Store, a: NewAttachment) -> StoreResult<Attachment> {
+    insert_uploaded(store, a, None).await
+}
+
+/// Record a customer's upload in the portal (issue #18; `a.uploaded_by` is `None`): only that customer can name it
+/// in a message (`store::portal::pending_uploads`) or download it before.
+pub async fn insert_from_customer(store: &Store, customer_id: i64, a: NewAttachment) -> StoreResult<Attachment> {
+    insert_uploaded(store, a, Some(customer_id)).await
+}
+
+async fn insert_uploaded(store: &Store, a: NewAttachment, customer_id: Option<i64>) -> StoreResult<Attachment> {
     store
         .run(move |store| async move {
             let mut conn = store.write().await?;
             let tx = &mut conn.tx();
             let values = (
                 attachments::uploaded_by.eq(a.uploaded_by),
+                attachments::uploaded_by_customer.eq(customer_id),
                 attachments::file_name.eq(&a.file_name),
                 attachments::mime_type.eq(&a.mime_type),
                 attachments::size_bytes.eq(a.size_bytes),

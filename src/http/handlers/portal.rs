@@ -568,10 +568,11 @@ pub async fn upload(
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let file = super::attachments::receive(&state, &req, &q, payload).await?;
-    let a = store::portal::upload(
+    let a = store::attachments::insert_from_customer(
         &state.store,
         c.customer_id,
-        store::portal::Upload {
+        store::attachments::NewAttachment {
+            uploaded_by: None,
             file_name: file.file_name,
             mime_type: file.mime_type,
             size_bytes: file.size_bytes,

@@ -1,5 +1,6 @@
-//! A customer's files in the portal: uploads before they are named in a message, and the files they may download
-//! (of their own tickets' public messages, or their own pending uploads).
+//! A customer's files in the portal: their uploads (recorded by `store::attachments::insert_from_customer`) as they
+//! are named in a message, and the files they may download (of their own tickets' public messages, or their own
+//! pending uploads).
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -8,42 +9,7 @@ use crate::db;
 use crate::domain::Direction;
 use crate::store::models::Attachment;
 use crate::store::schema::{attachments, conversations, messages};
-use crate::store::{Store, StoreError, StoreResult, now};
-
-/// A file a customer uploads before naming it in a message.
-pub struct Upload {
-    pub file_name: String,
-    pub mime_type: String,
-    pub size_bytes: i64,
-    pub sha256: String,
-    pub storage_key: String,
-}
-
-/// Record a customer's upload (bytes already in `crate::blobs`); only they can name it in a message.
-pub async fn upload(store: &Store, customer_id: i64, u: Upload) -> StoreResult<Attachment> {
-    store
-        .run(move |store| async move {
-            let mut conn = store.write().await?;
-            let tx = &mut conn.tx();
-            Ok(db!(
-                tx,
-                diesel::insert_into(attachments::table)
-                    .values((
-                        attachments::uploaded_by_customer.eq(Some(customer_id)),
-                        attachments::file_name.eq(&u.file_name),
-                        attachments::mime_type.eq(&u.mime_type),
-                        attachments::size_bytes.eq(u.size_bytes),
-                        attachments::sha256.eq(&u.sha256),
-                        attachments::storage_key.eq(&u.storage_key),
-                        attachments::created_at.eq(now()),
-                    ))
-                    .returning(Attachment::as_returning())
-                    .get_result(tx)
-                    .await
-            )?)
-        })
-        .await
-}
+use crate::store::{Store, StoreError, StoreResult};
 
 /// The customer's own uploads not yet in a message, by id, as new attachments for their message (a reply goes
 /// through `messages::append_customer`, which writes its files itself). An id that is not such an upload is a bad
