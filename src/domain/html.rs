@@ -207,6 +207,23 @@ pub fn html_text(html: &str) -> String {
     out
 }
 
+/// Text made safe for HTML content and attribute values (`&`, `<`, `>`, `"`, `'`): the one escaper of the
+/// project (templates, the portal's link pages, mail and Zalo bodies built as HTML).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

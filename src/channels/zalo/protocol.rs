@@ -313,10 +313,6 @@ fn coordinate(v: &Value) -> Option<String> {
     t.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(|_| t.trim().to_owned())
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
 /// An http(s) URL, else `None` (what a payload says is not trusted further).
 fn web_url(v: &Value) -> Option<String> {
     let u = text(v)?;
@@ -387,7 +383,7 @@ pub fn content(e: &MessageEvent) -> Content {
                     lines.push(link.clone());
                     html = Some(format!(
                         "<p>Location: {lat}, {lon}<br><a href=\"{}\">Open in Google Maps</a></p>",
-                        html_escape(&link)
+                        crate::domain::html::escape(&link)
                     ));
                 }
             }

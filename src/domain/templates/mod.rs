@@ -24,7 +24,7 @@ mod tests;
 
 pub use defaults::defaults;
 
-use super::html;
+use super::html::{self, escape};
 use super::kinds::text_enum;
 
 text_enum!(
@@ -585,22 +585,6 @@ pub fn unknown_masks(kind: TemplateKind, template: &str) -> Vec<String> {
                     out.push(token.to_owned());
                 }
             }
-        }
-    }
-    out
-}
-
-/// Escapes text for HTML content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
         }
     }
     out

@@ -605,7 +605,7 @@ pub async fn api_not_found() -> Result<HttpResponse, ApiError> {
 
 /// A small page for people who followed a link from a mail.
 fn page(status: actix_web::http::StatusCode, title: &str, text: &str) -> HttpResponse {
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let esc = crate::domain::html::escape;
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
          content=\"width=device-width, initial-scale=1\"><title>{t}</title></head><body><main><h1>{t}</h1><p>{x}</p>\

@@ -42,7 +42,7 @@ pub(super) fn raw_html_body(message: &Message<'_>) -> Option<String> {
                 if let Some(cid) = part.content_id().and_then(normalize_content_id)
                     && mime_type(part).starts_with("image/")
                 {
-                    html.push_str(&format!("<img src=\"cid:{}\">", escape_attribute(&cid)));
+                    html.push_str(&format!("<img src=\"cid:{}\">", crate::domain::html::escape(&cid)));
                 }
             }
             _ => {}

@@ -24,7 +24,7 @@ pub fn fill_attachment_links(html: &str, url_for: impl Fn(&str) -> Option<String
         out.push_str(&rest[..start]);
         out.push_str("=\"");
         if let Some(url) = url_for(cid) {
-            out.push_str(&escape_attribute(&url));
+            out.push_str(&crate::domain::html::escape(&url));
         }
         out.push('"');
         rest = tail;
@@ -53,21 +53,6 @@ pub(super) fn sanitize_html(html: &str) -> Sanitized {
     });
     let cids = std::mem::take(&mut *cids.lock().unwrap_or_else(PoisonError::into_inner));
     Sanitized { html: clean.html, cids, remote_images: clean.remote_images }
-}
-
-pub(super) fn escape_attribute(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 /// `%XX` decoding of a `cid:` URL (RFC 2392); `None` when the result is not UTF-8.
