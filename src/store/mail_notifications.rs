@@ -18,8 +18,8 @@ use super::audit::{self, Actor as AuditActor};
 use super::models::{CONVERSATION_CREATED, CONVERSATION_UPDATED, Conversation, MESSAGE_CREATED, Message, NewDelivery};
 use super::models::{Detail, FeedRow};
 use super::schema::{
-    agents, channel_access, channel_instances, conversation_subscribers, conversations, customer_identities,
-    customer_welcomes, customers, events, mail_sources, messages, notification_settings, outbox, team_members, teams,
+    agents, channel_instances, conversation_subscribers, conversations, customer_identities, customer_welcomes,
+    customers, events, mail_sources, messages, notification_settings, outbox, team_members, teams,
 };
 use super::{Store, StoreError, StoreResult, Tx, now};
 use crate::db;
@@ -280,28 +280,6 @@ async fn has_mailbox(tx: &mut Tx<'_>) -> StoreResult<bool> {
     Ok(n > 0)
 }
 
-/// Whether `agent_id` may see conversations of `channel_id` (an active admin, or given the channel).
-async fn may_see(tx: &mut Tx<'_>, agent_id: i64, channel_id: i64) -> StoreResult<bool> {
-    let found: Option<(Role, bool)> =
-        db!(tx, agents::table.find(agent_id).select((agents::role, agents::active)).first(tx).await.optional())?;
-    Ok(match found {
-        Some((role, true)) if role.is_admin() => true,
-        Some((_, true)) => {
-            let n: i64 = db!(
-                tx,
-                channel_access::table
-                    .filter(channel_access::agent_id.eq(agent_id))
-                    .filter(channel_access::channel_instance_id.eq(channel_id))
-                    .count()
-                    .get_result(tx)
-                    .await
-            )?;
-            n > 0
-        }
-        _ => false,
-    })
-}
-
 async fn members(tx: &mut Tx<'_>, team: Option<i64>) -> StoreResult<Vec<i64>> {
     let Some(team) = team else { return Ok(Vec::new()) };
     Ok(db!(
@@ -417,7 +395,7 @@ pub(crate) async fn produce(tx: &mut Tx<'_>, row: &FeedRow) -> StoreResult<usize
     )?;
     let mut category_agents = Vec::new();
     for a in members(tx, c.team_id).await? {
-        if may_see(tx, a, c.channel_instance_id).await? {
+        if super::notifications::may_see(tx, a, c.channel_instance_id).await? {
             category_agents.push(a);
         }
     }
@@ -426,7 +404,7 @@ pub(crate) async fn produce(tx: &mut Tx<'_>, row: &FeedRow) -> StoreResult<usize
         None => Vec::new(),
     };
     let assignee = match c.assignee_id {
-        Some(a) if may_see(tx, a, c.channel_instance_id).await? => Some(a),
+        Some(a) if super::notifications::may_see(tx, a, c.channel_instance_id).await? => Some(a),
         _ => None,
     };
     let subscribers: Vec<String> = db!(

@@ -71,8 +71,8 @@ pub struct NoticePage {
 type Context = (i64, i64, String, String);
 
 /// Whether `agent_id` may see conversations of `channel_id` now: an active agent who is an admin or
-/// was given the channel.
-async fn may_see(tx: &mut Tx<'_>, agent_id: i64, channel_id: i64) -> StoreResult<bool> {
+/// was given the channel. The one check for both kinds of notice (this inbox and the notification mail).
+pub(super) async fn may_see(tx: &mut Tx<'_>, agent_id: i64, channel_id: i64) -> StoreResult<bool> {
     let found: Option<(Role, bool)> =
         db!(tx, agents::table.find(agent_id).select((agents::role, agents::active)).first(tx).await.optional())?;
     match found {
